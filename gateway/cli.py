@@ -1,0 +1,172 @@
+"""The ``meter-gateway`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__, registry
+from gateway.decoding import Decoder, error_result, to_json
+from gateway.errors import ConfigError, FrameError, GatewayError
+
+__all__ = ["main"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        status: int = args.handler(args)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    except GatewayError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meter-gateway", description=__doc__)
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log verbosity on stderr (default: info)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the gateway")
+    run.add_argument("--config", type=Path, help="TOML config (default: the embedded sim meter)")
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="validate a config file, touching no device")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=_check_config)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(handler=_version)
+
+    decode = commands.add_parser("decode", help="decode one frame or a batch, print JSON")
+    decode.add_argument("protocol", choices=sorted(registry.DECODERS))
+    decode.add_argument(
+        "input", nargs="?", help="hex (or raw text for dsmr/iec62056-21); - = stdin"
+    )
+    decode.add_argument("--key", help="AES key as hex (wM-Bus, DLMS, encrypted P1)")
+    decode.add_argument("--auth-key", help="authentication key as hex (DLMS)")
+    decode.add_argument("--batch", help="JSON lines {input,key,auth_key} from FILE or - (stdin)")
+    decode.set_defaults(handler=_decode)
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    # journald adds its own timestamps; the priority prefix lets it colour and filter lines.
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _version(_args: argparse.Namespace) -> int:
+    print(f"meter-gateway {__version__}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gateway import app, config  # noqa: PLC0415 - keep `decode` free of the daemon's imports
+
+    settings = config.load(args.config) if args.config else config.default()
+    return app.run(settings, config_path=args.config)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from gateway import config  # noqa: PLC0415
+
+    settings = config.load(args.file)
+    names = ", ".join(f"{m.name} ({m.type})" for m in settings.modules) or "none"
+    print(f"{args.file}: ok; meters: {', '.join(m.id for m in settings.meters)}; modules: {names}")
+    return 0
+
+
+def _decode(args: argparse.Namespace) -> int:
+    decoder = registry.decoder(args.protocol)
+    out = sys.stdout.buffer
+    if args.batch is not None:
+        with _open_text(args.batch) as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                out.write(_decode_batch_line(decoder, args.protocol, line, number) + b"\n")
+        out.flush()
+        return 0
+    if args.input is None:
+        raise ConfigError("give INPUT, - for stdin, or --batch FILE", path="decode")
+    text = sys.stdin.read() if args.input == "-" else args.input
+    result = _decode_one(decoder, args.protocol, text, args.key, args.auth_key)
+    out.write(result + b"\n")
+    out.flush()
+    return 0 if json.loads(result)["ok"] else 1
+
+
+def _decode_batch_line(decoder: Decoder, protocol: str, line: str, number: int) -> bytes:
+    try:
+        item: Any = json.loads(line)
+        text = item["input"]
+        if not isinstance(text, str):
+            raise TypeError("input must be a string")
+    except (ValueError, KeyError, TypeError) as err:
+        bad = FrameError(
+            f"batch line {number} is not {{input, key, auth_key}}: {err}", code="bad_input"
+        )
+        return to_json(error_result(protocol, bad))
+    return _decode_one(decoder, protocol, text, item.get("key"), item.get("auth_key"))
+
+
+def _decode_one(
+    decoder: Decoder, protocol: str, text: str, key: str | None, auth_key: str | None
+) -> bytes:
+    try:
+        data = _hex(text, "input") if decoder.input_kind == "hex" else text.encode("latin-1")
+        result = decoder.decode(
+            data,
+            key=_hex(key, "--key") if key else None,
+            auth_key=_hex(auth_key, "--auth-key") if auth_key else None,
+        )
+    except FrameError as err:
+        return to_json(error_result(protocol, err))
+    return to_json(result)
+
+
+def _hex(text: str, what: str) -> bytes:
+    cleaned = "".join(text.split()).removeprefix("0x").replace(":", "")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        bad = next((i for i, c in enumerate(cleaned) if c not in "0123456789abcdefABCDEF"), None)
+        where = (
+            f"character {bad} ({cleaned[bad]!r})" if bad is not None else "an odd number of digits"
+        )
+        raise FrameError(f"{what} is not hex: {where}", code="bad_hex") from None
+
+
+@contextlib.contextmanager
+def _open_text(name: str) -> Iterator[Iterable[str]]:
+    """Lines from a path or from stdin; closes only what it opened."""
+    if name == "-":
+        yield sys.stdin
+        return
+    with open(name, encoding="utf-8") as stream:
+        yield stream

@@ -1,0 +1,58 @@
+"""Frozen value objects that flow between adapters, the engine and the outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+__all__ = ["Command", "Event", "Reading", "Sample", "Value", "utc_now"]
+
+Value = Decimal | int | float | str
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (the only clock adapters should read)."""
+    return datetime.now(UTC)
+
+
+class Reading(msgspec.Struct, frozen=True):
+    """One quantity: an OBIS code (or a stable name where OBIS has none), its value and unit."""
+
+    obis: str
+    value: Value
+    unit: str | None = None
+
+
+class Sample(msgspec.Struct, frozen=True):
+    """One consistent batch of readings from one telegram or readout."""
+
+    meter: str
+    source: str
+    at: datetime
+    readings: tuple[Reading, ...]
+    raw: bytes | None = None
+    rssi: float | None = None
+
+
+class Event(msgspec.Struct, frozen=True):
+    """Something that happened to a meter or a module, kept in the non-volatile event log."""
+
+    meter: str
+    at: datetime
+    kind: str
+    detail: str = ""
+    data: Mapping[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Command(msgspec.Struct, frozen=True):
+    """A request to change state, from MQTT, HTTP, Z-Wave or a button."""
+
+    meter: str
+    name: str
+    id: str
+    args: Mapping[str, Any] = msgspec.field(default_factory=dict)
+    source: str = "local"

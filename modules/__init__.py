@@ -1,0 +1,1 @@
+"""Protocol adapters (one package per config type) and their sans-IO codecs."""

@@ -1,0 +1,1 @@
+"""Sans-IO protocol codecs: bytes in, typed values out; no asyncio here."""
