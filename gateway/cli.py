@@ -86,10 +86,12 @@ def _version(_args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from gateway import app, config  # noqa: PLC0415 - keep `decode` free of the daemon's imports
+    # Imported here so that `decode` stays free of the daemon's imports.
+    from gateway import config  # noqa: PLC0415
+    from gateway.app import run  # noqa: PLC0415
 
     settings = config.load(args.config) if args.config else config.default()
-    return app.run(settings, config_path=args.config)
+    return run(settings, config_path=args.config)
 
 
 def _check_config(args: argparse.Namespace) -> int:

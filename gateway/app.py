@@ -1,0 +1,393 @@
+"""The supervisor: one root TaskGroup, modules under jittered backoff, reload, orderly shutdown.
+
+It is also the hub between modules and the rest: samples go to the meter's engine, events to the
+store and then the outputs, registers to the store at a bounded rate and only then to outputs,
+so nothing published can come back lower after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from gateway import config as config_module
+from gateway import registry
+from gateway.adapter import Adapter, ModuleContext, ModuleHealth
+from gateway.backoff import Backoff
+from gateway.config import ModuleConfig, Settings
+from gateway.engine import MeterEngine, Register, Update
+from gateway.errors import AdapterError, ConfigError, FatalAdapterError, GatewayError
+from gateway.model import Event, Sample, utc_now
+from gateway.store import Store
+from gateway.systemd import Notifier
+
+__all__ = ["Gateway", "Output", "run"]
+
+_LOGGER = logging.getLogger(__name__)
+
+# The store is opened before anything else; this is its file name under data_dir.
+STORE_FILE = "gateway.db"
+# A loop that wakes this late is wedged: stop pinging the systemd watchdog.
+MAX_LOOP_LAG_S = 2.0
+
+
+class Output(Protocol):
+    """A consumer of meter data (MQTT bridge, HTTP server, Z-Wave display)."""
+
+    name: str
+
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        ...
+
+    def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
+        """Durable registers of a meter (called right after they were committed)."""
+        ...
+
+    def on_live(self, update: Update) -> None:
+        """Fresh instantaneous values (never lifetime totals, which wait for the store)."""
+        ...
+
+    def on_event(self, event_id: int, event: Event) -> None:
+        """An event, already in the non-volatile log."""
+        ...
+
+    def on_raw(self, module: str, raw: bytes) -> None:
+        """A raw frame from a module."""
+        ...
+
+
+OutputFactory = Callable[["Gateway"], Sequence[Output]]
+
+
+class Gateway:
+    """The running daemon's state: config, store, engines, modules, outputs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        notifier: Notifier | None = None,
+        outputs: OutputFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self.store = Store(settings.data_path / STORE_FILE)
+        self.engines: dict[str, MeterEngine] = {}
+        self.health: dict[str, ModuleHealth] = {}
+        self.outputs: list[Output] = []
+        self.started_at = utc_now()
+        self._output_factory = outputs or _default_outputs
+        self._dirty: dict[str, dict[str, Register]] = {}
+        self._modules: dict[str, tuple[ModuleConfig, asyncio.Task[None]]] = {}
+        self._contexts: dict[str, ModuleContext] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._store_ok = True
+        self._sync_meters()
+
+    # the hub seen by modules -------------------------------------------------------------------
+
+    def submit(self, module: str, sample: Sample) -> None:
+        """Feed a sample to its meter's engine; unknown meters are refused loudly once."""
+        engine = self.engines.get(sample.meter)
+        if engine is None:
+            _LOGGER.warning("module %s sent a sample for unknown meter %r", module, sample.meter)
+            return
+        self._apply(engine.ingest(sample))
+
+    def report(self, event: Event) -> None:
+        """Persist an event, then hand it to the outputs."""
+        (event_id,) = self.store.add_events([event])
+        _LOGGER.info("event %s on %s: %s", event.kind, event.meter, event.detail)
+        for output in self.outputs:
+            output.on_event(event_id, event)
+
+    def registers(self, meter: str) -> Mapping[str, Register]:
+        """A meter's current registers."""
+        engine = self.engines.get(meter)
+        return engine.registers if engine else {}
+
+    def load_state(self, module: str, key: str) -> bytes | None:
+        """A module's persisted blob."""
+        return self.store.get_state(module, key)
+
+    def save_state(self, module: str, key: str, value: bytes) -> None:
+        """Persist a module's blob."""
+        self.store.put_state(module, key, value)
+
+    def publish_raw(self, module: str, raw: bytes) -> None:
+        """Hand a raw frame to outputs that want it."""
+        for output in self.outputs:
+            output.on_raw(module, raw)
+
+    def command_module(self, module: str) -> ModuleContext | None:
+        """The running context of a module, to queue commands for it."""
+        return self._contexts.get(module)
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Begin an orderly shutdown."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Re-read the config file and apply what changed."""
+        self._reload.set()
+
+    async def serve(self) -> None:
+        """Run until asked to stop; then stop modules, flush, and close outputs in order."""
+        loop = asyncio.get_running_loop()
+        for signum, handler in (
+            (signal.SIGTERM, self.request_stop),
+            (signal.SIGINT, self.request_stop),
+            (signal.SIGHUP, self.request_reload),
+        ):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, handler)
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                self.outputs = list(self._output_factory(self))
+                output_tasks = [
+                    group.create_task(output.run(), name=f"output[{output.name}]")
+                    for output in self.outputs
+                ]
+                for module in self.settings.modules:
+                    self._start_module(module)
+                housekeeping = [
+                    group.create_task(self._flush_loop(), name="flush"),
+                    group.create_task(self._watchdog_loop(), name="watchdog"),
+                ]
+                self.notifier.ready(self.status_line())
+                _LOGGER.info(
+                    "gateway %s started: %s", self.settings.gateway.name, self.status_line()
+                )
+                await self._wait_for_stop()
+                self.notifier.stopping()
+                _LOGGER.info("stopping")
+                async with asyncio.timeout(self.settings.gateway.shutdown_timeout_s):
+                    await self._stop_modules(list(self._modules))
+                    for task in housekeeping:
+                        task.cancel()
+                    self.flush()
+                    for task in output_tasks:
+                        task.cancel()
+        finally:
+            self._group = None
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(signum)
+            with contextlib.suppress(GatewayError):
+                self.flush()
+            self.store.close()
+
+    def flush(self) -> None:
+        """Commit dirty registers in one transaction, then publish them as durable state."""
+        dirty, self._dirty = self._dirty, {}
+        if not dirty:
+            return
+        try:
+            with self.store.transaction():
+                for meter, registers in dirty.items():
+                    self.store.save_registers(meter, registers.values())
+        except Exception:
+            # Keep them for the next attempt: a full disk must not lose readings.
+            for meter, registers in dirty.items():
+                self._dirty.setdefault(meter, {}).update(
+                    {k: v for k, v in registers.items() if k not in self._dirty.get(meter, {})}
+                )
+            self._store_ok = False
+            raise
+        self._store_ok = True
+        for meter in dirty:
+            current = self.engines[meter].registers
+            for output in self.outputs:
+                output.on_state(meter, current)
+
+    def status_line(self) -> str:
+        """One line for systemd and logs."""
+        running = sum(1 for h in self.health.values() if h.state == "running")
+        return f"{running}/{len(self.health)} modules running, {len(self.engines)} meters"
+
+    # internals ---------------------------------------------------------------------------------
+
+    def _apply(self, update: Update) -> None:
+        if not update:
+            return
+        if update.events:
+            for event in update.events:
+                self.report(event)
+        if update.registers:
+            self._dirty.setdefault(update.meter, {}).update(update.registers)
+            for output in self.outputs:
+                output.on_live(update)
+
+    def _sync_meters(self) -> None:
+        for meter in self.settings.meters:
+            if meter.id not in self.engines:
+                self.engines[meter.id] = MeterEngine(meter.id, self.store.load_registers(meter.id))
+
+    async def _wait_for_stop(self) -> None:
+        while not self._stop.is_set():
+            stop = asyncio.ensure_future(self._stop.wait())
+            reload = asyncio.ensure_future(self._reload.wait())
+            try:
+                await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                reload.cancel()
+            if self._reload.is_set() and not self._stop.is_set():
+                self._reload.clear()
+                await self._apply_reload()
+
+    async def _apply_reload(self) -> None:
+        if self.config_path is None:
+            _LOGGER.info("SIGHUP ignored: running on the embedded default config")
+            return
+        self.notifier.reloading()
+        try:
+            new = config_module.load(self.config_path)
+        except ConfigError as err:
+            _LOGGER.error("reload refused, keeping the running config: %s", err)
+            self.notifier.ready(self.status_line())
+            return
+        old_modules = {m.name: m for m in self.settings.modules}
+        new_modules = {m.name: m for m in new.modules}
+        changed = [name for name, module in old_modules.items() if new_modules.get(name) != module]
+        self.flush()
+        await self._stop_modules(changed)
+        self.settings = new
+        self._sync_meters()
+        for name in changed:
+            self.health.pop(name, None)
+        for name, module in new_modules.items():
+            if name not in self._modules:
+                self._start_module(module)
+        _LOGGER.info(
+            "reloaded %s: restarted/stopped %s, started %s",
+            self.config_path,
+            ", ".join(changed) or "nothing",
+            ", ".join(n for n in new_modules if n not in old_modules) or "nothing",
+        )
+        self.notifier.ready(self.status_line())
+
+    def _start_module(self, module: ModuleConfig) -> None:
+        assert self._group is not None
+        if not module.enabled:
+            return
+        health = ModuleHealth(module.name, module.type)
+        self.health[module.name] = health
+        task = self._group.create_task(
+            self._supervise(module, health), name=f"module[{module.name}]"
+        )
+        self._modules[module.name] = (module, task)
+
+    async def _stop_modules(self, names: Sequence[str]) -> None:
+        tasks = []
+        for name in names:
+            entry = self._modules.pop(name, None)
+            self._contexts.pop(name, None)
+            if entry is not None:
+                entry[1].cancel()
+                tasks.append(entry[1])
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            health = self.health.get(task.get_name()[7:-1])
+            if health is not None:
+                health.state = "stopped"
+
+    async def _supervise(self, module: ModuleConfig, health: ModuleHealth) -> None:
+        """Run one module forever, restarting it with jittered backoff when it fails."""
+        backoff = Backoff()
+        while True:
+            adapter: Adapter = registry.adapter_class(module.type)(module)
+            context = ModuleContext(self, module, health)
+            self._contexts[module.name] = context
+            health.state, health.since = "running", utc_now()
+            started = time.monotonic()
+            try:
+                await adapter.run(context)
+                reason = "run() returned"
+                delay = backoff.next_delay(time.monotonic() - started)
+            except FatalAdapterError as err:
+                reason = str(err)
+                delay = backoff.fatal_delay()
+            except (AdapterError, OSError) as err:
+                reason = str(err) or type(err).__name__
+                delay = backoff.next_delay(time.monotonic() - started)
+            except Exception as err:
+                # A bug in one module must not take the others down; the traceback says where.
+                _LOGGER.exception("module %s crashed", module.name)
+                reason = f"{type(err).__name__}: {err}"
+                delay = backoff.next_delay(time.monotonic() - started)
+            health.last_error = reason
+            health.restarts += 1
+            health.state, health.since = "backoff", utc_now()
+            if health.communicating:
+                health.communicating = False
+                context.event("communication_lost", f"module {module.name}: {reason}")
+            log = _LOGGER.warning if backoff.attempt <= 1 else _LOGGER.debug
+            log("module %s stopped (%s); restarting in %.1f s", module.name, reason, delay)
+            await asyncio.sleep(delay)
+
+    async def _flush_loop(self) -> None:
+        interval = self.settings.gateway.persist_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.flush()
+            except Exception:
+                _LOGGER.exception("cannot write registers to %s; will retry", self.store.path)
+
+    async def _watchdog_loop(self) -> None:
+        period = (self.notifier.watchdog_s or 10.0) / 2
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(period)
+            lag = time.monotonic() - before - period
+            healthy = lag < MAX_LOOP_LAG_S and self._store_ok
+            if healthy:
+                self.notifier.watchdog()
+            else:
+                _LOGGER.warning(
+                    "unhealthy (loop lag %.1f s, store ok %s): no watchdog ping",
+                    lag,
+                    self._store_ok,
+                )
+            self.notifier.status(self.status_line())
+
+
+def _default_outputs(_gateway: Gateway) -> Sequence[Output]:
+    return ()
+
+
+def run(settings: Settings, *, config_path: Path | None = None) -> int:
+    """Run the gateway until SIGTERM/SIGINT; returns the exit status."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up, measured in bench/
+
+        runner: Callable[..., object] = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+
+    async def main() -> None:
+        gateway = Gateway(settings, config_path=config_path)
+        await gateway.serve()
+
+    try:
+        runner(main())
+    except GatewayError as err:
+        _LOGGER.error("%s", err)
+        return 1
+    return 0

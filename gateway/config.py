@@ -1,0 +1,274 @@
+"""TOML -> frozen, typed config.
+
+Every section is a msgspec Struct that rejects unknown keys. Each module type owns its config
+Struct (a subclass of ``ModuleConfig``, found through the registry), so a typo anywhere is caught
+before any device is touched, with the file and the key path in the message.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from gateway import registry
+from gateway.errors import ConfigError
+
+__all__ = [
+    "GatewaySection",
+    "HttpSection",
+    "MeterConfig",
+    "ModuleConfig",
+    "MqttSection",
+    "Settings",
+    "TlsSection",
+    "ZeroconfSection",
+    "default",
+    "load",
+    "loads",
+    "read_secret",
+]
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Common options: immutable, keyword-only, unknown keys are errors."""
+
+
+class GatewaySection(_Section, frozen=True):
+    """``[gateway]``: identity, storage and time."""
+
+    name: str = "home"
+    data_dir: str = "/var/lib/meter-gateway"
+    timezone: str = "UTC"
+    persist_interval_s: float = 10.0  # registers reach the SD card at most this often per meter
+    shutdown_timeout_s: float = 10.0
+
+
+class TlsSection(_Section, frozen=True):
+    """``[mqtt.tls]``: broker TLS; verification stays on unless ``insecure`` is set."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+
+
+class MqttSection(_Section, frozen=True):
+    """``[mqtt]``: the broker and what to publish."""
+
+    enabled: bool = True
+    host: str = "localhost"
+    port: int = 1883
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    keepalive_s: int = 60
+    tls: TlsSection | None = None
+    base_topic: str = "meter-gateway"
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    availability_timeout_s: float = 120.0
+    per_value_topics: bool = False
+    raw_frames: bool = False
+    outbox_max_mb: float = 256.0  # ~7 days of a 1 Hz meter's state messages
+    outbox_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+
+
+class HttpSection(_Section, frozen=True):
+    """``[http]``: the JSON API and web page."""
+
+    enabled: bool = True
+    bind: str = "127.0.0.1"
+    port: int = 8382
+    token: str | None = None
+    token_file: str | None = None
+
+
+class ZeroconfSection(_Section, frozen=True):
+    """``[zeroconf]``: mDNS announcement of the HTTP API."""
+
+    enabled: bool = True
+    interfaces: tuple[str, ...] = ()
+
+
+class MeterConfig(_Section, frozen=True):
+    """``[[meters]]``: one modelled meter; the engine's settings live here."""
+
+    id: str
+    name: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+
+
+class ModuleConfig(_Section, frozen=True):
+    """Keys every ``[[modules]]`` entry has; each module type extends this Struct."""
+
+    type: str
+    name: str
+    meter: str | None = None
+    enabled: bool = True
+
+
+class Settings(_Section, frozen=True):
+    """The whole config file."""
+
+    gateway: GatewaySection = GatewaySection()
+    mqtt: MqttSection = MqttSection()
+    http: HttpSection = HttpSection()
+    zeroconf: ZeroconfSection = ZeroconfSection()
+    meters: tuple[MeterConfig, ...] = ()
+    modules: tuple[ModuleConfig, ...] = ()
+    source: str = "<embedded>"
+
+    def meter(self, meter_id: str) -> MeterConfig:
+        """The meter with this id."""
+        for meter in self.meters:
+            if meter.id == meter_id:
+                return meter
+        raise KeyError(meter_id)
+
+    @property
+    def data_path(self) -> Path:
+        """Where the store and other state live."""
+        return Path(self.gateway.data_dir)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The meter's local time zone."""
+        return ZoneInfo(self.gateway.timezone)
+
+
+_T = TypeVar("_T")
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_PATH_IN_ERROR = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def load(path: Path) -> Settings:
+    """Read and validate a config file."""
+    try:
+        text = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read config: {err.strerror}", file=str(path)) from err
+    return loads(text, source=str(path))
+
+
+def default() -> Settings:
+    """The embedded default: one simulated 382L, SQLite under ./var, HTTP on localhost."""
+    text = resources.files("gateway").joinpath("default.toml").read_bytes()
+    return loads(text, source="<embedded default>")
+
+
+def loads(text: bytes | str, *, source: str = "<string>") -> Settings:
+    """Validate TOML text; ``source`` names the file in error messages."""
+    raw_text = text.decode("utf-8") if isinstance(text, bytes) else text
+    try:
+        document = tomllib.loads(raw_text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"not valid TOML: {err}", file=source) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not UTF-8 text: {err}", file=source) from err
+    raw_modules = document.pop("modules", [])
+    if not isinstance(raw_modules, list):
+        raise ConfigError("must be an array of tables ([[modules]])", path="modules", file=source)
+    settings = _convert(document, Settings, "", source)
+    modules = tuple(
+        _module(raw, f"modules[{index}]", source) for index, raw in enumerate(raw_modules)
+    )
+    settings = msgspec.structs.replace(settings, modules=modules, source=source)
+    _check(settings)
+    return settings
+
+
+def read_secret(path: str, *, what: str) -> str:
+    """A secret kept in its own file (one line; surrounding whitespace ignored)."""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ConfigError(f"cannot read {what} from {path}: {err.strerror}", path=what) from err
+
+
+def _module(raw: Any, path: str, source: str) -> ModuleConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError("must be a table", path=path, file=source)
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise ConfigError("missing required key `type`", path=f"{path}.type", file=source)
+    try:
+        config_type = registry.adapter_class(kind).Config
+    except ConfigError as err:
+        raise ConfigError(str(err), path=f"{path}.type", file=source) from None
+    config: ModuleConfig = _convert(raw, config_type, path, source)
+    return config
+
+
+def _convert(raw: Any, target: type[_T], prefix: str, source: str) -> _T:
+    try:
+        return msgspec.convert(raw, target, strict=True)
+    except msgspec.ValidationError as err:
+        message = str(err)
+        match = _PATH_IN_ERROR.search(message)
+        inner = match["path"].lstrip(".") if match else ""
+        path = ".".join(part for part in (prefix, inner) if part).replace(".[", "[")
+        reason = _PATH_IN_ERROR.sub("", message) if match else message
+        raise ConfigError(reason, path=path or None, file=source) from None
+
+
+def _check(settings: Settings) -> None:
+    """Cross-field rules msgspec cannot express."""
+    source = settings.source
+    if not _NAME.match(settings.gateway.name):
+        raise ConfigError("use letters, digits, _ and - only", path="gateway.name", file=source)
+    try:
+        ZoneInfo(settings.gateway.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"unknown time zone {settings.gateway.timezone!r}", path="gateway.timezone", file=source
+        ) from None
+    meter_ids: set[str] = set()
+    for index, meter in enumerate(settings.meters):
+        if not _NAME.match(meter.id):
+            raise ConfigError(
+                "use letters, digits, _ and - only", path=f"meters[{index}].id", file=source
+            )
+        if meter.id in meter_ids:
+            raise ConfigError(
+                f"duplicate meter id {meter.id!r}", path=f"meters[{index}].id", file=source
+            )
+        meter_ids.add(meter.id)
+    names: set[str] = set()
+    for index, module in enumerate(settings.modules):
+        if not _NAME.match(module.name):
+            raise ConfigError(
+                "use letters, digits, _ and - only", path=f"modules[{index}].name", file=source
+            )
+        if module.name in names:
+            raise ConfigError(
+                f"duplicate module name {module.name!r}", path=f"modules[{index}].name", file=source
+            )
+        names.add(module.name)
+        for meter_id in _meters_of(module):
+            if meter_id not in meter_ids:
+                raise ConfigError(
+                    f"meter {meter_id!r} is not defined in [[meters]]",
+                    path=f"modules[{index}].meter",
+                    file=source,
+                )
+    for key, value in (
+        ("mqtt.password_file", settings.mqtt.password_file),
+        ("http.token_file", settings.http.token_file),
+    ):
+        if value is not None and not Path(value).is_file():
+            raise ConfigError(f"no such file: {value}", path=key, file=source)
+
+
+def _meters_of(module: ModuleConfig) -> tuple[str, ...]:
+    """Meters a module feeds: its ``meter`` key, plus any a multi-meter module declares."""
+    declared: tuple[str, ...] = getattr(module, "meter_ids", ())
+    return ((module.meter,) if module.meter else ()) + tuple(declared)

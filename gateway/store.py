@@ -1,0 +1,235 @@
+"""SQLite non-volatile memory: registers, events, module state (and, later, profiles, outbox).
+
+WAL mode with ``synchronous=FULL``: a committed transaction survives a power cut, so a register
+the gateway has published (only ever after its commit) can never come back lower.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from gateway.engine import Register
+from gateway.errors import StoreError
+from gateway.model import Event, Value
+
+__all__ = ["SCHEMA_VERSION", "Store"]
+
+_LOGGER = logging.getLogger(__name__)
+
+# Each entry migrates from its index to index + 1; never edit a released step, append one.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE registers (
+        meter TEXT NOT NULL,
+        obis TEXT NOT NULL,
+        value TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        unit TEXT,
+        at TEXT NOT NULL,
+        PRIMARY KEY (meter, obis)
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        meter TEXT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_by_meter_time ON events (meter, at);
+    CREATE TABLE module_state (
+        module TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (module, key)
+    ) WITHOUT ROWID;
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class Store:
+    """The gateway's one database; every method commits before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"cannot open the store {path}: {err}") from err
+
+    def close(self) -> None:
+        """Checkpoint and close; idempotent."""
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+        except sqlite3.ProgrammingError:
+            pass  # already closed
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic, durable write (nested calls join the outer one)."""
+        if self._db.in_transaction:
+            yield self._db
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    # registers ---------------------------------------------------------------------------------
+
+    def load_registers(self, meter: str) -> list[Register]:
+        """Every register last saved for a meter."""
+        rows = self._db.execute(
+            "SELECT obis, value, kind, unit, at FROM registers WHERE meter = ?", (meter,)
+        )
+        return [
+            Register(obis, _value_from_db(value, kind), unit, _time_from_db(at))
+            for obis, value, kind, unit, at in rows
+        ]
+
+    def save_registers(self, meter: str, registers: Iterable[Register]) -> None:
+        """Upsert registers (one transaction)."""
+        rows = [
+            (meter, reg.obis, *_value_to_db(reg.value), reg.unit, _time_to_db(reg.at))
+            for reg in registers
+        ]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO registers (meter, obis, value, kind, unit, at) VALUES (?,?,?,?,?,?)"
+                " ON CONFLICT (meter, obis) DO UPDATE SET"
+                " value = excluded.value, kind = excluded.kind, unit = excluded.unit,"
+                " at = excluded.at",
+                rows,
+            )
+
+    # events ------------------------------------------------------------------------------------
+
+    def add_events(self, events: Iterable[Event]) -> list[int]:
+        """Append events to the log; returns their ids."""
+        ids: list[int] = []
+        with self.transaction() as db:
+            for event in events:
+                cursor = db.execute(
+                    "INSERT INTO events (meter, at, kind, detail, data) VALUES (?,?,?,?,?)",
+                    (
+                        event.meter,
+                        _time_to_db(event.at),
+                        event.kind,
+                        event.detail,
+                        json.dumps(dict(event.data), default=str),
+                    ),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    def events(
+        self,
+        meter: str | None = None,
+        *,
+        kind: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        after_id: int = 0,
+    ) -> list[tuple[int, Event]]:
+        """Events in time order, filtered; page with ``after_id``."""
+        clauses: list[str] = ["id > ?"]
+        params: list[object] = [after_id]
+        for clause, value in (
+            ("meter = ?", meter),
+            ("kind = ?", kind),
+            ("at >= ?", _time_to_db(since) if since else None),
+            ("at < ?", _time_to_db(until) if until else None),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        rows = self._db.execute(
+            "SELECT id, meter, at, kind, detail, data FROM events WHERE "
+            + " AND ".join(clauses)
+            + " ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            (row_id, Event(m, _time_from_db(at), k, detail, json.loads(data)))
+            for row_id, m, at, k, detail, data in rows
+        ]
+
+    # module state ------------------------------------------------------------------------------
+
+    def get_state(self, module: str, key: str) -> bytes | None:
+        """A module's persisted blob (learned formats, pulse counts, ...)."""
+        row = self._db.execute(
+            "SELECT value FROM module_state WHERE module = ? AND key = ?", (module, key)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def put_state(self, module: str, key: str, value: bytes) -> None:
+        """Persist a module's blob."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO module_state (module, key, value) VALUES (?,?,?)"
+                " ON CONFLICT (module, key) DO UPDATE SET value = excluded.value",
+                (module, key, value),
+            )
+
+    # maintenance -------------------------------------------------------------------------------
+
+    def integrity_ok(self) -> bool:
+        """SQLite's own full integrity check."""
+        row = self._db.execute("PRAGMA integrity_check").fetchone()
+        return bool(row and row[0] == "ok")
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema {version}, newer than this gateway's {SCHEMA_VERSION};"
+                " upgrade meter-gateway"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            _LOGGER.info("migrating store %s to schema %d", self.path, step + 1)
+            with self.transaction() as db:
+                for statement in _MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {step + 1}")
+
+
+def _value_to_db(value: Value) -> tuple[str, str]:
+    kind = {Decimal: "decimal", int: "int", float: "float", str: "str"}[type(value)]
+    return str(value), kind
+
+
+def _value_from_db(text: str, kind: str) -> Value:
+    converters: dict[str, Any] = {"decimal": Decimal, "int": int, "float": float, "str": str}
+    result: Value = converters[kind](text)
+    return result
+
+
+def _time_to_db(at: datetime) -> str:
+    # Fixed-width UTC text sorts in time order, which the range queries rely on.
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _time_from_db(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

@@ -1,0 +1,181 @@
+"""The one transport helper: a byte link to a tty, a TCP peer or stdin.
+
+The only module that imports the serial libraries. URLs: ``/dev/ttyUSB0`` (or any path),
+``socket://host:port`` / ``tcp://host:port`` (ser2net, M-Bus/TCP gateways, Kamstrup IP modules,
+DLMS wrapper port 4059) and ``stdin`` (raw lines piped in, e.g. from rtl_wmbus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from gateway.errors import CannotConnect, ConnectionLost
+
+__all__ = ["Link", "SerialSettings", "open_link"]
+
+_LOGGER = logging.getLogger(__name__)
+
+# A TCP connect to a LAN peer that takes longer than this will not succeed by waiting.
+CONNECT_TIMEOUT_S = 10.0
+# pyserial-asyncio reports connection_lost before the fd is released (zigpy serial.py); a short
+# grace lets a reconnect find the port free.
+SERIAL_RELEASE_S = 0.1
+_READ_CHUNK = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SerialSettings:
+    """Line settings of a serial port (ignored for TCP)."""
+
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: float = 1
+    rs485: bool = False
+
+
+class Link:
+    """An open byte stream with timeouts expressed by the caller's ``asyncio.timeout``."""
+
+    def __init__(
+        self, url: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter | None
+    ) -> None:
+        self.url = url
+        self._reader = reader
+        self._writer = writer
+
+    @property
+    def is_serial(self) -> bool:
+        """True for a local tty (baud rate can be changed)."""
+        return self._serial is not None
+
+    async def read(self, max_bytes: int = _READ_CHUNK) -> bytes:
+        """Whatever bytes are available (at least one); ConnectionLost at end of stream."""
+        try:
+            data = await self._reader.read(max_bytes)
+        except OSError as err:
+            raise ConnectionLost(f"{self.url}: {err}") from err
+        if not data:
+            raise ConnectionLost(f"{self.url}: end of stream")
+        return data
+
+    async def read_exactly(self, count: int) -> bytes:
+        """Exactly ``count`` bytes."""
+        try:
+            return await self._reader.readexactly(count)
+        except asyncio.IncompleteReadError as err:
+            raise ConnectionLost(f"{self.url}: end of stream") from err
+        except OSError as err:
+            raise ConnectionLost(f"{self.url}: {err}") from err
+
+    async def readline(self) -> bytes:
+        """One line including its terminator."""
+        try:
+            line = await self._reader.readline()
+        except (OSError, ValueError) as err:
+            raise ConnectionLost(f"{self.url}: {err}") from err
+        if not line:
+            raise ConnectionLost(f"{self.url}: end of stream")
+        return line
+
+    async def write(self, data: bytes) -> None:
+        """Send bytes and wait until the OS took them."""
+        if self._writer is None:
+            raise ConnectionLost(f"{self.url} is read-only")
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except OSError as err:
+            raise ConnectionLost(f"{self.url}: {err}") from err
+
+    def discard_input(self) -> None:
+        """Drop bytes already received (stale echo or a late answer)."""
+        buffered: Any = getattr(self._reader, "_buffer", None)
+        if buffered is not None:
+            buffered.clear()
+
+    def set_baudrate(self, baudrate: int) -> None:
+        """Switch a tty's speed (IEC 62056-21 mode C); no-op on TCP."""
+        if self._serial is not None:
+            self._serial.baudrate = baudrate
+
+    async def close(self) -> None:
+        """Close and wait until the port is released; idempotent."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        serial = self._serial
+        writer.close()
+        with contextlib.suppress(OSError, ConnectionError):
+            await writer.wait_closed()
+        if serial is not None:
+            await asyncio.sleep(SERIAL_RELEASE_S)
+
+    @property
+    def _serial(self) -> Any:
+        if self._writer is None:
+            return None
+        return getattr(self._writer.transport, "serial", None)
+
+
+@contextlib.asynccontextmanager
+async def open_link(url: str, serial: SerialSettings | None = None) -> AsyncIterator[Link]:
+    """Open a link, yield it, and always close it."""
+    link = await _connect(url, serial or SerialSettings())
+    try:
+        yield link
+    finally:
+        await link.close()
+
+
+async def _connect(url: str, serial: SerialSettings) -> Link:
+    parts = urlsplit(url)
+    if parts.scheme in ("socket", "tcp"):
+        if not parts.hostname or not parts.port:
+            raise CannotConnect(f"{url}: expected socket://host:port")
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        except (OSError, TimeoutError) as err:
+            raise CannotConnect(f"{url}: {str(err) or 'connect timed out'}") from err
+        return Link(url, reader, writer)
+    if url == "stdin":
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        return Link(url, reader, None)
+    return await _open_serial(url, serial)
+
+
+async def _open_serial(url: str, settings: SerialSettings) -> Link:
+    import serial  # noqa: PLC0415 - only serial users pay for the import
+    import serial_asyncio_fast  # noqa: PLC0415
+
+    options: dict[str, Any] = {
+        "url": url,
+        "baudrate": settings.baudrate,
+        "bytesize": settings.bytesize,
+        "parity": settings.parity,
+        "stopbits": settings.stopbits,
+        # Exclusive locking: a second reader on the same port is a classic P1/M-Bus failure.
+        "exclusive": True,
+    }
+    try:
+        reader, writer = await serial_asyncio_fast.open_serial_connection(**options)
+    except (OSError, serial.SerialException, ValueError) as err:
+        raise CannotConnect(f"{url}: {err}") from err
+    if settings.rs485:
+        import serial.rs485  # noqa: PLC0415
+
+        port = writer.transport.serial  # type: ignore[attr-defined]
+        with contextlib.suppress(OSError, ValueError):
+            port.rs485_mode = serial.rs485.RS485Settings()
+    _LOGGER.debug("opened %s at %d baud", url, settings.baudrate)
+    return Link(url, reader, writer)

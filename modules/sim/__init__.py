@@ -1,0 +1,1 @@
+"""``type = "sim"``: a simulated Kamstrup 382L (the embedded default meter)."""
