@@ -47,7 +47,7 @@ class Output(Protocol):
         ...
 
     def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
-        """Durable registers of a meter (called right after they were committed)."""
+        """A meter's registers, inside the store transaction that makes them durable."""
         ...
 
     def on_live(self, update: Update) -> None:
@@ -197,9 +197,15 @@ class Gateway:
         if not dirty:
             return
         try:
+            # Outputs enqueue their state messages inside the same transaction (the MQTT outbox
+            # is in this store): a register is durable exactly when its publication is queued.
             with self.store.transaction():
                 for meter, registers in dirty.items():
                     self.store.save_registers(meter, registers.values())
+                for meter in dirty:
+                    current = self.engines[meter].registers
+                    for output in self.outputs:
+                        output.on_state(meter, current)
         except Exception:
             # Keep them for the next attempt: a full disk must not lose readings.
             for meter, registers in dirty.items():
@@ -209,10 +215,6 @@ class Gateway:
             self._store_ok = False
             raise
         self._store_ok = True
-        for meter in dirty:
-            current = self.engines[meter].registers
-            for output in self.outputs:
-                output.on_state(meter, current)
 
     def status_line(self) -> str:
         """One line for systemd and logs."""
@@ -368,8 +370,25 @@ class Gateway:
             self.notifier.status(self.status_line())
 
 
-def _default_outputs(_gateway: Gateway) -> Sequence[Output]:
-    return ()
+# Outputs in start order; each is imported only when its section is enabled.
+_OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("mqtt", "gateway.mqtt:MqttBridge"),
+    ("http", "gateway.lan:LanServer"),
+)
+
+
+def _default_outputs(gateway: Gateway) -> Sequence[Output]:
+    outputs: list[Output] = []
+    for section, target in _OUTPUTS:
+        if not getattr(gateway.settings, section).enabled:
+            continue
+        try:
+            factory = registry.load(target)
+        except (ImportError, AttributeError):
+            _LOGGER.warning("output %s is not available in this build", section)
+            continue
+        outputs.append(factory(gateway))
+    return outputs
 
 
 def run(settings: Settings, *, config_path: Path | None = None) -> int:

@@ -1,4 +1,4 @@
-"""SQLite non-volatile memory: registers, events, module state (and, later, profiles, outbox).
+"""SQLite non-volatile memory: registers, events, module state, the MQTT outbox (and profiles).
 
 WAL mode with ``synchronous=FULL``: a committed transaction survives a power cut, so a register
 the gateway has published (only ever after its commit) can never come back lower.
@@ -45,6 +45,14 @@ _MIGRATIONS: tuple[str, ...] = (
         data TEXT NOT NULL
     );
     CREATE INDEX events_by_meter_time ON events (meter, at);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        qos INTEGER NOT NULL,
+        retain INTEGER NOT NULL,
+        created TEXT NOT NULL
+    );
     CREATE TABLE module_state (
         module TEXT NOT NULL,
         key TEXT NOT NULL,
