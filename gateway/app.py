@@ -12,9 +12,9 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway import config as config_module
 from gateway import registry
@@ -22,8 +22,14 @@ from gateway.adapter import Adapter, ModuleContext, ModuleHealth
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, Settings
 from gateway.engine import MeterEngine, Register, Update
-from gateway.errors import AdapterError, ConfigError, FatalAdapterError, GatewayError
-from gateway.model import Event, Sample, utc_now
+from gateway.errors import (
+    AdapterError,
+    CommandError,
+    ConfigError,
+    FatalAdapterError,
+    GatewayError,
+)
+from gateway.model import Command, Event, Sample, utc_now
 from gateway.store import Store
 from gateway.systemd import Notifier
 
@@ -64,6 +70,7 @@ class Output(Protocol):
 
 
 OutputFactory = Callable[["Gateway"], Sequence[Output]]
+CommandHandler = Callable[[Command], Awaitable[Mapping[str, Any]]]
 
 
 class Gateway:
@@ -93,6 +100,7 @@ class Gateway:
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._store_ok = True
+        self._command_handlers: dict[str, CommandHandler] = {}
         self._sync_meters()
 
     # the hub seen by modules -------------------------------------------------------------------
@@ -129,6 +137,35 @@ class Gateway:
         """Hand a raw frame to outputs that want it."""
         for output in self.outputs:
             output.on_raw(module, raw)
+
+    def add_command(self, name: str, handler: CommandHandler) -> Callable[[], None]:
+        """Route commands called ``name`` to ``handler``; returns the undo callable."""
+        if name in self._command_handlers:
+            raise ValueError(f"command {name!r} already has a handler")
+        self._command_handlers[name] = handler
+        return lambda: self._command_handlers.pop(name, None) and None
+
+    async def execute(self, command: Command) -> Mapping[str, Any]:
+        """Carry out a command or raise CommandError saying why not; nothing changes then."""
+        if command.meter not in self.engines and command.meter != self.settings.gateway.name:
+            raise CommandError("unknown_meter", f"no meter {command.meter!r}")
+        handler = self._command_handlers.get(command.name)
+        if handler is None:
+            known = ", ".join(sorted(self._command_handlers)) or "none"
+            raise CommandError("unknown_command", f"no command {command.name!r} (known: {known})")
+        _LOGGER.info(
+            "command %s for %s from %s (id %s)",
+            command.name,
+            command.meter,
+            command.source,
+            command.id,
+        )
+        return await handler(command)
+
+    @property
+    def commands(self) -> tuple[str, ...]:
+        """Names of the commands that can be executed."""
+        return tuple(sorted(self._command_handlers))
 
     def command_module(self, module: str) -> ModuleContext | None:
         """The running context of a module, to queue commands for it."""
