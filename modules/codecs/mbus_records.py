@@ -1,0 +1,498 @@
+"""The M-Bus application layer (EN 13757-3): data records, shared by wired and wireless M-Bus.
+
+Public, stable entry points (the wM-Bus codec uses them):
+
+- ``decode_records(payload, offset=0)``: the data records after the TPL header;
+- ``record_format(payload)``: the DIF/DIFE/VIF/VIFE bytes of those records, the "format"
+  a compact frame (CI 0x79) refers to by its CRC signature;
+- ``decode_compact(format, data, offset=0)``: data bytes laid out by a known format;
+- ``decode_fixed(body)``: the fixed data structure (CI 0x73/0x77).
+
+Each takes an optional ``medium`` (the device type byte of the header): with electricity
+(0x02) energy and power records get OBIS codes; and ``msb_first`` for CI 0x76/0x77 (mode 2).
+Errors are ``FrameError`` subclasses whose offset is ``offset`` + the index in ``payload``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from gateway.decoding import Record, RecordValue
+from gateway.errors import FrameError, IncompleteFrame
+from modules.codecs import mbus_types as types
+from modules.codecs.mbus_fixed import FixedData, decode_fixed
+from modules.codecs.mbus_obis import obis_code, record_name
+from modules.codecs.mbus_vif import (
+    Kind,
+    Quantity,
+    Vife,
+    combinable,
+    combinable_extension,
+    fb_table,
+    fd_table,
+    primary,
+)
+
+__all__ = [
+    "MAX_DIFES",
+    "MAX_VIFES",
+    "FixedData",
+    "RecordHeader",
+    "decode_compact",
+    "decode_fixed",
+    "decode_records",
+    "iter_headers",
+    "more_records_follow",
+    "record_format",
+]
+
+MAX_DIFES = 10  # EN 13757-3 6.3.3: at most ten DIFEs
+MAX_VIFES = 10  # EN 13757-3 6.4.1: at most ten VIFEs
+FILLER = 0x2F
+MANUFACTURER_DATA = 0x0F
+MORE_RECORDS_FOLLOW = 0x1F
+GLOBAL_READOUT = 0x7F
+
+FUNCTIONS = ("instantaneous", "maximum", "minimum", "error")
+# Data field (DIF bits 0-3) -> data length in bytes; 0x0D is LVAR, 0x0F special functions.
+_LENGTHS = {0x0: 0, 0x1: 1, 0x2: 2, 0x3: 3, 0x4: 4, 0x5: 4, 0x6: 6, 0x7: 8, 0x8: 0}
+_BCD_LENGTHS = {0x9: 1, 0xA: 2, 0xB: 3, 0xC: 4, 0xE: 6}
+_LVAR = 0x0D
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHeader:
+    """The DIB and VIB of one data record: where it is and what its data means."""
+
+    start: int  # index of the DIF in the buffer
+    end: int  # index just after the last VIFE: the data starts here
+    dif: int
+    difes: bytes
+    vif: int | None  # None for the special DIFs 0x0F, 0x1F, 0x7F
+    vifes: bytes
+    plain_text: str | None = None
+
+    @property
+    def data_field(self) -> int:
+        """DIF bits 0-3: the coding and length of the data."""
+        return self.dif & 0x0F
+
+    @property
+    def function(self) -> str:
+        """DIF bits 4-5 as a word: instantaneous, maximum, minimum or error."""
+        return FUNCTIONS[(self.dif >> 4) & 0x03]
+
+    @property
+    def storage(self) -> int:
+        """The storage number: DIF bit 6, then 4 bits per DIFE."""
+        number = (self.dif >> 6) & 0x01
+        for index, dife in enumerate(self.difes):
+            number |= (dife & 0x0F) << (1 + 4 * index)
+        return number
+
+    @property
+    def tariff(self) -> int:
+        """The tariff: 2 bits per DIFE."""
+        return sum(((dife >> 4) & 0x03) << (2 * i) for i, dife in enumerate(self.difes))
+
+    @property
+    def subunit(self) -> int:
+        """The subunit (device unit): 1 bit per DIFE."""
+        return sum(((dife >> 6) & 0x01) << i for i, dife in enumerate(self.difes))
+
+    @property
+    def manufacturer_data(self) -> bool:
+        """DIF 0x0F/0x1F: the rest of the buffer is manufacturer specific."""
+        return self.dif in (MANUFACTURER_DATA, MORE_RECORDS_FOLLOW)
+
+
+def decode_records(
+    payload: bytes, *, offset: int = 0, medium: int | None = None, msb_first: bool = False
+) -> list[Record]:
+    """Decode the data records of a variable data structure (the bytes after the TPL header)."""
+    records: list[Record] = []
+    for header in iter_headers(payload, offset=offset, data=True):
+        if header.manufacturer_data:
+            records.append(_manufacturer_record(header, payload[header.end :], offset))
+            break
+        length, start = _data_span(header, payload, header.end, offset)
+        data = payload[start : start + length]
+        lvar = payload[header.end] if header.data_field == _LVAR else None
+        records.append(
+            _record(header, data, lvar, offset=offset, medium=medium, msb_first=msb_first)
+        )
+    return _unique_obis(records)
+
+
+def record_format(payload: bytes) -> bytes:
+    """The concatenated DIF/DIFE/VIF/VIFE bytes of the records (fill bytes and data left out)."""
+    parts = [
+        payload[header.start : header.end]
+        for header in iter_headers(payload, data=True)
+        if not header.manufacturer_data
+    ]
+    return b"".join(parts)
+
+
+def decode_compact(
+    format: bytes,
+    data: bytes,
+    *,
+    offset: int = 0,
+    medium: int | None = None,
+    msb_first: bool = False,
+) -> list[Record]:
+    """Decode ``data`` laid out by ``format`` (headers from a full frame, values from here)."""
+    records: list[Record] = []
+    position = 0
+    for header in iter_headers(format, data=False):
+        if header.manufacturer_data:
+            break
+        length, start = _data_span(header, data, position, offset)
+        value = data[start : start + length]
+        lvar = data[position] if header.data_field == _LVAR else None
+        records.append(
+            _record(header, value, lvar, offset=offset, medium=medium, msb_first=msb_first)
+        )
+        position = start + length
+    if position != len(data):
+        raise FrameError(
+            f"compact frame has {len(data) - position} bytes more than its format describes",
+            offset=offset + position,
+            code="bad_frame",
+        )
+    return _unique_obis(records)
+
+
+def more_records_follow(records: list[Record]) -> bool:
+    """Whether the last record is DIF 0x1F: the meter has more records for the next REQ_UD2."""
+    return bool(records) and bool(records[-1].raw.get("more_records_follow"))
+
+
+def iter_headers(buffer: bytes, *, offset: int = 0, data: bool = True) -> Iterator[RecordHeader]:
+    """The record headers in ``buffer``; with ``data`` the data bytes sit between them."""
+    position = 0
+    while position < len(buffer):
+        dif = buffer[position]
+        if dif == FILLER:
+            position += 1
+            continue
+        header = _header(buffer, position, offset)
+        yield header
+        if header.manufacturer_data:
+            return
+        position = header.end
+        if data:
+            length, start = _data_span(header, buffer, position, offset)
+            position = start + length
+
+
+def _header(buffer: bytes, start: int, offset: int) -> RecordHeader:
+    dif = buffer[start]
+    if dif & 0x0F == 0x0F:
+        if dif in (MANUFACTURER_DATA, MORE_RECORDS_FOLLOW, GLOBAL_READOUT):
+            return RecordHeader(start, start + 1, dif, b"", None, b"")
+        raise FrameError(f"reserved DIF 0x{dif:02x}", offset=offset + start, code="bad_frame")
+    position = start + 1
+    difes = bytearray()
+    extended = dif & 0x80
+    while extended:
+        if len(difes) == MAX_DIFES:
+            raise FrameError("more than 10 DIFEs", offset=offset + position, code="bad_frame")
+        dife = _byte(buffer, position, offset, "DIFE")
+        difes.append(dife)
+        extended = dife & 0x80
+        position += 1
+    vif = _byte(buffer, position, offset, "VIF")
+    position += 1
+    plain_text = None
+    if vif & 0x7F == 0x7C:
+        # The plain-text unit follows the VIF itself, before any VIFE (as meters send it).
+        size = _byte(buffer, position, offset, "plain-text VIF length")
+        text = buffer[position + 1 : position + 1 + size]
+        if len(text) < size:
+            raise IncompleteFrame("plain-text VIF runs past the end", offset=offset + position)
+        plain_text = text[::-1].decode("latin-1")
+        position += 1 + size
+    vifes = bytearray()
+    extended = vif & 0x80
+    while extended:
+        if len(vifes) == MAX_VIFES:
+            raise FrameError("more than 10 VIFEs", offset=offset + position, code="bad_frame")
+        vife = _byte(buffer, position, offset, "VIFE")
+        vifes.append(vife)
+        extended = vife & 0x80
+        position += 1
+    return RecordHeader(start, position, dif, bytes(difes), vif, bytes(vifes), plain_text)
+
+
+def _byte(buffer: bytes, position: int, offset: int, what: str) -> int:
+    if position >= len(buffer):
+        raise IncompleteFrame(f"premature end of data in the {what}", offset=offset + position)
+    return buffer[position]
+
+
+def _data_span(header: RecordHeader, buffer: bytes, position: int, offset: int) -> tuple[int, int]:
+    """(length, start) of the record's data at ``position``; LVAR's length byte is skipped."""
+    field = header.data_field
+    if header.vif is None:
+        return 0, position
+    if field == _LVAR:
+        lvar = _byte(buffer, position, offset, "LVAR")
+        length = _lvar_length(lvar, offset + position)
+        start = position + 1
+    else:
+        length = _LENGTHS.get(field) or _BCD_LENGTHS.get(field, 0)
+        start = position
+    if start + length > len(buffer):
+        raise IncompleteFrame(
+            f"record data needs {length} bytes, {len(buffer) - start} left",
+            offset=offset + start,
+        )
+    return length, start
+
+
+def _lvar_length(lvar: int, where: int) -> int:
+    if lvar <= 0xBF:
+        return lvar
+    if 0xC0 <= lvar <= 0xC9 or 0xD0 <= lvar <= 0xD9:
+        return lvar & 0x0F
+    if 0xE0 <= lvar <= 0xEF:
+        return lvar - 0xE0
+    if 0xF0 <= lvar <= 0xF4:
+        return 4 * (lvar - 0xEC)
+    if lvar == 0xF5:
+        return 48
+    if lvar == 0xF6:
+        return 64
+    raise FrameError(f"reserved LVAR 0x{lvar:02x}", offset=where, code="bad_frame")
+
+
+@dataclass(slots=True)
+class _Meaning:
+    """A quantity after its VIFEs: name parts, unit, scale and what OBIS needs."""
+
+    quantity: Quantity
+    suffixes: list[str]
+    scale: Decimal
+    unit: str | None
+    kind: Kind
+    direction: str | None = None
+    phase: str | None = None
+    plain: bool = True
+    record_error: str | None = None
+    manufacturer_vifes: bytes = b""
+
+
+def _meaning(header: RecordHeader) -> _Meaning:
+    vif = header.vif if header.vif is not None else 0
+    vifes = header.vifes
+    code = vif & 0x7F
+    if code in (0x7B, 0x7D) and vifes:
+        quantity = (fb_table if code == 0x7B else fd_table)(vifes[0])
+        vifes = vifes[1:]
+    elif code == 0x7C:
+        quantity = Quantity(_slug(header.plain_text or ""), header.plain_text or None)
+    else:
+        quantity = primary(vif)
+    meaning = _Meaning(quantity, [], quantity.scale, quantity.unit, quantity.kind)
+    if code == 0x7F:
+        meaning.plain = False
+        meaning.manufacturer_vifes = vifes
+        return meaning
+    extension = False
+    for index, vife in enumerate(vifes):
+        if extension:
+            _apply(meaning, combinable_extension(vife))
+            extension = False
+        elif vife & 0x7F == 0x7C:
+            extension = True
+        elif vife & 0x7F == 0x7F:
+            meaning.suffixes.append("manufacturer_specific")
+            meaning.plain = False
+            meaning.manufacturer_vifes = vifes[index + 1 :]
+            break
+        else:
+            _apply(meaning, combinable(vife))
+    return meaning
+
+
+def _apply(meaning: _Meaning, vife: Vife) -> None:
+    if vife.direction is not None:
+        meaning.direction = vife.direction
+    elif vife.suffix:
+        meaning.suffixes.append(vife.suffix)
+    meaning.scale *= vife.scale
+    if vife.phase is not None:
+        meaning.phase = vife.phase
+    if vife.kind is not None:
+        meaning.kind = vife.kind
+    if vife.unit != "":
+        meaning.unit = vife.unit
+    if vife.record_error is not None:
+        if vife.record_error != "none":
+            meaning.record_error = vife.record_error
+            meaning.plain = False
+    elif not vife.plain:
+        meaning.plain = False
+
+
+def _slug(text: str) -> str:
+    slug = "".join(c.lower() if c.isalnum() else "_" for c in text.strip())
+    return "_".join(part for part in slug.split("_") if part) or "plain_text"
+
+
+def _record(
+    header: RecordHeader,
+    data: bytes,
+    lvar: int | None,
+    *,
+    offset: int,
+    medium: int | None,
+    msb_first: bool,
+) -> Record:
+    """One decoded record from its header, data bytes and LVAR byte (None unless data field D)."""
+    raw: dict[str, Any] = {
+        "dif": f"{header.dif:02x}",
+        "dife": header.difes.hex(),
+        "vif": f"{header.vif:02x}" if header.vif is not None else "",
+        "vife": header.vifes.hex(),
+        "data": data.hex(),
+        "offset": offset + header.start,
+    }
+    if header.vif is None:  # global readout request (DIF 0x7F), sent by masters
+        return Record("global_readout_request", None, raw=raw, function=header.function)
+    meaning = _meaning(header)
+    if header.plain_text is not None:
+        raw["plain_text"] = header.plain_text
+    if meaning.record_error:
+        raw["record_error"] = meaning.record_error
+    if meaning.manufacturer_vifes:
+        raw["manufacturer_vife"] = meaning.manufacturer_vifes.hex()
+    if msb_first and header.data_field != _LVAR:
+        data = data[::-1]
+    value = _value(header.data_field, lvar, data, meaning, raw)
+    family = meaning.quantity.family
+    backward = meaning.direction == "backward"
+    name = None
+    obis = None
+    if meaning.plain and family:
+        name = record_name(family, backward=backward, medium=medium)
+        if header.storage == 0:
+            obis = obis_code(
+                family,
+                backward=backward,
+                phase=meaning.phase,
+                function=header.function,
+                tariff=header.tariff,
+                medium=medium,
+            )
+    parts = [name or meaning.quantity.name, *meaning.suffixes]
+    if name is None and meaning.direction is not None:
+        parts.append(meaning.direction)
+    if meaning.phase is not None and meaning.phase not in meaning.suffixes:
+        parts.append(meaning.phase)
+    unit = meaning.unit if isinstance(value, (int, float, Decimal)) else None
+    return Record(
+        name="_".join(parts),
+        value=value,
+        unit=unit,
+        obis=obis,
+        storage=header.storage,
+        tariff=header.tariff,
+        subunit=header.subunit,
+        function=header.function,
+        raw=raw,
+    )
+
+
+def _value(
+    field: int, lvar: int | None, data: bytes, meaning: _Meaning, raw: dict[str, Any]
+) -> RecordValue:
+    kind = meaning.kind
+    if not data:
+        return None
+    if lvar is not None:
+        return _lvar_value(lvar, data, meaning, raw)
+    if field in _BCD_LENGTHS:
+        number, invalid = types.bcd_decode(data)
+        if invalid:
+            raw["bcd_invalid"] = True
+        if kind == "ident" and not invalid:
+            return f"{number:0{2 * len(data)}d}"
+        if kind == "time":
+            return _time_value(data, meaning)
+        return types.scaled(number, meaning.scale)
+    if field == 0x05:
+        real = types.real_decode(data)
+        if not math.isfinite(real):
+            raw["real_invalid"] = True
+            return None
+        return types.scaled_float(real, meaning.scale)
+    if kind == "time":
+        return _time_value(data, meaning)
+    if kind in ("ident", "bits"):
+        unsigned = types.int_decode(data, signed=False)
+        return str(unsigned) if kind == "ident" else unsigned
+    return types.scaled(types.int_decode(data), meaning.scale)
+
+
+def _time_value(data: bytes, meaning: _Meaning) -> str | None:
+    if meaning.quantity.name == "daylight_saving" and len(data) == 4:
+        return types.daylight_saving_k(data)
+    match len(data):
+        case 2:
+            day = types.date_g(data)
+            return day.isoformat() if day else None
+        case 3:
+            clock = types.time_j(data)
+            return clock.isoformat() if clock else None
+        case 4:
+            moment = types.datetime_f(data)
+            return moment.isoformat() if moment else None
+        case 6:
+            moment = types.datetime_i(data)
+            return moment.isoformat() if moment else None
+    return data[::-1].hex().upper()
+
+
+def _lvar_value(lvar: int, data: bytes, meaning: _Meaning, raw: dict[str, Any]) -> RecordValue:
+    raw["lvar"] = f"{lvar:02x}"
+    if lvar <= 0xBF:
+        # Texts travel last character first, like every other multi-byte field.
+        return data[::-1].decode("latin-1").rstrip("\x00")
+    if lvar <= 0xD9:
+        number, invalid = types.bcd_decode(data)
+        if invalid:
+            raw["bcd_invalid"] = True
+        return types.scaled(-number if lvar >= 0xD0 else number, meaning.scale)
+    return data[::-1].hex().upper()
+
+
+def _manufacturer_record(header: RecordHeader, rest: bytes, offset: int) -> Record:
+    raw: dict[str, Any] = {"dif": f"{header.dif:02x}", "data": rest.hex(), "offset": offset}
+    raw["offset"] = offset + header.start
+    if header.dif == MORE_RECORDS_FOLLOW:
+        raw["more_records_follow"] = True
+    return Record("manufacturer_specific", rest.hex().upper() or None, raw=raw)
+
+
+def _unique_obis(records: list[Record]) -> list[Record]:
+    """Keep each OBIS code on its first record: meters that use subunits for other registers
+    (e.g. export) would otherwise give the engine two values for one register."""
+    seen: set[str] = set()
+    unique: list[Record] = []
+    for record in records:
+        if record.obis is not None and record.obis in seen:
+            unique.append(msgspec.structs.replace(record, obis=None))
+            continue
+        if record.obis is not None:
+            seen.add(record.obis)
+        unique.append(record)
+    return unique
