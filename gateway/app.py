@@ -41,6 +41,10 @@ _LOGGER = logging.getLogger(__name__)
 STORE_FILE = "gateway.db"
 # A loop that wakes this late is wedged: stop pinging the systemd watchdog.
 MAX_LOOP_LAG_S = 2.0
+# A newcomer sees values moving at once; a long-running service logs a heartbeat, not a stream.
+SUMMARY_WARMUP_S = 30.0
+SUMMARY_EVERY_S = 900.0
+_SUMMARY_CODES = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:2.7.0")
 
 
 class Output(Protocol):
@@ -97,10 +101,12 @@ class Gateway:
         self._modules: dict[str, tuple[ModuleConfig, asyncio.Task[None]]] = {}
         self._contexts: dict[str, ModuleContext] = {}
         self._group: asyncio.TaskGroup | None = None
+        self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._store_ok = True
         self._command_handlers: dict[str, CommandHandler] = {}
+        self._last_summary: dict[str, float] = {}
         self._sync_meters()
 
     # the hub seen by modules -------------------------------------------------------------------
@@ -205,6 +211,7 @@ class Gateway:
                     group.create_task(self._flush_loop(), name="flush"),
                     group.create_task(self._watchdog_loop(), name="watchdog"),
                 ]
+                self.ready.set()
                 self.notifier.ready(self.status_line())
                 _LOGGER.info(
                     "gateway %s started: %s", self.settings.gateway.name, self.status_line()
@@ -270,6 +277,22 @@ class Gateway:
             self._dirty.setdefault(update.meter, {}).update(update.registers)
             for output in self.outputs:
                 output.on_live(update)
+            self._log_summary(update.meter)
+
+    def _log_summary(self, meter: str) -> None:
+        now = time.monotonic()
+        uptime = (utc_now() - self.started_at).total_seconds()
+        every = 2.0 if uptime < SUMMARY_WARMUP_S else SUMMARY_EVERY_S
+        if now - self._last_summary.get(meter, float("-inf")) < every:
+            return
+        self._last_summary[meter] = now
+        registers = self.engines[meter].registers
+        parts = [
+            f"{code} {registers[code].value} {registers[code].unit or ''}".rstrip()
+            for code in _SUMMARY_CODES
+            if code in registers
+        ]
+        _LOGGER.info("meter %s: %s", meter, ", ".join(parts) or "no values yet")
 
     def _sync_meters(self) -> None:
         for meter in self.settings.meters:

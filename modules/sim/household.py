@@ -75,7 +75,9 @@ class Household:
         hour = local.hour + local.minute / 60 + local.second / 3600
         appliances = self._appliances(local.toordinal())
         loads = [self.base_load_w / 3] * 3
-        reactive = [loads[i] * 0.3 for i in range(3)]  # electronics and motors idle inductive
+        # Idle switch-mode power supplies and LED drivers draw capacitive current: at night a
+        # modern home sits in quadrant IV until the fridge or a motor starts.
+        reactive = [-0.25 * loads[i] for i in range(3)]
         # The fridge compressor: 20 minutes on, 40 off, on L1.
         if (local.minute + 60 * local.hour) % 60 < 20:
             loads[0] += 95.0

@@ -1,0 +1,53 @@
+"""Small real adapters for supervisor tests (registered by the tests that use them)."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from gateway.adapter import ModuleContext
+from gateway.config import ModuleConfig
+from gateway.errors import ConnectionLost
+from gateway.model import Reading, Sample, utc_now
+
+
+class FlakyConfig(ModuleConfig, frozen=True):
+    """A module that delivers ``good_samples`` samples and then loses its link."""
+
+    meter: str
+    good_samples: int = 1
+    period_s: float = 0.01
+
+
+class FlakyAdapter:
+    """Fails after a few samples, like a USB stick pulled out."""
+
+    Config = FlakyConfig
+
+    def __init__(self, config: FlakyConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: ModuleContext) -> None:
+        for n in range(self.config.good_samples):
+            await asyncio.sleep(self.config.period_s)
+            ctx.submit(
+                Sample(self.config.meter, self.config.name, utc_now(), (Reading("1-0:1.7.0", Decimal(n), "W"),))
+            )
+        raise ConnectionLost("the stick went away")
+
+
+class CrashConfig(ModuleConfig, frozen=True):
+    """A module with a bug."""
+
+
+class CrashAdapter:
+    """Raises a programming error at once."""
+
+    Config = CrashConfig
+
+    def __init__(self, config: CrashConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: ModuleContext) -> None:
+        await asyncio.sleep(0)
+        raise ZeroDivisionError("a bug in one module")

@@ -1,0 +1,97 @@
+"""The SQLite store: migrations, registers, events, module state, crash safety."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from gateway.engine import Register
+from gateway.errors import StoreError
+from gateway.model import Event
+from gateway.store import SCHEMA_VERSION, Store
+
+T0 = datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC)
+
+
+def test_new_store_is_migrated_to_current_schema_in_wal_mode(tmp_path: Path) -> None:
+    store = Store(tmp_path / "sub" / "g.db")
+    store.close()
+    db = sqlite3.connect(tmp_path / "sub" / "g.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_store_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(path)
+
+
+def test_registers_round_trip_exact_types(tmp_path: Path) -> None:
+    store = Store(tmp_path / "g.db")
+    registers = [
+        Register("1-0:1.8.0", Decimal("12345.678"), "kWh", T0),
+        Register("1-0:1.7.0", 1234.5, "W", T0),
+        Register("0-0:96.14.0", 2, None, T0 + timedelta(seconds=1)),
+        Register("0-0:96.1.0", "5706567123456789", None, T0),
+    ]
+    store.save_registers("main", registers)
+    store.save_registers("other", registers[:1])
+    store.close()
+    reopened = Store(tmp_path / "g.db")
+    loaded = {reg.obis: reg for reg in reopened.load_registers("main")}
+    assert loaded == {reg.obis: reg for reg in registers}
+    assert isinstance(loaded["1-0:1.8.0"].value, Decimal)
+    assert len(reopened.load_registers("other")) == 1
+
+
+def test_register_upsert_keeps_one_row(tmp_path: Path) -> None:
+    store = Store(tmp_path / "g.db")
+    for kwh in ("1.000", "1.001", "1.002"):
+        store.save_registers("main", [Register("1-0:1.8.0", Decimal(kwh), "kWh", T0)])
+    (only,) = store.load_registers("main")
+    assert only.value == Decimal("1.002")
+
+
+def test_events_are_filtered_and_paged_in_order(tmp_path: Path) -> None:
+    store = Store(tmp_path / "g.db")
+    events = [
+        Event("main", T0 + timedelta(minutes=i), "kind_a" if i % 2 else "kind_b", f"e{i}", {"i": i})
+        for i in range(10)
+    ]
+    ids = store.add_events(events)
+    assert ids == sorted(ids)
+    assert [e.detail for _, e in store.events("main", kind="kind_a")] == ["e1", "e3", "e5", "e7", "e9"]
+    first = store.events("main", limit=4)
+    second = store.events("main", limit=4, after_id=first[-1][0])
+    assert [e.detail for _, e in first + second] == [f"e{i}" for i in range(8)]
+    window = store.events(since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=4))
+    assert [e.detail for _, e in window] == ["e2", "e3"]
+    assert store.events("main", kind="kind_a")[0][1].data == {"i": 1}
+
+
+def test_module_state_blobs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "g.db")
+    assert store.get_state("wmbus1", "formats") is None
+    store.put_state("wmbus1", "formats", b"\x00\x01")
+    store.put_state("wmbus1", "formats", b"\x02")
+    assert store.get_state("wmbus1", "formats") == b"\x02"
+
+
+def test_failed_transaction_changes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "g.db")
+    store.save_registers("main", [Register("1-0:1.8.0", Decimal("1"), "kWh", T0)])
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_registers("main", [Register("1-0:1.8.0", Decimal("2"), "kWh", T0)])
+        raise RuntimeError("power cut in the middle")
+    assert store.load_registers("main")[0].value == Decimal("1")
+    assert store.integrity_ok()
