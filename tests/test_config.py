@@ -69,19 +69,24 @@ def test_reference_documents_every_key() -> None:
         (MINIMAL + "spede = 2.0\n", "modules[0]", "unknown field `spede`"),
         (MINIMAL.replace("[[meters]]", "[mqtt]\nprot = 1883\n[[meters]]"), "mqtt", "`prot`"),
         (MINIMAL.replace('id = "main"', 'id = "main"\nname = 7'), "meters[0].name", "str"),
-        ("[http]\nport = \"80\"\n", "http.port", "int"),
+        ('[http]\nport = "80"\n', "http.port", "int"),
         ('[[meters]]\nname = "x"\n', "meters[0]", "missing required field `id`"),
         (MINIMAL.replace('meter = "main"', 'meter = "other"'), "modules[0].meter", "other"),
         (MINIMAL.replace('type = "sim"', 'type = "simm"'), "modules[0].type", "simm"),
         (MINIMAL.replace('name = "sim1"', 'name = "sim 1"'), "modules[0].name", "letters"),
-        (MINIMAL + "\n[[modules]]\ntype = \"sim\"\nname = \"sim1\"\nmeter = \"main\"\n",
-         "modules[1].name", "duplicate"),
+        (
+            MINIMAL + '\n[[modules]]\ntype = "sim"\nname = "sim1"\nmeter = "main"\n',
+            "modules[1].name",
+            "duplicate",
+        ),
         ('[gateway]\ntimezone = "Mars/Olympus"\n', "gateway.timezone", "Mars"),
         ('[mqtt]\nprotocol = "4"\n', "mqtt.protocol", "4"),
         ("[gateway\n", None, "TOML"),
     ],
 )
-def test_mistakes_name_the_key_path(text: str, path: str | None, words: str, tmp_path: Path) -> None:
+def test_mistakes_name_the_key_path(
+    text: str, path: str | None, words: str, tmp_path: Path
+) -> None:
     file = tmp_path / "bad.toml"
     file.write_text(text)
     with pytest.raises(ConfigError) as caught:

@@ -64,7 +64,9 @@ def test_twenty_kill_nines_never_lose_ground(tmp_path: Path) -> None:
             process.wait(10)
         totals = read_totals(tmp_path / "gateway.db")
         for code, value in previous.items():
-            assert totals[code] >= value, f"run {attempt}: {code} went back {value} -> {totals[code]}"
+            assert totals[code] >= value, (
+                f"run {attempt}: {code} went back {value} -> {totals[code]}"
+            )
         grew += totals.get("1-0:1.8.0", Decimal(0)) > previous.get("1-0:1.8.0", Decimal(0))
         previous = totals
     assert grew >= 15, "the meter must actually advance between kills for the test to mean much"
@@ -72,7 +74,11 @@ def test_twenty_kill_nines_never_lose_ground(tmp_path: Path) -> None:
 
 def test_sigterm_flushes_and_exits_cleanly_within_ten_seconds(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
-    config.write_text(CONFIG.format(data=tmp_path).replace("persist_interval_s = 0.3", "persist_interval_s = 3600"))
+    config.write_text(
+        CONFIG.format(data=tmp_path).replace(
+            "persist_interval_s = 0.3", "persist_interval_s = 3600"
+        )
+    )
     log = tmp_path / "gateway.log"
     with gateway(config, log=log) as process:
         time.sleep(1.5)

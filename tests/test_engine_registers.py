@@ -45,7 +45,9 @@ def test_a_decrease_is_an_event_not_a_value() -> None:
 def test_instantaneous_values_may_go_down_and_unchanged_totals_are_not_updates() -> None:
     engine = MeterEngine("main")
     engine.ingest(sample(0, Reading("1-0:1.7.0", 500, "W"), Reading("1-0:1.8.0", 1, "kWh")))
-    update = engine.ingest(sample(1, Reading("1-0:1.7.0", 100, "W"), Reading("1-0:1.8.0", 1, "kWh")))
+    update = engine.ingest(
+        sample(1, Reading("1-0:1.7.0", 100, "W"), Reading("1-0:1.8.0", 1, "kWh"))
+    )
     assert list(update.registers) == ["1-0:1.7.0"]
     assert not update.events
 

@@ -70,7 +70,13 @@ def test_events_are_filtered_and_paged_in_order(tmp_path: Path) -> None:
     ]
     ids = store.add_events(events)
     assert ids == sorted(ids)
-    assert [e.detail for _, e in store.events("main", kind="kind_a")] == ["e1", "e3", "e5", "e7", "e9"]
+    assert [e.detail for _, e in store.events("main", kind="kind_a")] == [
+        "e1",
+        "e3",
+        "e5",
+        "e7",
+        "e9",
+    ]
     first = store.events("main", limit=4)
     second = store.events("main", limit=4, after_id=first[-1][0])
     assert [e.detail for _, e in first + second] == [f"e{i}" for i in range(8)]

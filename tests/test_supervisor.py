@@ -32,7 +32,10 @@ def write_config(path: Path, data_dir: Path, modules: str) -> Path:
     return path
 
 
-SIM = '[[modules]]\ntype = "sim"\nname = "{name}"\nmeter = "{meter}"\nspeed = {speed}\ninterval_s = 0.05\n'
+SIM = (
+    '[[modules]]\ntype = "sim"\nname = "{name}"\nmeter = "{meter}"\n'
+    "speed = {speed}\ninterval_s = 0.05\n"
+)
 
 
 @asynccontextmanager
@@ -69,7 +72,9 @@ async def test_a_failing_and_a_crashing_module_do_not_stop_the_others(tmp_path: 
         assert gateway.health["sim1"].restarts == 0
         assert "stick went away" in (gateway.health["flaky1"].last_error or "")
         assert "ZeroDivisionError" in (gateway.health["crash1"].last_error or "")
-    kinds = [event.kind for _, event in gateway.store.__class__(tmp_path / "gateway.db").events("b")]
+    kinds = [
+        event.kind for _, event in gateway.store.__class__(tmp_path / "gateway.db").events("b")
+    ]
     assert "communication_lost" in kinds and "communication_restored" in kinds
 
 
@@ -86,7 +91,8 @@ async def test_sighup_restarts_only_the_changed_module(tmp_path: Path) -> None:
         write_config(
             path,
             tmp_path,
-            SIM.format(name="sim1", meter="a", speed=1) + SIM.format(name="sim2", meter="b", speed=5),
+            SIM.format(name="sim1", meter="a", speed=1)
+            + SIM.format(name="sim2", meter="b", speed=5),
         )
         os.kill(os.getpid(), signal.SIGHUP)
         await wait_until(lambda: gateway.health.get("sim2") is not sim2_health)

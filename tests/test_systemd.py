@@ -32,7 +32,11 @@ def test_without_systemd_every_call_is_a_no_op() -> None:
 
 def test_watchdog_for_another_pid_is_ignored() -> None:
     notifier = Notifier(
-        {"NOTIFY_SOCKET": "/nonexistent", "WATCHDOG_USEC": "1000", "WATCHDOG_PID": str(os.getpid() + 1)}
+        {
+            "NOTIFY_SOCKET": "/nonexistent",
+            "WATCHDOG_USEC": "1000",
+            "WATCHDOG_PID": str(os.getpid() + 1),
+        }
     )
     assert notifier.watchdog_s is None
     notifier.watchdog()  # an unreachable socket is ignored, as sd_notify does

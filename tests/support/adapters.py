@@ -31,7 +31,12 @@ class FlakyAdapter:
         for n in range(self.config.good_samples):
             await asyncio.sleep(self.config.period_s)
             ctx.submit(
-                Sample(self.config.meter, self.config.name, utc_now(), (Reading("1-0:1.7.0", Decimal(n), "W"),))
+                Sample(
+                    self.config.meter,
+                    self.config.name,
+                    utc_now(),
+                    (Reading("1-0:1.7.0", Decimal(n), "W"),),
+                )
             )
         raise ConnectionLost("the stick went away")
 

@@ -77,9 +77,9 @@ class Broker:
 
 
 @contextmanager
-def gateway(config: Path, *, log: Path, env: dict[str, str] | None = None) -> Iterator[
-    subprocess.Popen[bytes]
-]:
+def gateway(
+    config: Path, *, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`meter-gateway run --config FILE` as a subprocess; SIGTERM and wait on exit."""
     with log.open("ab") as out:
         process = subprocess.Popen(
