@@ -24,7 +24,6 @@ __all__ = [
     "Ell",
     "LinkHeader",
     "Tpl",
-    "device_type_name",
     "manufacturer_code",
     "manufacturer_id",
     "parse_afl",
@@ -49,53 +48,6 @@ TPL_COMPACT = {0x79: "none", 0x7B: "short", 0x73: "long"}
 TPL_FORMAT = {0x69: "none", 0x6A: "short", 0x6B: "long"}
 MANUFACTURER_CI = range(0xA0, 0xB8)
 
-# EN 13757-7 table 12 (device type); names as a person would say them.
-_DEVICE_TYPES = {
-    0x00: "other",
-    0x01: "oil",
-    0x02: "electricity",
-    0x03: "gas",
-    0x04: "heat",
-    0x05: "steam",
-    0x06: "warm water",
-    0x07: "water",
-    0x08: "heat cost allocator",
-    0x09: "compressed air",
-    0x0A: "cooling load (outlet)",
-    0x0B: "cooling load (inlet)",
-    0x0C: "heat (inlet)",
-    0x0D: "heat/cooling load",
-    0x0E: "bus/system component",
-    0x0F: "unknown",
-    0x10: "irrigation water",
-    0x11: "water data logger",
-    0x12: "gas data logger",
-    0x13: "gas converter",
-    0x14: "calorific value",
-    0x15: "hot water",
-    0x16: "cold water",
-    0x17: "dual register water",
-    0x18: "pressure",
-    0x19: "a/d converter",
-    0x1A: "smoke detector",
-    0x1B: "room sensor",
-    0x1C: "gas detector",
-    0x1D: "carbon monoxide alarm",
-    0x1E: "heat alarm",
-    0x20: "breaker (electricity)",
-    0x21: "valve (gas or water)",
-    0x25: "customer unit (display)",
-    0x28: "waste water",
-    0x29: "garbage",
-    0x30: "service tool",
-    0x31: "communication controller",
-    0x32: "unidirectional repeater",
-    0x33: "bidirectional repeater",
-    0x36: "radio converter (system side)",
-    0x37: "radio converter (meter side)",
-    0x38: "bus converter (meter side)",
-}
-
 # AFL MCL authentication types -> MAC length in bytes (EN 13757-7 table 9).
 _AFL_MAC_BYTES = {0: 0, 3: 2, 4: 4, 5: 8, 6: 12, 7: 16, 8: 12}
 
@@ -111,11 +63,6 @@ def manufacturer_id(code: str) -> int:
     if len(letters) != 3 or not all("A" <= ch <= "Z" for ch in letters):
         raise ValueError(f"a manufacturer code is three letters A-Z, not {code!r}")
     return sum((ord(ch) - 64) << shift for ch, shift in zip(letters, (10, 5, 0), strict=True))
-
-
-def device_type_name(device_type: int) -> str:
-    """A readable medium / device type name."""
-    return _DEVICE_TYPES.get(device_type, f"reserved 0x{device_type:02X}")
 
 
 def _id_text(address: bytes) -> str:
@@ -244,6 +191,9 @@ def strip_crcs(data: bytes) -> tuple[bytes, str | None, str | None]:
     if total == length + 1:
         if length >= DLL_HEADER_BYTES + CRC_BYTES + 1 and _format_b_ok(data):
             return _strip_b(data), "B", None
+        if _stale_final_crc(data):
+            body = data[:-CRC_BYTES]
+            return bytes([len(body) - 1]) + body[1:], None, "a leftover DLL CRC at the end dropped"
         return data, None, None
     if first_block_ok and total >= a_total:
         note = None if total == a_total else f"{total - a_total} bytes after the frame ignored"
@@ -262,6 +212,16 @@ def strip_crcs(data: bytes) -> tuple[bytes, str | None, str | None]:
         # The right length for format A but block 1 does not check: a corrupted telegram.
         raise ChecksumError("DLL CRC of block 1 (format A) does not match", offset=10)
     return data[: length + 1], None, f"{total - length - 1} bytes after the frame ignored"
+
+
+def _stale_final_crc(data: bytes) -> bool:
+    """Whether a stripped telegram still ends with the CRC of its last format A block."""
+    # Some loggers strip the block CRCs but keep the last one and count it in L.
+    end = len(data) - CRC_BYTES
+    if end <= DLL_HEADER_BYTES + 1:
+        return False
+    start = DLL_HEADER_BYTES + FORMAT_A_BLOCK_BYTES * ((end - DLL_HEADER_BYTES - 1) // 16)
+    return _crc_at(data, start, end)
 
 
 def _format_a_total(length: int) -> int:
