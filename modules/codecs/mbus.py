@@ -356,7 +356,13 @@ def _variable(
     frame: dict[str, Any], meter: dict[str, Any], payload: bytes, offset: int, msb_first: bool
 ) -> Decoded:
     medium = meter.get("medium_code")
-    records = decode_records(payload, offset=offset, medium=medium, msb_first=msb_first)
+    records = decode_records(
+        payload,
+        offset=offset,
+        medium=medium,
+        manufacturer=meter.get("manufacturer"),
+        msb_first=msb_first,
+    )
     frame["more_records_follow"] = more_records_follow(records)
     return Decoded("mbus", meter=meter, frame=frame, records=records)
 

@@ -8,8 +8,9 @@ Public, stable entry points (the wM-Bus codec uses them):
 - ``decode_compact(format, data, offset=0)``: data bytes laid out by a known format;
 - ``decode_fixed(body)``: the fixed data structure (CI 0x73/0x77).
 
-Each takes an optional ``medium`` (the device type byte of the header): with electricity
-(0x02) energy and power records get OBIS codes; and ``msb_first`` for CI 0x76/0x77 (mode 2).
+The record decoders take optional header facts: ``medium`` (the device type byte; with
+electricity, 0x02, energy and power records get OBIS codes), ``manufacturer`` (the FLAG id,
+for documented manufacturer-specific VIFs such as Kamstrup's) and ``msb_first`` (CI 0x76/0x77).
 Errors are ``FrameError`` subclasses whose offset is ``offset`` + the index in ``payload``.
 """
 
@@ -36,6 +37,7 @@ from modules.codecs.mbus_vif import (
     combinable_extension,
     fb_table,
     fd_table,
+    manufacturer_table,
     primary,
 )
 
@@ -113,7 +115,12 @@ class RecordHeader:
 
 
 def decode_records(
-    payload: bytes, *, offset: int = 0, medium: int | None = None, msb_first: bool = False
+    payload: bytes,
+    *,
+    offset: int = 0,
+    medium: int | None = None,
+    manufacturer: str | None = None,
+    msb_first: bool = False,
 ) -> list[Record]:
     """Decode the data records of a variable data structure (the bytes after the TPL header)."""
     records: list[Record] = []
@@ -125,7 +132,15 @@ def decode_records(
         data = payload[start : start + length]
         lvar = payload[header.end] if header.data_field == _LVAR else None
         records.append(
-            _record(header, data, lvar, offset=offset, medium=medium, msb_first=msb_first)
+            _record(
+                header,
+                data,
+                lvar,
+                offset=offset,
+                medium=medium,
+                manufacturer=manufacturer,
+                msb_first=msb_first,
+            )
         )
     return _unique_obis(records)
 
@@ -146,6 +161,7 @@ def decode_compact(
     *,
     offset: int = 0,
     medium: int | None = None,
+    manufacturer: str | None = None,
     msb_first: bool = False,
 ) -> list[Record]:
     """Decode ``data`` laid out by ``format`` (headers from a full frame, values from here)."""
@@ -158,7 +174,15 @@ def decode_compact(
         value = data[start : start + length]
         lvar = data[position] if header.data_field == _LVAR else None
         records.append(
-            _record(header, value, lvar, offset=offset, medium=medium, msb_first=msb_first)
+            _record(
+                header,
+                value,
+                lvar,
+                offset=offset,
+                medium=medium,
+                manufacturer=manufacturer,
+                msb_first=msb_first,
+            )
         )
         position = start + length
     if position != len(data):
@@ -290,7 +314,7 @@ class _Meaning:
     manufacturer_vifes: bytes = b""
 
 
-def _meaning(header: RecordHeader) -> _Meaning:
+def _meaning(header: RecordHeader, manufacturer: str | None) -> _Meaning:
     vif = header.vif if header.vif is not None else 0
     vifes = header.vifes
     code = vif & 0x7F
@@ -303,6 +327,9 @@ def _meaning(header: RecordHeader) -> _Meaning:
         quantity = primary(vif)
     meaning = _Meaning(quantity, [], quantity.scale, quantity.unit, quantity.kind)
     if code == 0x7F:
+        known = manufacturer_table(manufacturer, vifes[0]) if vifes else None
+        if known is not None:
+            meaning = _Meaning(known, [], known.scale, known.unit, known.kind)
         meaning.plain = False
         meaning.manufacturer_vifes = vifes
         return meaning
@@ -335,6 +362,9 @@ def _apply(meaning: _Meaning, vife: Vife) -> None:
         meaning.kind = vife.kind
     if vife.unit != "":
         meaning.unit = vife.unit
+    if vife.per and meaning.unit:
+        per = vife.per
+        meaning.unit += f"·{per[1:]}" if per.startswith("*") else f"/{per}"
     if vife.record_error is not None:
         if vife.record_error != "none":
             meaning.record_error = vife.record_error
@@ -355,6 +385,7 @@ def _record(
     *,
     offset: int,
     medium: int | None,
+    manufacturer: str | None,
     msb_first: bool,
 ) -> Record:
     """One decoded record from its header, data bytes and LVAR byte (None unless data field D)."""
@@ -368,7 +399,7 @@ def _record(
     }
     if header.vif is None:  # global readout request (DIF 0x7F), sent by masters
         return Record("global_readout_request", None, raw=raw, function=header.function)
-    meaning = _meaning(header)
+    meaning = _meaning(header, manufacturer)
     if header.plain_text is not None:
         raw["plain_text"] = header.plain_text
     if meaning.record_error:
@@ -434,7 +465,7 @@ def _value(
         if not math.isfinite(real):
             raw["real_invalid"] = True
             return None
-        return types.scaled_float(real, meaning.scale)
+        return float(types.real_decimal(real) * meaning.scale)
     if kind == "time":
         return _time_value(data, meaning)
     if kind in ("ident", "bits"):
@@ -476,7 +507,8 @@ def _lvar_value(lvar: int, data: bytes, meaning: _Meaning, raw: dict[str, Any]) 
 
 
 def _manufacturer_record(header: RecordHeader, rest: bytes, offset: int) -> Record:
-    raw: dict[str, Any] = {"dif": f"{header.dif:02x}", "data": rest.hex(), "offset": offset}
+    raw: dict[str, Any] = {"dif": f"{header.dif:02x}", "dife": "", "vif": "", "vife": ""}
+    raw["data"] = rest.hex()
     raw["offset"] = offset + header.start
     if header.dif == MORE_RECORDS_FOLLOW:
         raw["more_records_follow"] = True

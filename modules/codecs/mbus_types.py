@@ -24,10 +24,10 @@ __all__ = [
     "encode_time_j",
     "int_decode",
     "int_encode",
+    "real_decimal",
     "real_decode",
     "real_encode",
     "scaled",
-    "scaled_float",
     "time_j",
 ]
 
@@ -201,10 +201,17 @@ def scaled(raw: int, scale: Decimal) -> Decimal | int:
     return int(value) if value == value.to_integral_value() else value
 
 
-def scaled_float(raw: float, scale: Decimal) -> float:
-    """A real number times a decimal scale, dividing for small scales to round once."""
-    if not math.isfinite(raw):
-        return raw
-    if scale < 1:
-        return raw / float(1 / scale)
-    return raw * float(scale)
+def real_decimal(value: float) -> Decimal:
+    """The shortest decimal that is the same single precision number (33385.496, not ...609375).
+
+    Meters compute in decimal and store the nearest float32; the shortest text that rounds
+    back to the same float32 is what they meant.
+    """
+    if not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    packed = struct.pack("<f", value)
+    for digits in range(1, 10):
+        text = f"{value:.{digits}g}"
+        if struct.pack("<f", float(text)) == packed:
+            return Decimal(text)
+    return Decimal(repr(value))

@@ -7,7 +7,7 @@ is the exact decimal factor from the raw wire number to that unit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
@@ -20,6 +20,7 @@ __all__ = [
     "combinable_extension",
     "fb_table",
     "fd_table",
+    "manufacturer_table",
     "medium_name",
     "primary",
 ]
@@ -59,9 +60,9 @@ class Vife:
     phase: str | None = None  # "l1".."l3", "n", "l1_l2", ..., "q1".."q4"
     kind: Kind | None = None  # the value becomes a date (limit exceed dates) ...
     unit: str | None = ""  # "" keeps the unit; None drops it; other replaces it
+    per: str = ""  # divides the unit ("s" -> unit/s); a leading * multiplies instead
     plain: bool = True  # False when the value is no longer the plain quantity
     record_error: str | None = None
-    extras: dict[str, str] = field(default_factory=dict)
 
 
 MEDIUMS: dict[int, str] = {
@@ -362,6 +363,34 @@ _PER = (
     "times_second_per_volt",
     "times_second_per_ampere",
 )
+# The denominator each "per ..." VIFE gives the unit; pulses and revolutions are counts.
+_PER_UNITS = (
+    "s",
+    "min",
+    "h",
+    "d",
+    "week",
+    "month",
+    "a",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "L",
+    "m³",
+    "kg",
+    "K",
+    "kWh",
+    "GJ",
+    "kW",
+    "K·L",
+    "V",
+    "A",
+    "*s",
+    "*s/V",
+    "*s/A",
+)
 _MODIFIED = Vife(plain=False)
 
 
@@ -371,7 +400,7 @@ def combinable(vife: int) -> Vife:
     if code < 0x20:
         return Vife(record_error=_RECORD_ERRORS.get(code, f"reserved_{code:02x}"))
     if code < 0x39:
-        return replace(_MODIFIED, suffix=_PER[code - 0x20], unit=None)
+        return replace(_MODIFIED, suffix=_PER[code - 0x20], per=_PER_UNITS[code - 0x20])
     if code in _COMBINABLE_FIXED:
         return _COMBINABLE_FIXED[code]
     if 0x40 <= code <= 0x4F:
@@ -456,3 +485,21 @@ def combinable_extension(vife: int) -> Vife:
     if code in (0x11, 0x12, 0x13, 0x14):
         return Vife(suffix=extras[code])
     return Vife(suffix=extras.get(code, f"vife_fc_{code:02x}"), plain=False)
+
+
+# Manufacturer-specific VIFEs after VIF 0xFF that vendors document, per FLAG id. Kamstrup:
+# the m³·°C "energy" registers heat meters use to split forward/return, and info codes.
+_MANUFACTURER_VIFES: dict[str, dict[int, Quantity]] = {
+    "KAM": {
+        0x07: Quantity("forward_energy", "m³·°C"),
+        0x08: Quantity("return_energy", "m³·°C"),
+        0x20: Quantity("info_codes", kind="bits"),
+        0x22: Quantity("info_codes", kind="bits"),
+        0x23: Quantity("status", kind="bits"),
+    },
+}
+
+
+def manufacturer_table(manufacturer: str | None, vife: int) -> Quantity | None:
+    """A documented manufacturer-specific quantity (VIF 0xFF then ``vife``), or None."""
+    return _MANUFACTURER_VIFES.get(manufacturer or "", {}).get(vife & 0x7F)
