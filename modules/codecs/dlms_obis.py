@@ -92,7 +92,8 @@ def split_obis(code: str) -> tuple[int, int, int, int, int, int] | None:
 def _electricity_name(c: int, d: int, e: int) -> str | None:
     phases = {31: "_l1", 51: "_l2", 71: "_l3", 11: ""}
     if c in phases:
-        return "current" + phases[c]
+        # D 7 is the instantaneous value; D 4 on P1 meters is the fuse supervision threshold.
+        return "current" + phases[c] if d == 7 else f"current_limit{phases[c]}" if d == 4 else None
     if c in (32, 52, 72, 12) and d == 7:
         return "voltage" + {32: "_l1", 52: "_l2", 72: "_l3", 12: ""}[c]
     if c in (13, 33, 53, 73):
