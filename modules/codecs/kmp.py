@@ -1,25 +1,48 @@
-"""Kamstrup Meter Protocol (KMP): frames, the KMP number format and the 382's commands.
+"""Kamstrup Meter Protocol (KMP): the commands a 382 answers, as requests and responses.
 
-Sans-IO. A physical frame is ``start | DST CID DATA CRC | 0x0D``: start 0x80 to the meter,
-0x40 from it; CRC-16/XMODEM (poly 0x1021, init 0) over DST..DATA, big-endian; then every
-byte of DST..CRC that is one of 06 0D 1B 40 80 is sent as ``1B, byte ^ FF``. A command the
-meter accepts without data is answered by the single byte 0x06.
-See ../shared/reference/dlms-kmp-dsmr.md, section 1.
+Sans-IO. The wire format (start/stop bytes, CRC, stuffing) is in kmp_frame; register ids,
+units and the KMP number format are in kmp_registers; this module re-exports what a client
+or an emulator needs. See ../shared/reference/dlms-kmp-dsmr.md, section 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum
 from typing import Any, ClassVar, Literal
 
 from gateway.decoding import Decoded, Record
-from gateway.errors import ChecksumError, FrameError, IncompleteFrame
+from gateway.errors import FrameError, IncompleteFrame
 from gateway.model import Reading
-from modules.codecs.kmp_registers import CLOCK, DATE, REGISTERS, register_id
+from modules.codecs.kmp_frame import (
+    ACK,
+    DEFAULT_ADDRESS,
+    NAK,
+    STOP,
+    Frame,
+    FrameSplitter,
+    crc16,
+    decode_frame,
+    encode_frame,
+    stuff,
+    unstuff,
+)
+from modules.codecs.kmp_registers import (
+    CLOCK,
+    DATE,
+    REGISTERS,
+    UNIT_HH_MM_SS,
+    UNIT_YY_MM_DD,
+    UNITS,
+    combine_date_time,
+    decode_number,
+    encode_number,
+    interpret,
+    register_id,
+)
 
 __all__ = [
     "ACK",
@@ -56,18 +79,7 @@ __all__ = [
     "unstuff",
 ]
 
-START_TO_METER = 0x80
-START_FROM_METER = 0x40
-STOP = 0x0D
-ACK = 0x06
-NAK = 0x15
-ESCAPE = 0x1B
-_STUFFED = frozenset({ACK, STOP, ESCAPE, START_FROM_METER, START_TO_METER})
-DEFAULT_ADDRESS = 0x3F  # the meter itself; 0x7F/0xBF are the top/base loggers
 MAX_REGISTERS = 8
-_EXPONENT_MAX = 0x3F
-# Longest frame a meter can send: 8 registers with 255-byte mantissas, every byte stuffed.
-MAX_FRAME_BYTES = 2 + 2 * (2 + 8 * (5 + 255) + 2)
 
 
 class KmpNak(FrameError):
@@ -105,302 +117,6 @@ _COMMAND_NAMES = {
     Cid.GET_LOG_ID_PRESENT: "GetLogIdPresent",
     Cid.GET_LOG_TIME_PAST: "GetLogTimePast",
 }
-
-# KMP unit code -> (KMP's own name, Home Assistant unit or None, factor to that unit).
-# Identical in bsdphk/PyKamstrup, golles/ha-kamstrup_403, PyKMP and ESPHome, except that
-# PyKMP (checked against the Kamstrup document) reads 21 as W and 25 as var.
-UNITS: dict[int, tuple[str, str | None, int]] = {
-    0: ("number", None, 1),
-    1: ("Wh", "Wh", 1),
-    2: ("kWh", "kWh", 1),
-    3: ("MWh", "MWh", 1),
-    4: ("GWh", "GWh", 1),
-    5: ("J", "J", 1),
-    6: ("kJ", "kJ", 1),
-    7: ("MJ", "MJ", 1),
-    8: ("GJ", "GJ", 1),
-    9: ("Cal", "cal", 1),
-    10: ("kCal", "kcal", 1),
-    11: ("Mcal", "Mcal", 1),
-    12: ("Gcal", "Gcal", 1),
-    13: ("varh", "varh", 1),
-    14: ("kvarh", "kvarh", 1),
-    15: ("Mvarh", "Mvarh", 1),
-    16: ("Gvarh", "Gvarh", 1),
-    17: ("VAh", "VAh", 1),
-    18: ("kVAh", "kVAh", 1),
-    19: ("MVAh", "MVAh", 1),
-    20: ("GVAh", "GVAh", 1),
-    21: ("W", "W", 1),
-    22: ("kW", "kW", 1),
-    23: ("MW", "MW", 1),
-    24: ("GW", "GW", 1),
-    25: ("var", "var", 1),
-    26: ("kvar", "kvar", 1),
-    27: ("Mvar", "Mvar", 1),
-    28: ("Gvar", "Gvar", 1),
-    29: ("VA", "VA", 1),
-    30: ("kVA", "kVA", 1),
-    31: ("MVA", "MVA", 1),
-    32: ("GVA", "GVA", 1),
-    33: ("V", "V", 1),
-    34: ("A", "A", 1),
-    35: ("kV", "kV", 1),
-    36: ("kA", "kA", 1),
-    37: ("°C", "°C", 1),
-    38: ("K", "K", 1),
-    39: ("l", "L", 1),
-    40: ("m³", "m³", 1),
-    41: ("l/h", "L/h", 1),
-    42: ("m³/h", "m³/h", 1),
-    43: ("m³×°C", "m³·°C", 1),
-    44: ("ton", "t", 1),
-    45: ("ton/h", "t/h", 1),
-    46: ("h", "h", 1),
-    47: ("hh:mm:ss", None, 1),
-    48: ("yy:mm:dd", None, 1),
-    49: ("yyyy:mm:dd", None, 1),
-    50: ("mm:dd", None, 1),
-    51: ("number", None, 1),
-    52: ("bar", "bar", 1),
-    53: ("RTC", None, 1),
-    54: ("ASCII", None, 1),
-    55: ("m³×10", "m³", 10),
-    56: ("ton×10", "t", 10),
-    57: ("GJ×10", "GJ", 10),
-    58: ("minutes", "min", 1),
-    59: ("bitfield", None, 1),
-    60: ("s", "s", 1),
-    61: ("ms", "ms", 1),
-    62: ("days", "d", 1),
-    63: ("RTC-Q", None, 1),
-    64: ("date-time", None, 1),
-    65: ("imp/l", "imp/L", 1),
-    66: ("l/imp", "L/imp", 1),
-    85: ("%RH", "%", 1),
-    86: ("%O₂", "%", 1),
-    87: ("m/s", "m/s", 1),
-    88: ("kJ/kg", "kJ/kg", 1),
-    89: ("pH", "pH", 1),
-    90: ("g/kg", "g/kg", 1),
-}
-_UNIT_HH_MM_SS, _UNIT_YY_MM_DD, _UNIT_YYYY_MM_DD, _UNIT_MM_DD, _UNIT_ASCII = 47, 48, 49, 50, 54
-
-
-# ---------------------------------------------------------------- data link layer
-
-
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = (crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/XMODEM (CCITT poly 0x1021, init 0); over data plus its CRC it is 0."""
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
-    return crc
-
-
-def stuff(link: bytes) -> bytes:
-    """Escape the bytes that would read as start, stop, ACK or escape."""
-    out = bytearray()
-    for byte in link:
-        if byte in _STUFFED:
-            out += bytes((ESCAPE, byte ^ 0xFF))
-        else:
-            out.append(byte)
-    return bytes(out)
-
-
-def unstuff(body: bytes, *, offset: int = 0) -> bytes:
-    """Undo the byte stuffing; ``offset`` is where ``body`` starts in the frame (for errors)."""
-    out = bytearray()
-    index = 0
-    while index < len(body):
-        byte = body[index]
-        if byte == ESCAPE:
-            if index + 1 >= len(body):
-                raise FrameError(
-                    "escape byte 0x1B with nothing after it",
-                    offset=offset + index,
-                    code="bad_stuffing",
-                )
-            plain = body[index + 1] ^ 0xFF
-            if plain not in _STUFFED:
-                raise FrameError(
-                    f"escape 0x1B then 0x{body[index + 1]:02X}, which stands for no reserved byte",
-                    offset=offset + index,
-                    code="bad_stuffing",
-                )
-            out.append(plain)
-            index += 2
-            continue
-        if byte in _STUFFED:
-            raise FrameError(
-                f"reserved byte 0x{byte:02X} inside the frame was not stuffed",
-                offset=offset + index,
-                code="bad_stuffing",
-            )
-        out.append(byte)
-        index += 1
-    return bytes(out)
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One data-link frame: direction, destination address, command id and application data."""
-
-    to_meter: bool
-    cid: int
-    data: bytes = b""
-    address: int = DEFAULT_ADDRESS
-
-    @property
-    def crc(self) -> int:
-        """The CRC this frame carries."""
-        return crc16(bytes((self.address, self.cid)) + self.data)
-
-
-def encode_frame(frame: Frame) -> bytes:
-    """The physical bytes of a frame: start, stuffed link bytes with CRC, stop."""
-    link = bytes((frame.address, frame.cid)) + frame.data
-    link += crc16(link).to_bytes(2, "big")
-    start = START_TO_METER if frame.to_meter else START_FROM_METER
-    return bytes((start,)) + stuff(link) + bytes((STOP,))
-
-
-def decode_frame(raw: bytes) -> Frame:
-    """One physical frame (start byte to stop byte) -> Frame; checks stuffing and CRC."""
-    if not raw:
-        raise IncompleteFrame("no bytes", offset=0)
-    if raw[0] not in (START_TO_METER, START_FROM_METER):
-        raise FrameError(f"start byte 0x{raw[0]:02X} is neither 0x80 nor 0x40", offset=0)
-    stop = raw.find(STOP, 1)
-    if stop < 0:
-        raise IncompleteFrame("no stop byte 0x0D", offset=len(raw))
-    if stop != len(raw) - 1:
-        raise FrameError("bytes after the stop byte", offset=stop + 1)
-    link = unstuff(raw[1:stop], offset=1)
-    if len(link) < 4:
-        raise IncompleteFrame(
-            f"{len(link)} link bytes; a frame has at least address, CID and CRC", offset=stop
-        )
-    if crc16(link) != 0:
-        given = int.from_bytes(link[-2:], "big")
-        expected = crc16(link[:-2])
-        raise ChecksumError(f"CRC {given:04X}, computed {expected:04X}", offset=stop - 2)
-    return Frame(to_meter=raw[0] == START_TO_METER, address=link[0], cid=link[1], data=link[2:-2])
-
-
-class FrameSplitter:
-    """Cuts a byte stream into physical frames; skips noise and keeps partial frames."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """Every complete frame (or ACK/NAK byte) in the stream so far, in order."""
-        self._buffer += chunk
-        frames: list[bytes] = []
-        while self._buffer:
-            first = self._buffer[0]
-            if first in (ACK, NAK):
-                frames.append(bytes(self._buffer[:1]))
-                del self._buffer[:1]
-                continue
-            if first not in (START_TO_METER, START_FROM_METER):
-                del self._buffer[:1]  # line noise between frames
-                continue
-            # A new start byte inside a frame means the frame before it was cut off.
-            end = next(
-                (
-                    i
-                    for i in range(1, len(self._buffer))
-                    if self._buffer[i] in (STOP, START_TO_METER, START_FROM_METER)
-                ),
-                -1,
-            )
-            if end < 0:
-                if len(self._buffer) > MAX_FRAME_BYTES:
-                    self._buffer.clear()
-                break
-            if self._buffer[end] != STOP:
-                del self._buffer[:end]
-                continue
-            frames.append(bytes(self._buffer[: end + 1]))
-            del self._buffer[: end + 1]
-        return frames
-
-
-# ---------------------------------------------------------------- the KMP number format
-
-
-def decode_number(data: bytes, offset: int = 0) -> tuple[Decimal, int]:
-    """A KMP number ``len | SI SE e5..e0 | mantissa`` at offset -> (exact value, bytes used)."""
-    if len(data) < offset + 2:
-        raise FrameError("number header cut short", offset=offset, code="bad_length")
-    length, sign_exp = data[offset], data[offset + 1]
-    if length == 0:
-        raise FrameError("number with a 0-byte mantissa", offset=offset, code="bad_length")
-    end = offset + 2 + length
-    if len(data) < end:
-        raise FrameError(
-            f"number needs {length} mantissa bytes, {len(data) - offset - 2} left",
-            offset=offset,
-            code="bad_length",
-        )
-    mantissa = int.from_bytes(data[offset + 2 : end], "big")
-    return _number(mantissa, sign_exp), end - offset
-
-
-def _number(mantissa: int, sign_exp: int) -> Decimal:
-    exponent = sign_exp & _EXPONENT_MAX
-    if sign_exp & 0x40:
-        exponent = -exponent
-    digits = tuple(int(digit) for digit in str(mantissa))
-    return Decimal((1 if sign_exp & 0x80 else 0, digits, exponent))
-
-
-def encode_number(value: Decimal | int, *, length: int | None = None) -> bytes:
-    """``len | SI SE exp | mantissa`` for a value; the shortest mantissa unless length is given."""
-    sign, digit_tuple, raw_exponent = Decimal(value).as_tuple()
-    if not isinstance(raw_exponent, int):
-        raise ValueError(f"KMP cannot carry {value}")
-    exponent = raw_exponent
-    mantissa = int("".join(map(str, digit_tuple)) or "0")
-    while exponent > _EXPONENT_MAX:
-        mantissa, exponent = mantissa * 10, exponent - 1
-    # Trailing zeros move into the exponent when the exponent or the mantissa length asks for it.
-    while (
-        mantissa
-        and mantissa % 10 == 0
-        and (exponent < -_EXPONENT_MAX or _too_long(mantissa, length))
-    ):
-        mantissa, exponent = mantissa // 10, exponent + 1
-    if mantissa == 0:
-        exponent = max(exponent, -_EXPONENT_MAX)
-    if exponent < -_EXPONENT_MAX:
-        raise ValueError(f"{value} needs an exponent below -63")
-    size = max(1, (mantissa.bit_length() + 7) // 8) if length is None else length
-    if _too_long(mantissa, size) or not 1 <= size <= 0xFF:
-        raise ValueError(f"{value} does not fit a {size}-byte mantissa")
-    sign_exp = (0x80 if sign else 0) | (0x40 if exponent < 0 else 0) | abs(exponent)
-    return bytes((size, sign_exp)) + mantissa.to_bytes(size, "big")
-
-
-def _too_long(mantissa: int, length: int | None) -> bool:
-    return length is not None and mantissa.bit_length() > 8 * length
-
 
 # ---------------------------------------------------------------- messages
 
@@ -466,7 +182,7 @@ class RegisterValue:
 
     def reading(self) -> tuple[Decimal | int | str, str | None]:
         """The value as a record holds it: a number in its HA unit, or an ISO date/time text."""
-        return _interpret(self.unit, self.value, self.length)
+        return interpret(self.unit, self.value, self.length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,9 +273,9 @@ def _encode_data(message: Message) -> bytes:
         clock = at.hour * 10000 + at.minute * 100 + at.second
         day = (at.year % 100) * 10000 + at.month * 100 + at.day
         return (
-            bytes((_UNIT_HH_MM_SS,))
+            bytes((UNIT_HH_MM_SS,))
             + encode_number(clock, length=4)
-            + bytes((_UNIT_YY_MM_DD,))
+            + bytes((UNIT_YY_MM_DD,))
             + encode_number(day, length=4)
         )
     return b""
@@ -671,16 +387,16 @@ def _decode_register_values(data: bytes) -> Iterator[RegisterValue]:
 
 
 def _decode_set_clock(data: bytes) -> SetClockRequest:
-    if len(data) < 2 or data[0] != _UNIT_HH_MM_SS:
+    if len(data) < 2 or data[0] != UNIT_HH_MM_SS:
         raise FrameError("SetClock data does not start with hh:mm:ss", offset=_DATA_OFFSET)
     clock, used = decode_number(data, 1)
     index = 1 + used
-    if len(data) < index + 3 or data[index] != _UNIT_YY_MM_DD:
+    if len(data) < index + 3 or data[index] != UNIT_YY_MM_DD:
         raise FrameError("SetClock time is not followed by yy:mm:dd", offset=_DATA_OFFSET + index)
     day, used = decode_number(data, index + 1)
     if index + 1 + used != len(data):
         raise FrameError("bytes after the SetClock date", offset=_DATA_OFFSET + index + 1 + used)
-    at = _combine(day, clock)
+    at = combine_date_time(day, clock)
     if at is None:
         raise FrameError(f"SetClock to an impossible time {day} {clock}", offset=_DATA_OFFSET)
     return SetClockRequest(at)
@@ -689,54 +405,12 @@ def _decode_set_clock(data: bytes) -> SetClockRequest:
 # ---------------------------------------------------------------- values, records, readings
 
 
-def _interpret(
-    unit: int, number: Decimal, length: int | None
-) -> tuple[Decimal | int | str, str | None]:
-    _, ha_unit, factor = UNITS.get(unit, ("", None, 1))
-    whole = int(number) if number == number.to_integral_value() else None
-    if whole is not None and whole >= 0:
-        if unit == _UNIT_YY_MM_DD and (day := _date(2000 + whole // 10000, whole)) is not None:
-            return day.isoformat(), None
-        if unit == _UNIT_YYYY_MM_DD and (day := _date(whole // 10000, whole)) is not None:
-            return day.isoformat(), None
-        if unit == _UNIT_MM_DD and (day := _date(2000, whole)) is not None:
-            return f"--{day:%m-%d}", None
-        if unit == _UNIT_HH_MM_SS and (clock := _time(whole)) is not None:
-            return clock.isoformat(), None
-        if unit == _UNIT_ASCII and whole:
-            text = whole.to_bytes(max(length or 0, (whole.bit_length() + 7) // 8), "big")
-            if all(32 <= b < 127 or b == 0 for b in text):
-                return text.replace(b"\x00", b"").decode("ascii").strip(), None
-    return (number * factor if factor != 1 else number), ha_unit
-
-
-def _date(year: int, whole: int) -> date | None:
-    try:
-        return date(year, whole // 100 % 100, whole % 100)
-    except ValueError:
-        return None
-
-
-def _time(whole: int) -> time | None:
-    try:
-        return time(whole // 10000, whole // 100 % 100, whole % 100)
-    except ValueError:
-        return None
-
-
-def _combine(day: Decimal, clock: Decimal) -> datetime | None:
-    if day != day.to_integral_value() or clock != clock.to_integral_value() or day < 0 or clock < 0:
-        return None
-    on, at = _date(2000 + int(day) // 10000, int(day)), _time(int(clock))
-    return datetime.combine(on, at) if on is not None and at is not None else None
-
-
 def meter_time(response: GetRegisterResponse) -> datetime | None:
     """The meter's local clock from registers 1002 (hhmmss) and 1003 (YYMMDD), when both came."""
     clock, day = response.get(CLOCK), response.get(DATE)
     if clock is None or day is None:
         return None
-    return _combine(day.value, clock.value)
+    return combine_date_time(day.value, clock.value)
 
 
 def records(response: GetRegisterResponse) -> list[Record]:

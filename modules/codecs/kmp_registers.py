@@ -1,4 +1,7 @@
-"""KMP register ids: the Kamstrup 382 electricity set (with OBIS codes) and the heat/water ids.
+"""KMP registers: the ids (382 electricity set with OBIS codes, heat/water), units, numbers.
+
+A register value is ``unit(1) | len(1) | SI SE e5..e0 (1) | mantissa (len bytes)`` with
+value = (-1)^SI x mantissa x 10^((-1)^SE x e), decoded exactly as a Decimal.
 
 Sources: bsdphk/PyKamstrup (382J), bipsendk/kamstrup-382Lx7 (382Lx7, 19 registers),
 Hal9k-dk/kamstrup, gertvdijk/PyKMP ``constants.py`` and the MULTICAL technical descriptions.
@@ -10,6 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+
+from gateway.errors import FrameError
 
 __all__ = [
     "CLOCK",
@@ -17,12 +24,20 @@ __all__ = [
     "DEFAULT_382_REGISTERS",
     "REGISTERS",
     "REGISTERS_BY_NAME",
+    "UNITS",
+    "UNIT_HH_MM_SS",
+    "UNIT_YY_MM_DD",
     "Register",
     "chunked",
+    "combine_date_time",
+    "decode_number",
+    "encode_number",
+    "interpret",
     "register_id",
 ]
 
 MAX_REGISTERS_PER_REQUEST = 8  # GetRegister carries at most 8 ids (PyKMP NUM_REGISTERS_MAX)
+_EXPONENT_MAX = 0x3F
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,3 +218,187 @@ def chunked(registers: Iterable[int]) -> list[tuple[int, ...]]:
         tuple(unique[start : start + MAX_REGISTERS_PER_REQUEST])
         for start in range(0, len(unique), MAX_REGISTERS_PER_REQUEST)
     ]
+
+
+# ---------------------------------------------------------------- units and numbers
+
+# KMP unit code -> (KMP's own name, Home Assistant unit or None, factor to that unit).
+# Identical in bsdphk/PyKamstrup, golles/ha-kamstrup_403, PyKMP and ESPHome, except that
+# PyKMP (checked against the Kamstrup document) reads 21 as W and 25 as var.
+UNITS: dict[int, tuple[str, str | None, int]] = {
+    0: ("number", None, 1),
+    1: ("Wh", "Wh", 1),
+    2: ("kWh", "kWh", 1),
+    3: ("MWh", "MWh", 1),
+    4: ("GWh", "GWh", 1),
+    5: ("J", "J", 1),
+    6: ("kJ", "kJ", 1),
+    7: ("MJ", "MJ", 1),
+    8: ("GJ", "GJ", 1),
+    9: ("Cal", "cal", 1),
+    10: ("kCal", "kcal", 1),
+    11: ("Mcal", "Mcal", 1),
+    12: ("Gcal", "Gcal", 1),
+    13: ("varh", "varh", 1),
+    14: ("kvarh", "kvarh", 1),
+    15: ("Mvarh", "Mvarh", 1),
+    16: ("Gvarh", "Gvarh", 1),
+    17: ("VAh", "VAh", 1),
+    18: ("kVAh", "kVAh", 1),
+    19: ("MVAh", "MVAh", 1),
+    20: ("GVAh", "GVAh", 1),
+    21: ("W", "W", 1),
+    22: ("kW", "kW", 1),
+    23: ("MW", "MW", 1),
+    24: ("GW", "GW", 1),
+    25: ("var", "var", 1),
+    26: ("kvar", "kvar", 1),
+    27: ("Mvar", "Mvar", 1),
+    28: ("Gvar", "Gvar", 1),
+    29: ("VA", "VA", 1),
+    30: ("kVA", "kVA", 1),
+    31: ("MVA", "MVA", 1),
+    32: ("GVA", "GVA", 1),
+    33: ("V", "V", 1),
+    34: ("A", "A", 1),
+    35: ("kV", "kV", 1),
+    36: ("kA", "kA", 1),
+    37: ("°C", "°C", 1),
+    38: ("K", "K", 1),
+    39: ("l", "L", 1),
+    40: ("m³", "m³", 1),
+    41: ("l/h", "L/h", 1),
+    42: ("m³/h", "m³/h", 1),
+    43: ("m³×°C", "m³·°C", 1),
+    44: ("ton", "t", 1),
+    45: ("ton/h", "t/h", 1),
+    46: ("h", "h", 1),
+    47: ("hh:mm:ss", None, 1),
+    48: ("yy:mm:dd", None, 1),
+    49: ("yyyy:mm:dd", None, 1),
+    50: ("mm:dd", None, 1),
+    51: ("number", None, 1),
+    52: ("bar", "bar", 1),
+    53: ("RTC", None, 1),
+    54: ("ASCII", None, 1),
+    55: ("m³×10", "m³", 10),
+    56: ("ton×10", "t", 10),
+    57: ("GJ×10", "GJ", 10),
+    58: ("minutes", "min", 1),
+    59: ("bitfield", None, 1),
+    60: ("s", "s", 1),
+    61: ("ms", "ms", 1),
+    62: ("days", "d", 1),
+    63: ("RTC-Q", None, 1),
+    64: ("date-time", None, 1),
+    65: ("imp/l", "imp/L", 1),
+    66: ("l/imp", "L/imp", 1),
+    85: ("%RH", "%", 1),
+    86: ("%O₂", "%", 1),
+    87: ("m/s", "m/s", 1),
+    88: ("kJ/kg", "kJ/kg", 1),
+    89: ("pH", "pH", 1),
+    90: ("g/kg", "g/kg", 1),
+}
+UNIT_HH_MM_SS, UNIT_YY_MM_DD, _UNIT_YYYY_MM_DD, _UNIT_MM_DD, _UNIT_ASCII = 47, 48, 49, 50, 54
+
+
+def decode_number(data: bytes, offset: int = 0) -> tuple[Decimal, int]:
+    """A KMP number ``len | SI SE e5..e0 | mantissa`` at offset -> (exact value, bytes used)."""
+    if len(data) < offset + 2:
+        raise FrameError("number header cut short", offset=offset, code="bad_length")
+    length, sign_exp = data[offset], data[offset + 1]
+    if length == 0:
+        raise FrameError("number with a 0-byte mantissa", offset=offset, code="bad_length")
+    end = offset + 2 + length
+    if len(data) < end:
+        raise FrameError(
+            f"number needs {length} mantissa bytes, {len(data) - offset - 2} left",
+            offset=offset,
+            code="bad_length",
+        )
+    mantissa = int.from_bytes(data[offset + 2 : end], "big")
+    return _number(mantissa, sign_exp), end - offset
+
+
+def _number(mantissa: int, sign_exp: int) -> Decimal:
+    exponent = sign_exp & _EXPONENT_MAX
+    if sign_exp & 0x40:
+        exponent = -exponent
+    digits = tuple(int(digit) for digit in str(mantissa))
+    return Decimal((1 if sign_exp & 0x80 else 0, digits, exponent))
+
+
+def encode_number(value: Decimal | int, *, length: int | None = None) -> bytes:
+    """``len | SI SE exp | mantissa`` for a value; the shortest mantissa unless length is given."""
+    sign, digit_tuple, raw_exponent = Decimal(value).as_tuple()
+    if not isinstance(raw_exponent, int):
+        raise ValueError(f"KMP cannot carry {value}")
+    exponent = raw_exponent
+    mantissa = int("".join(map(str, digit_tuple)) or "0")
+    if exponent > _EXPONENT_MAX:
+        mantissa, exponent = mantissa * 10 ** (exponent - _EXPONENT_MAX), _EXPONENT_MAX
+    # Trailing zeros move into the exponent when the exponent or the mantissa length asks for it.
+    while (
+        mantissa
+        and mantissa % 10 == 0
+        and (exponent < -_EXPONENT_MAX or _too_long(mantissa, length))
+    ):
+        mantissa, exponent = mantissa // 10, exponent + 1
+    if mantissa == 0:
+        exponent = max(exponent, -_EXPONENT_MAX)
+    if exponent < -_EXPONENT_MAX:
+        raise ValueError(f"{value} needs an exponent below -63")
+    size = max(1, (mantissa.bit_length() + 7) // 8) if length is None else length
+    if _too_long(mantissa, size) or not 1 <= size <= 0xFF:
+        raise ValueError(f"{value} does not fit a {size}-byte mantissa")
+    sign_exp = (0x80 if sign else 0) | (0x40 if exponent < 0 else 0) | abs(exponent)
+    return bytes((size, sign_exp)) + mantissa.to_bytes(size, "big")
+
+
+def _too_long(mantissa: int, length: int | None) -> bool:
+    return length is not None and mantissa.bit_length() > 8 * length
+
+
+def interpret(
+    unit: int, number: Decimal, length: int | None = None
+) -> tuple[Decimal | int | str, str | None]:
+    """A register value as a record holds it: a number in its HA unit, or ISO date/time text."""
+    _, ha_unit, factor = UNITS.get(unit, ("", None, 1))
+    whole = int(number) if number == number.to_integral_value() else None
+    if whole is not None and whole >= 0:
+        if unit == UNIT_YY_MM_DD and (day := _date(2000 + whole // 10000, whole)) is not None:
+            return day.isoformat(), None
+        if unit == _UNIT_YYYY_MM_DD and (day := _date(whole // 10000, whole)) is not None:
+            return day.isoformat(), None
+        if unit == _UNIT_MM_DD and (day := _date(2000, whole)) is not None:
+            return f"--{day:%m-%d}", None
+        if unit == UNIT_HH_MM_SS and (clock := _time(whole)) is not None:
+            return clock.isoformat(), None
+        if unit == _UNIT_ASCII and whole:
+            text = whole.to_bytes(max(length or 0, (whole.bit_length() + 7) // 8), "big")
+            if all(32 <= b < 127 or b == 0 for b in text):
+                return text.replace(b"\x00", b"").decode("ascii").strip(), None
+    return (number * factor if factor != 1 else number), ha_unit
+
+
+def _date(year: int, whole: int) -> date | None:
+    try:
+        return date(year, whole // 100 % 100, whole % 100)
+    except ValueError:
+        return None
+
+
+def _time(whole: int) -> time | None:
+    try:
+        return time(whole // 10000, whole // 100 % 100, whole % 100)
+    except ValueError:
+        return None
+
+
+def combine_date_time(day: Decimal, clock: Decimal) -> datetime | None:
+    """A YYMMDD and an hhmmss register value as one local datetime, None when impossible."""
+    if day != day.to_integral_value() or clock != clock.to_integral_value() or day < 0 or clock < 0:
+        return None
+    on, at = _date(2000 + int(day) // 10000, int(day)), _time(int(clock))
+    return datetime.combine(on, at) if on is not None and at is not None else None
