@@ -83,12 +83,20 @@ class _Telegram:
 
 
 def decode_telegram(
-    data: bytes, *, key: bytes | None = None, cache: FormatCache | None = None
+    data: bytes,
+    *,
+    key: bytes | None = None,
+    cache: FormatCache | None = None,
+    dll_crcs: Literal["auto", "A", "B", "none"] = "auto",
 ) -> Decoded:
-    """One telegram to meter facts, frame facts and records; raises FrameError subclasses."""
+    """One telegram to meter facts, frame facts and records; raises FrameError subclasses.
+
+    ``dll_crcs`` says what the receiver delivers (CUL: "A" or "B", most dongles: "none");
+    ``auto`` detects it. ``cache`` holds compact formats; without one compact frames fail.
+    """
     if key is not None:
         crypto.check_key(key)
-    body, frame_format, note = strip_crcs(data)
+    body, frame_format, note = strip_crcs(data, dll_crcs)
     link = parse_link(body)
     tg = _Telegram(body, link, key)
     tg.frame.update(
@@ -97,7 +105,6 @@ def decode_telegram(
             "c": link.c,
             "frame_format": frame_format,
             "crc_ok": True if frame_format else None,
-            "dll_crcs": "checked" if frame_format else "absent",
         }
     )
     if note:

@@ -9,6 +9,7 @@ which count bytes of the input.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from gateway.errors import ChecksumError, FrameError, IncompleteFrame, UnknownFormat
 from modules.codecs.crypto import crc16_en13757
@@ -180,10 +181,18 @@ class Tpl:
         return None if self.address is None else _id_text(self.address)
 
 
-def strip_crcs(data: bytes) -> tuple[bytes, str | None, str | None]:
-    """(telegram without DLL CRCs, "A"/"B"/None, note): detects format A, B or already stripped."""
+def strip_crcs(
+    data: bytes, expect: Literal["auto", "A", "B", "none"] = "auto"
+) -> tuple[bytes, str | None, str | None]:
+    """(telegram without DLL CRCs, "A"/"B"/None, note).
+
+    ``auto`` detects format A, format B or CRCs already stripped; a receiver that knows what
+    it delivers says so, and then a corrupted format B telegram is a CRC error, not a guess.
+    """
     if not data:
         raise IncompleteFrame("empty telegram", offset=0)
+    if expect != "auto":
+        return _strip_expected(data, expect), None if expect == "none" else expect, None
     length = data[0]
     total = len(data)
     a_total = _format_a_total(length)
@@ -214,6 +223,22 @@ def strip_crcs(data: bytes) -> tuple[bytes, str | None, str | None]:
     return data[: length + 1], None, f"{total - length - 1} bytes after the frame ignored"
 
 
+def _strip_expected(data: bytes, expect: str) -> bytes:
+    length = data[0]
+    total = _format_a_total(length) if expect == "A" else length + 1
+    if len(data) < total:
+        raise IncompleteFrame(
+            f"L={length} in format {expect} needs {total} bytes, got {len(data)}", offset=len(data)
+        )
+    if expect == "A":
+        return _strip_a(data[:total])
+    if expect == "B":
+        if length < DLL_HEADER_BYTES + CRC_BYTES + 1 or not _format_b_ok(data[:total]):
+            raise ChecksumError("DLL CRC (format B) does not match", offset=total - CRC_BYTES)
+        return _strip_b(data[:total])
+    return data[:total]
+
+
 def _stale_final_crc(data: bytes) -> bool:
     """Whether a stripped telegram still ends with the CRC of its last format A block."""
     # Some loggers strip the block CRCs but keep the last one and count it in L.
@@ -239,6 +264,8 @@ def _crc_at(data: bytes, start: int, end: int) -> bool:
 
 
 def _strip_a(data: bytes) -> bytes:
+    if not _crc_at(data, 0, DLL_HEADER_BYTES):
+        raise ChecksumError("DLL CRC of block 1 (format A) does not match", offset=10)
     out = bytearray(data[:DLL_HEADER_BYTES])
     pos = DLL_HEADER_BYTES + CRC_BYTES
     while pos < len(data):
