@@ -8,10 +8,10 @@ frame) and OMS meters send (TPL short header with security mode 5), with or with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from modules.codecs import crypto
+from modules.codecs.mbus_encode import DataRecord, encode_dib, encode_record
 from modules.codecs.wmbus_compact import format_signature
 from modules.codecs.wmbus_layers import (
     DLL_HEADER_BYTES,
@@ -21,43 +21,35 @@ from modules.codecs.wmbus_layers import (
     manufacturer_id,
 )
 
-__all__ = ["RawRecord", "build_telegram", "encode_records", "omnipower_records"]
+__all__ = ["build_telegram", "encode_apl", "omnipower_records"]
 
-# DIF data field (low nibble) -> bytes; 9..E are BCD of 2..12 digits (EN 13757-3 table 4).
-_DATA_BYTES = {0x0: 0, 0x1: 1, 0x2: 2, 0x3: 3, 0x4: 4, 0x6: 6, 0x7: 8}
-_BCD_BYTES = {0x9: 1, 0xA: 2, 0xB: 3, 0xC: 4, 0xE: 6}
 SND_NR = 0x44
 KAMSTRUP_CC = 0x20  # ELL communication control as Kamstrup meters send it (S bit)
 MAX_STRIPPED_LENGTH = 255
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One data record as wire parts: the DIF/VIF header bytes and an integer value."""
-
-    header: bytes
-    value: int
-
-    def data(self) -> bytes:
-        """The value in the width and coding the DIF asks for."""
-        coding = self.header[0] & 0x0F
-        if coding in _DATA_BYTES:
-            return self.value.to_bytes(_DATA_BYTES[coding], "little", signed=True)
-        if coding in _BCD_BYTES:
-            size = _BCD_BYTES[coding]
-            if not 0 <= self.value < 10 ** (2 * size):
-                raise ValueError(f"{self.value} does not fit {2 * size} BCD digits")
-            return bytes.fromhex(f"{self.value:0{2 * size}d}")[::-1]
-        raise ValueError(f"DIF 0x{self.header[0]:02X}: only integer and BCD data are encoded")
+def _split(record: DataRecord) -> tuple[bytes, bytes]:
+    """(DIF/VIF header, data) of one encoded record."""
+    wire = encode_record(record)
+    dib = encode_dib(
+        wire[0] & 0x0F,
+        storage=record.storage,
+        tariff=record.tariff,
+        subunit=record.subunit,
+        function=record.function,
+    )
+    cut = len(dib) + len(record.vib)
+    return wire[:cut], wire[cut:]
 
 
-def encode_records(records: Sequence[RawRecord], *, compact: bool = False) -> bytes:
+def encode_apl(records: Sequence[DataRecord], *, compact: bool = False) -> bytes:
     """The APL with its TPL CI: 0x78 + full records, or 0x79 + signature, CRC and values."""
-    full = b"".join(r.header + r.data() for r in records)
+    parts = [_split(record) for record in records]
+    full = b"".join(header + data for header, data in parts)
     if not compact:
         return b"\x78" + full
-    fmt = b"".join(r.header for r in records)
-    values = b"".join(r.data() for r in records)
+    fmt = b"".join(header for header, _ in parts)
+    values = b"".join(data for _, data in parts)
     signature = format_signature(fmt)
     full_crc = crypto.crc16_en13757(full)
     return b"\x79" + signature.to_bytes(2, "little") + full_crc.to_bytes(2, "little") + values
@@ -65,18 +57,18 @@ def encode_records(records: Sequence[RawRecord], *, compact: bool = False) -> by
 
 def omnipower_records(
     import_wh: int, export_wh: int, import_w: int, export_w: int
-) -> list[RawRecord]:
+) -> list[DataRecord]:
     """The four values a Kamstrup Omnipower sends: A+, A- (10 Wh), P+, P- (W)."""
     return [
-        RawRecord(bytes.fromhex("0404"), import_wh // 10),
-        RawRecord(bytes.fromhex("04843C"), export_wh // 10),
-        RawRecord(bytes.fromhex("042B"), import_w),
-        RawRecord(bytes.fromhex("04AB3C"), export_w),
+        DataRecord(b"\x04", import_wh // 10),
+        DataRecord(b"\x84\x3c", export_wh // 10),
+        DataRecord(b"\x2b", import_w),
+        DataRecord(b"\xab\x3c", export_w),
     ]
 
 
 def build_telegram(
-    records: Sequence[RawRecord],
+    records: Sequence[DataRecord],
     *,
     manufacturer: str = "KAM",
     meter_id: str = "12345678",
@@ -95,7 +87,7 @@ def build_telegram(
         raise ValueError("meter_id is 8 hex/BCD digits")
     address = bytes.fromhex(meter_id)[::-1] + bytes([version, device_type])
     mfct = manufacturer_id(manufacturer).to_bytes(2, "little")
-    apl = encode_records(records, compact=compact)
+    apl = encode_apl(records, compact=compact)
     if security == "ell_aes_ctr":
         if key is None:
             raise ValueError("ELL AES-CTR needs a key")

@@ -11,36 +11,49 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import FrameError
+from modules.codecs.mbus_encode import DataRecord
 from modules.codecs.wmbus import WmbusDecoder, decode_telegram
 from modules.codecs.wmbus_compact import FormatCache
-from modules.codecs.wmbus_tx import RawRecord, build_telegram, omnipower_records
+from modules.codecs.wmbus_tx import build_telegram, omnipower_records
 
 VECTORS = Path(__file__).parent.parent / "fixtures" / "vectors"
 
-# header -> (value range, unit, scale from the wire integer to the unit)
-HEADERS: dict[str, tuple[tuple[int, int], str, Decimal]] = {
-    "0404": ((-(2**31), 2**31 - 1), "kWh", Decimal("0.01")),
-    "04843C": ((0, 2**31 - 1), "kWh", Decimal("0.01")),
-    "042B": ((-(2**31), 2**31 - 1), "W", Decimal(1)),
-    "04AB3C": ((0, 2**31 - 1), "W", Decimal(1)),
-    "0413": ((0, 2**31 - 1), "m³", Decimal("0.001")),
-    "0259": ((-(2**15), 2**15 - 1), "°C", Decimal("0.01")),
-    "0C13": ((0, 10**8 - 1), "m³", Decimal("0.001")),
-    "0E03": ((0, 10**12 - 1), "kWh", Decimal("0.001")),
+# (VIB, coding) -> (value range, unit, scale from the wire number to the unit)
+KINDS: dict[tuple[bytes, Any], tuple[tuple[int, int], str, Decimal]] = {
+    (b"\x04", "int32"): ((-(2**31), 2**31 - 1), "kWh", Decimal("0.01")),
+    (b"\x84\x3c", "int32"): ((0, 2**31 - 1), "kWh", Decimal("0.01")),
+    (b"\x2b", "int32"): ((-(2**31), 2**31 - 1), "W", Decimal(1)),
+    (b"\xab\x3c", "int32"): ((0, 2**31 - 1), "W", Decimal(1)),
+    (b"\x13", "int32"): ((0, 2**31 - 1), "m³", Decimal("0.001")),
+    (b"\x59", "int16"): ((-(2**15), 2**15 - 1), "°C", Decimal("0.01")),
+    (b"\x13", "bcd8"): ((0, 10**8 - 1), "m³", Decimal("0.001")),
+    (b"\x03", "bcd12"): ((0, 10**12 - 1), "kWh", Decimal("0.001")),
+    (b"\x03", "int48"): ((0, 2**40), "kWh", Decimal("0.001")),
 }
 
 
 @st.composite
-def raw_records(draw: st.DrawFn) -> list[RawRecord]:
-    headers = draw(st.lists(st.sampled_from(sorted(HEADERS)), min_size=1, max_size=8))
-    return [RawRecord(bytes.fromhex(h), draw(st.integers(*HEADERS[h][0]))) for h in headers]
-
-
-def _expected(records: list[RawRecord]) -> list[tuple[Decimal, str]]:
+def data_records(draw: st.DrawFn) -> list[DataRecord]:
+    kinds = draw(st.lists(st.sampled_from(sorted(KINDS)), min_size=1, max_size=8))
     return [
-        (Decimal(r.value) * HEADERS[r.header.hex().upper()][2], HEADERS[r.header.hex().upper()][1])
-        for r in records
+        DataRecord(
+            vib,
+            draw(st.integers(*KINDS[(vib, coding)][0])),
+            coding,
+            storage=draw(st.sampled_from([0, 0, 1, 5])),
+            tariff=draw(st.sampled_from([0, 0, 1, 2])),
+        )
+        for vib, coding in kinds
     ]
+
+
+def _expected(records: list[DataRecord]) -> list[tuple[Decimal, str]]:
+    out = []
+    for record in records:
+        _, unit, scale = KINDS[(record.vib, record.coding)]
+        assert isinstance(record.value, int)
+        out.append((Decimal(record.value) * scale, unit))
+    return out
 
 
 def _got(decoder: WmbusDecoder, telegram: bytes, key: bytes | None) -> list[tuple[Decimal, str]]:
@@ -55,7 +68,7 @@ def _got(decoder: WmbusDecoder, telegram: bytes, key: bytes | None) -> list[tupl
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    records=raw_records(),
+    records=data_records(),
     security=st.sampled_from(["none", "ell_aes_ctr", "tpl_mode5"]),
     key=st.binary(min_size=16, max_size=16),
     frame_format=st.sampled_from([None, "A", "B"]),
@@ -63,7 +76,7 @@ def _got(decoder: WmbusDecoder, telegram: bytes, key: bytes | None) -> list[tupl
     session=st.integers(0, 2**29 - 1),
 )
 def test_encrypt_decrypt_decode(
-    records: list[RawRecord],
+    records: list[DataRecord],
     security: Any,
     key: bytes,
     frame_format: Any,
