@@ -231,7 +231,7 @@ def split_frame(data: bytes) -> tuple[FrameKind, int]:
         return "ack", 1
     if start == SHORT_START:
         _need(data, 5)
-        _check_end(data, 1, 3)
+        _check_end(data, 1, 2)
         return "short", 5
     if start != LONG_START:
         raise FrameError(f"0x{start:02x} starts no M-Bus frame", offset=0, code="bad_frame")

@@ -214,7 +214,7 @@ _REGISTERS: dict[str, tuple[bytes, int]] = {
     "energy": (b"\x04", -2),  # 10 Wh, value in kWh
     "power": (b"\x2b", 0),  # W
     "reactive_energy": (b"\xfb\x82\x74", -2),  # kvarh x 10^-2
-    "reactive_power": (b"\xfb\x94", 0),  # var
+    "reactive_power": (b"\xfb\x14", 0),  # var
     "voltage": (b"\xfd\x48", -1),  # 0.1 V
     "current": (b"\xfd\x5a", -2),  # 0.01 A
     "frequency": (b"\xfb\x2d", -2),  # 0.01 Hz

@@ -447,10 +447,10 @@ def _value(
     field: int, lvar: int | None, data: bytes, meaning: _Meaning, raw: dict[str, Any]
 ) -> RecordValue:
     kind = meaning.kind
-    if not data:
-        return None
     if lvar is not None:
         return _lvar_value(lvar, data, meaning, raw)
+    if not data:
+        return None
     if field in _BCD_LENGTHS:
         number, invalid = types.bcd_decode(data)
         if invalid:
@@ -498,6 +498,8 @@ def _lvar_value(lvar: int, data: bytes, meaning: _Meaning, raw: dict[str, Any]) 
     if lvar <= 0xBF:
         # Texts travel last character first, like every other multi-byte field.
         return data[::-1].decode("latin-1").rstrip("\x00")
+    if not data:
+        return None
     if lvar <= 0xD9:
         number, invalid = types.bcd_decode(data)
         if invalid:

@@ -6,6 +6,7 @@ Python values; encoders are their inverses, used by the emulator and the round-t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 from datetime import date, datetime, time
@@ -212,6 +213,7 @@ def real_decimal(value: float) -> Decimal:
     packed = struct.pack("<f", value)
     for digits in range(1, 10):
         text = f"{value:.{digits}g}"
-        if struct.pack("<f", float(text)) == packed:
-            return Decimal(text)
+        with contextlib.suppress(OverflowError):  # rounding up past the float32 maximum
+            if struct.pack("<f", float(text)) == packed:
+                return Decimal(text)
     return Decimal(repr(value))
