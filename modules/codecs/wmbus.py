@@ -131,6 +131,13 @@ def decode_telegram(
         elif ci in TPL_FULL or ci in TPL_COMPACT or ci in TPL_FORMAT:
             tpl = parse_tpl(tg.body, pos)
             apl_at = _open_tpl(tg, tpl, afl, pos)
+            if tg.key is not None and tg.security == "none":
+                raise DecryptionError(
+                    f"telegram from {tg.who()} is not encrypted, and a key is configured: "
+                    "refusing it (remove the key if this meter sends in the clear)",
+                    offset=pos,
+                    code="not_encrypted",
+                )
             records = _application(tg, tpl, apl_at, cache)
         else:
             raise UnknownFormat(f"CI 0x{ci:02X} is not a supported wM-Bus layer", offset=pos)
@@ -183,7 +190,7 @@ def _open_ell(tg: _Telegram, ell: Ell) -> None:
     if ell.session is None or ell.payload_crc_at is None:
         return
     security = ell.security
-    facts["session"] = ell.session[::-1].hex().upper()
+    facts["session"] = ell.session.hex().upper()
     facts["security"] = security
     crc_at = ell.payload_crc_at
     if crc_at + 2 > len(tg.body):

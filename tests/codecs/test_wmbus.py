@@ -385,3 +385,11 @@ def test_decoder_keeps_learned_formats_across_calls() -> None:
         decoder.decode(bytes.fromhex(item["hex"]), key=None, auth_key=None)
     decoder.decode(bytes.fromhex(item["prior_hex"][0]), key=None, auth_key=None)
     assert decoder.decode(bytes.fromhex(item["hex"]), key=None, auth_key=None).records
+
+
+def test_key_for_a_meter_that_sends_in_the_clear_is_refused() -> None:
+    telegram = wmbus_tx.build_telegram(wmbus_tx.omnipower_records(10, 0, 1, 0), security="none")
+    assert decode_telegram(telegram).records
+    with pytest.raises(DecryptionError) as caught:
+        decode_telegram(telegram, key=bytes(16))
+    assert caught.value.code == "not_encrypted"
