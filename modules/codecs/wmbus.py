@@ -72,8 +72,14 @@ class _Telegram:
         self.security = "none"
         self.plaintext: str | None = None  # "decrypted" or "logged" (arrived decrypted)
         self.sealed_end: int | None = None  # where the TPL's encrypted blocks end
+        self.tpl: Tpl | None = None
 
     def who(self) -> str:
+        """The meter as people name it: the long TPL header's address, else the DLL's."""
+        tpl = self.tpl
+        if tpl is not None and tpl.manufacturer is not None and tpl.address is not None:
+            meter = LinkHeader(0, 0, tpl.manufacturer, tpl.address)
+            return f"{meter.manufacturer_code} {meter.id}"
         return f"{self.link.manufacturer_code} {self.link.id}"
 
     def open_payload(self, start: int, opened: bytes, how: str) -> None:
@@ -129,7 +135,7 @@ def decode_telegram(
         if ci in MANUFACTURER_CI:
             tg.frame["manufacturer_payload"] = tg.body[pos + 1 :].hex().upper()
         elif ci in TPL_FULL or ci in TPL_COMPACT or ci in TPL_FORMAT:
-            tpl = parse_tpl(tg.body, pos)
+            tpl = tg.tpl = parse_tpl(tg.body, pos)
             apl_at = _open_tpl(tg, tpl, afl, pos)
             if tg.key is not None and tg.security == "none":
                 raise DecryptionError(
