@@ -88,6 +88,7 @@ _FIXED: dict[int, str] = {
 }
 _FIXED_OCTETS: dict[int, int] = {DATE_TIME: 12, DATE: 5, TIME: 4}
 _LENGTH_ONE_BYTE_MAX = 0x7F
+_MAX_DEVIATION_MIN = 840  # UTC+14 is the farthest time zone
 # A Data tree nested deeper than this is not a meter push but garbage; stop before recursion does.
 _MAX_DEPTH = 16
 
@@ -206,7 +207,9 @@ def decode_data(reader: Reader, depth: int = 0) -> Data:
         raw = reader.take(reader.length("string length"), "string")
         if tag == OCTET_STRING:
             return Data(tag, raw)
-        return Data(tag, raw.decode("utf-8" if tag == UTF8_STRING else "latin-1"))
+        if tag == UTF8_STRING:
+            return Data(tag, raw.decode("utf-8", errors="replace"))
+        return Data(tag, raw.decode("latin-1"))
     if tag == BIT_STRING:
         bits = reader.length("bit-string length")
         return Data(tag, (reader.take((bits + 7) // 8, "bit-string"), bits))
@@ -336,8 +339,11 @@ class CosemDateTime:
         hundredths = 0 if self.hundredths == 0xFF else self.hundredths
         if second > 59 or hundredths > 99:
             return None
-        # Blue Book: deviation is local time minus UTC with the sign inverted (UTC = local + dev).
-        zone = None if self.deviation is None else timezone(timedelta(minutes=-self.deviation))
+        # Blue Book: deviation is local time minus UTC with the sign inverted (UTC = local + dev),
+        # within -720..840 minutes; anything else is treated as unspecified.
+        deviation = self.deviation
+        valid = deviation is not None and -_MAX_DEVIATION_MIN <= deviation <= _MAX_DEVIATION_MIN
+        zone = timezone(timedelta(minutes=-deviation)) if valid and deviation is not None else None
         try:
             return datetime(
                 self.year,
