@@ -12,6 +12,7 @@ import pytest
 from gateway.decoding import Decoded, Record
 from gateway.errors import ChecksumError, DecryptionError, FrameError, IncompleteFrame
 from modules.codecs import wmbus_tx
+from modules.codecs.mbus_encode import DataRecord
 from modules.codecs.wmbus import WmbusDecoder, decode_telegram
 from modules.codecs.wmbus_compact import KNOWN_FORMATS, FormatCache, format_signature
 
@@ -393,3 +394,19 @@ def test_key_for_a_meter_that_sends_in_the_clear_is_refused() -> None:
     with pytest.raises(DecryptionError) as caught:
         decode_telegram(telegram, key=bytes(16))
     assert caught.value.code == "not_encrypted"
+
+
+@pytest.mark.parametrize("frame_format", ["A", "B"])
+def test_long_telegrams_with_two_format_b_crcs_or_many_a_blocks(frame_format: Any) -> None:
+    records = [DataRecord(b"\x13", 1000 + n, storage=n) for n in range(20)]
+    plain = wmbus_tx.build_telegram(records, security="none")
+    framed = wmbus_tx.build_telegram(records, security="none", frame_format=frame_format)
+    assert len(plain) > 128
+    decoded = decode_telegram(framed, dll_crcs=frame_format)
+    assert decoded.frame["frame_format"] == frame_format
+    assert [r.value for r in decoded.records] == [Decimal(1000 + n) / 1000 for n in range(20)]
+    assert decode_telegram(framed).records == decoded.records
+    broken = bytearray(framed)
+    broken[-1] ^= 0x80
+    with pytest.raises(ChecksumError):
+        decode_telegram(bytes(broken), dll_crcs=frame_format)
