@@ -16,7 +16,6 @@ Errors are ``FrameError`` subclasses whose offset is ``offset`` + the index in `
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,22 +23,11 @@ from typing import Any
 
 import msgspec
 
-from gateway.decoding import Record, RecordValue
+from gateway.decoding import Record
 from gateway.errors import FrameError, IncompleteFrame
-from modules.codecs import mbus_types as types
 from modules.codecs.mbus_fixed import FixedData, decode_fixed
+from modules.codecs.mbus_meaning import BCD_LENGTHS, decode_value, describe
 from modules.codecs.mbus_obis import obis_code, record_name
-from modules.codecs.mbus_vif import (
-    Kind,
-    Quantity,
-    Vife,
-    combinable,
-    combinable_extension,
-    fb_table,
-    fd_table,
-    manufacturer_table,
-    primary,
-)
 
 __all__ = [
     "MAX_DIFES",
@@ -64,7 +52,6 @@ GLOBAL_READOUT = 0x7F
 FUNCTIONS = ("instantaneous", "maximum", "minimum", "error")
 # Data field (DIF bits 0-3) -> data length in bytes; 0x0D is LVAR, 0x0F special functions.
 _LENGTHS = {0x0: 0, 0x1: 1, 0x2: 2, 0x3: 3, 0x4: 4, 0x5: 4, 0x6: 6, 0x7: 8, 0x8: 0}
-_BCD_LENGTHS = {0x9: 1, 0xA: 2, 0xB: 3, 0xC: 4, 0xE: 6}
 _LVAR = 0x0D
 
 
@@ -272,7 +259,7 @@ def _data_span(header: RecordHeader, buffer: bytes, position: int, offset: int) 
         length = _lvar_length(lvar, offset + position)
         start = position + 1
     else:
-        length = _LENGTHS.get(field) or _BCD_LENGTHS.get(field, 0)
+        length = _LENGTHS.get(field) or BCD_LENGTHS.get(field, 0)
         start = position
     if start + length > len(buffer):
         raise IncompleteFrame(
@@ -298,86 +285,6 @@ def _lvar_length(lvar: int, where: int) -> int:
     raise FrameError(f"reserved LVAR 0x{lvar:02x}", offset=where, code="bad_frame")
 
 
-@dataclass(slots=True)
-class _Meaning:
-    """A quantity after its VIFEs: name parts, unit, scale and what OBIS needs."""
-
-    quantity: Quantity
-    suffixes: list[str]
-    scale: Decimal
-    unit: str | None
-    kind: Kind
-    direction: str | None = None
-    phase: str | None = None
-    plain: bool = True
-    record_error: str | None = None
-    manufacturer_vifes: bytes = b""
-
-
-def _meaning(header: RecordHeader, manufacturer: str | None) -> _Meaning:
-    vif = header.vif if header.vif is not None else 0
-    vifes = header.vifes
-    code = vif & 0x7F
-    if code in (0x7B, 0x7D) and vifes:
-        quantity = (fb_table if code == 0x7B else fd_table)(vifes[0])
-        vifes = vifes[1:]
-    elif code == 0x7C:
-        quantity = Quantity(_slug(header.plain_text or ""), header.plain_text or None)
-    else:
-        quantity = primary(vif)
-    meaning = _Meaning(quantity, [], quantity.scale, quantity.unit, quantity.kind)
-    if code == 0x7F:
-        known = manufacturer_table(manufacturer, vifes[0]) if vifes else None
-        if known is not None:
-            meaning = _Meaning(known, [], known.scale, known.unit, known.kind)
-        meaning.plain = False
-        meaning.manufacturer_vifes = vifes
-        return meaning
-    extension = False
-    for index, vife in enumerate(vifes):
-        if extension:
-            _apply(meaning, combinable_extension(vife))
-            extension = False
-        elif vife & 0x7F == 0x7C:
-            extension = True
-        elif vife & 0x7F == 0x7F:
-            meaning.suffixes.append("manufacturer_specific")
-            meaning.plain = False
-            meaning.manufacturer_vifes = vifes[index + 1 :]
-            break
-        else:
-            _apply(meaning, combinable(vife))
-    return meaning
-
-
-def _apply(meaning: _Meaning, vife: Vife) -> None:
-    if vife.direction is not None:
-        meaning.direction = vife.direction
-    elif vife.suffix:
-        meaning.suffixes.append(vife.suffix)
-    meaning.scale *= vife.scale
-    if vife.phase is not None:
-        meaning.phase = vife.phase
-    if vife.kind is not None:
-        meaning.kind = vife.kind
-    if vife.unit != "":
-        meaning.unit = vife.unit
-    if vife.per and meaning.unit:
-        per = vife.per
-        meaning.unit += f"·{per[1:]}" if per.startswith("*") else f"/{per}"
-    if vife.record_error is not None:
-        if vife.record_error != "none":
-            meaning.record_error = vife.record_error
-            meaning.plain = False
-    elif not vife.plain:
-        meaning.plain = False
-
-
-def _slug(text: str) -> str:
-    slug = "".join(c.lower() if c.isalnum() else "_" for c in text.strip())
-    return "_".join(part for part in slug.split("_") if part) or "plain_text"
-
-
 def _record(
     header: RecordHeader,
     data: bytes,
@@ -399,7 +306,7 @@ def _record(
     }
     if header.vif is None:  # global readout request (DIF 0x7F), sent by masters
         return Record("global_readout_request", None, raw=raw, function=header.function)
-    meaning = _meaning(header, manufacturer)
+    meaning = describe(header.vif, header.vifes, header.plain_text, manufacturer)
     if header.plain_text is not None:
         raw["plain_text"] = header.plain_text
     if meaning.record_error:
@@ -408,7 +315,7 @@ def _record(
         raw["manufacturer_vife"] = meaning.manufacturer_vifes.hex()
     if msb_first and header.data_field != _LVAR:
         data = data[::-1]
-    value = _value(header.data_field, lvar, data, meaning, raw)
+    value = decode_value(header.data_field, lvar, data, meaning, raw)
     family = meaning.quantity.family
     backward = meaning.direction == "backward"
     name = None
@@ -441,71 +348,6 @@ def _record(
         function=header.function,
         raw=raw,
     )
-
-
-def _value(
-    field: int, lvar: int | None, data: bytes, meaning: _Meaning, raw: dict[str, Any]
-) -> RecordValue:
-    kind = meaning.kind
-    if lvar is not None:
-        return _lvar_value(lvar, data, meaning, raw)
-    if not data:
-        return None
-    if field in _BCD_LENGTHS:
-        number, invalid = types.bcd_decode(data)
-        if invalid:
-            raw["bcd_invalid"] = True
-        if kind == "ident" and not invalid:
-            return f"{number:0{2 * len(data)}d}"
-        if kind == "time":
-            return _time_value(data, meaning)
-        return types.scaled(number, meaning.scale)
-    if field == 0x05:
-        real = types.real_decode(data)
-        if not math.isfinite(real):
-            raw["real_invalid"] = True
-            return None
-        return float(types.real_decimal(real) * meaning.scale)
-    if kind == "time":
-        return _time_value(data, meaning)
-    if kind in ("ident", "bits"):
-        unsigned = types.int_decode(data, signed=False)
-        return str(unsigned) if kind == "ident" else unsigned
-    return types.scaled(types.int_decode(data), meaning.scale)
-
-
-def _time_value(data: bytes, meaning: _Meaning) -> str | None:
-    if meaning.quantity.name == "daylight_saving" and len(data) == 4:
-        return types.daylight_saving_k(data)
-    match len(data):
-        case 2:
-            day = types.date_g(data)
-            return day.isoformat() if day else None
-        case 3:
-            clock = types.time_j(data)
-            return clock.isoformat() if clock else None
-        case 4:
-            moment = types.datetime_f(data)
-            return moment.isoformat() if moment else None
-        case 6:
-            moment = types.datetime_i(data)
-            return moment.isoformat() if moment else None
-    return data[::-1].hex().upper()
-
-
-def _lvar_value(lvar: int, data: bytes, meaning: _Meaning, raw: dict[str, Any]) -> RecordValue:
-    raw["lvar"] = f"{lvar:02x}"
-    if lvar <= 0xBF:
-        # Texts travel last character first, like every other multi-byte field.
-        return data[::-1].decode("latin-1").rstrip("\x00")
-    if not data:
-        return None
-    if lvar <= 0xD9:
-        number, invalid = types.bcd_decode(data)
-        if invalid:
-            raw["bcd_invalid"] = True
-        return types.scaled(-number if lvar >= 0xD0 else number, meaning.scale)
-    return data[::-1].hex().upper()
 
 
 def _manufacturer_record(header: RecordHeader, rest: bytes, offset: int) -> Record:

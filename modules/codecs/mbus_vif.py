@@ -7,21 +7,20 @@ is the exact decimal factor from the raw wire number to that unit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
 __all__ = [
     "MEDIUMS",
+    "TIME_UNITS",
     "Kind",
     "Quantity",
-    "Vife",
-    "combinable",
-    "combinable_extension",
     "fb_table",
     "fd_table",
     "manufacturer_table",
     "medium_name",
+    "p10",
     "primary",
 ]
 
@@ -30,13 +29,14 @@ __all__ = [
 Kind = Literal["number", "time", "ident", "bits"]
 
 
-def _p10(exponent: int) -> Decimal:
+def p10(exponent: int) -> Decimal:
+    """10 to the power ``exponent``, exactly."""
     return Decimal(1).scaleb(exponent)
 
 
 _ONE = Decimal(1)
-_TIME_UNITS = ("s", "min", "h", "d")
-_TIME_UNITS_LONG = ("h", "d", "month", "a")
+TIME_UNITS = ("s", "min", "h", "d")
+TIME_UNITS_LONG = ("h", "d", "month", "a")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +48,6 @@ class Quantity:
     scale: Decimal = _ONE
     kind: Kind = "number"
     family: str = ""  # for the OBIS mapping: energy, power, reactive_energy, voltage, ...
-
-
-@dataclass(frozen=True, slots=True)
-class Vife:
-    """What one combinable (orthogonal) VIFE adds to a quantity."""
-
-    suffix: str = ""  # appended to the record name, e.g. "backward", "l1"
-    scale: Decimal = _ONE
-    direction: str | None = None  # "forward" / "backward"
-    phase: str | None = None  # "l1".."l3", "n", "l1_l2", ..., "q1".."q4"
-    kind: Kind | None = None  # the value becomes a date (limit exceed dates) ...
-    unit: str | None = ""  # "" keeps the unit; None drops it; other replaces it
-    per: str = ""  # divides the unit ("s" -> unit/s); a leading * multiplies instead
-    plain: bool = True  # False when the value is no longer the plain quantity
-    record_error: str | None = None
 
 
 MEDIUMS: dict[int, str] = {
@@ -121,42 +106,42 @@ def primary(vif: int) -> Quantity:
     n3, n2 = code & 0x07, code & 0x03
     match code >> 3:
         case 0x0:
-            return Quantity("energy", "kWh", _p10(n3 - 6), family="energy")
+            return Quantity("energy", "kWh", p10(n3 - 6), family="energy")
         case 0x1:
-            return Quantity("energy", "MJ", _p10(n3 - 6), family="energy")
+            return Quantity("energy", "MJ", p10(n3 - 6), family="energy")
         case 0x2:
-            return Quantity("volume", "m³", _p10(n3 - 6))
+            return Quantity("volume", "m³", p10(n3 - 6))
         case 0x3:
-            return Quantity("mass", "kg", _p10(n3 - 3))
+            return Quantity("mass", "kg", p10(n3 - 3))
         case 0x4:
             name = "on_time" if code < 0x24 else "operating_time"
-            return Quantity(name, _TIME_UNITS[n2])
+            return Quantity(name, TIME_UNITS[n2])
         case 0x5:
-            return Quantity("power", "W", _p10(n3 - 3), family="power")
+            return Quantity("power", "W", p10(n3 - 3), family="power")
         case 0x6:
-            return Quantity("power", "MJ/h", _p10(n3 - 6))
+            return Quantity("power", "MJ/h", p10(n3 - 6))
         case 0x7:
-            return Quantity("volume_flow", "m³/h", _p10(n3 - 6))
+            return Quantity("volume_flow", "m³/h", p10(n3 - 6))
         case 0x8:
-            return Quantity("volume_flow", "m³/h", 60 * _p10(n3 - 7))
+            return Quantity("volume_flow", "m³/h", 60 * p10(n3 - 7))
         case 0x9:
-            return Quantity("volume_flow", "m³/h", 3600 * _p10(n3 - 9))
+            return Quantity("volume_flow", "m³/h", 3600 * p10(n3 - 9))
         case 0xA:
-            return Quantity("mass_flow", "kg/h", _p10(n3 - 3))
+            return Quantity("mass_flow", "kg/h", p10(n3 - 3))
         case 0xB:
             name = "flow_temperature" if code < 0x5C else "return_temperature"
-            return Quantity(name, "°C", _p10(n2 - 3))
+            return Quantity(name, "°C", p10(n2 - 3))
         case 0xC:
             if code < 0x64:
-                return Quantity("temperature_difference", "K", _p10(n2 - 3))
-            return Quantity("external_temperature", "°C", _p10(n2 - 3))
+                return Quantity("temperature_difference", "K", p10(n2 - 3))
+            return Quantity("external_temperature", "°C", p10(n2 - 3))
         case 0xD:
             if code < 0x6C:
-                return Quantity("pressure", "bar", _p10(n2 - 3))
+                return Quantity("pressure", "bar", p10(n2 - 3))
             return _PRIMARY_6C[code - 0x6C]
         case 0xE:
             name = "averaging_duration" if code < 0x74 else "actuality_duration"
-            return Quantity(name, _TIME_UNITS[n2])
+            return Quantity(name, TIME_UNITS[n2])
     return _PRIMARY_78[code - 0x78]
 
 
@@ -183,49 +168,49 @@ def fb_table(vife: int) -> Quantity:
     code = vife & 0x7F
     n1, n2, n3 = code & 0x01, code & 0x03, code & 0x07
     if code <= 0x01:
-        return Quantity("energy", "kWh", _p10(n1 + 2), family="energy")
+        return Quantity("energy", "kWh", p10(n1 + 2), family="energy")
     if code <= 0x03:
-        return Quantity("reactive_energy", "kvarh", _p10(n1), family="reactive_energy")
+        return Quantity("reactive_energy", "kvarh", p10(n1), family="reactive_energy")
     if code <= 0x05:
-        return Quantity("apparent_energy", "kVAh", _p10(n1), family="apparent_energy")
+        return Quantity("apparent_energy", "kVAh", p10(n1), family="apparent_energy")
     if 0x08 <= code <= 0x09:
-        return Quantity("energy", "MJ", _p10(n1 + 2), family="energy")
+        return Quantity("energy", "MJ", p10(n1 + 2), family="energy")
     if 0x0C <= code <= 0x0F:
-        return Quantity("energy", "Mcal", _p10(n2 - 3), family="energy")
+        return Quantity("energy", "Mcal", p10(n2 - 3), family="energy")
     if 0x10 <= code <= 0x11:
-        return Quantity("volume", "m³", _p10(n1 + 2))
+        return Quantity("volume", "m³", p10(n1 + 2))
     if 0x14 <= code <= 0x17:
-        return Quantity("reactive_power", "var", _p10(n2), family="reactive_power")
+        return Quantity("reactive_power", "var", p10(n2), family="reactive_power")
     if 0x18 <= code <= 0x19:
-        return Quantity("mass", "kg", _p10(n1 + 5))
+        return Quantity("mass", "kg", p10(n1 + 5))
     if 0x1A <= code <= 0x1B:
-        return Quantity("relative_humidity", "%", _p10(n1 - 1))
+        return Quantity("relative_humidity", "%", p10(n1 - 1))
     if code == 0x20:
         return Quantity("volume", "ft³")
     if code == 0x21:
-        return Quantity("volume", "ft³", _p10(-1))
+        return Quantity("volume", "ft³", p10(-1))
     if 0x28 <= code <= 0x29:
-        return Quantity("power", "W", _p10(n1 + 5), family="power")
+        return Quantity("power", "W", p10(n1 + 5), family="power")
     if code == 0x2A:
-        return Quantity("phase_angle_voltage_voltage", "°", _p10(-1))
+        return Quantity("phase_angle_voltage_voltage", "°", p10(-1))
     if code == 0x2B:
-        return Quantity("phase_angle_voltage_current", "°", _p10(-1))
+        return Quantity("phase_angle_voltage_current", "°", p10(-1))
     if 0x2C <= code <= 0x2F:
-        return Quantity("frequency", "Hz", _p10(n2 - 3), family="frequency")
+        return Quantity("frequency", "Hz", p10(n2 - 3), family="frequency")
     if 0x30 <= code <= 0x31:
-        return Quantity("power", "MJ/h", _p10(n1 + 2))
+        return Quantity("power", "MJ/h", p10(n1 + 2))
     if 0x34 <= code <= 0x37:
-        return Quantity("apparent_power", "VA", _p10(n2), family="apparent_power")
+        return Quantity("apparent_power", "VA", p10(n2), family="apparent_power")
     if 0x58 <= code <= 0x67:
         name = ("flow_temperature", "return_temperature", "temperature_difference")
         label = name[(code - 0x58) >> 2] if code < 0x64 else "external_temperature"
-        return Quantity(label, "°F", _p10(n2 - 3))
+        return Quantity(label, "°F", p10(n2 - 3))
     if 0x70 <= code <= 0x73:
-        return Quantity("temperature_limit", "°F", _p10(n2 - 3))
+        return Quantity("temperature_limit", "°F", p10(n2 - 3))
     if 0x74 <= code <= 0x77:
-        return Quantity("temperature_limit", "°C", _p10(n2 - 3))
+        return Quantity("temperature_limit", "°C", p10(n2 - 3))
     if code >= 0x78:
-        return Quantity("max_power_count", "W", _p10(n3 - 3))
+        return Quantity("max_power_count", "W", p10(n3 - 3))
     return Quantity(f"reserved_fb_{code:02x}")
 
 
@@ -290,201 +275,30 @@ def fd_table(vife: int) -> Quantity:
     code = vife & 0x7F
     n2 = code & 0x03
     if code <= 0x03:
-        return Quantity("credit", "currency", _p10(n2 - 3))
+        return Quantity("credit", "currency", p10(n2 - 3))
     if code <= 0x07:
-        return Quantity("debit", "currency", _p10(n2 - 3))
+        return Quantity("debit", "currency", p10(n2 - 3))
     if code in _FD_NAMED:
         return _FD_NAMED[code]
     if 0x24 <= code <= 0x27:
-        return Quantity("storage_interval", _TIME_UNITS[n2])
+        return Quantity("storage_interval", TIME_UNITS[n2])
     if 0x2C <= code <= 0x2F:
-        return Quantity("duration_since_last_readout", _TIME_UNITS[n2])
+        return Quantity("duration_since_last_readout", TIME_UNITS[n2])
     if 0x31 <= code <= 0x33:
-        return Quantity("tariff_duration", _TIME_UNITS[n2])
+        return Quantity("tariff_duration", TIME_UNITS[n2])
     if 0x34 <= code <= 0x37:
-        return Quantity("tariff_period", _TIME_UNITS[n2])
+        return Quantity("tariff_period", TIME_UNITS[n2])
     if 0x3C <= code <= 0x3F:
-        return Quantity("transmission_period", _TIME_UNITS[n2])
+        return Quantity("transmission_period", TIME_UNITS[n2])
     if 0x40 <= code <= 0x4F:
-        return Quantity("voltage", "V", _p10((code & 0x0F) - 9), family="voltage")
+        return Quantity("voltage", "V", p10((code & 0x0F) - 9), family="voltage")
     if 0x50 <= code <= 0x5F:
-        return Quantity("current", "A", _p10((code & 0x0F) - 12), family="current")
+        return Quantity("current", "A", p10((code & 0x0F) - 12), family="current")
     if 0x68 <= code <= 0x6B:
-        return Quantity("duration_since_last_cumulation", _TIME_UNITS_LONG[n2])
+        return Quantity("duration_since_last_cumulation", TIME_UNITS_LONG[n2])
     if 0x6C <= code <= 0x6F:
-        return Quantity("battery_operating_time", _TIME_UNITS_LONG[n2])
+        return Quantity("battery_operating_time", TIME_UNITS_LONG[n2])
     return Quantity(f"reserved_fd_{code:02x}")
-
-
-_RECORD_ERRORS = {
-    0x00: "none",
-    0x01: "too_many_difes",
-    0x02: "storage_number_not_implemented",
-    0x03: "unit_number_not_implemented",
-    0x04: "tariff_number_not_implemented",
-    0x05: "function_not_implemented",
-    0x06: "data_class_not_implemented",
-    0x07: "data_size_not_implemented",
-    0x0B: "too_many_vifes",
-    0x0C: "illegal_vif_group",
-    0x0D: "illegal_vif_exponent",
-    0x0E: "vif_dif_mismatch",
-    0x0F: "unimplemented_action",
-    0x15: "no_data_available",
-    0x16: "data_overflow",
-    0x17: "data_underflow",
-    0x18: "data_error",
-    0x1C: "premature_end_of_record",
-}
-_PER = (
-    "per_second",
-    "per_minute",
-    "per_hour",
-    "per_day",
-    "per_week",
-    "per_month",
-    "per_year",
-    "per_revolution",
-    "per_input_pulse_0",
-    "per_input_pulse_1",
-    "per_output_pulse_0",
-    "per_output_pulse_1",
-    "per_litre",
-    "per_m3",
-    "per_kg",
-    "per_kelvin",
-    "per_kwh",
-    "per_gj",
-    "per_kw",
-    "per_kelvin_litre",
-    "per_volt",
-    "per_ampere",
-    "times_second",
-    "times_second_per_volt",
-    "times_second_per_ampere",
-)
-# The denominator each "per ..." VIFE gives the unit; pulses and revolutions are counts.
-_PER_UNITS = (
-    "s",
-    "min",
-    "h",
-    "d",
-    "week",
-    "month",
-    "a",
-    "",
-    "",
-    "",
-    "",
-    "",
-    "L",
-    "m³",
-    "kg",
-    "K",
-    "kWh",
-    "GJ",
-    "kW",
-    "K·L",
-    "V",
-    "A",
-    "*s",
-    "*s/V",
-    "*s/A",
-)
-_MODIFIED = Vife(plain=False)
-
-
-def combinable(vife: int) -> Vife:
-    """A combinable (orthogonal) VIFE (EN 13757-3 table 15), extension bit ignored."""
-    code = vife & 0x7F
-    if code < 0x20:
-        return Vife(record_error=_RECORD_ERRORS.get(code, f"reserved_{code:02x}"))
-    if code < 0x39:
-        return replace(_MODIFIED, suffix=_PER[code - 0x20], per=_PER_UNITS[code - 0x20])
-    if code in _COMBINABLE_FIXED:
-        return _COMBINABLE_FIXED[code]
-    if 0x40 <= code <= 0x4F:
-        return _limit_vife(code)
-    if 0x50 <= code <= 0x5F:
-        limit = "upper" if code & 0x08 else "lower"
-        which = "last" if code & 0x04 else "first"
-        suffix = f"{limit}_limit_exceed_duration_{which}"
-        return replace(_MODIFIED, suffix=suffix, unit=_TIME_UNITS[code & 0x03])
-    if 0x60 <= code <= 0x67:
-        which = "last" if code & 0x04 else "first"
-        return replace(_MODIFIED, suffix=f"duration_{which}", unit=_TIME_UNITS[code & 0x03])
-    if code in (0x6A, 0x6B, 0x6E, 0x6F):
-        which = "last" if code & 0x04 else "first"
-        edge = "end" if code & 0x01 else "begin"
-        return replace(_MODIFIED, suffix=f"{edge}_{which}_datetime", kind="time", unit=None)
-    if 0x70 <= code <= 0x77:
-        return Vife(scale=_p10((code & 0x07) - 6))
-    if 0x78 <= code <= 0x7B:
-        return replace(_MODIFIED, suffix="additive_correction", scale=_p10((code & 0x03) - 3))
-    return Vife(suffix=f"vife_{code:02x}", plain=False)
-
-
-def _limit_vife(code: int) -> Vife:
-    limit = "upper" if code & 0x08 else "lower"
-    if code & 0x07 == 0:
-        return replace(_MODIFIED, suffix=f"{limit}_limit")
-    if code & 0x07 == 1:
-        return replace(_MODIFIED, suffix=f"{limit}_limit_exceeds", unit=None)
-    if code & 0x02:
-        which = "last" if code & 0x04 else "first"
-        edge = "end" if code & 0x01 else "begin"
-        suffix = f"{limit}_limit_exceed_{edge}_{which}_datetime"
-        return replace(_MODIFIED, suffix=suffix, kind="time", unit=None)
-    return Vife(suffix=f"vife_{code:02x}", plain=False)
-
-
-_COMBINABLE_FIXED: dict[int, Vife] = {
-    0x39: replace(_MODIFIED, suffix="start_datetime", kind="time", unit=None),
-    0x3A: replace(_MODIFIED, suffix="uncorrected"),
-    0x3B: Vife(suffix="forward", direction="forward"),
-    0x3C: Vife(suffix="backward", direction="backward"),
-    0x3D: replace(_MODIFIED, suffix="non_metric"),
-    0x3E: replace(_MODIFIED, suffix="base_conditions"),
-    0x3F: replace(_MODIFIED, suffix="obis_declaration"),
-    0x68: replace(_MODIFIED, suffix="during_lower_limit_exceed"),
-    0x69: replace(_MODIFIED, suffix="leakage"),
-    0x6C: replace(_MODIFIED, suffix="during_upper_limit_exceed"),
-    0x6D: replace(_MODIFIED, suffix="overflow"),
-    0x7D: Vife(scale=Decimal(1000)),
-    0x7E: replace(_MODIFIED, suffix="future"),
-}
-
-_PHASES = {
-    0x01: "l1",
-    0x02: "l2",
-    0x03: "l3",
-    0x04: "n",
-    0x05: "l1_l2",
-    0x06: "l2_l3",
-    0x07: "l3_l1",
-    0x08: "q1",
-    0x09: "q2",
-    0x0A: "q3",
-    0x0B: "q4",
-}
-
-
-def combinable_extension(vife: int) -> Vife:
-    """A VIFE after 0xFC, the extension of the combinable table (EN 13757-3 table 16)."""
-    code = vife & 0x7F
-    if code in _PHASES:
-        return Vife(suffix=_PHASES[code], phase=_PHASES[code])
-    extras = {
-        0x0C: "delta_import_export",
-        0x10: "absolute_both_directions",
-        0x11: "type_c",
-        0x12: "type_d",
-        0x13: "to_meter",
-        0x14: "from_meter",
-    }
-    if code in (0x11, 0x12, 0x13, 0x14):
-        return Vife(suffix=extras[code])
-    return Vife(suffix=extras.get(code, f"vife_fc_{code:02x}"), plain=False)
 
 
 # Manufacturer-specific VIFEs after VIF 0xFF that vendors document, per FLAG id. Kamstrup:
