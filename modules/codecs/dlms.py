@@ -263,6 +263,10 @@ class DlmsDecoder:
             frame["apdu"] = "action-response"
             frame["invoke_id"] = action.invoke_id
             frame["action_result"] = action.result
+        elif depth == 0 and frame.get("transport") in ("hdlc", "mbus", "wrapper"):
+            # A checked frame whose payload is no APDU we know: report the frame, not an error.
+            frame["apdu"] = f"0x{tag:02x}"
+            frame["payload"] = apdu.hex()
         else:
             raise UnknownFormat(f"APDU tag 0x{tag:02x} is not supported", offset=base)
 

@@ -370,3 +370,28 @@ def test_block_assembler_refuses_a_missing_block() -> None:
     with pytest.raises(FrameError) as missing:
         DlmsDecoder().decode(blocks, key=None, auth_key=None)
     assert missing.value.code == "truncated"
+
+
+# amshan tests/test_hdlc.py: a short frame, an empty one, shared and repeated flags, junk first.
+SHORT = "a00C0102011027a00201e7de"
+EMPTY = "a00801020110378d"
+
+
+@pytest.mark.parametrize(
+    ("feed", "frames"),
+    [
+        (f"7e{SHORT}7e{EMPTY}7e", 2),
+        (f"7e{SHORT}7e7e7e7e{EMPTY}7e", 2),
+        (f"c37e{SHORT}7e", 1),
+        (f"0600001fc7cec37e{SHORT}7e", 1),
+    ],
+)
+def test_frames_are_found_by_length_between_any_flags(feed: str, frames: int) -> None:
+    decoded = DlmsDecoder().decode(bytes.fromhex(feed), key=None, auth_key=None)
+    assert decoded.frame["hdlc_frames"] == frames
+    assert decoded.frame["payload"] == "0201"  # a checked frame with no known APDU inside
+
+
+def test_a_frame_cut_short_is_truncated() -> None:
+    with pytest.raises(IncompleteFrame):
+        DlmsDecoder().decode(bytes.fromhex("7ea0080102011037"), key=None, auth_key=None)
