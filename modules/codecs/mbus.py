@@ -382,8 +382,12 @@ def _long_header(body: bytes, offset: int, *, msb_first: bool) -> dict[str, Any]
         return chunk if msb_first else chunk[::-1]
 
     manufacturer = int.from_bytes(part(4, 2), "big")
+    ident = part(0, 4).hex().upper()
+    # libmbus's 16 hex digits (id, M in wire order, version, medium), as scans list them.
+    secondary = ident + manufacturer.to_bytes(2, "little").hex().upper() + body[6:8].hex().upper()
     return {
-        "id": part(0, 4).hex().upper(),
+        "id": ident,
+        "secondary_address": secondary,
         "manufacturer": decode_manufacturer(manufacturer),
         "version": body[6],
         "medium": medium_name(body[7]),

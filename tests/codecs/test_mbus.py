@@ -156,6 +156,9 @@ def test_kamstrup_382_fills_the_engine_registers() -> None:
     by_obis = {r.obis: r for r in records if r.obis}
     assert set(by_obis) == {"1-0:1.8.0", "1-0:1.7.0", "1-0:1.6.0", "1-0:1.8.1", "1-0:1.8.2"}
     assert by_obis["1-0:1.8.1"].tariff == 1
+    meter = decode(by_name("kamstrup_382_005")["hex"]).meter
+    assert meter["secondary_address"] == "148391202D2C0102"
+    assert SecondaryAddress.parse(meter["secondary_address"]).manufacturer == "KAM"
     assert by_obis["1-0:1.8.0"].unit == "kWh"
     assert records[1].name == "on_time"
     assert (records[1].value, records[1].unit) == (9, "h")
