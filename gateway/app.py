@@ -21,7 +21,7 @@ from gateway import registry
 from gateway.adapter import Adapter, ModuleContext, ModuleHealth
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, Settings
-from gateway.engine import MeterEngine, Register, Update
+from gateway.engine import BillingRecord, MeterEngine, ProfileRow, Register, Update
 from gateway.errors import (
     AdapterError,
     CommandError,
@@ -29,6 +29,7 @@ from gateway.errors import (
     FatalAdapterError,
     GatewayError,
 )
+from gateway.meters import Meters
 from gateway.model import Command, Event, Sample, utc_now
 from gateway.store import Store
 from gateway.systemd import Notifier
@@ -45,6 +46,9 @@ MAX_LOOP_LAG_S = 2.0
 SUMMARY_WARMUP_S = 30.0
 SUMMARY_EVERY_S = 900.0
 _SUMMARY_CODES = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:2.7.0")
+# Debiting stops of a silent meter and display time-outs need a clock even without samples.
+TICK_S = 1.0
+PRUNE_EVERY_S = 6 * 3600.0
 
 
 class Output(Protocol):
@@ -58,6 +62,14 @@ class Output(Protocol):
 
     def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
         """A meter's registers, inside the store transaction that makes them durable."""
+        ...
+
+    def on_profile(self, meter: str, row: ProfileRow) -> None:
+        """A closed load-profile interval, inside the transaction that stores it."""
+        ...
+
+    def on_billing(self, meter: str, record: BillingRecord) -> None:
+        """A debiting-stop snapshot, inside the transaction that stores it."""
         ...
 
     def on_live(self, update: Update) -> None:
@@ -92,12 +104,11 @@ class Gateway:
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.store = Store(settings.data_path / STORE_FILE)
-        self.engines: dict[str, MeterEngine] = {}
+        self.meters = Meters(settings, self.store)
         self.health: dict[str, ModuleHealth] = {}
         self.outputs: list[Output] = []
         self.started_at = utc_now()
         self._output_factory = outputs or _default_outputs
-        self._dirty: dict[str, dict[str, Register]] = {}
         self._modules: dict[str, tuple[ModuleConfig, asyncio.Task[None]]] = {}
         self._contexts: dict[str, ModuleContext] = {}
         self._group: asyncio.TaskGroup | None = None
@@ -107,7 +118,13 @@ class Gateway:
         self._store_ok = True
         self._command_handlers: dict[str, CommandHandler] = {}
         self._last_summary: dict[str, float] = {}
-        self._sync_meters()
+        for name in MeterEngine.COMMANDS:
+            self.add_command(name, self._engine_command)
+
+    @property
+    def engines(self) -> Mapping[str, MeterEngine]:
+        """The meter engines by meter id."""
+        return self.meters.engines
 
     # the hub seen by modules -------------------------------------------------------------------
 
@@ -209,6 +226,7 @@ class Gateway:
                     self._start_module(module)
                 housekeeping = [
                     group.create_task(self._flush_loop(), name="flush"),
+                    group.create_task(self._tick_loop(), name="tick"),
                     group.create_task(self._watchdog_loop(), name="watchdog"),
                 ]
                 self.ready.set()
@@ -236,26 +254,11 @@ class Gateway:
             self.store.close()
 
     def flush(self) -> None:
-        """Commit dirty registers in one transaction, then publish them as durable state."""
-        dirty, self._dirty = self._dirty, {}
-        if not dirty:
-            return
+        """Commit what the engines changed; outputs queue their messages in the same
+        transaction (the MQTT outbox lives in this store), so durable == published."""
         try:
-            # Outputs enqueue their state messages inside the same transaction (the MQTT outbox
-            # is in this store): a register is durable exactly when its publication is queued.
-            with self.store.transaction():
-                for meter, registers in dirty.items():
-                    self.store.save_registers(meter, registers.values())
-                for meter in dirty:
-                    current = self.engines[meter].registers
-                    for output in self.outputs:
-                        output.on_state(meter, current)
+            self.meters.flush(self.outputs)
         except Exception:
-            # Keep them for the next attempt: a full disk must not lose readings.
-            for meter, registers in dirty.items():
-                self._dirty.setdefault(meter, {}).update(
-                    {k: v for k, v in registers.items() if k not in self._dirty.get(meter, {})}
-                )
             self._store_ok = False
             raise
         self._store_ok = True
@@ -270,14 +273,23 @@ class Gateway:
     def _apply(self, update: Update) -> None:
         if not update:
             return
-        if update.events:
-            for event in update.events:
-                self.report(event)
+        for event in self.meters.note(update):
+            self.report(event)
         if update.registers:
-            self._dirty.setdefault(update.meter, {}).update(update.registers)
-            for output in self.outputs:
-                output.on_live(update)
+            live = self.meters.live(update)
+            if live.registers:
+                for output in self.outputs:
+                    output.on_live(live)
             self._log_summary(update.meter)
+
+    async def _engine_command(self, command: Command) -> Mapping[str, Any]:
+        engine = self.engines.get(command.meter)
+        if engine is None:
+            raise CommandError("unknown_meter", f"no meter {command.meter!r}")
+        update, result = engine.command(command.name, command.args, utc_now())
+        self._apply(update)
+        self.flush()  # commands are rare and deliberate: make their effect durable at once
+        return result
 
     def _log_summary(self, meter: str) -> None:
         now = time.monotonic()
@@ -286,18 +298,7 @@ class Gateway:
         if now - self._last_summary.get(meter, float("-inf")) < every:
             return
         self._last_summary[meter] = now
-        registers = self.engines[meter].registers
-        parts = [
-            f"{code} {registers[code].value} {registers[code].unit or ''}".rstrip()
-            for code in _SUMMARY_CODES
-            if code in registers
-        ]
-        _LOGGER.info("meter %s: %s", meter, ", ".join(parts) or "no values yet")
-
-    def _sync_meters(self) -> None:
-        for meter in self.settings.meters:
-            if meter.id not in self.engines:
-                self.engines[meter.id] = MeterEngine(meter.id, self.store.load_registers(meter.id))
+        _LOGGER.info("meter %s: %s", meter, self.meters.summary(meter, _SUMMARY_CODES))
 
     async def _wait_for_stop(self) -> None:
         while not self._stop.is_set():
@@ -329,7 +330,7 @@ class Gateway:
         self.flush()
         await self._stop_modules(changed)
         self.settings = new
-        self._sync_meters()
+        self.meters.sync(new)
         for name in changed:
             self.health.pop(name, None)
         for name, module in new_modules.items():
@@ -411,6 +412,17 @@ class Gateway:
                 self.flush()
             except Exception:
                 _LOGGER.exception("cannot write registers to %s; will retry", self.store.path)
+
+    async def _tick_loop(self) -> None:
+        last_prune = 0.0
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = utc_now()
+            for update in self.meters.tick(now):
+                self._apply(update)
+            if time.monotonic() - last_prune > PRUNE_EVERY_S:
+                last_prune = time.monotonic()
+                self.meters.prune(now)
 
     async def _watchdog_loop(self) -> None:
         period = (self.notifier.watchdog_s or 10.0) / 2

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from gateway import registry
+from gateway.engine.settings import EngineSettings
 from gateway.errors import ConfigError
 
 __all__ = [
@@ -98,8 +99,8 @@ class ZeroconfSection(_Section, frozen=True):
     interfaces: tuple[str, ...] = ()
 
 
-class MeterConfig(_Section, frozen=True):
-    """``[[meters]]``: one modelled meter; the engine's settings live here."""
+class MeterConfig(EngineSettings, frozen=True, kw_only=True):
+    """``[[meters]]``: one modelled meter; the engine's settings ([meters.tariff], ...) too."""
 
     id: str
     name: str | None = None

@@ -11,12 +11,12 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gateway.engine import Register
+from gateway.engine import AnalysisRow, BillingRecord, ProfileFlag, ProfileRow, Register
 from gateway.errors import StoreError
 from gateway.model import Event, Value
 
@@ -54,6 +54,33 @@ _MIGRATIONS: tuple[str, ...] = (
         retain INTEGER NOT NULL,
         created TEXT NOT NULL
     );
+    CREATE TABLE engine_state (
+        meter TEXT PRIMARY KEY,
+        state BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE profile (
+        meter TEXT NOT NULL,
+        interval_s INTEGER NOT NULL,
+        start TEXT NOT NULL,
+        values_json TEXT NOT NULL,
+        flags INTEGER NOT NULL,
+        PRIMARY KEY (meter, interval_s, start)
+    ) WITHOUT ROWID;
+    CREATE TABLE analysis (
+        meter TEXT NOT NULL,
+        interval_s INTEGER NOT NULL,
+        start TEXT NOT NULL,
+        values_json TEXT NOT NULL,
+        PRIMARY KEY (meter, interval_s, start)
+    ) WITHOUT ROWID;
+    CREATE TABLE billing (
+        meter TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        values_json TEXT NOT NULL,
+        estimated INTEGER NOT NULL,
+        PRIMARY KEY (meter, number)
+    ) WITHOUT ROWID;
     CREATE TABLE module_state (
         module TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -183,6 +210,136 @@ class Store:
             for row_id, m, at, k, detail, data in rows
         ]
 
+    # engine state, profiles, analysis log, billing -----------------------------------------------
+
+    def load_engine_state(self, meter: str) -> bytes | None:
+        """The engine's cursor for a meter."""
+        row = self._db.execute(
+            "SELECT state FROM engine_state WHERE meter = ?", (meter,)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def save_engine_state(self, meter: str, state: bytes) -> None:
+        """Persist the engine's cursor (with the registers, in the same transaction)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO engine_state (meter, state) VALUES (?, ?)"
+                " ON CONFLICT (meter) DO UPDATE SET state = excluded.state",
+                (meter, state),
+            )
+
+    def add_profile(self, meter: str, rows: Iterable[ProfileRow]) -> None:
+        """Store load-profile intervals; a replayed interval replaces itself."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO profile (meter, interval_s, start, values_json, flags)"
+                " VALUES (?,?,?,?,?)",
+                [
+                    (
+                        meter,
+                        int((row.end - row.start).total_seconds()),
+                        _time_to_db(row.start),
+                        json.dumps({k: str(v) for k, v in row.values.items()}),
+                        int(row.flags),
+                    )
+                    for row in rows
+                ],
+            )
+
+    def profile(
+        self, meter: str, interval_s: int | None, since: datetime, until: datetime
+    ) -> Iterator[ProfileRow]:
+        """Profile intervals starting in [since, until), oldest first, streamed from disk."""
+        query = (
+            "SELECT interval_s, start, values_json, flags FROM profile"
+            " WHERE meter = ? AND start >= ? AND start < ?"
+        )
+        params: list[object] = [meter, _time_to_db(since), _time_to_db(until)]
+        if interval_s is not None:
+            query += " AND interval_s = ?"
+            params.append(interval_s)
+        for length, start, values, flags in self._stream(query + " ORDER BY start", params):
+            begin = _time_from_db(start)
+            yield ProfileRow(
+                begin,
+                begin + timedelta(seconds=length),
+                {k: Decimal(v) for k, v in json.loads(values).items()},
+                ProfileFlag(flags),
+            )
+
+    def add_analysis(self, meter: str, rows: Iterable[AnalysisRow]) -> None:
+        """Store analysis-logger rows."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO analysis (meter, interval_s, start, values_json)"
+                " VALUES (?,?,?,?)",
+                [
+                    (
+                        meter,
+                        int((row.end - row.start).total_seconds()),
+                        _time_to_db(row.start),
+                        json.dumps(row.values),
+                    )
+                    for row in rows
+                ],
+            )
+
+    def analysis(self, meter: str, since: datetime, until: datetime) -> Iterator[AnalysisRow]:
+        """Analysis rows starting in [since, until), oldest first, streamed from disk."""
+        rows = self._stream(
+            "SELECT interval_s, start, values_json FROM analysis"
+            " WHERE meter = ? AND start >= ? AND start < ? ORDER BY start",
+            [meter, _time_to_db(since), _time_to_db(until)],
+        )
+        for length, start, values in rows:
+            begin = _time_from_db(start)
+            yield AnalysisRow(begin, begin + timedelta(seconds=length), json.loads(values))
+
+    def add_billing(self, meter: str, records: Iterable[BillingRecord]) -> None:
+        """Store debiting-stop snapshots; a replayed stop keeps the first snapshot."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO billing (meter, number, at, values_json, estimated)"
+                " VALUES (?,?,?,?,?)",
+                [
+                    (
+                        meter,
+                        record.number,
+                        _time_to_db(record.at),
+                        json.dumps(record.values, default=str),
+                        int(record.estimated),
+                    )
+                    for record in records
+                ],
+            )
+
+    def billing(
+        self, meter: str, *, limit: int = 24, before: int | None = None
+    ) -> list[BillingRecord]:
+        """Billing history, newest first; page with ``before`` (a debiting period number)."""
+        rows = self._db.execute(
+            "SELECT number, at, values_json, estimated FROM billing WHERE meter = ? AND number < ?"
+            " ORDER BY number DESC LIMIT ?",
+            (meter, before if before is not None else 2**62, limit),
+        )
+        return [
+            BillingRecord(number, _time_from_db(at), json.loads(values), bool(estimated))
+            for number, at, values, estimated in rows
+        ]
+
+    def prune(self, meter: str, *, profile_before: datetime, analysis_before: datetime) -> int:
+        """Drop profile and analysis rows older than their retention; returns rows removed."""
+        with self.transaction() as db:
+            removed = db.execute(
+                "DELETE FROM profile WHERE meter = ? AND start < ?",
+                (meter, _time_to_db(profile_before)),
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM analysis WHERE meter = ? AND start < ?",
+                (meter, _time_to_db(analysis_before)),
+            ).rowcount
+        return int(removed)
+
     # module state ------------------------------------------------------------------------------
 
     def get_state(self, module: str, key: str) -> bytes | None:
@@ -200,6 +357,16 @@ class Store:
                 " ON CONFLICT (module, key) DO UPDATE SET value = excluded.value",
                 (module, key, value),
             )
+
+    def _stream(self, query: str, params: list[object]) -> Iterator[tuple[Any, ...]]:
+        """Rows in batches from a cursor of its own, so a year of data never sits in memory."""
+        cursor = self._db.cursor()
+        try:
+            cursor.execute(query, params)
+            while batch := cursor.fetchmany(500):
+                yield from batch
+        finally:
+            cursor.close()
 
     # maintenance -------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway import config
+from gateway.engine import settings
 from gateway.errors import ConfigError
 from tests.support.processes import GATEWAY, ROOT
 
@@ -56,6 +57,14 @@ def test_reference_documents_every_key() -> None:
         config.HttpSection,
         config.ZeroconfSection,
         config.MeterConfig,
+        settings.TariffSettings,
+        settings.TariffSeason,
+        settings.DebitingSettings,
+        settings.DemandSettings,
+        settings.ProfileSettings,
+        settings.AnalysisSettings,
+        settings.DisplaySettings,
+        settings.LimitSettings,
     ]
     for section in sections:
         for field in section.__struct_fields__:

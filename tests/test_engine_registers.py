@@ -20,7 +20,7 @@ def test_values_are_kept_with_their_time_in_canonical_units() -> None:
     update = engine.ingest(
         sample(0, Reading("1.8.0", 1234567, "Wh"), Reading("1-0:1.7.0", Decimal("1.5"), "kW"))
     )
-    assert set(update.registers) == {"1-0:1.8.0", "1-0:1.7.0"}
+    assert {"1-0:1.8.0", "1-0:1.7.0"} <= set(update.registers)
     energy = engine.registers["1-0:1.8.0"]
     assert (energy.value, energy.unit, energy.at) == (Decimal("1234.567"), "kWh", T0)
     assert engine.registers["1-0:1.7.0"].value == Decimal("1500.0")
@@ -48,7 +48,8 @@ def test_instantaneous_values_may_go_down_and_unchanged_totals_are_not_updates()
     update = engine.ingest(
         sample(1, Reading("1-0:1.7.0", 100, "W"), Reading("1-0:1.8.0", 1, "kWh"))
     )
-    assert list(update.registers) == ["1-0:1.7.0"]
+    assert "1-0:1.7.0" in update.registers
+    assert "1-0:1.8.0" not in update.registers
     assert not update.events
 
 

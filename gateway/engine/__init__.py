@@ -1,5 +1,16 @@
 """The meter engine: a pure model of a Kamstrup 382L fed by Samples (no I/O, clock injected)."""
 
 from gateway.engine.meter import MeterEngine, Register, Update
+from gateway.engine.records import AnalysisRow, BillingRecord, ProfileFlag, ProfileRow
+from gateway.engine.settings import EngineSettings
 
-__all__ = ["MeterEngine", "Register", "Update"]
+__all__ = [
+    "AnalysisRow",
+    "BillingRecord",
+    "EngineSettings",
+    "MeterEngine",
+    "ProfileFlag",
+    "ProfileRow",
+    "Register",
+    "Update",
+]

@@ -1,0 +1,96 @@
+"""Supply monitors: over/under voltage, phase loss, loss of neutral.
+
+Loss of neutral: with the neutral broken, the star point of a three-phase four-wire supply
+floats towards the most heavily loaded phase. That phase's voltage falls while another's rises
+towards 400 V. Ordinary over- or undervoltage moves all phases the same way, and a heavy load
+on one phase only sags that phase: neither pushes one phase above +10 % while another is below
+-10 %. So the rule is: one phase above ``over_v``, another below ``under_v``, the spread larger
+than ``neutral_spread_v``, held for ``hold_s`` (so a motor start does not trip it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway.engine.settings import LimitSettings
+from gateway.model import Event
+
+__all__ = ["VOLTAGE_CODES", "SupplyMonitor"]
+
+VOLTAGE_CODES = ("1-0:32.7.0", "1-0:52.7.0", "1-0:72.7.0")
+
+
+@dataclass(slots=True)
+class _Condition:
+    """A condition that must hold for ``hold_s`` before it counts, and clear the same way."""
+
+    active: bool = False
+    pending_since: datetime | None = None
+
+    def update(self, now: datetime, observed: bool, hold_s: float) -> bool | None:
+        """True/False when the condition starts/ends now, None when nothing changed."""
+        if observed == self.active:
+            self.pending_since = None
+            return None
+        if self.pending_since is None:
+            self.pending_since = now
+        if (now - self.pending_since).total_seconds() >= hold_s:
+            self.active, self.pending_since = observed, None
+            return observed
+        return None
+
+
+@dataclass(slots=True)
+class SupplyMonitor:
+    """Turns per-phase voltages into events."""
+
+    meter: str
+    limits: LimitSettings
+    conditions: dict[str, _Condition] = field(default_factory=dict)
+
+    def check(self, now: datetime, values: Mapping[str, Any]) -> list[Event]:
+        """Events caused by the voltages in one sample."""
+        voltages = [float(values[code]) for code in VOLTAGE_CODES if code in values]
+        if not voltages:
+            return []
+        limits = self.limits
+        events: list[Event] = []
+        for phase, code in enumerate(VOLTAGE_CODES, start=1):
+            if code not in values:
+                continue
+            volts = float(values[code])
+            others_alive = any(v > limits.under_v for v in voltages if v is not volts)
+            lost = volts < limits.phase_loss_v and others_alive
+            for kind, observed, detail in (
+                ("phase_loss", lost, f"L{phase} at {volts:.1f} V"),
+                ("overvoltage", volts > limits.over_v, f"L{phase} at {volts:.1f} V"),
+                (
+                    "undervoltage",
+                    limits.phase_loss_v <= volts < limits.under_v,
+                    f"L{phase} at {volts:.1f} V",
+                ),
+            ):
+                events += self._edge(now, f"{kind}:L{phase}", kind, observed, detail, phase=phase)
+        if len(voltages) == 3:
+            spread = max(voltages) - min(voltages)
+            floating = (
+                max(voltages) > limits.over_v
+                and min(voltages) < limits.under_v
+                and spread > limits.neutral_spread_v
+            )
+            detail = "phase voltages " + " / ".join(f"{v:.1f}" for v in voltages) + " V"
+            events += self._edge(now, "neutral", "loss_of_neutral", floating, detail)
+        return events
+
+    def _edge(
+        self, now: datetime, key: str, kind: str, observed: bool, detail: str, **data: Any
+    ) -> list[Event]:
+        condition = self.conditions.setdefault(key, _Condition())
+        change = condition.update(now, observed, self.limits.hold_s)
+        if change is None:
+            return []
+        name = kind if change else f"{kind}_cleared"
+        return [Event(self.meter, now, name, detail, data)]

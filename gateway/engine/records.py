@@ -1,0 +1,50 @@
+"""What the engine produces besides registers: profile intervals, analysis rows, billing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import IntFlag
+from typing import Any
+
+__all__ = ["AnalysisRow", "BillingRecord", "ProfileFlag", "ProfileRow"]
+
+
+class ProfileFlag(IntFlag):
+    """Status of a load-profile interval (after DLMS's profile status bits)."""
+
+    NONE = 0
+    POWER_OUTAGE = 0x01  # no readings for longer than max_sample_gap_s inside the interval
+    CLOCK_ADJUSTED = 0x02  # the meter's clock was set back or forth in the interval
+    PARTIAL = 0x04  # the interval was not covered from its start (first after start-up)
+    ESTIMATED = 0x08  # values interpolated across a gap from the registers on both sides
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRow:
+    """Energy per channel in one interval [start, end)."""
+
+    start: datetime
+    end: datetime
+    values: dict[str, Decimal]  # OBIS code of the register -> kWh/kvarh in the interval
+    flags: ProfileFlag
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisRow:
+    """Means of the analysis logger's registers over one interval."""
+
+    start: datetime
+    end: datetime
+    values: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class BillingRecord:
+    """The values frozen at a debiting stop."""
+
+    number: int
+    at: datetime
+    values: dict[str, Any] = field(default_factory=dict)
+    estimated: bool = False

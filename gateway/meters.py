@@ -1,0 +1,155 @@
+"""The meters: one engine each, and the bounded-rate write-back of their state to the store."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from gateway import obis
+from gateway.config import Settings
+from gateway.engine import AnalysisRow, BillingRecord, MeterEngine, ProfileRow, Register, Update
+from gateway.model import Event
+from gateway.store import Store
+
+__all__ = ["MeterOutput", "Meters"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class MeterOutput(Protocol):
+    """What the meters hand to outputs at a flush, inside the committing transaction."""
+
+    def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
+        """A meter's registers, inside the store transaction that makes them durable."""
+        ...
+
+    def on_profile(self, meter: str, row: ProfileRow) -> None:
+        """A closed load-profile interval, inside the transaction that stores it."""
+        ...
+
+    def on_billing(self, meter: str, record: BillingRecord) -> None:
+        """A debiting-stop snapshot, inside the transaction that stores it."""
+        ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    registers: dict[str, Register] = field(default_factory=dict)
+    profile: list[ProfileRow] = field(default_factory=list)
+    analysis: list[AnalysisRow] = field(default_factory=list)
+    billing: list[BillingRecord] = field(default_factory=list)
+    touched: bool = False
+
+
+class Meters:
+    """Engines by meter id; collects what changed and commits it in one transaction."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._store = store
+        self.engines: dict[str, MeterEngine] = {}
+        self._pending: dict[str, _Pending] = {}
+        self.sync(settings)
+
+    def sync(self, settings: Settings) -> None:
+        """Create engines for new meters; rebuild those whose settings changed, keeping state."""
+        for meter in settings.meters:
+            engine = self.engines.get(meter.id)
+            if engine is not None and engine.settings == meter and engine.zone == settings.zone:
+                continue
+            state: bytes | None
+            if engine is not None:
+                registers, state = list(engine.registers.values()), engine.state_blob()
+            else:
+                registers = self._store.load_registers(meter.id)
+                state = self._store.load_engine_state(meter.id)
+            self.engines[meter.id] = MeterEngine(
+                meter.id, registers, settings=meter, zone=settings.zone, state=state
+            )
+
+    def __contains__(self, meter: object) -> bool:
+        return meter in self.engines
+
+    def note(self, update: Update) -> list[Event]:
+        """Remember what an engine call changed for the next flush; returns its events."""
+        pending = self._pending.setdefault(update.meter, _Pending())
+        pending.touched = True
+        pending.registers.update(update.registers)
+        pending.profile += update.profile
+        pending.analysis += update.analysis
+        pending.billing += update.billing
+        return update.events
+
+    def tick(self, now: datetime) -> list[Update]:
+        """Time-driven engine changes."""
+        return [update for engine in self.engines.values() if (update := engine.tick(now))]
+
+    def flush(self, outputs: Iterable[MeterOutput]) -> None:
+        """Commit registers, engine cursors, profiles, analysis and billing in one transaction;
+        outputs queue their messages inside it, so what is published is exactly what is stored."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        targets = list(outputs)
+        try:
+            with self._store.transaction():
+                for meter, work in pending.items():
+                    engine = self.engines[meter]
+                    self._store.save_registers(meter, work.registers.values())
+                    self._store.save_engine_state(meter, engine.state_blob())
+                    self._store.add_profile(meter, work.profile)
+                    self._store.add_analysis(meter, work.analysis)
+                    self._store.add_billing(meter, work.billing)
+                    for output in targets:
+                        if work.registers:
+                            output.on_state(meter, engine.registers)
+                        for row in work.profile:
+                            output.on_profile(meter, row)
+                        for record in work.billing:
+                            output.on_billing(meter, record)
+        except Exception:
+            # Keep everything for the next attempt: a full disk must not lose readings.
+            for meter, work in pending.items():
+                newer = self._pending.get(meter)
+                if newer is not None:
+                    work.registers.update(newer.registers)
+                    work.profile += newer.profile
+                    work.analysis += newer.analysis
+                    work.billing += newer.billing
+                self._pending[meter] = work
+            raise
+
+    def prune(self, now: datetime) -> None:
+        """Drop profile and analysis rows past their retention."""
+        for meter, engine in self.engines.items():
+            settings = engine.settings
+            removed = self._store.prune(
+                meter,
+                profile_before=now - timedelta(days=settings.profile.depth_days),
+                analysis_before=now - timedelta(days=settings.analysis.retention_days),
+            )
+            if removed:
+                _LOGGER.info("meter %s: removed %d rows past retention", meter, removed)
+
+    def live(self, update: Update) -> Update:
+        """The part of an update that may be shown before it is durable: no lifetime totals."""
+        return Update(
+            update.meter,
+            {
+                code: register
+                for code, register in update.registers.items()
+                if not obis.is_cumulative(code)
+            },
+        )
+
+    def summary(self, meter: str, codes: Iterable[str]) -> str:
+        """A short text of a few registers for logs."""
+        registers = self.engines[meter].registers
+        parts = [
+            f"{code} {registers[code].value} {registers[code].unit or ''}".rstrip()
+            for code in codes
+            if code in registers
+        ]
+        return ", ".join(parts) or "no values yet"
