@@ -22,7 +22,6 @@ from gateway.errors import (
 from modules.codecs import crypto, mbus_records
 from modules.codecs.mbus_vif import medium_name
 from modules.codecs.wmbus_compact import FormatCache, format_signature
-from modules.codecs.wmbus_kamstrup import annotate
 from modules.codecs.wmbus_layers import (
     AFL_CI,
     ELL_CI,
@@ -153,7 +152,6 @@ def decode_telegram(
     access = tpl.acc if tpl is not None and tpl.acc is not None else (ell.acc if ell else None)
     tg.frame["access_number"] = access
     meter = _meter_facts(link, tpl)
-    records = annotate(records, manufacturer=meter["manufacturer"])
     return Decoded(protocol="wmbus", meter=meter, frame=tg.frame, records=records)
 
 
@@ -387,10 +385,13 @@ def _open_tpl(tg: _Telegram, tpl: Tpl, afl: Afl | None, pos: int) -> int:
 
 def _application(tg: _Telegram, tpl: Tpl, start: int, cache: FormatCache | None) -> list[Record]:
     apl = tg.body[start:]
-    medium = tpl.address[5] if tpl.address is not None else tg.link.device_type
+    meter = _meter_facts(tg.link, tpl)
+    medium, maker = meter["device_type"], meter["manufacturer"]
     if tpl.ci in TPL_FULL:
         try:
-            records = mbus_records.decode_records(apl, offset=start, medium=medium)
+            records = mbus_records.decode_records(
+                apl, offset=start, medium=medium, manufacturer=maker
+            )
         except FrameError:
             # Bytes after the encrypted blocks are outside what the key vouches for; logged
             # telegrams sometimes end with a stale DLL CRC there. Keep what decrypted.
@@ -398,7 +399,9 @@ def _application(tg: _Telegram, tpl: Tpl, start: int, cache: FormatCache | None)
             if end is None or end >= len(tg.body):
                 raise
             apl = tg.body[start:end]
-            records = mbus_records.decode_records(apl, offset=start, medium=medium)
+            records = mbus_records.decode_records(
+                apl, offset=start, medium=medium, manufacturer=maker
+            )
             tg.frame["unparsed_tail"] = tg.body[end:].hex().upper()
         if cache is not None:
             fmt = mbus_records.record_format(apl)
@@ -408,7 +411,7 @@ def _application(tg: _Telegram, tpl: Tpl, start: int, cache: FormatCache | None)
         return records
     if tpl.ci in TPL_FORMAT:
         return _format_frame(tg, apl, start, cache)
-    return _compact(tg, apl, start, cache, medium)
+    return _compact(tg, apl, start, cache, medium=medium, maker=maker)
 
 
 def _format_frame(tg: _Telegram, apl: bytes, start: int, cache: FormatCache | None) -> list[Record]:
@@ -432,7 +435,13 @@ def _format_frame(tg: _Telegram, apl: bytes, start: int, cache: FormatCache | No
 
 
 def _compact(
-    tg: _Telegram, apl: bytes, start: int, cache: FormatCache | None, medium: int
+    tg: _Telegram,
+    apl: bytes,
+    start: int,
+    cache: FormatCache | None,
+    *,
+    medium: int,
+    maker: str,
 ) -> list[Record]:
     if len(apl) < 4:
         raise IncompleteFrame("compact frame is shorter than its header", offset=start + len(apl))
@@ -457,7 +466,9 @@ def _compact(
         for trim in range(padding + 1):
             values = data[: len(data) - trim]
             try:
-                records = mbus_records.decode_compact(fmt, values, offset=start + 4, medium=medium)
+                records = mbus_records.decode_compact(
+                    fmt, values, offset=start + 4, medium=medium, manufacturer=maker
+                )
             except FrameError as err:
                 first_error = first_error or err
                 continue

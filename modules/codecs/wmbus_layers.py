@@ -26,7 +26,6 @@ __all__ = [
     "LinkHeader",
     "Tpl",
     "manufacturer_code",
-    "manufacturer_id",
     "parse_afl",
     "parse_ell",
     "parse_link",
@@ -56,14 +55,6 @@ _AFL_MAC_BYTES = {0: 0, 3: 2, 4: 4, 5: 8, 6: 12, 7: 16, 8: 12}
 def manufacturer_code(field: int) -> str:
     """Three letters from the 15-bit manufacturer field (EN 13757-3 / FLAG association)."""
     return "".join(chr(((field >> shift) & 0x1F) + 64) for shift in (10, 5, 0))
-
-
-def manufacturer_id(code: str) -> int:
-    """The 16-bit manufacturer field of a three-letter code."""
-    letters = code.upper()
-    if len(letters) != 3 or not all("A" <= ch <= "Z" for ch in letters):
-        raise ValueError(f"a manufacturer code is three letters A-Z, not {code!r}")
-    return sum((ord(ch) - 64) << shift for ch, shift in zip(letters, (10, 5, 0), strict=True))
 
 
 def _id_text(address: bytes) -> str:

@@ -11,14 +11,13 @@ from collections.abc import Sequence
 from typing import Literal
 
 from modules.codecs import crypto
-from modules.codecs.mbus_encode import DataRecord, encode_dib, encode_record
+from modules.codecs.mbus_encode import DataRecord, encode_dib, encode_record, manufacturer_code
 from modules.codecs.wmbus_compact import format_signature
 from modules.codecs.wmbus_layers import (
     DLL_HEADER_BYTES,
     ELL_SECURITY_AES_CTR,
     FORMAT_A_BLOCK_BYTES,
     FORMAT_B_FIRST_CRC_SPAN,
-    manufacturer_id,
 )
 
 __all__ = ["build_telegram", "encode_apl", "omnipower_records"]
@@ -86,7 +85,7 @@ def build_telegram(
     if len(meter_id) != 8:
         raise ValueError("meter_id is 8 hex/BCD digits")
     address = bytes.fromhex(meter_id)[::-1] + bytes([version, device_type])
-    mfct = manufacturer_id(manufacturer).to_bytes(2, "little")
+    mfct = manufacturer_code(manufacturer).to_bytes(2, "little")
     apl = encode_apl(records, compact=compact)
     if security == "ell_aes_ctr":
         if key is None:
