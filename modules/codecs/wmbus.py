@@ -27,6 +27,7 @@ from modules.codecs.wmbus_layers import (
     ELL_CI,
     ELL_SECURITY_AES_CTR,
     MANUFACTURER_CI,
+    STALE_CRC_DROPPED,
     TPL_COMPACT,
     TPL_FORMAT,
     TPL_FULL,
@@ -102,6 +103,23 @@ def decode_telegram(
     if key is not None:
         crypto.check_key(key)
     body, frame_format, note = strip_crcs(data, dll_crcs)
+    try:
+        return _decode(body, frame_format, note, key, cache)
+    except FrameError:
+        if note != STALE_CRC_DROPPED:
+            raise
+    # The last two bytes looked like a leftover DLL CRC but the telegram does not decode
+    # without them: they were data after all (a 1 in 65536 coincidence).
+    return _decode(data, None, None, key, cache)
+
+
+def _decode(
+    body: bytes,
+    frame_format: str | None,
+    note: str | None,
+    key: bytes | None,
+    cache: FormatCache | None,
+) -> Decoded:
     link = parse_link(body)
     tg = _Telegram(body, link, key)
     tg.frame.update(

@@ -18,6 +18,8 @@ __all__ = [
     "AFL_CI",
     "ELL_CI",
     "ELL_SECURITY_AES_CTR",
+    "MANUFACTURER_CI",
+    "STALE_CRC_DROPPED",
     "TPL_COMPACT",
     "TPL_FORMAT",
     "TPL_FULL",
@@ -47,6 +49,7 @@ TPL_FULL = {0x78: "none", 0x7A: "short", 0x72: "long"}
 TPL_COMPACT = {0x79: "none", 0x7B: "short", 0x73: "long"}
 TPL_FORMAT = {0x69: "none", 0x6A: "short", 0x6B: "long"}
 MANUFACTURER_CI = range(0xA0, 0xB8)
+STALE_CRC_DROPPED = "a leftover DLL CRC at the end dropped"
 
 # AFL MCL authentication types -> MAC length in bytes (EN 13757-7 table 9).
 _AFL_MAC_BYTES = {0: 0, 3: 2, 4: 4, 5: 8, 6: 12, 7: 16, 8: 12}
@@ -193,7 +196,7 @@ def strip_crcs(
             return _strip_b(data), "B", None
         if _stale_final_crc(data):
             body = data[:-CRC_BYTES]
-            return bytes([len(body) - 1]) + body[1:], None, "a leftover DLL CRC at the end dropped"
+            return bytes([len(body) - 1]) + body[1:], None, STALE_CRC_DROPPED
         return data, None, None
     if first_block_ok and total >= a_total:
         note = None if total == a_total else f"{total - a_total} bytes after the frame ignored"

@@ -410,3 +410,12 @@ def test_long_telegrams_with_two_format_b_crcs_or_many_a_blocks(frame_format: An
     broken[-1] ^= 0x80
     with pytest.raises(ChecksumError):
         decode_telegram(bytes(broken), dll_crcs=frame_format)
+
+
+def test_leftover_final_dll_crc_is_dropped() -> None:
+    # Logged with the block CRCs stripped except the last one, which L still counts.
+    item = next(i for i in _wireless("wmbus_all.json") if "qwaterv2.xmq:259" in i["source"])
+    decoded = decode_telegram(bytes.fromhex(item["hex"]))
+    assert decoded.frame["note"] == "a leftover DLL CRC at the end dropped"
+    volumes = {r.value for r in decoded.records if r.unit == "m³"}
+    assert Decimal("1.791") in volumes
