@@ -101,11 +101,22 @@ _PER_UNITS = (
     "*s/A",
 )
 _MODIFIED = Vife(plain=False)
+# EN 13757-3:2018 put these among the record error codes (OMS load profiles use them).
+_PROFILES = {
+    0x12: replace(_MODIFIED, suffix="average"),
+    0x13: replace(_MODIFIED, suffix="inverse_compact_profile"),
+    0x14: replace(_MODIFIED, suffix="relative_deviation"),
+    0x1D: Vife(suffix="standard_conformant"),
+    0x1E: replace(_MODIFIED, suffix="compact_profile_with_register"),
+    0x1F: replace(_MODIFIED, suffix="compact_profile"),
+}
 
 
 def combinable(vife: int) -> Vife:
     """A combinable (orthogonal) VIFE (EN 13757-3 table 15), extension bit ignored."""
     code = vife & 0x7F
+    if code in _PROFILES:
+        return _PROFILES[code]
     if code < 0x20:
         return Vife(record_error=_RECORD_ERRORS.get(code, f"reserved_{code:02x}"))
     if code < 0x39:

@@ -256,6 +256,7 @@ def test_vif_tables_and_combinable_vifes() -> None:
         "14AB3C 05000000": ("power_export", 5, "W", "1-0:2.6.0"),
         "4406 05000000": ("energy_import", 5, "kWh", None),
         "02FC03485225 74 2215": ("rh", Decimal("54.10"), "%RH", None),
+        "0493 12 01000000": ("volume_average", Decimal("0.001"), "m³", None),
     }
     for hex_text, (name, value, unit, obis) in cases.items():
         record = one(bytes.fromhex(hex_text), medium=2)
