@@ -170,6 +170,13 @@ class SecondaryAddress:
             None if digits[14:16] == "FF" else int(digits[14:16], 16),
         )
 
+    @classmethod
+    def from_bytes(cls, body: bytes) -> SecondaryAddress:
+        """From the 8 bytes of a selection (CI 0x52) body or of a long TPL header."""
+        if len(body) < 8:
+            raise ValueError(f"a secondary address needs 8 bytes, got {len(body)}")
+        return cls.parse(body[:4][::-1].hex() + body[4:8].hex())
+
     def encode(self) -> bytes:
         """The 8 bytes of a selection (CI 0x52) body."""
         if len(self.id) != 8 or any(c not in "0123456789Ff" for c in self.id):

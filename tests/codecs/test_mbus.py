@@ -260,6 +260,7 @@ def test_secondary_select_with_wildcards() -> None:
     decoded = decode(frame.hex())
     assert decoded.frame["secondary_address"] == "1483912F2D2CFF02"
     assert SecondaryAddress.parse("1483912F2D2CFF02") == address
+    assert SecondaryAddress.from_bytes(frame[7:15]) == address
     assert str(address) == "1483912F2D2CFF02"
     meter = SecondaryAddress.parse("148391202D2C0102")
     assert address.matches(meter)
