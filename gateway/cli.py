@@ -23,7 +23,13 @@ _LOGGER = logging.getLogger(__name__)
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse hands an optional positional its default before it sees later options, so
+    # `decode dlms --key K INPUT` leaves INPUT over; it is the input, nothing else is.
+    if extra and args.command == "decode" and args.input is None and len(extra) == 1:
+        args.input = extra[0]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(args.log_level)
     try:
         status: int = args.handler(args)

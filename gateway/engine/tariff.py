@@ -56,6 +56,8 @@ class TariffSchedule:
 
     def next_change(self, at: datetime, horizon_days: int = 8) -> datetime | None:
         """The first switch instant after ``at`` (to split a sample's energy exactly)."""
+        if not self._seasons:
+            return None
         day = at.astimezone(self.zone).date()
         for offset in range(horizon_days):
             for switch_at, _ in self._switches(day + timedelta(days=offset)):
