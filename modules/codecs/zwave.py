@@ -55,6 +55,7 @@ from modules.codecs.zwave_api_transport import (
     SendNodeInformationResponse,
 )
 from modules.codecs.zwave_cc import (
+    EXTENDED_CC_FIRST,
     CcCommand,
     CommandClassId,
     NoOperation,
@@ -75,7 +76,6 @@ __all__ = [
 ]
 
 PROTOCOL = "zwave"
-_EXTENDED_CC_FIRST = 0xF1
 
 COMMANDS: dict[tuple[int, int], type[CcCommand]] = {
     **zwave_cc_version.COMMANDS,
@@ -171,7 +171,7 @@ def parse_command(payload: bytes, *, base: int = 0) -> CcCommand:
     cc = reader.u8("command class")
     if cc == CommandClassId.NO_OPERATION:
         return NoOperation()
-    if cc >= _EXTENDED_CC_FIRST:
+    if cc >= EXTENDED_CC_FIRST:
         cc = cc << 8 | reader.u8("extended command class")
     command = reader.u8("command")
     known = COMMANDS.get((cc, command))

@@ -20,6 +20,7 @@ from gateway.errors import FrameError, IncompleteFrame
 
 __all__ = [
     "COMMAND_CLASS_MARK",
+    "EXTENDED_CC_FIRST",
     "CcCommand",
     "CommandClassId",
     "LibraryType",
@@ -70,7 +71,7 @@ class CommandClassId(IntEnum):
 
 
 COMMAND_CLASS_MARK = 0xEF  # separates supported from controlled classes in a node information list
-_EXTENDED_CC_FIRST = 0xF1  # a first byte from here on starts a two-byte command class id
+EXTENDED_CC_FIRST = 0xF1  # a first byte from here on starts a two-byte command class id
 
 
 class LibraryType(IntEnum):
@@ -155,9 +156,10 @@ class Reader:
 
 def plain_fields(command: object) -> dict[str, Any]:
     """A dataclass's fields as JSON-ready values: bytes as hex, tuples as lists."""
+    if not dataclasses.is_dataclass(command):
+        raise TypeError(f"{type(command).__name__} is not a dataclass")
     return {
-        field.name: _plain(getattr(command, field.name))
-        for field in dataclasses.fields(command)  # type: ignore[arg-type]
+        field.name: _plain(getattr(command, field.name)) for field in dataclasses.fields(command)
     }
 
 
@@ -232,9 +234,9 @@ def encode_cc_list(supported: Iterable[int], controlled: Iterable[int] = ()) -> 
 
 
 def _list_cc(cc: int) -> bytes:
-    if 0 <= cc < _EXTENDED_CC_FIRST and cc != COMMAND_CLASS_MARK:
+    if 0 <= cc < EXTENDED_CC_FIRST and cc != COMMAND_CLASS_MARK:
         return bytes((cc,))
-    if _EXTENDED_CC_FIRST << 8 <= cc <= 0xFFFF:
+    if EXTENDED_CC_FIRST << 8 <= cc <= 0xFFFF:
         return cc.to_bytes(2, "big")
     raise ValueError(f"not a listable command class id: {cc:#x}")
 
@@ -250,7 +252,7 @@ def parse_cc_list(data: bytes, *, base: int = 0) -> tuple[tuple[int, ...], tuple
         if cc == COMMAND_CLASS_MARK:
             target = controlled
             continue
-        if cc >= _EXTENDED_CC_FIRST:
+        if cc >= EXTENDED_CC_FIRST:
             cc = cc << 8 | reader.u8("extended command class")
         target.append(cc)
     return tuple(supported), tuple(controlled)

@@ -4,18 +4,30 @@ Layouts: SDS13781 (Z-Wave Application Command Class specification) and zwave-js
 ``packages/cc/src/cc/MeterCC.ts``. A meter value is a signed big-endian integer of 1, 2 or 4
 bytes divided by 10^precision; values here are exact Decimals. Scale numbers are the combined
 ones: electric 0 kWh .. 6 power factor, 7 kvar and 8 kvarh, where the wire carries scale 7 plus a
-"Scale 2" byte (V4+).
+"Scale 2" byte (V4+). What the scales mean (units, OBIS codes) is in ``zwave_meter_scales``,
+re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from decimal import ROUND_HALF_EVEN, Decimal
-from enum import IntEnum
 from typing import Any, ClassVar, Self
 
 from gateway.decoding import Record
 from modules.codecs.zwave_cc import CcCommand, CommandClassId, Reader, plain_fields
+from modules.codecs.zwave_meter_scales import (
+    ElectricScale,
+    MeterQuantity,
+    MeterScale,
+    MeterType,
+    RateType,
+    key_for_obis,
+    meter_type_name,
+    quantity,
+    rate_type_name,
+    scale_info,
+)
 
 __all__ = [
     "COMMANDS",
@@ -43,142 +55,6 @@ SCALE2_MARK = 7  # a scale field of 7 means "read the Scale 2 byte" from V4 on
 _MAX_SCALE = SCALE2_MARK + 0xFF
 _SIZES = (1, 2, 4)
 _MAX_PRECISION = 7  # three bits
-
-
-class MeterType(IntEnum):
-    """Meter types (bits 0-4 of the first Report byte)."""
-
-    ELECTRIC = 0x01
-    GAS = 0x02
-    WATER = 0x03
-    HEATING = 0x04  # V5
-    COOLING = 0x05  # V5
-
-
-class RateType(IntEnum):
-    """Rate types: the direction of the energy flow (V2+)."""
-
-    UNSPECIFIED = 0x00
-    IMPORT = 0x01  # zwave-js "Consumed"
-    EXPORT = 0x02  # zwave-js "Produced"
-
-
-class ElectricScale(IntEnum):
-    """Electric meter scales, kvar and kvarh combined from scale 7 and Scale 2."""
-
-    KWH = 0
-    KVAH = 1
-    W = 2
-    PULSE_COUNT = 3
-    V = 4
-    A = 5
-    POWER_FACTOR = 6
-    KVAR = 7
-    KVARH = 8
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeterScale:
-    """What one (meter type, scale) measures: the spec's label, HA unit and our record name."""
-
-    label: str
-    unit: str | None
-    name: str
-    obis_import: str | None = None
-    obis_export: str | None = None
-    accumulating: bool = False
-    directional: bool = False  # import and export are different quantities
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeterQuantity:
-    """A reading's record name, Home Assistant unit and OBIS code."""
-
-    name: str
-    unit: str | None
-    obis: str | None
-    label: str
-
-
-_SCALES: dict[int, dict[int, MeterScale]] = {
-    MeterType.ELECTRIC: {
-        0: MeterScale("kWh", "kWh", "energy", "1-0:1.8.0", "1-0:2.8.0", True, True),
-        1: MeterScale("kVAh", "kVAh", "apparent_energy", "1-0:9.8.0", "1-0:10.8.0", True, True),
-        2: MeterScale("W", "W", "power", "1-0:1.7.0", "1-0:2.7.0", False, True),
-        3: MeterScale("Pulse count", None, "pulse_count", accumulating=True),
-        4: MeterScale("V", "V", "voltage", "1-0:12.7.0", "1-0:12.7.0"),
-        5: MeterScale("A", "A", "current", "1-0:11.7.0", "1-0:11.7.0"),
-        6: MeterScale("Power factor", None, "power_factor", "1-0:13.7.0", "1-0:13.7.0"),
-        7: MeterScale("kvar", "kvar", "reactive_power", "1-0:3.7.0", "1-0:4.7.0", False, True),
-        8: MeterScale("kvarh", "kvarh", "reactive", "1-0:3.8.0", "1-0:4.8.0", True, True),
-    },
-    MeterType.GAS: {
-        0: MeterScale("m³", "m³", "gas_volume", accumulating=True),
-        1: MeterScale("ft³", "ft³", "gas_volume", accumulating=True),
-        3: MeterScale("Pulse count", None, "gas_pulse_count", accumulating=True),
-    },
-    MeterType.WATER: {
-        0: MeterScale("m³", "m³", "water_volume", accumulating=True),
-        1: MeterScale("ft³", "ft³", "water_volume", accumulating=True),
-        2: MeterScale("US gallons", "gal", "water_volume", accumulating=True),
-        3: MeterScale("Pulse count", None, "water_pulse_count", accumulating=True),
-    },
-    MeterType.HEATING: {0: MeterScale("kWh", "kWh", "heating_energy", accumulating=True)},
-    MeterType.COOLING: {0: MeterScale("kWh", "kWh", "cooling_energy", accumulating=True)},
-}
-
-
-def meter_type_name(meter_type: int) -> str | None:
-    """ELECTRIC, GAS, ... or None for an unassigned meter type."""
-    try:
-        return MeterType(meter_type).name
-    except ValueError:
-        return None
-
-
-def rate_type_name(rate_type: int) -> str | None:
-    """UNSPECIFIED, IMPORT, EXPORT, or None for the reserved value 3."""
-    try:
-        return RateType(rate_type).name
-    except ValueError:
-        return None
-
-
-def scale_info(meter_type: int, scale: int) -> MeterScale | None:
-    """The table entry for a (meter type, combined scale), if the specification assigns one."""
-    return _SCALES.get(meter_type, {}).get(scale)
-
-
-def quantity(meter_type: int, rate_type: int, scale: int) -> MeterQuantity:
-    """Record name, unit and OBIS code of a reading.
-
-    An unspecified rate type counts as import: V1 meters have no rate field and meter what the
-    premises draw.
-    """
-    info = scale_info(meter_type, scale)
-    if info is None:
-        return MeterQuantity(f"meter_{meter_type}_scale_{scale}", None, None, f"scale {scale}")
-    export = rate_type == RateType.EXPORT
-    obis = info.obis_export if export else info.obis_import
-    if info.directional:
-        name = f"{info.name}_{'export' if export else 'import'}"
-    else:
-        name = f"{info.name}_export" if export and meter_type != MeterType.ELECTRIC else info.name
-    return MeterQuantity(name, info.unit, obis, info.label)
-
-
-def key_for_obis(obis: str) -> tuple[int, int, int] | None:
-    """(meter type, rate type, scale) that carries an electricity OBIS quantity, if one does."""
-    for scale, info in _SCALES[MeterType.ELECTRIC].items():
-        if not info.directional:
-            if obis == info.obis_import:
-                return MeterType.ELECTRIC, RateType.UNSPECIFIED, scale
-            continue
-        if obis == info.obis_import:
-            return MeterType.ELECTRIC, RateType.IMPORT, scale
-        if obis == info.obis_export:
-            return MeterType.ELECTRIC, RateType.EXPORT, scale
-    return None
 
 
 def value_layout(
@@ -259,10 +135,11 @@ def _header(
     _check_field("meter type", meter_type, 0x1F)
     _check_field("rate type", rate_type, 3)
     _check_field("scale", scale, _MAX_SCALE)
+    value_bytes = _value_bytes(value, precision, size, "meter value")
     scale1 = min(scale, SCALE2_MARK)
     first = (scale1 >> 2) << 7 | rate_type << 5 | meter_type
     second = precision << 5 | (scale1 & 0x03) << 3 | size
-    return bytes((first, second)) + _value_bytes(value, precision, size, "meter value")
+    return bytes((first, second)) + value_bytes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
