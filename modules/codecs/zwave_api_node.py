@@ -1,6 +1,8 @@
-"""Z-Wave Serial API set-up messages: init data, capabilities, version, home id, the node
-information we announce, soft reset and restart notice, factory reset, learn mode (inclusion and
-exclusion of this node) and application updates. Layouts: INS12350 and zwave-js
+"""Z-Wave Serial API set-up messages: identity, node information, resets and learn mode.
+
+Init data, capabilities, version, home id, the node information we announce, soft reset and
+restart notice, factory reset, learn mode (inclusion and exclusion of this node) and
+application updates. Layouts: INS12350 and zwave-js
 ``packages/serial/src/serialapi/``.
 """
 

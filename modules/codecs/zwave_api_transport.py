@@ -1,6 +1,8 @@
-"""Z-Wave Serial API transport messages: commands other nodes sent us (APPLICATION_COMMAND_HANDLER
-and its bridge form) and commands we send (ZW_SEND_DATA, ZW_SEND_NODE_INFORMATION) with their
-responses, callbacks and transmit reports. Layouts: INS12350 and zwave-js
+"""Z-Wave Serial API transport messages: commands received from and sent to other nodes.
+
+Commands other nodes sent us (APPLICATION_COMMAND_HANDLER and its bridge form) and commands we
+send (ZW_SEND_DATA, ZW_SEND_NODE_INFORMATION) with their responses, callbacks and transmit
+reports. Layouts: INS12350 and zwave-js
 ``packages/serial/src/serialapi/``.
 """
 

@@ -1,7 +1,8 @@
-"""Association (0x85, lifeline group 1), Z-Wave Plus Info (0x5E) and Device Reset Locally (0x5A).
+"""Association, Association Group Info, Z-Wave Plus Info and Device Reset Locally CCs.
 
-What a Z-Wave Plus end node answers so a controller knows where to send its reports and how to
-show it. Layouts: SDS13781 and zwave-js ``AssociationCC.ts`` / ``ZWavePlusCC.ts``.
+What a Z-Wave Plus end node answers so a controller knows where to send its reports (the
+lifeline, association group 1) and how to show the node. Layouts: SDS13781 and zwave-js
+``AssociationCC.ts``, ``AssociationGroupInfoCC.ts`` and ``ZWavePlusCC.ts``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from enum import IntEnum
 from typing import ClassVar, Self
 
 from modules.codecs.zwave_cc import (
+    EXTENDED_CC_FIRST,
     CcCommand,
     CommandClassId,
     Reader,
@@ -19,10 +21,17 @@ from modules.codecs.zwave_cc import (
 )
 
 __all__ = [
+    "AGI_PROFILE_LIFELINE",
     "COMMANDS",
     "ICON_WHOLE_HOME_METER_SIMPLE",
     "LIFELINE_GROUP",
     "AssociationGet",
+    "AssociationGroupCommandListGet",
+    "AssociationGroupCommandListReport",
+    "AssociationGroupInfoGet",
+    "AssociationGroupInfoReport",
+    "AssociationGroupNameGet",
+    "AssociationGroupNameReport",
     "AssociationGroupingsGet",
     "AssociationGroupingsReport",
     "AssociationRemove",
@@ -31,6 +40,7 @@ __all__ = [
     "AssociationSpecificGroupGet",
     "AssociationSpecificGroupReport",
     "DeviceResetLocallyNotification",
+    "GroupInfo",
     "RoleType",
     "ZwavePlusInfoGet",
     "ZwavePlusInfoReport",
@@ -276,6 +286,192 @@ class DeviceResetLocallyNotification(CcCommand):
     NAME: ClassVar[str] = "DEVICE_RESET_LOCALLY_NOTIFICATION"
 
 
+# ------------------------------------------------------------------ Association Group Info 0x59
+
+AGI_PROFILE_LIFELINE = 0x0001  # profile "General: Lifeline"
+_GROUP_INFO_BYTES = 7  # group, mode, profile (2), reserved, event code (2)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AssociationGroupNameGet(CcCommand):
+    """Association Group Name Get."""
+
+    group: int
+
+    CC: ClassVar[int] = CommandClassId.ASSOCIATION_GRP_INFO
+    COMMAND: ClassVar[int] = 0x01
+    NAME: ClassVar[str] = "ASSOCIATION_GROUP_NAME_GET"
+
+    def body(self) -> bytes:
+        """The group."""
+        check_u8("group", self.group)
+        return bytes((self.group,))
+
+    @classmethod
+    def parse_body(cls, reader: Reader) -> Self:
+        """The group."""
+        return cls(reader.u8("group"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AssociationGroupNameReport(CcCommand):
+    """Association Group Name Report: the group's UTF-8 name ("Lifeline" for group 1)."""
+
+    group: int
+    name: str
+
+    CC: ClassVar[int] = CommandClassId.ASSOCIATION_GRP_INFO
+    COMMAND: ClassVar[int] = 0x02
+    NAME: ClassVar[str] = "ASSOCIATION_GROUP_NAME_REPORT"
+
+    def body(self) -> bytes:
+        """Group, name length, name."""
+        name = self.name.encode("utf-8")
+        check_u8("group name field", self.group, len(name))
+        return bytes((self.group, len(name))) + name
+
+    @classmethod
+    def parse_body(cls, reader: Reader) -> Self:
+        """The report."""
+        group = reader.u8("group")
+        name = reader.take(reader.u8("name length"), "group name")
+        return cls(group, name.decode("utf-8", errors="replace"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AssociationGroupInfoGet(CcCommand):
+    """Association Group Info Get: one group, or every group in list mode."""
+
+    group: int = 0
+    list_mode: bool = False
+    refresh_cache: bool = False
+
+    CC: ClassVar[int] = CommandClassId.ASSOCIATION_GRP_INFO
+    COMMAND: ClassVar[int] = 0x03
+    NAME: ClassVar[str] = "ASSOCIATION_GROUP_INFO_GET"
+
+    def body(self) -> bytes:
+        """Refresh-cache and list-mode bits, then the group."""
+        check_u8("group", self.group)
+        return bytes((self.refresh_cache << 7 | self.list_mode << 6, self.group))
+
+    @classmethod
+    def parse_body(cls, reader: Reader) -> Self:
+        """The request."""
+        flags = reader.u8("options")
+        return cls(reader.u8("group"), bool(flags & 0x40), bool(flags & 0x80))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """One group's profile in an Association Group Info Report."""
+
+    group: int
+    profile: int = AGI_PROFILE_LIFELINE
+    mode: int = 0
+    event_code: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AssociationGroupInfoReport(CcCommand):
+    """Association Group Info Report: profiles of one or more groups."""
+
+    groups: tuple[GroupInfo, ...]
+    list_mode: bool = False
+    dynamic: bool = False
+
+    CC: ClassVar[int] = CommandClassId.ASSOCIATION_GRP_INFO
+    COMMAND: ClassVar[int] = 0x04
+    NAME: ClassVar[str] = "ASSOCIATION_GROUP_INFO_REPORT"
+
+    def body(self) -> bytes:
+        """Flags and group count, then 7 bytes per group."""
+        if len(self.groups) > 0x3F:
+            raise ValueError("an info report lists at most 63 groups")
+        out = bytearray((self.list_mode << 7 | self.dynamic << 6 | len(self.groups),))
+        for info in self.groups:
+            check_u8("group info field", info.group, info.mode)
+            check_u16("profile", info.profile)
+            check_u16("event code", info.event_code)
+            out += bytes((info.group, info.mode)) + info.profile.to_bytes(2, "big") + b"\x00"
+            out += info.event_code.to_bytes(2, "big")
+        return bytes(out)
+
+    @classmethod
+    def parse_body(cls, reader: Reader) -> Self:
+        """The report."""
+        flags = reader.u8("group count")
+        groups = []
+        for _ in range(flags & 0x3F):
+            group, mode, profile_hi, profile_lo, _reserved, event_hi, event_lo = reader.take(
+                _GROUP_INFO_BYTES, "group info"
+            )
+            groups.append(
+                GroupInfo(group, profile_hi << 8 | profile_lo, mode, event_hi << 8 | event_lo)
+            )
+        return cls(tuple(groups), bool(flags & 0x80), bool(flags & 0x40))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AssociationGroupCommandListGet(CcCommand):
+    """Association Group Command List Get."""
+
+    group: int
+    allow_cache: bool = False
+
+    CC: ClassVar[int] = CommandClassId.ASSOCIATION_GRP_INFO
+    COMMAND: ClassVar[int] = 0x05
+    NAME: ClassVar[str] = "ASSOCIATION_GROUP_COMMAND_LIST_GET"
+
+    def body(self) -> bytes:
+        """Allow-cache bit, then the group."""
+        check_u8("group", self.group)
+        return bytes((self.allow_cache << 7, self.group))
+
+    @classmethod
+    def parse_body(cls, reader: Reader) -> Self:
+        """The request."""
+        flags = reader.u8("options")
+        return cls(reader.u8("group"), bool(flags & 0x80))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AssociationGroupCommandListReport(CcCommand):
+    """Association Group Command List Report: the (class, command) pairs a group receives."""
+
+    group: int
+    commands: tuple[tuple[int, int], ...]
+
+    CC: ClassVar[int] = CommandClassId.ASSOCIATION_GRP_INFO
+    COMMAND: ClassVar[int] = 0x06
+    NAME: ClassVar[str] = "ASSOCIATION_GROUP_COMMAND_LIST_REPORT"
+
+    def body(self) -> bytes:
+        """Group, list length, then class and command ids."""
+        listed = bytearray()
+        for cc, command in self.commands:
+            check_u8("command", command)
+            if not 0 <= cc < EXTENDED_CC_FIRST and not EXTENDED_CC_FIRST << 8 <= cc <= 0xFFFF:
+                raise ValueError(f"not a command class id: {cc:#x}")
+            listed += cc.to_bytes(2 if cc > 0xFF else 1, "big") + bytes((command,))
+        check_u8("command list field", self.group, len(listed))
+        return bytes((self.group, len(listed))) + listed
+
+    @classmethod
+    def parse_body(cls, reader: Reader) -> Self:
+        """The report."""
+        group = reader.u8("group")
+        at = reader.offset + 1
+        listed = Reader(reader.take(reader.u8("command list length"), "command list"), base=at)
+        commands = []
+        while listed.remaining:
+            cc = listed.u8("command class")
+            if cc >= EXTENDED_CC_FIRST:
+                cc = cc << 8 | listed.u8("extended command class")
+            commands.append((cc, listed.u8("command")))
+        return cls(group, tuple(commands))
+
+
 COMMANDS: dict[tuple[int, int], type[CcCommand]] = {
     (cls.CC, cls.COMMAND): cls
     for cls in (
@@ -290,5 +486,11 @@ COMMANDS: dict[tuple[int, int], type[CcCommand]] = {
         ZwavePlusInfoGet,
         ZwavePlusInfoReport,
         DeviceResetLocallyNotification,
+        AssociationGroupNameGet,
+        AssociationGroupNameReport,
+        AssociationGroupInfoGet,
+        AssociationGroupInfoReport,
+        AssociationGroupCommandListGet,
+        AssociationGroupCommandListReport,
     )
 }

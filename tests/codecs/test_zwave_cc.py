@@ -40,8 +40,12 @@ from modules.codecs.zwave_cc import (
 from modules.codecs.zwave_cc_association import (
     LIFELINE_GROUP,
     AssociationGet,
+    AssociationGroupCommandListReport,
+    AssociationGroupInfoReport,
+    AssociationGroupNameReport,
     AssociationReport,
     AssociationSet,
+    GroupInfo,
     ZwavePlusInfoReport,
 )
 from modules.codecs.zwave_cc_version import (
@@ -83,6 +87,12 @@ def decode(wire: bytes) -> dict[str, object]:
         (AssociationGet(LIFELINE_GROUP), "850201"),
         (AssociationReport(LIFELINE_GROUP, 5, (1, 7)), "85030105000107"),
         (DeviceSpecificReport(1, 0, b"382L"), "720701043338324c"),
+        (AssociationGroupNameReport(LIFELINE_GROUP, "Lifeline"), "590201084c6966656c696e65"),
+        (AssociationGroupInfoReport((GroupInfo(LIFELINE_GROUP),)), "59040101000001000000"),
+        (
+            AssociationGroupCommandListReport(LIFELINE_GROUP, ((0x5A, 0x01), (0x32, 0x02))),
+            "590601045a013202",
+        ),
         (NoOperation(), "00"),
         (UnknownCommand(0x20, 0x01, b"\xff"), "2001ff"),
     ],
