@@ -22,7 +22,12 @@ from typing import Any, ClassVar, Literal
 
 from gateway.decoding import Decoded, Record
 from gateway.errors import IncompleteFrame
-from modules.codecs import zwave_cc_association, zwave_cc_version, zwave_meter
+from modules.codecs import (
+    zwave_cc_association,
+    zwave_cc_multichannel,
+    zwave_cc_version,
+    zwave_meter,
+)
 from modules.codecs.zwave_api import PARAMS_AT, FunctionId, SerialMessage, UnknownMessage
 from modules.codecs.zwave_api_node import (
     ApplicationUpdate,
@@ -63,6 +68,7 @@ from modules.codecs.zwave_cc import (
     UnknownCommand,
     cc_name,
 )
+from modules.codecs.zwave_cc_multichannel import MultiChannelCmdEncap
 from modules.codecs.zwave_meter import MeterReport, report_record
 from modules.codecs.zwave_serial import SOF, ControlByte, DataFrame, FrameType, parse_frame
 
@@ -80,6 +86,7 @@ PROTOCOL = "zwave"
 COMMANDS: dict[tuple[int, int], type[CcCommand]] = {
     **zwave_cc_version.COMMANDS,
     **zwave_cc_association.COMMANDS,
+    **zwave_cc_multichannel.COMMANDS,
     **zwave_meter.COMMANDS,
 }
 
@@ -217,9 +224,8 @@ class ZwaveDecoder:
             )
         if data[0] == SOF:
             return self._data_frame(data)
-        command = parse_command(data)
-        frame = {"layer": "command_class", **describe_command(command)}
-        return Decoded(PROTOCOL, frame=frame, records=_records(command))
+        frame, records = _command(data, base=0)
+        return Decoded(PROTOCOL, frame={"layer": "command_class", **frame}, records=records)
 
     def _data_frame(self, data: bytes) -> Decoded:
         raw = parse_frame(data)
@@ -240,9 +246,24 @@ class ZwaveDecoder:
         carried = command_payload(message)
         if carried is None:
             return Decoded(PROTOCOL, frame=frame)
-        command = parse_command(carried[0], base=carried[1])
-        _merge(frame, describe_command(command), "cc_")
-        return Decoded(PROTOCOL, frame=frame, records=_records(command))
+        described, records = _command(*carried)
+        _merge(frame, described, "cc_")
+        return Decoded(PROTOCOL, frame=frame, records=records)
+
+
+def _command(payload: bytes, base: int, end_point: int = 0) -> tuple[dict[str, Any], list[Record]]:
+    """A payload's description and records; an encapsulated command is described inside."""
+    command = parse_command(payload, base=base)
+    described = describe_command(command)
+    if isinstance(command, MultiChannelCmdEncap) and command.payload:
+        inner, records = _command(
+            command.payload, base + command.PAYLOAD_AT, command.source_end_point
+        )
+        described["encapsulated"] = inner
+        return described, records
+    if isinstance(command, MeterReport):
+        return described, [report_record(command, end_point=end_point)]
+    return described, []
 
 
 def _merge(frame: dict[str, Any], fields: dict[str, Any], prefix: str) -> None:
@@ -252,10 +273,6 @@ def _merge(frame: dict[str, Any], fields: dict[str, Any], prefix: str) -> None:
 
 
 _CONTROL_BYTES = frozenset(int(byte) for byte in ControlByte)
-
-
-def _records(command: CcCommand) -> list[Record]:
-    return [report_record(command)] if isinstance(command, MeterReport) else []
 
 
 def _enum_name(enum: type[FrameType] | type[FunctionId], value: int) -> str:

@@ -56,7 +56,7 @@ __all__ = [
 NODEMASK_BYTES = 29  # 232 classic node ids, one bit each
 _CAPABILITY_MASK_BYTES = 32  # one bit per function id 1..256
 _VERSION_TEXT_BYTES = 12  # "Z-Wave 4.05" and its NUL
-_SMART_START_HOME_ID = frozenset({0x85, 0x87})  # updates with a home id instead of node info
+_SMART_START = frozenset({0x85, 0x86, 0x87})  # layouts with home ids, not plain node info
 
 # ------------------------------------------------------------------------------ initialisation
 
@@ -401,14 +401,21 @@ class ApplicationUpdate(SerialMessage):
     status: int
     node_id: int = 0
     node_info: NodeInfo | None = None
+    data: bytes = b""  # SmartStart updates: everything after the node id, uninterpreted
 
     TYPE: ClassVar[int] = FrameType.REQ
     FUNCTION: ClassVar[int] = FunctionId.ZW_APPLICATION_UPDATE
     ROLE: ClassVar[str] = "unsolicited"
 
     def params(self) -> bytes:
-        """Status, node id, length, then the node information."""
+        """Status, node id, length, then the node information (or the SmartStart bytes)."""
         check_u8("application update field", self.status, self.node_id)
+        if self.status in _SMART_START:
+            if self.node_info is not None:
+                raise ValueError("SmartStart updates carry their bytes in data")
+            return bytes((self.status, self.node_id)) + self.data
+        if self.data:
+            raise ValueError("only SmartStart updates carry uninterpreted data")
         info = b""
         if self.node_info is not None:
             node = self.node_info
@@ -420,10 +427,12 @@ class ApplicationUpdate(SerialMessage):
 
     @classmethod
     def parse_params(cls, reader: Reader) -> Self:
-        """The update; SmartStart home id updates keep only status and node id."""
+        """The update; SmartStart updates keep their bytes uninterpreted (as zwave-js does)."""
         status = reader.u8("status")
         node_id = reader.u8("node id")
-        if status in _SMART_START_HOME_ID or not reader.remaining:
+        if status in _SMART_START:
+            return cls(status, node_id, data=reader.rest())
+        if not reader.remaining:
             return cls(status, node_id)
         length = reader.u8("node information length")
         if length == 0:

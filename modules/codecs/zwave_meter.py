@@ -88,8 +88,8 @@ def _layout(
     raise ValueError(f"{values} do not fit a 32-bit meter value")
 
 
-def report_record(report: MeterReport) -> Record:
-    """The decode record of a Meter Report, in Home Assistant units."""
+def report_record(report: MeterReport, *, end_point: int = 0) -> Record:
+    """The decode record of a Meter Report in Home Assistant units; the end point is its subunit."""
     found = quantity(report.meter_type, report.rate_type, report.scale)
     raw = {
         "meter_type": report.meter_type,
@@ -101,7 +101,14 @@ def report_record(report: MeterReport) -> Record:
         "delta_time_s": report.delta_time_s,
         "previous_value": report.previous_value,
     }
-    return Record(name=found.name, value=report.value, unit=found.unit, obis=found.obis, raw=raw)
+    return Record(
+        name=found.name,
+        value=report.value,
+        unit=found.unit,
+        obis=found.obis,
+        subunit=end_point,
+        raw=raw,
+    )
 
 
 def _fits(raw: int, size: int) -> bool:
@@ -457,13 +464,15 @@ class MeterReset(CcCommand):
         return cls(head.meter_type, scale, head.rate_type, head.value, head.precision, head.size)
 
     def fields(self) -> dict[str, Any]:
-        """Adds the names when a register is targeted."""
-        out = plain_fields(self)
-        if self.meter_type is not None:
-            out["meter_type_name"] = meter_type_name(self.meter_type)
-            out["rate_type_name"] = rate_type_name(self.rate_type)
-            out["scale_name"] = quantity(self.meter_type, self.rate_type, self.scale).label
-        return out
+        """Reset-all, or the targeted register with its names."""
+        if self.meter_type is None:
+            return {"reset_all": True}
+        return {
+            **plain_fields(self),
+            "meter_type_name": meter_type_name(self.meter_type),
+            "rate_type_name": rate_type_name(self.rate_type),
+            "scale_name": quantity(self.meter_type, self.rate_type, self.scale).label,
+        }
 
 
 COMMANDS: dict[tuple[int, int], type[CcCommand]] = {

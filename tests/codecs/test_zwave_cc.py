@@ -48,6 +48,11 @@ from modules.codecs.zwave_cc_association import (
     GroupInfo,
     ZwavePlusInfoReport,
 )
+from modules.codecs.zwave_cc_multichannel import (
+    MultiChannelCapabilityReport,
+    MultiChannelCmdEncap,
+    MultiChannelEndPointReport,
+)
 from modules.codecs.zwave_cc_version import (
     DeviceSpecificReport,
     ManufacturerSpecificReport,
@@ -93,6 +98,9 @@ def decode(wire: bytes) -> dict[str, object]:
             AssociationGroupCommandListReport(LIFELINE_GROUP, ((0x5A, 0x01), (0x32, 0x02))),
             "590601045a013202",
         ),
+        (MultiChannelEndPointReport(3, identical=True), "60084003"),
+        (MultiChannelCapabilityReport(2, 0x31, 0x01, (0x32,)), "600a02310132"),
+        (MultiChannelCmdEncap(0, 3, bytes.fromhex("320138"), True), "600d0083320138"),
         (NoOperation(), "00"),
         (UnknownCommand(0x20, 0x01, b"\xff"), "2001ff"),
     ],
@@ -227,3 +235,24 @@ def test_short_node_info_is_invalid() -> None:
     with pytest.raises(FrameError) as caught:
         parse_message(DataFrame(0x00, 0x49, bytes.fromhex("8405020431")))
     assert (caught.value.code, caught.value.offset) == ("bad_frame", 4 + 2)
+
+
+def test_per_phase_report_in_multi_channel_encapsulation() -> None:
+    inner = bytes.fromhex("3202214400013707012d00013707")
+    wire = ApplicationCommand(0, 1, MultiChannelCmdEncap(2, 0, inner).encode()).encode()
+    result = decode(wire)
+    frame = result["frame"]
+    assert isinstance(frame, dict)
+    assert (frame["command"], frame["source_end_point"]) == ("MULTI_CHANNEL_CMD_ENCAP", 2)
+    assert frame["encapsulated"]["command"] == "METER_REPORT"
+    records = result["records"]
+    assert isinstance(records, list)
+    (record,) = records
+    assert (record["name"], record["value"], record["subunit"]) == ("energy_import", 796.23, 2)
+
+
+def test_error_inside_encapsulation_points_into_the_frame() -> None:
+    wire = ApplicationCommand(0, 1, MultiChannelCmdEncap(2, 0, bytes.fromhex("3202")).encode())
+    with pytest.raises(IncompleteFrame) as caught:
+        ZwaveDecoder().decode(wire.encode(), key=None, auth_key=None)
+    assert caught.value.offset == 4 + 3 + 4 + 2  # params, payload, encapsulated, report header

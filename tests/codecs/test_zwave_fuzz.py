@@ -23,7 +23,14 @@ from modules.codecs.zwave_api_node import (
     SetLearnModeCallback,
 )
 from modules.codecs.zwave_api_transport import ApplicationCommand, SendDataRequest
-from modules.codecs.zwave_cc_association import AssociationReport, ZwavePlusInfoReport
+from modules.codecs.zwave_cc_association import (
+    AssociationGroupCommandListReport,
+    AssociationGroupInfoReport,
+    AssociationReport,
+    GroupInfo,
+    ZwavePlusInfoReport,
+)
+from modules.codecs.zwave_cc_multichannel import MultiChannelCmdEncap
 from modules.codecs.zwave_cc_version import VersionReport, VersionZWaveSoftwareReport
 from modules.codecs.zwave_meter import MeterGet, MeterReport, MeterReset, MeterSupportedReport
 from modules.codecs.zwave_serial import SOF, DataFrame, FrameExtractor, checksum
@@ -42,6 +49,9 @@ PAYLOADS = [
     ).encode(),
     AssociationReport(1, 5, (1, 7)).encode(),
     ZwavePlusInfoReport().encode(),
+    MultiChannelCmdEncap(1, 0, bytes.fromhex("3202214400013707012d00013707")).encode(),
+    AssociationGroupInfoReport((GroupInfo(1),)).encode(),
+    AssociationGroupCommandListReport(1, ((0x32, 0x02), (0xF101, 0x01))).encode(),
 ]
 FRAMES = [
     ApplicationCommand(0, 1, PAYLOADS[3], -60, 0).encode(),

@@ -64,6 +64,13 @@ from modules.codecs.zwave_cc_association import (
     ZwavePlusInfoGet,
     ZwavePlusInfoReport,
 )
+from modules.codecs.zwave_cc_multichannel import (
+    MultiChannelCapabilityGet,
+    MultiChannelCapabilityReport,
+    MultiChannelCmdEncap,
+    MultiChannelEndPointGet,
+    MultiChannelEndPointReport,
+)
 from modules.codecs.zwave_cc_version import (
     DeviceSpecificGet,
     DeviceSpecificReport,
@@ -94,6 +101,7 @@ nodes = st.lists(st.integers(1, 232), max_size=12).map(tuple)
 rssi = st.integers(-128, 127)
 cc_ids = st.one_of(st.integers(0, 0xF0).filter(lambda cc: cc != 0xEF), st.integers(0xF100, 0xFFFF))
 cc_lists = st.lists(cc_ids, max_size=12).map(tuple)
+end_points = st.integers(0, 127)
 
 
 def sorted_unique(
@@ -220,6 +228,17 @@ CC_STRATEGIES: dict[type[CcCommand], st.SearchStrategy[Any]] = {
     ZwavePlusInfoGet: st.just(ZwavePlusInfoGet()),
     ZwavePlusInfoReport: st.builds(ZwavePlusInfoReport, u8, u8, u8, u16, u16),
     DeviceResetLocallyNotification: st.just(DeviceResetLocallyNotification()),
+    MultiChannelEndPointGet: st.just(MultiChannelEndPointGet()),
+    MultiChannelEndPointReport: st.builds(
+        MultiChannelEndPointReport, end_points, st.booleans(), st.booleans(), st.none() | end_points
+    ),
+    MultiChannelCapabilityGet: st.builds(MultiChannelCapabilityGet, end_points),
+    MultiChannelCapabilityReport: st.builds(
+        MultiChannelCapabilityReport, end_points, u8, u8, cc_lists, st.booleans()
+    ),
+    MultiChannelCmdEncap: st.builds(
+        MultiChannelCmdEncap, end_points, end_points, st.binary(max_size=30), st.booleans()
+    ),
     MeterGet: meter_gets,
     MeterReport: meter_reports(),
     MeterSupportedGet: st.just(MeterSupportedGet()),
@@ -288,8 +307,11 @@ MESSAGE_STRATEGIES: dict[type[SerialMessage], st.SearchStrategy[Any]] = {
     SetDefaultRequest: st.builds(SetDefaultRequest, u8),
     SetDefaultCallback: st.builds(SetDefaultCallback, u8),
     ApplicationUpdate: st.one_of(
-        st.builds(ApplicationUpdate, u8.filter(lambda s: s not in (0x85, 0x87)), u8, node_infos),
-        st.builds(ApplicationUpdate, u8, u8),
+        st.builds(ApplicationUpdate, u8.filter(lambda s: not 0x85 <= s <= 0x87), u8, node_infos),
+        st.builds(ApplicationUpdate, u8.filter(lambda s: not 0x85 <= s <= 0x87), u8),
+        st.builds(
+            ApplicationUpdate, st.integers(0x85, 0x87), u8, st.none(), st.binary(max_size=30)
+        ),
     ),
     ApplicationCommand: st.one_of(
         st.builds(ApplicationCommand, u8, u8, st.binary(max_size=60)),
