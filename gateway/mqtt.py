@@ -1,0 +1,481 @@
+"""The MQTT bridge: meter state, events and profiles out; commands in; Home Assistant discovery.
+
+Two kinds of messages, on purpose:
+
+- Data (``state``, ``event``, ``profile``) goes through the SQLite outbox: appended in the
+  transaction that makes the fact durable, published in order, deleted only after PUBACK. A
+  broker outage or a restart delays it; nothing is lost unless the size bound says so.
+- Session state (``status``, ``status/detail``, ``availability``, discovery configs, per-value
+  topics, command replies) is derived from the present and re-published on every connection.
+  Queuing it would replay stale copies (an old ``offline`` after a newer ``online``) or put a
+  reply behind a week of backlog.
+
+Topics: ``<base>/status`` (retained, last will ``offline``), ``<base>/status/detail``,
+``<base>/<meter>/{state,availability,event,profile,reply}``, ``<base>/<meter>/set/<command>``,
+``<base>/<meter>/value/<name>`` (optional), ``<base>/raw/<module>`` (optional).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import ssl
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+import msgspec
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+
+from gateway.backoff import Backoff
+from gateway.config import MqttSection, read_secret
+from gateway.engine import Register, Update
+from gateway.engine.records import BillingRecord, ProfileRow
+from gateway.errors import CommandError, GatewayError
+from gateway.model import Command, Event
+from gateway.mqtt_payloads import (
+    Topics,
+    billing_payload,
+    command_id_of,
+    event_payload,
+    parse_command,
+    profile_payload,
+    reply_payload,
+    state_payload,
+    value_text,
+)
+from gateway.mqtt_presence import Presence
+from gateway.outbox import STATE_MODULE, Message, Outbox
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["MqttBridge"]
+
+_LOGGER = logging.getLogger(__name__)
+
+# A QoS 1 publish not acknowledged in this time means the link is dead even if TCP says not.
+PUBLISH_TIMEOUT_S = 30.0
+# Messages published concurrently while draining: enough to keep a LAN broker busy, few
+# enough that a lost connection re-sends (duplicates) little.
+DRAIN_BATCH = 100
+MAX_INFLIGHT = 100
+# Acknowledged rows are deleted in bulk: inside the next register flush, or after this many
+# acks or this long while a backlog drains, or this long after the last ack when idle.
+ACK_COMMIT_MAX = 1000
+ACK_COMMIT_DRAIN_S = 5.0
+ACK_COMMIT_IDLE_S = 30.0
+# Availability and pending discovery are checked this often.
+MAINTAIN_EVERY_S = 1.0
+STATUS_DETAIL_EVERY_S = 30.0
+# Home Assistant subscribes to discovery right after its birth message; a short wait avoids
+# racing its MQTT setup (rtlamr2mqtt#406).
+DISCOVERY_AFTER_BIRTH_S = 1.0
+COMMAND_TIMEOUT_S = 30.0
+# On SIGTERM: what is still queued gets this long to reach the broker before we say offline.
+SHUTDOWN_DRAIN_S = 3.0
+RAW_QUEUE_MAX = 256
+# A session this long was healthy: the next failure starts the backoff from its first step.
+HEALTHY_SESSION_S = 10.0
+# CONNACK reason codes that retrying cannot fix (MQTT 5 table 3-1; paho maps 3.1.1's 4 and 5).
+_AUTH_FAILURES = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C})
+_VALUE_DECODER = msgspec.json.Decoder(float_hook=lambda text: text)
+
+
+class MqttBridge:
+    """The ``mqtt`` output: one broker connection, kept up forever."""
+
+    name = "mqtt"
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self.config: MqttSection = gateway.settings.mqtt
+        self.gateway_name = gateway.settings.gateway.name
+        self.topics = Topics(
+            self.config.base_topic.rstrip("/"), self.config.discovery_prefix.rstrip("/")
+        )
+        self.outbox = Outbox(
+            gateway.store,
+            max_bytes=int(self.config.outbox_max_mb * 1_000_000),
+            policy=self.config.outbox_policy,
+        )
+        self.presence = Presence(gateway, self.config, self.topics, self.outbox)
+        self._client: aiomqtt.Client | None = None
+        self._wakeup = asyncio.Event()
+        self._maintain_now = asyncio.Event()
+        self._seq: dict[str, int] = {}
+        self._latest_state: dict[str, int] = {}
+        self._state_meters: dict[str, str] = {}
+        self._reannounce_at: float | None = None
+        self._first_ack_at: float | None = None
+        self._raw: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(RAW_QUEUE_MAX)
+        self._undo_command = gateway.add_command("resend_discovery", self._resend_discovery)
+
+    @property
+    def connected(self) -> bool:
+        """True while a broker session is up."""
+        return self._client is not None
+
+    # the Output protocol ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, serve, and reconnect with jittered backoff until cancelled."""
+        backoff = Backoff(healthy_after_s=HEALTHY_SESSION_S)
+        try:
+            while True:
+                started = time.monotonic()
+                fatal = False
+                try:
+                    await self._session()
+                    reason = "the broker closed the session"
+                except MqttConnectError as err:
+                    reason = str(err)
+                    fatal = _reason_value(err.rc) in _AUTH_FAILURES
+                except aiomqtt.MqttError as err:
+                    reason = str(err) or type(err).__name__
+                    fatal = "CERTIFICATE_VERIFY_FAILED" in reason
+                except (OSError, ssl.SSLError, GatewayError) as err:
+                    reason, fatal = str(err), True
+                ran_s = time.monotonic() - started
+                delay = backoff.fatal_delay() if fatal else backoff.next_delay(ran_s)
+                log = _LOGGER.warning if backoff.attempt <= 1 or fatal else _LOGGER.debug
+                log(
+                    "MQTT broker %s:%d: %s; retrying in %.1f s (%d messages wait in the outbox)",
+                    self.config.host,
+                    self.config.port,
+                    reason,
+                    delay,
+                    self.outbox.waiting,
+                )
+                await asyncio.sleep(delay)
+        finally:
+            self._undo_command()
+
+    def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
+        """Queue the meter's state inside the flush transaction; delete acked rows in it too."""
+        seq = self._seq_of(meter) + 1
+        topic = self.topics.state(meter)
+        row = self.outbox.append(topic, state_payload(meter, registers, seq), retain=True)
+        self._gateway.store.put_state(STATE_MODULE, f"seq:{meter}", str(seq).encode())
+        self._seq[meter] = seq
+        if row is not None:
+            self._latest_state[meter] = row
+            self._state_meters[topic] = meter
+        self.outbox.commit_acks()
+        if self.presence.needs_announce(meter, registers):
+            self._maintain_now.set()
+        self._wakeup.set()
+
+    def on_live(self, update: Update) -> None:
+        """The meter delivered: note it for availability (values wait for the flush)."""
+        if self.presence.seen(update.meter):
+            self._maintain_now.set()
+
+    def on_event(self, event_id: int, event: Event) -> None:
+        """Queue an event from the non-volatile log."""
+        self.outbox.append(self.topics.event(event.meter), event_payload(event_id, event))
+        self._wakeup.set()
+
+    def on_profile(self, meter: str, row: ProfileRow) -> None:
+        """Queue a closed load-profile interval, inside the transaction that stores it."""
+        self.outbox.append(self.topics.profile(meter), profile_payload(meter, row))
+        self._wakeup.set()
+
+    def on_billing(self, meter: str, record: BillingRecord) -> None:
+        """Queue a debiting-stop snapshot (retained: the last one stays readable)."""
+        payload = billing_payload(meter, record)
+        self.outbox.append(self.topics.billing(meter), payload, retain=True)
+        self._wakeup.set()
+
+    def on_raw(self, module: str, raw: bytes) -> None:
+        """Forward a raw frame as hex (QoS 0, only while connected, never queued on disk)."""
+        if not self.config.raw_frames or self._client is None:
+            return
+        try:
+            self._raw.put_nowait((module, raw))
+        except asyncio.QueueFull:
+            self.presence.raw_dropped += 1
+
+    # connection ---------------------------------------------------------------------------------
+
+    async def _session(self) -> None:
+        client = await self._new_client()
+        async with client:
+            self._client = client
+            _LOGGER.info(
+                "MQTT connected to %s:%d as %s (%d queued messages to deliver)",
+                self.config.host,
+                self.config.port,
+                client.identifier,
+                self.outbox.waiting,
+            )
+            try:
+                await self._serve(client)
+            except asyncio.CancelledError:
+                self._client = None
+                await self._goodbye(client)
+                raise
+            finally:
+                self._client = None
+                self._commit_acks()
+
+    async def _new_client(self) -> aiomqtt.Client:
+        password, tls = await asyncio.to_thread(self._secrets)
+        v5 = self.config.protocol == "5"
+        client = aiomqtt.Client(
+            self.config.host,
+            self.config.port,
+            username=self.config.username,
+            password=password,
+            identifier=self.config.client_id or f"meter-gateway-{self.gateway_name}",
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            will=aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True),
+            # A fresh session each time: a command queued by the broker while we were away
+            # (a breaker switch, say) must not run minutes later.
+            clean_session=None if v5 else True,
+            clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,
+            keepalive=self.config.keepalive_s,
+            timeout=PUBLISH_TIMEOUT_S,
+            max_inflight_messages=MAX_INFLIGHT,
+            tls_context=tls,
+        )
+        client.pending_calls_threshold = DRAIN_BATCH * 3
+        return client
+
+    def _secrets(self) -> tuple[str | None, ssl.SSLContext | None]:
+        """Password and TLS context, read at each connect so rotated files take effect."""
+        password = self.config.password
+        if self.config.password_file:
+            password = read_secret(self.config.password_file, what="mqtt.password_file")
+        tls = self.config.tls
+        if tls is None:
+            return password, None
+        context = ssl.create_default_context(cafile=tls.ca_file)
+        if tls.cert_file:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        if tls.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return password, context
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        await client.publish(self.topics.status, b"online", qos=1, retain=True)
+        subscriptions = [(self.topics.commands, 1)]
+        if self.config.discovery:
+            subscriptions.append((self.topics.ha_status, 1))
+        await client.subscribe(subscriptions)
+        await self.presence.announce(client)
+        await self.presence.publish_availability(client, everything=True)
+        await self.presence.publish_detail(client)
+        commands: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._receive(client, commands), name="mqtt-receive")
+                group.create_task(self._run_commands(client, commands), name="mqtt-commands")
+                group.create_task(self._drain(client), name="mqtt-drain")
+                group.create_task(self._maintain(client), name="mqtt-maintain")
+                group.create_task(self._forward_raw(client), name="mqtt-raw")
+        except ExceptionGroup as group:
+            # One task saw the connection go; the others were cancelled. Report that one.
+            matched = group.subgroup(aiomqtt.MqttError)
+            if matched is None:
+                raise
+            first: BaseException = matched
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        """On shutdown: hand over what is queued (bounded), then say offline ourselves."""
+        try:
+            async with asyncio.timeout(SHUTDOWN_DRAIN_S):
+                self._commit_acks()
+                cursor = 0
+                while batch := self.outbox.peek(cursor, DRAIN_BATCH):
+                    await self._deliver_batch(client, batch)
+                    cursor = batch[-1].id
+                self._commit_acks()
+                await client.publish(self.topics.status, b"offline", qos=1, retain=True)
+        except (TimeoutError, aiomqtt.MqttError) as err:
+            _LOGGER.warning(
+                "MQTT shutdown: %s; %d messages stay queued for the next start",
+                str(err) or "out of time",
+                self.outbox.waiting,
+            )
+
+    # tasks of a session -------------------------------------------------------------------------
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        """Publish the outbox in id order, forever; acked rows are deleted in bulk."""
+        cursor = 0
+        last_commit = time.monotonic()
+        while True:
+            batch = self.outbox.peek(cursor, DRAIN_BATCH)
+            if not batch:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._deliver_batch(client, batch)
+            cursor = batch[-1].id
+            now = time.monotonic()
+            if self.outbox.waiting and (
+                self.outbox.pending_acks >= ACK_COMMIT_MAX
+                or now - last_commit >= ACK_COMMIT_DRAIN_S
+            ):
+                # A backlog is draining: keep the table (and a crash's re-sends) small.
+                self._commit_acks()
+                last_commit = now
+
+    async def _deliver_batch(self, client: aiomqtt.Client, batch: list[Message]) -> None:
+        async with asyncio.TaskGroup() as group:
+            for message in batch:
+                group.create_task(self._deliver(client, message))
+
+    async def _deliver(self, client: aiomqtt.Client, message: Message) -> None:
+        await client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+        self.outbox.ack(message.id)
+        if self._first_ack_at is None:
+            self._first_ack_at = time.monotonic()
+        meter = self._state_meters.get(message.topic)
+        if (
+            self.config.per_value_topics
+            and meter is not None
+            and self._latest_state.get(meter) == message.id
+        ):
+            await self._publish_values(client, meter, message.payload)
+
+    async def _publish_values(self, client: aiomqtt.Client, meter: str, state: bytes) -> None:
+        """Per-value topics follow the newest delivered state, never an older one."""
+        readings = _VALUE_DECODER.decode(state).get("readings", {})
+        async with asyncio.TaskGroup() as group:
+            for key, reading in readings.items():
+                group.create_task(
+                    client.publish(
+                        self.topics.value(meter, key),
+                        value_text(reading.get("value")),
+                        qos=1,
+                        retain=True,
+                    )
+                )
+
+    async def _receive(
+        self, client: aiomqtt.Client, commands: asyncio.Queue[aiomqtt.Message]
+    ) -> None:
+        async for message in client.messages:
+            topic = message.topic.value
+            if topic == self.topics.ha_status:
+                if bytes(message.payload).strip() == b"online":
+                    _LOGGER.info("Home Assistant is online: discovery follows")
+                    self._reannounce_at = time.monotonic() + DISCOVERY_AFTER_BIRTH_S
+                continue
+            if message.retain:
+                # Retained commands would run again at every reconnect; refuse to guess.
+                _LOGGER.warning("ignored a retained command on %s; clear it on the broker", topic)
+                continue
+            await commands.put(message)
+
+    async def _run_commands(
+        self, client: aiomqtt.Client, commands: asyncio.Queue[aiomqtt.Message]
+    ) -> None:
+        """Execute commands one at a time, in arrival order, and reply to each."""
+        while True:
+            message = await commands.get()
+            parsed = self.topics.parse_command(message.topic.value)
+            if parsed is None:
+                continue
+            meter, name = parsed
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            command_id: str | None = command_id_of(payload)
+            try:
+                command = parse_command(meter, name, payload)
+                command_id = command.id
+                result = await self._execute(command)
+            except CommandError as err:
+                _LOGGER.info("command %s for %s refused: %s (%s)", name, meter, err, err.code)
+                reply = reply_payload(command_id, name, error=err)
+            else:
+                reply = reply_payload(command_id, name, result=result)
+            await client.publish(self.topics.reply(meter), reply, qos=1)
+
+    async def _execute(self, command: Command) -> Mapping[str, Any]:
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                return await self._gateway.execute(command)
+        except TimeoutError:
+            raise CommandError(
+                "timeout", f"{command.name} did not finish within {COMMAND_TIMEOUT_S:.0f} s"
+            ) from None
+        except (CommandError, asyncio.CancelledError, aiomqtt.MqttError):
+            raise
+        except Exception as err:
+            _LOGGER.exception("command %s (id %s) failed", command.name, command.id)
+            raise CommandError("internal", f"{type(err).__name__}: {err}") from err
+
+    async def _maintain(self, client: aiomqtt.Client) -> None:
+        """Availability, new discovery, status detail and idle ack commits, once a second."""
+        last_detail = time.monotonic()
+        detail_dropped = self.outbox.dropped
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(MAINTAIN_EVERY_S):
+                    await self._maintain_now.wait()
+            self._maintain_now.clear()
+            now = time.monotonic()
+            if self._reannounce_at is not None and now >= self._reannounce_at:
+                self._reannounce_at = None
+                await self.presence.announce(client)
+            elif self.config.discovery:
+                await self.presence.announce(client, only_changed=True)
+            await self.presence.publish_availability(client)
+            if now - last_detail >= STATUS_DETAIL_EVERY_S or self.outbox.dropped != detail_dropped:
+                last_detail, detail_dropped = now, self.outbox.dropped
+                await self.presence.publish_detail(client)
+            if self._first_ack_at is not None and now - self._first_ack_at >= ACK_COMMIT_IDLE_S:
+                self._commit_acks()
+
+    async def _forward_raw(self, client: aiomqtt.Client) -> None:
+        while True:
+            module, raw = await self._raw.get()
+            await client.publish(self.topics.raw(module), raw.hex().encode(), qos=0)
+
+    # commands -----------------------------------------------------------------------------------
+
+    async def _resend_discovery(self, command: Command) -> Mapping[str, Any]:
+        """``resend_discovery``: publish every discovery config again (harmless)."""
+        if command.args:
+            raise CommandError(
+                "bad_args", f"resend_discovery takes no arguments, got {sorted(command.args)}"
+            )
+        client = self._client
+        if not self.config.discovery:
+            raise CommandError("discovery_disabled", "mqtt.discovery is false in the config")
+        if client is None:
+            raise CommandError(
+                "not_connected", "no broker connection; discovery is re-sent on reconnect"
+            )
+        return {"published": await self.presence.announce(client)}
+
+    # helpers ------------------------------------------------------------------------------------
+
+    def _seq_of(self, meter: str) -> int:
+        if meter not in self._seq:
+            raw = self._gateway.store.get_state(STATE_MODULE, f"seq:{meter}")
+            self._seq[meter] = int(raw.decode()) if raw else 0
+        return self._seq[meter]
+
+    def _commit_acks(self) -> None:
+        self._first_ack_at = None
+        try:
+            self.outbox.commit_acks()
+        except sqlite3.Error as err:
+            # The rows stay and go out again after a restart: a duplicate, never a loss.
+            _LOGGER.warning("cannot delete delivered messages from the outbox: %s", err)
+
+
+def _reason_value(rc: object) -> int:
+    value = getattr(rc, "value", rc)
+    return value if isinstance(value, int) else -1

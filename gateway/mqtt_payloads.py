@@ -1,0 +1,323 @@
+"""MQTT topic names and JSON payloads: state, events, profiles, command requests and replies.
+
+Pure functions, shared by the bridge, the discovery builder, tests and the HTTP docs. Every time is
+ISO 8601 UTC with a ``Z``; numbers stay numbers (Decimal registers are written exactly).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from gateway import obis
+from gateway.engine import Register
+from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
+from gateway.errors import CommandError
+from gateway.model import Command, Event
+
+__all__ = [
+    "MAX_COMMAND_PAYLOAD_B",
+    "Topics",
+    "billing_payload",
+    "encode",
+    "event_payload",
+    "iso",
+    "parse_command",
+    "profile_payload",
+    "reading_key",
+    "reply_payload",
+    "state_payload",
+    "value_text",
+]
+
+# A command is a few keys; anything larger is a mistake or an attack on the log.
+MAX_COMMAND_PAYLOAD_B = 4096
+MAX_COMMAND_ID_CHARS = 64
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def _enc_hook(value: Any) -> Any:
+    # Event data and command results come from many places; say what they are, never crash.
+    return str(value)
+
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=_enc_hook)
+
+
+def encode(document: Any) -> bytes:
+    """Compact JSON with exact decimals."""
+    return _ENCODER.encode(document)
+
+
+def iso(at: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and a ``Z``."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Every topic the bridge uses, derived from ``base_topic`` and the discovery prefix."""
+
+    base: str
+    discovery_prefix: str = "homeassistant"
+
+    @property
+    def status(self) -> str:
+        """Gateway online/offline, retained, also the last will."""
+        return f"{self.base}/status"
+
+    @property
+    def status_detail(self) -> str:
+        """Gateway health JSON (outbox depth, drops, modules), retained."""
+        return f"{self.base}/status/detail"
+
+    @property
+    def commands(self) -> str:
+        """The subscription that receives every command."""
+        return f"{self.base}/+/set/+"
+
+    @property
+    def ha_status(self) -> str:
+        """Home Assistant's birth and will topic."""
+        return f"{self.discovery_prefix}/status"
+
+    def state(self, meter: str) -> str:
+        """A meter's registers as JSON, retained."""
+        return f"{self.base}/{meter}/state"
+
+    def availability(self, meter: str) -> str:
+        """Whether a meter is being heard, retained."""
+        return f"{self.base}/{meter}/availability"
+
+    def event(self, meter: str) -> str:
+        """A meter's events, one JSON object each."""
+        return f"{self.base}/{meter}/event"
+
+    def profile(self, meter: str) -> str:
+        """Closed load-profile intervals."""
+        return f"{self.base}/{meter}/profile"
+
+    def billing(self, meter: str) -> str:
+        """Values frozen at each debiting stop, retained."""
+        return f"{self.base}/{meter}/billing"
+
+    def reply(self, meter: str) -> str:
+        """Outcomes of commands sent to ``set/<command>``."""
+        return f"{self.base}/{meter}/reply"
+
+    def command(self, meter: str, name: str) -> str:
+        """Where a command for a meter (or the gateway) is sent."""
+        return f"{self.base}/{meter}/set/{name}"
+
+    def value(self, meter: str, key: str) -> str:
+        """One value as plain text, retained (optional per-value topics)."""
+        return f"{self.base}/{meter}/value/{safe_id(key)}"
+
+    def raw(self, module: str) -> str:
+        """Raw frames of a module, as hex."""
+        return f"{self.base}/raw/{module}"
+
+    def device_config(self, object_id: str) -> str:
+        """A Home Assistant device discovery config."""
+        return f"{self.discovery_prefix}/device/{object_id}/config"
+
+    def parse_command(self, topic: str) -> tuple[str, str] | None:
+        """(meter, command) from a command topic, None if it is not one."""
+        prefix = f"{self.base}/"
+        if not topic.startswith(prefix):
+            return None
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) != 3 or parts[1] != "set":
+            return None
+        return parts[0], parts[2]
+
+
+def safe_id(text: str) -> str:
+    """``text`` in Home Assistant's id alphabet ``[A-Za-z0-9_-]``."""
+    return _UNSAFE.sub("_", text).strip("_") or "value"
+
+
+def reading_key(code: str) -> str:
+    """The stable JSON key of a register: its OBIS name, or the code/name itself."""
+    quantity = obis.describe(code)
+    return quantity.name if quantity else code
+
+
+def _is_obis(code: str) -> bool:
+    try:
+        obis.parse(code)
+    except ValueError:
+        return False
+    return True
+
+
+def state_payload(meter: str, registers: Mapping[str, Register], seq: int) -> bytes:
+    """``<base>/<meter>/state``: every register with unit, OBIS code and measurement time.
+
+    ``seq`` grows by one per state message of this meter, so a consumer can see a gap.
+    """
+    readings: dict[str, dict[str, Any]] = {}
+    latest: datetime | None = None
+    for code in sorted(registers):
+        register = registers[code]
+        readings[reading_key(code)] = {
+            "value": register.value,
+            "unit": register.unit,
+            "obis": code if _is_obis(code) else None,
+            "at": iso(register.at),
+        }
+        if latest is None or register.at > latest:
+            latest = register.at
+    return encode(
+        {
+            "meter": meter,
+            "seq": seq,
+            "at": iso(latest) if latest else None,
+            "readings": readings,
+        }
+    )
+
+
+def value_text(value: Any) -> bytes:
+    """A plain per-value payload: the number (exactly) or the text."""
+    if isinstance(value, Decimal):
+        return format(value, "f").encode()
+    return str(value).encode()
+
+
+def event_payload(event_id: int, event: Event) -> bytes:
+    """``<base>/<meter>/event``: one event from the non-volatile log, with its log id."""
+    return encode(
+        {
+            "id": event_id,
+            "meter": event.meter,
+            "at": iso(event.at),
+            "kind": event.kind,
+            "detail": event.detail,
+            "data": dict(event.data),
+        }
+    )
+
+
+def profile_payload(meter: str, row: ProfileRow) -> bytes:
+    """``<base>/<meter>/profile``: energy per channel in one interval [start, end), with flags."""
+    values = {}
+    for code, value in sorted(row.values.items()):
+        quantity = obis.describe(code)
+        values[reading_key(code)] = {
+            "value": value,
+            "unit": quantity.unit if quantity else None,
+            "obis": code,
+        }
+    return encode(
+        {
+            "meter": meter,
+            "start": iso(row.start),
+            "end": iso(row.end),
+            "status": int(row.flags),
+            "flags": [flag.name.lower() for flag in ProfileFlag if flag.name and flag in row.flags],
+            "values": values,
+        }
+    )
+
+
+def billing_payload(meter: str, record: BillingRecord) -> bytes:
+    """``<base>/<meter>/billing``: the datasheet's list of values frozen at a debiting stop."""
+    return encode(
+        {
+            "meter": meter,
+            "number": record.number,
+            "at": iso(record.at),
+            "estimated": record.estimated,
+            "values": dict(record.values),
+        }
+    )
+
+
+def parse_command(meter: str, name: str, payload: bytes) -> Command:
+    """A Command from a ``set/<command>`` message, or CommandError("bad_payload") saying why.
+
+    The payload is a JSON object (optional ``"id"``, every other key an argument) or plain text
+    for commands without arguments (a Home Assistant button sends ``PRESS``).
+    """
+    if not _NAME.match(name):
+        raise CommandError("bad_payload", f"command name {name!r} must match [A-Za-z0-9_-]+")
+    if len(payload) > MAX_COMMAND_PAYLOAD_B:
+        raise CommandError(
+            "bad_payload",
+            f"payload is {len(payload)} bytes; commands are at most {MAX_COMMAND_PAYLOAD_B}",
+        )
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError as err:
+        raise CommandError(
+            "bad_payload",
+            f"payload is not UTF-8 text (byte {err.start} is {payload[err.start]:#04x})",
+        ) from None
+    if not text.startswith(("{", "[")):
+        return Command(meter=meter, name=name, id=_new_id(), source="mqtt")
+    try:
+        document = msgspec.json.decode(text)
+    except msgspec.DecodeError as err:
+        raise CommandError("bad_payload", f"payload is not valid JSON: {err}") from None
+    if not isinstance(document, dict):
+        raise CommandError(
+            "bad_payload",
+            f"payload must be a JSON object (or plain text), not a {type(document).__name__}",
+        )
+    args = dict(document)
+    raw_id = args.pop("id", None)
+    if raw_id is None:
+        command_id = _new_id()
+    elif isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        raise CommandError(
+            "bad_payload", f'"id" must be a string or an integer, not {type(raw_id).__name__}'
+        )
+    else:
+        command_id = str(raw_id)
+        if not command_id or len(command_id) > MAX_COMMAND_ID_CHARS:
+            raise CommandError(
+                "bad_payload", f'"id" must be 1 to {MAX_COMMAND_ID_CHARS} characters long'
+            )
+    return Command(meter=meter, name=name, id=command_id, args=args, source="mqtt")
+
+
+def command_id_of(payload: bytes) -> str | None:
+    """The ``"id"`` of a payload that failed validation, when one can still be read."""
+    try:
+        document = msgspec.json.decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if isinstance(document, dict):
+        raw = document.get("id")
+        if isinstance(raw, str | int) and not isinstance(raw, bool):
+            return str(raw)[:MAX_COMMAND_ID_CHARS]
+    return None
+
+
+def reply_payload(
+    command_id: str | None,
+    name: str,
+    *,
+    result: Mapping[str, Any] | None = None,
+    error: CommandError | None = None,
+) -> bytes:
+    """``<base>/<meter>/reply``: ``{id, command, ok, result | error{code, message}}``."""
+    document: dict[str, Any] = {"id": command_id, "command": name, "ok": error is None}
+    if error is None:
+        document["result"] = dict(result or {})
+    else:
+        document["error"] = {"code": error.code, "message": str(error)}
+    return encode(document)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:12]

@@ -1,0 +1,206 @@
+"""Session state the bridge re-derives on every connection: discovery, availability, status.
+
+None of it goes through the outbox: each message describes the present, so after a reconnect the
+current truth is published again instead of replaying history (an old ``offline`` must never
+arrive after a newer ``online``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+import msgspec
+
+from gateway import __version__
+from gateway.config import ModuleConfig, MqttSection
+from gateway.engine import Register
+from gateway.model import utc_now
+from gateway.mqtt_discovery import Discovery
+from gateway.mqtt_payloads import Topics, encode, iso, reading_key
+from gateway.outbox import STATE_MODULE, Outbox
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["Presence"]
+
+_LOGGER = logging.getLogger(__name__)
+
+_PUBLISHED_KEY = "published"
+
+
+class Presence:
+    """Publishes who is there and what they offer: discovery, availability, status detail."""
+
+    def __init__(
+        self, gateway: Gateway, config: MqttSection, topics: Topics, outbox: Outbox
+    ) -> None:
+        self._gateway = gateway
+        self.config = config
+        self.topics = topics
+        self.outbox = outbox
+        self.discovery = Discovery(gateway.settings.gateway.name, topics)
+        self.raw_dropped = 0
+        self._announced: dict[str, frozenset[str]] = {}
+        self._available: dict[str, bool] = {}
+        self._last_seen: dict[str, float] = {}
+
+    def needs_announce(self, meter: str, registers: Mapping[str, Register]) -> bool:
+        """True when a meter has values its discovery config does not list yet."""
+        return self.config.discovery and frozenset(registers) != self._announced.get(meter)
+
+    def seen(self, meter: str) -> bool:
+        """Note that a meter delivered; True if it was not known to be online."""
+        self._last_seen[meter] = time.monotonic()
+        return not self._available.get(meter)
+
+    async def announce(self, client: aiomqtt.Client, *, only_changed: bool = False) -> int:
+        """Publish discovery configs (all, or those of meters with new registers)."""
+        configs: list[tuple[str, dict[str, Any]]] = []
+        announced: dict[str, frozenset[str]] = {}
+        if self.config.discovery:
+            if not only_changed:
+                configs.append(self.discovery.gateway_config())
+            for meter in self._gateway.settings.meters:
+                registers = self._gateway.registers(meter.id)
+                codes = frozenset(registers)
+                if not codes or (only_changed and self._announced.get(meter.id) == codes):
+                    continue
+                configs.append(self.discovery.meter_config(meter, registers))
+                announced[meter.id] = codes
+        if configs:
+            async with asyncio.TaskGroup() as group:
+                for topic, payload in configs:
+                    group.create_task(client.publish(topic, encode(payload), qos=1, retain=True))
+            self._announced.update(announced)
+        if not only_changed:
+            await self._clear_removed(client)
+        return len(configs)
+
+    async def publish_availability(
+        self, client: aiomqtt.Client, *, everything: bool = False
+    ) -> None:
+        """``<base>/<meter>/availability`` for meters whose state changed (or all of them)."""
+        now, wall = time.monotonic(), utc_now()
+        changes: dict[str, bool] = {}
+        for meter in self._gateway.settings.meters:
+            available = self._meter_available(meter.id, now, wall)
+            if everything or self._available.get(meter.id) != available:
+                changes[meter.id] = available
+        for meter_id, available in changes.items():
+            if self._available.get(meter_id, available) != available:
+                _LOGGER.info("meter %s is %s", meter_id, "online" if available else "offline")
+            await client.publish(
+                self.topics.availability(meter_id),
+                b"online" if available else b"offline",
+                qos=1,
+                retain=True,
+            )
+            self._available[meter_id] = available
+
+    async def publish_detail(self, client: aiomqtt.Client) -> None:
+        """``<base>/status/detail``, retained."""
+        payload = self.status_detail(connected=True)
+        await client.publish(self.topics.status_detail, payload, qos=1, retain=True)
+
+    def status_detail(self, *, connected: bool) -> bytes:
+        """Version, outbox depth and drops, meter availability, module health, as JSON."""
+        outbox = self.outbox
+        oldest = outbox.oldest() if outbox.waiting else None
+        modules = {
+            name: {
+                "type": health.type,
+                "state": health.state,
+                "last_frame_at": iso(health.last_frame_at) if health.last_frame_at else None,
+                "frames_ok": health.frames_ok,
+                "frames_failed": health.frames_failed,
+                "restarts": health.restarts,
+                "last_error": health.last_error,
+            }
+            for name, health in self._gateway.health.items()
+        }
+        return encode(
+            {
+                "state": "online" if connected else "offline",
+                "version": __version__,
+                "started": iso(self._gateway.started_at),
+                "outbox": {
+                    "messages": outbox.waiting,
+                    "bytes": outbox.bytes,
+                    "max_bytes": outbox.max_bytes,
+                    "policy": outbox.policy,
+                    "dropped": outbox.dropped,
+                    "oldest": iso(oldest) if oldest else None,
+                },
+                "raw_dropped": self.raw_dropped,
+                "meters": {
+                    m.id: "online" if self._available.get(m.id) else "offline"
+                    for m in self._gateway.settings.meters
+                },
+                "modules": modules,
+            }
+        )
+
+    def _meter_available(self, meter: str, now: float, wall: datetime) -> bool:
+        """Heard within the timeout: by the engine, by its own module, or by register time."""
+        timeout_s = self.config.availability_timeout_s
+        seen = self._last_seen.get(meter)
+        if seen is not None and now - seen <= timeout_s:
+            return True
+        for module in self._gateway.settings.modules:
+            health = self._gateway.health.get(module.name)
+            if (
+                _feeds_only(module, meter)
+                and health is not None
+                and health.last_frame_at is not None
+                and (wall - health.last_frame_at).total_seconds() <= timeout_s
+            ):
+                return True
+        # Registers restored at start-up count while they are fresh; a meter clock running
+        # ahead (an accelerated simulation) must not keep a silent meter online forever.
+        registers = self._gateway.registers(meter).values()
+        latest = max((r.at for r in registers if r.at <= wall), default=None)
+        return latest is not None and wall - latest <= timedelta(seconds=timeout_s)
+
+    async def _clear_removed(self, client: aiomqtt.Client) -> None:
+        """Empty retained payloads for meters (and discovery) this gateway no longer has."""
+        store = self._gateway.store
+        meters = [m.id for m in self._gateway.settings.meters]
+        raw = store.get_state(STATE_MODULE, _PUBLISHED_KEY)
+        before: dict[str, list[str]] = (
+            msgspec.json.decode(raw) if raw else {"meters": [], "configs": []}
+        )
+        current = (
+            self.discovery.config_topics(m for m in meters if m in self._announced)
+            if self.config.discovery
+            else set()
+        )
+        topics = [t for t in before.get("configs", []) if t not in current]
+        for meter in before.get("meters", []):
+            if meter in meters:
+                continue
+            topics += [self.topics.state(meter), self.topics.availability(meter)]
+            if self.config.per_value_topics:
+                topics += [
+                    self.topics.value(meter, reading_key(register.obis))
+                    for register in store.load_registers(meter)
+                ]
+        if topics:
+            _LOGGER.info("clearing %d retained topics of removed meters or entities", len(topics))
+            async with asyncio.TaskGroup() as group:
+                for topic in topics:
+                    group.create_task(client.publish(topic, b"", qos=1, retain=True))
+        after = {"meters": meters, "configs": sorted(current)}
+        if after != before:
+            store.put_state(STATE_MODULE, _PUBLISHED_KEY, encode(after))
+
+
+def _feeds_only(module: ModuleConfig, meter: str) -> bool:
+    """A single-meter module's own frames say its meter is heard (a wM-Bus stick's do not)."""
+    return module.meter == meter and not getattr(module, "meter_ids", ())
