@@ -1,0 +1,622 @@
+"""The versioned JSON API under ``/api/v1``: reads are open, state changes need the bearer token."""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import itertools
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from gateway import __version__, obis
+from gateway.engine import MeterEngine, Register
+from gateway.errors import CommandError
+from gateway.lan import openapi
+from gateway.lan.live import encode, sse_frame
+from gateway.lan.metrics import output_status
+from gateway.lan.params import ApiError, bad, choice, integer, time_range, timestamp
+from gateway.lan.streaming import BATCH_ROWS, stream_csv, stream_json
+from gateway.model import Command, Event, utc_now
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+    from gateway.lan.server import LanServer
+
+__all__ = ["API_PATH", "DEFAULT_AUTO_LIST", "DEFAULT_MANUAL_LIST", "Api", "register_json"]
+
+API_PATH = "/api/v1"
+# The 382L's factory auto-scroll list as the page shows it until the engine models a display.
+DEFAULT_AUTO_LIST = (
+    "1-0:1.8.0",
+    "1-0:2.8.0",
+    "1-0:1.7.0",
+    "1-0:32.7.0",
+    "1-0:52.7.0",
+    "1-0:72.7.0",
+)
+DEFAULT_MANUAL_LIST = (
+    *DEFAULT_AUTO_LIST,
+    *(f"1-0:1.8.{t}" for t in range(1, 5)),
+    "1-0:3.8.0",
+    "1-0:4.8.0",
+    "1-0:2.7.0",
+    "1-0:1.6.0",
+    "1-0:31.7.0",
+    "1-0:51.7.0",
+    "1-0:71.7.0",
+    "1-0:14.7.0",
+    "1-0:13.7.0",
+    "0-0:96.14.0",
+)
+# Datasheet, Display: 10 s per reading in auto scroll; 2 min after the last push back to auto.
+AUTO_SCROLL_S = 10.0
+MANUAL_TIMEOUT_S = 120.0
+PROFILE_INTERVALS_S = (300, 900, 1800, 3600)
+EVENTS_PAGE_MAX = 1000
+BILLING_PAGE_MAX = 1000
+# A stream with nothing to say sends a comment this often so proxies keep it open.
+KEEPALIVE_S = 15.0
+_COMMAND_STATUS = {"unknown_meter": 404, "unknown_command": 404, "bad_argument": 400}
+
+
+def register_json(register: Register, *, describe: bool = False) -> dict[str, Any]:
+    """A register as the API and the live stream show it."""
+    data: dict[str, Any] = {"value": register.value, "unit": register.unit, "at": register.at}
+    if describe:
+        quantity = obis.describe(register.obis)
+        data["name"] = quantity.name if quantity else None
+        data["label"] = quantity.label if quantity else None
+    return data
+
+
+def event_json(event_id: int, event: Event) -> dict[str, Any]:
+    """An event log entry."""
+    return {
+        "id": event_id,
+        "meter": event.meter,
+        "at": event.at,
+        "kind": event.kind,
+        "detail": event.detail,
+        "data": dict(event.data),
+    }
+
+
+class Api:
+    """Request handlers bound to one running gateway."""
+
+    def __init__(self, server: LanServer) -> None:
+        self._server = server
+
+    @property
+    def gateway(self) -> Gateway:
+        """The gateway served."""
+        return self._server.gateway
+
+    def routes(self) -> list[web.RouteDef]:
+        """Every API route (``openapi.PATHS`` documents the same set; a test checks)."""
+        p = API_PATH
+        return [
+            web.get(p, self.index),
+            web.get(f"{p}/openapi.json", self.openapi),
+            web.get(f"{p}/info", self.info),
+            web.get(f"{p}/health", self.health),
+            web.get(f"{p}/stream", self.stream),
+            web.get(f"{p}/events", self.events),
+            web.get(f"{p}/meters", self.meters),
+            web.get(f"{p}/meters/{{meter}}", self.meter),
+            web.get(f"{p}/meters/{{meter}}/registers", self.registers),
+            web.get(f"{p}/meters/{{meter}}/registers/{{obis}}", self.register),
+            web.get(f"{p}/meters/{{meter}}/display", self.display),
+            web.post(f"{p}/meters/{{meter}}/display/push", self.display_push),
+            web.get(f"{p}/meters/{{meter}}/profile", self.profile),
+            web.get(f"{p}/meters/{{meter}}/analysis", self.analysis),
+            web.get(f"{p}/meters/{{meter}}/billing", self.billing),
+            web.get(f"{p}/meters/{{meter}}/commands", self.commands),
+            web.post(f"{p}/meters/{{meter}}/commands/{{command}}", self.command),
+        ]
+
+    # gateway -----------------------------------------------------------------------------------
+
+    async def index(self, request: web.Request) -> web.Response:
+        """Where everything is."""
+        p = API_PATH
+        return _json(
+            {
+                "version": __version__,
+                "openapi": f"{p}/openapi.json",
+                "info": f"{p}/info",
+                "health": f"{p}/health",
+                "meters": f"{p}/meters",
+                "events": f"{p}/events",
+                "stream": f"{p}/stream",
+                "metrics": "/metrics",
+            }
+        )
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI 3.1 description of this API."""
+        return _json(openapi.document(__version__))
+
+    async def info(self, request: web.Request) -> web.Response:
+        """Gateway identity and what it serves."""
+        gateway = self.gateway
+        settings = gateway.settings
+        return _json(
+            {
+                "name": settings.gateway.name,
+                "version": __version__,
+                "api": API_PATH,
+                "started_at": gateway.started_at,
+                "uptime_s": (utc_now() - gateway.started_at).total_seconds(),
+                "timezone": settings.gateway.timezone,
+                "meters": [meter.id for meter in settings.meters],
+                "commands": list(gateway.commands),
+                "commands_enabled": self._server.token() is not None,
+                "http": {"bind": settings.http.bind, "port": self._server.port},
+                "zeroconf": self._server.zeroconf_status(),
+            }
+        )
+
+    async def health(self, request: web.Request) -> web.Response:
+        """Modules with their state, last frame and errors; outputs with their status."""
+        gateway = self.gateway
+        modules = [
+            {
+                "name": h.name,
+                "type": h.type,
+                "state": h.state,
+                "since": h.since,
+                "communicating": h.communicating,
+                "frames_ok": h.frames_ok,
+                "frames_failed": h.frames_failed,
+                "last_frame_at": h.last_frame_at,
+                "last_error": h.last_error,
+                "restarts": h.restarts,
+            }
+            for h in sorted(gateway.health.values(), key=lambda h: h.name)
+        ]
+        healthy = all(m["state"] == "running" and m["communicating"] for m in modules)
+        return _json(
+            {
+                "status": "ok" if healthy else "degraded",
+                "now": utc_now(),
+                "uptime_s": (utc_now() - gateway.started_at).total_seconds(),
+                "loop_lag_s": self._server.loop_lag_s,
+                "modules": modules,
+                "outputs": {output.name: dict(output_status(output)) for output in gateway.outputs},
+            }
+        )
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: a snapshot, then ``live``, ``state``, ``event`` and ``health``."""
+        meter = request.query.get("meter") or None
+        if meter is not None:
+            self._engine(meter)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # nginx: pass events through unbuffered
+            }
+        )
+        await response.prepare(request)
+        subscriber = self._server.hub.subscribe(meter)
+        try:
+            await response.write(b"retry: 3000\n\n" + sse_frame("snapshot", self._snapshot(meter)))
+            while True:
+                frame = await subscriber.next(KEEPALIVE_S)
+                if frame is None:
+                    break
+                await response.write(frame or b": keepalive\n\n")
+        except (ConnectionError, RuntimeError):
+            pass  # the browser went away; RuntimeError is aiohttp's "closing transport"
+        finally:
+            self._server.hub.unsubscribe(subscriber)
+        return response
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """The event log, filtered by meter, kind and time; paged by ``after_id``."""
+        query = request.query
+        meter = query.get("meter") or None
+        kind = query.get("kind") or None
+        fmt = choice(query, "format", ("json", "csv"))
+        after_id = integer(query, "after_id", 0, minimum=0, maximum=2**63 - 1)
+        zone = self.gateway.settings.zone
+        since = timestamp(query["since"], "since", zone) if query.get("since") else None
+        until = timestamp(query["until"], "until", zone) if query.get("until") else None
+        if since and until and until <= since:
+            raise bad("until", "must be after since")
+        store = self.gateway.store
+        if fmt == "csv":
+            rows = _paged_events(
+                store, meter=meter, kind=kind, since=since, until=until, after_id=after_id
+            )
+            return await stream_csv(
+                request,
+                "events.csv",
+                ("id", "meter", "at", "local_time", "kind", "detail", "data"),
+                (
+                    (i, e.meter, e.at, e.at.astimezone(zone), e.kind, e.detail, dict(e.data))
+                    for i, e in rows
+                ),
+            )
+        limit = integer(query, "limit", 100, minimum=1, maximum=EVENTS_PAGE_MAX)
+        page = store.events(
+            meter, kind=kind, since=since, until=until, limit=limit, after_id=after_id
+        )
+        return _json(
+            {
+                "events": [event_json(i, e) for i, e in page],
+                "next_after_id": page[-1][0] if len(page) == limit else None,
+            }
+        )
+
+    # meters ------------------------------------------------------------------------------------
+
+    async def meters(self, request: web.Request) -> web.Response:
+        """Every configured meter."""
+        return _json({"meters": [self._meter_json(m.id) for m in self.gateway.settings.meters]})
+
+    async def meter(self, request: web.Request) -> web.Response:
+        """One meter with its registers."""
+        meter_id = request.match_info["meter"]
+        engine = self._engine(meter_id)
+        return _json(
+            {
+                **self._meter_json(meter_id),
+                "registers": {
+                    code: register_json(reg, describe=True)
+                    for code, reg in sorted(engine.registers.items())
+                },
+            }
+        )
+
+    async def registers(self, request: web.Request) -> web.Response:
+        """A meter's current registers by OBIS code."""
+        engine = self._engine(request.match_info["meter"])
+        return _json(
+            {
+                "meter": engine.meter_id,
+                "registers": {
+                    code: register_json(reg, describe=True)
+                    for code, reg in sorted(engine.registers.items())
+                },
+            }
+        )
+
+    async def register(self, request: web.Request) -> web.Response:
+        """One register."""
+        engine = self._engine(request.match_info["meter"])
+        code = obis.normalize(request.match_info["obis"])
+        register = engine.registers.get(code)
+        if register is None:
+            raise ApiError(
+                404, "unknown_register", f"meter {engine.meter_id!r} has no register {code}"
+            )
+        return _json(
+            {"meter": engine.meter_id, "obis": code, **register_json(register, describe=True)}
+        )
+
+    async def display(self, request: web.Request) -> web.Response:
+        """The display lists and timing and, when the engine models the display, its state."""
+        engine = self._engine(request.match_info["meter"])
+        return _json(display_json(engine, utc_now()))
+
+    async def display_push(self, request: web.Request) -> web.Response:
+        """Press the modelled meter's push button (the ``display_push`` command; token needed)."""
+        meter_id = request.match_info["meter"]
+        self._authorize(request)
+        result = await self._execute(
+            Command(meter=meter_id, name="display_push", id=str(uuid.uuid4()), source="http")
+        )
+        return _json({"meter": meter_id, "state": result})
+
+    async def profile(self, request: web.Request) -> web.StreamResponse:
+        """Load profile intervals starting in a range (default: today), as JSON or CSV."""
+        engine = self._engine(request.match_info["meter"])
+        query = request.query
+        interval = integer(query, "interval_s", 900, minimum=1, maximum=86400)
+        if interval not in PROFILE_INTERVALS_S:
+            raise bad("interval_s", f"must be one of {', '.join(map(str, PROFILE_INTERVALS_S))}")
+        fmt = choice(query, "format", ("json", "csv"))
+        zone = self.gateway.settings.zone
+        span = time_range(query, zone, now=utc_now(), default_span=None)
+        source = getattr(self.gateway.store, "profile", None)
+        rows: Iterator[Any] = (
+            iter(source(engine.meter_id, interval, span.since, span.until)) if source else iter(())
+        )
+        if fmt == "csv":
+            return await _series_csv(
+                request, f"{engine.meter_id}-profile-{interval}s.csv", rows, zone, flags=True
+            )
+        head = {
+            "meter": engine.meter_id,
+            "interval_s": interval,
+            "since": span.since,
+            "until": span.until,
+        }
+        return await stream_json(request, head, "rows", rows, profile_row_json)
+
+    async def analysis(self, request: web.Request) -> web.StreamResponse:
+        """Analysis logger rows starting in a range (default: the last 24 h), as JSON or CSV."""
+        engine = self._engine(request.match_info["meter"])
+        query = request.query
+        fmt = choice(query, "format", ("json", "csv"))
+        zone = self.gateway.settings.zone
+        span = time_range(query, zone, now=utc_now(), default_span=timedelta(days=1))
+        source = getattr(self.gateway.store, "analysis", None)
+        rows: Iterator[Any] = (
+            iter(source(engine.meter_id, span.since, span.until)) if source else iter(())
+        )
+        if fmt == "csv":
+            return await _series_csv(
+                request, f"{engine.meter_id}-analysis.csv", rows, zone, flags=False
+            )
+        head = {"meter": engine.meter_id, "since": span.since, "until": span.until}
+        return await stream_json(
+            request,
+            head,
+            "rows",
+            rows,
+            lambda row: {"start": row.start, "end": row.end, "values": row.values},
+        )
+
+    async def billing(self, request: web.Request) -> web.StreamResponse:
+        """Debiting periods frozen at each debiting stop, newest first; page with ``before``."""
+        engine = self._engine(request.match_info["meter"])
+        query = request.query
+        limit = integer(query, "limit", 24, minimum=1, maximum=BILLING_PAGE_MAX)
+        before = integer(query, "before", 2**62, minimum=1, maximum=2**62)
+        fmt = choice(query, "format", ("json", "csv"))
+        zone = self.gateway.settings.zone
+        source = getattr(self.gateway.store, "billing", None)
+        records: list[Any] = (
+            list(source(engine.meter_id, limit=limit, before=before)) if source else []
+        )
+        if fmt == "csv":
+            columns = list(dict.fromkeys(key for record in records for key in record.values))
+            return await stream_csv(
+                request,
+                f"{engine.meter_id}-billing.csv",
+                ["number", "at", "local_time", "estimated", *columns],
+                (
+                    [r.number, r.at, r.at.astimezone(zone), r.estimated]
+                    + [r.values.get(c) for c in columns]
+                    for r in records
+                ),
+            )
+        return _json(
+            {
+                "meter": engine.meter_id,
+                "periods": [
+                    {"number": r.number, "at": r.at, "estimated": r.estimated, "values": r.values}
+                    for r in records
+                ],
+                "next_before": records[-1].number if len(records) == limit else None,
+            }
+        )
+
+    async def commands(self, request: web.Request) -> web.Response:
+        """The commands the gateway can execute now."""
+        engine = self._engine(request.match_info["meter"])
+        return _json(
+            {
+                "meter": engine.meter_id,
+                "commands": list(self.gateway.commands),
+                "enabled": self._server.token() is not None,
+            }
+        )
+
+    async def command(self, request: web.Request) -> web.Response:
+        """Execute a command; ``{"args": {...}, "id": "..."}`` in the body, both optional."""
+        meter_id = request.match_info["meter"]
+        self._authorize(request)
+        body = await _json_body(request)
+        unknown = set(body) - {"args", "id"}
+        if unknown:
+            raise bad(sorted(unknown)[0], "unknown key in the body; use {'args': {...}, 'id': ...}")
+        args = body.get("args", {})
+        if not isinstance(args, dict):
+            raise bad("args", "must be a JSON object")
+        command_id = body.get("id") or str(uuid.uuid4())
+        if not isinstance(command_id, str) or len(command_id) > 128:
+            raise bad("id", "must be a string of at most 128 characters")
+        command = Command(
+            meter=meter_id,
+            name=request.match_info["command"],
+            id=command_id,
+            args=args,
+            source="http",
+        )
+        result = await self._execute(command)
+        return _json(
+            {
+                "ok": True,
+                "id": command_id,
+                "meter": meter_id,
+                "command": command.name,
+                "result": result,
+            }
+        )
+
+    # helpers -----------------------------------------------------------------------------------
+
+    async def _execute(self, command: Command) -> dict[str, Any]:
+        try:
+            result = await self.gateway.execute(command)
+        except CommandError as err:
+            status = _COMMAND_STATUS.get(err.code, 409)
+            raise ApiError(status, err.code, str(err)) from None
+        return dict(result)
+
+    def _engine(self, meter_id: str) -> MeterEngine:
+        engine = self.gateway.engines.get(meter_id)
+        if engine is None:
+            known = ", ".join(sorted(self.gateway.engines)) or "none"
+            raise ApiError(
+                404, "unknown_meter", f"no meter {meter_id!r} (known: {known})", parameter="meter"
+            )
+        return engine
+
+    def _meter_json(self, meter_id: str) -> dict[str, Any]:
+        settings = self.gateway.settings
+        config = settings.meter(meter_id)
+        engine = self.gateway.engines.get(meter_id)
+        registers = engine.registers if engine else {}
+        return {
+            "id": config.id,
+            "name": config.name,
+            "manufacturer": config.manufacturer,
+            "model": config.model,
+            "registers": len(registers),
+            "updated_at": max((r.at for r in registers.values()), default=None),
+            "modules": [m.name for m in settings.modules if m.meter == meter_id],
+        }
+
+    def _snapshot(self, meter: str | None) -> dict[str, Any]:
+        engines = self.gateway.engines
+        chosen = [meter] if meter else sorted(engines)
+        now = utc_now()
+        return {
+            "gateway": self.gateway.settings.gateway.name,
+            "meters": {
+                meter_id: {
+                    code: register_json(reg, describe=True)
+                    for code, reg in sorted(engines[meter_id].registers.items())
+                }
+                for meter_id in chosen
+            },
+            "display": {
+                meter_id: state_of(now)
+                for meter_id in chosen
+                if callable(state_of := getattr(engines[meter_id], "display_state", None))
+            },
+        }
+
+    def _authorize(self, request: web.Request) -> None:
+        token = self._server.token()
+        if token is None:
+            raise ApiError(
+                403,
+                "commands_disabled",
+                "commands are disabled because no API token is configured: put a long random"
+                " string in a file, set http.token_file to it and send"
+                " 'Authorization: Bearer <token>'",
+            )
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # compare_digest on bytes: constant time whatever the content, and no TypeError on
+        # non-ASCII input from a client.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise ApiError(
+                401, "unauthorized", "send the API token as 'Authorization: Bearer <token>'"
+            )
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=encode(data), status=status, content_type="application/json")
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ApiError(400, "bad_body", f"the body is not JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_body", "the body must be a JSON object")
+    return body
+
+
+def _paged_events(
+    store: Any,
+    *,
+    meter: str | None,
+    kind: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after_id: int,
+) -> Iterator[tuple[int, Event]]:
+    while True:
+        page: list[tuple[int, Event]] = store.events(
+            meter, kind=kind, since=since, until=until, limit=BATCH_ROWS, after_id=after_id
+        )
+        yield from page
+        if len(page) < BATCH_ROWS:
+            return
+        after_id = page[-1][0]
+
+
+async def _series_csv(
+    request: web.Request,
+    filename: str,
+    rows: Iterator[Any],
+    zone: Any,
+    *,
+    flags: bool,
+) -> web.StreamResponse:
+    """Intervals as CSV: start and end in UTC, local start, one column per value of the first
+    row (a meter's channels do not change within a range), and the status flags."""
+    first = next(rows, None)
+    columns: list[str] = list(first.values) if first is not None else []
+    header = ["start", "end", "local_start", *columns, *(["flags"] if flags else [])]
+    everything = itertools.chain([first] if first is not None else [], rows)
+
+    def line(row: Any) -> list[Any]:
+        cells = [row.start, row.end, row.start.astimezone(zone), *map(row.values.get, columns)]
+        return [*cells, "|".join(_flag_names(row.flags))] if flags else cells
+
+    return await stream_csv(request, filename, header, map(line, everything))
+
+
+def profile_row_json(row: Any) -> dict[str, Any]:
+    """A load-profile interval: energy per OBIS channel in [start, end) and its status."""
+    return {
+        "start": row.start,
+        "end": row.end,
+        "values": row.values,
+        "flags": int(row.flags),
+        "status": _flag_names(row.flags),
+    }
+
+
+def _flag_names(flags: Any) -> list[str]:
+    if isinstance(flags, enum.Flag):
+        return [str(f.name).lower() for f in type(flags) if f.value and f in flags]
+    return []
+
+
+def display_json(engine: MeterEngine, now: datetime) -> dict[str, Any]:
+    """Display lists, timing and state, from the engine's model when it has one."""
+    model = getattr(engine, "display", None)
+    state_of = getattr(engine, "display_state", None)
+    settings = getattr(model, "settings", None)
+    auto: tuple[str, ...] = tuple(getattr(model, "auto", DEFAULT_AUTO_LIST))
+    manual: tuple[str, ...] = tuple(getattr(model, "manual", DEFAULT_MANUAL_LIST))
+    manual_list = getattr(model, "manual_list", None)
+    active_tariff = getattr(engine, "active_tariff", None)
+    if callable(manual_list) and callable(active_tariff):
+        manual = tuple(manual_list(active_tariff(now)))
+    return {
+        "meter": engine.meter_id,
+        "source": "engine" if model is not None else "default",
+        "auto": list(auto),
+        "manual": list(manual),
+        "battery": list(getattr(model, "battery", ())),
+        "scroll_s": float(getattr(settings, "scroll_s", AUTO_SCROLL_S)),
+        "manual_timeout_s": float(getattr(settings, "manual_timeout_s", MANUAL_TIMEOUT_S)),
+        "state": state_of(now) if callable(state_of) else None,
+        "labels": {
+            code: (q.label if (q := obis.describe(code)) else code) for code in (*auto, *manual)
+        },
+    }
