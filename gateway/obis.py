@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 __all__ = [
     "KNOWN",
@@ -64,6 +65,7 @@ def parse(code: str) -> tuple[int, int, int, int, int, int]:
     )
 
 
+@lru_cache(maxsize=4096)
 def normalize(code: str) -> str:
     """The canonical short form ``A-B:C.D.E`` (F dropped when 255) used as register keys."""
     try:
@@ -169,6 +171,7 @@ def describe(code: str) -> Quantity | None:
     return KNOWN.get(normalize(code))
 
 
+@lru_cache(maxsize=4096)
 def is_cumulative(code: str) -> bool:
     """True for lifetime registers, which must never go backwards.
 

@@ -141,7 +141,9 @@ class MeterEngine:
         at = sample.at
         state = self.state
         values = self._canonical_values(sample)
-        if state.last_at is not None and at < state.last_at:
+        clock_back = state.last_at is not None and at < state.last_at
+        if clock_back:
+            assert state.last_at is not None
             update.events.append(
                 self._event(
                     at,
@@ -150,7 +152,6 @@ class MeterEngine:
                     previous=state.last_at.isoformat(),
                 )
             )
-            self._restart_intervals(at, ProfileFlag.CLOCK_ADJUSTED)
         tariff_before = self.active_tariff(state.last_at or at)
         if ACTIVE_TARIFF in values and self.settings.tariff.source == "meter":
             reported = _as_int(values[ACTIVE_TARIFF][0])
@@ -165,7 +166,10 @@ class MeterEngine:
         self._split_tariffs(at, cumulative, values, update, tariff_before)
         for code, (value, unit) in cumulative.items():
             self._set(update, code, value, unit, at)
-        if state.last_at is None:
+        if clock_back:
+            state.next_debiting = None
+            self._start_intervals(at, ProfileFlag.CLOCK_ADJUSTED | ProfileFlag.PARTIAL)
+        elif state.last_at is None:
             self._start_intervals(at)
         elif at > state.last_at:
             self._cross_boundaries(at, update)
@@ -283,13 +287,12 @@ class MeterEngine:
                         + f" since {previous.at.isoformat()}",
                     )
             if refusal is None:
-                if code in state.rejecting:
-                    state.rejecting.remove(code)
+                state.rejecting.pop(code, None)
                 accepted[code] = (value, unit)
                 continue
-            if code not in state.rejecting:  # once per episode, not once per telegram
-                state.rejecting.append(code)
-                kind, detail = refusal
+            kind, detail = refusal
+            if state.rejecting.get(code) != kind:  # once per episode, not once per telegram
+                state.rejecting[code] = kind
                 update.events.append(
                     self._event(
                         sample.at,
@@ -306,8 +309,8 @@ class MeterEngine:
         return accepted
 
     def _implausible(self, code: str, previous: Register, value: Value, at: datetime) -> bool:
-        if code not in (A_PLUS, A_MINUS) or isinstance(previous.value, str):
-            return False
+        if code not in (A_PLUS, A_MINUS) or isinstance(previous.value, str) or at <= previous.at:
+            return False  # with the clock set back there is no time span to judge a rate by
         hours = max((at - previous.at).total_seconds(), 1.0) / 3600
         most_kwh = Decimal(self.settings.limits.max_power_w / 1000 * hours) + 2 * ENERGY_STEP
         return Decimal(value) - Decimal(previous.value) > most_kwh
@@ -415,22 +418,21 @@ class MeterEngine:
     def _start_intervals(self, at: datetime, flags: ProfileFlag = ProfileFlag.PARTIAL) -> None:
         state, zone = self.state, self.zone
         state.demand_start = floor_to_period(at, self.settings.demand.period_min, zone)
-        state.demand_energy = None
+        # A period is whole only if the meter was read at its very start.
+        state.demand_energy = (
+            self._channel_values().get(A_PLUS) if at == state.demand_start else None
+        )
         state.demand_tariff = self.active_tariff(at)
         state.profile_start = floor_to_period(at, self.settings.profile.interval_min, zone)
         state.profile_values = self._channel_values()
-        state.profile_flags = int(flags)
+        whole = at == state.profile_start and flags == ProfileFlag.PARTIAL
+        state.profile_flags = 0 if whole else int(flags)
         state.analysis_start = floor_to_period(at, self.settings.analysis.interval_min, zone)
         state.analysis_sums, state.analysis_counts = {}, {}
         if self.settings.debiting.period == "monthly" and state.next_debiting is None:
             state.next_debiting = next_debiting_stop(
                 at, self.settings.debiting.day, self.settings.debiting.hour, zone
             )
-
-    def _restart_intervals(self, at: datetime, flags: ProfileFlag) -> None:
-        self.state.last_at = None
-        self.state.next_debiting = None
-        self._start_intervals(at, flags)
 
     def _channel_values(self) -> dict[str, Decimal]:
         channels = PROFILE_CHANNELS[self.settings.profile.channels]

@@ -27,7 +27,7 @@ class EngineState(msgspec.Struct, kw_only=True):
     next_debiting: datetime | None = None
     external_tariff: int | None = None
     operating_s: float = 0.0
-    rejecting: list[str] = msgspec.field(default_factory=list)  # registers in a refused episode
+    rejecting: dict[str, str] = msgspec.field(default_factory=dict)  # register -> refusal kind
     rebase: bool = False
     display_mode: str = "auto"
     display_index: int = 0
