@@ -26,7 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # argparse hands an optional positional its default before it sees later options, so
     # `decode dlms --key K INPUT` leaves INPUT over; it is the input, nothing else is.
-    if extra and args.command == "decode" and args.input is None and len(extra) == 1:
+    if extra and args.command in ("simulate", *registry.TOOLS):
+        args.args = [*args.args, *extra]
+    elif extra and args.command == "decode" and args.input is None and len(extra) == 1:
         args.input = extra[0]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -74,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--auth-key", help="authentication key as hex (DLMS)")
     decode.add_argument("--batch", help="JSON lines {input,key,auth_key} from FILE or - (stdin)")
     decode.set_defaults(handler=_decode)
+
+    simulate = commands.add_parser("simulate", help="run a protocol's emulator (the meter side)")
+    simulate.add_argument("type", choices=sorted(registry.EMULATORS))
+    simulate.add_argument("args", nargs=argparse.REMAINDER, help="options of the emulator")
+    simulate.set_defaults(handler=_simulate)
+
+    for name, (_target, summary) in sorted(registry.TOOLS.items()):
+        tool = commands.add_parser(name, help=summary, add_help=False)
+        tool.add_argument("args", nargs=argparse.REMAINDER)
+        tool.set_defaults(handler=_tool, tool=name)
     return parser
 
 
@@ -98,6 +110,23 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = config.load(args.config) if args.config else config.default()
     return run(settings, config_path=args.config)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    return _call_tool(registry.EMULATORS[args.type], args.args)
+
+
+def _tool(args: argparse.Namespace) -> int:
+    return _call_tool(registry.TOOLS[args.tool][0], args.args)
+
+
+def _call_tool(target: str, argv: list[str]) -> int:
+    try:
+        entry = registry.load(target)
+    except ModuleNotFoundError as err:
+        raise GatewayError(f"{target.partition(':')[0]} is not available in this version") from err
+    status: int = entry(argv)
+    return status
 
 
 def _check_config(args: argparse.Namespace) -> int:

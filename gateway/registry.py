@@ -12,10 +12,36 @@ from typing import Any
 from gateway.decoding import Decoder
 from gateway.errors import ConfigError
 
-__all__ = ["ADAPTERS", "DECODERS", "adapter_class", "decoder", "load"]
+__all__ = ["ADAPTERS", "DECODERS", "EMULATORS", "TOOLS", "adapter_class", "decoder", "load"]
 
 ADAPTERS: dict[str, str] = {
     "sim": "modules.sim.adapter:SimAdapter",
+    "mbus": "modules.mbus.adapter:MbusAdapter",
+    "wmbus": "modules.wmbus.adapter:WmbusAdapter",
+    "s0": "modules.s0.adapter:S0Adapter",
+    "rs485": "modules.rs485.adapter:Rs485Adapter",
+    "tcpip": "modules.tcpip.adapter:TcpipAdapter",
+    "optical": "modules.optical.adapter:OpticalAdapter",
+    "p1": "modules.p1.adapter:P1Adapter",
+    "zwave": "modules.zwave.adapter:ZwaveAdapter",
+}
+
+# Command-line tools that belong to one protocol: `meter-gateway <tool> ...` calls
+# ``main(argv) -> exit status`` with the arguments after the tool's name.
+TOOLS: dict[str, tuple[str, str]] = {
+    "scan": ("modules.mbus.scan:main", "M-Bus primary and secondary address scan"),
+    "listen": ("modules.wmbus.listen:main", "print every wM-Bus telegram heard"),
+}
+
+# `meter-gateway simulate TYPE ...`: the other end of a protocol, for tests and trials.
+EMULATORS: dict[str, str] = {
+    "mbus": "modules.mbus.emulator:main",
+    "wmbus": "modules.wmbus.emulator:main",
+    "kmp": "modules.optical.emulator:kmp_main",
+    "iec62056-21": "modules.optical.emulator:iec_main",
+    "dlms": "modules.p1.emulator:dlms_main",
+    "p1": "modules.p1.emulator:p1_main",
+    "zwave": "modules.zwave.emulator:main",
 }
 
 DECODERS: dict[str, str] = {
@@ -42,7 +68,12 @@ def adapter_class(kind: str) -> Any:
     except KeyError:
         known = ", ".join(sorted(ADAPTERS))
         raise ConfigError(f"unknown module type {kind!r} (known: {known})") from None
-    return load(target)
+    try:
+        return load(target)
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("modules."):
+            raise ConfigError(f"module type {kind!r} needs {err.name!r}: {err}") from err
+        raise ConfigError(f"module type {kind!r} is not available in this version") from err
 
 
 def decoder(protocol: str) -> Decoder:
