@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from gateway.errors import CannotConnect, ConnectionLost
 
-__all__ = ["Link", "SerialSettings", "open_link"]
+__all__ = ["Link", "SerialSettings", "open_link", "open_pty", "serve_tcp"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -167,6 +168,9 @@ async def _open_serial(url: str, settings: SerialSettings) -> Link:
         # Exclusive locking: a second reader on the same port is a classic P1/M-Bus failure.
         "exclusive": True,
     }
+    if settings.parity != "N" and os.path.realpath(url).startswith("/dev/pts/"):
+        # Linux pseudo-terminals refuse parity bits (EINVAL); there is no line to frame anyway.
+        options["parity"] = "N"
     try:
         reader, writer = await serial_asyncio_fast.open_serial_connection(**options)
     except (OSError, serial.SerialException, ValueError) as err:
@@ -179,3 +183,55 @@ async def _open_serial(url: str, settings: SerialSettings) -> Link:
             port.rs485_mode = serial.rs485.RS485Settings()
     _LOGGER.debug("opened %s at %d baud", url, settings.baudrate)
     return Link(url, reader, writer)
+
+
+@contextlib.asynccontextmanager
+async def open_pty(link_path: str | None = None) -> AsyncIterator[tuple[Link, str]]:
+    """A pseudo-terminal for emulators: yields (the device side as a Link, the tty path a
+    gateway module opens). With ``link_path``, a symlink there points at the tty, so a test or
+    user can "replug" by opening a new pty behind the same name."""
+    import tty  # noqa: PLC0415 - POSIX only, and only emulators need it
+
+    controller, device = os.openpty()
+    tty.setraw(device)  # no echo, no line discipline: bytes pass as they are
+    path = os.ttyname(device)
+    if link_path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link_path)
+        os.symlink(path, link_path)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    read_transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader),
+        os.fdopen(controller, "rb", buffering=0, closefd=False),
+    )
+    write_transport, write_protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(controller, "wb", buffering=0, closefd=False)
+    )
+    writer = asyncio.StreamWriter(write_transport, write_protocol, reader, loop)
+    link = Link(path, reader, writer)
+    try:
+        yield link, link_path or path
+    finally:
+        read_transport.close()
+        write_transport.close()
+        for fd in (controller, device):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+async def serve_tcp(
+    port: int, handler: Callable[[Link], Awaitable[None]], host: str = "127.0.0.1"
+) -> asyncio.Server:
+    """A TCP server whose connections are handed to ``handler`` as Links (emulators)."""
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = Link(f"tcp://{host}:{port}", reader, writer)
+        try:
+            await handler(link)
+        except ConnectionLost:
+            pass  # the gateway went away; it will come back
+        finally:
+            await link.close()
+
+    return await asyncio.start_server(accept, host, port)
