@@ -168,7 +168,7 @@ async def _open_serial(url: str, settings: SerialSettings) -> Link:
         # Exclusive locking: a second reader on the same port is a classic P1/M-Bus failure.
         "exclusive": True,
     }
-    if settings.parity != "N" and os.path.realpath(url).startswith("/dev/pts/"):
+    if settings.parity != "N" and _is_pty(url):
         # Linux pseudo-terminals refuse parity bits (EINVAL); there is no line to frame anyway.
         options["parity"] = "N"
     try:
@@ -235,3 +235,8 @@ async def serve_tcp(
             await link.close()
 
     return await asyncio.start_server(accept, host, port)
+
+
+def _is_pty(path: str) -> bool:
+    """True for a pseudo-terminal (an emulator's end), however it is linked."""
+    return os.path.realpath(path).startswith("/dev/pts/")
