@@ -117,6 +117,7 @@ def _output_families(gateway: Gateway) -> list[_Family]:
     """Outbox depth, reconnects and connection state from outputs that report a ``status()``."""
     connected = _Family("output_connected", "gauge", "1 while an output holds its connection.")
     depth = _Family("outbox_depth", "gauge", "Messages waiting in an output's persistent outbox.")
+    size = _Family("outbox_bytes", "gauge", "Bytes waiting in an output's persistent outbox.")
     dropped = _Family("outbox_dropped", "counter", "Messages an output's full outbox dropped.")
     reconnects = _Family("output_reconnects", "counter", "Times an output reconnected.")
     for output in gateway.outputs:
@@ -124,22 +125,37 @@ def _output_families(gateway: Gateway) -> list[_Family]:
         for family, key in (
             (connected, "connected"),
             (depth, "outbox_depth"),
+            (size, "outbox_bytes"),
             (dropped, "outbox_dropped"),
             (reconnects, "reconnects"),
         ):
             number = _float(status.get(key))
             if number is not None:
                 family.add(number, output=output.name)
-    return [connected, depth, dropped, reconnects]
+    return [connected, depth, size, dropped, reconnects]
 
 
 def output_status(output: object) -> Mapping[str, Any]:
-    """An output's optional ``status()`` mapping (connected, outbox_depth, reconnects, ...)."""
+    """An output's state: its ``status()`` mapping if it has one, else what its ``connected``
+    flag and ``outbox`` (waiting, bytes, dropped) say."""
     method = getattr(output, "status", None)
-    if not callable(method):
-        return {}
-    result = method()
-    return result if isinstance(result, Mapping) else {}
+    if callable(method):
+        result = method()
+        return result if isinstance(result, Mapping) else {}
+    status: dict[str, Any] = {}
+    connected = getattr(output, "connected", None)
+    if isinstance(connected, bool):
+        status["connected"] = connected
+    outbox = getattr(output, "outbox", None)
+    for key, attribute in (
+        ("outbox_depth", "waiting"),
+        ("outbox_bytes", "bytes"),
+        ("outbox_dropped", "dropped"),
+    ):
+        value = getattr(outbox, attribute, None)
+        if isinstance(value, int):
+            status[key] = value
+    return status
 
 
 def _float(value: object) -> float | None:

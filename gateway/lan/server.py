@@ -84,7 +84,10 @@ class LanServer:
         """Durable registers: every value, totals included."""
         self.hub.publish(
             "state",
-            {"meter": meter, "registers": {c: register_json(r) for c, r in registers.items()}},
+            {
+                "meter": meter,
+                "registers": {c: register_json(r, describe=True) for c, r in registers.items()},
+            },
             meter=meter,
         )
 

@@ -136,8 +136,13 @@ function renderLcd() {
   $("#lcd").dataset.list = list;
   $("#lcd").dataset.index = String(index);
   $("#lcd").dataset.obis = code || "";
-  $("#lcd-id").textContent = code ? displayCode(code).padStart(7, " ") : "";
-  $("#lcd-value").textContent = text.padStart(8, " ");
+  // Unlit segments show faintly behind the lit ones, as on the real glass.
+  const id = (code ? displayCode(code) : "").padStart(7, " ");
+  const value = text.padStart(8, " ");
+  $("#lcd-id").textContent = id;
+  $("#lcd-id-ghost").textContent = id.replace(/[^.]/g, "8");
+  $("#lcd-value").textContent = value;
+  $("#lcd-value-ghost").textContent = value.replace(/[^.]/g, "8");
   $("#lcd-unit").textContent = unit;
   $("#lcd-label").textContent = code ? (page.labels[code] || code) : "";
   $("#lcd-list").textContent = { manual: "MAN", battery: "BAT" }[list] || "AUTO";
@@ -316,7 +321,8 @@ function axes(svg, box, min, max, unit) {
     const value = min + ((max - min) * i) / 4;
     const y = box.bottom - ((value - min) / (max - min)) * (box.bottom - box.top);
     svg.append(el("line", { x1: box.left, x2: box.right, y1: y, y2: y, class: "grid" }));
-    svg.append(el("text", { x: box.left - 6, y: y + 4, "text-anchor": "end" }, `${Math.round(value)}`));
+    const digits = max - min >= 20 ? 0 : max - min >= 2 ? 1 : 2;
+    svg.append(el("text", { x: box.left - 6, y: y + 4, "text-anchor": "end" }, value.toFixed(digits)));
   }
   svg.append(el("text", { x: box.left - 6, y: box.top - 8, "text-anchor": "end" }, unit));
 }
