@@ -112,6 +112,7 @@ class MqttBridge:
         self._state_meters: dict[str, str] = {}
         self._reannounce_at: float | None = None
         self._first_ack_at: float | None = None
+        self._inflight: asyncio.Task[None] | None = None
         self._raw: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(RAW_QUEUE_MAX)
         self._undo_command = gateway.add_command("resend_discovery", self._resend_discovery)
 
@@ -221,6 +222,7 @@ class MqttBridge:
                 raise
             finally:
                 self._client = None
+                await self._settle_inflight()
                 self._commit_acks()
 
     async def _new_client(self) -> aiomqtt.Client:
@@ -293,6 +295,8 @@ class MqttBridge:
         """On shutdown: hand over what is queued (bounded), then say offline ourselves."""
         try:
             async with asyncio.timeout(SHUTDOWN_DRAIN_S):
+                if self._inflight is not None:
+                    await asyncio.wait([self._inflight])
                 self._commit_acks()
                 cursor = 0
                 while batch := self.outbox.peek(cursor, DRAIN_BATCH):
@@ -319,7 +323,9 @@ class MqttBridge:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            await self._deliver_batch(client, batch)
+            # Shielded: on shutdown the batch in flight finishes (no re-sent duplicates).
+            self._inflight = asyncio.create_task(self._deliver_batch(client, batch))
+            await asyncio.shield(self._inflight)
             cursor = batch[-1].id
             now = time.monotonic()
             if self.outbox.waiting and (
@@ -329,6 +335,16 @@ class MqttBridge:
                 # A backlog is draining: keep the table (and a crash's re-sends) small.
                 self._commit_acks()
                 last_commit = now
+
+    async def _settle_inflight(self) -> None:
+        """End a batch still waiting for PUBACKs of a dead session; its rows stay queued."""
+        task, self._inflight = self._inflight, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # the session's own error says what happened
 
     async def _deliver_batch(self, client: aiomqtt.Client, batch: list[Message]) -> None:
         async with asyncio.TaskGroup() as group:

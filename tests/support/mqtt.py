@@ -72,6 +72,7 @@ class Collector:
         self.client.reconnect_delay_set(1, 1)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.connect("localhost", port, keepalive=10)
         self.client.loop_start()
         if not self._connected.wait(10):
@@ -119,9 +120,15 @@ class Collector:
         with self._lock:
             self.messages.clear()
 
-    def _on_connect(self, client: paho.Client, *_: Any) -> None:
-        for topic in self._topics:
-            client.subscribe(topic, qos=1)
+    def _on_connect(self, client: paho.Client, _userdata: Any, flags: Any, *_: Any) -> None:
+        # A resumed session still has its subscriptions; subscribing again would replay
+        # retained messages as if they were new.
+        if not flags.session_present:
+            client.subscribe([(topic, 1) for topic in self._topics])
+        else:
+            self._connected.set()
+
+    def _on_subscribe(self, *_: Any) -> None:
         self._connected.set()
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: Any) -> None:
