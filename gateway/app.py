@@ -173,6 +173,8 @@ class Gateway:
         if command.meter not in self.engines and command.meter != self.settings.gateway.name:
             raise CommandError("unknown_meter", f"no meter {command.meter!r}")
         handler = self._command_handlers.get(command.name)
+        if handler is None and command.name in self._module_commands():
+            handler = self._module_command
         if handler is None:
             known = ", ".join(sorted(self._command_handlers)) or "none"
             raise CommandError("unknown_command", f"no command {command.name!r} (known: {known})")
@@ -188,7 +190,26 @@ class Gateway:
     @property
     def commands(self) -> tuple[str, ...]:
         """Names of the commands that can be executed."""
-        return tuple(sorted(self._command_handlers))
+        return tuple(sorted({*self._command_handlers, *self._module_commands()}))
+
+    def _module_commands(self) -> dict[str, list[str]]:
+        """Commands that running modules take (an adapter's ``COMMANDS``) -> module names."""
+        routes: dict[str, list[str]] = {}
+        for name, (module, _task) in self._modules.items():
+            for command in getattr(registry.adapter_class(module.type), "COMMANDS", ()):
+                routes.setdefault(command, []).append(name)
+        return routes
+
+    async def _module_command(self, command: Command) -> Mapping[str, Any]:
+        """Queue a command for the module that serves the command's meter."""
+        for name in self._module_commands()[command.name]:
+            context = self._contexts.get(name)
+            if context is not None and context.meter in (None, command.meter):
+                context.commands.put_nowait(command)
+                return {"queued": True, "module": name}
+        raise CommandError(
+            "no_module", f"no running module takes {command.name!r} for meter {command.meter!r}"
+        )
 
     def command_module(self, module: str) -> ModuleContext | None:
         """The running context of a module, to queue commands for it."""

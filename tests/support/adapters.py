@@ -56,3 +56,25 @@ class CrashAdapter:
     async def run(self, ctx: ModuleContext) -> None:
         await asyncio.sleep(0)
         raise ZeroDivisionError("a bug in one module")
+
+
+class EchoConfig(ModuleConfig, frozen=True):
+    """A module that takes one command."""
+
+    meter: str
+
+
+class CommandEchoAdapter:
+    """Turns each `echo_back` command into a reading, so a test can see it arrived."""
+
+    Config = EchoConfig
+    COMMANDS = ("echo_back",)
+
+    def __init__(self, config: EchoConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: ModuleContext) -> None:
+        while True:
+            command = await ctx.commands.get()
+            reading = Reading("echo", str(command.args.get("text", "")), None)
+            ctx.submit(Sample(self.config.meter, self.config.name, utc_now(), (reading,)))
