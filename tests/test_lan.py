@@ -745,3 +745,67 @@ async def test_port_in_use_is_retried_not_fatal(
     assert servers[0].port == port
     gateway.request_stop()
     await asyncio.wait_for(serving, 15)
+
+
+@pytest.mark.network
+async def test_default_outputs_report_mqtt_state_in_health_and_metrics(
+    tmp_path: Path, broker: Any, http: aiohttp.ClientSession
+) -> None:
+    text = settings_text(tmp_path).replace(
+        "[mqtt]\nenabled = false", f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}'
+    )
+    gateway = Gateway(config.loads(text))  # the default outputs, as `meter-gateway run` has them
+    serving = asyncio.create_task(gateway.serve())
+    try:
+        await asyncio.wait_for(gateway.ready.wait(), 15)
+        (server,) = [o for o in gateway.outputs if isinstance(o, LanServer)]
+        (mqtt,) = [o for o in gateway.outputs if o.name == "mqtt"]
+        await asyncio.wait_for(server.started.wait(), 10)
+        await until(lambda: getattr(mqtt, "connected", False), 10)
+        base = f"http://127.0.0.1:{server.port}"
+        health = await get_json(http, f"{base}/api/v1/health")
+        assert health["outputs"]["mqtt"]["connected"] is True
+        assert isinstance(health["outputs"]["mqtt"]["outbox_depth"], int)
+        async with http.get(f"{base}/metrics") as response:
+            families = {f.name: f for f in text_string_to_metric_families(await response.text())}
+        connected = {
+            s.labels["output"]: s.value for s in families["meter_gateway_output_connected"].samples
+        }
+        assert connected == {"mqtt": 1.0, "http": 1.0}
+        depth = families["meter_gateway_outbox_depth"].samples
+        assert [s.labels["output"] for s in depth] == ["mqtt"] and depth[0].value >= 0
+        assert families["meter_gateway_outbox_dropped"].type == "counter"
+    finally:
+        gateway.request_stop()
+        await asyncio.wait_for(serving, 15)
+
+
+async def test_reload_moves_the_server_to_the_new_port(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    first, second = free_port(), free_port()
+    text = settings_text(tmp_path, sim=False)
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text(text.replace("port = 0", f"port = {first}"))
+    servers: list[LanServer] = []
+
+    def outputs(gateway: Gateway) -> list[LanServer]:
+        servers.append(LanServer(gateway))
+        return servers
+
+    gateway = Gateway(config.load(config_file), config_path=config_file, outputs=outputs)
+    serving = asyncio.create_task(gateway.serve())
+    try:
+        await asyncio.wait_for(gateway.ready.wait(), 15)
+        await asyncio.wait_for(servers[0].started.wait(), 10)
+        assert servers[0].port == first
+        config_file.write_text(text.replace("port = 0", f"port = {second}"))
+        gateway.request_reload()
+        await until(lambda: servers[0].port == second, 10)
+        info = await get_json(http, f"http://127.0.0.1:{second}/api/v1/info")
+        assert info["http"]["port"] == second
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await get_json(http, f"http://127.0.0.1:{first}/api/v1/info")
+    finally:
+        gateway.request_stop()
+        await asyncio.wait_for(serving, 15)

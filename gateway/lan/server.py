@@ -37,6 +37,8 @@ SHUTDOWN_TIMEOUT_S = 2.0
 LAG_PROBE_S = 1.0
 # Module health goes to open pages this often (it changes slowly; events come at once).
 HEALTH_PUSH_S = 5.0
+# A reload (SIGHUP) that changes the address, zeroconf or the meters is noticed this fast.
+SETTINGS_POLL_S = 1.0
 # The modelled display is looked at this often; a change (scroll, push, new value) is sent.
 DISPLAY_POLL_S = 1.0
 
@@ -62,7 +64,8 @@ class LanServer:
     # Output ------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve (retrying the bind with backoff) until cancelled; then withdraw and close."""
+        """Serve until cancelled, again after a reload that changes the LAN settings, with
+        backoff while the address cannot be bound; withdraw and close on the way out."""
         backoff = Backoff()
         while True:
             started = time.monotonic()
@@ -174,9 +177,15 @@ class LanServer:
             await self._announce()
             self.started.set()
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._probe_lag(), name="http-lag-probe")
-                group.create_task(self._push_health(), name="http-health")
-                group.create_task(self._push_display(), name="http-display")
+                helpers = [
+                    group.create_task(self._probe_lag(), name="http-lag-probe"),
+                    group.create_task(self._push_health(), name="http-health"),
+                    group.create_task(self._push_display(), name="http-display"),
+                ]
+                await self._until_settings_change()
+                _LOGGER.info("http: the LAN settings changed on reload; serving them anew")
+                for helper in helpers:
+                    helper.cancel()
         finally:
             self.started.clear()
             if self._announcer is not None:
@@ -185,6 +194,25 @@ class LanServer:
             self.hub.close()
             await runner.cleanup()
             self.port = None
+
+    def _settings_key(self) -> tuple[object, ...]:
+        """What the listening socket and the announcement depend on."""
+        settings = self.gateway.settings
+        return (
+            settings.http.bind,
+            settings.http.port,
+            settings.zeroconf,
+            settings.gateway.name,
+            tuple(meter.id for meter in settings.meters),
+        )
+
+    async def _until_settings_change(self) -> None:
+        # Outputs get no reload callback; a cheap comparison each second stands in for one.
+        key = self._settings_key()
+        while True:
+            await asyncio.sleep(SETTINGS_POLL_S)
+            if self._settings_key() != key:
+                return
 
     async def _announce(self) -> None:
         settings = self.gateway.settings
