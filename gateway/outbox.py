@@ -69,7 +69,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.policy: Policy = policy
         self._clock = clock
-        self._acked: list[int] = []
+        self._acked: set[int] = set()
         self._drops_unlogged = 0
         self._last_drop_log = float("-inf")
         with store.transaction() as db:
@@ -121,7 +121,7 @@ class Outbox:
 
     def ack(self, message_id: int) -> None:
         """The broker has the message; it is deleted at the next ``commit_acks``."""
-        self._acked.append(message_id)
+        self._acked.add(message_id)
 
     @property
     def waiting(self) -> int:
@@ -137,7 +137,7 @@ class Outbox:
         """Delete acknowledged messages (joining any open transaction); returns how many."""
         if not self._acked:
             return 0
-        acked, self._acked = self._acked, []
+        acked, self._acked = sorted(self._acked), set()
         deleted = freed = 0
         with self._store.transaction() as db:
             for start in range(0, len(acked), _CHUNK):
@@ -188,6 +188,7 @@ class Outbox:
                     break
             if last_id is not None:
                 db.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
+                self._acked = {i for i in self._acked if i > last_id}
         self.depth -= dropped
         self.bytes -= freed
         self._count_drops(dropped, "oldest")

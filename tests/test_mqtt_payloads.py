@@ -1,0 +1,198 @@
+"""MQTT payloads and discovery configs as pure functions (no broker)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.config import MeterConfig
+from gateway.engine import Register
+from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
+from gateway.errors import CommandError
+from gateway.model import Event
+from gateway.mqtt_discovery import Discovery
+from gateway.mqtt_payloads import (
+    Topics,
+    billing_payload,
+    command_id_of,
+    event_payload,
+    parse_command,
+    profile_payload,
+    reply_payload,
+    state_payload,
+    value_text,
+)
+
+AT = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+TOPICS = Topics("meter-gateway", "homeassistant")
+
+
+def register(code: str, value: object, unit: str | None, at: datetime = AT) -> Register:
+    return Register(code, value, unit, at)  # type: ignore[arg-type]
+
+
+def test_topics() -> None:
+    assert TOPICS.state("main") == "meter-gateway/main/state"
+    assert TOPICS.commands == "meter-gateway/+/set/+"
+    assert TOPICS.parse_command("meter-gateway/main/set/top_up") == ("main", "top_up")
+    assert TOPICS.parse_command("meter-gateway/main/state") is None
+    assert TOPICS.parse_command("other/main/set/x") is None
+    assert TOPICS.value("main", "1-0:99.1.0") == "meter-gateway/main/value/1-0_99_1_0"
+    nested = Topics("home/meters")
+    assert nested.parse_command("home/meters/main/set/x") == ("main", "x")
+
+
+def test_state_payload_is_exact_and_timestamped() -> None:
+    later = AT + timedelta(seconds=5)
+    payload = state_payload(
+        "main",
+        {
+            "1-0:1.8.0": register("1-0:1.8.0", Decimal("1234.567"), "kWh"),
+            "1-0:1.7.0": register("1-0:1.7.0", 1520.5, "W", later),
+            "flow_temperature": register("flow_temperature", 41, "°C"),
+        },
+        seq=42,
+    )
+    assert b'"value":1234.567' in payload
+    document = json.loads(payload)
+    assert document["seq"] == 42
+    assert document["at"] == "2025-03-01T12:00:05.250Z"
+    assert document["readings"]["energy_import"] == {
+        "value": 1234.567,
+        "unit": "kWh",
+        "obis": "1-0:1.8.0",
+        "at": "2025-03-01T12:00:00.250Z",
+    }
+    assert document["readings"]["flow_temperature"]["obis"] is None
+    assert value_text(Decimal("1E+3")) == b"1000"
+
+
+def test_event_profile_and_billing_payloads() -> None:
+    event = json.loads(event_payload(7, Event("main", AT, "phase_loss", "L2 lost", {"phase": 2})))
+    assert event == {
+        "id": 7,
+        "meter": "main",
+        "at": "2025-03-01T12:00:00.250Z",
+        "kind": "phase_loss",
+        "detail": "L2 lost",
+        "data": {"phase": 2},
+    }
+    row = ProfileRow(
+        AT,
+        AT + timedelta(minutes=15),
+        {"1-0:1.8.0": Decimal("0.125"), "1-0:3.8.0": Decimal("0.010")},
+        ProfileFlag.PARTIAL | ProfileFlag.POWER_OUTAGE,
+    )
+    profile = json.loads(profile_payload("main", row))
+    assert profile["flags"] == ["power_outage", "partial"]
+    assert profile["status"] == 5
+    assert profile["values"]["energy_import"] == {
+        "value": 0.125,
+        "unit": "kWh",
+        "obis": "1-0:1.8.0",
+    }
+    assert profile["values"]["reactive_import"]["unit"] == "kvarh"
+    billing = json.loads(billing_payload("main", BillingRecord(3, AT, {"1-0:1.8.0": "12.5"})))
+    assert billing["number"] == 3
+    assert billing["values"] == {"1-0:1.8.0": "12.5"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        (b"{", "not valid JSON"),
+        (b'{"id": "a",}', "not valid JSON"),
+        (b"[]", "must be a JSON object"),
+        (b'["x"]', "not a list"),
+        (b'{"id": 1.5}', '"id" must be a string or an integer, not float'),
+        (b'{"id": null, "id2": 1}', None),
+        (b'{"id": ""}', "1 to 64 characters"),
+        (b"\xc3\x28", "not UTF-8"),
+        (b"x" * 5000, "at most 4096"),
+    ],
+)
+def test_bad_command_payloads_are_named(payload: bytes, words: str | None) -> None:
+    if words is None:
+        command = parse_command("main", "x", payload)
+        assert command.args == {"id2": 1}
+        return
+    with pytest.raises(CommandError) as caught:
+        parse_command("main", "x", payload)
+    assert caught.value.code == "bad_payload"
+    assert words in str(caught.value)
+
+
+def test_good_command_payloads() -> None:
+    command = parse_command("main", "top_up", b'{"id": 12, "amount": 50}')
+    assert (command.meter, command.name, command.id, command.source) == (
+        "main",
+        "top_up",
+        "12",
+        "mqtt",
+    )
+    assert command.args == {"amount": 50}
+    plain = parse_command("main", "resend_discovery", b" PRESS ")
+    assert plain.args == {} and plain.id
+    empty = parse_command("main", "resend_discovery", b"")
+    assert empty.args == {} and empty.id != plain.id
+    with pytest.raises(CommandError, match="must match"):
+        parse_command("main", "bad name!", b"")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_payload_gives_a_command_or_a_bad_payload_error(payload: bytes) -> None:
+    try:
+        parse_command("main", "x", payload)
+    except CommandError as err:
+        assert err.code == "bad_payload"
+    command_id_of(payload)  # never raises either
+
+
+def test_reply_payloads() -> None:
+    ok = json.loads(reply_payload("a", "x", result={"published": 2}))
+    assert ok == {"id": "a", "command": "x", "ok": True, "result": {"published": 2}}
+    failed = json.loads(reply_payload(None, "x", error=CommandError("bad_args", "no")))
+    assert failed == {
+        "id": None,
+        "command": "x",
+        "ok": False,
+        "error": {"code": "bad_args", "message": "no"},
+    }
+
+
+def test_discovery_of_unusual_values() -> None:
+    discovery = Discovery("home", TOPICS)
+    meter = MeterConfig(id="main")
+    topic, config = discovery.meter_config(
+        meter,
+        {
+            "1-0:1.8.0": register("1-0:1.8.0", Decimal(1), "KWh"),  # a unit HA rejects
+            "1-0:99.8.0": register("1-0:99.8.0", 5, "m³"),  # unknown, cumulative (D = 8)
+            "1-0:99.7.0": register("1-0:99.7.0", 5, "x"),  # unknown instantaneous
+            "0-0:96.1.0": register("0-0:96.1.0", "5706567", None),
+            "meter_text": register("meter_text", "hello", None),
+        },
+    )
+    assert topic == "homeassistant/device/meter-gateway_home_main/config"
+    assert config["device"]["serial_number"] == "5706567"
+    assert config["device"]["name"] == "Meter main"
+    parts = config["components"]
+    assert "device_class" not in parts["energy_import"]
+    assert parts["energy_import"]["unit_of_measurement"] == "KWh"
+    assert parts["1-0_99_8_0"]["state_class"] == "total_increasing"
+    assert parts["1-0_99_8_0"]["value_template"] == "{{ value_json.readings['1-0:99.8.0'].value }}"
+    assert parts["1-0_99_7_0"]["state_class"] == "measurement"
+    assert parts["serial_number"]["entity_category"] == "diagnostic"
+    assert "state_class" not in parts["meter_text"]
+    assert "unit_of_measurement" not in parts["meter_text"]
+    gateway_topic, gateway = discovery.gateway_config()
+    assert gateway_topic == "homeassistant/device/meter-gateway_home/config"
+    button = gateway["components"]["resend_discovery"]
+    assert button["platform"] == "button"
+    assert button["command_topic"] == "meter-gateway/home/set/resend_discovery"

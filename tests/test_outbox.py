@@ -1,0 +1,188 @@
+"""The persistent outbox on real SQLite: order, durability, transactions, the size bound."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.outbox import ROW_OVERHEAD_B, Outbox
+from gateway.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    instance = Store(tmp_path / "gateway.db")
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+def numbers(outbox: Outbox) -> list[int]:
+    return [int(m.payload) for m in outbox.peek(0, 10_000)]
+
+
+def test_messages_come_back_in_order_and_leave_only_when_acked(store: Store) -> None:
+    outbox = Outbox(store, max_bytes=10_000_000)
+    ids = [outbox.append(f"t/{n % 3}", str(n).encode(), retain=n % 2 == 0) for n in range(10)]
+    assert all(isinstance(i, int) for i in ids)
+    batch = outbox.peek(0, 4)
+    assert [int(m.payload) for m in batch] == [0, 1, 2, 3]
+    assert [m.retain for m in batch] == [True, False, True, False]
+    assert [m.topic for m in batch] == ["t/0", "t/1", "t/2", "t/0"]
+    assert [int(m.payload) for m in outbox.peek(batch[-1].id, 100)] == list(range(4, 10))
+    for message in batch[:3]:
+        outbox.ack(message.id)
+    assert outbox.waiting == 7
+    assert outbox.depth == 10  # acknowledged rows wait for a bulk delete
+    assert outbox.commit_acks() == 3
+    assert numbers(outbox) == list(range(3, 10))
+    assert outbox.depth == outbox.waiting == 7
+
+
+def test_queued_messages_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+    store = Store(path)
+    outbox = Outbox(store, max_bytes=10_000_000)
+    for n in range(5):
+        outbox.append("t", str(n).encode())
+    outbox.ack(outbox.peek(0, 1)[0].id)
+    outbox.commit_acks()
+    size = outbox.bytes
+    store.close()
+
+    store = Store(path)
+    try:
+        again = Outbox(store, max_bytes=10_000_000)
+        assert numbers(again) == [1, 2, 3, 4]
+        assert again.depth == 4
+        assert again.bytes == size
+    finally:
+        store.close()
+
+
+def test_append_joins_the_callers_transaction(store: Store) -> None:
+    outbox = Outbox(store, max_bytes=10_000_000)
+    outbox.append("t", b"kept")
+    with pytest.raises(RuntimeError), store.transaction():
+        outbox.append("t", b"rolled back")
+        raise RuntimeError("the register flush failed")
+    outbox.resync()
+    assert [m.payload for m in outbox.peek()] == [b"kept"]
+    assert outbox.depth == 1
+
+
+def test_large_payloads_are_deflated_on_disk_and_come_back_exactly(store: Store) -> None:
+    outbox = Outbox(store, max_bytes=10_000_000)
+    payload = (
+        b'{"readings":{'
+        + b",".join(
+            b'"v%d":{"value":%d.5,"unit":"kWh","at":"2025-01-01T00:00:00.000Z"}' % (n, n)
+            for n in range(40)
+        )
+        + b"}}"
+    )
+    small = b"offline"
+    outbox.append("big", payload)
+    outbox.append("small", small)
+    assert [m.payload for m in outbox.peek()] == [payload, small]
+    assert outbox.bytes < len(payload) // 3
+    with store.transaction() as db:
+        flags = [row[0] for row in db.execute("SELECT deflated FROM outbox ORDER BY id")]
+    assert flags == [1, 0]
+
+
+def test_drop_oldest_keeps_the_newest_within_the_bound(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+    store = Store(path)
+    row = len(b"000") + len(b"topic") + ROW_OVERHEAD_B
+    outbox = Outbox(store, max_bytes=row * 10, policy="drop_oldest")
+    for n in range(25):
+        outbox.append("topic", b"%03d" % n)
+        assert outbox.bytes <= outbox.max_bytes
+    assert numbers(outbox) == list(range(15, 25))
+    assert outbox.dropped == 15
+    store.close()
+    store = Store(path)
+    try:
+        assert Outbox(store, max_bytes=row * 10).dropped == 15, "the count survives restarts"
+    finally:
+        store.close()
+
+
+def test_drop_newest_refuses_what_does_not_fit(store: Store) -> None:
+    row = len(b"000") + len(b"topic") + ROW_OVERHEAD_B
+    outbox = Outbox(store, max_bytes=row * 10, policy="drop_newest")
+    results = [outbox.append("topic", b"%03d" % n) for n in range(12)]
+    assert results[-2:] == [None, None]
+    assert numbers(outbox) == list(range(10))
+    assert outbox.dropped == 2
+
+
+def test_a_message_larger_than_the_bound_is_dropped_not_emptying_the_outbox(
+    store: Store,
+) -> None:
+    outbox = Outbox(store, max_bytes=1000)
+    outbox.append("t", b"1")
+    assert outbox.append("t", os.urandom(2000)) is None
+    assert numbers(outbox) == [1]
+    assert outbox.dropped == 1
+
+
+def test_oldest_is_the_first_unacknowledged_message(store: Store) -> None:
+    outbox = Outbox(store, max_bytes=1_000_000)
+    assert outbox.oldest() is None
+    first = outbox.append("t", b"1")
+    outbox.append("t", b"2")
+    oldest = outbox.oldest()
+    assert oldest is not None
+    assert first is not None
+    outbox.ack(first)
+    second = outbox.oldest()
+    assert second is not None and second >= oldest
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(0, 300)),
+        st.tuples(st.just("ack"), st.integers(0, 5)),
+        st.tuples(st.just("commit"), st.just(0)),
+    ),
+    max_size=60,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=operations, policy=st.sampled_from(["drop_oldest", "drop_newest"]))
+def test_any_sequence_keeps_order_bound_and_accounting(
+    tmp_path: Path, ops: list[tuple[str, int]], policy: str
+) -> None:
+    store = Store(tmp_path / f"h{abs(hash((tuple(ops), policy)))}.db")
+    try:
+        outbox = Outbox(store, max_bytes=2_000, policy=policy)  # type: ignore[arg-type]
+        serial = 0
+        for op, arg in ops:
+            if op == "append":
+                outbox.append("t", b"%06d" % serial + b"x" * arg)
+                serial += 1
+            elif op == "ack":
+                for message in outbox.peek(0, arg):
+                    outbox.ack(message.id)
+            else:
+                outbox.commit_acks()
+            assert outbox.bytes <= outbox.max_bytes
+            assert 0 <= outbox.waiting <= outbox.depth
+        kept = [int(m.payload[:6]) for m in outbox.peek(0, 10_000)]
+        assert kept == sorted(kept), "order is never changed"
+        depth, size = outbox.depth, outbox.bytes
+        outbox.resync()
+        assert (outbox.depth, outbox.bytes) == (depth, size), "counters match the disk"
+    finally:
+        store.close()
