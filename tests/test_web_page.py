@@ -11,16 +11,23 @@ import base64
 import contextlib
 import itertools
 import json
+import math
 import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
 
+from gateway.app import STORE_FILE
+from gateway.engine.records import ProfileFlag, ProfileRow
+from gateway.store import Store
 from tests.support.processes import ROOT, free_port, wait_for_port
 from tests.support.processes import gateway as process_gateway
 
@@ -205,9 +212,37 @@ pv_kwp = 4.0
 LCD = "document.querySelector('#lcd')"
 
 
+def _fill_profile(data_dir: Path) -> int:
+    """A week of 15-min load profile up to the last whole interval; returns the rows written."""
+    step = timedelta(minutes=15)
+    now = datetime.now(UTC)
+    end = now - timedelta(seconds=now.timestamp() % step.total_seconds())
+    rows = [
+        ProfileRow(
+            at,
+            at + step,
+            {
+                # A household curve: evening peak in import, midday export from PV.
+                "1-0:1.8.0": Decimal(round(0.05 + 0.2 * max(0.0, math.sin((h - 12) / 4)), 3)),
+                "1-0:2.8.0": Decimal(round(0.3 * max(0.0, math.cos((h - 12.5) / 2.5)), 3)),
+            },
+            ProfileFlag.NONE,
+        )
+        for at in (end - step * i for i in range(7 * 96, 0, -1))
+        for h in [at.astimezone(ZoneInfo("Europe/Copenhagen")).hour + at.minute / 60]
+    ]
+    store = Store(data_dir / STORE_FILE)
+    try:
+        store.add_profile("main", rows)
+    finally:
+        store.close()
+    return len(rows)
+
+
 async def test_page_shows_live_values_and_scrolls_the_display(tmp_path: Path) -> None:
     port = free_port()
     config = _config(tmp_path, port)
+    _fill_profile(tmp_path / "data")
     with process_gateway(config, log=tmp_path / "gateway.log"):
         await asyncio.to_thread(wait_for_port, port, STARTUP_TIMEOUT_S)
         async with chromium(tmp_path, f"http://127.0.0.1:{port}/") as page:
@@ -267,7 +302,17 @@ async def test_page_shows_live_values_and_scrolls_the_display(tmp_path: Path) ->
             stepped = await page.evaluate(f"[{LCD}.dataset.index, {LCD}.dataset.obis]")
             assert stepped[0] == "1" and stepped[1] != manual[2]
             await page.screenshot(ARTIFACTS / "web-page-manual.png")
-            # The charts were drawn (axes at least; the live line once points exist).
-            assert await page.evaluate("document.querySelectorAll('#chart-today text').length") > 5
-            assert await page.evaluate("document.querySelectorAll('#chart-week rect').length") == 14
+            # The charts: today's load profile bars and a week of daily import/export bars.
+            bars = await page.evaluate(
+                "[...document.querySelectorAll('#chart-today rect.import')].length"
+            )
+            assert bars >= 1  # one per whole 15 min since local midnight
+            heights = await page.evaluate(
+                "[...document.querySelectorAll('#chart-week rect.import')]"
+                ".map((r) => Number(r.getAttribute('height')))"
+            )
+            assert len(heights) == 7 and all(h > 0 for h in heights[1:])
+            assert "kWh per day" in await page.evaluate(
+                "document.querySelector('#week-note').textContent"
+            )
             assert page.exceptions == []

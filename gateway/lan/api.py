@@ -57,6 +57,7 @@ DEFAULT_MANUAL_LIST = (
 AUTO_SCROLL_S = 10.0
 MANUAL_TIMEOUT_S = 120.0
 PROFILE_INTERVALS_S = (300, 900, 1800, 3600)
+DEFAULT_PROFILE_INTERVAL_S = 900
 EVENTS_PAGE_MAX = 1000
 BILLING_PAGE_MAX = 1000
 # A stream with nothing to say sends a comment this often so proxies keep it open.
@@ -317,10 +318,13 @@ class Api:
         return _json({"meter": meter_id, "state": result})
 
     async def profile(self, request: web.Request) -> web.StreamResponse:
-        """Load profile intervals starting in a range (default: today), as JSON or CSV."""
+        """Load profile intervals starting in a range (default: today) at the meter's configured
+        interval (or ``interval_s``), as JSON or CSV."""
         engine = self._engine(request.match_info["meter"])
         query = request.query
-        interval = integer(query, "interval_s", 900, minimum=1, maximum=86400)
+        interval = integer(
+            query, "interval_s", self._profile_interval(engine.meter_id), minimum=1, maximum=86400
+        )
         if interval not in PROFILE_INTERVALS_S:
             raise bad("interval_s", f"must be one of {', '.join(map(str, PROFILE_INTERVALS_S))}")
         fmt = choice(query, "format", ("json", "csv"))
@@ -463,6 +467,12 @@ class Api:
             )
         return engine
 
+    def _profile_interval(self, meter_id: str) -> int:
+        """The interval the meter's load profile is configured to record."""
+        profile = getattr(self.gateway.settings.meter(meter_id), "profile", None)
+        minutes = getattr(profile, "interval_min", DEFAULT_PROFILE_INTERVAL_S // 60)
+        return int(minutes) * 60
+
     def _meter_json(self, meter_id: str) -> dict[str, Any]:
         settings = self.gateway.settings
         config = settings.meter(meter_id)
@@ -476,6 +486,7 @@ class Api:
             "registers": len(registers),
             "updated_at": max((r.at for r in registers.values()), default=None),
             "modules": [m.name for m in settings.modules if m.meter == meter_id],
+            "profile_interval_s": self._profile_interval(meter_id),
         }
 
     def _snapshot(self, meter: str | None) -> dict[str, Any]:

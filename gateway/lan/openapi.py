@@ -140,7 +140,12 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/meters/{meter}/profile": _get(
         "Load profile intervals (energy per interval by OBIS code, status flags).",
         _METER,
-        _param("interval_s", "query", "Profile interval.", {"enum": [300, 900, 1800, 3600]}),
+        _param(
+            "interval_s",
+            "query",
+            "Profile interval; default: the one the meter is configured to record.",
+            {"enum": [300, 900, 1800, 3600]},
+        ),
         _SINCE,
         _UNTIL,
         _FORMAT,

@@ -310,18 +310,19 @@ function el(name, attributes, text) {
   return node;
 }
 
-function niceMax(value) {
-  if (value <= 0) return 1;
-  const power = 10 ** Math.floor(Math.log10(value));
-  return [1, 2, 2.5, 5, 10].map((f) => f * power).find((step) => step >= value);
+// Round axis bounds: about four steps of 1, 2, 2.5 or 5 times a power of ten.
+function scale(low, high) {
+  const raw = (high - low) / 4 || 1;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((f) => f * power).find((s) => s >= raw);
+  return { min: Math.floor(low / step) * step, max: Math.ceil(high / step) * step, step };
 }
 
-function axes(svg, box, min, max, unit) {
-  for (let i = 0; i <= 4; i += 1) {
-    const value = min + ((max - min) * i) / 4;
+function axes(svg, box, { min, max, step }, unit) {
+  const digits = step >= 1 ? 0 : step >= 0.1 ? 1 : 2;
+  for (let value = min; value <= max + step / 2; value += step) {
     const y = box.bottom - ((value - min) / (max - min)) * (box.bottom - box.top);
     svg.append(el("line", { x1: box.left, x2: box.right, y1: y, y2: y, class: "grid" }));
-    const digits = max - min >= 20 ? 0 : max - min >= 2 ? 1 : 2;
     svg.append(el("text", { x: box.left - 6, y: y + 4, "text-anchor": "end" }, value.toFixed(digits)));
   }
   svg.append(el("text", { x: box.left - 6, y: box.top - 8, "text-anchor": "end" }, unit));
@@ -340,11 +341,12 @@ function drawToday() {
   const imports = today.rows.map((r) => [Date.parse(r.start), mean(r, "1-0:1.8.0")]);
   const exports = today.rows.map((r) => [Date.parse(r.start), mean(r, "1-0:2.8.0")]);
   const live = today.live.filter(([t]) => t >= t0 && t < t1);
-  const top = niceMax(Math.max(1, ...imports.map((p) => p[1]), ...live.map((p) => p[1])));
-  const bottom = -niceMax(Math.max(0, ...exports.map((p) => p[1]), ...live.map((p) => -p[1])));
-  const lower = bottom === -1 ? 0 : bottom;
-  const y = (w) => box.bottom - ((w - lower) / (top - lower)) * (box.bottom - box.top);
-  axes(svg, box, lower, top, "W");
+  const range = scale(
+    -Math.max(0, ...exports.map((p) => p[1]), ...live.map((p) => -p[1])),
+    Math.max(1, ...imports.map((p) => p[1]), ...live.map((p) => p[1])),
+  );
+  const y = (w) => box.bottom - ((w - range.min) / (range.max - range.min)) * (box.bottom - box.top);
+  axes(svg, box, range, "W");
   for (let h = 0; h <= 24; h += 3) {
     svg.append(el("text", { x: x(t0 + h * 3600e3), y: box.bottom + 16, "text-anchor": "middle" }, `${h}`));
   }
@@ -369,7 +371,7 @@ async function drawWeek() {
   const start = new Date(`${todayLocal}T00:00:00Z`);
   start.setUTCDate(start.getUTCDate() - 6);
   const since = start.toISOString().slice(0, 10);
-  const data = await getJSON(`${API}/meters/${encodeURIComponent(page.meter)}/profile?interval_s=3600&since=${since}`);
+  const data = await getJSON(`${API}/meters/${encodeURIComponent(page.meter)}/profile?since=${since}`);
   const days = new Map();
   for (let i = 0; i < 7; i += 1) {
     const day = new Date(start);
@@ -383,8 +385,9 @@ async function drawWeek() {
   }
   svg.replaceChildren();
   const box = { left: 40, right: 392, top: 20, bottom: 195 };
-  const top = niceMax(Math.max(1, ...[...days.values()].map((d) => Math.max(d[0], d[1]))));
-  axes(svg, box, 0, top, "kWh");
+  const range = scale(0, Math.max(0.1, ...[...days.values()].map((d) => Math.max(d[0], d[1]))));
+  const top = range.max;
+  axes(svg, box, range, "kWh");
   const slot = (box.right - box.left) / 7;
   [...days.entries()].forEach(([day, [imported, exported]], i) => {
     const x = box.left + i * slot + slot * 0.15;
@@ -398,7 +401,7 @@ async function drawWeek() {
 }
 
 async function loadToday() {
-  const data = await getJSON(`${API}/meters/${encodeURIComponent(page.meter)}/profile?interval_s=900`);
+  const data = await getJSON(`${API}/meters/${encodeURIComponent(page.meter)}/profile`);
   Object.assign(page.today, { since: data.since, until: data.until, rows: data.rows, interval: data.interval_s });
   drawToday();
 }
