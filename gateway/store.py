@@ -49,7 +49,7 @@ _MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         topic TEXT NOT NULL,
         payload BLOB NOT NULL,
-        deflated INTEGER NOT NULL DEFAULT 0,
+        encoding INTEGER NOT NULL DEFAULT 0,
         qos INTEGER NOT NULL,
         retain INTEGER NOT NULL,
         created TEXT NOT NULL
