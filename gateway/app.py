@@ -21,7 +21,7 @@ from gateway import registry
 from gateway.adapter import Adapter, ModuleContext, ModuleHealth
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, Settings
-from gateway.engine import BillingRecord, MeterEngine, ProfileRow, Register, Update
+from gateway.engine import Action, BillingRecord, MeterEngine, ProfileRow, Register, Update
 from gateway.errors import (
     AdapterError,
     CommandError,
@@ -296,12 +296,27 @@ class Gateway:
             return
         for event in self.meters.note(update):
             self.report(event)
+        for action in update.actions:
+            self._actuate(update.meter, action)
         if update.registers:
             live = self.meters.live(update)
             if live.registers:
                 for output in self.outputs:
                     output.on_live(live)
             self._log_summary(update.meter)
+
+    def _actuate(self, meter: str, action: Action) -> None:
+        """Hand a breaker switch to its actuator module; the engine times out if none answers."""
+        context = self._contexts.get(action.module)
+        if context is None:
+            _LOGGER.warning(
+                "breaker of %s: actuator module %s is not running", meter, action.module
+            )
+            return
+        command = Command(
+            meter, "actuate", f"breaker-{utc_now().isoformat()}", {"state": action.state}
+        )
+        context.commands.put_nowait(command)
 
     async def _engine_command(self, command: Command) -> Mapping[str, Any]:
         engine = self.engines.get(command.meter)

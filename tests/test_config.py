@@ -65,6 +65,10 @@ def test_reference_documents_every_key() -> None:
         settings.AnalysisSettings,
         settings.DisplaySettings,
         settings.LimitSettings,
+        settings.BreakerSettings,
+        settings.SmartDisconnectSettings,
+        settings.PrepaymentSettings,
+        settings.FriendlyHours,
     ]
     for section in sections:
         for field in section.__struct_fields__:

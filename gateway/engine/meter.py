@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway import obis
+from gateway.engine.breaker import Action, Breaker
 from gateway.engine.clock import (
     ENERGY_STEP,
     floor_to_period,
@@ -24,6 +25,7 @@ from gateway.engine.clock import (
 )
 from gateway.engine.display import Display
 from gateway.engine.monitor import SupplyMonitor
+from gateway.engine.prepayment import Prepayment
 from gateway.engine.records import AnalysisRow, BillingRecord, ProfileFlag, ProfileRow
 from gateway.engine.settings import EngineSettings
 from gateway.engine.state import EngineState
@@ -42,6 +44,10 @@ DEBITING_COUNT = "0-0:0.1.0"
 THRESHOLD_COUNT = "power_threshold_counter"
 PULSE_INPUT = "pulse_input"
 QUADRANT = "quadrant"
+BREAKER_STATE = "breaker_state"
+BREAKER_ACTUATOR = "breaker_actuator"
+BREAKER_FEEDBACK = "breaker_feedback"
+CREDIT = "credit"
 PROFILE_CHANNELS = {
     "A+": (A_PLUS,),
     "A+A-": (A_PLUS, A_MINUS),
@@ -70,9 +76,17 @@ class Update:
     profile: list[ProfileRow] = field(default_factory=list)
     analysis: list[AnalysisRow] = field(default_factory=list)
     billing: list[BillingRecord] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.registers or self.events or self.profile or self.analysis or self.billing)
+        return bool(
+            self.registers
+            or self.events
+            or self.profile
+            or self.analysis
+            or self.billing
+            or self.actions
+        )
 
 
 class MeterEngine:
@@ -94,6 +108,14 @@ class MeterEngine:
         self.state = EngineState.decode(state)
         self.tariffs = TariffSchedule(self.settings.tariff, self.zone)
         self.monitor = SupplyMonitor(meter_id, self.settings.limits)
+        self.breaker = Breaker(meter_id, self.settings.breaker, self.state.breaker)
+        self.prepayment = Prepayment(
+            meter_id,
+            self.settings.prepayment,
+            self.state.prepayment,
+            self.zone,
+            self.tariffs.is_holiday,
+        )
         lists = self.state.display_lists
         self.display = Display(
             self.settings.display,
@@ -158,6 +180,7 @@ class MeterEngine:
             if reported is not None and 1 <= reported <= 4:
                 state.external_tariff = reported
         cumulative = self._accept_cumulative(sample, values, update)
+        tariff_registers_before = {t: self._decimal_register(f"1-0:1.8.{t}") for t in range(1, 5)}
         for code, (value, unit) in values.items():
             if code not in cumulative and not obis.is_cumulative(code):
                 self._set(update, code, value, unit, at)
@@ -179,9 +202,23 @@ class MeterEngine:
                 hours = (Decimal(state.operating_s) / 3600).quantize(Decimal("0.01"), ROUND_FLOOR)
                 self._set(update, HOUR_COUNTER, hours, "h", at)
         self._accumulate_analysis(values)
-        update.events += self.monitor.check(at, {code: v for code, (v, _) in values.items()})
+        monitor_events = self.monitor.check(at, {code: v for code, (v, _) in values.items()})
+        update.events += monitor_events
+        if self.settings.prepayment.enabled:
+            spent = {
+                t: after - before
+                for t in range(1, 5)
+                if (before := tariff_registers_before[t]) is not None
+                and (after := self._decimal_register(f"1-0:1.8.{t}")) is not None
+                and after > before
+            }
+            update.events += self.prepayment.consume(spent, at)
+        self._protect(at, values, monitor_events, update)
+        if BREAKER_FEEDBACK in values:
+            update.events += self.breaker.feedback(str(values[BREAKER_FEEDBACK][0]), at)
         self._set_quadrant(at, update)
         self._set(update, ACTIVE_TARIFF, self.active_tariff(at), None, at)
+        self._publish_breaker(at, update)
         state.last_at = at
         state.last = {
             code: reg.value
@@ -202,6 +239,9 @@ class MeterEngine:
         ):
             # The meter was talking until just before the stop: its registers are current.
             self._debiting_stop(state.next_debiting, dict(state.last), update, estimated=False)
+        update.events += self.breaker.tick(now)
+        self._prepayment_breaker(now, update)
+        self._publish_breaker(now, update)
         return update
 
     # commands ----------------------------------------------------------------------------------
@@ -235,6 +275,20 @@ class MeterEngine:
                 raise CommandError("bad_argument", "`readings` must be a list of OBIS codes")
             self.display.set_list(str(args.get("list", "")), tuple(codes), tariff)
             return update, {"list": args.get("list"), "readings": codes}
+        if name in ("disconnect", "reconnect", "arm"):
+            events, actions = self.breaker.remote(name, now)
+            return self._breaker_result(now, update, events, actions)
+        if name == "button":
+            events, actions = self.breaker.button(now)
+            return self._breaker_result(now, update, events, actions)
+        if name == "top_up":
+            events, balance = self.prepayment.top_up(args, now)
+            update.events += events
+            self._prepayment_breaker(now, update)
+            self._publish_breaker(now, update)
+            return update, {"balance": str(balance), "unit": self.settings.prepayment.unit}
+        if name == "set_limits":
+            return update, self._set_limits(args)
         if name == "accept_registers":
             self.state.rebase = True
             update.events.append(
@@ -245,10 +299,16 @@ class MeterEngine:
 
     COMMANDS = (
         "accept_registers",
+        "arm",
+        "button",
         "debiting_stop",
+        "disconnect",
         "display_push",
+        "reconnect",
         "set_display_list",
+        "set_limits",
         "set_tariff",
+        "top_up",
     )
 
     def display_state(self, now: datetime, *, powered: bool = True) -> dict[str, Any]:
@@ -256,6 +316,133 @@ class MeterEngine:
         return self.display.state(
             now, self._registers, tariff=self.active_tariff(now), powered=powered
         )
+
+    # internals: breaker and prepayment --------------------------------------------------------
+
+    def _protect(
+        self,
+        at: datetime,
+        values: Mapping[str, tuple[Value, str | None]],
+        monitor_events: list[Event],
+        update: Update,
+    ) -> None:
+        """Smart disconnect (load, loss of neutral) and prepayment drive the breaker."""
+        smart = self.settings.breaker.smart_disconnect
+        if not self.settings.breaker.enabled:
+            return
+        for event in monitor_events:
+            if event.kind == "loss_of_neutral" and smart.on_loss_of_neutral:
+                self._apply_breaker(update, *self.breaker.trip("neutral", at))
+            elif event.kind == "loss_of_neutral_cleared":
+                self._apply_breaker(
+                    update, *self.breaker.clear("neutral", at, reconnect=smart.reconnect)
+                )
+        if smart.enabled:
+            self._smart_disconnect(at, values, update)
+        self._prepayment_breaker(at, update)
+
+    def _smart_disconnect(
+        self, at: datetime, values: Mapping[str, tuple[Value, str | None]], update: Update
+    ) -> None:
+        smart, state = self.settings.breaker.smart_disconnect, self.state.breaker
+        overrides = self.state.limit_overrides
+        power_limit = overrides.get("power_w", smart.power_w)
+        current_limit = overrides.get("current_a", smart.current_a)
+        duration = overrides.get("duration_s", smart.duration_s)
+
+        def number(code: str) -> float | None:
+            entry = values.get(code)
+            return None if entry is None or isinstance(entry[0], str) else float(entry[0])
+
+        power = number("1-0:1.7.0")
+        phase_codes = ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")
+        currents = [c for code in phase_codes if (c := number(code)) is not None]
+        if power is None and not currents:
+            return
+        over = (power_limit is not None and power is not None and power > power_limit) or (
+            current_limit is not None and bool(currents) and max(currents) > current_limit
+        )
+        if over:
+            state.under_limit_since = None
+            state.over_limit_since = state.over_limit_since or at
+            if (at - state.over_limit_since).total_seconds() >= duration:
+                self._apply_breaker(update, *self.breaker.trip("smart", at))
+            return
+        state.over_limit_since = None
+        if "smart" not in state.causes:
+            return
+        state.under_limit_since = state.under_limit_since or at
+        waited = (at - state.under_limit_since).total_seconds()
+        if smart.reconnect == "button" or waited >= smart.reconnect_after_s:
+            self._apply_breaker(update, *self.breaker.clear("smart", at, reconnect=smart.reconnect))
+
+    def _prepayment_breaker(self, now: datetime, update: Update) -> None:
+        if not self.settings.prepayment.enabled:
+            return
+        prepaid, state = self.prepayment, self.state.prepayment
+        held = "prepayment" in self.state.breaker.causes
+        if prepaid.exhausted and not held:
+            if prepaid.friendly(now):
+                if not state.deferred:
+                    state.deferred = True
+                    update.events.append(
+                        self._event(
+                            now,
+                            "disconnect_deferred",
+                            "no credit left; friendly hours keep the power on until they end",
+                        )
+                    )
+                return
+            state.deferred = False
+            self._apply_breaker(update, *self.breaker.trip("prepayment", now))
+        elif held and not prepaid.exhausted:
+            reconnect = self.settings.prepayment.reconnect
+            self._apply_breaker(update, *self.breaker.clear("prepayment", now, reconnect=reconnect))
+
+    def _breaker_result(
+        self, now: datetime, update: Update, events: list[Event], actions: list[Action]
+    ) -> tuple[Update, dict[str, Any]]:
+        self._apply_breaker(update, events, actions)
+        self._publish_breaker(now, update)
+        state = self.state.breaker
+        return update, {
+            "state": state.state,
+            "causes": list(state.causes),
+            "actuator": state.actuator,
+        }
+
+    def _apply_breaker(self, update: Update, events: list[Event], actions: list[Action]) -> None:
+        update.events += events
+        update.actions += actions
+
+    def _publish_breaker(self, at: datetime, update: Update) -> None:
+        if self.settings.breaker.enabled:
+            self._set(update, BREAKER_STATE, self.state.breaker.state, None, at)
+            self._set(update, BREAKER_ACTUATOR, self.state.breaker.actuator, None, at)
+        if self.settings.prepayment.enabled:
+            unit = self.settings.prepayment.unit
+            self._set(update, CREDIT, self.state.prepayment.balance, unit, at)
+
+    def _set_limits(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        allowed = {"power_w", "current_a", "duration_s"}
+        unknown = set(args) - allowed
+        if unknown or not args:
+            raise CommandError(
+                "bad_argument", f"set_limits takes {', '.join(sorted(allowed))}; got {sorted(args)}"
+            )
+        overrides: dict[str, float] = {}
+        for key, raw in args.items():
+            if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+                raise CommandError("bad_argument", f"`{key}` must be a positive number")
+            overrides[key] = float(raw)
+        self.state.limit_overrides.update(overrides)
+        return dict(self.state.limit_overrides)
+
+    def _decimal_register(self, code: str) -> Decimal | None:
+        register = self._registers.get(code)
+        if register is None or isinstance(register.value, str):
+            return None
+        return Decimal(register.value)
 
     # internals: registers ----------------------------------------------------------------------
 

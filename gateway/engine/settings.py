@@ -10,12 +10,16 @@ import msgspec
 __all__ = [
     "PROFILE_DEPTH_DAYS",
     "AnalysisSettings",
+    "BreakerSettings",
     "DebitingSettings",
     "DemandSettings",
     "DisplaySettings",
     "EngineSettings",
+    "FriendlyHours",
     "LimitSettings",
+    "PrepaymentSettings",
     "ProfileSettings",
+    "SmartDisconnectSettings",
     "SwitchPoint",
     "TariffSeason",
     "TariffSettings",
@@ -227,6 +231,58 @@ class LimitSettings(_Settings, frozen=True):
     max_sample_gap_s: float = 300.0  # a longer silence is an outage for profiles and hours
 
 
+class SmartDisconnectSettings(_Settings, frozen=True):
+    """Open the breaker when the load stays above a limit, or the neutral is lost."""
+
+    enabled: bool = False
+    power_w: float | None = None  # total active import above this ...
+    current_a: float | None = None  # ... or any phase current above this ...
+    duration_s: float = 60.0  # ... for this long
+    on_loss_of_neutral: bool = True
+    reconnect: Literal["auto", "button"] = "button"  # once the load is back under the limit
+    reconnect_after_s: float = 60.0  # auto: wait this long first
+
+
+class BreakerSettings(_Settings, frozen=True):
+    """The breaker (never a safety function) and who may operate it."""
+
+    enabled: bool = False
+    actuator: str | None = None  # the module that switches it (relay, mqtt_switch, dlms, ...)
+    confirm_timeout_s: float = 10.0  # the actuator must confirm within this time
+    remote_disconnect: bool = True
+    remote_reconnect: Literal["direct", "arm", "never"] = "arm"  # arm: a button press closes it
+    button_disconnect: bool = True
+    button_reconnect: bool = True
+    smart_disconnect: SmartDisconnectSettings = SmartDisconnectSettings()
+
+
+class FriendlyHours(_Settings, frozen=True):
+    """When prepayment must never disconnect (nights, weekends, holidays)."""
+
+    start: str = "16:00"  # local HH:MM; the window may run past midnight
+    end: str = "08:00"
+    weekends: bool = True
+    holidays: bool = True
+
+    def __post_init__(self) -> None:
+        for value in (self.start, self.end):
+            if not _HHMM.match(value):
+                raise ValueError(f"friendly hours must be HH:MM, got {value!r}")
+
+
+class PrepaymentSettings(_Settings, frozen=True):
+    """Software prepayment: credit in kWh or money, spent by A+ per tariff."""
+
+    enabled: bool = False
+    unit: str = "kWh"  # "kWh", or a currency such as "DKK" (then prices apply)
+    prices: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # per kWh, T1..T4
+    standing_charge_per_day: float = 0.0
+    warning_levels: tuple[float, ...] = (10.0, 5.0)
+    emergency_credit: float = 0.0
+    friendly_hours: FriendlyHours | None = FriendlyHours()
+    reconnect: Literal["auto", "button"] = "auto"  # after a top-up brings credit back
+
+
 class EngineSettings(_Settings, frozen=True):
     """Everything the 382L model can be configured with, per meter."""
 
@@ -237,3 +293,5 @@ class EngineSettings(_Settings, frozen=True):
     analysis: AnalysisSettings = AnalysisSettings()
     display: DisplaySettings = DisplaySettings()
     limits: LimitSettings = LimitSettings()
+    breaker: BreakerSettings = BreakerSettings()
+    prepayment: PrepaymentSettings = PrepaymentSettings()

@@ -7,6 +7,9 @@ from decimal import Decimal
 
 import msgspec
 
+from gateway.engine.breaker import BreakerState
+from gateway.engine.prepayment import PrepaymentState
+
 __all__ = ["EngineState"]
 
 
@@ -33,6 +36,9 @@ class EngineState(msgspec.Struct, kw_only=True):
     display_index: int = 0
     display_last_push: datetime | None = None
     display_lists: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    breaker: BreakerState = msgspec.field(default_factory=BreakerState)
+    prepayment: PrepaymentState = msgspec.field(default_factory=PrepaymentState)
+    limit_overrides: dict[str, float] = msgspec.field(default_factory=dict)  # set_limits
 
     def encode(self) -> bytes:
         """JSON bytes for the store."""

@@ -1,0 +1,193 @@
+"""Software prepayment: credit spent by imported energy, topped up by unique, ordered top-ups.
+
+Credit is Decimal in kWh or in money (tariff prices per T1..T4 and a standing charge per day).
+A top-up carries an id and a sequence number: a replayed id or a sequence number not above the
+last accepted one is refused, so a captured top-up cannot be used twice or out of order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from gateway.engine.settings import PrepaymentSettings
+from gateway.errors import CommandError
+from gateway.model import Event
+
+__all__ = ["Prepayment", "PrepaymentState"]
+
+_KEEP_IDS = 256  # ids remembered besides the sequence rule, for a clear "replayed" answer
+
+
+class PrepaymentState(msgspec.Struct, kw_only=True):
+    """The persisted part of prepayment."""
+
+    balance: Decimal = Decimal(0)
+    emergency_in_use: bool = False
+    exhausted: bool = False
+    warned: list[str] = msgspec.field(default_factory=list)  # warning levels already reported
+    last_sequence: int = 0
+    recent_ids: list[str] = msgspec.field(default_factory=list)
+    charged_through: date | None = None  # standing charge paid up to and including this day
+    deferred: bool = False
+
+
+class Prepayment:
+    """Spend and top up credit; say when the breaker must open or may close."""
+
+    def __init__(
+        self,
+        meter: str,
+        settings: PrepaymentSettings,
+        state: PrepaymentState,
+        zone: ZoneInfo,
+        is_holiday: Callable[[date], bool],
+    ) -> None:
+        self.meter = meter
+        self.settings = settings
+        self.state = state
+        self.zone = zone
+        self._is_holiday = is_holiday
+
+    @property
+    def exhausted(self) -> bool:
+        """No credit left, emergency credit included."""
+        return self.state.exhausted
+
+    def consume(self, kwh_by_tariff: Mapping[int, Decimal], now: datetime) -> list[Event]:
+        """Spend credit for energy imported per tariff, and the standing charge per day."""
+        settings, state = self.settings, self.state
+        cost = Decimal(0)
+        for tariff, kwh in kwh_by_tariff.items():
+            cost += kwh if settings.unit == "kWh" else kwh * _money(settings.prices[tariff - 1])
+        local_day = now.astimezone(self.zone).date()
+        if settings.standing_charge_per_day and settings.unit != "kWh":
+            if state.charged_through is None:
+                state.charged_through = local_day
+            elif local_day > state.charged_through:
+                days = (local_day - state.charged_through).days
+                cost += _money(settings.standing_charge_per_day) * days
+                state.charged_through = local_day
+        if not cost:
+            return []
+        state.balance -= cost
+        return self._levels(now)
+
+    def top_up(self, args: Mapping[str, object], now: datetime) -> tuple[list[Event], Decimal]:
+        """Add credit from a top-up {id, sequence, amount}; refuse replays and reordering."""
+        if not self.settings.enabled:
+            raise CommandError("not_allowed", "prepayment is not enabled for this meter")
+        top_up_id = args.get("id")
+        sequence = args.get("sequence")
+        amount = args.get("amount")
+        if not isinstance(top_up_id, str) or not top_up_id:
+            raise CommandError("bad_argument", "`id` must be a non-empty string")
+        if not isinstance(sequence, int) or isinstance(sequence, bool):
+            raise CommandError("bad_argument", "`sequence` must be an integer")
+        try:
+            value = Decimal(str(amount))
+        except ArithmeticError:
+            raise CommandError("bad_argument", "`amount` must be a number") from None
+        if not value.is_finite() or value <= 0:
+            raise CommandError("bad_argument", "`amount` must be a positive number")
+        state = self.state
+        if top_up_id in state.recent_ids:
+            raise CommandError("replayed", f"top-up {top_up_id} was already applied")
+        if sequence <= state.last_sequence:
+            raise CommandError(
+                "out_of_order",
+                f"top-up sequence {sequence} is not after the last accepted {state.last_sequence}",
+            )
+        state.balance += value
+        state.last_sequence = sequence
+        state.recent_ids = [*state.recent_ids[-(_KEEP_IDS - 1) :], top_up_id]
+        events = [
+            Event(
+                self.meter,
+                now,
+                "top_up",
+                f"+{value} {self.settings.unit}, credit now {state.balance} {self.settings.unit}",
+                {
+                    "id": top_up_id,
+                    "sequence": sequence,
+                    "amount": str(value),
+                    "balance": str(state.balance),
+                },
+            )
+        ]
+        if state.balance > 0:
+            state.emergency_in_use = False
+            state.exhausted = False
+            state.deferred = False
+            state.warned = [level for level in state.warned if Decimal(level) >= state.balance]
+        return events, state.balance
+
+    def friendly(self, now: datetime) -> bool:
+        """Inside the hours when prepayment must not disconnect."""
+        hours = self.settings.friendly_hours
+        if hours is None:
+            return False
+        local = now.astimezone(self.zone)
+        if hours.weekends and local.weekday() >= 5:
+            return True
+        if hours.holidays and self._is_holiday(local.date()):
+            return True
+        start, end, clock = _hhmm(hours.start), _hhmm(hours.end), local.time()
+        if start <= end:
+            return start <= clock < end
+        return clock >= start or clock < end
+
+    def _levels(self, now: datetime) -> list[Event]:
+        settings, state = self.settings, self.state
+        events: list[Event] = []
+        for level in sorted(settings.warning_levels, reverse=True):
+            key = str(level)
+            if state.balance <= _money(level) and key not in state.warned:
+                state.warned.append(key)
+                events.append(
+                    Event(
+                        self.meter,
+                        now,
+                        "credit_low",
+                        f"credit {state.balance} {settings.unit} is at or below {level}",
+                        {"balance": str(state.balance), "level": key},
+                    )
+                )
+        if state.balance <= 0 and not state.exhausted:
+            if settings.emergency_credit and not state.emergency_in_use:
+                state.emergency_in_use = True
+                state.balance += _money(settings.emergency_credit)
+                events.append(
+                    Event(
+                        self.meter,
+                        now,
+                        "emergency_credit",
+                        f"emergency credit of {settings.emergency_credit}"
+                        f" {settings.unit} in use; top up soon",
+                        {"balance": str(state.balance)},
+                    )
+                )
+            else:
+                state.exhausted = True
+                events.append(
+                    Event(
+                        self.meter,
+                        now,
+                        "credit_exhausted",
+                        f"no credit left ({state.balance} {settings.unit})",
+                        {"balance": str(state.balance)},
+                    )
+                )
+        return events
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(str(value))
+
+
+def _hhmm(text: str) -> time:
+    return time(int(text[:2]), int(text[3:]))
