@@ -78,7 +78,9 @@ class MqttSection(_Section, frozen=True):
     availability_timeout_s: float = 120.0
     per_value_topics: bool = False
     raw_frames: bool = False
-    outbox_max_mb: float = 256.0  # ~7 days of a 1 Hz meter's state messages
+    # A 35-register state is ~420 bytes on disk: 7 days of one state per second, or ~60 days
+    # at the default persist_interval_s of 10 s.
+    outbox_max_mb: float = 256.0
     outbox_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
 
 
@@ -267,6 +269,57 @@ def _check(settings: Settings) -> None:
     ):
         if value is not None and not Path(value).is_file():
             raise ConfigError(f"no such file: {value}", path=key, file=source)
+    _check_mqtt(settings)
+
+
+def _check_mqtt(settings: Settings) -> None:
+    """``[mqtt]`` rules: topics MQTT accepts, one password source, TLS files that exist."""
+    mqtt, source = settings.mqtt, settings.source
+    for key, topic in (
+        ("base_topic", mqtt.base_topic),
+        ("discovery_prefix", mqtt.discovery_prefix),
+    ):
+        if not topic or "+" in topic or "#" in topic or "" in topic.split("/"):
+            raise ConfigError(
+                f"{topic!r} is not a usable topic prefix (no wildcards, no empty levels)",
+                path=f"mqtt.{key}",
+                file=source,
+            )
+    if mqtt.password is not None and mqtt.password_file is not None:
+        raise ConfigError("set password or password_file, not both", path="mqtt", file=source)
+    if (mqtt.password is not None or mqtt.password_file is not None) and not mqtt.username:
+        raise ConfigError("a password needs a username", path="mqtt.username", file=source)
+    for key, integer, low, high in (
+        ("port", mqtt.port, 1, 65535),
+        ("keepalive_s", mqtt.keepalive_s, 1, 65535),
+    ):
+        if not low <= integer <= high:
+            raise ConfigError(f"must be {low}..{high}", path=f"mqtt.{key}", file=source)
+    for key, number in (
+        ("outbox_max_mb", mqtt.outbox_max_mb),
+        ("availability_timeout_s", mqtt.availability_timeout_s),
+    ):
+        if not number > 0:
+            raise ConfigError("must be greater than 0", path=f"mqtt.{key}", file=source)
+    for index, meter in enumerate(settings.meters):
+        if meter.id in ("status", "raw"):
+            raise ConfigError(
+                f"meter id {meter.id!r} collides with <base_topic>/{meter.id}; choose another",
+                path=f"meters[{index}].id",
+                file=source,
+            )
+    tls = mqtt.tls
+    if tls is None:
+        return
+    if tls.key_file and not tls.cert_file:
+        raise ConfigError("key_file needs cert_file", path="mqtt.tls.cert_file", file=source)
+    for key, file_name in (
+        ("ca_file", tls.ca_file),
+        ("cert_file", tls.cert_file),
+        ("key_file", tls.key_file),
+    ):
+        if file_name is not None and not Path(file_name).is_file():
+            raise ConfigError(f"no such file: {file_name}", path=f"mqtt.tls.{key}", file=source)
 
 
 def _meters_of(module: ModuleConfig) -> tuple[str, ...]:

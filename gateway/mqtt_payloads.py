@@ -6,6 +6,7 @@ ISO 8601 UTC with a ``Z``; numbers stay numbers (Decimal registers are written e
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping
@@ -147,16 +148,18 @@ def safe_id(text: str) -> str:
 
 def reading_key(code: str) -> str:
     """The stable JSON key of a register: its OBIS name, or the code/name itself."""
+    return _code_info(code)[0]
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_info(code: str) -> tuple[str, str | None]:
+    """(JSON key, OBIS code or None for a protocol's own name), cached: a meter has few codes."""
     quantity = obis.describe(code)
-    return quantity.name if quantity else code
-
-
-def _is_obis(code: str) -> bool:
     try:
         obis.parse(code)
     except ValueError:
-        return False
-    return True
+        return (quantity.name if quantity else code), None
+    return (quantity.name if quantity else code), code
 
 
 def state_payload(meter: str, registers: Mapping[str, Register], seq: int) -> bytes:
@@ -165,22 +168,28 @@ def state_payload(meter: str, registers: Mapping[str, Register], seq: int) -> by
     ``seq`` grows by one per state message of this meter, so a consumer can see a gap.
     """
     readings: dict[str, dict[str, Any]] = {}
+    times: dict[datetime, str] = {}  # most registers of a sample share one time
     latest: datetime | None = None
     for code in sorted(registers):
         register = registers[code]
-        readings[reading_key(code)] = {
+        at = register.at
+        text = times.get(at)
+        if text is None:
+            text = times[at] = iso(at)
+        key, obis_code = _code_info(code)
+        readings[key] = {
             "value": register.value,
             "unit": register.unit,
-            "obis": code if _is_obis(code) else None,
-            "at": iso(register.at),
+            "obis": obis_code,
+            "at": text,
         }
-        if latest is None or register.at > latest:
-            latest = register.at
+        if latest is None or at > latest:
+            latest = at
     return encode(
         {
             "meter": meter,
             "seq": seq,
-            "at": iso(latest) if latest else None,
+            "at": times[latest] if latest else None,
             "readings": readings,
         }
     )

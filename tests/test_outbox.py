@@ -93,8 +93,8 @@ def test_large_payloads_are_deflated_on_disk_and_come_back_exactly(store: Store)
     assert [m.payload for m in outbox.peek()] == [payload, small]
     assert outbox.bytes < len(payload) // 3
     with store.transaction() as db:
-        flags = [row[0] for row in db.execute("SELECT deflated FROM outbox ORDER BY id")]
-    assert flags == [1, 0]
+        flags = [row[0] for row in db.execute("SELECT encoding FROM outbox ORDER BY id")]
+    assert flags == [2, 0]
 
 
 def test_drop_oldest_keeps_the_newest_within_the_bound(tmp_path: Path) -> None:
