@@ -2,7 +2,8 @@
 
 The only module that imports the serial libraries. URLs: ``/dev/ttyUSB0`` (or any path),
 ``socket://host:port`` / ``tcp://host:port`` (ser2net, M-Bus/TCP gateways, Kamstrup IP modules,
-DLMS wrapper port 4059) and ``stdin`` (raw lines piped in, e.g. from rtl_wmbus).
+DLMS wrapper port 4059), ``stdin`` (raw lines piped in, e.g. from rtl_wmbus) and ``exec:COMMAND``
+(a shell command's standard output, e.g. ``rtl_sdr ... | rtl_wmbus``; stopped on close).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ CONNECT_TIMEOUT_S = 10.0
 # grace lets a reconnect find the port free.
 SERIAL_RELEASE_S = 0.1
 _READ_CHUNK = 4096
+# A command (rtl_sdr | rtl_wmbus) gets this long to exit after SIGTERM before SIGKILL.
+PROCESS_STOP_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,8 @@ async def open_link(url: str, serial: SerialSettings | None = None) -> AsyncIter
 
 
 async def _connect(url: str, serial: SerialSettings) -> Link:
+    if url.startswith("exec:"):
+        return await _spawn(url)
     parts = urlsplit(url)
     if parts.scheme in ("socket", "tcp"):
         if not parts.hostname or not parts.port:
@@ -153,6 +159,47 @@ async def _connect(url: str, serial: SerialSettings) -> Link:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         return Link(url, reader, None)
     return await _open_serial(url, serial)
+
+
+class _ProcessLink(Link):
+    """The standard output of a command in its own process group; closing stops the group."""
+
+    def __init__(self, url: str, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        super().__init__(url, process.stdout, None)
+        self._process: asyncio.subprocess.Process | None = process
+
+    async def close(self) -> None:
+        """Stop the whole pipeline (SIGTERM, then SIGKILL) and reap it; idempotent."""
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(PROCESS_STOP_S):
+                await process.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+
+
+async def _spawn(url: str) -> Link:
+    command = url.removeprefix("exec:").strip()
+    if not command:
+        raise CannotConnect(f"{url}: expected exec:COMMAND")
+    try:
+        process = await asyncio.create_subprocess_shell(
+            command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own process group: close() stops every stage
+        )
+    except OSError as err:
+        raise CannotConnect(f"{url}: {err}") from err
+    _LOGGER.debug("started %s (pid %d)", command, process.pid)
+    return _ProcessLink(url, process)
 
 
 async def _open_serial(url: str, settings: SerialSettings) -> Link:
