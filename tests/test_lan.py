@@ -664,6 +664,31 @@ async def test_stream_sends_snapshot_live_state_and_events(
     assert bad["error"]["parameter"] == "meter"
 
 
+async def test_stream_sends_closed_profile_intervals(lan: Any, http: aiohttp.ClientSession) -> None:
+    gateway, _, base = lan
+    feed(gateway, START)
+    gateway.flush()
+    async with http.get(f"{base}/api/v1/stream?meter=second") as response:
+        assert (await _sse(response))[0] == "snapshot"
+        # 0.5 kWh in 15 min is a plausible 2 kW; crossing 10:15 closes the first interval.
+        feed(gateway, START + timedelta(minutes=15, seconds=1), a_plus=Decimal("1235.067"))
+        gateway.flush()
+        row = await _next(response, "profile")
+    assert row["meter"] == "second"
+    assert row["start"] == "2024-05-01T10:00:00Z" and row["end"] == "2024-05-01T10:15:00Z"
+    assert 0 < row["values"]["1-0:1.8.0"] <= 0.5
+    stored = await get_json(http, f"{base}/api/v1/meters/second/profile?since=2024-05-01")
+    assert [r["start"] for r in stored["rows"]] == ["2024-05-01T10:00:00Z"]
+    assert stored["rows"][0]["values"] == row["values"]
+
+
+def test_lan_server_has_every_output_method() -> None:
+    from gateway.app import Output  # noqa: PLC0415
+
+    wanted = {name for name in vars(Output) if name.startswith("on_") or name == "run"}
+    assert wanted <= set(dir(LanServer))
+
+
 async def test_slow_stream_is_dropped_not_buffered(lan: Any, http: aiohttp.ClientSession) -> None:
     from gateway.lan.live import MAX_PENDING_FRAMES  # noqa: PLC0415
 

@@ -15,16 +15,17 @@ from gateway import __version__, obis
 from gateway.backoff import Backoff
 from gateway.config import HttpSection, read_secret
 from gateway.engine import Register, Update
+from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import ConfigError
 from gateway.lan import metrics
 from gateway.lan.announce import ZeroconfAnnouncer, txt_properties
-from gateway.lan.api import API_PATH, Api, event_json, register_json
+from gateway.lan.api import API_PATH, Api, event_json, profile_row_json, register_json
 from gateway.lan.live import LiveHub, encode
 from gateway.lan.params import ApiError
 from gateway.model import Event, utc_now
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.app import Gateway, Output
 
 __all__ = ["LanServer"]
 
@@ -90,6 +91,24 @@ class LanServer:
             {
                 "meter": meter,
                 "registers": {c: register_json(r, describe=True) for c, r in registers.items()},
+            },
+            meter=meter,
+        )
+
+    def on_profile(self, meter: str, row: ProfileRow) -> None:
+        """A closed load-profile interval: the page adds it to today's curve."""
+        self.hub.publish("profile", {"meter": meter, **profile_row_json(row)}, meter=meter)
+
+    def on_billing(self, meter: str, record: BillingRecord) -> None:
+        """A debiting stop."""
+        self.hub.publish(
+            "billing",
+            {
+                "meter": meter,
+                "number": record.number,
+                "at": record.at,
+                "estimated": record.estimated,
+                "values": record.values,
             },
             meter=meter,
         )
@@ -323,3 +342,10 @@ async def _errors_as_json(request: web.Request, handler: _Handler) -> web.Stream
             content_type="application/json",
             headers={k: v for k, v in err.headers.items() if k.lower() == "allow"},
         )
+
+
+if TYPE_CHECKING:
+
+    def _is_an_output(gateway: Gateway) -> Output:
+        """mypy checks here that LanServer keeps up with the Output protocol."""
+        return LanServer(gateway)

@@ -256,6 +256,13 @@ function connect() {
     page.server = data;
     lcdTick();
   });
+  source.addEventListener("profile", (message) => {
+    const row = JSON.parse(message.data);
+    const today = page.today;
+    if (row.meter !== page.meter || !today.since || Date.parse(row.start) < Date.parse(today.since)) return;
+    today.rows = today.rows.filter((r) => r.start !== row.start).concat([row]);
+    drawToday();
+  });
   source.addEventListener("event", (message) => prependEvent(JSON.parse(message.data)));
   source.addEventListener("health", (message) => renderModules(JSON.parse(message.data)));
 }
@@ -429,8 +436,10 @@ async function main() {
   setInterval(lcdTick, 250);
   renderModules((await getJSON(`${API}/health`)).modules);
   await Promise.all([loadToday(), drawWeek(), loadEvents()]);
-  // The profile gains a row every interval; fetch it again on that rhythm (one small request).
-  setInterval(loadToday, 300e3);
+  // New intervals arrive on the stream; a new day starts a new curve and a new bar.
+  setInterval(() => {
+    if (Date.now() - Date.parse(page.today.since) >= 86400e3) { loadToday(); drawWeek(); }
+  }, 60e3);
   document.body.dataset.ready = "1";
 }
 
