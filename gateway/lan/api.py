@@ -2,60 +2,33 @@
 
 from __future__ import annotations
 
-import enum
 import hmac
-import itertools
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from gateway import __version__, obis
-from gateway.engine import MeterEngine, Register
+from gateway.engine import MeterEngine
 from gateway.errors import CommandError
 from gateway.lan import openapi
 from gateway.lan.live import encode, sse_frame
 from gateway.lan.metrics import output_status
 from gateway.lan.params import ApiError, bad, choice, integer, time_range, timestamp
-from gateway.lan.streaming import BATCH_ROWS, stream_csv, stream_json
-from gateway.model import Command, Event, utc_now
+from gateway.lan.shapes import display_json, event_json, profile_row_json, register_json
+from gateway.lan.streaming import paged_events, series_csv, stream_csv, stream_json
+from gateway.model import Command, utc_now
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
     from gateway.lan.server import LanServer
 
-__all__ = ["API_PATH", "DEFAULT_AUTO_LIST", "DEFAULT_MANUAL_LIST", "Api", "register_json"]
+__all__ = ["API_PATH", "Api"]
 
 API_PATH = "/api/v1"
-# The 382L's factory auto-scroll list as the page shows it until the engine models a display.
-DEFAULT_AUTO_LIST = (
-    "1-0:1.8.0",
-    "1-0:2.8.0",
-    "1-0:1.7.0",
-    "1-0:32.7.0",
-    "1-0:52.7.0",
-    "1-0:72.7.0",
-)
-DEFAULT_MANUAL_LIST = (
-    *DEFAULT_AUTO_LIST,
-    *(f"1-0:1.8.{t}" for t in range(1, 5)),
-    "1-0:3.8.0",
-    "1-0:4.8.0",
-    "1-0:2.7.0",
-    "1-0:1.6.0",
-    "1-0:31.7.0",
-    "1-0:51.7.0",
-    "1-0:71.7.0",
-    "1-0:14.7.0",
-    "1-0:13.7.0",
-    "0-0:96.14.0",
-)
-# Datasheet, Display: 10 s per reading in auto scroll; 2 min after the last push back to auto.
-AUTO_SCROLL_S = 10.0
-MANUAL_TIMEOUT_S = 120.0
 PROFILE_INTERVALS_S = (300, 900, 1800, 3600)
 DEFAULT_PROFILE_INTERVAL_S = 900
 EVENTS_PAGE_MAX = 1000
@@ -63,28 +36,6 @@ BILLING_PAGE_MAX = 1000
 # A stream with nothing to say sends a comment this often so proxies keep it open.
 KEEPALIVE_S = 15.0
 _COMMAND_STATUS = {"unknown_meter": 404, "unknown_command": 404, "bad_argument": 400}
-
-
-def register_json(register: Register, *, describe: bool = False) -> dict[str, Any]:
-    """A register as the API and the live stream show it."""
-    data: dict[str, Any] = {"value": register.value, "unit": register.unit, "at": register.at}
-    if describe:
-        quantity = obis.describe(register.obis)
-        data["name"] = quantity.name if quantity else None
-        data["label"] = quantity.label if quantity else None
-    return data
-
-
-def event_json(event_id: int, event: Event) -> dict[str, Any]:
-    """An event log entry."""
-    return {
-        "id": event_id,
-        "meter": event.meter,
-        "at": event.at,
-        "kind": event.kind,
-        "detail": event.detail,
-        "data": dict(event.data),
-    }
 
 
 class Api:
@@ -234,7 +185,7 @@ class Api:
             raise bad("until", "must be after since")
         store = self.gateway.store
         if fmt == "csv":
-            rows = _paged_events(
+            rows = paged_events(
                 store, meter=meter, kind=kind, since=since, until=until, after_id=after_id
             )
             return await stream_csv(
@@ -335,7 +286,7 @@ class Api:
             iter(source(engine.meter_id, interval, span.since, span.until)) if source else iter(())
         )
         if fmt == "csv":
-            return await _series_csv(
+            return await series_csv(
                 request, f"{engine.meter_id}-profile-{interval}s.csv", rows, zone, flags=True
             )
         head = {
@@ -358,7 +309,7 @@ class Api:
             iter(source(engine.meter_id, span.since, span.until)) if source else iter(())
         )
         if fmt == "csv":
-            return await _series_csv(
+            return await series_csv(
                 request, f"{engine.meter_id}-analysis.csv", rows, zone, flags=False
             )
         head = {"meter": engine.meter_id, "since": span.since, "until": span.until}
@@ -547,87 +498,3 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_body", "the body must be a JSON object")
     return body
-
-
-def _paged_events(
-    store: Any,
-    *,
-    meter: str | None,
-    kind: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    after_id: int,
-) -> Iterator[tuple[int, Event]]:
-    while True:
-        page: list[tuple[int, Event]] = store.events(
-            meter, kind=kind, since=since, until=until, limit=BATCH_ROWS, after_id=after_id
-        )
-        yield from page
-        if len(page) < BATCH_ROWS:
-            return
-        after_id = page[-1][0]
-
-
-async def _series_csv(
-    request: web.Request,
-    filename: str,
-    rows: Iterator[Any],
-    zone: Any,
-    *,
-    flags: bool,
-) -> web.StreamResponse:
-    """Intervals as CSV: start and end in UTC, local start, one column per value of the first
-    row (a meter's channels do not change within a range), and the status flags."""
-    first = next(rows, None)
-    columns: list[str] = list(first.values) if first is not None else []
-    header = ["start", "end", "local_start", *columns, *(["flags"] if flags else [])]
-    everything = itertools.chain([first] if first is not None else [], rows)
-
-    def line(row: Any) -> list[Any]:
-        cells = [row.start, row.end, row.start.astimezone(zone), *map(row.values.get, columns)]
-        return [*cells, "|".join(_flag_names(row.flags))] if flags else cells
-
-    return await stream_csv(request, filename, header, map(line, everything))
-
-
-def profile_row_json(row: Any) -> dict[str, Any]:
-    """A load-profile interval: energy per OBIS channel in [start, end) and its status."""
-    return {
-        "start": row.start,
-        "end": row.end,
-        "values": row.values,
-        "flags": int(row.flags),
-        "status": _flag_names(row.flags),
-    }
-
-
-def _flag_names(flags: Any) -> list[str]:
-    if isinstance(flags, enum.Flag):
-        return [str(f.name).lower() for f in type(flags) if f.value and f in flags]
-    return []
-
-
-def display_json(engine: MeterEngine, now: datetime) -> dict[str, Any]:
-    """Display lists, timing and state, from the engine's model when it has one."""
-    model = getattr(engine, "display", None)
-    state_of = getattr(engine, "display_state", None)
-    settings = getattr(model, "settings", None)
-    auto: tuple[str, ...] = tuple(getattr(model, "auto", DEFAULT_AUTO_LIST))
-    manual: tuple[str, ...] = tuple(getattr(model, "manual", DEFAULT_MANUAL_LIST))
-    manual_list = getattr(model, "manual_list", None)
-    active_tariff = getattr(engine, "active_tariff", None)
-    if callable(manual_list) and callable(active_tariff):
-        manual = tuple(manual_list(active_tariff(now)))
-    return {
-        "meter": engine.meter_id,
-        "source": "engine" if model is not None else "default",
-        "auto": list(auto),
-        "manual": list(manual),
-        "battery": list(getattr(model, "battery", ())),
-        "scroll_s": float(getattr(settings, "scroll_s", AUTO_SCROLL_S)),
-        "manual_timeout_s": float(getattr(settings, "manual_timeout_s", MANUAL_TIMEOUT_S)),
-        "state": state_of(now) if callable(state_of) else None,
-        "labels": {
-            code: (q.label if (q := obis.describe(code)) else code) for code in (*auto, *manual)
-        },
-    }

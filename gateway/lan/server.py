@@ -19,9 +19,10 @@ from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import ConfigError
 from gateway.lan import metrics
 from gateway.lan.announce import ZeroconfAnnouncer, txt_properties
-from gateway.lan.api import API_PATH, Api, event_json, profile_row_json, register_json
+from gateway.lan.api import API_PATH, Api
 from gateway.lan.live import LiveHub, encode
 from gateway.lan.params import ApiError
+from gateway.lan.shapes import event_json, profile_row_json, register_json
 from gateway.model import Event, utc_now
 
 if TYPE_CHECKING:

@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from itertools import islice
 from typing import Any
 
 from aiohttp import web
 
 from gateway.lan.live import encode
+from gateway.lan.shapes import flag_names
+from gateway.model import Event
 
-__all__ = ["BATCH_ROWS", "cell", "stream_csv", "stream_json"]
+__all__ = ["BATCH_ROWS", "cell", "paged_events", "series_csv", "stream_csv", "stream_json"]
 
 # Rows per write: large enough to amortise the write call, small enough to stay a few 100 kB.
 BATCH_ROWS = 500
@@ -38,7 +40,7 @@ async def stream_json(
     # One row per line: still one JSON document, and `curl | head` or a line reader works.
     await response.write(encode(head)[:-1] + b',"' + key.encode() + b'":[\n')
     first = True
-    while batch := list(islice(rows, BATCH_ROWS)):
+    while batch := list(itertools.islice(rows, BATCH_ROWS)):
         chunk = b",\n".join(encode(row_json(row)) for row in batch)
         await response.write(chunk if first else b",\n" + chunk)
         first = False
@@ -67,7 +69,7 @@ async def stream_csv(
     writer.writerow(header)
     iterator = iter(rows)
     while True:
-        batch = list(islice(iterator, BATCH_ROWS))
+        batch = list(itertools.islice(iterator, BATCH_ROWS))
         writer.writerows([cell(value) for value in row] for row in batch)
         if buffer.tell():
             await response.write(buffer.getvalue().encode())
@@ -91,3 +93,44 @@ def cell(value: Any) -> str:
     if isinstance(value, Decimal | int | str):
         return str(value)
     return encode(value).decode()
+
+
+def paged_events(
+    store: Any,
+    *,
+    meter: str | None,
+    kind: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after_id: int,
+) -> Iterator[tuple[int, Event]]:
+    while True:
+        page: list[tuple[int, Event]] = store.events(
+            meter, kind=kind, since=since, until=until, limit=BATCH_ROWS, after_id=after_id
+        )
+        yield from page
+        if len(page) < BATCH_ROWS:
+            return
+        after_id = page[-1][0]
+
+
+async def series_csv(
+    request: web.Request,
+    filename: str,
+    rows: Iterator[Any],
+    zone: Any,
+    *,
+    flags: bool,
+) -> web.StreamResponse:
+    """Intervals as CSV: start and end in UTC, local start, one column per value of the first
+    row (a meter's channels do not change within a range), and the status flags."""
+    first = next(rows, None)
+    columns: list[str] = list(first.values) if first is not None else []
+    header = ["start", "end", "local_start", *columns, *(["flags"] if flags else [])]
+    everything = itertools.chain([first] if first is not None else [], rows)
+
+    def line(row: Any) -> list[Any]:
+        cells = [row.start, row.end, row.start.astimezone(zone), *map(row.values.get, columns)]
+        return [*cells, "|".join(flag_names(row.flags))] if flags else cells
+
+    return await stream_csv(request, filename, header, map(line, everything))
