@@ -8,25 +8,29 @@ Energy is Decimal kWh end to end: tariff splits and profile intervals add up exa
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway import obis
-from gateway.engine.breaker import Action, Breaker
-from gateway.engine.clock import (
-    ENERGY_STEP,
-    floor_to_period,
-    interpolate,
-    next_debiting_stop,
-    period_ends,
+from gateway.engine.book import (
+    A_MINUS,
+    A_PLUS,
+    ACTIVE_TARIFF,
+    BREAKER_FEEDBACK,
+    HOUR_COUNTER,
+    QUADRANT,
+    TARIFF_SPLIT,
 )
+from gateway.engine.breaker import Breaker
+from gateway.engine.clock import ENERGY_STEP
 from gateway.engine.display import Display
+from gateway.engine.intervals import Intervals
 from gateway.engine.monitor import SupplyMonitor
 from gateway.engine.prepayment import Prepayment
-from gateway.engine.records import AnalysisRow, BillingRecord, ProfileFlag, ProfileRow
+from gateway.engine.protection import Protection
+from gateway.engine.records import ProfileFlag, Register, Update
 from gateway.engine.settings import EngineSettings
 from gateway.engine.state import EngineState
 from gateway.engine.tariff import TariffSchedule
@@ -34,59 +38,6 @@ from gateway.errors import CommandError
 from gateway.model import Event, Sample, Value
 
 __all__ = ["MeterEngine", "Register", "Update"]
-
-A_PLUS, A_MINUS, R_PLUS, R_MINUS = "1-0:1.8.0", "1-0:2.8.0", "1-0:3.8.0", "1-0:4.8.0"
-TARIFF_SPLIT = {A_PLUS: "1-0:1.8.", R_PLUS: "1-0:3.8."}  # the 382L keeps A+ and R+ per tariff
-ACTIVE_TARIFF = "0-0:96.14.0"
-PEAK, PEAK_ACCUMULATED = "1-0:1.6.0", "1-0:1.2.0"
-HOUR_COUNTER = "0-0:96.8.0"
-DEBITING_COUNT = "0-0:0.1.0"
-THRESHOLD_COUNT = "power_threshold_counter"
-PULSE_INPUT = "pulse_input"
-QUADRANT = "quadrant"
-BREAKER_STATE = "breaker_state"
-BREAKER_ACTUATOR = "breaker_actuator"
-BREAKER_FEEDBACK = "breaker_feedback"
-CREDIT = "credit"
-PROFILE_CHANNELS = {
-    "A+": (A_PLUS,),
-    "A+A-": (A_PLUS, A_MINUS),
-    "A+A-R+R-": (A_PLUS, A_MINUS, R_PLUS, R_MINUS),
-}
-_KW_PER_KWH_PER_HOUR = Decimal(1000)  # kWh over hours -> W
-
-
-@dataclass(frozen=True, slots=True)
-class Register:
-    """A value the meter holds, with the time the meter measured it."""
-
-    obis: str
-    value: Value
-    unit: str | None
-    at: datetime
-
-
-@dataclass(slots=True)
-class Update:
-    """What one call into the engine changed."""
-
-    meter: str
-    registers: dict[str, Register] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
-    profile: list[ProfileRow] = field(default_factory=list)
-    analysis: list[AnalysisRow] = field(default_factory=list)
-    billing: list[BillingRecord] = field(default_factory=list)
-    actions: list[Action] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.registers
-            or self.events
-            or self.profile
-            or self.analysis
-            or self.billing
-            or self.actions
-        )
 
 
 class MeterEngine:
@@ -116,6 +67,8 @@ class MeterEngine:
             self.zone,
             self.tariffs.is_holiday,
         )
+        self.intervals = Intervals(self)
+        self.protection = Protection(self)
         lists = self.state.display_lists
         self.display = Display(
             self.settings.display,
@@ -167,7 +120,7 @@ class MeterEngine:
         if clock_back:
             assert state.last_at is not None
             update.events.append(
-                self._event(
+                self.event(
                     at,
                     "clock_adjusted",
                     f"meter time went back from {state.last_at.isoformat()} to {at.isoformat()}",
@@ -180,28 +133,28 @@ class MeterEngine:
             if reported is not None and 1 <= reported <= 4:
                 state.external_tariff = reported
         cumulative = self._accept_cumulative(sample, values, update)
-        tariff_registers_before = {t: self._decimal_register(f"1-0:1.8.{t}") for t in range(1, 5)}
+        tariff_registers_before = {t: self.decimal(f"1-0:1.8.{t}") for t in range(1, 5)}
         for code, (value, unit) in values.items():
             if code not in cumulative and not obis.is_cumulative(code):
-                self._set(update, code, value, unit, at)
+                self.put(update, code, value, unit, at)
                 if code.startswith("alarm"):
                     update.events += self._alarm(at, code, value)
         self._split_tariffs(at, cumulative, values, update, tariff_before)
         for code, (value, unit) in cumulative.items():
-            self._set(update, code, value, unit, at)
+            self.put(update, code, value, unit, at)
         if clock_back:
             state.next_debiting = None
-            self._start_intervals(at, ProfileFlag.CLOCK_ADJUSTED | ProfileFlag.PARTIAL)
+            self.intervals.start(at, ProfileFlag.CLOCK_ADJUSTED | ProfileFlag.PARTIAL)
         elif state.last_at is None:
-            self._start_intervals(at)
+            self.intervals.start(at)
         elif at > state.last_at:
-            self._cross_boundaries(at, update)
+            self.intervals.cross(at, update)
             gap = (at - state.last_at).total_seconds()
             if gap <= self.settings.limits.max_sample_gap_s:
                 state.operating_s += gap
                 hours = (Decimal(state.operating_s) / 3600).quantize(Decimal("0.01"), ROUND_FLOOR)
-                self._set(update, HOUR_COUNTER, hours, "h", at)
-        self._accumulate_analysis(values)
+                self.put(update, HOUR_COUNTER, hours, "h", at)
+        self.intervals.accumulate(values)
         monitor_events = self.monitor.check(at, {code: v for code, (v, _) in values.items()})
         update.events += monitor_events
         if self.settings.prepayment.enabled:
@@ -209,16 +162,16 @@ class MeterEngine:
                 t: after - before
                 for t in range(1, 5)
                 if (before := tariff_registers_before[t]) is not None
-                and (after := self._decimal_register(f"1-0:1.8.{t}")) is not None
+                and (after := self.decimal(f"1-0:1.8.{t}")) is not None
                 and after > before
             }
             update.events += self.prepayment.consume(spent, at)
-        self._protect(at, values, monitor_events, update)
+        self.protection.observe(at, values, monitor_events, update)
         if BREAKER_FEEDBACK in values:
             update.events += self.breaker.feedback(str(values[BREAKER_FEEDBACK][0]), at)
         self._set_quadrant(at, update)
-        self._set(update, ACTIVE_TARIFF, self.active_tariff(at), None, at)
-        self._publish_breaker(at, update)
+        self.put(update, ACTIVE_TARIFF, self.active_tariff(at), None, at)
+        self.protection.publish(at, update)
         state.last_at = at
         state.last = {
             code: reg.value
@@ -238,10 +191,12 @@ class MeterEngine:
             and (now - state.last_at).total_seconds() <= self.settings.limits.max_sample_gap_s
         ):
             # The meter was talking until just before the stop: its registers are current.
-            self._debiting_stop(state.next_debiting, dict(state.last), update, estimated=False)
+            self.intervals.debiting_stop(
+                state.next_debiting, dict(state.last), update, estimated=False
+            )
         update.events += self.breaker.tick(now)
-        self._prepayment_breaker(now, update)
-        self._publish_breaker(now, update)
+        self.protection.enforce_prepayment(now, update)
+        self.protection.publish(now, update)
         return update
 
     # commands ----------------------------------------------------------------------------------
@@ -253,7 +208,9 @@ class MeterEngine:
         update = Update(self.meter_id)
         tariff = self.active_tariff(now)
         if name == "debiting_stop":
-            record = self._debiting_stop(now, dict(self.state.last), update, estimated=False)
+            record = self.intervals.debiting_stop(
+                now, dict(self.state.last), update, estimated=False
+            )
             return update, {"number": record.number, "at": record.at.isoformat()}
         if name == "set_tariff":
             if self.settings.tariff.source != "command":
@@ -264,7 +221,7 @@ class MeterEngine:
             if value is None or not 1 <= value <= 4:
                 raise CommandError("bad_argument", "`tariff` must be an integer 1..4")
             self.state.external_tariff = value
-            self._set(update, ACTIVE_TARIFF, value, None, now)
+            self.put(update, ACTIVE_TARIFF, value, None, now)
             return update, {"tariff": value}
         if name == "display_push":
             self.display.push(now, tariff)
@@ -277,22 +234,22 @@ class MeterEngine:
             return update, {"list": args.get("list"), "readings": codes}
         if name in ("disconnect", "reconnect", "arm"):
             events, actions = self.breaker.remote(name, now)
-            return self._breaker_result(now, update, events, actions)
+            return self.protection.result(now, update, events, actions)
         if name == "button":
             events, actions = self.breaker.button(now)
-            return self._breaker_result(now, update, events, actions)
+            return self.protection.result(now, update, events, actions)
         if name == "top_up":
             events, balance = self.prepayment.top_up(args, now)
             update.events += events
-            self._prepayment_breaker(now, update)
-            self._publish_breaker(now, update)
+            self.protection.enforce_prepayment(now, update)
+            self.protection.publish(now, update)
             return update, {"balance": str(balance), "unit": self.settings.prepayment.unit}
         if name == "set_limits":
-            return update, self._set_limits(args)
+            return update, self.protection.set_limits(args)
         if name == "accept_registers":
             self.state.rebase = True
             update.events.append(
-                self._event(now, "registers_rebased", "the next readings are accepted as they come")
+                self.event(now, "registers_rebased", "the next readings are accepted as they come")
             )
             return update, {"accepting": True}
         raise CommandError("unknown_command", f"no engine command {name!r}")
@@ -316,133 +273,6 @@ class MeterEngine:
         return self.display.state(
             now, self._registers, tariff=self.active_tariff(now), powered=powered
         )
-
-    # internals: breaker and prepayment --------------------------------------------------------
-
-    def _protect(
-        self,
-        at: datetime,
-        values: Mapping[str, tuple[Value, str | None]],
-        monitor_events: list[Event],
-        update: Update,
-    ) -> None:
-        """Smart disconnect (load, loss of neutral) and prepayment drive the breaker."""
-        smart = self.settings.breaker.smart_disconnect
-        if not self.settings.breaker.enabled:
-            return
-        for event in monitor_events:
-            if event.kind == "loss_of_neutral" and smart.on_loss_of_neutral:
-                self._apply_breaker(update, *self.breaker.trip("neutral", at))
-            elif event.kind == "loss_of_neutral_cleared":
-                self._apply_breaker(
-                    update, *self.breaker.clear("neutral", at, reconnect=smart.reconnect)
-                )
-        if smart.enabled:
-            self._smart_disconnect(at, values, update)
-        self._prepayment_breaker(at, update)
-
-    def _smart_disconnect(
-        self, at: datetime, values: Mapping[str, tuple[Value, str | None]], update: Update
-    ) -> None:
-        smart, state = self.settings.breaker.smart_disconnect, self.state.breaker
-        overrides = self.state.limit_overrides
-        power_limit = overrides.get("power_w", smart.power_w)
-        current_limit = overrides.get("current_a", smart.current_a)
-        duration = overrides.get("duration_s", smart.duration_s)
-
-        def number(code: str) -> float | None:
-            entry = values.get(code)
-            return None if entry is None or isinstance(entry[0], str) else float(entry[0])
-
-        power = number("1-0:1.7.0")
-        phase_codes = ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")
-        currents = [c for code in phase_codes if (c := number(code)) is not None]
-        if power is None and not currents:
-            return
-        over = (power_limit is not None and power is not None and power > power_limit) or (
-            current_limit is not None and bool(currents) and max(currents) > current_limit
-        )
-        if over:
-            state.under_limit_since = None
-            state.over_limit_since = state.over_limit_since or at
-            if (at - state.over_limit_since).total_seconds() >= duration:
-                self._apply_breaker(update, *self.breaker.trip("smart", at))
-            return
-        state.over_limit_since = None
-        if "smart" not in state.causes:
-            return
-        state.under_limit_since = state.under_limit_since or at
-        waited = (at - state.under_limit_since).total_seconds()
-        if smart.reconnect == "button" or waited >= smart.reconnect_after_s:
-            self._apply_breaker(update, *self.breaker.clear("smart", at, reconnect=smart.reconnect))
-
-    def _prepayment_breaker(self, now: datetime, update: Update) -> None:
-        if not self.settings.prepayment.enabled:
-            return
-        prepaid, state = self.prepayment, self.state.prepayment
-        held = "prepayment" in self.state.breaker.causes
-        if prepaid.exhausted and not held:
-            if prepaid.friendly(now):
-                if not state.deferred:
-                    state.deferred = True
-                    update.events.append(
-                        self._event(
-                            now,
-                            "disconnect_deferred",
-                            "no credit left; friendly hours keep the power on until they end",
-                        )
-                    )
-                return
-            state.deferred = False
-            self._apply_breaker(update, *self.breaker.trip("prepayment", now))
-        elif held and not prepaid.exhausted:
-            reconnect = self.settings.prepayment.reconnect
-            self._apply_breaker(update, *self.breaker.clear("prepayment", now, reconnect=reconnect))
-
-    def _breaker_result(
-        self, now: datetime, update: Update, events: list[Event], actions: list[Action]
-    ) -> tuple[Update, dict[str, Any]]:
-        self._apply_breaker(update, events, actions)
-        self._publish_breaker(now, update)
-        state = self.state.breaker
-        return update, {
-            "state": state.state,
-            "causes": list(state.causes),
-            "actuator": state.actuator,
-        }
-
-    def _apply_breaker(self, update: Update, events: list[Event], actions: list[Action]) -> None:
-        update.events += events
-        update.actions += actions
-
-    def _publish_breaker(self, at: datetime, update: Update) -> None:
-        if self.settings.breaker.enabled:
-            self._set(update, BREAKER_STATE, self.state.breaker.state, None, at)
-            self._set(update, BREAKER_ACTUATOR, self.state.breaker.actuator, None, at)
-        if self.settings.prepayment.enabled:
-            unit = self.settings.prepayment.unit
-            self._set(update, CREDIT, self.state.prepayment.balance, unit, at)
-
-    def _set_limits(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        allowed = {"power_w", "current_a", "duration_s"}
-        unknown = set(args) - allowed
-        if unknown or not args:
-            raise CommandError(
-                "bad_argument", f"set_limits takes {', '.join(sorted(allowed))}; got {sorted(args)}"
-            )
-        overrides: dict[str, float] = {}
-        for key, raw in args.items():
-            if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
-                raise CommandError("bad_argument", f"`{key}` must be a positive number")
-            overrides[key] = float(raw)
-        self.state.limit_overrides.update(overrides)
-        return dict(self.state.limit_overrides)
-
-    def _decimal_register(self, code: str) -> Decimal | None:
-        register = self._registers.get(code)
-        if register is None or isinstance(register.value, str):
-            return None
-        return Decimal(register.value)
 
     # internals: registers ----------------------------------------------------------------------
 
@@ -481,7 +311,7 @@ class MeterEngine:
             if state.rejecting.get(code) != kind:  # once per episode, not once per telegram
                 state.rejecting[code] = kind
                 update.events.append(
-                    self._event(
+                    self.event(
                         sample.at,
                         kind,
                         f"{detail} (from {sample.source}); kept {previous.value}"
@@ -502,7 +332,14 @@ class MeterEngine:
         most_kwh = Decimal(self.settings.limits.max_power_w / 1000 * hours) + 2 * ENERGY_STEP
         return Decimal(value) - Decimal(previous.value) > most_kwh
 
-    def _set(self, update: Update, code: str, value: Value, unit: str | None, at: datetime) -> None:
+    def decimal(self, code: str) -> Decimal | None:
+        """A numeric register as Decimal, or None."""
+        register = self._registers.get(code)
+        if register is None or isinstance(register.value, str):
+            return None
+        return Decimal(register.value)
+
+    def put(self, update: Update, code: str, value: Value, unit: str | None, at: datetime) -> None:
         previous = self._registers.get(code)
         if previous is not None and previous.value == value and previous.unit == unit:
             return
@@ -529,7 +366,7 @@ class MeterEngine:
             if previous is None or isinstance(previous.value, str):
                 for tariff in range(1, 5):
                     if f"{prefix}{tariff}" not in self._registers:
-                        self._set(update, f"{prefix}{tariff}", Decimal("0.000"), unit, at)
+                        self.put(update, f"{prefix}{tariff}", Decimal("0.000"), unit, at)
                 continue
             delta = new_total - Decimal(previous.value)
             if delta <= 0:
@@ -542,7 +379,7 @@ class MeterEngine:
                     if current and not isinstance(current.value, str)
                     else Decimal(0)
                 )
-                self._set(update, code, base + share, unit, at)
+                self.put(update, code, base + share, unit, at)
 
     def _tariff_shares(
         self, delta: Decimal, at: datetime, tariff_before: int
@@ -587,7 +424,7 @@ class MeterEngine:
         p = number("1-0:1.7.0") - number("1-0:2.7.0")
         q = number("1-0:3.7.0") - number("1-0:4.7.0")
         quadrant = (1 if q >= 0 else 4) if p >= 0 else (2 if q >= 0 else 3)
-        self._set(update, QUADRANT, quadrant, None, at)
+        self.put(update, QUADRANT, quadrant, None, at)
 
     def _alarm(self, at: datetime, code: str, value: Value) -> list[Event]:
         previous = self.state.last.get(code)
@@ -595,224 +432,10 @@ class MeterEngine:
         if previous is not None and bool(previous) == raised:
             return []
         kind = "meter_alarm" if raised else "meter_alarm_cleared"
-        return [self._event(at, kind, f"the meter reports {code} = {value}", alarm=code)]
+        return [self.event(at, kind, f"the meter reports {code} = {value}", alarm=code)]
 
-    def _event(self, at: datetime, kind: str, detail: str, **data: Any) -> Event:
+    def event(self, at: datetime, kind: str, detail: str, **data: Any) -> Event:
         return Event(self.meter_id, at, kind, detail, data)
-
-    # internals: intervals ----------------------------------------------------------------------
-
-    def _start_intervals(self, at: datetime, flags: ProfileFlag = ProfileFlag.PARTIAL) -> None:
-        state, zone = self.state, self.zone
-        state.demand_start = floor_to_period(at, self.settings.demand.period_min, zone)
-        # A period is whole only if the meter was read at its very start.
-        state.demand_energy = (
-            self._channel_values().get(A_PLUS) if at == state.demand_start else None
-        )
-        state.demand_tariff = self.active_tariff(at)
-        state.profile_start = floor_to_period(at, self.settings.profile.interval_min, zone)
-        state.profile_values = self._channel_values()
-        whole = at == state.profile_start and flags == ProfileFlag.PARTIAL
-        state.profile_flags = 0 if whole else int(flags)
-        state.analysis_start = floor_to_period(at, self.settings.analysis.interval_min, zone)
-        state.analysis_sums, state.analysis_counts = {}, {}
-        if self.settings.debiting.period == "monthly" and state.next_debiting is None:
-            state.next_debiting = next_debiting_stop(
-                at, self.settings.debiting.day, self.settings.debiting.hour, zone
-            )
-
-    def _channel_values(self) -> dict[str, Decimal]:
-        channels = PROFILE_CHANNELS[self.settings.profile.channels]
-        return {
-            code: Decimal(self._registers[code].value)
-            for code in channels
-            if code in self._registers and not isinstance(self._registers[code].value, str)
-        }
-
-    def _cross_boundaries(self, at: datetime, update: Update) -> None:
-        """Close every demand period, profile and analysis interval and debiting period that
-        ended between the previous sample and this one, at values interpolated to the end."""
-        state, zone, settings = self.state, self.zone, self.settings
-        start = state.last_at
-        assert start is not None
-        gap = (at - start).total_seconds() > settings.limits.max_sample_gap_s
-        before = state.last
-        after = {
-            code: Decimal(reg.value)
-            for code, reg in self._registers.items()
-            if isinstance(reg.value, Decimal) and obis.is_cumulative(code)
-        }
-        boundaries: list[tuple[datetime, int, str]] = []
-        for end in period_ends(start, at, settings.profile.interval_min, zone):
-            boundaries.append((end, 0, "profile"))
-        for end in period_ends(start, at, settings.demand.period_min, zone):
-            boundaries.append((end, 1, "demand"))
-        if settings.analysis.enabled:
-            for end in period_ends(start, at, settings.analysis.interval_min, zone):
-                boundaries.append((end, 2, "analysis"))
-        while state.next_debiting is not None and state.next_debiting <= at:
-            boundaries.append((state.next_debiting, 3, "debiting"))
-            state.next_debiting = next_debiting_stop(
-                state.next_debiting, settings.debiting.day, settings.debiting.hour, zone
-            )
-        for boundary, _, kind in sorted(boundaries):
-
-            def value_at(code: str, boundary: datetime = boundary) -> Decimal | None:
-                if code not in after:
-                    return None
-                return interpolate(boundary, start, before.get(code, after[code]), at, after[code])
-
-            if kind == "profile":
-                self._close_profile(boundary, value_at, gap, update)
-            elif kind == "demand":
-                self._close_demand(boundary, value_at(A_PLUS), gap, update)
-            elif kind == "analysis":
-                self._close_analysis(boundary, update)
-            else:
-                snapshot = {code: v for code in after if (v := value_at(code)) is not None}
-                self._debiting_stop(boundary, snapshot, update, estimated=gap)
-
-    def _close_profile(self, end: datetime, value_at: Any, gap: bool, update: Update) -> None:
-        state = self.state
-        flags = ProfileFlag(state.profile_flags)
-        if gap:
-            flags |= ProfileFlag.POWER_OUTAGE | ProfileFlag.ESTIMATED
-        values: dict[str, Decimal] = {}
-        new_start: dict[str, Decimal] = {}
-        for code in PROFILE_CHANNELS[self.settings.profile.channels]:
-            at_end = value_at(code)
-            if at_end is None:
-                continue
-            new_start[code] = at_end
-            if code in state.profile_values:
-                values[code] = at_end - state.profile_values[code]
-        if state.profile_start is not None and values:
-            update.profile.append(ProfileRow(state.profile_start, end, values, flags))
-        state.profile_start = end
-        state.profile_values = new_start
-        # The interval that starts inside a gap is itself partly estimated.
-        state.profile_flags = int(ProfileFlag.POWER_OUTAGE | ProfileFlag.ESTIMATED) if gap else 0
-
-    def _close_demand(
-        self, end: datetime, energy: Decimal | None, gap: bool, update: Update
-    ) -> None:
-        state, demand = self.state, self.settings.demand
-        if state.demand_energy is not None and energy is not None and not gap:
-            hours = Decimal(demand.period_min) / 60
-            watts = ((energy - state.demand_energy) * _KW_PER_KWH_PER_HOUR / hours).quantize(
-                Decimal("0.1"), rounding=ROUND_FLOOR
-            )
-            for code in (PEAK, f"1-0:1.6.{state.demand_tariff}"):
-                current = self._registers.get(code)
-                if current is None or isinstance(current.value, str) or watts > current.value:
-                    self._set(update, code, watts, "W", end)
-            if demand.power_threshold_w is not None and watts > Decimal(
-                str(demand.power_threshold_w)
-            ):
-                count = self._registers.get(THRESHOLD_COUNT)
-                total = (int(count.value) if count else 0) + 1
-                self._set(update, THRESHOLD_COUNT, total, None, end)
-                update.events.append(
-                    self._event(
-                        end,
-                        "power_threshold_exceeded",
-                        f"{watts} W averaged over {demand.period_min} min, above"
-                        f" {demand.power_threshold_w} W",
-                        demand_w=str(watts),
-                    )
-                )
-        state.demand_start = end
-        state.demand_energy = None if gap else energy
-        state.demand_tariff = self.active_tariff(end)
-
-    def _accumulate_analysis(self, values: Mapping[str, tuple[Value, str | None]]) -> None:
-        if not self.settings.analysis.enabled:
-            return
-        state = self.state
-        for code in self.settings.analysis.registers:
-            entry = values.get(obis.normalize(code))
-            if entry is None or isinstance(entry[0], str):
-                continue
-            state.analysis_sums[code] = state.analysis_sums.get(code, 0.0) + float(entry[0])
-            state.analysis_counts[code] = state.analysis_counts.get(code, 0) + 1
-
-    def _close_analysis(self, end: datetime, update: Update) -> None:
-        state = self.state
-        if state.analysis_start is not None and state.analysis_counts:
-            means = {
-                code: state.analysis_sums[code] / count
-                for code, count in state.analysis_counts.items()
-                if count
-            }
-            update.analysis.append(AnalysisRow(state.analysis_start, end, means))
-        state.analysis_start = end
-        state.analysis_sums, state.analysis_counts = {}, {}
-
-    def _debiting_stop(
-        self, at: datetime, energies: Mapping[str, Decimal], update: Update, *, estimated: bool
-    ) -> BillingRecord:
-        """Freeze the data sheet's list of values and start a new debiting period."""
-
-        def reg(code: str) -> Value | None:
-            register = self._registers.get(code)
-            return None if register is None else register.value
-
-        number = int(reg(DEBITING_COUNT) or 0) + 1
-        peak = Decimal(reg(PEAK) or 0)
-        accumulated = Decimal(reg(PEAK_ACCUMULATED) or 0) + peak
-        local = at.astimezone(self.zone)
-        values: dict[str, Any] = {}
-        for code in (
-            A_PLUS,
-            A_MINUS,
-            R_PLUS,
-            R_MINUS,
-            *(f"1-0:1.8.{t}" for t in range(1, 5)),
-            *(f"1-0:3.8.{t}" for t in range(1, 5)),
-        ):
-            if code in energies:
-                values[code] = energies[code]
-            elif (value := reg(code)) is not None:
-                values[code] = value
-        for code in (PEAK, *(f"1-0:1.6.{t}" for t in range(1, 5))):
-            register = self._registers.get(code)
-            if register is not None:
-                when = register.at.astimezone(self.zone)
-                values[code] = {
-                    "value": register.value,
-                    "date": when.date().isoformat(),
-                    "hour": when.strftime("%H:%M"),
-                    "at": register.at.isoformat(),
-                }
-        values.update(
-            {
-                PEAK_ACCUMULATED: accumulated,
-                "date": local.date().isoformat(),
-                "hour": local.strftime("%H:%M"),
-                HOUR_COUNTER: reg(HOUR_COUNTER) or Decimal(0),
-                DEBITING_COUNT: number,
-                THRESHOLD_COUNT: reg(THRESHOLD_COUNT) or 0,
-            }
-        )
-        if (pulses := reg(PULSE_INPUT)) is not None:
-            values[PULSE_INPUT] = pulses
-        record = BillingRecord(number, at, values, estimated)
-        update.billing.append(record)
-        self._set(update, DEBITING_COUNT, number, None, at)
-        self._set(update, PEAK_ACCUMULATED, accumulated, "W", at)
-        for code in (PEAK, *(f"1-0:1.6.{t}" for t in range(1, 5))):
-            if code in self._registers:
-                self._set(update, code, Decimal("0.0"), "W", at)
-        update.events.append(
-            self._event(
-                at,
-                "debiting_stop",
-                f"debiting period {number} closed",
-                number=number,
-                estimated=estimated,
-            )
-        )
-        return record
 
 
 def _canonical(code: str, value: Value, unit: str | None) -> tuple[Value, str | None]:

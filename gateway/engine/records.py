@@ -8,7 +8,10 @@ from decimal import Decimal
 from enum import IntFlag
 from typing import Any
 
-__all__ = ["AnalysisRow", "BillingRecord", "ProfileFlag", "ProfileRow"]
+from gateway.engine.breaker import Action
+from gateway.model import Event, Value
+
+__all__ = ["AnalysisRow", "BillingRecord", "ProfileFlag", "ProfileRow", "Register", "Update"]
 
 
 class ProfileFlag(IntFlag):
@@ -48,3 +51,36 @@ class BillingRecord:
     at: datetime
     values: dict[str, Any] = field(default_factory=dict)
     estimated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """A value the meter holds, with the time the meter measured it."""
+
+    obis: str
+    value: Value
+    unit: str | None
+    at: datetime
+
+
+@dataclass(slots=True)
+class Update:
+    """What one call into the engine changed."""
+
+    meter: str
+    registers: dict[str, Register] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    profile: list[ProfileRow] = field(default_factory=list)
+    analysis: list[AnalysisRow] = field(default_factory=list)
+    billing: list[BillingRecord] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.registers
+            or self.events
+            or self.profile
+            or self.analysis
+            or self.billing
+            or self.actions
+        )

@@ -1,0 +1,255 @@
+"""Everything that closes at a boundary of the meter's clock: demand periods (peak power),
+load-profile intervals, analysis-logger intervals and debiting periods (billing).
+
+Values at a boundary are interpolated between the samples around it (gateway/engine/clock.py),
+so intervals add up exactly to register differences, and a gap is filled and flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from gateway import obis
+from gateway.engine.book import (
+    A_MINUS,
+    A_PLUS,
+    DEBITING_COUNT,
+    HOUR_COUNTER,
+    PEAK,
+    PEAK_ACCUMULATED,
+    PROFILE_CHANNELS,
+    PULSE_INPUT,
+    R_MINUS,
+    R_PLUS,
+    THRESHOLD_COUNT,
+    Book,
+)
+from gateway.engine.clock import floor_to_period, interpolate, next_debiting_stop, period_ends
+from gateway.engine.records import AnalysisRow, BillingRecord, ProfileFlag, ProfileRow, Update
+from gateway.model import Value
+
+__all__ = ["Intervals"]
+
+_W_PER_KWH_PER_HOUR = Decimal(1000)
+
+
+class Intervals:
+    """Opens and closes the meter's periods; the engine calls it per sample."""
+
+    def __init__(self, meter: Book) -> None:
+        self._m = meter
+
+    def start(self, at: datetime, flags: ProfileFlag = ProfileFlag.PARTIAL) -> None:
+        state, zone = self._m.state, self._m.zone
+        state.demand_start = floor_to_period(at, self._m.settings.demand.period_min, zone)
+        # A period is whole only if the meter was read at its very start.
+        state.demand_energy = (
+            self._channel_values().get(A_PLUS) if at == state.demand_start else None
+        )
+        state.demand_tariff = self._m.active_tariff(at)
+        state.profile_start = floor_to_period(at, self._m.settings.profile.interval_min, zone)
+        state.profile_values = self._channel_values()
+        whole = at == state.profile_start and flags == ProfileFlag.PARTIAL
+        state.profile_flags = 0 if whole else int(flags)
+        state.analysis_start = floor_to_period(at, self._m.settings.analysis.interval_min, zone)
+        state.analysis_sums, state.analysis_counts = {}, {}
+        if self._m.settings.debiting.period == "monthly" and state.next_debiting is None:
+            state.next_debiting = next_debiting_stop(
+                at, self._m.settings.debiting.day, self._m.settings.debiting.hour, zone
+            )
+
+    def _channel_values(self) -> dict[str, Decimal]:
+        channels = PROFILE_CHANNELS[self._m.settings.profile.channels]
+        return {
+            code: Decimal(self._m.registers[code].value)
+            for code in channels
+            if code in self._m.registers and not isinstance(self._m.registers[code].value, str)
+        }
+
+    def cross(self, at: datetime, update: Update) -> None:
+        """Close every demand period, profile and analysis interval and debiting period that
+        ended between the previous sample and this one, at values interpolated to the end."""
+        state, zone, settings = self._m.state, self._m.zone, self._m.settings
+        start = state.last_at
+        assert start is not None
+        gap = (at - start).total_seconds() > settings.limits.max_sample_gap_s
+        before = state.last
+        after = {
+            code: Decimal(reg.value)
+            for code, reg in self._m.registers.items()
+            if isinstance(reg.value, Decimal) and obis.is_cumulative(code)
+        }
+        boundaries: list[tuple[datetime, int, str]] = []
+        for end in period_ends(start, at, settings.profile.interval_min, zone):
+            boundaries.append((end, 0, "profile"))
+        for end in period_ends(start, at, settings.demand.period_min, zone):
+            boundaries.append((end, 1, "demand"))
+        if settings.analysis.enabled:
+            for end in period_ends(start, at, settings.analysis.interval_min, zone):
+                boundaries.append((end, 2, "analysis"))
+        while state.next_debiting is not None and state.next_debiting <= at:
+            boundaries.append((state.next_debiting, 3, "debiting"))
+            state.next_debiting = next_debiting_stop(
+                state.next_debiting, settings.debiting.day, settings.debiting.hour, zone
+            )
+        for boundary, _, kind in sorted(boundaries):
+
+            def value_at(code: str, boundary: datetime = boundary) -> Decimal | None:
+                if code not in after:
+                    return None
+                return interpolate(boundary, start, before.get(code, after[code]), at, after[code])
+
+            if kind == "profile":
+                self._close_profile(boundary, value_at, gap, update)
+            elif kind == "demand":
+                self._close_demand(boundary, value_at(A_PLUS), gap, update)
+            elif kind == "analysis":
+                self._close_analysis(boundary, update)
+            else:
+                snapshot = {code: v for code in after if (v := value_at(code)) is not None}
+                self.debiting_stop(boundary, snapshot, update, estimated=gap)
+
+    def _close_profile(self, end: datetime, value_at: Any, gap: bool, update: Update) -> None:
+        state = self._m.state
+        flags = ProfileFlag(state.profile_flags)
+        if gap:
+            flags |= ProfileFlag.POWER_OUTAGE | ProfileFlag.ESTIMATED
+        values: dict[str, Decimal] = {}
+        new_start: dict[str, Decimal] = {}
+        for code in PROFILE_CHANNELS[self._m.settings.profile.channels]:
+            at_end = value_at(code)
+            if at_end is None:
+                continue
+            new_start[code] = at_end
+            if code in state.profile_values:
+                values[code] = at_end - state.profile_values[code]
+        if state.profile_start is not None and values:
+            update.profile.append(ProfileRow(state.profile_start, end, values, flags))
+        state.profile_start = end
+        state.profile_values = new_start
+        # The interval that starts inside a gap is itself partly estimated.
+        state.profile_flags = int(ProfileFlag.POWER_OUTAGE | ProfileFlag.ESTIMATED) if gap else 0
+
+    def _close_demand(
+        self, end: datetime, energy: Decimal | None, gap: bool, update: Update
+    ) -> None:
+        state, demand = self._m.state, self._m.settings.demand
+        if state.demand_energy is not None and energy is not None and not gap:
+            hours = Decimal(demand.period_min) / 60
+            watts = ((energy - state.demand_energy) * _W_PER_KWH_PER_HOUR / hours).quantize(
+                Decimal("0.1"), rounding=ROUND_FLOOR
+            )
+            for code in (PEAK, f"1-0:1.6.{state.demand_tariff}"):
+                current = self._m.registers.get(code)
+                if current is None or isinstance(current.value, str) or watts > current.value:
+                    self._m.put(update, code, watts, "W", end)
+            if demand.power_threshold_w is not None and watts > Decimal(
+                str(demand.power_threshold_w)
+            ):
+                count = self._m.registers.get(THRESHOLD_COUNT)
+                total = (int(count.value) if count else 0) + 1
+                self._m.put(update, THRESHOLD_COUNT, total, None, end)
+                update.events.append(
+                    self._m.event(
+                        end,
+                        "power_threshold_exceeded",
+                        f"{watts} W averaged over {demand.period_min} min, above"
+                        f" {demand.power_threshold_w} W",
+                        demand_w=str(watts),
+                    )
+                )
+        state.demand_start = end
+        state.demand_energy = None if gap else energy
+        state.demand_tariff = self._m.active_tariff(end)
+
+    def accumulate(self, values: Mapping[str, tuple[Value, str | None]]) -> None:
+        if not self._m.settings.analysis.enabled:
+            return
+        state = self._m.state
+        for code in self._m.settings.analysis.registers:
+            entry = values.get(obis.normalize(code))
+            if entry is None or isinstance(entry[0], str):
+                continue
+            state.analysis_sums[code] = state.analysis_sums.get(code, 0.0) + float(entry[0])
+            state.analysis_counts[code] = state.analysis_counts.get(code, 0) + 1
+
+    def _close_analysis(self, end: datetime, update: Update) -> None:
+        state = self._m.state
+        if state.analysis_start is not None and state.analysis_counts:
+            means = {
+                code: state.analysis_sums[code] / count
+                for code, count in state.analysis_counts.items()
+                if count
+            }
+            update.analysis.append(AnalysisRow(state.analysis_start, end, means))
+        state.analysis_start = end
+        state.analysis_sums, state.analysis_counts = {}, {}
+
+    def debiting_stop(
+        self, at: datetime, energies: Mapping[str, Decimal], update: Update, *, estimated: bool
+    ) -> BillingRecord:
+        """Freeze the data sheet's list of values and start a new debiting period."""
+
+        def reg(code: str) -> Value | None:
+            register = self._m.registers.get(code)
+            return None if register is None else register.value
+
+        number = int(reg(DEBITING_COUNT) or 0) + 1
+        peak = Decimal(reg(PEAK) or 0)
+        accumulated = Decimal(reg(PEAK_ACCUMULATED) or 0) + peak
+        local = at.astimezone(self._m.zone)
+        values: dict[str, Any] = {}
+        for code in (
+            A_PLUS,
+            A_MINUS,
+            R_PLUS,
+            R_MINUS,
+            *(f"1-0:1.8.{t}" for t in range(1, 5)),
+            *(f"1-0:3.8.{t}" for t in range(1, 5)),
+        ):
+            if code in energies:
+                values[code] = energies[code]
+            elif (value := reg(code)) is not None:
+                values[code] = value
+        for code in (PEAK, *(f"1-0:1.6.{t}" for t in range(1, 5))):
+            register = self._m.registers.get(code)
+            if register is not None:
+                when = register.at.astimezone(self._m.zone)
+                values[code] = {
+                    "value": register.value,
+                    "date": when.date().isoformat(),
+                    "hour": when.strftime("%H:%M"),
+                    "at": register.at.isoformat(),
+                }
+        values.update(
+            {
+                PEAK_ACCUMULATED: accumulated,
+                "date": local.date().isoformat(),
+                "hour": local.strftime("%H:%M"),
+                HOUR_COUNTER: reg(HOUR_COUNTER) or Decimal(0),
+                DEBITING_COUNT: number,
+                THRESHOLD_COUNT: reg(THRESHOLD_COUNT) or 0,
+            }
+        )
+        if (pulses := reg(PULSE_INPUT)) is not None:
+            values[PULSE_INPUT] = pulses
+        record = BillingRecord(number, at, values, estimated)
+        update.billing.append(record)
+        self._m.put(update, DEBITING_COUNT, number, None, at)
+        self._m.put(update, PEAK_ACCUMULATED, accumulated, "W", at)
+        for code in (PEAK, *(f"1-0:1.6.{t}" for t in range(1, 5))):
+            if code in self._m.registers:
+                self._m.put(update, code, Decimal("0.0"), "W", at)
+        update.events.append(
+            self._m.event(
+                at,
+                "debiting_stop",
+                f"debiting period {number} closed",
+                number=number,
+                estimated=estimated,
+            )
+        )
+        return record

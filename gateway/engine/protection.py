@@ -1,0 +1,144 @@
+"""The breaker's drivers: smart disconnect (load, loss of neutral) and prepayment.
+
+Glue between the pure breaker and prepayment machines and the meter's registers and events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from gateway.engine.book import BREAKER_ACTUATOR, BREAKER_STATE, CREDIT, Book
+from gateway.engine.breaker import Action
+from gateway.engine.records import Update
+from gateway.errors import CommandError
+from gateway.model import Event, Value
+
+__all__ = ["Protection"]
+
+
+class Protection:
+    """Drives the breaker from the meter's readings, prepayment and commands."""
+
+    def __init__(self, meter: Book) -> None:
+        self._m = meter
+
+    def observe(
+        self,
+        at: datetime,
+        values: Mapping[str, tuple[Value, str | None]],
+        monitor_events: list[Event],
+        update: Update,
+    ) -> None:
+        """Smart disconnect (load, loss of neutral) and prepayment drive the breaker."""
+        smart = self._m.settings.breaker.smart_disconnect
+        if not self._m.settings.breaker.enabled:
+            return
+        for event in monitor_events:
+            if event.kind == "loss_of_neutral" and smart.on_loss_of_neutral:
+                self._apply(update, *self._m.breaker.trip("neutral", at))
+            elif event.kind == "loss_of_neutral_cleared":
+                self._apply(
+                    update, *self._m.breaker.clear("neutral", at, reconnect=smart.reconnect)
+                )
+        if smart.enabled:
+            self._smart_disconnect(at, values, update)
+        self.enforce_prepayment(at, update)
+
+    def _smart_disconnect(
+        self, at: datetime, values: Mapping[str, tuple[Value, str | None]], update: Update
+    ) -> None:
+        smart, state = self._m.settings.breaker.smart_disconnect, self._m.state.breaker
+        overrides = self._m.state.limit_overrides
+        power_limit = overrides.get("power_w", smart.power_w)
+        current_limit = overrides.get("current_a", smart.current_a)
+        duration = overrides.get("duration_s", smart.duration_s)
+
+        def number(code: str) -> float | None:
+            entry = values.get(code)
+            return None if entry is None or isinstance(entry[0], str) else float(entry[0])
+
+        power = number("1-0:1.7.0")
+        phase_codes = ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")
+        currents = [c for code in phase_codes if (c := number(code)) is not None]
+        if power is None and not currents:
+            return
+        over = (power_limit is not None and power is not None and power > power_limit) or (
+            current_limit is not None and bool(currents) and max(currents) > current_limit
+        )
+        if over:
+            state.under_limit_since = None
+            state.over_limit_since = state.over_limit_since or at
+            if (at - state.over_limit_since).total_seconds() >= duration:
+                self._apply(update, *self._m.breaker.trip("smart", at))
+            return
+        state.over_limit_since = None
+        if "smart" not in state.causes:
+            return
+        state.under_limit_since = state.under_limit_since or at
+        waited = (at - state.under_limit_since).total_seconds()
+        if smart.reconnect == "button" or waited >= smart.reconnect_after_s:
+            self._apply(update, *self._m.breaker.clear("smart", at, reconnect=smart.reconnect))
+
+    def enforce_prepayment(self, now: datetime, update: Update) -> None:
+        if not self._m.settings.prepayment.enabled:
+            return
+        prepaid, state = self._m.prepayment, self._m.state.prepayment
+        held = "prepayment" in self._m.state.breaker.causes
+        if prepaid.exhausted and not held:
+            if prepaid.friendly(now):
+                if not state.deferred:
+                    state.deferred = True
+                    update.events.append(
+                        self._m.event(
+                            now,
+                            "disconnect_deferred",
+                            "no credit left; friendly hours keep the power on until they end",
+                        )
+                    )
+                return
+            state.deferred = False
+            self._apply(update, *self._m.breaker.trip("prepayment", now))
+        elif held and not prepaid.exhausted:
+            reconnect = self._m.settings.prepayment.reconnect
+            self._apply(update, *self._m.breaker.clear("prepayment", now, reconnect=reconnect))
+
+    def result(
+        self, now: datetime, update: Update, events: list[Event], actions: list[Action]
+    ) -> tuple[Update, dict[str, Any]]:
+        self._apply(update, events, actions)
+        self.publish(now, update)
+        state = self._m.state.breaker
+        return update, {
+            "state": state.state,
+            "causes": list(state.causes),
+            "actuator": state.actuator,
+        }
+
+    def _apply(self, update: Update, events: list[Event], actions: list[Action]) -> None:
+        update.events += events
+        update.actions += actions
+
+    def publish(self, at: datetime, update: Update) -> None:
+        if self._m.settings.breaker.enabled:
+            self._m.put(update, BREAKER_STATE, self._m.state.breaker.state, None, at)
+            self._m.put(update, BREAKER_ACTUATOR, self._m.state.breaker.actuator, None, at)
+        if self._m.settings.prepayment.enabled:
+            unit = self._m.settings.prepayment.unit
+            self._m.put(update, CREDIT, self._m.state.prepayment.balance, unit, at)
+
+    def set_limits(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        allowed = {"power_w", "current_a", "duration_s"}
+        unknown = set(args) - allowed
+        if unknown or not args:
+            raise CommandError(
+                "bad_argument", f"set_limits takes {', '.join(sorted(allowed))}; got {sorted(args)}"
+            )
+        overrides: dict[str, float] = {}
+        for key, raw in args.items():
+            if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+                raise CommandError("bad_argument", f"`{key}` must be a positive number")
+            overrides[key] = float(raw)
+        self._m.state.limit_overrides.update(overrides)
+        return dict(self._m.state.limit_overrides)
