@@ -1,0 +1,1 @@
+"""KMP over a link: the master session and its options."""

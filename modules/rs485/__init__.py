@@ -1,0 +1,1 @@
+"""The rs485 module."""
