@@ -24,6 +24,8 @@ ADAPTERS: dict[str, str] = {
     "optical": "modules.optical.adapter:OpticalAdapter",
     "p1": "modules.p1.adapter:P1Adapter",
     "zwave": "modules.zwave.adapter:ZwaveAdapter",
+    "relay": "modules.relay.adapter:RelayAdapter",
+    "mqtt_switch": "modules.mqtt_switch.adapter:MqttSwitchAdapter",
 }
 
 # Command-line tools that belong to one protocol: `meter-gateway <tool> ...` calls
