@@ -62,6 +62,10 @@ class Hub(Protocol):
         """Hand a raw frame to outputs that want it."""
         ...
 
+    async def execute(self, command: Command) -> Mapping[str, Any]:
+        """Carry out a command or raise CommandError saying why not."""
+        ...
+
 
 @dataclass(slots=True)
 class ModuleHealth:
@@ -144,3 +148,7 @@ class ModuleContext:
     def save_state(self, key: str, value: bytes) -> None:
         """Persist a blob for this module (learned formats, pulse counts, ...)."""
         self._hub.save_state(self.name, key, value)
+
+    async def execute(self, command: Command) -> Mapping[str, Any]:
+        """Run a gateway command (a local push button's ``button``); CommandError if refused."""
+        return await self._hub.execute(command)
