@@ -82,6 +82,10 @@ class MqttSection(_Section, frozen=True):
     # at the default persist_interval_s of 10 s.
     outbox_max_mb: float = 256.0
     outbox_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    # Commands on <base>/<meter>/set/# must carry an HMAC-SHA256 with this shared secret and a
+    # timestamp at most command_max_age_s old (gateway/signing.py); unset: unsigned commands.
+    command_secret_file: str | None = None
+    command_max_age_s: float = 30.0
 
 
 class HttpSection(_Section, frozen=True):
@@ -266,6 +270,7 @@ def _check(settings: Settings) -> None:
     for key, value in (
         ("mqtt.password_file", settings.mqtt.password_file),
         ("http.token_file", settings.http.token_file),
+        ("mqtt.command_secret_file", settings.mqtt.command_secret_file),
     ):
         if value is not None and not Path(value).is_file():
             raise ConfigError(f"no such file: {value}", path=key, file=source)
@@ -298,6 +303,7 @@ def _check_mqtt(settings: Settings) -> None:
     for key, number in (
         ("outbox_max_mb", mqtt.outbox_max_mb),
         ("availability_timeout_s", mqtt.availability_timeout_s),
+        ("command_max_age_s", mqtt.command_max_age_s),
     ):
         if not number > 0:
             raise ConfigError("must be greater than 0", path=f"mqtt.{key}", file=source)
