@@ -441,9 +441,11 @@ class Gateway:
             await asyncio.sleep(delay)
 
     async def _flush_loop(self) -> None:
-        interval = self.settings.gateway.persist_interval_s
         while True:
-            await asyncio.sleep(interval)
+            uptime = (utc_now() - self.started_at).total_seconds()
+            interval = self.settings.gateway.persist_interval_s
+            # A newcomer sees the store (and MQTT) move at once; then the SD card is spared.
+            await asyncio.sleep(min(interval, 1.0) if uptime < SUMMARY_WARMUP_S else interval)
             try:
                 self.flush()
             except Exception:

@@ -1,0 +1,48 @@
+"""The README's first command: `meter-gateway run` with no config shows a live meter at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from tests.support.processes import GATEWAY
+
+
+def a_plus(db: Path) -> str | None:
+    if not db.exists():
+        return None
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT value FROM registers WHERE meter = 'main' AND obis = '1-0:1.8.0'"
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def test_embedded_default_shows_values_changing_within_five_seconds(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [str(GATEWAY), "run"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        started = time.monotonic()
+        stored: set[str] = set()
+        while time.monotonic() - started < 5.0:
+            value = a_plus(tmp_path / "var" / "gateway.db")
+            if value is not None:
+                stored.add(value)
+            time.sleep(0.2)
+        assert len(stored) >= 2, f"the store did not move within 5 s: {stored}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, log = process.communicate(timeout=15)
+    assert process.returncode == 0, log
+    powers = re.findall(r"meter main: .*1-0:1\.7\.0 ([\d.]+) W", log)
+    assert len(set(powers)) >= 2, f"the log did not show the power changing:\n{log}"
