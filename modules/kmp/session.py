@@ -37,6 +37,14 @@ REQUEST_ATTEMPTS = 3
 CLOCK_RESOLUTION_S = 2.0
 
 
+_ANSWERS: dict[type, type] = {
+    kmp.GetRegisterRequest: kmp.GetRegisterResponse,
+    kmp.GetSerialNoRequest: kmp.GetSerialNoResponse,
+    kmp.GetTypeRequest: kmp.GetTypeResponse,
+    kmp.SetClockRequest: kmp.Ack,
+}
+
+
 class KmpMaster:
     """Sends KMP requests and returns the meter's checked replies."""
 
@@ -88,10 +96,15 @@ class KmpMaster:
                     return frame
 
     def _check(self, request: kmp.Message, answer: kmp.Message) -> None:
-        if isinstance(answer, kmp.Ack):
-            if isinstance(request, kmp.SetClockRequest):
-                return
-        elif getattr(answer, "cid", None) == getattr(request, "cid", None):
+        expected = _ANSWERS.get(type(request))
+        if expected is not None and isinstance(answer, expected):
+            return
+        if (
+            expected is None
+            and isinstance(answer, kmp.OtherMessage)
+            and not answer.to_meter
+            and answer.cid == getattr(request, "cid", None)
+        ):
             return
         raise FrameError(
             f"reply {type(answer).__name__} does not answer {type(request).__name__}",
