@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from gateway.adapter import ModuleContext
 from gateway.decoding import Decoded
-from gateway.errors import ConnectionLost, FrameError
+from gateway.errors import ConnectionLost, FrameError, TransportError
 from gateway.model import utc_now
 from gateway.transport import SerialSettings, open_link
 from modules.codecs.mbus import BROADCAST_ADDRESS, NETWORK_LAYER_ADDRESS, SecondaryAddress
@@ -53,6 +53,22 @@ class MbusAdapter:
 
     async def run(self, ctx: ModuleContext) -> None:
         """Open the bus, reset it, then poll each device at its interval until cancelled."""
+        devices = self.config.devices
+        start = asyncio.get_running_loop().time()
+        spread = FIRST_POLL_SPREAD_S / len(devices)
+        polls = [
+            _Poll(device, start + index * spread, ctx.load_state(_lost_key(device)) == b"1")
+            for index, device in enumerate(devices)
+        ]
+        try:
+            await self._serve(ctx, polls)
+        except TransportError as err:
+            # Without the port no meter can answer: each meter's log says so (once).
+            for poll in polls:
+                self._lost(ctx, poll, err)
+            raise
+
+    async def _serve(self, ctx: ModuleContext, polls: list[_Poll]) -> None:
         config = self.config
         line = SerialSettings(baudrate=config.baudrate, bytesize=8, parity="E", stopbits=1)
         loop = asyncio.get_running_loop()
@@ -73,13 +89,7 @@ class MbusAdapter:
                 len(config.devices),
             )
             await master.reset(BROADCAST_ADDRESS)
-            start = loop.time()
-            spread = FIRST_POLL_SPREAD_S / len(config.devices)
-            polls = [
-                _Poll(device, start + index * spread, ctx.load_state(_lost_key(device)) == b"1")
-                for index, device in enumerate(config.devices)
-            ]
-            last_answer = start
+            last_answer = loop.time()
             while True:
                 poll = min(polls, key=lambda p: p.due)
                 await asyncio.sleep(max(poll.due - loop.time(), 0.0))
