@@ -1,0 +1,79 @@
+"""``[modules.dlms]``: how a DLMS client reaches the meter and which objects it reads."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from gateway.config import read_secret
+from modules.codecs.dlms_apdu import obis_bytes
+
+__all__ = ["DEFAULT_OBJECTS", "DlmsOptions", "parse_object"]
+
+# class 3 (register) unless given as "class/OBIS"; the clock is read for the sample time.
+DEFAULT_OBJECTS = (
+    "8/0-0:1.0.0",
+    "1-0:1.8.0",
+    "1-0:2.8.0",
+    "1-0:3.8.0",
+    "1-0:4.8.0",
+    "1-0:1.7.0",
+    "1-0:2.7.0",
+    "1-0:3.7.0",
+    "1-0:4.7.0",
+    "1-0:21.7.0",
+    "1-0:41.7.0",
+    "1-0:61.7.0",
+    "1-0:32.7.0",
+    "1-0:52.7.0",
+    "1-0:72.7.0",
+    "1-0:31.7.0",
+    "1-0:51.7.0",
+    "1-0:71.7.0",
+    "1-0:13.7.0",
+    "1-0:14.7.0",
+    "70/0-0:96.3.10",
+)
+_REGISTER = 3
+
+
+def parse_object(spec: str) -> tuple[int, str]:
+    """(class id, OBIS) from ``"1-0:1.8.0"`` (a register) or ``"4/1-0:1.6.0"``."""
+    class_text, _, code = spec.strip().rpartition("/")
+    class_id = int(class_text) if class_text else _REGISTER
+    obis_bytes(code)  # raises ValueError for a malformed code
+    return class_id, code
+
+
+class DlmsOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Options of the DLMS/COSEM client session (IEC 62056-46 HDLC or -47 wrapper)."""
+
+    transport: Literal["auto", "hdlc", "wrapper"] = "auto"  # auto: wrapper on TCP, HDLC on a tty
+    client_address: int = 16  # 16 public client (no security); LLS clients are often 1 or 32
+    server_logical: int = 1  # the management logical device
+    server_physical: int | None = None  # HDLC lower address; None: a one-byte server address
+    password: str | None = None  # low-level security (LLS) secret, e.g. Kamstrup's "12345"
+    password_file: str | None = None
+    objects: tuple[str, ...] = ()  # "class/OBIS" or an OBIS register; () reads DEFAULT_OBJECTS
+
+    def __post_init__(self) -> None:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("dlms: give password or password_file, not both")
+        if not 0 <= self.client_address <= 0x7F:
+            raise ValueError("dlms.client_address must be 0..127")
+        for spec in self.objects:
+            try:
+                parse_object(spec)
+            except ValueError:
+                raise ValueError(f"dlms.objects: {spec!r} is not [class/]A-B:C.D.E") from None
+
+    def secret(self) -> bytes | None:
+        """The LLS password as bytes (read from its file now), or None for no security."""
+        if self.password_file is not None:
+            return read_secret(self.password_file, what="dlms.password_file").encode()
+        return None if self.password is None else self.password.encode()
+
+    def plan(self) -> tuple[tuple[int, str], ...]:
+        """The objects to read, as (class id, OBIS)."""
+        return tuple(parse_object(spec) for spec in self.objects or DEFAULT_OBJECTS)

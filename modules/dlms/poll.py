@@ -1,0 +1,147 @@
+"""DLMS GET polling as a link session (``protocol = "dlms"`` on rs485 and tcpip modules).
+
+Once per association the scaler-unit of every register is read; then each cycle reads all
+values with GET-with-list and submits them as one Sample stamped with the meter's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Literal, Protocol
+from urllib.parse import urlsplit
+
+from gateway.adapter import ModuleContext
+from gateway.decoding import Decoded
+from gateway.errors import CommandError, ConnectionLost
+from gateway.model import Sample, utc_now
+from gateway.transport import Link
+from modules.codecs.dlms_apdu import obis_bytes
+from modules.codecs.dlms_axdr import OCTET_STRING, STRUCTURE, Data
+from modules.codecs.dlms_lists import interpret
+from modules.dlms.config import DlmsOptions
+from modules.dlms.readings import meter_time, to_readings
+from modules.dlms.session import ClientSettings, DlmsClient, data_access_result, open_client
+from modules.dlms.transports import Addresses
+
+__all__ = ["PollConfig", "poll"]
+
+_LOGGER = logging.getLogger(__name__)
+
+# Blue Book 4.3: the value attribute and, for registers, where the scaler-unit is.
+_VALUE_ATTRIBUTE = {1: 2, 3: 2, 4: 2, 5: 2, 8: 2, 70: 3}
+_SCALER_ATTRIBUTE = {3: 3, 4: 3, 5: 4}
+_GONE = frozenset({"object_undefined", "object_class_inconsistent", "object_unavailable"})
+
+
+class PollConfig(Protocol):
+    """What the link modules' config offers a session."""
+
+    @property
+    def name(self) -> str:
+        """The module name."""
+        ...
+
+    @property
+    def meter(self) -> str:
+        """The meter fed."""
+        ...
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between polls."""
+        ...
+
+    @property
+    def dlms(self) -> DlmsOptions:
+        """The DLMS options."""
+        ...
+
+
+@dataclass(slots=True)
+class _Item:
+    class_id: int
+    obis: str
+    scaler_unit: Data | None = None
+
+
+async def poll(link: Link, config: PollConfig, ctx: ModuleContext) -> None:
+    """Associate and read the configured objects every ``interval_s`` until the link fails."""
+    options = config.dlms
+    settings = ClientSettings(
+        transport=_transport(options.transport, link.url),
+        addresses=Addresses(
+            options.client_address, options.server_logical, options.server_physical
+        ),
+        password=options.secret(),
+    )
+    try:
+        async with open_client(link, settings) as client:
+            items = await _plan(client, options, config.name)
+            while True:
+                started = time.monotonic()
+                items = await _cycle(client, items, config, ctx)
+                await asyncio.sleep(max(0.0, config.interval_s - (time.monotonic() - started)))
+    except TimeoutError:
+        raise ConnectionLost(f"{link.url}: the meter stopped answering") from None
+    except CommandError as err:
+        raise ConnectionLost(f"{link.url}: {err}") from err
+
+
+def _transport(choice: str, url: str) -> Literal["hdlc", "wrapper"]:
+    if choice == "hdlc":
+        return "hdlc"
+    if choice == "wrapper":
+        return "wrapper"
+    return "wrapper" if urlsplit(url).scheme in ("tcp", "socket") else "hdlc"
+
+
+async def _plan(client: DlmsClient, options: DlmsOptions, name: str) -> list[_Item]:
+    """The objects to poll, with their scaler-units; objects the meter lacks are left out."""
+    items = [_Item(class_id, obis) for class_id, obis in options.plan()]
+    scaled = [item for item in items if item.class_id in _SCALER_ATTRIBUTE]
+    results = await client.get_many(
+        [(i.class_id, i.obis, _SCALER_ATTRIBUTE[i.class_id]) for i in scaled]
+    )
+    missing: set[str] = set()
+    for item, result in zip(scaled, results, strict=True):
+        if isinstance(result, Data):
+            item.scaler_unit = result
+        elif data_access_result(result) in _GONE:
+            missing.add(item.obis)
+    if missing:
+        _LOGGER.info("%s: the meter has no %s", name, ", ".join(sorted(missing)))
+    return [item for item in items if item.obis not in missing]
+
+
+async def _cycle(
+    client: DlmsClient, items: list[_Item], config: PollConfig, ctx: ModuleContext
+) -> list[_Item]:
+    results = await client.get_many(
+        [(i.class_id, i.obis, _VALUE_ATTRIBUTE.get(i.class_id, 2)) for i in items]
+    )
+    structures: list[Data] = []
+    kept: list[_Item] = []
+    for item, result in zip(items, results, strict=True):
+        if isinstance(result, int):
+            reason = data_access_result(result)
+            _LOGGER.debug("%s: %s: %s", config.name, item.obis, reason)
+            if reason not in _GONE:
+                kept.append(item)
+            continue
+        kept.append(item)
+        parts = [Data(OCTET_STRING, obis_bytes(item.obis)), result]
+        if item.scaler_unit is not None:
+            parts.append(item.scaler_unit)
+        structures.append(Data(STRUCTURE, tuple(parts)))
+    listed = interpret(Data(STRUCTURE, tuple(structures)))
+    decoded = Decoded("dlms", meter=listed.meter, records=listed.records)
+    readings = to_readings(listed.records)
+    if readings:
+        at = meter_time(decoded, ctx.settings.zone) or utc_now()
+        ctx.submit(Sample(config.meter, ctx.name, at, readings))
+    else:
+        ctx.frame_ok()
+    return kept
