@@ -9,8 +9,7 @@ e.g. ``mbus:volume``, ``mbus:flow_temperature_maximum``, ``mbus:energy[1/0/0]``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, tzinfo
 
 from gateway.decoding import Decoded, Record
 from gateway.model import Reading, Sample
@@ -32,7 +31,7 @@ def record_key(record: Record) -> str:
     return PREFIX + name
 
 
-def meter_time(telegrams: list[Decoded], zone: ZoneInfo) -> datetime | None:
+def meter_time(telegrams: list[Decoded], zone: tzinfo) -> datetime | None:
     """The meter's clock from its present date-and-time record (local time -> UTC), if any."""
     for decoded in telegrams:
         for record in decoded.records:
@@ -57,7 +56,7 @@ def to_sample(
     telegrams: list[Decoded],
     *,
     received_at: datetime,
-    zone: ZoneInfo,
+    zone: tzinfo,
     raw: bytes | None = None,
 ) -> Sample:
     """One Sample from the telegrams of one readout, stamped with the meter's clock if sent."""
