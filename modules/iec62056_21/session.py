@@ -8,13 +8,14 @@ speed with ``link.set_baudrate`` and skips what an IR head echoes back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from gateway.adapter import ModuleContext
-from gateway.errors import ConnectionLost, FrameError
+from gateway.errors import ConnectionLost, FatalAdapterError, FrameError
 from gateway.model import Sample, utc_now
 from gateway.transport import Link
 from modules.codecs.iec62056_21 import (
@@ -69,7 +70,7 @@ class Readout:
 
 async def read_out(link: Link, options: IecOptions, initial_baud: int) -> Readout:
     """One sign-on and data readout; the line is back at ``initial_baud`` afterwards."""
-    link.set_baudrate(initial_baud)
+    _set_speed(link, initial_baud)
     link.discard_input()
     try:
         await link.write(encode(SignOn(options.address)))
@@ -87,16 +88,29 @@ async def read_out(link: Link, options: IecOptions, initial_baud: int) -> Readou
             if target != baud:
                 # The option select must leave the UART at the old speed before the switch.
                 await asyncio.sleep(_on_the_wire_s(len(echo), baud))
-                link.set_baudrate(target)
+                _set_speed(link, target)
                 baud = target
         elif identification.mode == "B":
             baud = identification.baud  # the meter switches on its own after the identification
-            link.set_baudrate(baud)
+            _set_speed(link, baud)
         async with asyncio.timeout(READOUT_TIMEOUT_S):
             block = await _data_block(link, echo)
         return Readout(identification, block, baud)
     finally:
-        link.set_baudrate(initial_baud)
+        # Best effort only: an error here would replace the one (or the cancellation) in flight,
+        # and the next readout sets the speed again anyway.
+        with contextlib.suppress(OSError, ValueError):
+            link.set_baudrate(initial_baud)
+
+
+def _set_speed(link: Link, baud: int) -> None:
+    """Switch the line speed; a port that refuses the settings is a setup problem."""
+    try:
+        link.set_baudrate(baud)
+    except ValueError as err:
+        raise FatalAdapterError(f"{link.url}: cannot switch to {baud} baud: {err}") from err
+    except OSError as err:  # the adapter was unplugged
+        raise ConnectionLost(f"{link.url}: {err}") from err
 
 
 def _target_baud(

@@ -14,7 +14,9 @@ __all__ = ["Rs485Adapter", "Rs485Config"]
 class Rs485Config(SerialLinkConfig, frozen=True, kw_only=True):
     """``[[modules]] type = "rs485"``: the tty, the protocol, and line settings if not its own."""
 
-    rs485: bool = True  # drive RTS for the transmit direction (false: an RS232 module)
+    # Let the kernel drive RTS as the transmit enable (UART HATs on the Pi's GPIO header); USB
+    # RS485 adapters switch direction by themselves and RS232 modules need nothing.
+    rs485: bool = False
 
     def serial_settings(self) -> SerialSettings:
         """The protocol's settings, this module's overrides, and the RS485 direction control."""
