@@ -2,17 +2,19 @@
 
 Two kinds of messages, on purpose:
 
-- Data (``state``, ``event``, ``profile``) goes through the SQLite outbox: appended in the
-  transaction that makes the fact durable, published in order, deleted only after PUBACK. A
-  broker outage or a restart delays it; nothing is lost unless the size bound says so.
+- Data (``state``, ``event``, ``profile``, ``billing``) goes through the SQLite outbox:
+  appended in the transaction that makes the fact durable, published in order, deleted only
+  after PUBACK. A broker outage or a restart delays it; nothing is lost unless the size bound
+  says so.
 - Session state (``status``, ``status/detail``, ``availability``, discovery configs, per-value
   topics, command replies) is derived from the present and re-published on every connection.
   Queuing it would replay stale copies (an old ``offline`` after a newer ``online``) or put a
   reply behind a week of backlog.
 
 Topics: ``<base>/status`` (retained, last will ``offline``), ``<base>/status/detail``,
-``<base>/<meter>/{state,availability,event,profile,reply}``, ``<base>/<meter>/set/<command>``,
-``<base>/<meter>/value/<name>`` (optional), ``<base>/raw/<module>`` (optional).
+``<base>/<meter>/{state,availability,event,profile,billing,reply}``,
+``<base>/<meter>/set/<command>``, ``<base>/<meter>/value/<name>`` (optional),
+``<base>/raw/<module>`` (optional).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from gateway.mqtt_presence import Presence
 from gateway.outbox import STATE_MODULE, Message, Outbox
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.app import Gateway, Output
 
 __all__ = ["MqttBridge"]
 
@@ -495,3 +497,10 @@ class MqttBridge:
 def _reason_value(rc: object) -> int:
     value = getattr(rc, "value", rc)
     return value if isinstance(value, int) else -1
+
+
+if TYPE_CHECKING:
+
+    def _is_an_output(bridge: MqttBridge) -> Output:
+        """mypy checks here that the bridge keeps up with the Output protocol."""
+        return bridge

@@ -16,7 +16,7 @@ import pytest
 
 from gateway import config
 from gateway.app import Gateway
-from gateway.engine.records import ProfileFlag, ProfileRow
+from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
 from gateway.model import Event, Reading, Sample, utc_now
 from gateway.mqtt import MqttBridge
 from tests.support.mqtt import Collector, persistent_broker, secure_broker, until
@@ -575,3 +575,19 @@ def test_status_detail_is_json(tmp_path: Path) -> None:
         assert document["meters"] == {"main": "offline"}
     finally:
         harness.close()
+
+
+async def test_billing_snapshots_are_queued_and_retained(broker: Broker, tmp_path: Path) -> None:
+    async with running(settings_text(tmp_path / "data", broker.port)) as h:
+        h.start()
+        await until(lambda: h.bridge.connected)
+        h.bridge.on_billing("main", BillingRecord(4, utc_now(), {"1-0:1.8.0": Decimal("99.5")}))
+        await until(lambda: h.bridge.outbox.waiting == 0)
+    late = Collector(broker.port)
+    try:
+        billing = await late.arrived(f"{BASE}/main/billing")
+        assert billing[-1].retain
+        assert billing[-1].json()["number"] == 4
+        assert billing[-1].json()["values"] == {"1-0:1.8.0": 99.5}
+    finally:
+        late.close()
