@@ -1,0 +1,240 @@
+"""The DLMS client against the emulator's DLMS server: TCP wrapper on loopback, HDLC on a pty."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from gateway import registry
+from gateway.adapter import ModuleContext
+from gateway.config import ModuleConfig
+from gateway.errors import CommandError, FatalAdapterError
+from gateway.transport import Link, open_link, open_pty, serve_tcp
+from modules.codecs.dlms_axdr import DOUBLE_LONG_UNSIGNED, STRUCTURE, Data
+from modules.codecs.dlms_hdlc import parse_frame
+from modules.dlms import transports
+from modules.dlms.config import DlmsOptions
+from modules.dlms.framing import HanSplitter
+from modules.dlms.poll import poll
+from modules.dlms.server import CosemServer, HdlcResponder
+from modules.dlms.session import ClientSettings, ControlState, open_client
+from modules.dlms.transports import Addresses
+from modules.p1.emulated import EmulatedMeter, cosem_objects
+from modules.p1.emulator import serve_dlms
+from tests.modules.test_p1 import register, running, settings_for
+from tests.support.processes import free_port
+
+PASSWORD = b"12345678"
+
+
+@asynccontextmanager
+async def wrapper_server(
+    meter: EmulatedMeter, *, max_pdu: int = 0x0400, links: list[Link] | None = None
+) -> AsyncIterator[tuple[str, list[CosemServer]]]:
+    """The emulator's DLMS server on a loopback port; yields its URL and its sessions."""
+    servers: list[CosemServer] = []
+
+    async def handler(link: Link) -> None:
+        server = CosemServer(cosem_objects(meter), password=PASSWORD, max_pdu=max_pdu)
+        servers.append(server)
+        if links is not None:
+            links.append(link)
+        await serve_dlms(link, server, transport="wrapper")
+
+    port = free_port()
+    async with await serve_tcp(port, handler):
+        yield f"tcp://127.0.0.1:{port}", servers
+
+
+async def test_get_session_over_the_tcp_wrapper() -> None:
+    meter = EmulatedMeter()
+    async with (
+        wrapper_server(meter) as (url, servers),
+        open_link(url) as link,
+        open_client(link, ClientSettings()) as client,
+    ):
+        assert client.association is not None and client.association.accepted
+        energy = await client.get(3, "1-0:1.8.0")
+        assert energy == Data(DOUBLE_LONG_UNSIGNED, int(meter.import_wh))
+        scaler_unit = await client.get(3, "1-0:32.7.0", 3)
+        assert scaler_unit.tag == STRUCTURE
+        assert [item.value for item in scaler_unit.items] == [-1, 35]  # 0.1 V
+        results = await client.get_many(
+            [(3, "1-0:1.8.0", 2), (3, "9-9:9.9.9", 2), (8, "0-0:1.0.0", 2), (1, "0-0:96.1.0", 2)]
+        )
+        assert results[0] == energy
+        assert results[1] == 4  # object-undefined, the others still answered
+        assert isinstance(results[2], Data) and len(results[2].value) == 12  # type: ignore[arg-type]
+        assert results[3] == Data(0x0A, meter.serial)
+        with pytest.raises(CommandError, match="object_undefined"):
+            await client.get(3, "9-9:9.9.9")
+        # The public client may read but not switch the supply.
+        with pytest.raises(CommandError, match="read_write_denied"):
+            await client.remote_disconnect()
+        assert meter.connected
+    assert servers[0].associated is False  # released on the way out
+
+
+async def test_action_disconnect_and_reconnect_change_the_meter() -> None:
+    meter = EmulatedMeter()
+    settings = ClientSettings(password=PASSWORD, addresses=Addresses(client=1))
+    async with (
+        wrapper_server(meter) as (url, _servers),
+        open_link(url) as link,
+        open_client(link, settings) as client,
+    ):
+        assert await client.control_state() is ControlState.CONNECTED
+        assert await client.remote_disconnect() is ControlState.DISCONNECTED
+        assert not meter.connected and meter.power_w == 0
+        assert await client.output_state() is False
+        assert await client.remote_reconnect() is ControlState.CONNECTED
+        assert meter.connected and await client.output_state() is True
+
+
+async def test_a_wrong_password_is_fatal() -> None:
+    async with wrapper_server(EmulatedMeter()) as (url, _servers), open_link(url) as link:
+        with pytest.raises(FatalAdapterError, match="wrong password"):
+            async with open_client(link, ClientSettings(password=b"nope")):
+                pass
+
+
+async def test_long_answers_come_in_blocks() -> None:
+    meter = EmulatedMeter()
+    attributes = [(3, f"1-0:{c}.7.0", n) for c in (32, 52, 72, 31, 51, 71) for n in (2, 3)]
+    async with (
+        wrapper_server(meter, max_pdu=40) as (url, _servers),
+        open_link(url) as link,
+        open_client(link, ClientSettings()) as client,
+    ):
+        results = await client.get_many(attributes)
+        assert len(results) == 12 and all(isinstance(r, Data) for r in results)
+        clock = await client.get(8, "0-0:1.0.0")
+        assert len(clock.value) == 12  # type: ignore[arg-type]
+
+
+async def serve_hdlc(device: Link, responder: HdlcResponder, *, echo: bool) -> None:
+    """A meter's HDLC port; with ``echo`` an optical head first repeats what it hears."""
+    splitter = HanSplitter()
+    while True:
+        chunk = await device.read()
+        if echo:
+            await device.write(chunk)
+        for item in splitter.feed(chunk):
+            if isinstance(item, bytes):
+                for reply in responder.receive(parse_frame(item)):
+                    await device.write(reply)
+
+
+@pytest.mark.parametrize("echo", [False, True])
+async def test_hdlc_session_on_a_pty_with_segmentation(tmp_path: Path, echo: bool) -> None:
+    meter = EmulatedMeter()
+    server = CosemServer(cosem_objects(meter), password=PASSWORD)
+    responder = HdlcResponder(server, address=1 << 7 | 17, address_size=2)
+    responder.max_info = 24  # tiny frames: requests and answers both need segments
+    settings = ClientSettings(
+        transport="hdlc",
+        password=PASSWORD,
+        addresses=Addresses(client=1, server_logical=1, server_physical=17),
+    )
+    async with open_pty(str(tmp_path / "ttyDLMS")) as (device, path):
+        task = asyncio.create_task(serve_hdlc(device, responder, echo=echo))
+        try:
+            async with open_link(path) as link, open_client(link, settings) as client:
+                assert responder.connected
+                values = await client.get_many(
+                    [(3, "1-0:1.8.0", 2), (3, "1-0:2.8.0", 2), (3, "1-0:1.7.0", 2)] * 4
+                )
+                assert values[0] == Data(DOUBLE_LONG_UNSIGNED, int(meter.import_wh))
+                assert len(values) == 12
+                assert await client.remote_disconnect() is ControlState.DISCONNECTED
+            assert not responder.connected  # DISC was sent and answered
+        finally:
+            task.cancel()
+
+
+async def test_a_silent_meter_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transports, "RESPONSE_TIMEOUT_S", 0.3)
+    async with open_pty(str(tmp_path / "tty")) as (_device, path), open_link(path) as link:
+        transport_settings = ClientSettings(transport="hdlc")
+        with pytest.raises(TimeoutError):
+            async with open_client(link, transport_settings):
+                pass
+
+
+# ------------------------------------------------------------------ polling into the engine
+
+
+class PollConfig(ModuleConfig, frozen=True, kw_only=True):
+    """A stand-in for the link modules' config: just what the DLMS session reads."""
+
+    meter: str
+    port: str
+    interval_s: float = 0.2
+    dlms: DlmsOptions = DlmsOptions()
+
+
+class PollAdapter:
+    """Opens a link and runs the DLMS polling session, as rs485/tcpip modules do."""
+
+    Config = PollConfig
+
+    def __init__(self, config: PollConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: ModuleContext) -> None:
+        async with open_link(self.config.port) as link:
+            await poll(link, self.config, ctx)
+
+
+@pytest.fixture
+def poll_adapter() -> Iterator[None]:
+    registry.ADAPTERS["dlms-poll-test"] = "tests.modules.test_dlms_session:PollAdapter"
+    yield
+    del registry.ADAPTERS["dlms-poll-test"]
+
+
+@pytest.mark.usefixtures("poll_adapter")
+async def test_polling_over_tcp_feeds_the_engine_and_survives_a_meter_restart(
+    tmp_path: Path,
+) -> None:
+    meter = EmulatedMeter()
+    links: list[Link] = []
+    async with wrapper_server(meter, links=links) as (url, servers):
+        module = (
+            '[[modules]]\ntype = "dlms-poll-test"\nname = "dlms"\nmeter = "main"\n'
+            f'port = "{url}"\n[modules.dlms]\nobjects = ["8/0-0:1.0.0", "1-0:1.8.0", '
+            '"1-0:1.7.0", "1-0:32.7.0", "1-0:31.7.0", "1-0:99.99.0", "70/0-0:96.3.10"]\n'
+        )
+        async with running(settings_for(tmp_path, module)) as gateway:
+            health = gateway.health["dlms"]
+            await _until(lambda: health.frames_ok >= 2)
+            energy = register(gateway, "1-0:1.8.0")
+            assert energy is not None
+            assert abs(energy - Decimal(meter.import_wh) / 1000) < Decimal("0.002")
+            assert register(gateway, "1-0:1.7.0") == Decimal(round(meter.power_w))
+            voltage = register(gateway, "1-0:32.7.0")
+            assert voltage is not None and Decimal(220) < voltage < Decimal(240)
+            assert register(gateway, "0-0:96.3.10") == 1  # connected
+            assert "1-0:99.99.0" not in gateway.engines["main"].registers
+            # The meter drops the TCP connection: the module reconnects and goes on.
+            await links[0].close()
+            await _until(lambda: len(servers) == 2, 15)
+            frames = health.frames_ok
+            await _until(lambda: health.frames_ok >= frames + 2)
+            assert health.restarts == 1
+
+
+async def _until(predicate: object, timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.02)
+
+
+def test_hdlc_server_addresses() -> None:
+    assert ClientSettings().addresses.hdlc_server == (1, 1)
+    assert Addresses(server_physical=17).hdlc_server == (1 << 7 | 17, 2)
