@@ -40,7 +40,7 @@ def settings(tmp_path: Path, module: str, meters: tuple[str, ...] = ("m1",)) -> 
     return config.loads(text)
 
 
-def module(port: Path, devices: str, **options: object) -> str:
+def module(port: Path | str, devices: str, **options: object) -> str:
     """An ``[[modules]]`` table for the bus at ``port`` (fast polls, small latency)."""
     values = {"baudrate": 9600, "latency_s": 0.02, **options}
     lines = "".join(f"{key} = {_toml(value)}\n" for key, value in values.items())

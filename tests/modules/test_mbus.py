@@ -6,9 +6,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from gateway.app import Gateway
-from modules.mbus.emulator import Line, build_bus
+from gateway.transport import serve_tcp
+from modules.mbus.emulator import Line, build_bus, serve
 from modules.mbus.slave import Slave
 from tests.modules.mbus_support import device, emulated, module, running, settings, until
+from tests.support.processes import free_port
 
 IDS = ["38200001", "38250002", "61000003"]
 
@@ -194,3 +196,19 @@ async def test_garbled_answers_are_retried_and_counted(tmp_path: Path) -> None:
             health = gateway.health["bus1"]
             await until(lambda: health.frames_ok >= 4 and health.frames_failed >= 2, 20)
             assert "1-0:1.8.0" in gateway.engines["m1"].registers
+
+
+async def test_an_mbus_tcp_gateway(tmp_path: Path) -> None:
+    bus = build_bus(2, secondaries=IDS)
+    tcp = free_port()
+    server = await serve_tcp(tcp, lambda link: serve(bus, link))
+    devices = device("m1", primary=1) + device("m2", secondary=IDS[1])
+    async with server:
+        config = settings(tmp_path, module(f"tcp://127.0.0.1:{tcp}", devices), meters=("m1", "m2"))
+        async with running(config) as gateway:
+            await until(
+                lambda: all(
+                    "mbus:fabrication_no" in gateway.engines[m].registers for m in ("m1", "m2")
+                )
+            )
+            assert gateway.engines["m2"].registers["mbus:fabrication_no"].value == IDS[1]
