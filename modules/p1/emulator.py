@@ -198,7 +198,7 @@ def _run(args: argparse.Namespace, serve: Callable[[Link], Awaitable[None]], wha
             async with server:
                 await server.serve_forever()
         async with open_pty(args.link) as (link, path):
-            sys.stdout.write(f"{what} on {path} (open {args.link})\n")
+            sys.stdout.write(f"{what} on {path}\n")
             sys.stdout.flush()
             try:
                 await serve(link)
