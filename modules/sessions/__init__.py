@@ -32,6 +32,7 @@ from gateway import registry
 from gateway.adapter import ModuleContext
 from gateway.config import ModuleConfig
 from gateway.transport import Link, SerialSettings
+from modules.dlms.config import DlmsOptions
 from modules.iec62056_21.config import IecOptions
 from modules.kmp.config import KmpOptions
 
@@ -60,6 +61,11 @@ SESSIONS: dict[str, SessionSpec] = {
         SerialSettings(300, 7, "E", 1),
         "IEC 62056-21 data readout",
     ),
+    # DLMS/COSEM: HDLC on a serial line (IEC 62056-46, 9600 8N1 once in mode E), the
+    # wrapper on TCP port 4059 (IEC 62056-47); see modules/dlms/README.md.
+    "dlms": SessionSpec(
+        "modules.dlms.poll:poll", SerialSettings(9600, 8, "N", 1), "DLMS/COSEM GET polling"
+    ),
 }
 
 Session = Callable[[Link, "LinkConfig", ModuleContext], Awaitable[None]]
@@ -73,6 +79,7 @@ class LinkConfig(ModuleConfig, frozen=True):
     interval_s: float = 10.0  # poll interval (KMP groups without their own, IEC readouts)
     kmp: KmpOptions = KmpOptions()
     iec: IecOptions = IecOptions()
+    dlms: DlmsOptions = DlmsOptions()
 
     def __post_init__(self) -> None:
         if self.protocol not in SESSIONS:
