@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from gateway import registry
-from gateway.adapter import ModuleContext
-from gateway.config import ModuleConfig
 from gateway.errors import CommandError, FatalAdapterError
 from gateway.transport import Link, open_link, open_pty, serve_tcp
 from modules.codecs.dlms_axdr import DOUBLE_LONG_UNSIGNED, STRUCTURE, Data
 from modules.codecs.dlms_hdlc import parse_frame
 from modules.dlms import transports
-from modules.dlms.config import DlmsOptions
 from modules.dlms.framing import HanSplitter
-from modules.dlms.poll import poll
 from modules.dlms.server import CosemServer, HdlcResponder
 from modules.dlms.session import ClientSettings, ControlState, open_client
 from modules.dlms.transports import Addresses
@@ -34,7 +29,11 @@ PASSWORD = b"12345678"
 
 @asynccontextmanager
 async def wrapper_server(
-    meter: EmulatedMeter, *, max_pdu: int = 0x0400, links: list[Link] | None = None
+    meter: EmulatedMeter,
+    *,
+    max_pdu: int = 0x0400,
+    links: list[Link] | None = None,
+    transport: str = "wrapper",
 ) -> AsyncIterator[tuple[str, list[CosemServer]]]:
     """The emulator's DLMS server on a loopback port; yields its URL and its sessions."""
     servers: list[CosemServer] = []
@@ -44,7 +43,7 @@ async def wrapper_server(
         servers.append(server)
         if links is not None:
             links.append(link)
-        await serve_dlms(link, server, transport="wrapper")
+        await serve_dlms(link, server, transport=transport)
 
     port = free_port()
     async with await serve_tcp(port, handler):
@@ -169,45 +168,18 @@ async def test_a_silent_meter_times_out(tmp_path: Path, monkeypatch: pytest.Monk
 # ------------------------------------------------------------------ polling into the engine
 
 
-class PollConfig(ModuleConfig, frozen=True, kw_only=True):
-    """A stand-in for the link modules' config: just what the DLMS session reads."""
-
-    meter: str
-    port: str
-    interval_s: float = 0.2
-    dlms: DlmsOptions = DlmsOptions()
-
-
-class PollAdapter:
-    """Opens a link and runs the DLMS polling session, as rs485/tcpip modules do."""
-
-    Config = PollConfig
-
-    def __init__(self, config: PollConfig) -> None:
-        self.config = config
-
-    async def run(self, ctx: ModuleContext) -> None:
-        async with open_link(self.config.port) as link:
-            await poll(link, self.config, ctx)
-
-
-@pytest.fixture
-def poll_adapter() -> Iterator[None]:
-    registry.ADAPTERS["dlms-poll-test"] = "tests.modules.test_dlms_session:PollAdapter"
-    yield
-    del registry.ADAPTERS["dlms-poll-test"]
-
-
-@pytest.mark.usefixtures("poll_adapter")
-async def test_polling_over_tcp_feeds_the_engine_and_survives_a_meter_restart(
-    tmp_path: Path,
+@pytest.mark.parametrize("transport", ["wrapper", "hdlc"])
+async def test_tcpip_module_polls_into_the_engine_and_survives_a_meter_restart(
+    tmp_path: Path, transport: str
 ) -> None:
     meter = EmulatedMeter()
     links: list[Link] = []
-    async with wrapper_server(meter, links=links) as (url, servers):
+    async with wrapper_server(meter, links=links, transport=transport) as (url, servers):
+        port = url.rsplit(":", 1)[1]
         module = (
-            '[[modules]]\ntype = "dlms-poll-test"\nname = "dlms"\nmeter = "main"\n'
-            f'port = "{url}"\n[modules.dlms]\nobjects = ["8/0-0:1.0.0", "1-0:1.8.0", '
+            '[[modules]]\ntype = "tcpip"\nname = "dlms"\nmeter = "main"\nhost = "127.0.0.1"\n'
+            f'port = {port}\nprotocol = "dlms"\ninterval_s = 0.2\n[modules.dlms]\n'
+            f'transport = "{transport}"\nobjects = ["8/0-0:1.0.0", "1-0:1.8.0", '
             '"1-0:1.7.0", "1-0:32.7.0", "1-0:31.7.0", "1-0:99.99.0", "70/0-0:96.3.10"]\n'
         )
         async with running(settings_for(tmp_path, module)) as gateway:
@@ -221,12 +193,34 @@ async def test_polling_over_tcp_feeds_the_engine_and_survives_a_meter_restart(
             assert voltage is not None and Decimal(220) < voltage < Decimal(240)
             assert register(gateway, "0-0:96.3.10") == 1  # connected
             assert "1-0:99.99.0" not in gateway.engines["main"].registers
-            # The meter drops the TCP connection: the module reconnects and goes on.
+            # The meter drops the connection: the module reconnects and goes on.
             await links[0].close()
             await _until(lambda: len(servers) == 2, 15)
             frames = health.frames_ok
             await _until(lambda: health.frames_ok >= frames + 2)
             assert health.restarts == 1
+
+
+async def test_rs485_module_polls_over_hdlc_on_a_pty(tmp_path: Path) -> None:
+    meter = EmulatedMeter()
+    server = CosemServer(cosem_objects(meter), password=PASSWORD)
+    responder = HdlcResponder(server, address=1)
+    module = (
+        '[[modules]]\ntype = "rs485"\nname = "bus"\nmeter = "main"\n'
+        f'port = "{tmp_path / "ttyRS485"}"\nprotocol = "dlms"\ninterval_s = 0.2\nrs485 = false\n'
+        '[modules.dlms]\nclient_address = 1\npassword = "12345678"\n'
+    )
+    async with open_pty(str(tmp_path / "ttyRS485")) as (device, _path):
+        task = asyncio.create_task(serve_hdlc(device, responder, echo=False))
+        try:
+            async with running(settings_for(tmp_path, module)) as gateway:
+                health = gateway.health["bus"]
+                await _until(lambda: health.frames_ok >= 2)
+                assert register(gateway, "1-0:2.8.0") == Decimal(meter.export_wh) / 1000
+                assert register(gateway, "1-0:31.7.0") is not None
+                assert server.authenticated
+        finally:
+            task.cancel()
 
 
 async def _until(predicate: object, timeout_s: float = 10.0) -> None:
