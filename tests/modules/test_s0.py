@@ -333,3 +333,13 @@ async def test_bad_config_is_named_and_retried_while_others_run(
             await until(lambda: gateway.health["s0a"].frames_ok > 0, 15)
             train(chip, clock, 3, 1.0)
             await until(lambda: value(gateway, P_PLUS) == Decimal("3600.0"), 15)
+
+
+def test_the_example_config_shows_every_key() -> None:
+    from modules.s0.adapter import S0Config  # noqa: PLC0415
+    from modules.s0.output import S0OutputConfig  # noqa: PLC0415
+
+    text = (Path(__file__).parents[2] / "conf" / "examples" / "s0.toml").read_text()
+    for struct in (S0Config, S0OutputConfig):
+        for key in struct.__struct_fields__:
+            assert f"\n{key} = " in text or f"\n# {key} = " in text, f"{struct.__name__}.{key}"
