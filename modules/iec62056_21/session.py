@@ -38,9 +38,9 @@ __all__ = ["Readout", "meter_time", "poll", "read_out"]
 
 _LOGGER = logging.getLogger(__name__)
 
-# IEC 62056-21 reaction and monitoring times: the meter answers within tr = 200..1500 ms, and
-# an identification is at most 32 characters + 6 framing, 1.3 s at 300 baud 7E1.
-IDENTIFICATION_TIMEOUT_S = 3.0
+# IEC 62056-21 reaction and monitoring times: the meter answers within tr = 200..1500 ms; the
+# sign-on (up to 38 characters) and the identification (up to 38) take 1.3 s each at 300 7E1.
+IDENTIFICATION_TIMEOUT_S = 4.5
 # The master too must wait tr >= 200 ms before it answers the identification.
 REACTION_S = 0.2
 # tr max (1.5 s) plus the meter's own speed change before the first byte of the data block.
@@ -73,27 +73,27 @@ async def read_out(link: Link, options: IecOptions, initial_baud: int) -> Readou
     _set_speed(link, initial_baud)
     link.discard_input()
     try:
-        await link.write(encode(SignOn(options.address)))
         async with asyncio.timeout(IDENTIFICATION_TIMEOUT_S):
+            await link.write(encode(SignOn(options.address)))
             line = await _identification_line(link)
         identification = parse(line)[0]
         if not isinstance(identification, Identification):
             raise FrameError(f"expected an identification, got {line!r}", offset=0)
-        baud, echo = initial_baud, b""
-        if identification.mode == "C":
-            target = _target_baud(identification, options, initial_baud, link.is_serial)
-            echo = encode(OptionSelect(baud_char=_BAUD_CHAR[target], mode_char="0"))
-            await asyncio.sleep(REACTION_S)
-            await link.write(echo)
-            if target != baud:
-                # The option select must leave the UART at the old speed before the switch.
-                await asyncio.sleep(_on_the_wire_s(len(echo), baud))
-                _set_speed(link, target)
-                baud = target
-        elif identification.mode == "B":
-            baud = identification.baud  # the meter switches on its own after the identification
-            _set_speed(link, baud)
         async with asyncio.timeout(READOUT_TIMEOUT_S):
+            baud, echo = initial_baud, b""
+            if identification.mode == "C":
+                target = _target_baud(identification, options, initial_baud, link.is_serial)
+                echo = encode(OptionSelect(baud_char=_BAUD_CHAR[target], mode_char="0"))
+                await asyncio.sleep(REACTION_S)
+                await link.write(echo)
+                if target != baud:
+                    # The option select must leave the UART at the old speed before the switch.
+                    await asyncio.sleep(_on_the_wire_s(len(echo), baud))
+                    _set_speed(link, target)
+                    baud = target
+            elif identification.mode == "B":
+                baud = identification.baud  # the meter switches by itself after identifying
+                _set_speed(link, baud)
             block = await _data_block(link, echo)
         return Readout(identification, block, baud)
     finally:

@@ -18,6 +18,7 @@ from gateway.app import Gateway
 from gateway.errors import ConnectionLost
 from gateway.model import utc_now
 from gateway.transport import Link, SerialSettings, open_link, open_pty
+from modules.codecs import kmp
 from modules.codecs.kmp_registers import DEFAULT_382_REGISTERS
 from modules.kmp.session import KmpMaster
 from modules.optical.emulator import serve_kmp
@@ -226,3 +227,25 @@ async def test_request_and_reply_over_the_pty(tmp_path: Path, byte_delay_s: floa
         response = await master.registers(asked)
     assert [value.register for value in response.values] == list(DEFAULT_382_REGISTERS)
     assert response.get(0x041E) is not None and response.get(0x1234) is None
+
+
+async def test_a_late_reply_to_another_request_is_not_taken(tmp_path: Path) -> None:
+    stale = kmp.GetRegisterResponse((kmp.RegisterValue(0x0001, 2, Decimal(7)),))
+    right = kmp.GetRegisterResponse((kmp.RegisterValue(0x041E, 33, Decimal(231)),))
+
+    async def meter(link: Link) -> None:
+        for reply in (stale, right):
+            await link.read()
+            await link.write(kmp.encode(reply))
+        await link.read()
+
+    bad: list[str] = []
+    async with (
+        open_pty(str(tmp_path / "tty")) as (device, path),
+        serving(meter(device)),
+        open_link(path, SerialSettings(9600, 8, "N", 2)) as link,
+    ):
+        master = KmpMaster(link, address=0x3F, on_bad_frame=lambda err, _raw: bad.append(err.code))
+        response = await master.registers([0x041E])
+    assert response == right
+    assert bad == ["unexpected_reply"]
