@@ -1,0 +1,73 @@
+"""The zwave module's serial link: NAK, CAN, lost ACKs, bad checksums, unplug and replug."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from modules.codecs.zwave_api_node import SetLearnModeRequest
+from modules.codecs.zwave_cc_version import VersionGet, VersionReport
+from modules.codecs.zwave_meter import MeterGet, MeterReport
+from modules.zwave.emulator import ControllerEmulator, StickMemory
+from tests.modules.test_zwave import (
+    feed,
+    include,
+    included,
+    kinds_of,
+    plugged,
+    running,
+    wait_until,
+    write_config,
+)
+
+
+async def test_nak_can_and_a_lost_ack_are_retransmitted_with_backoff(tmp_path: Path) -> None:
+    loop = asyncio.get_running_loop()
+    async with included(tmp_path) as (gateway, emulator):
+        for fault, at_least_s in (("nak", 1.1), ("can", 1.1), ("lose", 1.6 + 1.1)):
+            setattr(emulator.faults, fault, 1)
+            started = loop.time()
+            report = await emulator.ask(MeterGet(0, 1, True), MeterReport)
+            assert loop.time() - started >= at_least_s - 0.05, fault
+            assert report.value == 100 and getattr(emulator.faults, fault) == 0
+        assert gateway.health["zw"].restarts == 0
+
+
+async def test_bad_checksums_from_the_stick_are_refused_and_three_reset_it(tmp_path: Path) -> None:
+    async with included(tmp_path) as (gateway, emulator):
+        emulator.faults.corrupt = 1
+        await emulator.ask(VersionGet(), VersionReport)  # its first copy was refused with NAK
+        assert gateway.health["zw"].frames_failed >= 1 and emulator.soft_resets == 1
+        emulator.faults.corrupt = 3
+        emulator.send_command(VersionGet())
+        await wait_until(lambda: emulator.soft_resets == 2 and gateway.health["zw"].communicating)
+        assert "checksum errors" in (gateway.health["zw"].last_error or "")
+        await emulator.ask(VersionGet(), VersionReport)
+
+
+async def test_an_unplugged_stick_is_recovered_with_its_network_and_lifeline(
+    tmp_path: Path,
+) -> None:
+    port = tmp_path / "ttyZW"
+    memory = StickMemory()
+    settings = write_config(tmp_path, port, sim=False)
+    first = ControllerEmulator(memory)
+    async with running(settings) as gateway:
+        async with plugged(port, first):
+            feed(gateway, a_plus="100.000", a_minus="5.000", p_plus="1000", p_minus="0")
+            await include(gateway, first)
+            await wait_until(first.unsolicited)
+            restarts = gateway.health["zw"].restarts
+        await wait_until(lambda: gateway.health["zw"].restarts > restarts)  # unplugged
+        assert not gateway.health["zw"].communicating
+        await asyncio.sleep(0.3)
+        second = ControllerEmulator(memory)  # the same stick plugged in again
+        async with plugged(port, second):
+            await wait_until(second.unsolicited, 15)
+            assert second.soft_resets == 1 and memory.node_id == 2
+            assert not any(isinstance(m, SetLearnModeRequest) for m in second.host_messages)
+            assert {r.node_id for r in second.unsolicited()} == {1}
+            report = await second.ask(MeterGet(2, 1, True), MeterReport)
+            assert report.value == 1000
+        kinds = kinds_of(gateway)
+        assert "communication_lost" in kinds and "communication_restored" in kinds
