@@ -22,7 +22,7 @@ from modules.dlms.transports import Addresses
 from modules.p1.emulated import EmulatedMeter, cosem_objects
 from modules.p1.emulator import serve_dlms
 from tests.modules.test_p1 import register, running, settings_for
-from tests.support.processes import free_port
+from tests.support.processes import GATEWAY, free_port, wait_for_port
 
 PASSWORD = b"12345678"
 
@@ -232,3 +232,31 @@ async def _until(predicate: object, timeout_s: float = 10.0) -> None:
 def test_hdlc_server_addresses() -> None:
     assert ClientSettings().addresses.hdlc_server == (1, 1)
     assert Addresses(server_physical=17).hdlc_server == (1 << 7 | 17, 2)
+
+
+async def test_simulate_dlms_command_serves_the_wrapper() -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(GATEWAY),
+        "simulate",
+        "dlms",
+        "--tcp",
+        str(port),
+        "--password",
+        "pw",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.to_thread(wait_for_port, port)
+        settings = ClientSettings(password=b"pw", addresses=Addresses(client=1))
+        async with (
+            open_link(f"tcp://127.0.0.1:{port}") as link,
+            open_client(link, settings) as client,
+        ):
+            assert (await client.get(3, "1-0:1.8.0")).tag == DOUBLE_LONG_UNSIGNED
+            assert await client.remote_disconnect() is ControlState.DISCONNECTED
+            assert await client.remote_reconnect() is ControlState.CONNECTED
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)
