@@ -155,7 +155,12 @@ class S0Adapter:
                     )
                     glitches_reported, last_glitch_report = meter.glitches, now
         finally:
-            source.close()
+            try:
+                # Edges the kernel already reported are pulses the meter counted: keep them.
+                for note in meter.feed(source.read_nowait()):
+                    ctx.event(note.kind, f"{source.description}: {note.detail}", **note.data)
+            finally:
+                source.close()
             if self._totals_of(meter) != published:
                 self._publish(ctx, meter, source.now_ns())
             if meter.changed:

@@ -76,6 +76,10 @@ class PulseSource(Protocol):
         """Wait for edge events and return all that are queued, oldest first."""
         ...
 
+    def read_nowait(self) -> list[EdgeEvent]:
+        """Whatever events are queued now, without waiting (before closing: none is lost)."""
+        ...
+
     def close(self) -> None:
         """Release the lines (idempotent)."""
         ...
@@ -133,10 +137,13 @@ class _EventQueue:
             self._ready.clear()
             await self._ready.wait()
         if self._events:
-            events, self._events = self._events, []
-            return events
+            return self.take()
         assert self._error is not None
         raise self._error
+
+    def take(self) -> list[EdgeEvent]:
+        events, self._events = self._events, []
+        return events
 
 
 # libgpiod v2 --------------------------------------------------------------------------------
@@ -341,6 +348,12 @@ class _GpiodInputs:
     async def read(self) -> list[EdgeEvent]:
         """Wait for edge events."""
         return await self._queue.read()
+
+    def read_nowait(self) -> list[EdgeEvent]:
+        """Events the kernel holds for us right now."""
+        if self._request is not None and self._request.wait_edge_events(0):
+            self._on_readable()
+        return self._queue.take()
 
     def close(self) -> None:
         """Release the lines."""
@@ -625,6 +638,10 @@ class _SoftwareInputs:
     async def read(self) -> list[EdgeEvent]:
         """Wait for edge events."""
         return await self._queue.read()
+
+    def read_nowait(self) -> list[EdgeEvent]:
+        """Events queued right now."""
+        return self._queue.take()
 
     def close(self) -> None:
         """Release the lines."""

@@ -198,13 +198,15 @@ async def test_a_restart_in_the_middle_of_a_train_continues_the_count(
 ) -> None:
     settings = settings_for(tmp_path, s0_module(initial_import_kwh="500"))
     async with running(settings) as gateway:
+        await until(lambda: value(gateway, A_PLUS) == Decimal("500"))
         train(chip, clock, 400, 0.25)
-        await until(lambda: value(gateway, A_PLUS) == Decimal("500.4"))
-    # Stopped: the count was written on the way out, and the line was released.
+        # Stopped at once: the edges already reported are counted and written on the way out.
     store = Store(tmp_path / "gateway.db")
     saved = decode_totals(store.get_state("s0a", STATE_KEY), 1000)
+    (register,) = [r for r in store.load_registers("a") if r.obis == A_PLUS]
     store.close()
     assert saved["import"].kwh(1000) == Decimal("500.4")
+    assert register.value == Decimal("500.4")
     async with running(settings) as gateway:
         await until(lambda: gateway.health["s0a"].frames_ok > 0)
         assert value(gateway, A_PLUS) == Decimal("500.4")
