@@ -180,6 +180,8 @@ def _chip_label(path: str) -> str:
         with gpiod.Chip(path) as chip:
             label: str = chip.get_info().label
             return label
+    except PermissionError:
+        return "no permission: see the gpio group"
     except OSError:
         return "?"
 
