@@ -24,6 +24,7 @@ from modules.s0.pulses import (
     NS_PER_S,
     OBIS,
     Direction,
+    Note,
     PulseMeter,
     Total,
     decode_totals,
@@ -129,17 +130,16 @@ class S0Adapter:
                             events = await source.read()
                     except TimeoutError:
                         events = []
-                    for note in meter.feed(events):
-                        _LOGGER.warning("s0 %s: %s", ctx.name, note.detail)
-                        ctx.event(note.kind, f"{source.description}: {note.detail}", **note.data)
+                    _report(ctx, source.description, meter.feed(events))
                 while not ctx.commands.empty():
                     if self._command(ctx, meter, ctx.commands.get_nowait()):
                         next_publish = loop.time()
-                        last_save = float("-inf")
                 now = loop.time()
                 if now >= next_publish:
                     published = self._publish(ctx, meter, source.now_ns())
-                    next_publish = max(next_publish + config.publish_interval_s, now)
+                    next_publish += config.publish_interval_s
+                    if next_publish <= now:  # fell behind: no burst of catch-up samples
+                        next_publish = now + config.publish_interval_s
                 if meter.changed and now - last_save >= config.save_interval_s:
                     self._save(ctx, meter)
                     last_save = now
@@ -157,8 +157,7 @@ class S0Adapter:
         finally:
             try:
                 # Edges the kernel already reported are pulses the meter counted: keep them.
-                for note in meter.feed(source.read_nowait()):
-                    ctx.event(note.kind, f"{source.description}: {note.detail}", **note.data)
+                _report(ctx, source.description, meter.feed(source.read_nowait()))
             finally:
                 source.close()
             if self._totals_of(meter) != published:
@@ -300,6 +299,12 @@ class S0Adapter:
             kwh = meter.totals[direction].kwh(meter.pulses_per_kwh)
             parts.append(f"{direction} {'unknown' if kwh is None else f'{kwh} kWh'}")
         return ", ".join(parts)
+
+
+def _report(ctx: ModuleContext, description: str, notes: list[Note]) -> None:
+    for note in notes:
+        _LOGGER.warning("s0 %s: %s", ctx.name, note.detail)
+        ctx.event(note.kind, f"{description}: {note.detail}", **note.data)
 
 
 def _kwh(register: Register | None) -> Decimal | None:
