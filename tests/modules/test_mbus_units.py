@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +14,8 @@ import pytest
 
 from gateway import config
 from gateway.decoding import Decoded, Record
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, ConnectionLost, FrameError
+from gateway.transport import Link, open_link, open_pty
 from modules.codecs.mbus import (
     ACK,
     NETWORK_LAYER_ADDRESS,
@@ -28,6 +32,7 @@ from modules.codecs.mbus_encode import DataRecord, encode_long_header, encode_re
 from modules.mbus.config import MbusConfig
 from modules.mbus.emulator import build_bus
 from modules.mbus.emulator import main as emulator_main
+from modules.mbus.master import Master, NoAnswer
 from modules.mbus.readings import meter_time, record_key, to_sample
 from modules.mbus.slave import collide
 
@@ -218,3 +223,45 @@ def test_the_emulator_refuses_bad_ids() -> None:
         emulator_main(["--secondary", "1234"])
     with pytest.raises(SystemExit):
         emulator_main(["--meters", "3", "--address", "249"])
+
+
+async def test_the_master_survives_any_garbage_on_the_line(tmp_path: Path) -> None:
+    """Random answers (noise, half frames, foreign frames) only ever give FrameError or
+    NoAnswer, never a crash, and the master keeps working afterwards."""
+    rng = random.Random(13757)
+    good = build_bus(1)
+
+    async def noisy(link: Link) -> None:
+        while True:
+            request = await link.read()
+            if rng.random() < 0.2:
+                await link.write(good.handle(request))
+                continue
+            size = rng.choice((1, 2, 5, 9, 30, 300))
+            noise = bytes(rng.randrange(256) for _ in range(size))
+            if rng.random() < 0.5:  # something that starts like a frame
+                noise = bytes([rng.choice((0x10, 0x68, 0xE5))]) + noise
+            await link.write(noise)
+
+    async with open_pty(str(tmp_path / "tty")) as (device, tty):
+        task = asyncio.create_task(noisy(device))
+        try:
+            async with open_link(tty) as link:
+                master = Master(link, baudrate=38400, latency_s=0.01, retries=0)
+                outcomes = set()
+                for round_ in range(60):
+                    try:
+                        if round_ % 3 == 0:
+                            await master.reset(1)
+                            outcomes.add("ack")
+                        else:
+                            await master.read(1, fcb=bool(round_ % 2), max_telegrams=3)
+                            outcomes.add("data")
+                    except (FrameError, NoAnswer) as err:
+                        outcomes.add(type(err).__name__)
+                assert {"ack", "data"} <= outcomes
+                assert len(outcomes) >= 4
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
+                await task
