@@ -26,7 +26,7 @@ from gateway.errors import (
     FrameError,
     StoreError,
 )
-from gateway.model import Sample, utc_now
+from gateway.model import Reading, Sample, utc_now
 from gateway.transport import Link, SerialSettings, open_link
 from modules.codecs.wmbus_compact import FormatCache
 from modules.wmbus.config import WmbusConfig
@@ -48,6 +48,7 @@ WRONG_KEY_CONFIRMATIONS = 2
 # New unknown addresses logged one by one; in a block of flats the rest go to `listen`.
 MAX_UNKNOWN_LOGGED = 20
 KEY_FAILURES = ("wrong_key", "no_key", "not_encrypted", "bad_mac")
+RSSI_READING = "rssi_dbm"
 STATE_FORMATS = "formats"
 STATE_HEARD = "heard"
 STATE_KEY_REPORTS = "key_reports"
@@ -235,6 +236,9 @@ class _Dispatch:
             _LOGGER.info("%s: meter %s decrypts again", ctx.name, entry.id)
         values = readings(decoded)
         heard = outcome.heard
+        if values and heard.rssi_dbm is not None:
+            # Signal strength as wmbusmeters users know it: a diagnostic value of the meter.
+            values += (Reading(RSSI_READING, round(heard.rssi_dbm, 1), "dBm"),)
         if not values:
             ctx.frame_ok(heard.telegram)
             return

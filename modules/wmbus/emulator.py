@@ -121,13 +121,17 @@ async def serve(
     rssi_dbm: float = -67.0,
     noise: bool = False,
     telegram: Callable[[], bytes] | None = None,
+    wait_for_host: bool = False,
 ) -> None:
     """Answer the host and send telegrams on ``link`` until cancelled (or ``count`` sent).
 
     ``chunk`` splits writes (1 = one byte at a time); ``copies`` repeats each telegram as a
-    repeater would; ``noise`` adds garbage between frames, as a bad cable does.
+    repeater would; ``noise`` adds garbage between frames, as a bad cable does;
+    ``wait_for_host`` holds telegrams back until the host has sent a command (a tty drops
+    what arrived before it was opened).
     """
     lock = asyncio.Lock()
+    host_seen = asyncio.Event()
     rng = random.Random(7)
 
     async def write(data: bytes) -> None:
@@ -143,8 +147,11 @@ async def serve(
             reply = device.answer(await link.read())
             if reply:
                 await write(reply)
+                host_seen.set()
 
     async def transmit() -> None:
+        if wait_for_host:
+            await host_seen.wait()
         sent = 0
         while count is None or sent < count:
             await asyncio.sleep(interval_s)
@@ -195,6 +202,7 @@ async def _serve(args: argparse.Namespace, transmitter: OmnipowerTransmitter) ->
         "count": args.count,
         "chunk": 1 if args.byte_by_byte else None,
         "copies": args.copies,
+        "wait_for_host": args.receiver not in ("hex", "rtlwmbus"),
     }
     if args.tcp:
 

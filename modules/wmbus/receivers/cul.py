@@ -10,6 +10,7 @@ the LQI byte holds CRC_OK in bit 7 and the link quality in bits 0..6 (lower is b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from gateway.errors import FatalAdapterError
@@ -25,6 +26,8 @@ _MODE_COMMANDS = {
     frozenset(["T1"]): ("t", "TMODE"),
     frozenset(["S1"]): ("s", "SMODE"),
 }
+# A telegram line, found even behind line noise (culfw prints hex in one case).
+_TELEGRAM = re.compile(r"bY?(?:[0-9A-F]+|[0-9a-f]+)$")
 _MAX_LINE = 1024  # 'bY' + 2 x 290 bytes + status, with room to spare
 _BLOCK_BYTES = 16
 _FIRST_BLOCK_BYTES = 10
@@ -91,8 +94,8 @@ class Cul:
         for line in self._lines.feed(data):
             if line in ("CMODE", "TMODE", "SMODE"):
                 out.append(Reply(line))
-            elif line.startswith("b") and len(line) > 1:
-                out.append(_telegram(line))
+            elif (found := _TELEGRAM.search(line)) is not None:
+                out.append(_telegram(found[0]))
             else:
                 out.append(Reply("TEXT", detail=line[:80]))
         return out
