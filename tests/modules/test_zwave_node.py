@@ -143,7 +143,7 @@ def test_identity_versions_and_the_lifeline() -> None:
     ask(target, AssociationRemove(1, (5,)).encode())
     assert target.lifeline == (1,)
     ask(target, AssociationRemove(0).encode())
-    assert target.lifeline == ()
+    assert not target.lifeline
 
 
 def test_a_get_sent_to_many_nodes_is_not_answered_and_garbage_is_refused() -> None:
