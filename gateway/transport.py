@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -215,19 +216,25 @@ async def _open_serial(url: str, settings: SerialSettings) -> Link:
         # Exclusive locking: a second reader on the same port is a classic P1/M-Bus failure.
         "exclusive": True,
     }
-    if settings.parity != "N" and _is_pty(url):
-        # Linux pseudo-terminals refuse parity bits (EINVAL); there is no line to frame anyway.
-        options["parity"] = "N"
+    if _is_pty(url):
+        # Linux pseudo-terminals refuse parity bits and 7-bit bytes (EINVAL); an emulator on
+        # the other end has no line to frame anyway.
+        options["parity"], options["bytesize"] = "N", 8
     try:
         reader, writer = await serial_asyncio_fast.open_serial_connection(**options)
-    except (OSError, serial.SerialException, ValueError) as err:
+    except (OSError, serial.SerialException, ValueError, termios.error) as err:
         raise CannotConnect(f"{url}: {err}") from err
     if settings.rs485:
         import serial.rs485  # noqa: PLC0415
 
         port = writer.transport.serial  # type: ignore[attr-defined]
-        with contextlib.suppress(OSError, ValueError):
+        try:
             port.rs485_mode = serial.rs485.RS485Settings()
+        except (OSError, ValueError):
+            # The driver has no kernel RS485 support (most USB adapters switch direction in
+            # hardware); pyserial would keep the setting and refuse every later speed change.
+            port._rs485_mode = None
+            _LOGGER.debug("%s: no kernel RS485 mode; relying on the adapter", url)
     _LOGGER.debug("opened %s at %d baud", url, settings.baudrate)
     return Link(url, reader, writer)
 

@@ -150,7 +150,8 @@ class MeterEngine:
         elif at > state.last_at:
             self.intervals.cross(at, update)
             gap = (at - state.last_at).total_seconds()
-            if gap <= self.settings.limits.max_sample_gap_s:
+            # A meter that reports its own hour counter is believed; otherwise count ourselves.
+            if gap <= self.settings.limits.max_sample_gap_s and HOUR_COUNTER not in values:
                 state.operating_s += gap
                 hours = (Decimal(state.operating_s) / 3600).quantize(Decimal("0.01"), ROUND_FLOOR)
                 self.put(update, HOUR_COUNTER, hours, "h", at)
