@@ -23,12 +23,23 @@ _LOGGER = logging.getLogger(__name__)
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit status."""
     parser = _parser()
-    args, extra = parser.parse_known_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Tools and emulators parse their own options: hand them every word after their name as
+    # it is (argparse would reorder options it does not know).
+    own: list[str] | None = None
+    for index, word in enumerate(words):
+        if word in ("simulate", *registry.TOOLS):
+            cut = index + (2 if word == "simulate" else 1)
+            words, own = words[:cut], words[cut:]
+            break
+        if not word.startswith("-") and words[index - 1 : index] != ["--log-level"]:
+            break
+    args, extra = parser.parse_known_args(words)
+    if own is not None:
+        args.args = own
     # argparse hands an optional positional its default before it sees later options, so
     # `decode dlms --key K INPUT` leaves INPUT over; it is the input, nothing else is.
-    if extra and args.command in ("simulate", *registry.TOOLS):
-        args.args = [*args.args, *extra]
-    elif extra and args.command == "decode" and args.input is None and len(extra) == 1:
+    if extra and args.command == "decode" and args.input is None and len(extra) == 1:
         args.input = extra[0]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

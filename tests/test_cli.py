@@ -1,0 +1,60 @@
+"""The command line: decode's contract, argument order, tools that parse their own options."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from gateway import cli
+from tests.support.processes import GATEWAY
+
+SERIAL_RESPONSE = "403f0201234567e9560d"  # KMP GetSerialNo answer, Kamstrup doc 6.2.2
+
+
+def decode(*args: str, stdin: str | None = None) -> tuple[int, list[dict[str, object]]]:
+    result = subprocess.run(
+        [str(GATEWAY), "decode", *args], input=stdin, capture_output=True, text=True, check=False
+    )
+    return result.returncode, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_decode_prints_one_object_and_exit_status_follows_ok() -> None:
+    status, (result,) = decode("kmp", SERIAL_RESPONSE)
+    assert status == 0 and result["ok"] is True and result["error"] is None
+    status, (result,) = decode("kmp", "403f0201234567e9570d")
+    assert status == 1 and result["ok"] is False
+    assert result["error"]["code"] == "bad_crc"  # type: ignore[index]
+
+
+def test_bad_hex_names_the_character() -> None:
+    status, (result,) = decode("mbus", "68 0g")
+    assert status == 1
+    assert result["error"]["code"] == "bad_hex"  # type: ignore[index]
+    assert "'g'" in result["error"]["message"]  # type: ignore[index]
+
+
+def test_options_may_come_before_the_input_and_stdin_works() -> None:
+    status, (result,) = decode("kmp", "--key", "00112233", SERIAL_RESPONSE)
+    assert status == 0 and result["ok"]
+    status, (result,) = decode("kmp", "-", stdin=SERIAL_RESPONSE + "\n")
+    assert status == 0 and result["ok"]
+
+
+def test_batch_keeps_order_reports_bad_lines_and_exits_zero(tmp_path: Path) -> None:
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(
+        json.dumps({"input": SERIAL_RESPONSE, "key": None})
+        + "\nnot json\n"
+        + json.dumps({"input": "ff"})
+        + "\n"
+    )
+    status, results = decode("kmp", "--batch", str(batch))
+    assert status == 0
+    assert [r["ok"] for r in results] == [True, False, False]
+    assert results[1]["error"]["code"] == "bad_input"  # type: ignore[index]
+
+
+def test_tools_get_their_arguments_unchanged() -> None:
+    status = cli.main(["--log-level", "warning", "scan", "--url", "/nonexistent/tty", "--json"])
+    assert status == 2, "scan must see --url (and fail to open the port), not an argparse error"
