@@ -170,6 +170,12 @@ class HanPush:
     auth_key: bytes | None = None
     system_title: bytes = b"KAM\x00\x00\xbc\x61\x4e"
     frame_counter: int = 1
+    text_as_octets: bool = False  # ids as octet-strings, as some lists send them
+
+    def _text(self, text: str) -> Data:
+        if self.text_as_octets:
+            return Data(OCTET_STRING, text.encode("ascii"))
+        return Data(VISIBLE_STRING, text)
 
     def notification(self, now: datetime) -> bytes:
         """The Data-Notification APDU with the meter's local time (deviation unspecified)."""
@@ -177,13 +183,13 @@ class HanPush:
         local = now.astimezone(self.zone).replace(tzinfo=None)
         phases = meter.phase_power_w()
         volts = meter.voltages_v()
-        items: list[Data] = [Data(VISIBLE_STRING, b"Kamstrup_V0001".decode())]
+        items: list[Data] = [self._text("Kamstrup_V0001")]
 
         def pair(code: str, value: Data) -> None:
             items.extend((Data(OCTET_STRING, obis_bytes(code)), value))
 
-        pair("1-1:0.0.5", Data(VISIBLE_STRING, meter.serial))
-        pair("1-1:96.1.1", Data(VISIBLE_STRING, KAMSTRUP_TYPE))
+        pair("1-1:0.0.5", self._text(meter.serial))
+        pair("1-1:96.1.1", self._text(KAMSTRUP_TYPE))
         pair("1-1:1.7.0", Data(DOUBLE_LONG_UNSIGNED, round(meter.power_w)))
         pair("1-1:2.7.0", Data(DOUBLE_LONG_UNSIGNED, 0))
         pair("1-1:3.7.0", Data(DOUBLE_LONG_UNSIGNED, 0))
