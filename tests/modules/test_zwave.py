@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from gateway import config
 from gateway.app import Gateway
@@ -19,6 +21,7 @@ from modules.codecs.zwave_api import LearnMode
 from modules.codecs.zwave_api_node import SetLearnModeRequest
 from modules.codecs.zwave_meter import MeterGet, MeterReport
 from modules.zwave.emulator import ControllerEmulator
+from tests.support.processes import GATEWAY
 
 AUTO = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:2.7.0")
 # The sim's registers as the node shows them: obis -> (end point, rate type, scale).
@@ -279,3 +282,31 @@ async def test_a_stick_with_controller_firmware_is_refused(tmp_path: Path) -> No
     async with plugged(port, emulator), running(settings) as gateway:
         await wait_until(lambda: gateway.health["zw"].state == "backoff")
         assert "controller firmware" in (gateway.health["zw"].last_error or "")
+
+
+async def test_simulate_zwave_cli_interviews_a_node_it_already_knows(tmp_path: Path) -> None:
+    port = tmp_path / "ttyCLI"
+    process = await asyncio.create_subprocess_exec(
+        str(GATEWAY),
+        "simulate",
+        "zwave",
+        "--pty",
+        str(port),
+        "--node-id",
+        "5",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await wait_until(port.exists)
+        async with running(write_config(tmp_path, port)) as gateway:
+            lines: list[dict[str, Any]] = []
+            async with asyncio.timeout(15):
+                while not any(line["name"] == "energy_import" for line in lines):
+                    assert process.stdout is not None
+                    lines.append(json.loads(await process.stdout.readline()))
+            assert {line["node"] for line in lines} == {1}  # answers go to the controller
+            assert gateway.health["zw"].restarts == 0
+    finally:
+        process.terminate()
+        await process.wait()
