@@ -94,7 +94,9 @@ class _Listener:
         serial = SerialSettings(baudrate=baudrate or receiver.baudrate)
         async with asyncio.timeout(seconds), open_link(device, serial) as link:
             await setup_receiver(link, receiver, device, self.show)
-            _out(f"# listening on {device} ({kind}, {'+'.join(modes)}) {receiver.device_info}")
+            sys.stderr.write(
+                f"listening on {device} ({kind}, {'+'.join(modes)}) {receiver.device_info}\n"
+            )
             while count is None or self.telegrams < count:
                 for item in receiver.feed(await link.read()):
                     if not isinstance(item, Heard | Rejected):
