@@ -193,8 +193,11 @@ def test_cul_lines_with_lqi_and_rssi() -> None:
     assert isinstance(heard_b, Heard)
     assert (heard_b.dll_crcs, heard_b.mode, heard_b.rssi_dbm) == ("B", "C1", None)
     assert strip_crcs(heard_b.telegram, "B")[0] == OMNIPOWER
-    items = receiver.feed(b"b12zz\r\nb2744\r\nTMODE\r\n")
-    assert [type(i) for i in items] == [Rejected, Rejected, Reply]
+    # Noise in front of a telegram line costs nothing; a cut-off telegram is rejected.
+    noisy = b"\x13\xe7xb" + line[:-2] + b"\r\n"
+    items = receiver.feed(b"b12zz\r\n" + noisy + b"b2744\r\nTMODE\r\n")
+    assert [type(i) for i in items] == [Reply, Heard, Rejected, Reply]
+    assert items[0] == Reply("TEXT", detail="b12zz")
 
 
 def test_cul_without_wmbus_firmware_is_fatal() -> None:
