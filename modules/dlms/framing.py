@@ -80,8 +80,9 @@ class HanSplitter:
                 del buffer[: pos + size - keep]
                 return frame
             if found is _Found.BAD:
-                keep = 1 if buffer[pos] == FLAG and buffer[pos + size - 1] == FLAG else 0
-                del buffer[: pos + size - keep]
+                # Its header checked, its body did not: report it, but look for frames inside
+                # it too, in case the header check matched by chance in line noise.
+                del buffer[: pos + 1]
                 assert error is not None
                 return error
             pos += 1

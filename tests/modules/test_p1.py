@@ -110,6 +110,30 @@ async def test_dsmr5_telegrams_one_byte_at_a_time_reach_the_engine(tmp_path: Pat
         assert gateway.health["p1"].frames_failed == 0
 
 
+async def test_a_garbled_telegram_is_counted_and_the_next_one_taken(tmp_path: Path) -> None:
+    meter = EmulatedMeter()
+    emitter = P1Emitter(meter)
+    clock = Clock(meter)
+    async with (
+        open_pty(str(tmp_path / "ttyP1")) as (device, path),
+        running(settings_for(tmp_path, p1_module(path))) as gateway,
+    ):
+        health = gateway.health["p1"]
+        async with asyncio.timeout(10):
+            while health.frames_ok < 1:
+                await device.write(emitter.frame(clock.tick()))
+                await asyncio.sleep(0.2)
+        good = health.frames_ok
+        garbled = bytearray(emitter.frame(clock.tick()))
+        del garbled[200]  # a byte lost on the line: the CRC no longer matches
+        garbled[300] ^= 0x04
+        await device.write(bytes(garbled) + emitter.frame(clock.tick()))
+        await until(lambda: health.frames_ok == good + 1)
+        assert health.frames_failed == 1
+        assert "CRC" in (health.last_error or "")
+    assert "decryption_failed" not in kinds(gateway)
+
+
 async def test_smarty_encrypted_telegrams_and_a_wrong_key(tmp_path: Path) -> None:
     meter = EmulatedMeter()
     emitter = P1Emitter(meter, key=SMARTY_KEY)
