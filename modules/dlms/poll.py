@@ -26,13 +26,17 @@ from modules.dlms.readings import meter_time, to_readings
 from modules.dlms.session import ClientSettings, DlmsClient, data_access_result, open_client
 from modules.dlms.transports import Addresses
 
-__all__ = ["PollConfig", "poll"]
+__all__ = ["KEEP_ASSOCIATION_S", "PollConfig", "client_settings", "poll"]
 
 _LOGGER = logging.getLogger(__name__)
 
 # Blue Book 4.3: the value attribute and, for registers, where the scaler-unit is.
 _VALUE_ATTRIBUTE = {1: 2, 3: 2, 4: 2, 5: 2, 8: 2, 70: 3}
 _SCALER_ATTRIBUTE = {3: 3, 4: 3, 5: 4}
+# Meters end an idle HDLC connection after the inactivity time-out of their HDLC setup object
+# (class 23, 120 s by default) and drop idle associations on TCP too: polls further apart than
+# this release the association and open a new one each time instead of finding it gone.
+KEEP_ASSOCIATION_S = 60.0
 _GONE = frozenset({"object_undefined", "object_class_inconsistent", "object_unavailable"})
 
 
@@ -69,25 +73,36 @@ class _Item:
 
 async def poll(link: Link, config: PollConfig, ctx: ModuleContext) -> None:
     """Associate and read the configured objects every ``interval_s`` until the link fails."""
-    options = config.dlms
-    settings = ClientSettings(
-        transport=_transport(options.transport, link.url),
+    settings = client_settings(config.dlms, link.url)
+    items: list[_Item] | None = None
+    try:
+        while True:
+            async with open_client(link, settings) as client:
+                if items is None:
+                    items = await _plan(client, config.dlms, config.name)
+                while True:
+                    started = time.monotonic()
+                    items = await _cycle(client, items, config, ctx)
+                    wait = max(0.0, config.interval_s - (time.monotonic() - started))
+                    if config.interval_s > KEEP_ASSOCIATION_S:
+                        break  # released now, associated again for the next poll
+                    await asyncio.sleep(wait)
+            await asyncio.sleep(wait)
+    except TimeoutError:
+        raise ConnectionLost(f"{link.url}: the meter stopped answering") from None
+    except CommandError as err:
+        raise ConnectionLost(f"{link.url}: {err}") from err
+
+
+def client_settings(options: DlmsOptions, url: str) -> ClientSettings:
+    """How to reach the meter on ``url`` with these options (reads the password file now)."""
+    return ClientSettings(
+        transport=_transport(options.transport, url),
         addresses=Addresses(
             options.client_address, options.server_logical, options.server_physical
         ),
         password=options.secret(),
     )
-    try:
-        async with open_client(link, settings) as client:
-            items = await _plan(client, options, config.name)
-            while True:
-                started = time.monotonic()
-                items = await _cycle(client, items, config, ctx)
-                await asyncio.sleep(max(0.0, config.interval_s - (time.monotonic() - started)))
-    except TimeoutError:
-        raise ConnectionLost(f"{link.url}: the meter stopped answering") from None
-    except CommandError as err:
-        raise ConnectionLost(f"{link.url}: {err}") from err
 
 
 def _transport(choice: str, url: str) -> Literal["hdlc", "wrapper"]:

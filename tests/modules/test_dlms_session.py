@@ -14,6 +14,7 @@ from gateway.errors import CommandError, FatalAdapterError
 from gateway.transport import Link, open_link, open_pty, serve_tcp
 from modules.codecs.dlms_axdr import DOUBLE_LONG_UNSIGNED, STRUCTURE, Data
 from modules.codecs.dlms_hdlc import parse_frame
+from modules.dlms import poll as dlms_poll
 from modules.dlms import transports
 from modules.dlms.framing import HanSplitter
 from modules.dlms.server import CosemServer, HdlcResponder
@@ -199,6 +200,37 @@ async def test_tcpip_module_polls_into_the_engine_and_survives_a_meter_restart(
             frames = health.frames_ok
             await _until(lambda: health.frames_ok >= frames + 2)
             assert health.restarts == 1
+
+
+async def test_slow_polls_associate_afresh_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dlms_poll, "KEEP_ASSOCIATION_S", 0.1)
+    meter = EmulatedMeter()
+    server = CosemServer(cosem_objects(meter), password=None)
+    requests: list[int] = []
+    answer = server.handle
+
+    def counting(apdu: bytes) -> bytes:
+        requests.append(apdu[0])
+        return answer(apdu)
+
+    server.handle = counting  # type: ignore[method-assign]
+    responder = HdlcResponder(server, address=1)
+    module = (
+        '[[modules]]\ntype = "rs485"\nname = "bus"\nmeter = "main"\n'
+        f'port = "{tmp_path / "tty"}"\nprotocol = "dlms"\ninterval_s = 0.2\nrs485 = false\n'
+    )
+    async with open_pty(str(tmp_path / "tty")) as (device, _path):
+        task = asyncio.create_task(serve_hdlc(device, responder, echo=False))
+        try:
+            async with running(settings_for(tmp_path, module)) as gateway:
+                await _until(lambda: gateway.health["bus"].frames_ok >= 3)
+                assert gateway.health["bus"].restarts == 0
+        finally:
+            task.cancel()
+    assert requests.count(0x60) >= 3  # an AARQ per poll
+    assert requests.count(0x62) >= 2  # and a release after each
 
 
 async def test_rs485_module_polls_over_hdlc_on_a_pty(tmp_path: Path) -> None:
