@@ -58,6 +58,10 @@ _LOGGER = logging.getLogger(__name__)
 # zwave-js gives a 700/800-series module 5 s to say SERIAL_API_STARTED after a soft reset;
 # 500-series modules never say it, and INS12350 has the host wait 1.5 s for them instead.
 STARTED_TIMEOUT_S = 5.0
+# A stick that hangs with its port open says nothing, and a node without a lifeline never sends:
+# after this much silence the module asks the stick for its ids, which also notices a stick
+# reset to factory defaults behind the gateway's back.
+STICK_CHECK_S = 60.0
 STATE_KEY = "network"
 _END_NODE_API = 0x01  # GetInitData capabilities bit 0: the stick runs end-node firmware
 _LEARN_CALLBACK_ID = 0x01  # learn mode reports progress through this callback id
@@ -193,6 +197,8 @@ class _Session:
             await asyncio.sleep(self.config.poll_interval_s)
             if self.learning is not None and self._loop.time() >= self.learn_deadline:
                 await self._stop_learning("zwave_learn_mode_timeout", "no controller answered")
+            if self._loop.time() - self.host.last_heard >= STICK_CHECK_S:
+                await self._read_network_ids(learned=False)
             if not self.state.node_id or not self.node.lifeline:
                 continue
             for payload in self.node.reports_due(self.ctx.registers(), self._loop.time()):

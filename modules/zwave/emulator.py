@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -203,6 +204,7 @@ class ControllerEmulator:
         self.node_info: ApplNodeInformationRequest | None = None
         self.host_messages: list[SerialMessage] = []
         self.repeated_frames = 0  # data frames the host sent twice in a row (retransmissions)
+        self.lost_frames: list[bytes] = []  # what the ``lose`` fault swallowed
         self.soft_resets = 0
         self.interviewed = asyncio.Event()
         self.included = asyncio.Event()
@@ -225,6 +227,7 @@ class ControllerEmulator:
         *,
         node_id: int = CONTROLLER_NODE_ID,
         end_point: int = 0,
+        rx_status: int = 0,
         timeout_s: float = ASK_TIMEOUT_S,
     ) -> _C:
         """Send a command from ``node_id`` to the gateway's node and wait for its answer.
@@ -235,7 +238,7 @@ class ControllerEmulator:
         waiter: asyncio.Future[CcCommand] = asyncio.get_running_loop().create_future()
         self._waiters.append((node_id, end_point, expect, _answers(command), waiter))
         try:
-            self.send_command(command, node_id=node_id, end_point=end_point)
+            self.send_command(command, node_id=node_id, end_point=end_point, rx_status=rx_status)
             async with asyncio.timeout(timeout_s):
                 answer = await waiter
         finally:
@@ -325,6 +328,7 @@ class ControllerEmulator:
         faults = self.faults
         if faults.lose:
             faults.lose -= 1
+            self.lost_frames.append(frame.encode())
             return
         for name, byte in (("nak", ControlByte.NAK), ("can", ControlByte.CAN)):
             if getattr(faults, name):
@@ -347,7 +351,7 @@ class ControllerEmulator:
     def _handle(self, message: SerialMessage) -> None:
         if isinstance(message, SoftResetRequest):
             self.soft_resets += 1
-            self._later(RESTART_S, self._restarted())
+            self._later(RESTART_S, self._restarted)
         elif isinstance(message, GetInitDataRequest):
             capabilities = 0x01 if self.end_node_firmware else 0x08
             self._send(GetInitDataResponse(9, capabilities, (), 0x07, 0x00))
@@ -362,14 +366,14 @@ class ControllerEmulator:
             if not self.started.is_set():
                 self.started.set()
                 if self.interview_on_start and self.memory.node_id:
-                    self._later(AIR_S, self.interview())
+                    self._later(AIR_S, self.interview)
         elif isinstance(message, SetLearnModeRequest):
             self._send(SetLearnModeResponse(True))
             if message.mode != LearnMode.DISABLE and self.answer_learn_mode:
-                self._later(LEARN_S, self._learn(message))
+                self._later(LEARN_S, functools.partial(self._learn, message))
         elif isinstance(message, SendDataRequest):
             self._send(SendDataResponse(True))
-            self._later(AIR_S, self._air(message))
+            self._later(AIR_S, functools.partial(self._air, message))
         elif isinstance(message, SendNodeInformationRequest):
             self._send(SendNodeInformationResponse(True))
             self._send(SendNodeInformationCallback(message.callback_id, TxStatus.OK))
@@ -444,16 +448,14 @@ class ControllerEmulator:
     def _send(self, message: SerialMessage) -> None:
         self._outgoing.put_nowait(message.encode())
 
-    def _later(self, delay_s: float, work: Coroutine[Any, Any, None]) -> None:
+    def _later(self, delay_s: float, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         async def run() -> None:
             await asyncio.sleep(delay_s)
             with contextlib.suppress(TimeoutError):  # an interview the host stopped answering
-                await work
+                await work()
 
-        if self._group is None:
-            work.close()
-            return
-        self._group.create_task(run())
+        if self._group is not None:
+            self._group.create_task(run())
 
     async def _write_loop(self, link: Link) -> None:
         while True:

@@ -60,6 +60,7 @@ class SerialApiHost:
         self.unsolicited: asyncio.Queue[SerialMessage] = asyncio.Queue()
         self.retransmissions = 0
         self.frames_in = 0
+        self.last_heard = asyncio.get_running_loop().time()  # loop time of the last good frame
         self._on_bad_frame = on_bad_frame
         self._extractor = FrameExtractor()
         self._tx_lock = asyncio.Lock()  # one data frame waits for its ACK at a time
@@ -107,6 +108,7 @@ class SerialApiHost:
             await self.link.write(bytes((ControlByte.ACK,)))  # first, within the ACK timeout
             self._bad_checksums = 0
             self.frames_in += 1
+            self.last_heard = asyncio.get_running_loop().time()
             self._deliver(event)
         elif isinstance(event, BadFrame):
             self._bad(event.error, event.data)

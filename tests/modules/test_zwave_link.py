@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from modules.codecs.zwave_api_node import SetLearnModeRequest
+import pytest
+
+from modules.codecs.zwave_api_node import MemoryGetIdRequest, SetLearnModeRequest
 from modules.codecs.zwave_cc_version import VersionGet, VersionReport
 from modules.codecs.zwave_meter import MeterGet, MeterReport
+from modules.zwave import adapter, host
+from modules.zwave import emulator as emulator_module
 from modules.zwave.emulator import ControllerEmulator, StickMemory
 from tests.modules.test_zwave import (
     feed,
@@ -33,7 +37,11 @@ async def test_nak_can_and_a_lost_ack_are_retransmitted_with_backoff(tmp_path: P
         assert gateway.health["zw"].restarts == 0
 
 
-async def test_bad_checksums_from_the_stick_are_refused_and_three_reset_it(tmp_path: Path) -> None:
+async def test_bad_checksums_from_the_stick_are_refused_and_three_reset_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the host is under test here: the emulated stick may resend without the spec's pauses.
+    monkeypatch.setattr(emulator_module, "retransmit_delay_s", lambda attempt: 0.05 * attempt)
     async with included(tmp_path) as (gateway, emulator):
         emulator.faults.corrupt = 1
         await emulator.ask(VersionGet(), VersionReport)  # its first copy was refused with NAK
@@ -71,3 +79,23 @@ async def test_an_unplugged_stick_is_recovered_with_its_network_and_lifeline(
             assert report.value == 1000
         kinds = kinds_of(gateway)
         assert "communication_lost" in kinds and "communication_restored" in kinds
+
+
+async def test_a_hung_stick_is_noticed_in_silence_and_recovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The spec's 1.6 s ACK wait and 1.1..3.1 s pauses, shortened so the test stays quick.
+    monkeypatch.setattr(host, "ACK_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(host, "retransmit_delay_s", lambda attempt: 0.05 * attempt)
+    monkeypatch.setattr(adapter, "STICK_CHECK_S", 0.5)
+    async with included(tmp_path) as (gateway, emulator):
+        restarts = gateway.health["zw"].restarts
+        emulator.faults.lose = 10**6  # the stick hangs: nothing is acknowledged or answered
+        await wait_until(lambda: gateway.health["zw"].restarts > restarts)
+        assert "not acknowledged after 3 retransmissions" in (gateway.health["zw"].last_error or "")
+        probe = MemoryGetIdRequest().encode()
+        assert emulator.lost_frames[:4] == [probe] * 4  # the first try and 3 retransmissions
+        emulator.faults.lose = 0  # unplugged and plugged in again by hand: it answers again
+        await wait_until(lambda: emulator.soft_resets >= 2 and gateway.health["zw"].communicating)
+        report = await emulator.ask(MeterGet(2, 1, True), MeterReport)
+        assert report.value == 1000
