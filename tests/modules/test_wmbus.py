@@ -19,6 +19,7 @@ from gateway.errors import ConnectionLost
 from gateway.model import Sample
 from gateway.store import Store
 from gateway.transport import Link, open_pty, serve_tcp
+from modules.wmbus import listen
 from modules.wmbus.emulator import DEMO_KEY, OmnipowerTransmitter, serve
 from modules.wmbus.receivers import Device, make_device
 from tests.support.processes import free_port
@@ -278,7 +279,7 @@ async def test_a_compact_frame_right_after_a_restart_decodes(tmp_path: Path) -> 
 
 
 async def test_unknown_addresses_are_counted_not_decoded(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     caplog.set_level(logging.INFO)
     ours, stranger = OmnipowerTransmitter(), OmnipowerTransmitter(meter_id="87654321", key=None)
@@ -301,3 +302,8 @@ async def test_unknown_addresses_are_counted_not_decoded(
     assert rows["87654321"]["meter"] is None and rows["87654321"]["telegrams"] == 4
     assert rows["12345678"]["meter"] == "main"
     assert caplog.text.count("heard KAM 87654321") == 1
+    # `meter-gateway listen --heard` shows the same table from the store, radio untouched.
+    assert listen.main(["--config", str(tmp_path / "gateway.toml"), "--heard", "--json"]) == 0
+    shown = {row["id"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert shown["87654321"]["meter"] is None and shown["87654321"]["telegrams"] == 4
+    assert shown["12345678"]["meter"] == "main"
