@@ -143,6 +143,10 @@ class MqttBridge:
                     fatal = "CERTIFICATE_VERIFY_FAILED" in reason
                 except (OSError, ssl.SSLError, GatewayError) as err:
                     reason, fatal = str(err), True
+                except Exception as err:
+                    # A bug or a store error must not stop the meters: log it, start over.
+                    _LOGGER.exception("MQTT bridge failed")
+                    reason = f"{type(err).__name__}: {err}"
                 ran_s = time.monotonic() - started
                 delay = backoff.fatal_delay() if fatal else backoff.next_delay(ran_s)
                 log = _LOGGER.warning if backoff.attempt <= 1 or fatal else _LOGGER.debug
