@@ -21,8 +21,8 @@ from gateway.engine import Register
 from gateway.model import Command
 from gateway.store import Store
 from modules.s0.adapter import STATE_KEY
-from modules.s0.gpio import SoftwareChip
 from modules.s0.pulses import NS_PER_S, Total, decode_totals, encode_totals
+from modules.s0.software import SoftwareChip
 
 MS = 1_000_000
 A_PLUS, P_PLUS, A_MINUS, P_MINUS = "1-0:1.8.0", "1-0:1.7.0", "1-0:2.8.0", "1-0:2.7.0"

@@ -23,8 +23,9 @@ from gateway import config
 from gateway.app import Gateway
 from gateway.errors import CannotConnect, FatalAdapterError
 from modules.s0 import gpio
-from modules.s0.gpio import InputSpec, SoftwareChip
+from modules.s0.gpio import InputSpec
 from modules.s0.pulses import EdgeEvent
+from modules.s0.software import SoftwareChip
 
 MS = 1_000_000
 HAVE_GPIOD = importlib.util.find_spec("gpiod") is not None

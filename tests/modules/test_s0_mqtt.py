@@ -17,8 +17,8 @@ import pytest
 
 from gateway import config
 from gateway.app import Gateway
-from modules.s0.gpio import SoftwareChip
 from modules.s0.pulses import NS_PER_S
+from modules.s0.software import SoftwareChip
 from tests.support.mqtt import Collector, until
 from tests.support.processes import Broker
 

@@ -16,8 +16,8 @@ from gateway import config, registry
 from gateway.app import Gateway
 from gateway.engine import Register
 from gateway.store import Store
-from modules.s0.gpio import SoftwareChip
 from modules.s0.pulses import NS_PER_S
+from modules.s0.software import SoftwareChip
 
 A_PLUS = "1-0:1.8.0"
 MS = 1_000_000
