@@ -39,6 +39,7 @@ _DATA_BLOCK_NUMBER_INVALID = 19
 _REJECTED_PERMANENT = 1
 _AUTHENTICATION_FAILURE = 13
 _EXCEPTION_NOT_ASSOCIATED = b"\xd8\x01\x01"  # state-error: service-not-allowed
+_EXCEPTION_SERVICE_ERROR = b"\xd8\x02\x02"  # service-error: operation-not-possible
 _AARQ_PASSWORD = 0xAC  # calling-authentication-value
 _GET_NORMAL, _GET_NEXT, _GET_WITH_LIST = 1, 2, 3
 
@@ -68,7 +69,13 @@ class CosemServer:
         self._block_invoke = 0
 
     def handle(self, apdu: bytes) -> bytes:
-        """The answer to one client APDU."""
+        """The answer to one client APDU (an exception-response to what it cannot read)."""
+        try:
+            return self._handle(apdu)
+        except FrameError:
+            return _EXCEPTION_SERVICE_ERROR
+
+    def _handle(self, apdu: bytes) -> bytes:
         tag = apdu[0] if apdu else -1
         if tag == AARQ:
             return self._associate(apdu)

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.errors import CommandError, FatalAdapterError
 from gateway.transport import Link, open_link, open_pty, serve_tcp
+from modules.codecs.dlms_apdu import encode_aarq
 from modules.codecs.dlms_axdr import DOUBLE_LONG_UNSIGNED, STRUCTURE, Data
 from modules.codecs.dlms_hdlc import parse_frame
 from modules.dlms import poll as dlms_poll
@@ -292,3 +293,12 @@ async def test_simulate_dlms_command_serves_the_wrapper() -> None:
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 10)
+
+
+def test_the_server_answers_garbage_with_an_exception_response() -> None:
+    server = CosemServer(cosem_objects(EmulatedMeter()), password=None)
+    assert server.handle(b"\xc0\x01")[0] == 0xD8  # before any association
+    assert server.handle(encode_aarq())[0] == 0x61
+    assert server.associated
+    assert server.handle(b"\xc0\x01\xc1\x00")[0] == 0xD8  # a GET cut short
+    assert server.handle(b"\xc0\x01\xc1\x00\x03\x01\x00\x01\x08\x00\xff\x02\x01\x00")[0] == 0xD8
