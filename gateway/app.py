@@ -137,11 +137,12 @@ class Gateway:
         self._apply(engine.ingest(sample))
 
     def report(self, event: Event) -> None:
-        """Persist an event, then hand it to the outputs."""
-        (event_id,) = self.store.add_events([event])
+        """Persist an event; outputs queue it in the same transaction, so none is lost."""
+        with self.store.transaction():
+            (event_id,) = self.store.add_events([event])
+            for output in self.outputs:
+                output.on_event(event_id, event)
         _LOGGER.info("event %s on %s: %s", event.kind, event.meter, event.detail)
-        for output in self.outputs:
-            output.on_event(event_id, event)
 
     def registers(self, meter: str) -> Mapping[str, Register]:
         """A meter's current registers."""
