@@ -16,7 +16,7 @@ from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.model import Command
 from modules.relay.adapter import RelayConfig
-from modules.s0.gpio import SoftwareChip
+from modules.s0.software import SoftwareChip
 
 LINES = ("relay", "aux", "button", "spare")
 _CHIPS = itertools.count()
