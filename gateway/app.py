@@ -203,8 +203,11 @@ class Gateway:
 
     async def _module_command(self, command: Command) -> Mapping[str, Any]:
         """Queue a command for the module that serves the command's meter."""
+        wanted = command.args.get("module")  # several modules on one meter: say which
         for name in self._module_commands()[command.name]:
             context = self._contexts.get(name)
+            if wanted is not None and name != wanted:
+                continue
             if context is not None and context.meter in (None, command.meter):
                 context.commands.put_nowait(command)
                 return {"queued": True, "module": name}

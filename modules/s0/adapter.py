@@ -132,7 +132,13 @@ class S0Adapter:
                         events = []
                     _report(ctx, source.description, meter.feed(events))
                 while not ctx.commands.empty():
-                    if self._command(ctx, meter, ctx.commands.get_nowait()):
+                    command = ctx.commands.get_nowait()
+                    if self._command(ctx, meter, command):
+                        # The display is the truth: let the engine take the new total even
+                        # when it is lower than, or far above, the one it holds.
+                        await ctx.execute(
+                            Command(config.meter, "accept_registers", f"{command.id}-accept")
+                        )
                         next_publish = loop.time()
                 now = loop.time()
                 if now >= next_publish:
