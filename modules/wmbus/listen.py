@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import config as config_module
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, ConnectionLost
 from gateway.model import utc_now
 from gateway.transport import SerialSettings, open_link
 from modules.wmbus.adapter import STATE_HEARD, setup_receiver
@@ -59,18 +59,24 @@ def main(argv: list[str]) -> int:
     router = Router(entries.values(), duplicate_window_s=args.window, decode_unknown=True)
     listener = _Listener(router, json_lines=args.json)
     baudrate = args.baudrate or (module.baudrate if module else None)
-    with contextlib.suppress(KeyboardInterrupt, TimeoutError):  # Ctrl-C or --seconds
-        asyncio.run(
-            listener.listen(
-                device=device,
-                kind=receiver,
-                modes=modes,
-                baudrate=baudrate,
-                count=args.count,
-                seconds=args.seconds,
+    one_way = device == "stdin" or device.startswith("exec:")
+    try:
+        with contextlib.suppress(KeyboardInterrupt, TimeoutError):  # Ctrl-C or --seconds
+            asyncio.run(
+                listener.listen(
+                    device=device,
+                    kind=receiver,
+                    modes=modes,
+                    baudrate=baudrate,
+                    count=args.count,
+                    seconds=args.seconds,
+                )
             )
-        )
-    listener.summary()
+    except ConnectionLost:
+        if not one_way:
+            raise
+    finally:
+        listener.summary()
     return 0
 
 

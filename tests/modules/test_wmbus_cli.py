@@ -105,3 +105,25 @@ def test_telegrams_reach_mqtt_through_meter_gateway_run(tmp_path: Path, broker: 
     assert state["energy_import"]["obis"] == "1-0:1.8.0"
     assert state["power_import"]["value"] > 0
     assert state["rssi_dbm"]["value"] == -67.0
+
+
+def test_listen_reads_a_pipe_to_its_end() -> None:
+    simulate = subprocess.Popen(
+        [str(GATEWAY), "simulate", "wmbus", "--count", "2", "--interval", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    done = subprocess.run(
+        [str(GATEWAY), "listen", "stdin", "--receiver", "hex", "--json"],
+        stdin=simulate.stdout,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    simulate.wait(10)
+    assert simulate.stdout is not None
+    simulate.stdout.close()
+    assert done.returncode == 0, done.stderr
+    kinds = [json.loads(line)["kind"] for line in done.stdout.splitlines()]
+    assert kinds == ["unknown", "unknown", "summary"]
