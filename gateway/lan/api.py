@@ -15,6 +15,7 @@ from gateway import __version__, obis
 from gateway.engine import MeterEngine
 from gateway.errors import CommandError
 from gateway.lan import openapi
+from gateway.lan.breaker import breaker_json
 from gateway.lan.live import encode, sse_frame
 from gateway.lan.metrics import output_status
 from gateway.lan.params import ApiError, bad, choice, integer, time_range, timestamp
@@ -65,6 +66,7 @@ class Api:
             web.get(f"{p}/meters/{{meter}}/registers/{{obis}}", self.register),
             web.get(f"{p}/meters/{{meter}}/display", self.display),
             web.post(f"{p}/meters/{{meter}}/display/push", self.display_push),
+            web.get(f"{p}/meters/{{meter}}/breaker", self.breaker),
             web.get(f"{p}/meters/{{meter}}/profile", self.profile),
             web.get(f"{p}/meters/{{meter}}/analysis", self.analysis),
             web.get(f"{p}/meters/{{meter}}/billing", self.billing),
@@ -267,6 +269,11 @@ class Api:
             Command(meter=meter_id, name="display_push", id=str(uuid.uuid4()), source="http")
         )
         return _json({"meter": meter_id, "state": result})
+
+    async def breaker(self, request: web.Request) -> web.Response:
+        """Breaker state, causes, actuator, control modes, credit; never a safety function."""
+        engine = self._engine(request.match_info["meter"])
+        return _json(breaker_json(engine, self.gateway.store, utc_now()))
 
     async def profile(self, request: web.Request) -> web.StreamResponse:
         """Load profile intervals starting in a range (default: today) at the meter's configured

@@ -137,6 +137,11 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/v1/meters/{meter}/display/push": _post(
         "Press the display push button (the display_push command).", _METER
     ),
+    "/api/v1/meters/{meter}/breaker": _get(
+        "Breaker state, causes, actuator confirmation, control modes, prepayment credit and"
+        " their recent history. The breaker is never a safety function.",
+        _METER,
+    ),
     "/api/v1/meters/{meter}/profile": _get(
         "Load profile intervals (energy per interval by OBIS code, status flags).",
         _METER,

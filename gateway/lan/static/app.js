@@ -197,6 +197,7 @@ function applyRegisters(registers, { flash = true } = {}) {
     $("#net-dir").textContent = net < 0 ? "exporting" : "importing";
   }
   renderRegisterTable();
+  if (BREAKER_REGISTERS.some((code) => code in registers)) refreshBreakerSoon();
 }
 
 function renderRegisterTable() {
@@ -281,6 +282,7 @@ function prependEvent(event) {
   body.prepend(row([timeText(event.at), event.meter, event.kind, event.detail]));
   while (body.children.length > 50) body.lastElementChild.remove();
   if (/magnet/i.test(event.kind)) { page.magnetic = true; }
+  if (event.meter === page.meter && BREAKER_EVENTS.test(event.kind)) refreshBreakerSoon();
 }
 
 async function loadEvents() {
@@ -305,6 +307,93 @@ function renderModules(modules) {
     tr.children[1].className = `state-${m.state}`;
     return tr;
   }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// breaker and credit (never a safety function)
+
+const BREAKER_REGISTERS = ["breaker_state", "breaker_actuator", "breaker_feedback", "credit"];
+const BREAKER_EVENTS = /^(breaker_|top_up$|credit_|emergency_credit$|disconnect_deferred$|button_refused$)/;
+const BREAKER_TEXT = {
+  connected: "connected", disconnected: "disconnected", ready_for_reconnection: "ready for reconnection",
+};
+const TOKEN_KEY = "meter-gateway-token";
+let breakerTimer = null;
+
+async function loadBreaker() {
+  page.breaker = await getJSON(`${API}/meters/${encodeURIComponent(page.meter)}/breaker`);
+  renderBreaker();
+}
+
+function refreshBreakerSoon() {
+  // Several registers and events arrive for one switch: fetch once they have settled.
+  clearTimeout(breakerTimer);
+  breakerTimer = setTimeout(() => loadBreaker().catch(() => {}), 250);
+}
+
+function renderBreaker() {
+  const b = page.breaker;
+  if (!b) return;
+  $("#breaker").hidden = false;
+  $("#breaker").dataset.state = b.enabled ? b.state : "none";
+  $("#breaker-safety").textContent = b.safety;
+  const state = $("#breaker-state"), actuator = $("#breaker-actuator");
+  if (b.enabled) {
+    actuator.hidden = false;
+    state.textContent = BREAKER_TEXT[b.state] || b.state;
+    state.className = `pill ${{ connected: "on", disconnected: "off" }[b.state] || "warn"}`;
+    const confirmation = b.actuator.confirmation;
+    actuator.dataset.confirmation = confirmation;
+    actuator.textContent = !b.actuator.module ? "no actuator: model only"
+      : confirmation === "confirmed" ? `${b.actuator.module} confirms`
+      : confirmation === "pending" ? `${b.actuator.module}: switching ${b.actuator.target}…`
+      : `${b.actuator.module} FAILED: position unconfirmed`;
+    actuator.className = `pill ${{ confirmed: "on", pending: "warn" }[confirmation] || "off"}`;
+    $("#breaker-causes").textContent = b.causes.length ? `held open by ${b.causes.join(", ")}` : "";
+    const c = b.control;
+    $("#breaker-modes").textContent = `remote reconnect: ${c.remote_reconnect}; button `
+      + `${c.button_disconnect ? "opens" : "does not open"}, ${c.button_reconnect ? "closes" : "does not close"}`;
+  } else {
+    state.textContent = "no breaker";
+    state.className = "pill";
+    actuator.hidden = true;
+    $("#breaker-modes").textContent = "[meters.breaker] enabled = false";
+  }
+  $("#breaker-form").hidden = !b.enabled;
+  const credit = b.prepayment;
+  $("#credit-row").hidden = !credit.enabled;
+  if (credit.enabled) {
+    const value = Number(credit.credit);
+    $("#credit-value").textContent = value.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 3 });
+    $("#credit-unit").textContent = credit.unit;
+    $("#credit-row").dataset.exhausted = String(credit.exhausted);
+    $("#credit-note").textContent = [
+      credit.exhausted ? "no credit left" : "",
+      credit.deferred ? "friendly hours keep the power on" : "",
+      credit.emergency_in_use ? "emergency credit in use" : "",
+      credit.friendly_now && !credit.deferred ? "friendly hours now" : "",
+    ].filter(Boolean).join("; ");
+  }
+  $("#breaker-history tbody").replaceChildren(...b.history.map((e) => row([timeText(e.at), e.kind.replace(/_/g, " "), e.detail])));
+}
+
+async function pressBreakerButton(event) {
+  event.preventDefault();
+  const token = $("#api-token").value.trim();
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  const result = $("#breaker-result");
+  result.textContent = "…";
+  const response = await fetch(`${API}/meters/${encodeURIComponent(page.meter)}/commands/button`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify({ args: {} }),
+  });
+  const data = await response.json().catch(() => ({}));
+  result.dataset.ok = String(response.ok);
+  result.textContent = response.ok
+    ? `done: ${BREAKER_TEXT[data.result.state] || data.result.state}`
+    : `refused: ${data.error ? data.error.message : `HTTP ${response.status}`}`;
+  await loadBreaker();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,10 +521,14 @@ async function main() {
   page.server = page.display.state;
   page.lcd.shownAt = Date.now();
   $("#push").addEventListener("click", pushButton);
+  $("#api-token").value = sessionStorage.getItem(TOKEN_KEY) || "";
+  $("#breaker-form").addEventListener("submit", (event) => pressBreakerButton(event).catch((error) => {
+    $("#breaker-result").textContent = `error: ${error.message}`;
+  }));
   connect();
   setInterval(lcdTick, 250);
   renderModules((await getJSON(`${API}/health`)).modules);
-  await Promise.all([loadToday(), drawWeek(), loadEvents()]);
+  await Promise.all([loadToday(), drawWeek(), loadEvents(), loadBreaker()]);
   // New intervals arrive on the stream; a new day starts a new curve and a new bar.
   setInterval(() => {
     if (Date.now() - Date.parse(page.today.since) >= 86400e3) { loadToday(); drawWeek(); }
