@@ -49,7 +49,8 @@ from modules.codecs.zwave_api_transport import ApplicationCommand, BridgeApplica
 from modules.codecs.zwave_serial import BAUD_RATE, ControlByte
 from modules.zwave.config import ZwaveConfig
 from modules.zwave.host import SerialApiHost
-from modules.zwave.node import Identity, MeterNode, ReportPolicy, channel_for, channels_for
+from modules.zwave.node import Identity, MeterNode
+from modules.zwave.values import ReportPolicy, channel_for, channels_for
 
 __all__ = ["ZwaveAdapter", "ZwaveConfig"]
 

@@ -1,9 +1,9 @@
 """The meter node's application: what it reports, and how it answers the other nodes.
 
 Pure: command class payloads in, payloads out; registers and a monotonic clock are passed in.
-The quantities come from the meter's display list, as OBIS codes; those a Meter CC scale can
-express become channels. L1..L3 values become Multi Channel end points 1..3, each with its own
-Meter CC, so a display can show per-phase voltage next to the totals of the root device.
+The channels (``values.py``) come from the meter's display list; L1..L3 values are Multi
+Channel end points 1..3, each with its own Meter CC, so a display can show per-phase voltage
+next to the totals of the root device.
 
 What every answer keeps consistent (zwave-js drops reports that contradict the Supported
 Report): an end point advertises the scales of its channels and the rate types they use, and a
@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal
 
-from gateway import obis
 from gateway.engine import Register
 from modules.codecs.zwave import parse_command
 from modules.codecs.zwave_api import GENERIC_TYPE_METER, SPECIFIC_TYPE_SIMPLE_METER, RxStatus
@@ -62,32 +61,16 @@ from modules.codecs.zwave_cc_version import (
     VersionReport,
 )
 from modules.codecs.zwave_meter import (
-    ElectricScale,
     MeterGet,
     MeterReport,
     MeterSupportedGet,
     MeterSupportedReport,
-    MeterType,
     RateType,
-    key_for_obis,
     scale_info,
 )
+from modules.zwave.values import ELECTRIC, Channel, ReportPolicy, obis_for, read_value
 
-__all__ = [
-    "CC_VERSIONS",
-    "LIFELINE_MAX_NODES",
-    "Channel",
-    "EndPoint",
-    "Identity",
-    "MeterNode",
-    "ReportPolicy",
-    "channel_for",
-    "channels_for",
-    "obis_for",
-    "read_value",
-]
-
-ELECTRIC = MeterType.ELECTRIC
+__all__ = ["CC_VERSIONS", "LIFELINE_MAX_NODES", "EndPoint", "Identity", "MeterNode"]
 LIFELINE_MAX_NODES = 5  # Z-Wave Plus asks for at least one; a controller and a display or two
 MAX_DELTA_TIME_S = 0xFFFE  # 0xFFFF means "unknown" to zwave-js (Meter Report delta time)
 _BROADCAST_OR_MULTICAST = RxStatus.TYPE_BROAD | RxStatus.TYPE_MULTI
@@ -105,101 +88,6 @@ CC_VERSIONS: dict[int, int] = {
     CommandClassId.METER: 4,  # V4: rate type in Get, kvar/kvarh through Scale 2
     CommandClassId.MULTI_CHANNEL: 3,
 }
-
-# What a register is rounded to before it goes on the air: the 382L's own resolution for
-# energy (1 Wh), a display's for the rest. Energy is floored: a register is never shown ahead.
-_RESOLUTION: dict[int, Decimal] = {
-    ElectricScale.KWH: Decimal("0.001"),
-    ElectricScale.KVAH: Decimal("0.001"),
-    ElectricScale.W: Decimal("0.1"),
-    ElectricScale.V: Decimal("0.1"),
-    ElectricScale.A: Decimal("0.01"),
-    ElectricScale.POWER_FACTOR: Decimal("0.001"),
-    ElectricScale.KVAR: Decimal("0.001"),
-    ElectricScale.KVARH: Decimal("0.001"),
-}
-
-# Per-phase OBIS codes (C of P+, U, I, PF for L1..L3) -> end points 1..3.
-_PHASES = {1: (21, 32, 31, 33), 2: (41, 52, 51, 53), 3: (61, 72, 71, 73)}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Channel:
-    """One value the node reports: end point (0 root, 1..3 phases), rate type, scale, register."""
-
-    end_point: int
-    rate_type: int  # UNSPECIFIED for quantities without a direction (V, A, power factor)
-    scale: int
-    obis: str
-
-
-def _phase_table() -> dict[str, tuple[int, int, int]]:
-    table: dict[str, tuple[int, int, int]] = {}
-    for end_point, (power, voltage, current, factor) in _PHASES.items():
-        table[f"1-0:{power}.7.0"] = (end_point, RateType.IMPORT, ElectricScale.W)
-        table[f"1-0:{power + 1}.7.0"] = (end_point, RateType.EXPORT, ElectricScale.W)
-        table[f"1-0:{power}.8.0"] = (end_point, RateType.IMPORT, ElectricScale.KWH)
-        table[f"1-0:{power + 1}.8.0"] = (end_point, RateType.EXPORT, ElectricScale.KWH)
-        table[f"1-0:{voltage}.7.0"] = (end_point, RateType.UNSPECIFIED, ElectricScale.V)
-        table[f"1-0:{current}.7.0"] = (end_point, RateType.UNSPECIFIED, ElectricScale.A)
-        table[f"1-0:{factor}.7.0"] = (end_point, RateType.UNSPECIFIED, ElectricScale.POWER_FACTOR)
-    return table
-
-
-_PHASE_CHANNELS = _phase_table()
-_PHASE_CODES = {key: code for code, key in _PHASE_CHANNELS.items()}
-
-
-def channel_for(code: str) -> Channel | None:
-    """The channel that carries an OBIS quantity, or None when no Meter CC scale can."""
-    code = obis.normalize(code)
-    phase = _PHASE_CHANNELS.get(code)
-    if phase is not None:
-        return Channel(*phase, code)
-    key = key_for_obis(code)
-    if key is None or scale_info(ELECTRIC, key[2]) is None:
-        return None
-    _meter_type, rate_type, scale = key
-    return Channel(0, rate_type, scale, code)
-
-
-def channels_for(codes: Iterable[str]) -> tuple[Channel, ...]:
-    """The channels of a display list, in its order, once each."""
-    out: list[Channel] = []
-    for code in codes:
-        channel = channel_for(code)
-        if channel is not None and channel not in out:
-            out.append(channel)
-    return tuple(out)
-
-
-def obis_for(end_point: int, rate_type: int, scale: int) -> str | None:
-    """The register holding a quantity, listed or not (a Get may ask for the other direction)."""
-    info = scale_info(ELECTRIC, scale)
-    if info is None:
-        return None
-    rate = rate_type if info.directional else RateType.UNSPECIFIED
-    if end_point:
-        return _PHASE_CODES.get((end_point, rate, scale))
-    return info.obis_export if rate == RateType.EXPORT else info.obis_import
-
-
-def read_value(registers: Mapping[str, Register], code: str, scale: int) -> Decimal | None:
-    """A register in the scale's unit and resolution, or None when the meter does not know it."""
-    register = registers.get(code)
-    info = scale_info(ELECTRIC, scale)
-    if register is None or info is None or isinstance(register.value, str):
-        return None
-    exponent = obis.unit_scale(register.unit, info.unit)
-    if exponent is None:
-        return None
-    try:
-        value = Decimal(str(register.value)).scaleb(exponent)
-        rounding = ROUND_FLOOR if info.accumulating else ROUND_HALF_EVEN
-        resolution = _RESOLUTION.get(scale, Decimal(1))
-        return value.quantize(resolution, rounding=rounding)
-    except InvalidOperation:
-        return None  # NaN or infinity from a broken source: nothing worth showing
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -242,51 +130,6 @@ class Identity:
     protocol_version: tuple[int, int] = (0, 0)
     application_version: tuple[int, int] = (0, 0)
     serial_number: str = ""
-
-
-class ReportPolicy:
-    """When a value is worth an unsolicited report: on change beyond a threshold, at most every
-    ``min_interval_s``, and at least every ``interval_s`` (0: no periodic reports)."""
-
-    def __init__(
-        self, *, min_interval_s: float, interval_s: float, delta_kwh: float, delta_pct: float
-    ) -> None:
-        self.min_interval_s = min_interval_s
-        self.interval_s = interval_s
-        self.delta_kwh = Decimal(str(delta_kwh))
-        self.delta_pct = Decimal(str(delta_pct))
-        self._sent: dict[tuple[int, int, int], tuple[Decimal, float]] = {}
-
-    def due(self, key: tuple[int, int, int], value: Decimal, now: float) -> bool:
-        """True when ``value`` should go to the lifeline now."""
-        last = self._sent.get(key)
-        if last is None:
-            return True
-        previous, at = last
-        elapsed = now - at
-        if elapsed < self.min_interval_s:
-            return False
-        if self.interval_s and elapsed >= self.interval_s:
-            return True
-        change = abs(value - previous)
-        info = scale_info(ELECTRIC, key[2])
-        if info is not None and info.accumulating:
-            return change >= self.delta_kwh and change > 0
-        if previous == 0:
-            return change > 0
-        return change * 100 >= self.delta_pct * abs(previous) and change > 0
-
-    def note(self, key: tuple[int, int, int], value: Decimal, now: float) -> None:
-        """``value`` went to the lifeline at ``now``."""
-        self._sent[key] = (value, now)
-
-    def last(self, key: tuple[int, int, int]) -> tuple[Decimal, float] | None:
-        """The last value reported unsolicited and when."""
-        return self._sent.get(key)
-
-    def forget(self) -> None:
-        """Start over (a new lifeline gets every value at once)."""
-        self._sent.clear()
 
 
 class MeterNode:

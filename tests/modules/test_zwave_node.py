@@ -35,15 +35,8 @@ from modules.codecs.zwave_meter import (
     MeterSupportedGet,
     MeterSupportedReport,
 )
-from modules.zwave.node import (
-    Channel,
-    Identity,
-    MeterNode,
-    ReportPolicy,
-    channels_for,
-    obis_for,
-    read_value,
-)
+from modules.zwave.node import Identity, MeterNode
+from modules.zwave.values import Channel, ReportPolicy, channels_for, obis_for, read_value
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
