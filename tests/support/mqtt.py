@@ -73,7 +73,9 @@ class Collector:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
-        self.client.connect("localhost", port, keepalive=10)
+        # connect_async, then loop_start: connect() before loop_start() makes paho open its
+        # wake-up socket pair twice and leak the first (a ResourceWarning at random GC time).
+        self.client.connect_async("localhost", port, keepalive=10)
         self.client.loop_start()
         if not self._connected.wait(10):
             raise TimeoutError("collector could not connect")
