@@ -81,6 +81,7 @@ class ModuleHealth:
     last_error: str | None = None
     restarts: int = 0
     communicating: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)  # module-specific status (node id, ...)
 
 
 class ModuleContext:

@@ -131,6 +131,7 @@ class Api:
                 "last_frame_at": h.last_frame_at,
                 "last_error": h.last_error,
                 "restarts": h.restarts,
+                "detail": h.detail,
             }
             for h in sorted(gateway.health.values(), key=lambda h: h.name)
         ]

@@ -341,10 +341,8 @@ class _Session:
             "lifeline": list(self.node.lifeline),
             "retransmissions": self.host.retransmissions,
         }
-        detail = getattr(self.ctx.health, "detail", None)
-        if isinstance(detail, dict):
-            detail.clear()
-            detail.update(status)
+        self.ctx.health.detail.clear()
+        self.ctx.health.detail.update(status)
 
 
 def _load_state(ctx: ModuleContext) -> _NetworkState:

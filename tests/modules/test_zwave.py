@@ -161,6 +161,8 @@ async def test_inclusion_interview_and_every_get_matches_the_engine(tmp_path: Pa
             )
         kinds = [event.kind for _, event in gateway.store.events("main")]
         assert "zwave_learn_mode" in kinds and "zwave_included" in kinds
+        detail = next(h.detail for h in gateway.health.values() if h.type == "zwave")
+        assert detail["node_id"] == emulator.assign_node_id, "the node's status is in health"
 
 
 # -- without the sim: values change only when the test says so ------------------------------
