@@ -174,6 +174,9 @@ class _Dispatch:
         if outcome.learned:
             ctx.save_state(STATE_FORMATS, self.router.cache.to_json())
             _LOGGER.info("%s: learned a compact frame format (kept across restarts)", ctx.name)
+        counts = ctx.health.detail.setdefault("telegrams", {})
+        counts[outcome.kind] = counts.get(outcome.kind, 0) + 1
+        ctx.health.detail["meters_heard"] = len(self.router.heard)
         match outcome.kind:
             case "duplicate":
                 _LOGGER.debug("%s: duplicate telegram dropped", ctx.name)

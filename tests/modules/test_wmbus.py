@@ -298,6 +298,9 @@ async def test_unknown_addresses_are_counted_not_decoded(
         assert len(gateway.samples) == 4
         assert {s.meter for s in gateway.samples} == {"main"}
         assert value(gateway, "1-0:1.8.0") == Decimal(str(ours.import_kwh_sent))
+        detail = gateway.health["radio"].detail
+        assert detail["telegrams"] == {"decoded": 4, "unknown": 4}
+        assert detail["meters_heard"] == 2
     rows = {row["id"]: row for row in state(tmp_path, "heard")}
     assert rows["87654321"]["meter"] is None and rows["87654321"]["telegrams"] == 4
     assert rows["12345678"]["meter"] == "main"
