@@ -1,0 +1,142 @@
+"""Codec throughput per protocol on the real vectors: ours vs each Python peer, same inputs.
+
+Run: ``.venv/bin/python -m bench.codecs [--seconds S] [--protocol P ...] [--json OUT]``
+
+For each protocol, the inputs are every frame of tests/fixtures/vectors/ for it (bench/vectors.py),
+decoded with ``gateway.registry.decoder(protocol)`` as ``meter-gateway decode`` does (one decoder
+instance, so learned wM-Bus formats carry over). Against each peer, both sides decode exactly the
+inputs that both accept, in the same order, in whole passes for about ``--seconds`` each; the
+peer runs in bench/.venv (bench/peers.py). "ours (all)" is our rate over every input we accept,
+which is often more than any peer accepts.
+
+Peers: wired M-Bus pyMeterBus and pymbusparser (Rust m-bus-parser bindings); wM-Bus the same two
+(pyMeterBus decrypts only TPL mode 5, pymbusparser no ELL AES-CTR); KMP PyKMP; DLMS dlms-cosem;
+DSMR dsmr_parser and iec62056 (a lark grammar); IEC 62056-21 pwitab's iec62056-21 and iec62056.
+Z-Wave has no Python peer that decodes Serial API frames (zwave-js is JavaScript).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bench import peers
+from bench.vectors import PROTOCOLS, Input, inputs
+from gateway import registry
+from gateway.decoding import Decoder
+from gateway.errors import FrameError
+
+PEERS: dict[str, tuple[str, ...]] = {
+    "mbus": ("pyMeterBus", "pymbusparser"),
+    "wmbus": ("pymbusparser", "pyMeterBus"),
+    "kmp": ("PyKMP",),
+    "dlms": ("dlms-cosem",),
+    "dsmr": ("dsmr_parser", "iec62056"),
+    "iec62056-21": ("iec62056-21", "iec62056"),
+    "zwave": (),
+}
+
+
+def _calls(decoder: Decoder, items: Sequence[Input]) -> list[Callable[[], object]]:
+    return [partial(decoder.decode, i.data, key=i.key, auth_key=i.auth_key) for i in items]
+
+
+def _accepted(decoder: Decoder, items: Sequence[Input]) -> list[int]:
+    """Indexes we decode, trying them in order on one decoder (learned state carries over)."""
+    good = []
+    for index, item in enumerate(items):
+        try:
+            decoder.decode(item.data, key=item.key, auth_key=item.auth_key)
+        except FrameError:
+            continue
+        good.append(index)
+    return good
+
+
+def measure(
+    protocol: str, seconds: float, *, install: bool | None = None, with_peers: bool = True
+) -> dict[str, Any]:
+    """One protocol's figures: our rate on everything we accept, then one row per peer."""
+    items = inputs(protocol)
+    decoder = registry.decoder(protocol)
+    ours_ok = _accepted(decoder, items)
+    decodes, elapsed = peers.timed(_calls(decoder, [items[i] for i in ours_ok]), seconds=seconds)
+    result: dict[str, Any] = {
+        "protocol": protocol,
+        "inputs": len(items),
+        "ours_accepted": len(ours_ok),
+        "ours_fps": decodes / elapsed if elapsed else 0.0,
+        "peers": {},
+    }
+    wanted = PEERS[protocol] if with_peers else ()
+    ready = peers.ensure(wanted, install=install) if wanted else {}
+    for peer in wanted:
+        if not ready.get(peer):
+            result["peers"][peer] = {"error": "not installed"}
+            continue
+        form = "text" if peer in peers.TEXT_PEERS else "hex"
+        job_inputs = [item.peer_form(form) for item in items]
+        probe = peers.run(peer, job_inputs)
+        common = [i for i in ours_ok if i in set(probe["accepted"])]
+        row: dict[str, Any] = {
+            "version": probe["version"],
+            "accepted": len(probe["accepted"]),
+            "common": len(common),
+            "refusals": probe["errors"],
+        }
+        if common:
+            timed = peers.run(peer, job_inputs, subset=common, seconds=seconds)
+            peer_fps = timed["decodes"] / timed["elapsed"]
+            # Our decoder again from scratch, taught by one pass over every input first.
+            fresh = registry.decoder(protocol)
+            _accepted(fresh, items)
+            ours, ours_s = peers.timed(_calls(fresh, [items[i] for i in common]), seconds=seconds)
+            row.update(ours_fps=ours / ours_s, peer_fps=peer_fps, ratio=ours / ours_s / peer_fps)
+        result["peers"][peer] = row
+    return result
+
+
+def print_table(results: Sequence[dict[str, Any]]) -> None:
+    """A plain-text summary."""
+    header = f"{'protocol':12} {'inputs':>6} {'ours ok':>7} {'ours/s':>9}"
+    print(f"{header}  peers (common inputs: ours/s vs peer/s)")
+    for r in results:
+        cells = []
+        for peer, row in r["peers"].items():
+            if "ratio" in row:
+                cells.append(
+                    f"{peer} {row['common']}: {row['ours_fps']:,.0f} vs {row['peer_fps']:,.0f}"
+                    f" = {row['ratio']:.1f}x"
+                )
+            else:
+                cells.append(f"{peer}: {row.get('error') or 'no common input'}")
+        print(
+            f"{r['protocol']:12} {r['inputs']:6} {r['ours_accepted']:7} {r['ours_fps']:9,.0f}  "
+            + ("; ".join(cells) or "no Python peer")
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=1.5, help="per side and comparison")
+    parser.add_argument("--protocol", action="append", choices=PROTOCOLS)
+    parser.add_argument("--no-peers", action="store_true", help="ours only")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    results = [
+        measure(p, args.seconds, with_peers=not args.no_peers) for p in args.protocol or PROTOCOLS
+    ]
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
