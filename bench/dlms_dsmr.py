@@ -17,23 +17,22 @@ Python objects; ours also assigns OBIS names, vendor scalers and units. dsmr_par
 parses the objects its specification lists. So each DLMS set is timed twice on our side:
 the whole decode (``DlmsDecoder``) and the same parse-level work as dlms-cosem.
 
-The peers live in a throwaway virtualenv, bench/.venv (created on first use with pip; never
-in the project's .venv), and run in their own process; each side times only its decode loop.
+The peers live in the bench's throwaway virtualenv (bench/peers.py) and run in their own
+process (bench/peer_side.py); each side times only its decode loop.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
-import venv
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench import peers
 from gateway.errors import FrameError
 from modules.codecs.dlms import DlmsDecoder
 from modules.codecs.dlms_apdu import parse_data_notification
@@ -44,64 +43,41 @@ from modules.p1.emulated import EmulatedMeter, HanPush, dsmr5_telegram
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "tests" / "fixtures" / "vectors"
-PEER_VENV = ROOT / "bench" / ".venv"
-PEER_PACKAGES = ("dlms-cosem", "dsmr-parser")
 GUEK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 GAK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
 GENERATED = 200
 
-# Runs inside bench/.venv: which inputs the peer decodes, and how fast.
-PEER_SCRIPT = r"""
-import json, sys, time
-job = json.load(sys.stdin)
-rounds, kind, subset = job["rounds"], job["kind"], job["subset"]
-if kind.startswith("dlms"):
-    from dlms_cosem.hdlc.frames import UnnumberedInformationFrame
-    from dlms_cosem.connection import XDlmsApduFactory
-    from dlms_cosem.protocol.xdlms import DataNotification
-    from dlms_cosem.dlms_data import DlmsDataParser
-    key, auth = bytes.fromhex(job["key"]), bytes.fromhex(job["auth_key"])
-    inputs = [bytes.fromhex(h) for h in job["inputs"]]
-    def decode(data, _spec):
-        info = UnnumberedInformationFrame.from_bytes(data).payload
-        if info[:3] == b"\xe6\xe7\x00":
-            info = info[3:]
-        if info[0] == 0xDB:
-            info = XDlmsApduFactory.apdu_from_bytes(info).to_plain_apdu(key, auth)
-        return DlmsDataParser().parse(DataNotification.from_bytes(info).body)
-    specs = [None]
-else:
-    from dsmr_parser import telegram_specifications as ts
-    from dsmr_parser.parsers import TelegramParser
-    inputs = job["inputs"]
-    names = ["MSN"] if kind == "smarty" else ["V5", "V2_2"]
-    specs = [TelegramParser(getattr(ts, n)) for n in names]
-    key, auth = job["key"], job["auth_key"]
-    def decode(data, parser):
-        if kind == "smarty":
-            return parser.parse(data, encryption_key=key, authentication_key=auth, throw_ex=True)
-        return parser.parse(data, throw_ex=True)
-chosen = {}
-for index, data in enumerate(inputs):
-    for spec in specs:
-        try:
-            decode(data, spec)
-            chosen[index] = spec
-            break
-        except Exception:
-            pass
-elapsed = 0.0
-if subset is not None:
-    work = [(inputs[i], chosen[i]) for i in subset]
-    start = time.perf_counter()
-    for _ in range(rounds):
-        for data, spec in work:
-            decode(data, spec)
-    elapsed = time.perf_counter() - start
-from importlib.metadata import version
-print(json.dumps({"accepted": sorted(chosen), "elapsed": elapsed,
-                  "versions": {p: version(p) for p in ("dlms-cosem", "dsmr-parser")}}))
-"""
+
+def measure(rounds: int, *, install: bool | None = None) -> dict[str, Any]:
+    """Frames per second of both sides and their ratio, per input set."""
+    ready = peers.ensure(["dlms-cosem", "dsmr_parser"], install=install)
+    figures: dict[str, Any] = {}
+    for name, (inputs, ours, parse_level) in _inputs().items():
+        peer = "dlms-cosem" if name.startswith("dlms") else "dsmr_parser"
+        ours_ok = [i for i, data in enumerate(inputs) if _accepts(ours, data)]
+        row: dict[str, Any] = {"inputs": len(inputs), "peer": peer}
+        figures[name] = row
+        if not ready[peer]:
+            row["error"] = "not installed"
+            continue
+        job = _job(name, inputs)
+        options = {"smarty": name == "smarty"}
+        probe = peers.run(peer, job, options=options)
+        common = [i for i in ours_ok if i in set(probe["accepted"])]
+        row.update(common=len(common), version=probe["version"])
+        if not common:
+            continue
+        subset = [inputs[i] for i in common]
+        timed = peers.run(peer, job, subset=common, rounds=rounds, options=options)
+        row["peer_fps"] = timed["decodes"] / timed["elapsed"]
+        decodes, seconds = _time(ours, subset, rounds)
+        row["ours_fps"] = decodes / seconds
+        row["ratio"] = row["ours_fps"] / row["peer_fps"]
+        if parse_level is not None:
+            decodes, seconds = _time(parse_level, subset, rounds)
+            row["parse_fps"] = decodes / seconds
+            row["parse_ratio"] = row["parse_fps"] / row["peer_fps"]
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,41 +85,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50, help="passes over each input set")
     args = parser.parse_args(argv)
-    peer = _peer_python()
-    if peer is None:
-        return 1
-    sets = _inputs()
-    versions: dict[str, str] = {}
-    for name, (inputs, peer_inputs, ours, parse_level) in sets.items():
-        ours_ok = [i for i, data in enumerate(inputs) if _accepts(ours, data)]
-        probe = _run_peer(peer, name, peer_inputs, args.rounds, None)
-        versions = probe["versions"]
-        common = [i for i in ours_ok if i in set(probe["accepted"])]
-        print(f"\n{name}: {len(common)} of {len(inputs)} inputs decoded by both")
-        if not common:
+    figures = measure(args.rounds)
+    for name, row in figures.items():
+        print(f"\n{name}: {row.get('common', 0)} of {row['inputs']} inputs decoded by both")
+        if "ratio" not in row:
             continue
-        subset = [inputs[i] for i in common]
-        total = len(subset) * args.rounds
-        peer_fps = total / _run_peer(peer, name, peer_inputs, args.rounds, common)["elapsed"]
-        peer_name = "dlms-cosem" if name.startswith("dlms") else "dsmr_parser"
-        ours_fps = total / _time(ours, subset, args.rounds)
-        print(f"  meter-gateway decode   {ours_fps:9.0f} frames/s")
-        if parse_level is not None:
-            level_fps = total / _time(parse_level, subset, args.rounds)
-            print(f"  meter-gateway parse    {level_fps:9.0f} frames/s")
-        print(f"  {peer_name:<22} {peer_fps:9.0f} frames/s")
-        print(f"  ratio decode / peer    {ours_fps / peer_fps:9.2f}x")
-        if parse_level is not None:
-            print(f"  ratio parse / peer     {level_fps / peer_fps:9.2f}x")
-    print(f"\npeers: {', '.join(f'{k} {v}' for k, v in versions.items())}")
+        print(f"  meter-gateway decode   {row['ours_fps']:9.0f} frames/s")
+        if "parse_fps" in row:
+            print(f"  meter-gateway parse    {row['parse_fps']:9.0f} frames/s")
+        print(f"  {row['peer']:<22} {row['peer_fps']:9.0f} frames/s  ({row['version']})")
+        print(f"  ratio decode / peer    {row['ratio']:9.2f}x")
+        if "parse_ratio" in row:
+            print(f"  ratio parse / peer     {row['parse_ratio']:9.2f}x")
     return 0
 
 
 Decode = Callable[[bytes], object]
 
 
-def _inputs() -> dict[str, tuple[list[bytes], list[str], Decode, Decode | None]]:
-    """name -> (our inputs, the peer's form of them, our decode, our parse-level decode)."""
+def _inputs() -> dict[str, tuple[list[bytes], Decode, Decode | None]]:
+    """name -> (the inputs, our decode, our parse-level decode)."""
     vectors = json.loads((VECTORS / "dlms.json").read_text())
     clear = [
         bytes.fromhex(v["input"]["hex"])
@@ -183,10 +144,10 @@ def _inputs() -> dict[str, tuple[list[bytes], list[str], Decode, Decode | None]]
         return dsmr_decoder.decode(data, key=GUEK, auth_key=SMARTY_AUTH_KEY)
 
     return {
-        "dlms clear": (clear, [f.hex() for f in clear], dlms, _parse_level),
-        "dlms gcm": (ciphered, [f.hex() for f in ciphered], dlms, _parse_level),
-        "dsmr": (dsmr, [t.decode("latin-1") for t in dsmr], dsmr_plain, None),
-        "smarty": (smarty, [f.hex() for f in smarty], dsmr_smarty, None),
+        "dlms clear": (clear, dlms, _parse_level),
+        "dlms gcm": (ciphered, dlms, _parse_level),
+        "dsmr": (dsmr, dsmr_plain, None),
+        "smarty": (smarty, dsmr_smarty, None),
     }
 
 
@@ -207,57 +168,16 @@ def _accepts(decode: Decode, data: bytes) -> bool:
     return True
 
 
-def _time(decode: Decode, inputs: list[bytes], rounds: int) -> float:
-    for data in inputs:  # warm-up: imports, caches
-        decode(data)
-    start = time.perf_counter()
-    for _ in range(rounds):
-        for data in inputs:
-            decode(data)
-    return time.perf_counter() - start
+def _job(name: str, inputs: list[bytes]) -> list[dict[str, Any]]:
+    """The peer's form of a set: hex frames (DLMS, smarty) or telegram text, with the keys."""
+    auth = (GAK if name.startswith("dlms") else SMARTY_AUTH_KEY).hex()
+    if name == "dsmr":
+        return [{"data": data.decode("latin-1")} for data in inputs]
+    return [{"data": data.hex(), "key": GUEK.hex(), "auth_key": auth} for data in inputs]
 
 
-def _peer_python() -> Path | None:
-    """bench/.venv's python with the peers, created on first use; None if it cannot be."""
-    python = PEER_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import dlms_cosem, dsmr_parser"]
-    if python.exists() and subprocess.run(probe, check=False, capture_output=True).returncode == 0:
-        return python
-    print(f"setting up {PEER_VENV} with {', '.join(PEER_PACKAGES)} (pip) ...", file=sys.stderr)
-    try:
-        if not python.exists():
-            venv.create(PEER_VENV, with_pip=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES],
-            check=True,
-            capture_output=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as err:
-        detail = getattr(err, "stderr", b"") or b""
-        print(f"the peers could not be installed: {err} {detail.decode()[-300:]}")
-        return None
-    return python
-
-
-def _run_peer(
-    python: Path, kind: str, inputs: list[str], rounds: int, subset: list[int] | None
-) -> dict[str, Any]:
-    job = {
-        "kind": kind,
-        "inputs": inputs,
-        "rounds": rounds,
-        "subset": subset,
-        "key": GUEK.hex(),
-        "auth_key": (GAK if kind.startswith("dlms") else SMARTY_AUTH_KEY).hex(),
-    }
-    result = subprocess.run(
-        [str(python), "-c", PEER_SCRIPT],
-        input=json.dumps(job).encode(),
-        capture_output=True,
-        check=True,
-    )
-    answer: dict[str, Any] = json.loads(result.stdout)
-    return answer
+def _time(decode: Decode, inputs: list[bytes], rounds: int) -> tuple[int, float]:
+    return peers.timed([partial(decode, data) for data in inputs], rounds=rounds)
 
 
 if __name__ == "__main__":

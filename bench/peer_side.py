@@ -195,6 +195,7 @@ def main() -> None:
     inputs = [prepare(item) for item in job["inputs"]]
     chosen: dict[int, Decode] = {}
     errors: dict[str, int] = {}
+    first_error = ""
     for index, data in enumerate(inputs):
         for decode in decoders:
             try:
@@ -202,6 +203,7 @@ def main() -> None:
             except Exception as err:  # a refusal, whatever the peer raises
                 name = type(err).__name__
                 errors[name] = errors.get(name, 0) + 1
+                first_error = first_error or f"{name}: {str(err)[:120]}"
                 continue
             chosen[index] = decode
             break
@@ -230,6 +232,7 @@ def main() -> None:
                 "decodes": decodes,
                 "version": version(distribution),
                 "errors": errors,
+                "first_error": first_error,
             }
         )
     )

@@ -20,9 +20,9 @@ its raw capacity; both figures are printed.
 Python peers that decode the same telegrams: ``pymbusparser`` (Python bindings of the Rust
 m-bus-parser) decrypts TPL mode 5 but refuses ELL AES-CTR ("not currently supported");
 ``pywmbus`` parses headers without any decryption; ``pywirelessmbus`` drives an iM871A and
-leaves decryption to the stick; pyMeterBus cannot decrypt ELL or CTR at all. When
-``bench/.venv`` holds pymbusparser (``python3 -m venv bench/.venv && bench/.venv/bin/pip
-install pymbusparser``), it is timed on the same sets in a subprocess.
+leaves decryption to the stick; pyMeterBus cannot decrypt ELL or CTR at all. pymbusparser is
+installed into the bench's own virtualenv (bench/peers.py) and timed on the same sets in its
+own process.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from bench import peers
 from modules.codecs.wmbus import decode_telegram
 from modules.codecs.wmbus_compact import FormatCache
 from modules.codecs.wmbus_layers import parse_link
@@ -48,36 +48,10 @@ from modules.wmbus.receivers import Heard
 from modules.wmbus.receivers.cul import format_a_length
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER_PYTHON = ROOT / "bench" / ".venv" / "bin" / "python"
 CHIP_RATE = 100_000  # chips per second, T1 and C1 (EN 13757-4)
 T1_OVERHEAD_CHIPS = 38 + 10 + 2
 C1_OVERHEAD_CHIPS = 32 + 32
 ALOHA_MAX = 1 / (2 * math.e)
-
-PEER = """
-import json, sys, time
-import pymbusparser
-sets, seconds, key = json.load(open(sys.argv[1])), float(sys.argv[2]), sys.argv[3]
-out = {}
-for name, telegrams in sets.items():
-    ok, error = 0, None
-    for hex_ in telegrams:
-        try:
-            pymbusparser.parse(hex_, key=key)
-            ok += 1
-        except Exception as err:
-            error = str(err)[:120]
-    if ok < len(telegrams):
-        out[name] = {"ok": ok, "of": len(telegrams), "error": error}
-        continue
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for hex_ in telegrams:
-            pymbusparser.parse(hex_, key=key)
-        done += len(telegrams)
-    out[name] = {"ok": ok, "of": len(telegrams), "rate": done / (time.perf_counter() - start)}
-print(json.dumps(out))
-"""
 
 
 def telegram_sets() -> dict[str, list[bytes]]:
@@ -148,24 +122,45 @@ def airtime(telegrams: list[bytes]) -> tuple[float, float, float]:
     return on_air, t1, c1
 
 
-def peer_rates(sets: dict[str, list[bytes]], seconds: float) -> dict[str, dict[str, object]] | None:
-    """pymbusparser on the same sets, in bench/.venv (None when it is not installed)."""
-    if not PEER_PYTHON.exists():
+def peer_rates(
+    sets: dict[str, list[bytes]], seconds: float, *, install: bool | None = None
+) -> dict[str, dict[str, object]] | None:
+    """pymbusparser on the same sets, in bench/.venv (None when it cannot be had)."""
+    if not peers.ensure(["pymbusparser"], install=install)["pymbusparser"]:
         return None
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
-        json.dump({name: [t.hex() for t in ts] for name, ts in sets.items()}, file)
-        file.flush()
-        done = subprocess.run(
-            [str(PEER_PYTHON), "-c", PEER, file.name, str(seconds), DEMO_KEY.hex().upper()],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if done.returncode != 0:
-        print(f"pymbusparser run failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
-        return None
-    result: dict[str, dict[str, object]] = json.loads(done.stdout)
-    return result
+    out: dict[str, dict[str, object]] = {}
+    for name, telegrams in sets.items():
+        job = [{"data": t.hex(), "key": DEMO_KEY.hex().upper()} for t in telegrams]
+        probe = peers.run("pymbusparser", job)
+        accepted = len(probe["accepted"])
+        out[name] = {"ok": accepted, "of": len(telegrams), "error": probe["first_error"]}
+        if accepted == len(telegrams):
+            timed = peers.run("pymbusparser", job, subset=probe["accepted"], seconds=seconds)
+            out[name]["rate"] = timed["decodes"] / timed["elapsed"]
+    return out
+
+
+def measure(seconds: float, *, install: bool | None = None) -> dict[str, dict[str, Any]]:
+    """Per set: on-air bytes, codec and module rates, channel capacity, pymbusparser's rate."""
+    sets = telegram_sets()
+    found = peer_rates(sets, seconds, install=install)
+    figures: dict[str, dict[str, Any]] = {}
+    for name, telegrams in sets.items():
+        key = None if name == "plain" else DEMO_KEY
+        on_air, t1, c1 = airtime(telegrams)
+        row: dict[str, Any] = {
+            "telegrams": len(telegrams),
+            "on_air_bytes": on_air,
+            "codec_per_s": codec_rate(telegrams, key, seconds),
+            "module_per_s": router_rate(telegrams, key, seconds),
+            "t1_capacity_per_s": 1 / t1,
+            "t1_aloha_per_s": ALOHA_MAX / t1,
+            "c1_capacity_per_s": 1 / c1,
+        }
+        if found is not None:
+            row["pymbusparser"] = found[name]
+        figures[name] = row
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,28 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     args = parser.parse_args(argv)
-    sets = telegram_sets()
-    peers = peer_rates(sets, args.seconds)
+    figures = measure(args.seconds)
     print(
         f"{'set':14} {'bytes':>5} {'codec/s':>9} {'module/s':>9} {'µs':>6}  "
         f"{'T1 cap/s':>8} {'T1 ALOHA':>8} {'C1 cap/s':>8}  pymbusparser"
     )
-    for name, telegrams in sets.items():
-        key = None if name == "plain" else DEMO_KEY
-        codec = codec_rate(telegrams, key, args.seconds)
-        module = router_rate(telegrams, key, args.seconds)
-        on_air, t1, c1 = airtime(telegrams)
+    for name, row in figures.items():
+        codec, module = row["codec_per_s"], row["module_per_s"]
         peer = "not installed"
-        if peers is not None:
-            found = peers[name]
+        found = row.get("pymbusparser")
+        if found is not None:
             if "rate" in found:
-                speed = float(str(found["rate"]))
+                speed = float(found["rate"])
                 peer = f"{speed:,.0f}/s ({speed / codec:.1f} x our codec)"
             else:
                 peer = f"decodes {found['ok']}/{found['of']}: {found['error']}"
         print(
-            f"{name:14} {on_air:5.0f} {codec:9,.0f} {module:9,.0f} {1e6 / module:6.1f}  "
-            f"{1 / t1:8,.0f} {ALOHA_MAX / t1:8,.0f} {1 / c1:8,.0f}  {peer}"
+            f"{name:14} {row['on_air_bytes']:5.0f} {codec:9,.0f} {module:9,.0f} "
+            f"{1e6 / module:6.1f}  {row['t1_capacity_per_s']:8,.0f} "
+            f"{row['t1_aloha_per_s']:8,.0f} {row['c1_capacity_per_s']:8,.0f}  {peer}"
         )
     return 0
 
