@@ -52,6 +52,7 @@ from gateway.mqtt_payloads import (
 )
 from gateway.mqtt_presence import Presence
 from gateway.outbox import STATE_MODULE, Message, Outbox
+from gateway.signing import CommandVerifier
 
 if TYPE_CHECKING:
     from gateway.app import Gateway, Output
@@ -117,6 +118,16 @@ class MqttBridge:
         self._inflight: asyncio.Task[None] | None = None
         self._raw: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(RAW_QUEUE_MAX)
         self._undo_command = gateway.add_command("resend_discovery", self._resend_discovery)
+        # One verifier for the bridge's life, so a replay is caught across reconnects.
+        secret_file = self.config.command_secret_file
+        self._verifier = (
+            CommandVerifier(
+                read_secret(secret_file, what="mqtt.command_secret_file").encode(),
+                self.config.command_max_age_s,
+            )
+            if secret_file
+            else None
+        )
 
     @property
     def connected(self) -> bool:
@@ -413,7 +424,10 @@ class MqttBridge:
             payload = message.payload if isinstance(message.payload, bytes) else b""
             command_id: str | None = command_id_of(payload)
             try:
-                command = parse_command(meter, name, payload)
+                if self._verifier is not None:
+                    command = self._verifier.verify(meter, name, payload, time.time())
+                else:
+                    command = parse_command(meter, name, payload)
                 command_id = command.id
                 result = await self._execute(command)
             except CommandError as err:

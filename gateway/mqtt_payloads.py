@@ -254,8 +254,9 @@ def billing_payload(meter: str, record: BillingRecord) -> bytes:
 def parse_command(meter: str, name: str, payload: bytes) -> Command:
     """A Command from a ``set/<command>`` message, or CommandError("bad_payload") saying why.
 
-    The payload is a JSON object (optional ``"id"``, every other key an argument) or plain text
-    for commands without arguments (a Home Assistant button sends ``PRESS``).
+    The payload is a JSON object (optional ``"id"``, every other key an argument, or the
+    arguments nested under ``"args"`` as over HTTP) or plain text for commands without arguments
+    (a Home Assistant button sends ``PRESS``).
     """
     if not _NAME.match(name):
         raise CommandError("bad_payload", f"command name {name!r} must match [A-Za-z0-9_-]+")
@@ -284,6 +285,13 @@ def parse_command(meter: str, name: str, payload: bytes) -> Command:
         )
     args = dict(document)
     raw_id = args.pop("id", None)
+    # {"id": ..., "args": {...}} as over HTTP: needed when an argument is itself called "id"
+    # (a top-up's own id).
+    nested = args.get("args")
+    if set(args) == {"args"} and isinstance(nested, dict):
+        args = dict(nested)
+    elif "args" in args:
+        raise CommandError("bad_payload", '"args" must be an object and the only other key "id"')
     if raw_id is None:
         command_id = _new_id()
     elif isinstance(raw_id, bool) or not isinstance(raw_id, str | int):

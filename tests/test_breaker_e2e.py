@@ -296,11 +296,6 @@ async def test_the_page_shows_the_breaker_and_its_button_needs_the_token(
 
 
 @pytest.mark.network
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/mqtt.py does not verify signatures yet: with [mqtt] command_secret_file it"
-    " must pass set/<command> payloads through gateway.signing.CommandVerifier.verify",
-)
 async def test_unsigned_mqtt_commands_are_refused_when_signing_is_on(
     tmp_path: Path, broker: Broker
 ) -> None:

@@ -196,3 +196,12 @@ def test_discovery_of_unusual_values() -> None:
     button = gateway["components"]["resend_discovery"]
     assert button["platform"] == "button"
     assert button["command_topic"] == "meter-gateway/home/set/resend_discovery"
+
+
+def test_arguments_nested_under_args_may_contain_an_id() -> None:
+    payload = b'{"id": "c-9", "args": {"id": "topup-1", "sequence": 3, "amount": "10"}}'
+    command = parse_command("main", "top_up", payload)
+    assert command.id == "c-9"
+    assert command.args == {"id": "topup-1", "sequence": 3, "amount": "10"}
+    with pytest.raises(CommandError, match="only other key"):
+        parse_command("main", "top_up", b'{"args": {"a": 1}, "b": 2}')
