@@ -271,3 +271,18 @@ def test_loss_of_neutral_opens_the_breaker() -> None:
             )
         )
     assert state(engine) == "connected"
+
+
+def test_actuator_reports_do_not_move_the_meter_clock() -> None:
+    engine = meter()
+    feed(engine, T0 + timedelta(minutes=10), "1.0")
+    engine.command("disconnect", {}, T0 + timedelta(minutes=10))
+    early = T0 + timedelta(minutes=5)  # the actuator's clock lags the meter's
+    update = engine.ingest(Sample("main", "relay1", early, (Reading("breaker_feedback", "open"),)))
+    assert [e.kind for e in update.events] == ["breaker_confirmed"]
+    assert engine.state.last_at == T0 + timedelta(minutes=10)
+
+
+def test_friendly_hours_can_be_switched_off() -> None:
+    engine = prepaid(friendly_hours=FriendlyHours(enabled=False))
+    assert not engine.prepayment.friendly(T0.replace(hour=2))

@@ -116,6 +116,13 @@ class MeterEngine:
         at = sample.at
         state = self.state
         values = self._canonical_values(sample)
+        if values.keys() <= {BREAKER_FEEDBACK}:
+            # An actuator's report says nothing about the meter: its time must not move the
+            # meter's clock, intervals or counters.
+            if BREAKER_FEEDBACK in values:
+                update.events += self.breaker.feedback(str(values[BREAKER_FEEDBACK][0]), at)
+                self.protection.publish(max(at, state.last_at or at), update)
+            return update
         clock_back = state.last_at is not None and at < state.last_at
         if clock_back:
             assert state.last_at is not None

@@ -129,7 +129,7 @@ class Prepayment:
     def friendly(self, now: datetime) -> bool:
         """Inside the hours when prepayment must not disconnect."""
         hours = self.settings.friendly_hours
-        if hours is None:
+        if hours is None or not hours.enabled:
             return False
         local = now.astimezone(self.zone)
         if hours.weekends and local.weekday() >= 5:

@@ -259,6 +259,7 @@ class BreakerSettings(_Settings, frozen=True):
 class FriendlyHours(_Settings, frozen=True):
     """When prepayment must never disconnect (nights, weekends, holidays)."""
 
+    enabled: bool = True
     start: str = "16:00"  # local HH:MM; the window may run past midnight
     end: str = "08:00"
     weekends: bool = True
