@@ -37,12 +37,8 @@ TOKEN = "a long random token for the breaker test"
 _CHIPS = itertools.count()
 # The sim advances 60 s of meter time per 0.1 s: a household uses ~0.1 kWh per real second.
 SIM = 'type = "sim"\nname = "sim1"\nmeter = "main"\nspeed = 600.0\ninterval_s = 0.1\n'
-# Friendly hours that never apply (start = end, no weekends, no holidays): the test must not
-# depend on the day and hour it runs at.
-NEVER_FRIENDLY = (
-    '[meters.prepayment.friendly_hours]\nstart = "00:00"\nend = "00:00"\n'
-    "weekends = false\nholidays = false\n"
-)
+# Friendly hours off: the test must not depend on the day and hour it runs at.
+NEVER_FRIENDLY = "[meters.prepayment.friendly_hours]\nenabled = false\n"
 
 
 @pytest.fixture

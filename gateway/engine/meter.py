@@ -120,8 +120,11 @@ class MeterEngine:
             # An actuator's report says nothing about the meter: its time must not move the
             # meter's clock, intervals or counters.
             if BREAKER_FEEDBACK in values:
-                update.events += self.breaker.feedback(str(values[BREAKER_FEEDBACK][0]), at)
-                self.protection.publish(max(at, state.last_at or at), update)
+                position = values[BREAKER_FEEDBACK][0]
+                update.events += self.breaker.feedback(str(position), at)
+                stamp = max(at, state.last_at or at)
+                self.put(update, BREAKER_FEEDBACK, position, None, stamp)
+                self.protection.publish(stamp, update)
             return update
         clock_back = state.last_at is not None and at < state.last_at
         if clock_back:

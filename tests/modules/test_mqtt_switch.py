@@ -56,7 +56,7 @@ class FakeSwitch:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.connect_async("127.0.0.1", port, keepalive=10)  # before loop_start: no leak
         self.client.loop_start()
         if not self._subscribed.wait(10):
             raise TimeoutError("the fake switch could not subscribe")
