@@ -97,12 +97,7 @@ class Meters:
             with self._store.transaction():
                 for meter, work in pending.items():
                     engine = self.engines[meter]
-                    # Instantaneous values are stale after a restart anyway: keeping them off
-                    # the SD card halves what each flush writes.
-                    self._store.save_registers(
-                        meter,
-                        [r for r in work.registers.values() if not obis.is_instantaneous(r.obis)],
-                    )
+                    self._store.save_registers(meter, work.registers.values())
                     self._store.save_engine_state(meter, engine.state_blob())
                     self._store.add_profile(meter, work.profile)
                     self._store.add_analysis(meter, work.analysis)

@@ -17,7 +17,6 @@ __all__ = [
     "Quantity",
     "describe",
     "is_cumulative",
-    "is_instantaneous",
     "normalize",
     "parse",
 ]
@@ -213,18 +212,3 @@ def unit_scale(from_unit: str | None, to_unit: str | None) -> int | None:
     if (target, source) in _SCALE:
         return -_SCALE[(target, source)]
     return None
-
-
-@lru_cache(maxsize=4096)
-def is_instantaneous(code: str) -> bool:
-    """True for values that describe one moment (power, voltage...): not worth persisting.
-
-    Unknown codes are judged by the OBIS value group D: 7 is an instantaneous value.
-    """
-    quantity = describe(code)
-    if quantity is not None:
-        return quantity.kind is Kind.MEASUREMENT
-    try:
-        return parse(code)[3] == 7
-    except ValueError:
-        return False
