@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.peers import SCRATCH
 from gateway import config, registry
 from gateway.adapter import ModuleContext
 from gateway.app import SUMMARY_WARMUP_S, Gateway
@@ -336,7 +337,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     registry.ADAPTERS["bench_sim"] = f"{__name__}:BenchSim"  # this very module: its PACE
     _TRACE[:] = _trace()
     sim_us = _sim_cost_us()
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-", dir=SCRATCH) as folder:
         work = Path(folder)
         broker = Broker(work)
         broker.start()

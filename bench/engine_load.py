@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.peers import SCRATCH
 from gateway import config
 from gateway.meters import Meters
 from gateway.model import Sample
@@ -63,7 +64,7 @@ def _written_bytes() -> int:
 
 def run(hours: float) -> dict[str, Any]:
     """Drive the engine and the store through ``hours`` of a 1 Hz meter."""
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-engine-", dir=SCRATCH) as folder:
         settings = config.loads(CONFIG.format(data=folder))
         store = Store(Path(folder) / "gateway.db")
         meters = Meters(settings, store)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -35,6 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bench.peers import SCRATCH
 from gateway import config
 from gateway.app import Gateway
 from gateway.model import Event, Reading, Sample, utc_now
@@ -221,6 +221,25 @@ def _run(loop: str, coroutine: Coroutine[Any, Any, tuple[float, float]]) -> tupl
     return asyncio.run(coroutine)
 
 
+def measure(messages: int, loops: list[str]) -> list[Result]:
+    """Every scenario under every loop, each against a fresh broker and store."""
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="mqtt-bench-", dir=SCRATCH) as tmp:
+        workdir = Path(tmp)
+        for loop in loops:
+            for scenario in ("live", "events", "backlog"):
+                run_dir = workdir / f"{loop}-{scenario}"
+                run_dir.mkdir()
+                with _broker(run_dir) as port, _subscriber(port, messages) as sub:
+                    seconds, cpu = _run(loop, _scenario(scenario, port, run_dir, messages))
+                    assert sub.stdout is not None
+                    received = int(sub.stdout.readline() or 0)
+                    if received < messages:
+                        raise RuntimeError(f"{scenario}: subscriber got {received} messages")
+                results.append(Result(scenario, loop, messages, seconds, cpu))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every scenario and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -228,20 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", choices=["asyncio", "uvloop", "both"], default="both")
     args = parser.parse_args(argv)
     loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
-    results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="mqtt-bench-", dir=os.getcwd()) as tmp:
-        workdir = Path(tmp)
-        for loop in loops:
-            for scenario in ("live", "events", "backlog"):
-                run_dir = workdir / f"{loop}-{scenario}"
-                run_dir.mkdir()
-                with _broker(run_dir) as port, _subscriber(port, args.messages) as sub:
-                    seconds, cpu = _run(loop, _scenario(scenario, port, run_dir, args.messages))
-                    assert sub.stdout is not None
-                    received = int(sub.stdout.readline() or 0)
-                    if received < args.messages:
-                        raise RuntimeError(f"{scenario}: subscriber got {received} messages")
-                results.append(Result(scenario, loop, args.messages, seconds, cpu))
+    results = measure(args.messages, loops)
     print(f"{'scenario':<9} {'loop':<8} {'messages':>8} {'msg/s':>9} {'CPU s/1000':>11}")
     for r in results:
         print(f"{r.scenario:<9} {r.loop:<8} {r.messages:>8} {r.rate:>9.0f} {r.cpu_per_1000:>11.3f}")

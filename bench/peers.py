@@ -27,6 +27,9 @@ VENV = ROOT / "bench" / ".venv"
 PYTHON = VENV / "bin" / "python"
 SIDE = ROOT / "bench" / "peer_side.py"
 NO_INSTALL_ENV = "BENCH_NO_INSTALL"
+# Stores and brokers of the benches live here, on the disk the repository is on: /tmp may be a
+# tmpfs, where fsync costs nothing and no byte reaches a disk.
+SCRATCH = ROOT
 
 # peer name (as bench/peer_side.py knows it) -> (import name, pip requirement)
 PACKAGES: dict[str, tuple[str, str]] = {

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.peers import SCRATCH
 from tests.support.processes import GATEWAY, Broker, free_port, wait_for_port
 
 READY_TIMEOUT_S = 60.0
@@ -179,7 +180,7 @@ def _one_run(
 
 def measure(runs: int, idle_s: float) -> dict[str, Any]:
     """Both configs: every module type, and the embedded default."""
-    with tempfile.TemporaryDirectory(prefix="bench-startup-") as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-startup-", dir=SCRATCH) as folder:
         work = Path(folder)
         broker = Broker(work)
         broker.start()
