@@ -362,3 +362,29 @@ def test_profile_retention_defaults_to_the_data_sheet_and_cannot_be_lower() -> N
 
 def test_profile_row_type() -> None:
     assert ProfileRow.__slots__  # a value object, cheap to keep in long lists
+
+
+def test_power_only_samples_do_not_stand_in_for_energy_at_a_boundary() -> None:
+    meter = engine()
+    t = datetime(2026, 1, 14, 12, 10, tzinfo=UTC)
+    meter.ingest(sample(Point(t, Decimal("10.000"), Decimal(0), Decimal(0))))
+    # A power reading after the 12:15 boundary must not freeze A+ there at its old value.
+    meter.ingest(Sample("main", "x", t + timedelta(minutes=6), (Reading("1-0:1.7.0", 900, "W"),)))
+    update = meter.ingest(
+        sample(Point(t + timedelta(minutes=10), Decimal("11.000"), Decimal(0), Decimal(0)))
+    )
+    (row,) = update.profile
+    assert row.end == datetime(2026, 1, 14, 12, 15, tzinfo=UTC)
+    assert row.values["1-0:1.8.0"] == Decimal("0.500")  # half of the kWh, by interpolation
+
+
+def test_meter_alarms_are_events_on_change_only() -> None:
+    meter = engine()
+    t = datetime(2026, 1, 14, 12, tzinfo=UTC)
+    kinds: list[str] = []
+    for minute, flag in enumerate(("0", "0", "1", "1", "0")):
+        update = meter.ingest(
+            Sample("main", "x", t + timedelta(minutes=minute), (Reading("alarm_magnetic", flag),))
+        )
+        kinds += [e.kind for e in update.events]
+    assert kinds == ["meter_alarm", "meter_alarm_cleared"]

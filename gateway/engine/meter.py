@@ -126,7 +126,16 @@ class MeterEngine:
                 self.put(update, BREAKER_FEEDBACK, position, None, stamp)
                 self.protection.publish(stamp, update)
             return update
-        clock_back = state.last_at is not None and at < state.last_at
+        tariff_before = self.active_tariff(state.last_at or at)
+        if ACTIVE_TARIFF in values and self.settings.tariff.source == "meter":
+            reported = _as_int(values[ACTIVE_TARIFF][0])
+            if reported is not None and 1 <= reported <= 4:
+                state.external_tariff = reported
+        cumulative = self._accept_cumulative(sample, values, update)
+        # Only energy readings move the meter's cursor: interval boundaries are interpolated
+        # between energy samples, so a power-only or tariff-only sample must not stand in.
+        advances = bool(cumulative)
+        clock_back = advances and state.last_at is not None and at < state.last_at
         if clock_back:
             assert state.last_at is not None
             update.events.append(
@@ -137,27 +146,21 @@ class MeterEngine:
                     previous=state.last_at.isoformat(),
                 )
             )
-        tariff_before = self.active_tariff(state.last_at or at)
-        if ACTIVE_TARIFF in values and self.settings.tariff.source == "meter":
-            reported = _as_int(values[ACTIVE_TARIFF][0])
-            if reported is not None and 1 <= reported <= 4:
-                state.external_tariff = reported
-        cumulative = self._accept_cumulative(sample, values, update)
         tariff_registers_before = {t: self.decimal(f"1-0:1.8.{t}") for t in range(1, 5)}
         for code, (value, unit) in values.items():
             if code not in cumulative and not obis.is_cumulative(code):
-                self.put(update, code, value, unit, at)
                 if code.startswith("alarm"):
-                    update.events += self._alarm(at, code, value)
+                    update.events += self._alarm(at, code, value, self._registers.get(code))
+                self.put(update, code, value, unit, at)
         self._split_tariffs(at, cumulative, values, update, tariff_before)
         for code, (value, unit) in cumulative.items():
             self.put(update, code, value, unit, at)
-        if clock_back:
+        if advances and clock_back:
             state.next_debiting = None
             self.intervals.start(at, ProfileFlag.CLOCK_ADJUSTED | ProfileFlag.PARTIAL)
-        elif state.last_at is None:
+        elif advances and state.last_at is None:
             self.intervals.start(at)
-        elif at > state.last_at:
+        elif advances and state.last_at is not None and at > state.last_at:
             self.intervals.cross(at, update)
             gap = (at - state.last_at).total_seconds()
             # A meter that reports its own hour counter is believed; otherwise count ourselves.
@@ -183,6 +186,8 @@ class MeterEngine:
         self._set_quadrant(at, update)
         self.put(update, ACTIVE_TARIFF, self.active_tariff(at), None, at)
         self.protection.publish(at, update)
+        if not advances:
+            return update
         state.last_at = at
         state.last = {
             code: reg.value
@@ -437,10 +442,13 @@ class MeterEngine:
         quadrant = (1 if q >= 0 else 4) if p >= 0 else (2 if q >= 0 else 3)
         self.put(update, QUADRANT, quadrant, None, at)
 
-    def _alarm(self, at: datetime, code: str, value: Value) -> list[Event]:
-        previous = self.state.last.get(code)
-        raised = bool(value) and value not in ("0", "false", "off")
-        if previous is not None and bool(previous) == raised:
+    def _alarm(
+        self, at: datetime, code: str, value: Value, previous: Register | None
+    ) -> list[Event]:
+        raised = _truthy(value)
+        if (previous is None and not raised) or (
+            previous is not None and _truthy(previous.value) == raised
+        ):
             return []
         kind = "meter_alarm" if raised else "meter_alarm_cleared"
         return [self.event(at, kind, f"the meter reports {code} = {value}", alarm=code)]
@@ -477,3 +485,10 @@ def _as_int(value: object) -> int | None:
         return int(value)  # type: ignore[call-overload,no-any-return]
     except (TypeError, ValueError):
         return None
+
+
+def _truthy(value: Value) -> bool:
+    """An alarm flag as meters send it: numbers, or words like "on"/"off"."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "off", "no", "ok")
+    return bool(value)
