@@ -20,6 +20,7 @@ ADAPTERS: dict[str, str] = {
     "wmbus": "modules.wmbus.adapter:WmbusAdapter",
     "s0": "modules.s0.adapter:S0Adapter",
     "s0_out": "modules.s0.output:S0OutputAdapter",
+    "tariff_input": "modules.tariff_input.adapter:TariffInputAdapter",
     "rs485": "modules.rs485.adapter:Rs485Adapter",
     "tcpip": "modules.tcpip.adapter:TcpipAdapter",
     "optical": "modules.optical.adapter:OpticalAdapter",
