@@ -21,8 +21,11 @@ typecheck: $(VENV)/.installed-test
 pytest: $(VENV)/.installed-test system-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Peers go into bench/.venv (from PyPI), never into .venv; valgrind counts instructions for
+# the Raspberry Pi section. BENCH_ARGS=--quick for a short run.
 bench: $(VENV)/.installed-test system-packages
-	$(BIN)/python -m bench
+	-@scripts/ensure-packages valgrind
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 system-packages:
 	@scripts/ensure-packages mosquitto chromium

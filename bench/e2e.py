@@ -233,10 +233,9 @@ async def _lag_probe(lags: list[float]) -> None:
 async def _step(
     gateway: BenchGateway, bridge: MqttBridge, meters: int, speed: float, seconds: float
 ) -> dict[str, Any]:
-    # Meters asleep on the old pace wake within one old interval; measure after that.
-    await asyncio.sleep(1.0 / PACE.speed + 0.1)
-    PACE.speed = speed
-    await asyncio.sleep(1.0 / PACE.speed + 0.1)
+    # Meters asleep on the old pace wake within one old interval: measure after that.
+    old, PACE.speed = PACE.speed, speed
+    await asyncio.sleep(1.0 / old + 0.1)
     lags: list[float] = []
     probe = asyncio.create_task(_lag_probe(lags))
     samples, cpu, start = gateway.samples, time.process_time(), time.monotonic()

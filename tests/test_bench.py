@@ -1,0 +1,86 @@
+"""Every bench runs on a tiny input and reports figures that make sense (never installs peers)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import __main__ as bench_main
+from bench import codecs, e2e, engine_load, peers, pi, startup, vectors
+from gateway import config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _no_install() -> Iterator[None]:
+    before = os.environ.get(peers.NO_INSTALL_ENV)
+    os.environ[peers.NO_INSTALL_ENV] = "1"
+    yield
+    if before is None:
+        del os.environ[peers.NO_INSTALL_ENV]
+    else:
+        os.environ[peers.NO_INSTALL_ENV] = before
+
+
+@pytest.mark.parametrize("protocol", vectors.PROTOCOLS)
+def test_codec_bench_decodes_the_vectors(protocol: str) -> None:
+    found = codecs.measure(protocol, 0.01, with_peers=False)
+    assert found["inputs"] == len(vectors.inputs(protocol)) > 0
+    # Most vectors are good frames; the rest are deliberate refusals (bad CRC, truncated).
+    assert found["ours_accepted"] >= found["inputs"] // 2
+    assert found["ours_fps"] > 0
+
+
+def test_peer_inputs_carry_keys_and_text() -> None:
+    dlms = [i for i in vectors.inputs("dlms") if i.key]
+    assert dlms and dlms[0].peer_form("hex")["key"] == dlms[0].key.hex()
+    telegram = vectors.inputs("dsmr")[0].peer_form("text")["data"]
+    assert telegram.startswith("/") and "\r\n" in telegram
+
+
+def test_engine_load_writes_and_counts(tmp_path: Path) -> None:
+    figures = engine_load.run(0.02)
+    assert figures["samples"] == 72
+    assert figures["engine_samples_per_s"] > 0
+    assert figures["bytes_written_per_day"] >= 0
+
+
+def test_pi_workloads_and_nbody() -> None:
+    assert pi.engine_work(20) > 0
+    assert pi.mbus_work(20) > 0
+    # The benchmark's published outputs for 0 and 1,000 steps: the algorithm is the same.
+    assert f"{pi.nbody(0):.9f}" == "-0.169075164"
+    assert f"{pi.nbody(1000):.9f}" == "-0.169087605"
+
+
+def test_startup_config_names_every_module_type(tmp_path: Path) -> None:
+    ports = {name: 10000 + n for n, name in enumerate(startup.EMULATORS)}
+    text = startup._config(tmp_path, 1883, 8382, ports, tmp_path / "tty")
+    settings = config.loads(text)
+    types = {module.type for module in settings.modules}
+    from gateway import registry  # noqa: PLC0415
+
+    assert types == set(registry.ADAPTERS)
+
+
+@pytest.mark.network
+def test_e2e_worker_runs_a_short_ramp() -> None:
+    result = e2e.run(3, "asyncio", nominal_s=1.5, step_s=0.5, max_steps=1, start_rate=30)
+    assert result["meters"] == 3
+    assert result["nominal"]["samples_per_s"] > 0
+    assert len(result["steps"]) == 2
+    assert result["peak_rss_mb"] > 10
+
+
+def test_results_markdown_from_a_short_run(tmp_path: Path) -> None:
+    skip = {"peers", "e2e", "mqtt", "startup", "pi"}
+    results = bench_main.run_all(True, skip, with_peers=False)
+    assert all("error" not in row for row in results["codecs"])
+    text = bench_main.markdown(json.loads(json.dumps(results)))
+    assert "| mbus |" in text
+    assert "MB**" in text  # the SD card figure
