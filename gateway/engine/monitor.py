@@ -64,16 +64,15 @@ class SupplyMonitor:
             volts = float(values[code])
             others_alive = any(v > limits.under_v for v in voltages if v is not volts)
             lost = volts < limits.phase_loss_v and others_alive
-            for kind, observed, detail in (
-                ("phase_loss", lost, f"L{phase} at {volts:.1f} V"),
-                ("overvoltage", volts > limits.over_v, f"L{phase} at {volts:.1f} V"),
-                (
-                    "undervoltage",
-                    limits.phase_loss_v <= volts < limits.under_v,
-                    f"L{phase} at {volts:.1f} V",
-                ),
+            for kind, observed in (
+                ("phase_loss", lost),
+                ("overvoltage", volts > limits.over_v),
+                ("undervoltage", limits.phase_loss_v <= volts < limits.under_v),
             ):
-                events += self._edge(now, f"{kind}:L{phase}", kind, observed, detail, phase=phase)
+                change = self._change(now, _PHASE_KEYS[kind, phase], observed)
+                if change is not None:
+                    detail = f"L{phase} at {volts:.1f} V"
+                    events.append(self._event(now, kind, change, detail, phase=phase))
         if len(voltages) == 3:
             spread = max(voltages) - min(voltages)
             floating = (
@@ -81,16 +80,25 @@ class SupplyMonitor:
                 and min(voltages) < limits.under_v
                 and spread > limits.neutral_spread_v
             )
-            detail = "phase voltages " + " / ".join(f"{v:.1f}" for v in voltages) + " V"
-            events += self._edge(now, "neutral", "loss_of_neutral", floating, detail)
+            change = self._change(now, "neutral", floating)
+            if change is not None:
+                detail = "phase voltages " + " / ".join(f"{v:.1f}" for v in voltages) + " V"
+                events.append(self._event(now, "loss_of_neutral", change, detail))
         return events
 
-    def _edge(
-        self, now: datetime, key: str, kind: str, observed: bool, detail: str, **data: Any
-    ) -> list[Event]:
-        condition = self.conditions.setdefault(key, _Condition())
-        change = condition.update(now, observed, self.limits.hold_s)
-        if change is None:
-            return []
-        name = kind if change else f"{kind}_cleared"
-        return [Event(self.meter, now, name, detail, data)]
+    def _change(self, now: datetime, key: str, observed: bool) -> bool | None:
+        # Runs three times per phase per sample: the event text is only made on a change.
+        condition = self.conditions.get(key)
+        if condition is None:
+            condition = self.conditions[key] = _Condition()
+        return condition.update(now, observed, self.limits.hold_s)
+
+    def _event(self, now: datetime, kind: str, started: bool, detail: str, **data: Any) -> Event:
+        return Event(self.meter, now, kind if started else f"{kind}_cleared", detail, data)
+
+
+_PHASE_KEYS = {
+    (kind, phase): f"{kind}:L{phase}"
+    for kind in ("phase_loss", "overvoltage", "undervoltage")
+    for phase in (1, 2, 3)
+}
