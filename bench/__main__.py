@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -379,9 +378,9 @@ def _pi_md(section: dict[str, Any], r: dict[str, Any]) -> list[str]:
         "",
         f"Meters one Pi carries, planning its core at {PI_HEADROOM:.0%} load (the gateway is "
         "one process on one core; mosquitto and the OS take the others). The gateway's CPU "
-        "is fitted from the end-to-end ramp of the largest run as a cost per sample plus a "
-        "cost per meter and second (flushes, availability, MQTT upkeep), the bench meters' "
-        "own share taken out, then carried over by the factor:",
+        "is fitted over every end-to-end ramp step that kept up (all meter counts, uvloop) as "
+        "a cost per sample plus a cost per meter and second (flushes, availability, MQTT "
+        "upkeep), the bench meters' own share taken out, then carried over by the factor:",
         "",
     ]
     model = _cpu_model(r)
@@ -389,7 +388,7 @@ def _pi_md(section: dict[str, Any], r: dict[str, Any]) -> list[str]:
         per_sample, per_meter, meters_run = model
         out += [
             f"Here: {per_sample * 1e6:,.0f} µs per sample + {per_meter * 1e6:,.0f} µs per meter "
-            f"and second (from the {meters_run:,}-meter ramp).",
+            f"and second (runs of up to {meters_run:,} meters).",
             "",
         ]
     out += [
@@ -420,20 +419,47 @@ def _pi_md(section: dict[str, Any], r: dict[str, Any]) -> list[str]:
 
 
 def _cpu_model(r: dict[str, Any]) -> tuple[float, float, int] | None:
-    """(CPU s per sample, CPU s per meter-second, meters) fitted on the largest uvloop ramp."""
+    """(CPU s per sample, CPU s per meter-second, largest run's meters), fitted by least squares
+    as cpu share = a x samples/s + b x meters + c over the steps that kept up in every uvloop
+    run (several meter counts keep a and b apart), bench meters' own share taken out of a."""
     rows = [x for x in r.get("e2e", []) if isinstance(x, dict) and x.get("loop") == "uvloop"]
-    if not rows:
+    points = [
+        (s["samples_per_s"], float(row["meters"]), s["cpu_share"])
+        for row in rows
+        for s in row["steps"]
+        if s["kept_up"] and s["cpu_share"] is not None
+    ]
+    if len({m for _, m, _ in points}) < 2 or len(points) < 4:
         return None
-    row = max(rows, key=lambda x: x["meters"])
-    steps = [s for s in row["steps"] if s["kept_up"] or s is row["steps"][0]]
-    if len(steps) < 2:
+    # Normal equations of the three-parameter fit.
+    columns = [[p[0] for p in points], [p[1] for p in points], [1.0] * len(points)]
+    ys = [p[2] for p in points]
+    matrix = [[sum(x * y for x, y in zip(c1, c2, strict=True)) for c2 in columns] for c1 in columns]
+    rhs = [sum(x * y for x, y in zip(c, ys, strict=True)) for c in columns]
+    solution = _solve3(matrix, rhs)
+    if solution is None:
         return None
-    fit = statistics.linear_regression(
-        [s["samples_per_s"] for s in steps], [s["cpu_share"] for s in steps]
-    )
-    per_sample = max(fit.slope - row["sim_cpu_us_per_sample"] / 1e6, 0.0)
-    per_meter = max(fit.intercept, 0.0) / row["meters"]
-    return per_sample, per_meter, int(row["meters"])
+    per_sample, per_meter, _fixed = solution
+    sim = max(row["sim_cpu_us_per_sample"] for row in rows) / 1e6
+    return max(per_sample - sim, 0.0), max(per_meter, 0.0), max(int(x["meters"]) for x in rows)
+
+
+def _solve3(m: list[list[float]], v: list[float]) -> tuple[float, float, float] | None:
+    def det(a: list[list[float]]) -> float:
+        return (
+            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+            - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+            + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+        )
+
+    d = det(m)
+    if abs(d) < 1e-30:
+        return None
+    out = []
+    for k in range(3):
+        replaced = [[v[i] if j == k else m[i][j] for j in range(3)] for i in range(3)]
+        out.append(det(replaced) / d)
+    return out[0], out[1], out[2]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,10 +7,10 @@ socket of ours, so READY=1 arrives exactly when it would reach systemd (sd_notif
 config has one module of every registered type, each talking to its emulator
 (``meter-gateway simulate TYPE --tcp PORT``, Z-Wave on a pty) or, for MQTT, a mosquitto on a free
 port: sim, mbus, wmbus (iM871A), rs485 (KMP), optical (IEC 62056-21), tcpip (IEC 62056-21 and
-DLMS over the wrapper), p1 (DSMR 5), zwave, mqtt_switch, and s0, s0_out, relay and
-tariff_input on a GPIO chip
-that does not exist here (they load, fail to open the line and wait in backoff, as on a Pi whose
-wiring is not there yet). HTTP is on (loopback); zeroconf is off (no multicast off this host).
+DLMS over the wrapper), p1 (DSMR 5), zwave, mqtt_switch, and s0, s0_out, relay and tariff_input
+on a GPIO chip that does not exist here (they load, fail to open the line and wait in backoff,
+as on a Pi whose wiring is not there yet). HTTP is on (loopback); zeroconf is off (no multicast
+off this host).
 
 Figures: wall time from spawn to READY=1 (median of ``--runs``), VmRSS after ``--idle-s`` of
 running, and the same two for the embedded default config (one sim meter) for scale.
