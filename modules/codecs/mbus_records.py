@@ -26,7 +26,7 @@ import msgspec
 from gateway.decoding import Record
 from gateway.errors import FrameError, IncompleteFrame
 from modules.codecs.mbus_fixed import FixedData, decode_fixed
-from modules.codecs.mbus_meaning import BCD_LENGTHS, decode_value, describe
+from modules.codecs.mbus_meaning import BCD_LENGTHS, apply_header, decode_value, describe
 from modules.codecs.mbus_obis import obis_code, record_name
 
 __all__ = [
@@ -306,7 +306,15 @@ def _record(
     }
     if header.vif is None:  # global readout request (DIF 0x7F), sent by masters
         return Record("global_readout_request", None, raw=raw, function=header.function)
-    meaning = describe(header.vif, header.vifes, header.plain_text, manufacturer)
+    meaning = describe(header.vif, header.vifes, header.plain_text, manufacturer, medium)
+    tariff, obis_allowed = apply_header(
+        meaning,
+        manufacturer,
+        medium,
+        subunit=header.subunit,
+        tariff=header.tariff,
+        function=header.function,
+    )
     if header.plain_text is not None:
         raw["plain_text"] = header.plain_text
     if meaning.record_error:
@@ -322,13 +330,13 @@ def _record(
     obis = None
     if meaning.plain and family:
         name = record_name(family, backward=backward, medium=medium)
-        if header.storage == 0:
+        if header.storage == 0 and obis_allowed:
             obis = obis_code(
                 family,
                 backward=backward,
                 phase=meaning.phase,
                 function=header.function,
-                tariff=header.tariff,
+                tariff=tariff,
                 medium=medium,
             )
     parts = [name or meaning.quantity.name, *meaning.suffixes]
@@ -343,7 +351,7 @@ def _record(
         unit=unit,
         obis=obis,
         storage=header.storage,
-        tariff=header.tariff,
+        tariff=tariff,
         subunit=header.subunit,
         function=header.function,
         raw=raw,

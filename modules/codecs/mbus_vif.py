@@ -18,7 +18,6 @@ __all__ = [
     "Quantity",
     "fb_table",
     "fd_table",
-    "manufacturer_table",
     "medium_name",
     "p10",
     "primary",
@@ -299,21 +298,3 @@ def fd_table(vife: int) -> Quantity:
     if 0x6C <= code <= 0x6F:
         return Quantity("battery_operating_time", TIME_UNITS_LONG[n2])
     return Quantity(f"reserved_fd_{code:02x}")
-
-
-# Manufacturer-specific VIFEs after VIF 0xFF that vendors document, per FLAG id. Kamstrup:
-# the m³·°C "energy" registers heat meters use to split forward/return, and info codes.
-_MANUFACTURER_VIFES: dict[str, dict[int, Quantity]] = {
-    "KAM": {
-        0x07: Quantity("forward_energy", "m³·°C"),
-        0x08: Quantity("return_energy", "m³·°C"),
-        0x20: Quantity("info_codes", kind="bits"),
-        0x22: Quantity("info_codes", kind="bits"),
-        0x23: Quantity("status", kind="bits"),
-    },
-}
-
-
-def manufacturer_table(manufacturer: str | None, vife: int) -> Quantity | None:
-    """A documented manufacturer-specific quantity (VIF 0xFF then ``vife``), or None."""
-    return _MANUFACTURER_VIFES.get(manufacturer or "", {}).get(vife & 0x7F)
