@@ -51,6 +51,7 @@ class HeaderMeaning:
     phase: str | None = None
     tariff: int | None = None  # None keeps the DIFE's tariff
     suffix: str = ""
+    obis: bool = True  # False: the meaning is known too vaguely to name a register
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +221,15 @@ _IME = Convention(
         0x0E: _ime("power_demand_maximum", "", "W", "primary"),
         0x0F: _ime("run_time", "", None, "primary"),
     },
+    # IME Nemo (version 0x1D, wmbusmeters nemo driver): active quantities in subunit 1,
+    # reactive in subunit 2; whether its tariffs 1/2 are tariffs or total/partial the
+    # driver leaves open, so these registers get names but no OBIS code.
+    subunits={
+        (family, subunit, scope): HeaderMeaning(reactive if subunit == 2 else None, obis=False)
+        for family, reactive in (("energy", "reactive_energy"), ("power", "reactive_power"))
+        for subunit in (1, 2)
+        for scope in ("total", "tariff", "phase")
+    },
     tariffs={
         5: HeaderMeaning(tariff=0),
         6: HeaderMeaning(tariff=0, suffix="partial"),
@@ -231,12 +241,25 @@ _IME = Convention(
     line_to_line=frozenset({0x08}),
 )
 
+# Gran-System-S electricity meters (wmbusmeters gransystems driver): voltage and current of
+# phase L1..L3 in subunits 1..3.
+_GRAN_SYSTEM_S = Convention(
+    source="wmbusmeters gransystems driver (Gran-System-S CCM meters)",
+    media=frozenset({ELECTRICITY}),
+    subunits={
+        (family, subunit, "total"): HeaderMeaning(phase=f"l{subunit}")
+        for family in ("voltage", "current")
+        for subunit in (1, 2, 3)
+    },
+)
+
 CONVENTIONS: dict[str, Convention] = {
     "KAM": _KAMSTRUP,
     "SEC": _SCHNEIDER,
     "ELT": _ELTAKO,
     "EBZ": _EBZ,
     "IME": _IME,
+    "GSS": _GRAN_SYSTEM_S,
 }
 # Line-to-line quantities numbered by their first phase (L1 for L1-L2, ...).
 LINE_PAIRS = {"l1": "l1_l2", "l2": "l2_l3", "l3": "l3_l1"}

@@ -217,7 +217,7 @@ def apply_header(
     if found.suffix:
         meaning.suffixes.append(found.suffix)
         meaning.plain = False
-    return tariff, True
+    return tariff, found.obis
 
 
 def _slug(text: str) -> str:

@@ -349,3 +349,27 @@ def test_monthly_maximum_power_keeps_its_unit() -> None:
     # An instantaneous rate per time stays what the standard says.
     (rate,) = decode_records(bytes.fromhex("04BB22 05000000"))
     assert (rate.name, rate.unit) == ("volume_flow_per_hour", "m³/h/h")
+
+
+def test_ime_nemo_subunit_2_is_reactive_without_obis() -> None:
+    records = _wired("nemo.xmq:356")
+    got = [(r.name, r.value, r.unit, r.obis, r.tariff, r.subunit) for r in records[:4]]
+    assert got == [
+        ("energy_import", 6735835, "kWh", None, 1, 1),
+        ("power_import", 97830.0, "W", None, 1, 1),
+        ("reactive_energy_import", 1254529, "kvarh", None, 1, 2),
+        ("reactive_power_import", 8254.0, "var", None, 1, 2),
+    ]
+
+
+def test_gran_system_s_phases_in_subunits() -> None:
+    records = _wireless("gransystems.xmq:267")
+    got = [(r.name, r.value, r.obis) for r in records if r.subunit]
+    assert got == [
+        ("voltage_l1", Decimal("234.1"), "1-0:32.7.0"),
+        ("voltage_l2", 0, "1-0:52.7.0"),
+        ("voltage_l3", 0, "1-0:72.7.0"),
+        ("current_l1", 0, "1-0:31.7.0"),
+        ("current_l2", 0, "1-0:51.7.0"),
+        ("current_l3", 0, "1-0:71.7.0"),
+    ]
