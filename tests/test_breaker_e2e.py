@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from gateway.model import Command
 from gateway.signing import sign_payload
 from modules.s0.software import SoftwareChip
 from tests.modules.test_mqtt_switch import FakeSwitch
+from tests.support.gateway import serving, until
 from tests.support.mqtt import Collector
 from tests.support.processes import Broker
 from tests.test_web_page import ARTIFACTS, CHROMIUM, chromium
@@ -98,21 +99,9 @@ async def running(text: str) -> AsyncIterator[tuple[Gateway, str]]:
         servers.append(LanServer(gateway))
         return servers
 
-    gateway = Gateway(config.loads(text), outputs=outputs)
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
+    async with serving(Gateway(config.loads(text), outputs=outputs)) as gateway:
         await until(lambda: servers and servers[0].port)
         yield gateway, f"http://127.0.0.1:{servers[0].port}"
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 def breaker(gateway: Gateway) -> tuple[str, list[str], str]:

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import socket
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from gateway.lan import LanServer
 from gateway.lan.openapi import PATHS
 from gateway.model import Command, Event, Reading, Sample
 from gateway.store import Store
+from tests.support.gateway import until
 from tests.support.processes import free_port, wait_for_port
 from tests.support.processes import gateway as process_gateway
 
@@ -137,14 +137,6 @@ async def get_json(http: aiohttp.ClientSession, url: str, status: int = 200) -> 
         body = await response.json(content_type=None)
         assert response.status == status, body
         return body
-
-
-async def until(predicate: Any, timeout_s: float = 5.0) -> None:
-    """Wait for a condition the gateway reaches by itself (the sim's first frames)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
 
 
 # gateway -----------------------------------------------------------------------------------------

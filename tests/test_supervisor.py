@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway import config, registry
-from gateway.app import Gateway
+from tests.support.gateway import offline_text, running, until
 
 
 @pytest.fixture(autouse=True)
@@ -25,9 +24,7 @@ def test_adapters() -> Iterator[None]:
 
 def write_config(path: Path, data_dir: Path, modules: str) -> Path:
     path.write_text(
-        f'[gateway]\ndata_dir = "{data_dir}"\npersist_interval_s = 0.2\n'
-        "[mqtt]\nenabled = false\n[http]\nenabled = false\n[zeroconf]\nenabled = false\n"
-        '[[meters]]\nid = "a"\n[[meters]]\nid = "b"\n' + modules
+        offline_text(data_dir, '[[meters]]\nid = "a"\n[[meters]]\nid = "b"\n' + modules)
     )
     return path
 
@@ -38,24 +35,6 @@ SIM = (
 )
 
 
-@asynccontextmanager
-async def running(settings: config.Settings, path: Path | None = None) -> AsyncIterator[Gateway]:
-    gateway = Gateway(settings, config_path=path, outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def wait_until(predicate: object, timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
-
-
 async def test_a_failing_and_a_crashing_module_do_not_stop_the_others(tmp_path: Path) -> None:
     modules = (
         SIM.format(name="sim1", meter="a", speed=1)
@@ -64,10 +43,10 @@ async def test_a_failing_and_a_crashing_module_do_not_stop_the_others(tmp_path: 
     )
     settings = config.load(write_config(tmp_path / "c.toml", tmp_path, modules))
     async with running(settings) as gateway:
-        await wait_until(lambda: gateway.health["flaky1"].restarts >= 2)
-        await wait_until(lambda: gateway.health["crash1"].restarts >= 1)
+        await until(lambda: gateway.health["flaky1"].restarts >= 2)
+        await until(lambda: gateway.health["crash1"].restarts >= 1)
         frames = gateway.health["sim1"].frames_ok
-        await wait_until(lambda: gateway.health["sim1"].frames_ok > frames + 5)
+        await until(lambda: gateway.health["sim1"].frames_ok > frames + 5)
         assert gateway.health["sim1"].state == "running"
         assert gateway.health["sim1"].restarts == 0
         assert "stick went away" in (gateway.health["flaky1"].last_error or "")
@@ -84,8 +63,8 @@ async def test_sighup_restarts_only_the_changed_module(tmp_path: Path) -> None:
         tmp_path,
         SIM.format(name="sim1", meter="a", speed=1) + SIM.format(name="sim2", meter="b", speed=1),
     )
-    async with running(config.load(path), path) as gateway:
-        await wait_until(lambda: all(h.frames_ok > 2 for h in gateway.health.values()))
+    async with running(config.load(path), config_path=path) as gateway:
+        await until(lambda: all(h.frames_ok > 2 for h in gateway.health.values()))
         sim1_health, sim2_health = gateway.health["sim1"], gateway.health["sim2"]
         sim1_task = gateway._modules["sim1"][1]
         write_config(
@@ -95,8 +74,8 @@ async def test_sighup_restarts_only_the_changed_module(tmp_path: Path) -> None:
             + SIM.format(name="sim2", meter="b", speed=5),
         )
         os.kill(os.getpid(), signal.SIGHUP)
-        await wait_until(lambda: gateway.health.get("sim2") is not sim2_health)
-        await wait_until(lambda: gateway.health["sim2"].frames_ok > 2)
+        await until(lambda: gateway.health.get("sim2") is not sim2_health)
+        await until(lambda: gateway.health["sim2"].frames_ok > 2)
         assert gateway.health["sim1"] is sim1_health
         assert gateway._modules["sim1"][1] is sim1_task and not sim1_task.done()
         assert gateway.settings.modules[1].speed == 5  # type: ignore[attr-defined]
@@ -105,8 +84,8 @@ async def test_sighup_restarts_only_the_changed_module(tmp_path: Path) -> None:
 
 async def test_a_bad_config_on_reload_keeps_the_running_one(tmp_path: Path) -> None:
     path = write_config(tmp_path / "c.toml", tmp_path, SIM.format(name="sim1", meter="a", speed=1))
-    async with running(config.load(path), path) as gateway:
-        await wait_until(lambda: gateway.health["sim1"].frames_ok > 1)
+    async with running(config.load(path), config_path=path) as gateway:
+        await until(lambda: gateway.health["sim1"].frames_ok > 1)
         path.write_text(path.read_text() + "bogus = 1\n")
         gateway.request_reload()
         await asyncio.sleep(0.3)

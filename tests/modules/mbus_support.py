@@ -1,19 +1,19 @@
-"""Shared helpers for the M-Bus tests: an emulated bus on a pty and a gateway in-process."""
+"""Shared helpers for the M-Bus tests: an emulated bus on a pty and its gateway config."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from gateway import config
-from gateway.app import Gateway
 from gateway.errors import ConnectionLost
 from gateway.transport import open_pty
 from modules.mbus.emulator import Line, serve
 from modules.mbus.slave import Bus
+from tests.support.gateway import offline_text
 
 
 @asynccontextmanager
@@ -31,13 +31,8 @@ async def emulated(path: Path, bus: Bus, line: Line | None = None) -> AsyncItera
 
 def settings(tmp_path: Path, module: str, meters: tuple[str, ...] = ("m1",)) -> config.Settings:
     """A config with MQTT, HTTP and zeroconf off, the given meters, and one mbus module."""
-    text = (
-        f'[gateway]\ndata_dir = "{tmp_path}"\npersist_interval_s = 0.2\n'
-        "[mqtt]\nenabled = false\n[http]\nenabled = false\n[zeroconf]\nenabled = false\n"
-        + "".join(f'[[meters]]\nid = "{meter}"\n' for meter in meters)
-        + module
-    )
-    return config.loads(text)
+    meter_tables = "".join(f'[[meters]]\nid = "{meter}"\n' for meter in meters)
+    return config.loads(offline_text(tmp_path, meter_tables + module))
 
 
 def module(port: Path | str, devices: str, **options: object) -> str:
@@ -63,23 +58,3 @@ def _toml(value: object) -> str:
     if isinstance(value, str):
         return f'"{value}"'
     return str(value)
-
-
-@asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[Gateway]:
-    """A Gateway serving in this event loop until the block ends."""
-    gateway = Gateway(settings, outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    """Poll observable state until ``predicate`` holds."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.02)

@@ -23,7 +23,8 @@ from modules.dlms.session import ClientSettings, ControlState, open_client
 from modules.dlms.transports import Addresses
 from modules.p1.emulated import EmulatedMeter, cosem_objects
 from modules.p1.emulator import serve_dlms
-from tests.modules.test_p1 import register, running, settings_for
+from tests.modules.test_p1 import register, settings_for
+from tests.support.gateway import running, until
 from tests.support.processes import GATEWAY, free_port, wait_for_port
 
 PASSWORD = b"12345678"
@@ -186,7 +187,7 @@ async def test_tcpip_module_polls_into_the_engine_and_survives_a_meter_restart(
         )
         async with running(settings_for(tmp_path, module)) as gateway:
             health = gateway.health["dlms"]
-            await _until(lambda: health.frames_ok >= 2)
+            await until(lambda: health.frames_ok >= 2)
             energy = register(gateway, "1-0:1.8.0")
             assert energy is not None
             assert abs(energy - Decimal(meter.import_wh) / 1000) < Decimal("0.002")
@@ -197,9 +198,9 @@ async def test_tcpip_module_polls_into_the_engine_and_survives_a_meter_restart(
             assert "1-0:99.99.0" not in gateway.engines["main"].registers
             # The meter drops the connection: the module reconnects and goes on.
             await links[0].close()
-            await _until(lambda: len(servers) == 2, 15)
+            await until(lambda: len(servers) == 2, 15)
             frames = health.frames_ok
-            await _until(lambda: health.frames_ok >= frames + 2)
+            await until(lambda: health.frames_ok >= frames + 2)
             assert health.restarts == 1
 
 
@@ -226,7 +227,7 @@ async def test_slow_polls_associate_afresh_each_time(
         task = asyncio.create_task(serve_hdlc(device, responder, echo=False))
         try:
             async with running(settings_for(tmp_path, module)) as gateway:
-                await _until(lambda: gateway.health["bus"].frames_ok >= 3)
+                await until(lambda: gateway.health["bus"].frames_ok >= 3)
                 assert gateway.health["bus"].restarts == 0
         finally:
             task.cancel()
@@ -248,18 +249,12 @@ async def test_rs485_module_polls_over_hdlc_on_a_pty(tmp_path: Path) -> None:
         try:
             async with running(settings_for(tmp_path, module)) as gateway:
                 health = gateway.health["bus"]
-                await _until(lambda: health.frames_ok >= 2)
+                await until(lambda: health.frames_ok >= 2)
                 assert register(gateway, "1-0:2.8.0") == Decimal(meter.export_wh) / 1000
                 assert register(gateway, "1-0:31.7.0") is not None
                 assert server.authenticated
         finally:
             task.cancel()
-
-
-async def _until(predicate: object, timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.02)
 
 
 def test_hdlc_server_addresses() -> None:

@@ -9,7 +9,8 @@ from gateway.app import Gateway
 from gateway.transport import serve_tcp
 from modules.mbus.emulator import Line, build_bus, serve
 from modules.mbus.slave import Slave
-from tests.modules.mbus_support import device, emulated, module, running, settings, until
+from tests.modules.mbus_support import device, emulated, module, settings
+from tests.support.gateway import running, until
 from tests.support.processes import free_port
 
 IDS = ["38200001", "38250002", "61000003"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +18,8 @@ from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.model import Command
 from modules.mqtt_switch.adapter import MqttSwitchConfig, position_of
+from tests.support import gateway as support
+from tests.support.gateway import until
 from tests.support.processes import Broker
 
 pytestmark = [pytest.mark.network]
@@ -122,21 +123,9 @@ state_topic = "{STATE_TOPIC}"
 
 @asynccontextmanager
 async def running(text: str) -> AsyncIterator[Gateway]:
-    gateway = Gateway(config.loads(text), outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
+    async with support.running(text) as gateway:
         await until(lambda: gateway.health["switch1"].communicating)
         yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 def kinds(gateway: Gateway) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +23,7 @@ from modules.codecs.kmp_registers import DEFAULT_382_REGISTERS
 from modules.kmp.session import KmpMaster
 from modules.optical.emulator import serve_kmp
 from modules.optical.simulated import Simulated382
+from tests.support.gateway import offline_text, running, until
 
 ZONE = ZoneInfo("Europe/Copenhagen")
 BYTE_DELAY_S = 0.0005  # every reply byte written on its own
@@ -30,25 +31,10 @@ BYTE_DELAY_S = 0.0005  # every reply byte written on its own
 
 def settings_for(tmp_path: Path, module: str) -> config.Settings:
     """A gateway with one meter, no outputs, and the given [[modules]] text."""
+    meter = '[[meters]]\nid = "main"\n'
     return config.loads(
-        f'[gateway]\ndata_dir = "{tmp_path / "data"}"\ntimezone = "{ZONE.key}"\n'
-        "persist_interval_s = 0.2\n"
-        "[mqtt]\nenabled = false\n[http]\nenabled = false\n[zeroconf]\nenabled = false\n"
-        '[[meters]]\nid = "main"\n' + module
+        offline_text(tmp_path / "data", meter + module, gateway=f'timezone = "{ZONE.key}"\n')
     )
-
-
-@contextlib.asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[Gateway]:
-    """An in-process gateway, stopped and awaited on exit."""
-    gateway = Gateway(settings, outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
 
 
 @contextlib.asynccontextmanager
@@ -61,13 +47,6 @@ async def serving(coroutine: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
             await task
-
-
-async def wait_until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    """Poll until the predicate holds (the gateway runs in this loop)."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 def optical(port: str, extra: str = "", protocol: str = "kmp", interval_s: float = 0.3) -> str:
@@ -92,7 +71,7 @@ async def test_kmp_through_an_echoing_head_fills_the_engine(tmp_path: Path) -> N
         running(settings_for(tmp_path, optical(path))) as gateway,
     ):
         wanted = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:32.7.0", "1-0:71.7.0", "1-0:61.7.0")
-        await wait_until(lambda: has(gateway, *wanted))
+        await until(lambda: has(gateway, *wanted))
         registers = gateway.engines["main"].registers
         health = gateway.health["ir"]
     a_plus = registers["1-0:1.8.0"]
@@ -122,7 +101,7 @@ async def test_each_register_group_is_read_at_its_own_interval(tmp_path: Path) -
         serving(serve_kmp(device, meter, echo=True)),
         running(settings_for(tmp_path, optical(path, groups))) as gateway,
     ):
-        await wait_until(lambda: meter.asked.get(0x03FF, 0) >= 6)
+        await until(lambda: meter.asked.get(0x03FF, 0) >= 6)
         assert has(gateway, "1-0:1.8.0", "1-0:1.7.0", "1-0:32.7.0")
     assert meter.asked[0x041E] >= 6
     assert meter.asked[0x000D] == 1, "the totals group waits its 30 s"
@@ -137,7 +116,7 @@ async def test_clock_drift_is_an_event_and_samples_carry_meter_time(tmp_path: Pa
         serving(serve_kmp(device, meter, echo=True)),
         running(settings_for(tmp_path, optical(path, drift))) as gateway,
     ):
-        await wait_until(lambda: has(gateway, "1-0:1.7.0") and meter.asked.get(1002, 0) >= 3)
+        await until(lambda: has(gateway, "1-0:1.7.0") and meter.asked.get(1002, 0) >= 3)
         at = gateway.engines["main"].registers["1-0:1.7.0"].at
         events = [event for _, event in gateway.store.events("main", kind="clock_drift")]
     assert len(events) == 1, "one event per excursion, not one per clock read"
@@ -153,7 +132,7 @@ async def test_no_drift_event_within_the_threshold(tmp_path: Path) -> None:
         serving(serve_kmp(device, meter, echo=True)),
         running(settings_for(tmp_path, optical(path))) as gateway,
     ):
-        await wait_until(lambda: has(gateway, "1-0:1.7.0"))
+        await until(lambda: has(gateway, "1-0:1.7.0"))
         assert not gateway.store.events("main", kind="clock_drift")
 
 
@@ -183,7 +162,7 @@ async def test_garbled_replies_are_retried_and_counted(tmp_path: Path) -> None:
             serving(serve_kmp(lossy, meter, echo=False)),  # type: ignore[arg-type]
             running(settings_for(tmp_path, optical(path))) as gateway,
         ):
-            await wait_until(lambda: gateway.health["ir"].frames_ok >= 4)
+            await until(lambda: gateway.health["ir"].frames_ok >= 4)
             health = gateway.health["ir"]
             assert health.frames_failed >= 2
             assert "CRC" in (health.last_error or "")
@@ -202,12 +181,12 @@ async def test_unplugging_and_replugging_the_head_recovers(tmp_path: Path) -> No
             running(settings_for(tmp_path, optical(tty, interval_s=0.1)))
         )
         health = gateway.health["ir"]
-        await wait_until(lambda: health.frames_ok >= 2)
+        await until(lambda: health.frames_ok >= 2)
         await plugged.aclose()  # the head is pulled out: its tty goes away under the module
-        await wait_until(lambda: health.restarts >= 1 and not health.communicating, 15)
+        await until(lambda: health.restarts >= 1 and not health.communicating, 15)
         frames = health.frames_ok
         async with open_pty(tty) as (device, _path), serving(serve_kmp(device, meter, echo=True)):
-            await wait_until(lambda: health.frames_ok > frames + 2 and health.communicating, 20)
+            await until(lambda: health.frames_ok > frames + 2 and health.communicating, 20)
         kinds = [event.kind for _, event in gateway.store.events("main")]
     assert "communication_lost" in kinds and "communication_restored" in kinds
 

@@ -22,11 +22,10 @@ from tests.modules.test_optical import (
     ZONE,
     has,
     optical,
-    running,
     serving,
     settings_for,
-    wait_until,
 )
+from tests.support.gateway import running, until
 
 # Linux ptys refuse 7 data bits and parity: the tests run the sign-on speed at 8N1.
 PTY_LINE = 'bytesize = 8\nparity = "N"\n'
@@ -101,7 +100,7 @@ async def test_mode_c_readout_through_an_echoing_head_fills_the_engine(tmp_path:
             serving(served),
             running(settings_for(tmp_path, module.format(path=path))) as gateway,
         ):
-            await wait_until(lambda: gateway.health["ir"].frames_ok >= 2)
+            await until(lambda: gateway.health["ir"].frames_ok >= 2)
             registers = gateway.engines["main"].registers
     assert Decimal("12345.678") <= registers["1-0:1.8.0"].value <= meter.energy_import_kwh  # type: ignore[operator]
     assert registers["1-0:3.8.0"].unit == "kvarh"
@@ -121,7 +120,7 @@ async def test_mode_a_meter_reads_out_without_option_select(tmp_path: Path) -> N
         serving(IecEmulator(meter, mode="A", byte_delay_s=BYTE_DELAY_S).serve(device)),
         running(settings_for(tmp_path, optical(path, PTY_LINE, protocol="iec62056-21"))) as gateway,
     ):
-        await wait_until(lambda: has(gateway, "1-0:1.8.0", "1-0:2.8.0", "1-0:31.7.0"))
+        await until(lambda: has(gateway, "1-0:1.8.0", "1-0:2.8.0", "1-0:31.7.0"))
     assert meter.option_selects == []
 
 
@@ -156,7 +155,7 @@ async def test_a_bad_bcc_is_counted_and_the_next_readout_used(tmp_path: Path) ->
             ) as gateway,
         ):
             health = gateway.health["ir"]
-            await wait_until(lambda: health.frames_ok >= 2 and noisy.readouts >= 3, 15)
+            await until(lambda: health.frames_ok >= 2 and noisy.readouts >= 3, 15)
     assert health.frames_failed == 1 and "BCC" in (health.last_error or "")
     assert health.restarts == 0
 

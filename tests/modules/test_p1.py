@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,40 +22,18 @@ from modules.dlms.readings import to_readings
 from modules.p1.emulated import EmulatedMeter
 from modules.p1.emulator import P1Emitter, write_slowly
 from modules.p1.stream import P1Splitter
+from tests.support.gateway import offline_text, running, until
 
 VECTORS = Path(__file__).parents[1] / "fixtures" / "vectors"
 SMARTY_KEY = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 
 
 def settings_for(tmp_path: Path, module: str) -> config.Settings:
-    text = (
-        f'[gateway]\ndata_dir = "{tmp_path}"\npersist_interval_s = 0.2\n'
-        "[mqtt]\nenabled = false\n[http]\nenabled = false\n[zeroconf]\nenabled = false\n"
-        '[[meters]]\nid = "main"\n' + module
-    )
-    return config.loads(text)
+    return config.loads(offline_text(tmp_path, '[[meters]]\nid = "main"\n' + module))
 
 
 def p1_module(port: str, extra: str = "") -> str:
     return f'[[modules]]\ntype = "p1"\nname = "p1"\nmeter = "main"\nport = "{port}"\n{extra}'
-
-
-@asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[Gateway]:
-    gateway = Gateway(settings, outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 class Clock:

@@ -22,7 +22,8 @@ from modules.dlms.secure import FrameCounters
 from modules.p1.emulated import EmulatedMeter
 from modules.p1.emulator import P1Emitter, write_slowly
 from modules.p1.stream import P1Splitter
-from tests.modules.test_p1 import VECTORS, kinds, p1_module, register, running, settings_for
+from tests.modules.test_p1 import VECTORS, kinds, p1_module, register, settings_for
+from tests.support.gateway import running, until
 
 GUEK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 GAK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
@@ -60,7 +61,7 @@ async def test_encrypted_pushes_one_byte_at_a_time_reach_the_engine(tmp_path: Pa
         health = gateway.health["p1"]
         await send_until(device, pushes, lambda: health.frames_ok >= 1)
         await write_slowly(device, pushes.frame(), byte_delay_s=0.0003)
-        await asyncio.wait_for(_until(lambda: health.frames_ok >= 2), 10)
+        await until(lambda: health.frames_ok >= 2)
         meter = pushes.meter
         # Kamstrup counts 10 Wh; the B=1 channel lands on the engine's 1-0 registers.
         energy = register(gateway, "1-0:1.8.0")
@@ -91,27 +92,27 @@ async def test_wrong_key_bad_tag_and_replay_each_give_one_event_and_no_readings(
         # 1. A replayed frame, five times: one event.
         old = pushes.frame()
         await device.write(old)
-        await _until_async(lambda: health.frames_ok == ok + 1)
+        await until(lambda: health.frames_ok == ok + 1)
         for _ in range(5):
             await device.write(old)
-        await _until_async(lambda: health.frames_failed == 5)
+        await until(lambda: health.frames_failed == 5)
 
         # 2. Tampered frames (a flipped ciphertext bit, HDLC checks recomputed): one event.
         for _ in range(4):
             await device.write(_tampered(pushes.frame()))
-        await _until_async(lambda: health.frames_failed == 9)
+        await until(lambda: health.frames_failed == 9)
 
         # 3. A meter under another key: one event, however many frames.
         stranger = Pushes(key=bytes(16), auth_key=GAK)
         for _ in range(6):
             await device.write(stranger.frame())
-        await _until_async(lambda: health.frames_failed == 15)
+        await until(lambda: health.frames_failed == 15)
 
         assert health.frames_ok == ok + 1
         assert register(gateway, "1-0:1.8.0") != before  # the one good frame counted
         after = register(gateway, "1-0:1.8.0")
         await device.write(pushes.frame())  # good frames are taken again at once
-        await _until_async(lambda: health.frames_ok == ok + 2)
+        await until(lambda: health.frames_ok == ok + 2)
         assert register(gateway, "1-0:1.8.0") is not None
         assert register(gateway, "1-0:1.8.0") > after  # type: ignore[operator]
     events = kinds(gateway)
@@ -228,15 +229,6 @@ def _tampered(frame: bytes) -> bytes:
     info = bytearray(parsed.info)
     info[40] ^= 0x80
     return encode_frame(bytes(info), dest=parsed.dest, src=parsed.src, control=parsed.control)
-
-
-async def _until(predicate: object) -> None:
-    while not predicate():  # type: ignore[operator]
-        await asyncio.sleep(0.02)
-
-
-async def _until_async(predicate: object, timeout_s: float = 10.0) -> None:
-    await asyncio.wait_for(_until(predicate), timeout_s)
 
 
 def test_wired_mbus_segments_from_a_stream_decrypt_with_an_encryption_only_key() -> None:

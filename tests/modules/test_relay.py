@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ from gateway.errors import ConfigError
 from gateway.model import Command
 from modules.relay.adapter import RelayConfig
 from modules.s0.software import SoftwareChip
+from tests.support import gateway as support
+from tests.support.gateway import until
 
 LINES = ("relay", "aux", "button", "spare")
 _CHIPS = itertools.count()
@@ -68,22 +70,10 @@ WIRED = 'feedback_line = "aux"\nbutton_line = "button"\n'
 
 @asynccontextmanager
 async def running(text: str, *, wait: bool = True) -> AsyncIterator[Gateway]:
-    gateway = Gateway(config.loads(text), outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
+    async with support.running(text) as gateway:
         if wait:
             await until(lambda: gateway.health["relay1"].frames_ok > 0)
         yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def breaker(gateway: Gateway) -> tuple[str, str]:

@@ -22,11 +22,10 @@ from tests.modules.test_optical import (
     BYTE_DELAY_S,
     ZONE,
     has,
-    running,
     serving,
     settings_for,
-    wait_until,
 )
+from tests.support.gateway import running, until
 
 
 def rs485(port: str, protocol: str = "kmp", extra: str = "") -> str:
@@ -44,7 +43,7 @@ async def test_kmp_over_a_serial_data_module(tmp_path: Path) -> None:
         serving(serve_kmp(device, meter, byte_delay_s=BYTE_DELAY_S)),
         running(settings_for(tmp_path, rs485(path))) as gateway,
     ):
-        await wait_until(lambda: has(gateway, "1-0:1.8.0", "1-0:2.8.0", "1-0:52.7.0"))
+        await until(lambda: has(gateway, "1-0:1.8.0", "1-0:2.8.0", "1-0:52.7.0"))
         registers = gateway.engines["main"].registers
     assert registers["1-0:2.8.0"].value == Decimal("321.000")
     assert gateway.health["bus"].frames_failed == 0
@@ -63,12 +62,12 @@ async def test_iec_over_a_serial_line_survives_a_replug(
         await plugged.enter_async_context(serving(IecEmulator(meter).serve(device)))
         gateway = await stack.enter_async_context(running(settings_for(tmp_path, module)))
         health = gateway.health["bus"]
-        await wait_until(lambda: has(gateway, "1-0:1.8.0", "1-0:4.8.0"))
+        await until(lambda: has(gateway, "1-0:1.8.0", "1-0:4.8.0"))
         await plugged.aclose()
-        await wait_until(lambda: health.restarts >= 1 and not health.communicating, 15)
+        await until(lambda: health.restarts >= 1 and not health.communicating, 15)
         frames = health.frames_ok
         async with open_pty(tty) as (device, _path), serving(IecEmulator(meter).serve(device)):
-            await wait_until(lambda: health.frames_ok > frames + 1 and health.communicating, 20)
+            await until(lambda: health.frames_ok > frames + 1 and health.communicating, 20)
         kinds = [event.kind for _, event in gateway.store.events("main")]
     assert "communication_lost" in kinds and "communication_restored" in kinds
 
@@ -142,5 +141,5 @@ async def test_a_new_protocol_is_one_entry_in_the_table(
         serving(device_side(device)),
         running(settings_for(tmp_path, rs485(path, "hello"))) as gateway,
     ):
-        await wait_until(lambda: has(gateway, "1-0:1.8.0"))
+        await until(lambda: has(gateway, "1-0:1.8.0"))
         assert gateway.engines["main"].registers["1-0:1.8.0"].value == Decimal("42.5")

@@ -6,9 +6,7 @@ store are the real ones. The software chip's clock is driven by the test, like g
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +21,7 @@ from gateway.store import Store
 from modules.s0.adapter import STATE_KEY
 from modules.s0.pulses import NS_PER_S, Total, decode_totals, encode_totals
 from modules.s0.software import SoftwareChip
+from tests.support.gateway import offline_text, running, until
 
 MS = 1_000_000
 A_PLUS, P_PLUS, A_MINUS, P_MINUS = "1-0:1.8.0", "1-0:1.7.0", "1-0:2.8.0", "1-0:2.7.0"
@@ -55,14 +54,11 @@ def chip(clock: Clock) -> Iterator[SoftwareChip]:
 
 
 def settings_for(tmp_path: Path, modules: str) -> config.Settings:
-    text = (
-        f'[gateway]\ndata_dir = "{tmp_path}"\npersist_interval_s = 0.1\n'
-        "[mqtt]\nenabled = false\n[http]\nenabled = false\n[zeroconf]\nenabled = false\n"
-        # Trains here take simulated minutes but arrive within milliseconds of real time.
-        '[[meters]]\nid = "a"\n[meters.limits]\nmax_power_w = 1e12\n'
-        '[[meters]]\nid = "b"\n' + modules
+    # Trains here take simulated minutes but arrive within milliseconds of real time.
+    meters = '[[meters]]\nid = "a"\n[meters.limits]\nmax_power_w = 1e12\n[[meters]]\nid = "b"\n'
+    return config.loads(
+        offline_text(tmp_path, meters + modules, persist_interval_s=0.1), source="test.toml"
     )
-    return config.loads(text, source="test.toml")
 
 
 def s0_module(name: str = "s0a", **keys: object) -> str:
@@ -80,24 +76,6 @@ def s0_module(name: str = "s0a", **keys: object) -> str:
 
 
 SIM_B = '[[modules]]\ntype = "sim"\nname = "simb"\nmeter = "b"\ninterval_s = 0.05\n'
-
-
-@asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[Gateway]:
-    gateway = Gateway(settings, outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def value(gateway: Gateway, code: str, meter: str = "a") -> object:

@@ -12,20 +12,18 @@ import contextlib
 import importlib.util
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from gateway import config
-from gateway.app import Gateway
 from gateway.errors import CannotConnect, FatalAdapterError
 from modules.s0 import gpio
 from modules.s0.gpio import InputSpec
 from modules.s0.pulses import EdgeEvent
 from modules.s0.software import SoftwareChip
+from tests.support.gateway import offline_text, running, until
 
 MS = 1_000_000
 HAVE_GPIOD = importlib.util.find_spec("gpiod") is not None
@@ -196,27 +194,9 @@ def pull(sysfs: Path, offset: int, up: bool) -> None:
     (sysfs / f"sim_gpio{offset}" / "pull").write_text("pull-up" if up else "pull-down")
 
 
-@asynccontextmanager
-async def running(tmp_path: Path, module: str) -> AsyncIterator[Gateway]:
-    settings = config.loads(
-        f'[gateway]\ndata_dir = "{tmp_path}"\npersist_interval_s = 0.1\n'
-        "[mqtt]\nenabled = false\n[http]\nenabled = false\n[zeroconf]\nenabled = false\n"
-        '[[meters]]\nid = "a"\n[meters.limits]\nmax_power_w = 1e12\n' + module
-    )
-    gateway = Gateway(settings, outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
+def gateway_text(tmp_path: Path, module: str) -> str:
+    meter = '[[meters]]\nid = "a"\n[meters.limits]\nmax_power_w = 1e12\n'
+    return offline_text(tmp_path, meter + module, persist_interval_s=0.1)
 
 
 def s0_module(chip: str, line: str) -> str:
@@ -230,7 +210,7 @@ def s0_module(chip: str, line: str) -> str:
 async def test_gpio_sim_pulses_are_counted_and_timed_by_the_kernel(tmp_path: Path) -> None:
     with gpio_sim("mgw-s0", ["S0", "SPARE"]) as (_chip_name, sysfs):
         # Found by the chip's label, the way a Pi 5's "pinctrl-rp1" would be.
-        async with running(tmp_path, s0_module("mgw-s0", "S0")) as gateway:
+        async with running(gateway_text(tmp_path, s0_module("mgw-s0", "S0"))) as gateway:
             await until(lambda: gateway.health["s0a"].frames_ok > 0)
             for _ in range(10):  # 5 Hz, 30 ms pulses: 18 kW
                 pull(sysfs, 0, up=False)
@@ -250,7 +230,7 @@ async def test_gpio_sim_line_held_by_another_process(tmp_path: Path) -> None:
     with gpio_sim("mgw-held", ["S0"]) as (chip_name, _sysfs):
         other = gpiod.request_lines(f"/dev/{chip_name}", {0: None}, consumer="other-daemon")
         try:
-            async with running(tmp_path, s0_module(chip_name, "S0")) as gateway:
+            async with running(gateway_text(tmp_path, s0_module(chip_name, "S0"))) as gateway:
                 await until(lambda: gateway.health["s0a"].restarts >= 1)
                 error = gateway.health["s0a"].last_error or ""
                 assert f"line 0 (S0) of {chip_name} [mgw-held] is held by 'other-daemon'" in error

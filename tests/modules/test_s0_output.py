@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +17,7 @@ from gateway.engine import Register
 from gateway.store import Store
 from modules.s0.pulses import NS_PER_S
 from modules.s0.software import SoftwareChip
+from tests.support.gateway import offline_text, running, until
 
 A_PLUS = "1-0:1.8.0"
 MS = 1_000_000
@@ -41,12 +41,10 @@ def chips() -> Iterator[tuple[SoftwareChip, SoftwareChip]]:
 
 
 def settings_for(tmp_path: Path, modules: str) -> config.Settings:
-    text = (
-        f'[gateway]\ndata_dir = "{tmp_path}"\npersist_interval_s = 0.1\n'
-        "[mqtt]\nenabled = false\n[http]\nenabled = false\n[zeroconf]\nenabled = false\n"
-        '[[meters]]\nid = "a"\n[meters.limits]\nmax_power_w = 1e12\n'
-        '[[meters]]\nid = "b"\n[meters.limits]\nmax_power_w = 1e12\n' + modules
+    meters = "".join(
+        f'[[meters]]\nid = "{meter}"\n[meters.limits]\nmax_power_w = 1e12\n' for meter in "ab"
     )
+    text = offline_text(tmp_path, meters + modules, persist_interval_s=0.1)
     return config.loads(text, source="test.toml")
 
 
@@ -82,24 +80,6 @@ edge = "rising"
 initial_import_kwh = "0"
 publish_interval_s = 0.02
 """
-
-
-@asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[Gateway]:
-    gateway = Gateway(settings, outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def value(gateway: Gateway, meter: str) -> object:

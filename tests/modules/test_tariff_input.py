@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from gateway import config
 from gateway.app import Gateway
 from modules.s0.software import SoftwareChip
+from tests.support.gateway import running, until
 
 _CHIPS = itertools.count()
 
@@ -54,24 +52,6 @@ lines = ["t0", "t1"]
 active = "{active}"
 debounce_s = 0.0
 """
-
-
-@asynccontextmanager
-async def running(text: str) -> AsyncIterator[Gateway]:
-    gateway = Gateway(config.loads(text), outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
-
-
-async def until(predicate: Callable[[], object], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def register(gateway: Gateway, code: str) -> Decimal:

@@ -11,7 +11,8 @@ from gateway.transport import Link, serve_tcp
 from modules.optical import emulator
 from modules.optical.emulator import IecEmulator, serve_kmp
 from modules.optical.simulated import Simulated382
-from tests.modules.test_optical import BYTE_DELAY_S, ZONE, has, running, settings_for, wait_until
+from tests.modules.test_optical import BYTE_DELAY_S, ZONE, has, settings_for
+from tests.support.gateway import running, until
 from tests.support.processes import free_port
 
 
@@ -34,7 +35,7 @@ async def test_kmp_from_a_tcp_peer_one_byte_at_a_time(tmp_path: Path) -> None:
         await serve_tcp(port, handler),
         running(settings_for(tmp_path, tcpip(port))) as gateway,
     ):
-        await wait_until(lambda: has(gateway, "1-0:1.8.0", "1-0:1.7.0", "1-0:72.7.0"))
+        await until(lambda: has(gateway, "1-0:1.8.0", "1-0:1.7.0", "1-0:72.7.0"))
         registers = gateway.engines["main"].registers
     assert Decimal("12345.678") <= registers["1-0:1.8.0"].value <= meter.energy_import_kwh  # type: ignore[operator]
     assert gateway.health["lan"].frames_failed == 0
@@ -50,7 +51,7 @@ async def test_iec_over_tcp_stays_at_the_sign_on_speed(
         await serve_tcp(port, IecEmulator(meter, echo=True).serve),
         running(settings_for(tmp_path, tcpip(port, "iec62056-21"))) as gateway,
     ):
-        await wait_until(lambda: has(gateway, "1-0:1.8.0", "1-0:3.8.0", "1-0:32.7.0"))
+        await until(lambda: has(gateway, "1-0:1.8.0", "1-0:3.8.0", "1-0:32.7.0"))
     # The far end's UART cannot follow a switch, so mode C is asked to stay at 300 baud.
     assert set(meter.option_selects) == {"000"}
 
@@ -67,14 +68,14 @@ async def test_the_peer_going_away_and_coming_back_recovers(tmp_path: Path) -> N
     server = await serve_tcp(port, handler)
     async with running(settings_for(tmp_path, tcpip(port))) as gateway:
         health = gateway.health["lan"]
-        await wait_until(lambda: health.frames_ok >= 2)
+        await until(lambda: health.frames_ok >= 2)
         server.close()
         await server.wait_closed()
         for link in connections:  # the peer drops its connection, as a rebooting IP module
             await link.close()
-        await wait_until(lambda: health.restarts >= 1 and not health.communicating, 15)
+        await until(lambda: health.restarts >= 1 and not health.communicating, 15)
         frames = health.frames_ok
         async with await serve_tcp(port, handler):
-            await wait_until(lambda: health.frames_ok > frames + 2 and health.communicating, 20)
+            await until(lambda: health.frames_ok > frames + 2 and health.communicating, 20)
         kinds = [event.kind for _, event in gateway.store.events("main")]
     assert "communication_lost" in kinds and "communication_restored" in kinds

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from gateway.transport import Link, open_pty, serve_tcp
 from modules.wmbus import listen
 from modules.wmbus.emulator import DEMO_KEY, OmnipowerTransmitter, serve
 from modules.wmbus.receivers import Device, make_device
+from tests.support.gateway import offline_text, serving, until
 from tests.support.processes import free_port
 
 WRONG_KEY = bytes.fromhex("FFEEDDCCBBAA99887766554433221100")
@@ -54,26 +56,20 @@ def write_config(
     path = data_dir / "gateway.toml"
     data_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f'[gateway]\ndata_dir = "{data_dir}"\npersist_interval_s = 0.2\n'
-        "[mqtt]\nenabled = false\n[http]\nenabled = false\n[zeroconf]\nenabled = false\n"
-        '[[meters]]\nid = "main"\n'
-        f'[[modules]]\ntype = "wmbus"\nname = "radio"\nmeter = "main"\n'
-        f'device = "{device}"\nreceiver = "{receiver}"\nmodes = {modes}\n{extra}'
-        f'[[modules.meters]]\nid = "12345678"\nmanufacturer = "KAM"\n{key_line}'
+        offline_text(
+            data_dir,
+            '[[meters]]\nid = "main"\n'
+            f'[[modules]]\ntype = "wmbus"\nname = "radio"\nmeter = "main"\n'
+            f'device = "{device}"\nreceiver = "{receiver}"\nmodes = {modes}\n{extra}'
+            f'[[modules.meters]]\nid = "12345678"\nmanufacturer = "KAM"\n{key_line}',
+        )
     )
     return config.load(path)
 
 
-@contextlib.asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[RecordingGateway]:
-    gateway = RecordingGateway(settings)
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
+def running(settings: config.Settings) -> AbstractAsyncContextManager[RecordingGateway]:
+    """A RecordingGateway serving until the block ends."""
+    return serving(RecordingGateway(settings))
 
 
 @contextlib.asynccontextmanager
@@ -99,12 +95,6 @@ async def emulated_pty(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
                 await task
-
-
-async def wait_until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 def value(gateway: Gateway, code: str, meter: str = "main") -> Any:
@@ -137,8 +127,8 @@ async def test_im871a_over_a_pty_into_the_engine(tmp_path: Path) -> None:
         emulated_pty(tty, device, transmitter, count=10, rssi_dbm=-58.0),
         running(write_config(tmp_path, str(tty), "im871a")) as gateway,
     ):
-        await wait_until(lambda: len(gateway.samples) == 10)
-        await wait_until(
+        await until(lambda: len(gateway.samples) == 10)
+        await until(
             lambda: value(gateway, "1-0:1.8.0") == Decimal(str(transmitter.import_kwh_sent))
         )
         assert device.link_mode == 0x0A  # type: ignore[attr-defined]  # C1+T1 combined
@@ -158,13 +148,13 @@ async def test_cul_one_byte_at_a_time_with_line_noise_and_replug(tmp_path: Path)
     settings = write_config(tmp_path, str(tty), "cul")
     async with running(settings) as gateway:
         async with emulated_pty(tty, make_device("cul"), transmitter, chunk=1, noise=True):
-            await wait_until(lambda: len(gateway.samples) >= 4)
+            await until(lambda: len(gateway.samples) >= 4)
         # Unplugged: the module loses the link, the supervisor keeps retrying.
-        await wait_until(lambda: gateway.health["radio"].restarts >= 1)
+        await until(lambda: gateway.health["radio"].restarts >= 1)
         before = len(gateway.samples)
         cul_b = make_device("cul")
         async with emulated_pty(tty, cul_b, transmitter, chunk=1):
-            await wait_until(lambda: len(gateway.samples) >= before + 3, timeout_s=15)
+            await until(lambda: len(gateway.samples) >= before + 3, timeout_s=15)
         assert cul_b.mode == "c"  # type: ignore[attr-defined]  # brc: C1 and T1
         totals = [s.readings[0].value for s in gateway.samples]
         assert totals == sorted(totals)
@@ -193,7 +183,7 @@ async def test_raw_hex_over_tcp_with_repeated_telegrams_counted_once(tmp_path: P
     server = await serve_tcp(port, handler)
     settings = write_config(tmp_path, f"socket://127.0.0.1:{port}", "hex", modes="[]")
     async with server, running(settings) as gateway:
-        await wait_until(lambda: gateway.health["radio"].frames_ok == 6)
+        await until(lambda: gateway.health["radio"].frames_ok == 6)
         await asyncio.sleep(0.3)  # the copies of the last telegram have arrived by now
         assert len(gateway.samples) == 6 == gateway.health["radio"].frames_ok
         assert value(gateway, "1-0:1.8.0") == Decimal(str(transmitter.import_kwh_sent))
@@ -217,14 +207,14 @@ async def test_a_wrong_key_gives_exactly_one_clear_event(
         emulated_pty(tty, make_device("amb8465"), transmitter, count=6),
         running(settings) as gateway,
     ):
-        await wait_until(lambda: gateway.health["radio"].frames_failed == 6)
+        await until(lambda: gateway.health["radio"].frames_failed == 6)
         assert gateway.samples == []
     # A restart with the same wrong key does not repeat it.
     async with (
         emulated_pty(tty, make_device("amb8465"), transmitter, count=4),
         running(settings) as gateway,
     ):
-        await wait_until(lambda: gateway.health["radio"].frames_failed == 4)
+        await until(lambda: gateway.health["radio"].frames_failed == 4)
     (event,) = events(tmp_path, "decryption_failed")
     assert event.meter == "main"
     assert event.data["wmbus_id"] == "12345678" and event.data["code"] == "wrong_key"
@@ -241,7 +231,7 @@ async def test_a_wrong_key_gives_exactly_one_clear_event(
         emulated_pty(tty, make_device("amb8465"), transmitter, count=3),
         running(settings) as gateway,
     ):
-        await wait_until(lambda: len(gateway.samples) == 3)
+        await until(lambda: len(gateway.samples) == 3)
     assert len(events(tmp_path, "decryption_failed")) == 1
 
 
@@ -254,7 +244,7 @@ async def test_a_compact_frame_right_after_a_restart_decodes(tmp_path: Path) -> 
         emulated_pty(tty, make_device("iu891a"), transmitter, count=3),
         running(settings) as gateway,
     ):
-        await wait_until(lambda: len(gateway.samples) == 3)
+        await until(lambda: len(gateway.samples) == 3)
 
     def compact() -> bytes:
         return transmitter.telegram(STEP_S, compact=True)
@@ -263,7 +253,7 @@ async def test_a_compact_frame_right_after_a_restart_decodes(tmp_path: Path) -> 
         emulated_pty(tty, make_device("iu891a"), transmitter, count=1, telegram=compact),
         running(settings) as gateway,
     ):
-        await wait_until(lambda: len(gateway.samples) == 1)
+        await until(lambda: len(gateway.samples) == 1)
         assert gateway.health["radio"].frames_failed == 0
         assert value(gateway, "1-0:72.7.0") is not None
         assert value(gateway, "1-0:1.8.0") == Decimal(str(transmitter.import_kwh_sent))
@@ -273,7 +263,7 @@ async def test_a_compact_frame_right_after_a_restart_decodes(tmp_path: Path) -> 
         emulated_pty(tty, make_device("iu891a"), transmitter, count=1, telegram=compact),
         running(fresh) as gateway,
     ):
-        await wait_until(lambda: gateway.health["radio"].frames_failed == 1)
+        await until(lambda: gateway.health["radio"].frames_failed == 1)
         assert "not seen before" in (gateway.health["radio"].last_error or "")
         assert gateway.samples == []
 
@@ -294,7 +284,7 @@ async def test_unknown_addresses_are_counted_not_decoded(
         emulated_pty(tty, make_device("im871a"), ours, count=8, telegram=alternate),
         running(write_config(tmp_path, str(tty), "im871a", modes='["T1"]')) as gateway,
     ):
-        await wait_until(lambda: gateway.health["radio"].frames_ok == 8)
+        await until(lambda: gateway.health["radio"].frames_ok == 8)
         assert len(gateway.samples) == 4
         assert {s.meter for s in gateway.samples} == {"main"}
         assert value(gateway, "1-0:1.8.0") == Decimal(str(ours.import_kwh_sent))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from modules.wmbus.emulator import DEMO_KEY
-from tests.modules.test_wmbus import running, wait_until, write_config
+from tests.modules.test_wmbus import running, write_config
+from tests.support.gateway import until
 from tests.support.mqtt import Collector
 from tests.support.processes import GATEWAY, Broker, free_port, gateway, wait_for_port
 
@@ -68,7 +69,7 @@ async def test_rtl_wmbus_lines_from_a_command(tmp_path: Path) -> None:
     command = f"exec:{GATEWAY} simulate wmbus --receiver rtlwmbus --interval 0.05 --count 5"
     settings = write_config(tmp_path, command, "rtlwmbus", modes="[]")
     async with running(settings) as gateway_:
-        await wait_until(lambda: len(gateway_.samples) >= 5, timeout_s=15)
+        await until(lambda: len(gateway_.samples) >= 5, timeout_s=15)
     first = gateway_.samples[:5]
     assert all(s.rssi is not None and s.rssi > 0 for s in first)  # rtl_wmbus's own level
     totals = [s.readings[0].value for s in first]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -21,6 +21,7 @@ from modules.codecs.zwave_api import LearnMode
 from modules.codecs.zwave_api_node import SetLearnModeRequest
 from modules.codecs.zwave_meter import MeterGet, MeterReport
 from modules.zwave.emulator import ControllerEmulator
+from tests.support.gateway import offline_text, running, until
 from tests.support.processes import GATEWAY
 
 AUTO = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:2.7.0")
@@ -58,9 +59,8 @@ def write_config(
         **zwave,
     }
     lines = "".join(f"{key} = {value!r}\n".replace("'", '"') for key, value in options.items())
-    text = (
-        f'[gateway]\ndata_dir = "{tmp}"\npersist_interval_s = 0.2\n'
-        "[mqtt]\nenabled = false\n[http]\nenabled = false\n[zeroconf]\nenabled = false\n"
+    text = offline_text(
+        tmp,
         '[[meters]]\nid = "main"\n[meters.display]\nauto = ['
         + ", ".join(f'"{code}"' for code in display)
         + "]\n"
@@ -70,23 +70,11 @@ def write_config(
             else ""
         )
         + f'[[modules]]\ntype = "zwave"\nname = "zw"\nmeter = "main"\nport = "{port}"\n'
-        + lines
+        + lines,
     )
     path = tmp / "gateway.toml"
     path.write_text(text)
     return config.load(path)
-
-
-@asynccontextmanager
-async def running(settings: config.Settings) -> AsyncIterator[Gateway]:
-    gateway = Gateway(settings, outputs=lambda _g: ())
-    task = asyncio.create_task(gateway.serve())
-    try:
-        await asyncio.wait_for(gateway.ready.wait(), 10)
-        yield gateway
-    finally:
-        gateway.request_stop()
-        await asyncio.wait_for(task, 15)
 
 
 @asynccontextmanager
@@ -98,12 +86,6 @@ async def plugged(path: Path, emulator: ControllerEmulator) -> AsyncIterator[Con
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-
-async def wait_until(predicate: Callable[[], object], timeout_s: float = 10.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 async def include(gateway: Gateway, emulator: ControllerEmulator) -> None:
@@ -130,7 +112,7 @@ async def test_inclusion_interview_and_every_get_matches_the_engine(tmp_path: Pa
     emulator = ControllerEmulator(byte_delay_s=0.0005)  # the stick talks one byte at a time
     settings = write_config(tmp_path, port, display=WITH_PHASES)
     async with plugged(port, emulator), running(settings) as gateway:
-        await wait_until(lambda: "1-0:13.7.0" in gateway.engines["main"].registers)
+        await until(lambda: "1-0:13.7.0" in gateway.engines["main"].registers)
         await include(gateway, emulator)
         assert emulator.memory.node_id == 2
         assert emulator.node_info is not None
@@ -203,7 +185,7 @@ async def included(
         feed(gateway, a_plus="100.000", a_minus="5.000", p_plus="1000", p_minus="0")
         await include(gateway, emulator)
         # The new lifeline gets every value at once.
-        await wait_until(
+        await until(
             lambda: len({(r.report.rate_type, r.report.scale) for r in emulator.unsolicited()}) == 4
         )
         yield gateway, emulator
@@ -218,12 +200,12 @@ async def test_unsolicited_reports_follow_changes_beyond_the_threshold(tmp_path:
         await asyncio.sleep(0.8)
         assert len(emulator.unsolicited()) == count
         feed(gateway, a_plus="100.200", p_plus="2000")
-        await wait_until(lambda: last_unsolicited(emulator, 1, 0).value == Decimal("100.2"))
+        await until(lambda: last_unsolicited(emulator, 1, 0).value == Decimal("100.2"))
         energy = last_unsolicited(emulator, 1, 0)
         assert energy.previous_value == Decimal(100) and (energy.delta_time_s or 0) >= 1
-        await wait_until(lambda: last_unsolicited(emulator, 1, 2).value == 2000)
+        await until(lambda: last_unsolicited(emulator, 1, 2).value == 2000)
         feed(gateway, p_plus="5000")
-        await wait_until(lambda: last_unsolicited(emulator, 1, 2).value == 5000)
+        await until(lambda: last_unsolicited(emulator, 1, 2).value == 5000)
         # Never two reports of one value closer than report_min_interval_s (0.3 s).
         times: dict[tuple[int, int], list[float]] = {}
         for r in emulator.unsolicited():
@@ -246,7 +228,7 @@ async def test_unsolicited_reports_follow_changes_beyond_the_threshold(tmp_path:
 async def test_periodic_reports_without_change(tmp_path: Path) -> None:
     async with included(tmp_path, report_interval_s=0.5) as (_gateway, emulator):
         count = len(emulator.unsolicited())
-        await wait_until(lambda: len(emulator.unsolicited()) >= count + 8, 5)
+        await until(lambda: len(emulator.unsolicited()) >= count + 8, 5)
 
 
 async def test_exclusion_learn_mode_timeout_and_bad_mode(tmp_path: Path) -> None:
@@ -254,14 +236,14 @@ async def test_exclusion_learn_mode_timeout_and_bad_mode(tmp_path: Path) -> None
         await gateway.execute(Command("main", "exclude", "c2"))
         await asyncio.wait_for(emulator.excluded.wait(), 5)
         assert emulator.memory.node_id == 0
-        await wait_until(lambda: "zwave_excluded" in kinds_of(gateway))
+        await until(lambda: "zwave_excluded" in kinds_of(gateway))
         count = len(emulator.unsolicited())
         feed(gateway, p_plus="9000")
         await asyncio.sleep(0.6)
         assert len(emulator.unsolicited()) == count  # no lifeline outside a network
         emulator.answer_learn_mode = False  # nobody is including
         await gateway.execute(Command("main", "learn_mode", "c3"))
-        await wait_until(lambda: "zwave_learn_mode_timeout" in kinds_of(gateway))
+        await until(lambda: "zwave_learn_mode_timeout" in kinds_of(gateway))
         sent = [m for m in emulator.host_messages if isinstance(m, SetLearnModeRequest)]
         assert [m.mode for m in sent] == [
             LearnMode.NWI,
@@ -270,7 +252,7 @@ async def test_exclusion_learn_mode_timeout_and_bad_mode(tmp_path: Path) -> None
             LearnMode.DISABLE,
         ]
         await gateway.execute(Command("main", "learn_mode", "c4", {"mode": "bogus"}))
-        await wait_until(lambda: "command_refused" in kinds_of(gateway))
+        await until(lambda: "command_refused" in kinds_of(gateway))
 
 
 def kinds_of(gateway: Gateway) -> list[str]:
@@ -282,7 +264,7 @@ async def test_a_stick_with_controller_firmware_is_refused(tmp_path: Path) -> No
     emulator = ControllerEmulator(end_node_firmware=False)
     settings = write_config(tmp_path, port, sim=False)
     async with plugged(port, emulator), running(settings) as gateway:
-        await wait_until(lambda: gateway.health["zw"].state == "backoff")
+        await until(lambda: gateway.health["zw"].state == "backoff")
         assert "controller firmware" in (gateway.health["zw"].last_error or "")
 
 
@@ -300,7 +282,7 @@ async def test_simulate_zwave_cli_interviews_a_node_it_already_knows(tmp_path: P
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        await wait_until(port.exists)
+        await until(port.exists)
         async with running(write_config(tmp_path, port)) as gateway:
             lines: list[dict[str, Any]] = []
             async with asyncio.timeout(15):

@@ -19,10 +19,9 @@ from tests.modules.test_zwave import (
     included,
     kinds_of,
     plugged,
-    running,
-    wait_until,
     write_config,
 )
+from tests.support.gateway import running, until
 
 
 async def test_nak_can_and_a_lost_ack_are_retransmitted_with_backoff(tmp_path: Path) -> None:
@@ -48,7 +47,7 @@ async def test_bad_checksums_from_the_stick_are_refused_and_three_reset_it(
         assert gateway.health["zw"].frames_failed >= 1 and emulator.soft_resets == 1
         emulator.faults.corrupt = 3
         emulator.send_command(VersionGet())
-        await wait_until(lambda: emulator.soft_resets == 2 and gateway.health["zw"].communicating)
+        await until(lambda: emulator.soft_resets == 2 and gateway.health["zw"].communicating)
         assert "checksum errors" in (gateway.health["zw"].last_error or "")
         await emulator.ask(VersionGet(), VersionReport)
 
@@ -64,14 +63,14 @@ async def test_an_unplugged_stick_is_recovered_with_its_network_and_lifeline(
         async with plugged(port, first):
             feed(gateway, a_plus="100.000", a_minus="5.000", p_plus="1000", p_minus="0")
             await include(gateway, first)
-            await wait_until(first.unsolicited)
+            await until(first.unsolicited)
             restarts = gateway.health["zw"].restarts
-        await wait_until(lambda: gateway.health["zw"].restarts > restarts)  # unplugged
+        await until(lambda: gateway.health["zw"].restarts > restarts)  # unplugged
         assert not gateway.health["zw"].communicating
         await asyncio.sleep(0.3)
         second = ControllerEmulator(memory)  # the same stick plugged in again
         async with plugged(port, second):
-            await wait_until(second.unsolicited, 15)
+            await until(second.unsolicited, 15)
             assert second.soft_resets == 1 and memory.node_id == 2
             assert not any(isinstance(m, SetLearnModeRequest) for m in second.host_messages)
             assert {r.node_id for r in second.unsolicited()} == {1}
@@ -91,11 +90,11 @@ async def test_a_hung_stick_is_noticed_in_silence_and_recovered(
     async with included(tmp_path) as (gateway, emulator):
         restarts = gateway.health["zw"].restarts
         emulator.faults.lose = 10**6  # the stick hangs: nothing is acknowledged or answered
-        await wait_until(lambda: gateway.health["zw"].restarts > restarts)
+        await until(lambda: gateway.health["zw"].restarts > restarts)
         assert "not acknowledged after 3 retransmissions" in (gateway.health["zw"].last_error or "")
         probe = MemoryGetIdRequest().encode()
         assert emulator.lost_frames[:4] == [probe] * 4  # the first try and 3 retransmissions
         emulator.faults.lose = 0  # unplugged and plugged in again by hand: it answers again
-        await wait_until(lambda: emulator.soft_resets >= 2 and gateway.health["zw"].communicating)
+        await until(lambda: emulator.soft_resets >= 2 and gateway.health["zw"].communicating)
         report = await emulator.ask(MeterGet(2, 1, True), MeterReport)
         assert report.value == 1000

@@ -17,7 +17,8 @@ import pytest
 
 from modules.codecs.zwave_meter import MeterGet, MeterReport
 from modules.zwave.emulator import ControllerEmulator
-from tests.modules.test_zwave import plugged, wait_until
+from tests.modules.test_zwave import plugged
+from tests.support.gateway import until
 from tests.support.processes import Broker, gateway
 
 pytestmark = [pytest.mark.network]
@@ -82,7 +83,7 @@ class Subscriber:
         return [json.loads(data) for name, data in self.messages if name == f"{BASE}/{topic}"]
 
     async def arrived(self, topic: str, count: int = 1) -> list[Any]:
-        await wait_until(lambda: len(self.on(topic)) >= count, 20)
+        await until(lambda: len(self.on(topic)) >= count, 20)
         return self.on(topic)
 
 
@@ -106,7 +107,7 @@ async def test_learn_mode_over_mqtt_and_the_same_energy_on_both_sides(
             assert reply["ok"] and reply["result"] == {"queued": True, "module": "zwave"}
             await asyncio.wait_for(emulator.interviewed.wait(), 20)
             assert emulator.memory.node_id == 2
-            await wait_until(
+            await until(
                 lambda: (
                     {"zwave_learn_mode", "zwave_included"}
                     <= {event["kind"] for event in mqtt.on("main/event")}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import ipaddress
 import json
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.support import gateway
 from tests.support.processes import Broker
 
 # mosquitto drops root privileges to its own user, which cannot read pytest's 0700 temp dirs.
@@ -140,14 +140,10 @@ class Collector:
 
 
 async def until(
-    predicate: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition"
+    predicate: Callable[[], object], timeout_s: float = 15.0, what: str = "condition"
 ) -> None:
-    """Poll ``predicate`` without blocking the event loop (the bridge runs in it)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout_s} s")
-        await asyncio.sleep(0.05)
+    """``tests.support.gateway.until`` with the longer wait a broker round trip may need."""
+    await gateway.until(predicate, timeout_s, what)
 
 
 def persistent_broker(workdir: Path) -> Broker:

@@ -1,0 +1,67 @@
+"""A Gateway serving in the test's own event loop, the config text it starts from, polling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from gateway import config
+from gateway.app import Gateway
+
+READY_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 15.0
+POLL_INTERVAL_S = 0.01
+# Tables that turn off every network output, so a test's gateway talks only to its modules.
+OFFLINE = "[mqtt]\nenabled = false\n[http]\nenabled = false\n[zeroconf]\nenabled = false\n"
+
+G = TypeVar("G", bound=Gateway)
+
+
+def offline_text(
+    data_dir: Path | str, body: str, *, persist_interval_s: float = 0.2, gateway: str = ""
+) -> str:
+    """Config text: ``[gateway]`` on ``data_dir`` (plus ``gateway`` keys), no outputs, ``body``."""
+    return (
+        f'[gateway]\ndata_dir = "{data_dir}"\n{gateway}persist_interval_s = {persist_interval_s}\n'
+        + OFFLINE
+        + body
+    )
+
+
+@asynccontextmanager
+async def serving(gateway: G) -> AsyncIterator[G]:
+    """``gateway`` serving until the block ends, then stopped and awaited."""
+    task = asyncio.create_task(gateway.serve())
+    try:
+        await asyncio.wait_for(gateway.ready.wait(), READY_TIMEOUT_S)
+        yield gateway
+    finally:
+        gateway.request_stop()
+        await asyncio.wait_for(task, STOP_TIMEOUT_S)
+
+
+@asynccontextmanager
+async def running(
+    settings: config.Settings | str, *, config_path: Path | None = None
+) -> AsyncIterator[Gateway]:
+    """A Gateway without outputs for ``settings`` (or config text), serving until the block ends."""
+    if isinstance(settings, str):
+        settings = config.loads(settings)
+    gateway = Gateway(settings, config_path=config_path, outputs=lambda _g: ())
+    async with serving(gateway):
+        yield gateway
+
+
+async def until(
+    predicate: Callable[[], object], timeout_s: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll ``predicate`` without blocking the event loop (the gateway runs in it)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                await asyncio.sleep(POLL_INTERVAL_S)
+    except TimeoutError:
+        raise TimeoutError(f"{what} not met within {timeout_s} s") from None
