@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from modules.codecs.mbus_vif import Quantity, fd_table, primary
+from modules.codecs.mbus_vif import Quantity, fd_table, p10, primary
 from modules.codecs.mbus_vife import Vife
 
 __all__ = [
@@ -241,6 +241,62 @@ _IME = Convention(
     line_to_line=frozenset({0x08}),
 )
 
+# ABB A43/A44 and B21/B23/B24 (A43/A44 user manual 2CMC48001M0201 rev. C, chapter 10, and
+# the wmbusmeters abbb23 driver): the DIFE unit numbers the register (1 active export,
+# 2/3 reactive import/export, 4/5 apparent import/export), a VIFE 0xFF then 0x8n names the
+# phase (5..7 phase to phase), and VIF 0xFF codes carry instrumentation and settings. Every
+# record ends with a status VIFE (0x00 when fine).
+_ABB_ENERGY = {
+    1: HeaderMeaning("energy", backward=True),
+    2: HeaderMeaning("reactive_energy"),
+    3: HeaderMeaning("reactive_energy", backward=True),
+    4: HeaderMeaning("apparent_energy"),
+    5: HeaderMeaning("apparent_energy", backward=True),
+}
+_ABB = Convention(
+    source="ABB A43/A44 user manual 2CMC48001M0201 ch. 10; wmbusmeters abbb23 driver",
+    media=frozenset({ELECTRICITY}),
+    vifs={
+        0x13: Quantity("active_tariff"),
+        0x17: Quantity("current_quadrant"),
+        0x18: Quantity("power_fail_count"),
+        0x20: Quantity("ct_ratio_numerator"),
+        0x21: Quantity("vt_ratio_numerator"),
+        0x22: Quantity("ct_ratio_denominator"),
+        0x23: Quantity("vt_ratio_denominator"),
+        0x24: Quantity("co2_conversion_factor"),
+        0x25: Quantity("currency_conversion_factor"),
+        0x26: Quantity("error_flags", kind="bits"),
+        0x27: Quantity("warning_flags", kind="bits"),
+        0x28: Quantity("information_flags", kind="bits"),
+        0x29: Quantity("alarm_flags", kind="bits"),
+        0x2A: Quantity("product_number", kind="ident"),
+        0x52: Quantity("phase_angle_power", "°", p10(-1)),
+        0x59: Quantity("frequency", "Hz", p10(-2), family="frequency"),
+        0x60: Quantity("power_factor", None, p10(-3)),
+    },
+    vifes={
+        0x01: _phase("l1"),
+        0x02: _phase("l2"),
+        0x03: _phase("l3"),
+        0x05: _phase("l1_l2"),
+        0x06: _phase("l2_l3"),
+        0x07: _phase("l3_l1"),
+        0x72: _note("resettable"),
+    },
+    subunits={
+        **{
+            ("energy", unit, scope): meaning
+            for unit, meaning in _ABB_ENERGY.items()
+            for scope in ("total", "tariff", "phase")
+        },
+        ("power", 2, "total"): HeaderMeaning("reactive_power"),
+        ("power", 2, "phase"): HeaderMeaning("reactive_power"),
+        ("power", 4, "total"): HeaderMeaning("apparent_power"),
+        ("power", 4, "phase"): HeaderMeaning("apparent_power"),
+    },
+)
+
 # Gran-System-S electricity meters (wmbusmeters gransystems driver): voltage and current of
 # phase L1..L3 in subunits 1..3.
 _GRAN_SYSTEM_S = Convention(
@@ -260,6 +316,7 @@ CONVENTIONS: dict[str, Convention] = {
     "EBZ": _EBZ,
     "IME": _IME,
     "GSS": _GRAN_SYSTEM_S,
+    "ABB": _ABB,
 }
 # Line-to-line quantities numbered by their first phase (L1 for L1-L2, ...).
 LINE_PAIRS = {"l1": "l1_l2", "l2": "l2_l3", "l3": "l3_l1"}

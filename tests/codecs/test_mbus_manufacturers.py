@@ -146,7 +146,7 @@ def test_schneider_vif_ff_table(code: int) -> None:
     (record,) = decode_records(payload, medium=ELECTRICITY, manufacturer="SEC")
     name, unit = SCHNEIDER_VIFS[code]
     assert (record.name, record.value, record.unit) == (name, 298, unit)
-    (other,) = decode_records(payload, medium=ELECTRICITY, manufacturer="ABB")
+    (other,) = decode_records(payload, medium=ELECTRICITY, manufacturer="NES")
     assert other.name == "manufacturer_specific"
 
 
@@ -373,3 +373,49 @@ def test_gran_system_s_phases_in_subunits() -> None:
         ("current_l2", 0, "1-0:51.7.0"),
         ("current_l3", 0, "1-0:71.7.0"),
     ]
+
+
+def test_abb_vif_ff_settings_and_product_number() -> None:
+    table = _table(_wireless("abbb23.xmq:1115"))
+    assert table["energy_import"] == (Decimal("5249.17"), "kWh", "1-0:1.8.0")
+    assert table["ct_ratio_numerator"] == (0, None, None)
+    assert table["alarm_flags"] == (0, None, None)
+    assert table["product_number"] == ("B23 111-100", None, None)
+
+
+# (DIF, DIFEs, VIF, VIFEs) of an ABB record (each ends with the status VIFE 00).
+ABB_RECORDS = {
+    "84 40 84 00": ("energy_export", "kWh", "1-0:2.8.0"),
+    "84 80 40 84 00": ("reactive_energy_import", "kvarh", "1-0:3.8.0"),
+    "84 C0 40 84 00": ("reactive_energy_export", "kvarh", "1-0:4.8.0"),
+    "84 80 80 40 84 00": ("apparent_energy_import", "kVAh", "1-0:9.8.0"),
+    "84 C0 80 40 84 00": ("apparent_energy_export", "kVAh", "1-0:10.8.0"),
+    "84 50 84 00": ("energy_export", "kWh", "1-0:2.8.1"),
+    "84 40 84 FF 82 00": ("energy_export_l2", "kWh", "1-0:42.8.0"),
+    "84 80 40 AB FF 81 00": ("reactive_power_import_l1", "var", "1-0:23.7.0"),
+    "84 80 80 40 AB 00": ("apparent_power_import", "VA", "1-0:9.7.0"),
+    "04 FD C8 FF 83 00": ("voltage_l3", "V", "1-0:72.7.0"),
+    "04 FD C8 FF 85 00": ("voltage_l1_l2", "V", None),
+    "04 84 FF F2 00": ("energy_resettable", "kWh", None),
+}
+
+
+@pytest.mark.parametrize("header", sorted(ABB_RECORDS))
+def test_abb_subunits_and_phases(header: str) -> None:
+    payload = bytes.fromhex(header) + (1200).to_bytes(4, "little")
+    (record,) = decode_records(payload, medium=ELECTRICITY, manufacturer="ABB")
+    assert (record.name, record.unit, record.obis) == ABB_RECORDS[header]
+    assert record.value in (Decimal("12"), 1200, Decimal("120.0"), 120)
+
+
+def test_abb_frequency_power_factor_and_angle() -> None:
+    payload = bytes.fromhex("0AFFD900 8849 02FFE000 E503 02FFD2FF8100 2C01")
+    frequency, factor, angle = decode_records(payload, medium=ELECTRICITY, manufacturer="ABB")
+    assert (frequency.name, frequency.value, frequency.unit, frequency.obis) == (
+        "frequency",
+        Decimal("49.88"),
+        "Hz",
+        "1-0:14.7.0",
+    )
+    assert (factor.name, factor.value) == ("power_factor", Decimal("0.997"))
+    assert (angle.name, angle.value, angle.unit) == ("phase_angle_power", 30, "°")
