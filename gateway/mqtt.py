@@ -57,7 +57,7 @@ from gateway.signing import CommandVerifier
 if TYPE_CHECKING:
     from gateway.app import Gateway, Output
 
-__all__ = ["MqttBridge"]
+__all__ = ["MqttBridge", "broker_client", "refused_for_good"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class MqttBridge:
                     reason = "the broker closed the session"
                 except MqttConnectError as err:
                     reason = str(err)
-                    fatal = _reason_value(err.rc) in _AUTH_FAILURES
+                    fatal = refused_for_good(err)
                 except aiomqtt.MqttError as err:
                     reason = str(err) or type(err).__name__
                     fatal = "CERTIFICATE_VERIFY_FAILED" in reason
@@ -243,43 +243,15 @@ class MqttBridge:
                 self._commit_acks()
 
     async def _new_client(self) -> aiomqtt.Client:
-        password, tls = await asyncio.to_thread(self._secrets)
-        v5 = self.config.protocol == "5"
-        client = aiomqtt.Client(
-            self.config.host,
-            self.config.port,
-            username=self.config.username,
-            password=password,
+        client = await broker_client(
+            self.config,
             identifier=self.config.client_id or f"meter-gateway-{self.gateway_name}",
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            timeout_s=PUBLISH_TIMEOUT_S,
             will=aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True),
-            # A fresh session each time: a command queued by the broker while we were away
-            # (a breaker switch, say) must not run minutes later.
-            clean_session=None if v5 else True,
-            clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,
-            keepalive=self.config.keepalive_s,
-            timeout=PUBLISH_TIMEOUT_S,
-            max_inflight_messages=MAX_INFLIGHT,
-            tls_context=tls,
+            max_inflight=MAX_INFLIGHT,
         )
         client.pending_calls_threshold = DRAIN_BATCH * 3
         return client
-
-    def _secrets(self) -> tuple[str | None, ssl.SSLContext | None]:
-        """Password and TLS context, read at each connect so rotated files take effect."""
-        password = self.config.password
-        if self.config.password_file:
-            password = read_secret(self.config.password_file, what="mqtt.password_file")
-        tls = self.config.tls
-        if tls is None:
-            return password, None
-        context = ssl.create_default_context(cafile=tls.ca_file)
-        if tls.cert_file:
-            context.load_cert_chain(tls.cert_file, tls.key_file)
-        if tls.insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return password, context
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         await client.publish(self.topics.status, b"online", qos=1, retain=True)
@@ -510,6 +482,58 @@ class MqttBridge:
         except sqlite3.Error as err:
             # The rows stay and go out again after a restart: a duplicate, never a loss.
             _LOGGER.warning("cannot delete delivered messages from the outbox: %s", err)
+
+
+async def broker_client(
+    broker: MqttSection,
+    *,
+    identifier: str,
+    timeout_s: float,
+    will: aiomqtt.Will | None = None,
+    max_inflight: int | None = None,
+) -> aiomqtt.Client:
+    """A client for ``broker`` that starts a fresh session; secrets are read now, off the loop."""
+    password, tls = await asyncio.to_thread(_secrets, broker)
+    v5 = broker.protocol == "5"
+    return aiomqtt.Client(
+        broker.host,
+        broker.port,
+        username=broker.username,
+        password=password,
+        identifier=identifier,
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        will=will,
+        # A fresh session each time: a command queued by the broker while we were away
+        # (a breaker switch, say) must not run minutes later.
+        clean_session=None if v5 else True,
+        clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,
+        keepalive=broker.keepalive_s,
+        timeout=timeout_s,
+        max_inflight_messages=max_inflight,
+        tls_context=tls,
+    )
+
+
+def refused_for_good(err: MqttConnectError) -> bool:
+    """True when the broker's CONNACK refusal is one that retrying cannot fix (credentials)."""
+    return _reason_value(err.rc) in _AUTH_FAILURES
+
+
+def _secrets(broker: MqttSection) -> tuple[str | None, ssl.SSLContext | None]:
+    """Password and TLS context, read at each connect so rotated files take effect."""
+    password = broker.password
+    if broker.password_file:
+        password = read_secret(broker.password_file, what="mqtt.password_file")
+    tls = broker.tls
+    if tls is None:
+        return password, None
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return password, context
 
 
 def _reason_value(rc: object) -> int:

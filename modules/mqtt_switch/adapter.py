@@ -21,8 +21,9 @@ from aiomqtt.exceptions import MqttConnectError
 
 from gateway.adapter import ModuleContext
 from gateway.backoff import Backoff
-from gateway.config import ModuleConfig, MqttSection, read_secret
+from gateway.config import ModuleConfig, MqttSection
 from gateway.errors import FatalAdapterError, GatewayError
+from gateway.mqtt import broker_client, refused_for_good
 from modules.relay.feedback import Position, check_wiring, desired_position, report, target_of
 
 __all__ = ["MqttSwitchAdapter", "MqttSwitchConfig", "position_of"]
@@ -35,8 +36,6 @@ BROKER_TIMEOUT_S = 10.0
 HEALTHY_SESSION_S = 10.0
 # While waiting for a confirmation, a newer switch command is looked for this often.
 SUPERSEDE_POLL_S = 0.2
-# CONNACK reason codes that retrying cannot fix (MQTT 5 table 3-1; paho maps 3.1.1's 4 and 5).
-_AUTH_FAILURES = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C})
 
 
 class MqttSwitchConfig(ModuleConfig, frozen=True, kw_only=True):
@@ -117,7 +116,7 @@ class MqttSwitchAdapter:
                 await self._session(ctx, broker)
                 reason = "the broker closed the session"
             except MqttConnectError as err:
-                if _reason_value(err.rc) in _AUTH_FAILURES:
+                if refused_for_good(err):
                     raise FatalAdapterError(
                         f"{self.config.name}: broker {broker.host}:{broker.port} refused us: {err}"
                     ) from err
@@ -253,24 +252,14 @@ class MqttSwitchAdapter:
 
     async def _client(self, ctx: ModuleContext, broker: MqttSection) -> aiomqtt.Client:
         try:
-            password, tls = await asyncio.to_thread(_secrets, broker)
+            return await broker_client(
+                broker,
+                identifier=self.config.client_id
+                or f"meter-gateway-{ctx.settings.gateway.name}-{ctx.name}",
+                timeout_s=BROKER_TIMEOUT_S,
+            )
         except (GatewayError, OSError, ssl.SSLError) as err:
             raise FatalAdapterError(f"{ctx.name}: {err}") from err
-        v5 = broker.protocol == "5"
-        return aiomqtt.Client(
-            broker.host,
-            broker.port,
-            username=broker.username,
-            password=password,
-            identifier=self.config.client_id
-            or f"meter-gateway-{ctx.settings.gateway.name}-{ctx.name}",
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            # A fresh session: a switch command queued by the broker must not arrive late.
-            clean_session=None if v5 else True,
-            keepalive=broker.keepalive_s,
-            timeout=BROKER_TIMEOUT_S,
-            tls_context=tls,
-        )
 
 
 def _meter_timeout_s(ctx: ModuleContext) -> float:
@@ -279,25 +268,3 @@ def _meter_timeout_s(ctx: ModuleContext) -> float:
         return ctx.settings.meter(ctx.meter).breaker.confirm_timeout_s
     except KeyError:
         return 10.0
-
-
-def _secrets(broker: MqttSection) -> tuple[str | None, ssl.SSLContext | None]:
-    """The broker password and TLS context, read at each connect so rotated files apply."""
-    password = broker.password
-    if broker.password_file:
-        password = read_secret(broker.password_file, what="mqtt.password_file")
-    tls = broker.tls
-    if tls is None:
-        return password, None
-    context = ssl.create_default_context(cafile=tls.ca_file)
-    if tls.cert_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-    if tls.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return password, context
-
-
-def _reason_value(rc: object) -> int:
-    value = getattr(rc, "value", rc)
-    return value if isinstance(value, int) else -1
