@@ -62,15 +62,9 @@ class SimAdapter:
             self.config.speed,
         )
         while True:
-            await asyncio.sleep(self.config.interval_s)
+            # A reading at once (a newcomer sees values at start), then one per interval, the
+            # energy of each step integrated from the load at its start.
             snapshot = self._model.at(meter_time.astimezone(zone))
-            meter_time += step
-            hours = step.total_seconds() / 3600
-            power, reactive = snapshot.power_w, snapshot.reactive_var
-            totals_wh[0] += max(power, 0.0) * hours
-            totals_wh[1] += max(-power, 0.0) * hours
-            totals_wh[2] += max(reactive, 0.0) * hours
-            totals_wh[3] += max(-reactive, 0.0) * hours
             ctx.submit(
                 Sample(
                     meter=self.config.meter,
@@ -79,6 +73,14 @@ class SimAdapter:
                     readings=_readings(snapshot, totals_wh),
                 )
             )
+            await asyncio.sleep(self.config.interval_s)
+            meter_time += step
+            hours = step.total_seconds() / 3600
+            power, reactive = snapshot.power_w, snapshot.reactive_var
+            totals_wh[0] += max(power, 0.0) * hours
+            totals_wh[1] += max(-power, 0.0) * hours
+            totals_wh[2] += max(reactive, 0.0) * hours
+            totals_wh[3] += max(-reactive, 0.0) * hours
 
 
 def _wh(register: Register | None) -> float:

@@ -152,7 +152,7 @@ class Household:
         return self.pv_kwp * 1000.0 * (0.3 + 0.7 * season) * math.pow(elevation, 1.5) * clouds
 
     def _noise(self, local: datetime, channel: int) -> float:
-        """Smooth pseudo-noise in [-1, 1] that changes every few seconds."""
-        step = int(local.timestamp() // 5)
+        """Pseudo-noise in [-1, 1] that changes every second, as a real load flickers."""
+        step = int(local.timestamp())
         rng = random.Random(self.seed * 31 + step * 7 + channel)
         return rng.uniform(-1.0, 1.0)
