@@ -276,8 +276,29 @@ def _time_value(data: bytes, meaning: Meaning) -> str | None:
     return data[::-1].hex().upper()
 
 
+_PROFILES = {"compact_profile", "inverse_compact_profile", "compact_profile_with_register"}
+
+
+def _unnamed(meaning: Meaning) -> bool:
+    """Whether the manufacturer-specific part of the record's meaning is undocumented here."""
+    return meaning.quantity.name == "manufacturer_specific" or (
+        "manufacturer_specific" in meaning.suffixes
+    )
+
+
 def _lvar_value(lvar: int, data: bytes, meaning: Meaning, raw: dict[str, Any]) -> RecordValue:
     raw["lvar"] = f"{lvar:02x}"
+    if lvar <= 0xBF and _PROFILES & set(meaning.suffixes):
+        # A profile is a series of values, not one: it goes to raw, the value stays empty.
+        profile = types.decode_profile(data, meaning.scale)
+        if profile is None:
+            raw["profile_invalid"] = True
+        else:
+            raw["profile"] = profile
+        return None
+    if lvar <= 0xBF and meaning.manufacturer_vifes and not meaning.plain and _unnamed(meaning):
+        # Bytes only the manufacturer can read are no text: kept as sent.
+        return data.hex().upper()
     if lvar <= 0xBF:
         # Texts travel last character first, like every other multi-byte field.
         return data[::-1].decode("latin-1").rstrip("\x00")

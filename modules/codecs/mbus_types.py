@@ -19,6 +19,7 @@ __all__ = [
     "datetime_f",
     "datetime_i",
     "daylight_saving_k",
+    "decode_profile",
     "encode_date_g",
     "encode_datetime_f",
     "encode_datetime_i",
@@ -217,3 +218,47 @@ def real_decimal(value: float) -> Decimal:
             if struct.pack("<f", float(text)) == packed:
                 return Decimal(text)
     return Decimal(repr(value))
+
+
+# EN 13757-3 annex F: the spacing control byte of a (inverse) compact profile.
+PROFILE_MODES = ("absolute", "increments", "decrements", "signed_differences")
+PROFILE_UNITS = ("s", "min", "h", "d")
+# Spacing value 254 counts calendar periods instead, by the spacing unit's code.
+_PROFILE_CALENDAR = {3: "month", 2: "quarter", 1: "half_year"}
+_PROFILE_INT_BYTES = {0x1: 1, 0x2: 2, 0x3: 3, 0x4: 4, 0x6: 6, 0x7: 8}
+_PROFILE_BCD_BYTES = {0x9: 1, 0xA: 2, 0xB: 3, 0xC: 4, 0xE: 6}
+
+
+def decode_profile(data: bytes, scale: Decimal) -> dict[str, object] | None:
+    """A compact profile's spacing and elements (EN 13757-3 annex F), or None if malformed.
+
+    The first byte holds the increment mode (bits 6-7), the spacing unit (bits 4-5) and the
+    elements' coding as a DIF data field (bits 0-3); the second the spacing value. Elements
+    that hold their type's "invalid" value (annex A: the most negative signed or the
+    largest unsigned number, a BCD with hex digits) come out as None.
+    """
+    if len(data) < 2:
+        return None
+    control, spacing = data[0], data[1]
+    mode, unit, coding = control >> 6, (control >> 4) & 0x03, control & 0x0F
+    size = _PROFILE_INT_BYTES.get(coding) or _PROFILE_BCD_BYTES.get(coding)
+    if size is None or (len(data) - 2) % size:
+        return None
+    signed = PROFILE_MODES[mode] in ("absolute", "signed_differences")
+    elements: list[Decimal | int | None] = []
+    for start in range(2, len(data), size):
+        chunk = data[start : start + size]
+        if coding in _PROFILE_BCD_BYTES:
+            number, invalid = bcd_decode(chunk)
+        else:
+            number = int_decode(chunk, signed=signed)
+            limit = -(1 << (8 * size - 1)) if signed else (1 << (8 * size)) - 1
+            invalid = number == limit
+        elements.append(None if invalid else scaled(number, scale))
+    if spacing == 254 and unit in _PROFILE_CALENDAR:
+        period = f"1 {_PROFILE_CALENDAR[unit]}"
+    elif 1 <= spacing <= 250:
+        period = f"{spacing} {PROFILE_UNITS[unit]}"
+    else:
+        period = f"reserved spacing {spacing}"
+    return {"mode": PROFILE_MODES[mode], "spacing": period, "elements": elements}

@@ -29,7 +29,8 @@ def _wired(source_part: str) -> list[Record]:
 
 def _wireless(source_part: str) -> list[Record]:
     item = _vector(source_part)
-    return WmbusDecoder().decode(bytes.fromhex(item["hex"]), key=None, auth_key=None).records
+    key = bytes.fromhex(item["key"]) if item.get("key") else None
+    return WmbusDecoder().decode(bytes.fromhex(item["hex"]), key=key, auth_key=None).records
 
 
 def _table(records: list[Record]) -> dict[str, tuple[Any, str | None, str | None]]:
@@ -419,3 +420,38 @@ def test_abb_frequency_power_factor_and_angle() -> None:
     )
     assert (factor.name, factor.value) == ("power_factor", Decimal("0.997"))
     assert (angle.name, angle.value, angle.unit) == ("phase_angle_power", 30, "°")
+
+
+def _profile(source_part: str) -> tuple[Record, dict[str, Any]]:
+    records = _wireless(source_part)
+    record = next(r for r in records if "profile" in r.name)
+    return record, record.raw["profile"]
+
+
+def test_inverse_compact_profile_of_bcd_monthly_values() -> None:
+    # Caltose HCA: 8D EE 13, spacing control 3B (absolute, months, 6-digit BCD), spacing FE.
+    record, profile = _profile("caltose.xmq:123")
+    assert (record.name, record.value) == ("hca_inverse_compact_profile", None)
+    assert profile["mode"] == "absolute"
+    assert profile["spacing"] == "1 month"
+    assert profile["elements"][:5] == [627, 395, 176, 7, None]
+    assert len(profile["elements"]) == 14
+
+
+def test_compact_profile_increments_and_invalid_elements() -> None:
+    _, increments = _profile("fhkvdataiv.xmq:88")
+    assert (increments["mode"], increments["spacing"]) == ("increments", "1 month")
+    assert increments["elements"][-2:] == [3, 22]
+    # 0x800000, the most negative 24-bit number, is annex A's "invalid".
+    _, invalid = _profile("minomess.xmq:198")
+    assert invalid["elements"] == [None] * 14
+    record, registers = _profile("supercom587.xmq:41")
+    assert record.name == "volume_compact_profile_with_register"
+    assert registers["elements"][-2:] == [Decimal("0.016"), Decimal("1.331")]
+
+
+def test_undocumented_manufacturer_lvar_data_stays_hex() -> None:
+    records = _wireless("qwaterv2.xmq:266")
+    blob = next(r for r in records if r.raw.get("lvar") == "35")
+    assert blob.name == "manufacturer_specific"
+    assert blob.value == blob.raw["data"].upper()
