@@ -14,7 +14,7 @@ import dataclasses
 from enum import IntEnum, IntFlag
 from typing import Any, ClassVar, Self
 
-from modules.codecs.zwave_cc import Reader, plain_fields
+from modules.codecs.zwave_cc import ByteLayout, Reader, pack_bytes, plain_fields, read_bytes
 from modules.codecs.zwave_serial import DataFrame
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "SPECIFIC_TYPE_SIMPLE_METER",
     "AcceptedResponse",
     "ApplicationUpdateStatus",
+    "ByteMessage",
     "FunctionId",
     "LearnMode",
     "LearnStatus",
@@ -214,6 +215,24 @@ class SerialMessage:
     def fields(self) -> dict[str, Any]:
         """The message's facts for ``decode`` output (JSON-ready)."""
         return plain_fields(self)
+
+
+class ByteMessage(SerialMessage):
+    """A message whose parameters are its fields, one unsigned byte each, as ``LAYOUT`` lists."""
+
+    __slots__ = ()
+
+    LAYOUT: ClassVar[ByteLayout]
+    CHECK: ClassVar[str]  # how an encoding error names the fields
+
+    def params(self) -> bytes:
+        """The fields, one byte each."""
+        return pack_bytes(self, self.LAYOUT, self.CHECK)
+
+    @classmethod
+    def parse_params(cls, reader: Reader) -> Self:
+        """The fields, one byte each."""
+        return cls(*read_bytes(reader, cls.LAYOUT))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

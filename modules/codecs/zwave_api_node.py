@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Self
 from modules.codecs.zwave_api import (
     AcceptedResponse,
     ApplicationUpdateStatus,
+    ByteMessage,
     FunctionId,
     LearnMode,
     LearnStatus,
@@ -23,6 +24,7 @@ from modules.codecs.zwave_api import (
     from_bitmask,
 )
 from modules.codecs.zwave_cc import (
+    ByteLayout,
     LibraryType,
     Reader,
     check_u8,
@@ -133,23 +135,47 @@ class ApplNodeInformationRequest(SerialMessage):
 
     def params(self) -> bytes:
         """Options, device classes and the command class list."""
-        check_u8(
-            "node information field", self.device_options, self.generic_type, self.specific_type
+        return _node_information(
+            self.device_options,
+            self.generic_type,
+            self.specific_type,
+            self.supported,
+            self.controlled,
+            what="node information field",
         )
-        classes = encode_cc_list(self.supported, self.controlled)
-        check_u8("command class list length", len(classes))
-        head = (self.device_options, self.generic_type, self.specific_type, len(classes))
-        return bytes(head) + classes
 
     @classmethod
     def parse_params(cls, reader: Reader) -> Self:
         """The request."""
-        options = reader.u8("device options")
-        generic = reader.u8("generic type")
-        specific = reader.u8("specific type")
-        at = reader.offset + 1
-        classes = reader.take(reader.u8("command class list length"), "command class list")
-        return cls(options, generic, specific, *parse_cc_list(classes, base=at))
+        return cls(*_parse_node_information(reader))
+
+
+def _node_information(
+    device_options: int,
+    generic_type: int,
+    specific_type: int,
+    supported: tuple[int, ...],
+    controlled: tuple[int, ...],
+    *,
+    what: str,
+) -> bytes:
+    """Options, device classes, class list length and class list (``what`` names the bytes)."""
+    check_u8(what, device_options, generic_type, specific_type)
+    classes = encode_cc_list(supported, controlled)
+    check_u8("command class list length", len(classes))
+    return bytes((device_options, generic_type, specific_type, len(classes))) + classes
+
+
+def _parse_node_information(
+    reader: Reader,
+) -> tuple[int, int, int, tuple[int, ...], tuple[int, ...]]:
+    """Options, generic and specific type, supported and controlled classes."""
+    options = reader.u8("device options")
+    generic = reader.u8("generic type")
+    specific = reader.u8("specific type")
+    at = reader.offset + 1
+    classes = reader.take(reader.u8("command class list length"), "command class list")
+    return (options, generic, specific, *parse_cc_list(classes, base=at))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -180,21 +206,16 @@ class SerialApiStarted(SerialMessage):
 
     def params(self) -> bytes:
         """Reason, watchdog, options, device classes, class list, optional protocols."""
-        head = (self.wake_up_reason, self.device_options, self.generic_type, self.specific_type)
-        check_u8("started field", *head)
-        classes = encode_cc_list(self.supported, self.controlled)
-        check_u8("command class list length", len(classes))
-        out = bytes(
-            (
-                self.wake_up_reason,
-                int(self.watchdog_started),
-                self.device_options,
-                self.generic_type,
-                self.specific_type,
-                len(classes),
-            )
+        check_u8("started field", self.wake_up_reason)
+        out = bytes((self.wake_up_reason, int(self.watchdog_started)))
+        out += _node_information(
+            self.device_options,
+            self.generic_type,
+            self.specific_type,
+            self.supported,
+            self.controlled,
+            what="started field",
         )
-        out += classes
         if self.supported_protocols is None:
             return out
         check_u8("supported protocols", self.supported_protocols)
@@ -205,14 +226,9 @@ class SerialApiStarted(SerialMessage):
         """The notification."""
         reason = reader.u8("wake up reason")
         watchdog = reader.u8("watchdog started") == 0x01
-        options = reader.u8("device options")
-        generic = reader.u8("generic type")
-        specific = reader.u8("specific type")
-        at = reader.offset + 1
-        classes = reader.take(reader.u8("command class list length"), "command class list")
-        supported, controlled = parse_cc_list(classes, base=at)
+        node = _parse_node_information(reader)
         protocols = reader.u8("supported protocols") if reader.remaining else None
-        return cls(reason, watchdog, options, generic, specific, supported, controlled, protocols)
+        return cls(reason, watchdog, *node, protocols)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -342,7 +358,7 @@ class MemoryGetIdResponse(SerialMessage):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class SetDefaultRequest(SerialMessage):
+class SetDefaultRequest(ByteMessage):
     """ZW_SET_DEFAULT: reset the module to factory defaults (leaves the network)."""
 
     callback_id: int = 0
@@ -350,20 +366,12 @@ class SetDefaultRequest(SerialMessage):
     TYPE: ClassVar[int] = FrameType.REQ
     FUNCTION: ClassVar[int] = FunctionId.ZW_SET_DEFAULT
     ROLE: ClassVar[str] = "request"
-
-    def params(self) -> bytes:
-        """The callback id."""
-        check_u8("callback id", self.callback_id)
-        return bytes((self.callback_id,))
-
-    @classmethod
-    def parse_params(cls, reader: Reader) -> Self:
-        """The callback id."""
-        return cls(reader.u8("callback id"))
+    LAYOUT: ClassVar[ByteLayout] = (("callback_id", "callback id"),)
+    CHECK: ClassVar[str] = "callback id"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class SetDefaultCallback(SerialMessage):
+class SetDefaultCallback(ByteMessage):
     """ZW_SET_DEFAULT callback: the reset is done."""
 
     callback_id: int
@@ -371,16 +379,8 @@ class SetDefaultCallback(SerialMessage):
     TYPE: ClassVar[int] = FrameType.REQ
     FUNCTION: ClassVar[int] = FunctionId.ZW_SET_DEFAULT
     ROLE: ClassVar[str] = "callback"
-
-    def params(self) -> bytes:
-        """The callback id."""
-        check_u8("callback id", self.callback_id)
-        return bytes((self.callback_id,))
-
-    @classmethod
-    def parse_params(cls, reader: Reader) -> Self:
-        """The callback id."""
-        return cls(reader.u8("callback id"))
+    LAYOUT: ClassVar[ByteLayout] = (("callback_id", "callback id"),)
+    CHECK: ClassVar[str] = "callback id"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -460,7 +460,7 @@ class ApplicationUpdate(SerialMessage):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class SetLearnModeRequest(SerialMessage):
+class SetLearnModeRequest(ByteMessage):
     """ZW_SET_LEARN_MODE: start or stop inclusion/exclusion of this node."""
 
     mode: int
@@ -469,16 +469,8 @@ class SetLearnModeRequest(SerialMessage):
     TYPE: ClassVar[int] = FrameType.REQ
     FUNCTION: ClassVar[int] = FunctionId.ZW_SET_LEARN_MODE
     ROLE: ClassVar[str] = "request"
-
-    def params(self) -> bytes:
-        """Mode and callback id."""
-        check_u8("learn mode field", self.mode, self.callback_id)
-        return bytes((self.mode, self.callback_id))
-
-    @classmethod
-    def parse_params(cls, reader: Reader) -> Self:
-        """The request."""
-        return cls(reader.u8("mode"), reader.u8("callback id"))
+    LAYOUT: ClassVar[ByteLayout] = (("mode", "mode"), ("callback_id", "callback id"))
+    CHECK: ClassVar[str] = "learn mode field"
 
     def fields(self) -> dict[str, Any]:
         """Adds the mode name."""

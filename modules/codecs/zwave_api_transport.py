@@ -15,6 +15,7 @@ from modules.codecs.zwave_api import (
     DEFAULT_TX_OPTIONS,
     PARAMS_AT,
     AcceptedResponse,
+    ByteMessage,
     FunctionId,
     RxStatus,
     SerialMessage,
@@ -24,7 +25,7 @@ from modules.codecs.zwave_api import (
     flag_names,
     signed_byte,
 )
-from modules.codecs.zwave_cc import Reader, check_u8, plain_fields
+from modules.codecs.zwave_cc import ByteLayout, Reader, check_u8, plain_fields
 from modules.codecs.zwave_serial import FrameType
 
 __all__ = [
@@ -230,7 +231,7 @@ class SendDataAbortRequest(SerialMessage):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class SendNodeInformationRequest(SerialMessage):
+class SendNodeInformationRequest(ByteMessage):
     """ZW_SEND_NODE_INFORMATION: broadcast (0xFF) or send our node information frame."""
 
     node_id: int = 0xFF
@@ -240,16 +241,12 @@ class SendNodeInformationRequest(SerialMessage):
     TYPE: ClassVar[int] = FrameType.REQ
     FUNCTION: ClassVar[int] = FunctionId.ZW_SEND_NODE_INFORMATION
     ROLE: ClassVar[str] = "request"
-
-    def params(self) -> bytes:
-        """Destination, options, callback id."""
-        check_u8("send node information field", self.node_id, self.tx_options, self.callback_id)
-        return bytes((self.node_id, self.tx_options, self.callback_id))
-
-    @classmethod
-    def parse_params(cls, reader: Reader) -> Self:
-        """The request."""
-        return cls(reader.u8("node id"), reader.u8("tx options"), reader.u8("callback id"))
+    LAYOUT: ClassVar[ByteLayout] = (
+        ("node_id", "node id"),
+        ("tx_options", "tx options"),
+        ("callback_id", "callback id"),
+    )
+    CHECK: ClassVar[str] = "send node information field"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -262,7 +259,7 @@ class SendNodeInformationResponse(AcceptedResponse):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class SendNodeInformationCallback(SerialMessage):
+class SendNodeInformationCallback(ByteMessage):
     """ZW_SEND_NODE_INFORMATION callback."""
 
     callback_id: int
@@ -271,16 +268,8 @@ class SendNodeInformationCallback(SerialMessage):
     TYPE: ClassVar[int] = FrameType.REQ
     FUNCTION: ClassVar[int] = FunctionId.ZW_SEND_NODE_INFORMATION
     ROLE: ClassVar[str] = "callback"
-
-    def params(self) -> bytes:
-        """Callback id and status."""
-        check_u8("callback field", self.callback_id, self.tx_status)
-        return bytes((self.callback_id, self.tx_status))
-
-    @classmethod
-    def parse_params(cls, reader: Reader) -> Self:
-        """The callback."""
-        return cls(reader.u8("callback id"), reader.u8("tx status"))
+    LAYOUT: ClassVar[ByteLayout] = (("callback_id", "callback id"), ("tx_status", "tx status"))
+    CHECK: ClassVar[str] = "callback field"
 
     def fields(self) -> dict[str, Any]:
         """Adds the status name."""

@@ -21,6 +21,8 @@ from gateway.errors import FrameError, IncompleteFrame
 __all__ = [
     "COMMAND_CLASS_MARK",
     "EXTENDED_CC_FIRST",
+    "ByteCommand",
+    "ByteLayout",
     "CcCommand",
     "CommandClassId",
     "LibraryType",
@@ -31,8 +33,10 @@ __all__ = [
     "check_u8",
     "check_u16",
     "encode_cc_list",
+    "pack_bytes",
     "parse_cc_list",
     "plain_fields",
+    "read_bytes",
 ]
 
 
@@ -201,6 +205,40 @@ class CcCommand:
     def fields(self) -> dict[str, Any]:
         """The command's facts for ``decode`` output (JSON-ready)."""
         return plain_fields(self)
+
+
+# A body of one-byte fields: (attribute, how a short frame names it), in wire order.
+ByteLayout = tuple[tuple[str, str], ...]
+
+
+def pack_bytes(message: object, layout: ByteLayout, what: str) -> bytes:
+    """The ``layout`` attributes of ``message``, one unsigned byte each (``what`` names them)."""
+    values = [getattr(message, name) for name, _ in layout]
+    check_u8(what, *values)
+    return bytes(values)
+
+
+def read_bytes(reader: Reader, layout: ByteLayout) -> list[int]:
+    """One byte per ``layout`` entry, in order."""
+    return [reader.u8(label) for _, label in layout]
+
+
+class ByteCommand(CcCommand):
+    """A command whose body is its fields, one unsigned byte each, as ``LAYOUT`` lists them."""
+
+    __slots__ = ()
+
+    LAYOUT: ClassVar[ByteLayout]
+    CHECK: ClassVar[str]  # how an encoding error names the fields
+
+    def body(self) -> bytes:
+        """The fields, one byte each."""
+        return pack_bytes(self, self.LAYOUT, self.CHECK)
+
+    @classmethod
+    def parse_body(cls, reader: Reader) -> Self:
+        """The fields, one byte each."""
+        return cls(*read_bytes(reader, cls.LAYOUT))
 
 
 def _cc_bytes(cc: int) -> bytes:

@@ -13,6 +13,8 @@ from typing import ClassVar, Self
 
 from modules.codecs.zwave_cc import (
     EXTENDED_CC_FIRST,
+    ByteCommand,
+    ByteLayout,
     CcCommand,
     CommandClassId,
     Reader,
@@ -73,15 +75,11 @@ def _node_list(node_ids: tuple[int, ...]) -> bytes:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class AssociationSet(CcCommand):
-    """Association Set: add nodes to a group (group 1 is the lifeline)."""
+class _GroupMembers(CcCommand):
+    """A command whose body is a group and the node ids it adds or removes."""
 
     group: int
     node_ids: tuple[int, ...] = ()
-
-    CC: ClassVar[int] = CommandClassId.ASSOCIATION
-    COMMAND: ClassVar[int] = 0x01
-    NAME: ClassVar[str] = "ASSOCIATION_SET"
 
     def body(self) -> bytes:
         """Group, then node ids."""
@@ -95,7 +93,16 @@ class AssociationSet(CcCommand):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGet(CcCommand):
+class AssociationSet(_GroupMembers):
+    """Association Set: add nodes to a group (group 1 is the lifeline)."""
+
+    CC: ClassVar[int] = CommandClassId.ASSOCIATION
+    COMMAND: ClassVar[int] = 0x01
+    NAME: ClassVar[str] = "ASSOCIATION_SET"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AssociationGet(ByteCommand):
     """Association Get: the members of one group."""
 
     group: int
@@ -103,16 +110,8 @@ class AssociationGet(CcCommand):
     CC: ClassVar[int] = CommandClassId.ASSOCIATION
     COMMAND: ClassVar[int] = 0x02
     NAME: ClassVar[str] = "ASSOCIATION_GET"
-
-    def body(self) -> bytes:
-        """The group."""
-        check_u8("group", self.group)
-        return bytes((self.group,))
-
-    @classmethod
-    def parse_body(cls, reader: Reader) -> Self:
-        """The group."""
-        return cls(reader.u8("group"))
+    LAYOUT: ClassVar[ByteLayout] = (("group", "group"),)
+    CHECK: ClassVar[str] = "group"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -144,25 +143,12 @@ class AssociationReport(CcCommand):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class AssociationRemove(CcCommand):
+class AssociationRemove(_GroupMembers):
     """Association Remove: group 0 means every group, no node ids means every node."""
-
-    group: int
-    node_ids: tuple[int, ...] = ()
 
     CC: ClassVar[int] = CommandClassId.ASSOCIATION
     COMMAND: ClassVar[int] = 0x04
     NAME: ClassVar[str] = "ASSOCIATION_REMOVE"
-
-    def body(self) -> bytes:
-        """Group, then node ids."""
-        check_u8("group", self.group)
-        return bytes((self.group,)) + _node_list(self.node_ids)
-
-    @classmethod
-    def parse_body(cls, reader: Reader) -> Self:
-        """Group and node ids."""
-        return cls(reader.u8("group"), tuple(reader.rest()))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -175,7 +161,7 @@ class AssociationGroupingsGet(CcCommand):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGroupingsReport(CcCommand):
+class AssociationGroupingsReport(ByteCommand):
     """Association Groupings Report."""
 
     groupings: int
@@ -183,16 +169,8 @@ class AssociationGroupingsReport(CcCommand):
     CC: ClassVar[int] = CommandClassId.ASSOCIATION
     COMMAND: ClassVar[int] = 0x06
     NAME: ClassVar[str] = "ASSOCIATION_GROUPINGS_REPORT"
-
-    def body(self) -> bytes:
-        """The number of groups."""
-        check_u8("groupings", self.groupings)
-        return bytes((self.groupings,))
-
-    @classmethod
-    def parse_body(cls, reader: Reader) -> Self:
-        """The number of groups."""
-        return cls(reader.u8("supported groupings"))
+    LAYOUT: ClassVar[ByteLayout] = (("groupings", "supported groupings"),)
+    CHECK: ClassVar[str] = "groupings"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -205,7 +183,7 @@ class AssociationSpecificGroupGet(CcCommand):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class AssociationSpecificGroupReport(CcCommand):
+class AssociationSpecificGroupReport(ByteCommand):
     """Association Specific Group Report (V2); 0 when no button maps to a group."""
 
     group: int = 0
@@ -213,16 +191,8 @@ class AssociationSpecificGroupReport(CcCommand):
     CC: ClassVar[int] = CommandClassId.ASSOCIATION
     COMMAND: ClassVar[int] = 0x0C
     NAME: ClassVar[str] = "ASSOCIATION_SPECIFIC_GROUP_REPORT"
-
-    def body(self) -> bytes:
-        """The group."""
-        check_u8("group", self.group)
-        return bytes((self.group,))
-
-    @classmethod
-    def parse_body(cls, reader: Reader) -> Self:
-        """The group."""
-        return cls(reader.u8("group"))
+    LAYOUT: ClassVar[ByteLayout] = (("group", "group"),)
+    CHECK: ClassVar[str] = "group"
 
 
 # ---------------------------------------------------------------------------- Z-Wave Plus 0x5E
@@ -293,7 +263,7 @@ _GROUP_INFO_BYTES = 7  # group, mode, profile (2), reserved, event code (2)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGroupNameGet(CcCommand):
+class AssociationGroupNameGet(ByteCommand):
     """Association Group Name Get."""
 
     group: int
@@ -301,16 +271,8 @@ class AssociationGroupNameGet(CcCommand):
     CC: ClassVar[int] = CommandClassId.ASSOCIATION_GRP_INFO
     COMMAND: ClassVar[int] = 0x01
     NAME: ClassVar[str] = "ASSOCIATION_GROUP_NAME_GET"
-
-    def body(self) -> bytes:
-        """The group."""
-        check_u8("group", self.group)
-        return bytes((self.group,))
-
-    @classmethod
-    def parse_body(cls, reader: Reader) -> Self:
-        """The group."""
-        return cls(reader.u8("group"))
+    LAYOUT: ClassVar[ByteLayout] = (("group", "group"),)
+    CHECK: ClassVar[str] = "group"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ import dataclasses
 from typing import Any, ClassVar, Self
 
 from modules.codecs.zwave_cc import (
+    ByteCommand,
+    ByteLayout,
     CcCommand,
     CommandClassId,
     Reader,
@@ -98,7 +100,7 @@ class VersionReport(CcCommand):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class VersionCommandClassGet(CcCommand):
+class VersionCommandClassGet(ByteCommand):
     """Version Command Class Get: which version of ``requested_cc`` the node implements."""
 
     requested_cc: int
@@ -106,16 +108,8 @@ class VersionCommandClassGet(CcCommand):
     CC: ClassVar[int] = CommandClassId.VERSION
     COMMAND: ClassVar[int] = 0x13
     NAME: ClassVar[str] = "VERSION_COMMAND_CLASS_GET"
-
-    def body(self) -> bytes:
-        """The requested class id."""
-        check_u8("requested command class", self.requested_cc)
-        return bytes((self.requested_cc,))
-
-    @classmethod
-    def parse_body(cls, reader: Reader) -> Self:
-        """The requested class id."""
-        return cls(reader.u8("requested command class"))
+    LAYOUT: ClassVar[ByteLayout] = (("requested_cc", "requested command class"),)
+    CHECK: ClassVar[str] = "requested command class"
 
     def fields(self) -> dict[str, Any]:
         """Adds the class name."""
@@ -123,7 +117,7 @@ class VersionCommandClassGet(CcCommand):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class VersionCommandClassReport(CcCommand):
+class VersionCommandClassReport(ByteCommand):
     """Version Command Class Report; version 0 means the class is not supported."""
 
     requested_cc: int
@@ -132,16 +126,11 @@ class VersionCommandClassReport(CcCommand):
     CC: ClassVar[int] = CommandClassId.VERSION
     COMMAND: ClassVar[int] = 0x14
     NAME: ClassVar[str] = "VERSION_COMMAND_CLASS_REPORT"
-
-    def body(self) -> bytes:
-        """Class id and version."""
-        check_u8("command class version", self.requested_cc, self.version)
-        return bytes((self.requested_cc, self.version))
-
-    @classmethod
-    def parse_body(cls, reader: Reader) -> Self:
-        """Class id and version."""
-        return cls(reader.u8("requested command class"), reader.u8("command class version"))
+    LAYOUT: ClassVar[ByteLayout] = (
+        ("requested_cc", "requested command class"),
+        ("version", "command class version"),
+    )
+    CHECK: ClassVar[str] = "command class version"
 
     def fields(self) -> dict[str, Any]:
         """Adds the class name."""
