@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, FatalAdapterError
 
 __all__ = [
     "LINK_MODES",
@@ -22,6 +22,8 @@ __all__ = [
     "Receiver",
     "Rejected",
     "Reply",
+    "TwoRoundSetup",
+    "check_link_mode_status",
     "check_modes",
     "make_device",
     "make_receiver",
@@ -105,6 +107,46 @@ class Device(Protocol):
     def indication(self, telegram: bytes, rssi_dbm: float) -> bytes:
         """A received telegram (L field first, no DLL CRCs) as the device reports it."""
         ...
+
+
+class TwoRoundSetup:
+    """``setup`` for a stick set up in two rounds: a request and its answer, twice."""
+
+    FIRST_ANSWER: ClassVar[str]  # the Reply name that ends the first round
+    SECOND_ANSWER: ClassVar[str]
+    _round = 0
+
+    def setup(self, reply: Reply | None) -> bytes | None:
+        """The first request, the second once the first answer came, None after the second."""
+        if reply is None:
+            self._round = 1
+            return self._first_request()
+        if self._round == 1 and reply.name == self.FIRST_ANSWER:
+            request = self._second_request(reply)
+            self._round = 2
+            return request
+        if self._round == 2 and reply.name == self.SECOND_ANSWER:
+            self._check_second_answer(reply)
+            self._round = 3
+            return None
+        return b""  # not the answer we wait for
+
+    def _first_request(self) -> bytes:
+        raise NotImplementedError
+
+    def _second_request(self, first_answer: Reply) -> bytes:
+        raise NotImplementedError
+
+    def _check_second_answer(self, answer: Reply) -> None:
+        raise NotImplementedError
+
+
+def check_link_mode_status(kind: str, link_mode: int, answer: Reply) -> None:
+    """FatalAdapterError unless the answer's status byte (when there is one) is 0."""
+    if answer.payload[:1] not in (b"", b"\x00"):
+        raise FatalAdapterError(
+            f"{kind} refused link mode 0x{link_mode:02X} (status 0x{answer.payload[0]:02X})"
+        )
 
 
 def check_modes(receiver: str, modes: Sequence[str]) -> None:

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.errors import FatalAdapterError
-from modules.wmbus.receivers import Heard, Item, Rejected, Reply
+from modules.wmbus.receivers import (
+    Heard,
+    Item,
+    Rejected,
+    Reply,
+    TwoRoundSetup,
+    check_link_mode_status,
+)
 
 __all__ = ["Amber", "AmberDevice", "command"]
 
@@ -104,43 +110,36 @@ class _AmberFrames:
         return out
 
 
-class Amber:
+class Amber(TwoRoundSetup):
     """The host side of an AMB8465 (or the AMB8665 USB stick, same command set)."""
 
     baudrate = 9600  # factory UART speed (parameter 0)
+    # Setup: read the parameters (is RSSI appended?), then set the link mode.
+    FIRST_ANSWER = "GET_CNF"
+    SECOND_ANSWER = "SET_MODE_CNF"
 
     def __init__(self, modes: Sequence[str], *, kind: str = "amb8465") -> None:
         self.kind = kind
         self.link_mode = AMBER_LINK_MODES[frozenset(modes)]
         self.device_info = ""
         self._frames = _AmberFrames()
-        self._step = 0
 
-    def setup(self, reply: Reply | None) -> bytes | None:
-        """Read the parameters (is RSSI appended?), then set the link mode."""
-        if reply is None:
-            self._step = 1
-            return command(CMD_GET_REQ, bytes([0, PARAMS_READ]))
-        if self._step == 1 and reply.name == "GET_CNF":
-            params = reply.payload[2:]
-            if len(params) > PARAM_RSSI_ENABLE:
-                self._frames.rssi = params[PARAM_RSSI_ENABLE] != 0
-                framed = self._frames.framed = params[PARAM_CMD_OUT_ENABLE] != 0
-                self.device_info = (
-                    f"telegrams {'framed' if framed else 'raw'}, "
-                    f"RSSI {'on' if self._frames.rssi else 'off'}"
-                )
-            self._step = 2
-            return command(CMD_SET_MODE_REQ, bytes([self.link_mode]))
-        if self._step == 2 and reply.name == "SET_MODE_CNF":
-            if reply.payload[:1] not in (b"", b"\x00"):
-                raise FatalAdapterError(
-                    f"{self.kind} refused link mode 0x{self.link_mode:02X} "
-                    f"(status 0x{reply.payload[0]:02X})"
-                )
-            self._step = 3
-            return None
-        return b""
+    def _first_request(self) -> bytes:
+        return command(CMD_GET_REQ, bytes([0, PARAMS_READ]))
+
+    def _second_request(self, first_answer: Reply) -> bytes:
+        params = first_answer.payload[2:]
+        if len(params) > PARAM_RSSI_ENABLE:
+            self._frames.rssi = params[PARAM_RSSI_ENABLE] != 0
+            framed = self._frames.framed = params[PARAM_CMD_OUT_ENABLE] != 0
+            self.device_info = (
+                f"telegrams {'framed' if framed else 'raw'}, "
+                f"RSSI {'on' if self._frames.rssi else 'off'}"
+            )
+        return command(CMD_SET_MODE_REQ, bytes([self.link_mode]))
+
+    def _check_second_answer(self, answer: Reply) -> None:
+        check_link_mode_status(self.kind, self.link_mode, answer)
 
     def feed(self, data: bytes) -> list[Item]:
         """Frames in; telegrams and confirmations out."""

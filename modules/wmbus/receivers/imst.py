@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gateway.errors import FatalAdapterError
-from modules.wmbus.receivers import Heard, Item, Rejected, Reply
+from modules.wmbus.receivers import (
+    Heard,
+    Item,
+    Rejected,
+    Reply,
+    TwoRoundSetup,
+    check_link_mode_status,
+)
 
 __all__ = ["Im871a", "Im871aDevice", "Iu891a", "Iu891aDevice", "crc16_x25"]
 
@@ -146,10 +153,13 @@ class _HciFrames:
         return out
 
 
-class Im871a:
+class Im871a(TwoRoundSetup):
     """The host side of an iM871A (868 MHz) or iM170A (169 MHz) stick."""
 
     baudrate = 57600  # HCI spec 1.6: 57600 8N1 over the USB serial bridge
+    # Setup: device info first (to check the firmware), then the link mode with RSSI on.
+    FIRST_ANSWER = "DEVICEINFO_RSP"
+    SECOND_ANSWER = "SET_CONFIG_RSP"
 
     def __init__(self, modes: Sequence[str], *, kind: str = "im871a") -> None:
         self.kind = kind
@@ -157,28 +167,18 @@ class Im871a:
         self.link_mode = IM871A_LINK_MODES[self.modes]
         self.device_info = ""
         self._frames = _HciFrames()
-        self._step = 0
 
-    def setup(self, reply: Reply | None) -> bytes | None:
-        """Device info first (to check the firmware), then the link mode with RSSI on."""
-        if reply is None:
-            self._step = 1
-            return hci_frame(DEVMGMT, DEVICEINFO_REQ)
-        if self._step == 1 and reply.name == "DEVICEINFO_RSP":
-            self._check_device(reply.payload)
-            self._step = 2
-            # NVM flag 0 (temporary), IIFlag1 0x02 (link mode), IIFlag2 0x10|0x20 (RSSI on,
-            # timestamp off): the stick's stored configuration is left alone.
-            return hci_frame(DEVMGMT, SET_CONFIG_REQ, bytes([0, 0x02, self.link_mode, 0x30, 1, 0]))
-        if self._step == 2 and reply.name == "SET_CONFIG_RSP":
-            if reply.payload[:1] not in (b"", b"\x00"):
-                raise FatalAdapterError(
-                    f"{self.kind} refused link mode 0x{self.link_mode:02X} "
-                    f"(status 0x{reply.payload[0]:02X})"
-                )
-            self._step = 3
-            return None
-        return b""  # not the answer we wait for
+    def _first_request(self) -> bytes:
+        return hci_frame(DEVMGMT, DEVICEINFO_REQ)
+
+    def _second_request(self, first_answer: Reply) -> bytes:
+        self._check_device(first_answer.payload)
+        # NVM flag 0 (temporary), IIFlag1 0x02 (link mode), IIFlag2 0x10|0x20 (RSSI on,
+        # timestamp off): the stick's stored configuration is left alone.
+        return hci_frame(DEVMGMT, SET_CONFIG_REQ, bytes([0, 0x02, self.link_mode, 0x30, 1, 0]))
+
+    def _check_second_answer(self, answer: Reply) -> None:
+        check_link_mode_status(self.kind, self.link_mode, answer)
 
     def feed(self, data: bytes) -> list[Item]:
         """HCI frames in; telegrams and replies out."""
@@ -333,37 +333,36 @@ class _SlipFrames:
         return out
 
 
-class Iu891a:
+class Iu891a(TwoRoundSetup):
     """The host side of an iU891A(-XL) stick."""
 
     kind = "iu891a"
     baudrate = 115200
+    # Setup: read the active configuration, write it back with our link mode and RX reports.
+    FIRST_ANSWER = "GET_ACTIVE_CONFIG_RSP"
+    SECOND_ANSWER = "SET_ACTIVE_CONFIG_RSP"
 
     def __init__(self, modes: Sequence[str]) -> None:
         self.link_mode = IU891A_LINK_MODES[frozenset(modes)]
         self.device_info = ""
         self._frames = _SlipFrames()
-        self._step = 0
 
-    def setup(self, reply: Reply | None) -> bytes | None:
-        """Read the active configuration, write it back with our link mode and RX reports."""
-        if reply is None:
-            self._step = 1
-            return _WAKE_UP + iu891a_message(SAP_WMBUSGW, GET_ACTIVE_CONFIG_REQ)
-        if self._step == 1 and reply.name == "GET_ACTIVE_CONFIG_RSP":
-            self._raise_on_status(reply, "reading the configuration")
-            config = bytearray(reply.payload[1 : 1 + _CONFIG_BYTES].ljust(_CONFIG_BYTES, b"\x00"))
-            config[0] = self.link_mode
-            options = int.from_bytes(config[1:3], "little")
-            options = (options & ~OPTION_FILTER) | OPTION_RX_IND
-            config[1:3] = options.to_bytes(2, "little")
-            self._step = 2
-            return iu891a_message(SAP_WMBUSGW, SET_ACTIVE_CONFIG_REQ, bytes(config))
-        if self._step == 2 and reply.name == "SET_ACTIVE_CONFIG_RSP":
-            self._raise_on_status(reply, f"setting link mode {self.link_mode}")
-            self._step = 3
-            return None
-        return b""
+    def _first_request(self) -> bytes:
+        return _WAKE_UP + iu891a_message(SAP_WMBUSGW, GET_ACTIVE_CONFIG_REQ)
+
+    def _second_request(self, first_answer: Reply) -> bytes:
+        self._raise_on_status(first_answer, "reading the configuration")
+        config = bytearray(
+            first_answer.payload[1 : 1 + _CONFIG_BYTES].ljust(_CONFIG_BYTES, b"\x00")
+        )
+        config[0] = self.link_mode
+        options = int.from_bytes(config[1:3], "little")
+        options = (options & ~OPTION_FILTER) | OPTION_RX_IND
+        config[1:3] = options.to_bytes(2, "little")
+        return iu891a_message(SAP_WMBUSGW, SET_ACTIVE_CONFIG_REQ, bytes(config))
+
+    def _check_second_answer(self, answer: Reply) -> None:
+        self._raise_on_status(answer, f"setting link mode {self.link_mode}")
 
     def feed(self, data: bytes) -> list[Item]:
         """SLIP frames in; telegrams and replies out."""
