@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from gateway.errors import CannotConnect, ConnectionLost
 
-__all__ = ["Link", "SerialSettings", "open_link", "open_pty", "serve_tcp"]
+__all__ = ["Link", "SerialSettings", "open_link", "open_pty", "serve_tcp", "write_slowly"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -129,6 +129,16 @@ class Link:
         if self._writer is None:
             return None
         return getattr(self._writer.transport, "serial", None)
+
+
+async def write_slowly(link: Link, data: bytes, byte_delay_s: float = 0.0) -> None:
+    """Write at once, or one byte at a time with a pause (a slow UART, a trickling peer)."""
+    if byte_delay_s <= 0:
+        await link.write(data)
+        return
+    for byte in data:
+        await link.write(bytes((byte,)))
+        await asyncio.sleep(byte_delay_s)
 
 
 @contextlib.asynccontextmanager

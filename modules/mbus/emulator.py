@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.errors import ConnectionLost, FrameError, IncompleteFrame
 from gateway.model import utc_now
-from gateway.transport import Link, open_pty, serve_tcp
+from gateway.transport import Link, open_pty, serve_tcp, write_slowly
 from modules.codecs.mbus import SecondaryAddress, split_frame
 from modules.codecs.mbus_encode import DataRecord, obis_record
 from modules.mbus.slave import Bus, Slave
@@ -179,18 +179,8 @@ async def serve(bus: Bus, link: Link, line: Line | None = None) -> None:
                 garbled = bytearray(answer)
                 garbled[line.rng.randrange(len(garbled))] ^= 0x10
                 answer = bytes(garbled)
-            await _send((frame if line.echo else b"") + answer, link, line.byte_delay_s)
-
-
-async def _send(data: bytes, link: Link, byte_delay_s: float) -> None:
-    if not data:
-        return
-    if byte_delay_s <= 0:
-        await link.write(data)
-        return
-    for byte in data:
-        await link.write(bytes([byte]))
-        await asyncio.sleep(byte_delay_s)
+            if data := (frame if line.echo else b"") + answer:
+                await write_slowly(link, data, line.byte_delay_s)
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from gateway.errors import ConnectionLost, FrameError
-from gateway.transport import Link, open_pty, serve_tcp
+from gateway.transport import Link, open_pty, serve_tcp, write_slowly
 from modules.codecs import iec62056_21 as iec
 from modules.codecs import kmp
 from modules.codecs.kmp_frame import START_TO_METER, FrameSplitter
@@ -29,16 +29,6 @@ _LOGGER = logging.getLogger(__name__)
 # IEC 62056-21: a meter waits at least tr = 200 ms before it answers; tests may shorten it.
 IEC_REACTION_S = 0.2
 _SOH, _ETX = 0x01, 0x03
-
-
-async def _send(link: Link, data: bytes, byte_delay_s: float) -> None:
-    """Write a reply, one byte at a time when asked (a slow UART, a trickling TCP peer)."""
-    if byte_delay_s <= 0:
-        await link.write(data)
-        return
-    for byte in data:
-        await link.write(bytes((byte,)))
-        await asyncio.sleep(byte_delay_s)
 
 
 async def serve_kmp(
@@ -62,7 +52,7 @@ async def serve_kmp(
             reply = _kmp_answer(meter, request)
             if reply is not None:
                 address = kmp.decode_frame(raw).address
-                await _send(link, kmp.encode(reply, address=address), byte_delay_s)
+                await write_slowly(link, kmp.encode(reply, address=address), byte_delay_s)
 
 
 def _kmp_answer(meter: Simulated382, request: kmp.Message) -> kmp.Message | None:
@@ -125,7 +115,7 @@ class IecEmulator:
                 if line.startswith(b"/?") and self._addressed(line):
                     await asyncio.sleep(IEC_REACTION_S)
                     ident = iec.Identification("KAM", self.baud_char, self.identification)
-                    await _send(link, iec.encode(ident), self.byte_delay_s)
+                    await write_slowly(link, iec.encode(ident), self.byte_delay_s)
                     waiting_for_option = self.mode == "C"
                     if self.mode == "A":
                         await self._readout(link)
@@ -146,7 +136,7 @@ class IecEmulator:
             for address, value, unit in self.meter.iec_data()
         )
         message = iec.DataMessage(lines=data_sets, end=True, framed=True)
-        await _send(link, iec.encode(message), self.byte_delay_s)
+        await write_slowly(link, iec.encode(message), self.byte_delay_s)
 
 
 def _take_message(buffer: bytearray) -> bytes | None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from gateway.errors import ConnectionLost, FrameError
-from gateway.transport import Link, open_pty, serve_tcp
+from gateway.transport import Link, open_pty, serve_tcp, write_slowly
 from modules.codecs.dlms_hdlc import WRAPPER_VERSION, encode_wrapper, parse_frame
 from modules.codecs.dsmr import SMARTY_AUTH_KEY, encrypt_telegram
 from modules.dlms.framing import HanSplitter
@@ -95,16 +95,6 @@ class P1Emitter:
             sent += 1
             await asyncio.sleep(interval_s)
             self.meter.advance(interval_s)
-
-
-async def write_slowly(link: Link, data: bytes, byte_delay_s: float = 0.0) -> None:
-    """Write at once, or one byte at a time with a pause (a slow or bursty line)."""
-    if byte_delay_s <= 0:
-        await link.write(data)
-        return
-    for byte in data:
-        await link.write(bytes([byte]))
-        await asyncio.sleep(byte_delay_s)
 
 
 async def serve_dlms(link: Link, server: CosemServer, *, transport: str, address: int = 1) -> None:

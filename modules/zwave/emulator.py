@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from gateway.errors import ConnectionLost, FrameError
-from gateway.transport import Link, open_pty
+from gateway.transport import Link, open_pty, write_slowly
 from modules.codecs.zwave import parse_command, parse_message
 from modules.codecs.zwave_api import (
     APPLICATION_NODEINFO_LISTENING,
@@ -485,12 +485,7 @@ class ControllerEmulator:
 
     async def _put(self, link: Link, data: bytes) -> None:
         async with self._line:
-            if not self.byte_delay_s:
-                await link.write(data)
-                return
-            for byte in data:
-                await link.write(bytes((byte,)))
-                await asyncio.sleep(self.byte_delay_s)
+            await write_slowly(link, data, self.byte_delay_s)
 
 
 def _print_report(report: ReceivedReport) -> None:
