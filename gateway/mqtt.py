@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
@@ -57,7 +57,7 @@ from gateway.signing import CommandVerifier
 if TYPE_CHECKING:
     from gateway.app import Gateway, Output
 
-__all__ = ["MqttBridge", "broker_client", "refused_for_good"]
+__all__ = ["MqttBridge", "broker_client", "refused_for_good", "run_session_tasks"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -263,22 +263,15 @@ class MqttBridge:
         await self.presence.publish_availability(client, everything=True)
         await self.presence.publish_detail(client)
         commands: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._receive(client, commands), name="mqtt-receive")
-                group.create_task(self._run_commands(client, commands), name="mqtt-commands")
-                group.create_task(self._drain(client), name="mqtt-drain")
-                group.create_task(self._maintain(client), name="mqtt-maintain")
-                group.create_task(self._forward_raw(client), name="mqtt-raw")
-        except ExceptionGroup as group:
-            # One task saw the connection go; the others were cancelled. Report that one.
-            matched = group.subgroup(aiomqtt.MqttError)
-            if matched is None:
-                raise
-            first: BaseException = matched
-            while isinstance(first, BaseExceptionGroup):
-                first = first.exceptions[0]
-            raise first from None
+        await run_session_tasks(
+            {
+                "mqtt-receive": self._receive(client, commands),
+                "mqtt-commands": self._run_commands(client, commands),
+                "mqtt-drain": self._drain(client),
+                "mqtt-maintain": self._maintain(client),
+                "mqtt-raw": self._forward_raw(client),
+            }
+        )
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         """On shutdown: hand over what is queued (bounded), then say offline ourselves."""
@@ -512,6 +505,23 @@ async def broker_client(
         max_inflight_messages=max_inflight,
         tls_context=tls,
     )
+
+
+async def run_session_tasks(tasks: Mapping[str, Coroutine[Any, Any, None]]) -> None:
+    """Run a broker session's tasks (by name) until one fails; a lost link raises its MqttError."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for name, task in tasks.items():
+                group.create_task(task, name=name)
+    except ExceptionGroup as group:
+        # One task saw the connection go; the others were cancelled. Report that one.
+        matched = group.subgroup(aiomqtt.MqttError)
+        if matched is None:
+            raise
+        first: BaseException = matched
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
 
 
 def refused_for_good(err: MqttConnectError) -> bool:

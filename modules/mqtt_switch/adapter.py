@@ -23,7 +23,7 @@ from gateway.adapter import ModuleContext
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, MqttSection
 from gateway.errors import FatalAdapterError, GatewayError
-from gateway.mqtt import broker_client, refused_for_good
+from gateway.mqtt import broker_client, refused_for_good, run_session_tasks
 from modules.relay.feedback import Position, check_wiring, desired_position, report, target_of
 
 __all__ = ["MqttSwitchAdapter", "MqttSwitchConfig", "position_of"]
@@ -159,19 +159,12 @@ class MqttSwitchAdapter:
                 desired = desired_position(ctx)
                 if self.config.reassert and desired is not None:
                     await self._publish(client, desired)
-            try:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._states(ctx, client), name=f"{ctx.name}-states")
-                    group.create_task(self._commands(ctx, client), name=f"{ctx.name}-commands")
-            except ExceptionGroup as group:
-                # One task saw the connection go; the other was cancelled. Report that one.
-                matched = group.subgroup(aiomqtt.MqttError)
-                if matched is None:
-                    raise
-                first: BaseException = matched
-                while isinstance(first, BaseExceptionGroup):
-                    first = first.exceptions[0]
-                raise first from None
+            await run_session_tasks(
+                {
+                    f"{ctx.name}-states": self._states(ctx, client),
+                    f"{ctx.name}-commands": self._commands(ctx, client),
+                }
+            )
 
     async def _states(self, ctx: ModuleContext, client: aiomqtt.Client) -> None:
         async for message in client.messages:
