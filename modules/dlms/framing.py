@@ -8,6 +8,7 @@ tail of a frame we joined in the middle of) are skipped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 
 from gateway.errors import ChecksumError, FrameError
@@ -106,14 +107,7 @@ class HanSplitter:
         size = length + 2  # both flags
         if available < length + 1:
             return _Found.NEED_MORE, 0, None
-        candidate = bytes(buffer[pos : pos + size])
-        try:
-            parse_frame(candidate)
-        except ChecksumError as err:
-            return _Found.BAD, size, err
-        except FrameError:
-            return _Found.NOT_HERE, 0, None
-        return _Found.FRAME, size, None
+        return _checked(parse_frame, bytes(buffer[pos : pos + size]))
 
     def _header_checks(self, start: int, length: int) -> bool:
         """The addresses are well formed and the HCS matches (frames without info: later)."""
@@ -147,11 +141,17 @@ class HanSplitter:
         size = length + 6
         if len(buffer) - pos < size:
             return _Found.NEED_MORE, 0, None
-        candidate = bytes(buffer[pos : pos + size])
-        try:
-            parse_mbus_segment(candidate)
-        except ChecksumError as err:
-            return _Found.BAD, size, err
-        except FrameError:
-            return _Found.NOT_HERE, 0, None
-        return _Found.FRAME, size, None
+        return _checked(parse_mbus_segment, bytes(buffer[pos : pos + size]))
+
+
+def _checked(
+    parse: Callable[[bytes], object], candidate: bytes
+) -> tuple[_Found, int, FrameError | None]:
+    """A frame when ``parse`` takes it, BAD on a checksum error, else not a frame start."""
+    try:
+        parse(candidate)
+    except ChecksumError as err:
+        return _Found.BAD, len(candidate), err
+    except FrameError:
+        return _Found.NOT_HERE, 0, None
+    return _Found.FRAME, len(candidate), None
