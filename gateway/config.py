@@ -227,6 +227,15 @@ def _convert(raw: Any, target: type[_T], prefix: str, source: str) -> _T:
         raise ConfigError(reason, path=path or None, file=source) from None
 
 
+def _check_name(name: str, seen: set[str], what: str, path: str, source: str) -> None:
+    """A well-formed name not in ``seen`` (then added to it), else ConfigError at ``path``."""
+    if not _NAME.match(name):
+        raise ConfigError("use letters, digits, _ and - only", path=path, file=source)
+    if name in seen:
+        raise ConfigError(f"duplicate {what} {name!r}", path=path, file=source)
+    seen.add(name)
+
+
 def _check(settings: Settings) -> None:
     """Cross-field rules msgspec cannot express."""
     source = settings.source
@@ -240,26 +249,10 @@ def _check(settings: Settings) -> None:
         ) from None
     meter_ids: set[str] = set()
     for index, meter in enumerate(settings.meters):
-        if not _NAME.match(meter.id):
-            raise ConfigError(
-                "use letters, digits, _ and - only", path=f"meters[{index}].id", file=source
-            )
-        if meter.id in meter_ids:
-            raise ConfigError(
-                f"duplicate meter id {meter.id!r}", path=f"meters[{index}].id", file=source
-            )
-        meter_ids.add(meter.id)
+        _check_name(meter.id, meter_ids, "meter id", f"meters[{index}].id", source)
     names: set[str] = set()
     for index, module in enumerate(settings.modules):
-        if not _NAME.match(module.name):
-            raise ConfigError(
-                "use letters, digits, _ and - only", path=f"modules[{index}].name", file=source
-            )
-        if module.name in names:
-            raise ConfigError(
-                f"duplicate module name {module.name!r}", path=f"modules[{index}].name", file=source
-            )
-        names.add(module.name)
+        _check_name(module.name, names, "module name", f"modules[{index}].name", source)
         for meter_id in _meters_of(module):
             if meter_id not in meter_ids:
                 raise ConfigError(
