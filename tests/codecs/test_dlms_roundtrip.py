@@ -65,6 +65,7 @@ from modules.codecs.dlms_security import (
     encode_general_ciphering,
     parse_general_ciphering,
 )
+from tests.support.fuzz import mutated
 
 _RANGES = {
     INTEGER: (-128, 127),
@@ -237,25 +238,8 @@ _FRAMES = [bytes.fromhex(v["input"]["hex"]) for v in _VECTORS if v["input"].get(
 _KEY = bytes.fromhex("39436F513777354C4D466F4C5333674A")
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    frame = bytearray(draw(st.sampled_from(_FRAMES)))
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
-        position = draw(st.integers(0, max(len(frame) - 1, 0)))
-        if kind == "flip" and frame:
-            frame[position] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "cut":
-            del frame[position:]
-        elif kind == "insert":
-            frame[position:position] = draw(st.binary(min_size=1, max_size=8))
-        elif frame:
-            del frame[position]
-    return bytes(frame)
-
-
 @settings(max_examples=400, deadline=None)
-@given(mutated(), st.booleans())
+@given(mutated(_FRAMES, st.binary(min_size=1, max_size=8)), st.booleans())
 def test_mutated_frames_raise_only_frame_errors(frame: bytes, with_key: bool) -> None:
     with contextlib.suppress(FrameError):
         DlmsDecoder().decode(frame, key=_KEY if with_key else None, auth_key=None)

@@ -28,6 +28,7 @@ from modules.codecs.iec62056_21 import (
     OptionSelect,
     SignOn,
 )
+from tests.support.fuzz import mutated
 
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "vectors" / "iec62056_21.json").read_text(
@@ -362,30 +363,14 @@ def test_encode_matches_vector_bytes() -> None:
 REAL = [vector_bytes(v) for v in VECTORS] + [KAMSTRUP_382C]
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(REAL)))
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
-        position = draw(st.integers(0, max(0, len(data) - 1)))
-        if kind == "flip" and data:
-            data[position] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "cut":
-            del data[position:]
-        elif kind == "insert":
-            data[position:position] = draw(
-                st.binary(min_size=1, max_size=3)
-                | st.sampled_from(
-                    [b"\x02", b"\x03", b"(", b")", b"!", b"/", b"\r\n", b"\x06", b"*"]
-                )
-            )
-        elif data:
-            del data[position]
-    return bytes(data)
-
-
 @settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
-@given(data=mutated())
+@given(
+    data=mutated(
+        REAL,
+        st.binary(min_size=1, max_size=3)
+        | st.sampled_from([b"\x02", b"\x03", b"(", b")", b"!", b"/", b"\r\n", b"\x06", b"*"]),
+    )
+)
 def test_fuzz_only_frame_errors(data: bytes) -> None:
     try:
         decode(data)

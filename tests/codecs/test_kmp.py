@@ -35,6 +35,7 @@ from modules.codecs.kmp_registers import (
     chunked,
     register_id,
 )
+from tests.support.fuzz import mutated
 
 VECTORS = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "vectors" / "kmp.json").read_text(encoding="utf-8")
@@ -370,25 +371,8 @@ def test_frame_round_trip(to_meter: bool, cid: int, data: bytes, address: int) -
 REAL_FRAMES = [bytes.fromhex(v["input"]["physical_frame_hex"]) for v in FRAME_VECTORS]
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    frame = bytearray(draw(st.sampled_from(REAL_FRAMES)))
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
-        position = draw(st.integers(0, max(0, len(frame) - 1)))
-        if kind == "flip" and frame:
-            frame[position] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "cut":
-            del frame[position:]
-        elif kind == "insert":
-            frame[position:position] = draw(st.binary(min_size=1, max_size=4))
-        elif frame:
-            del frame[position]
-    return bytes(frame)
-
-
 @settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
-@given(data=mutated())
+@given(data=mutated(REAL_FRAMES, st.binary(min_size=1, max_size=4)))
 def test_fuzz_only_frame_errors(data: bytes) -> None:
     try:
         KmpDecoder().decode(data, key=None, auth_key=None)
