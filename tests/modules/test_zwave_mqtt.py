@@ -7,18 +7,17 @@ gets the same energy the gateway publishes in its state.
 from __future__ import annotations
 
 import asyncio
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
 
 from modules.codecs.zwave_meter import MeterGet, MeterReport
 from modules.zwave.emulator import ControllerEmulator
 from tests.modules.test_zwave import plugged
 from tests.support.gateway import until
+from tests.support.mqtt import Collector
 from tests.support.processes import Broker, gateway
 
 pytestmark = [pytest.mark.network]
@@ -64,27 +63,15 @@ report_min_interval_s = 0.5
     return path
 
 
-class Subscriber:
-    """Every message under the base topic in arrival order (aiomqtt)."""
+def documents(subscriber: Collector, topic: str) -> list[Any]:
+    """The JSON documents that arrived on ``<base>/<topic>``, in arrival order."""
+    return [message.json() for message in subscriber.on(f"{BASE}/{topic}")]
 
-    def __init__(self, client: aiomqtt.Client) -> None:
-        self.client = client
-        self.messages: list[tuple[str, bytes]] = []
 
-    async def run(self) -> None:
-        await self.client.subscribe(f"{BASE}/#", qos=1)
-        async for message in self.client.messages:
-            payload = message.payload
-            assert isinstance(payload, bytes)
-            self.messages.append((str(message.topic), payload))
-
-    def on(self, topic: str) -> list[Any]:
-        """The JSON documents that arrived on ``<base>/<topic>``."""
-        return [json.loads(data) for name, data in self.messages if name == f"{BASE}/{topic}"]
-
-    async def arrived(self, topic: str, count: int = 1) -> list[Any]:
-        await until(lambda: len(self.on(topic)) >= count, 20)
-        return self.on(topic)
+async def arrived(subscriber: Collector, topic: str, count: int = 1) -> list[Any]:
+    """``documents`` once ``count`` of them are there."""
+    await subscriber.arrived(f"{BASE}/{topic}", count, timeout_s=20)
+    return documents(subscriber, topic)
 
 
 async def test_learn_mode_over_mqtt_and_the_same_energy_on_both_sides(
@@ -93,35 +80,32 @@ async def test_learn_mode_over_mqtt_and_the_same_energy_on_both_sides(
     tty = tmp_path / "ttyZWAVE"
     emulator = ControllerEmulator()
     config = write_config(tmp_path, broker.port, tty)
-    async with (
-        plugged(tty, emulator),
-        aiomqtt.Client("127.0.0.1", broker.port) as client,
-        asyncio.TaskGroup() as group,
-    ):
-        mqtt = Subscriber(client)
-        reader = group.create_task(mqtt.run())
-        with gateway(config, log=tmp_path / "gw.log"):
-            await asyncio.wait_for(emulator.started.wait(), 20)
-            await client.publish(f"{BASE}/main/set/learn_mode", "PRESS", qos=1)
-            (reply,) = await mqtt.arrived("main/reply")
-            assert reply["ok"] and reply["result"] == {"queued": True, "module": "zwave"}
-            await asyncio.wait_for(emulator.interviewed.wait(), 20)
-            assert emulator.memory.node_id == 2
-            await until(
-                lambda: (
-                    {"zwave_learn_mode", "zwave_included"}
-                    <= {event["kind"] for event in mqtt.on("main/event")}
+    mqtt = Collector(broker.port, (f"{BASE}/#",))
+    try:
+        async with plugged(tty, emulator):
+            with gateway(config, log=tmp_path / "gw.log"):
+                await asyncio.wait_for(emulator.started.wait(), 20)
+                mqtt.publish(f"{BASE}/main/set/learn_mode", "PRESS")
+                (reply,) = await arrived(mqtt, "main/reply")
+                assert reply["ok"] and reply["result"] == {"queued": True, "module": "zwave"}
+                await asyncio.wait_for(emulator.interviewed.wait(), 20)
+                assert emulator.memory.node_id == 2
+                await until(
+                    lambda: (
+                        {"zwave_learn_mode", "zwave_included"}
+                        <= {event["kind"] for event in documents(mqtt, "main/event")}
+                    )
                 )
-            )
-            # A+ over Z-Wave is one of the A+ values published around the moment it was read.
-            await mqtt.arrived("main/state", 2)
-            seen = len(mqtt.on("main/state"))
-            report = await emulator.ask(MeterGet(0, 1, True), MeterReport)
-            around = (await mqtt.arrived("main/state", seen + 2))[seen - 2 :]
-            published = {
-                Decimal(str(state["readings"]["energy_import"]["value"])) for state in around
-            }
-            assert report.value in published, (report.value, sorted(published))
-            assert len(published) > 1  # the values did move while we looked
-            assert emulator.unsolicited(), "the lifeline got nothing"
-        reader.cancel()
+                # A+ over Z-Wave is one of the A+ values published around the moment it was read.
+                await arrived(mqtt, "main/state", 2)
+                seen = len(documents(mqtt, "main/state"))
+                report = await emulator.ask(MeterGet(0, 1, True), MeterReport)
+                around = (await arrived(mqtt, "main/state", seen + 2))[seen - 2 :]
+                published = {
+                    Decimal(str(state["readings"]["energy_import"]["value"])) for state in around
+                }
+                assert report.value in published, (report.value, sorted(published))
+                assert len(published) > 1  # the values did move while we looked
+                assert emulator.unsolicited(), "the lifeline got nothing"
+    finally:
+        mqtt.close()
