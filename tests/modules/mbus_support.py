@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from gateway import config
-from gateway.errors import ConnectionLost
 from gateway.transport import open_pty
 from modules.mbus.emulator import Line, serve
 from modules.mbus.slave import Bus
-from tests.support.gateway import offline_text
+from tests.support.gateway import background, offline_text
 
 
 @asynccontextmanager
 async def emulated(path: Path, bus: Bus, line: Line | None = None) -> AsyncIterator[str]:
     """The bus behind a pty whose symlink is ``path``; leaving the block unplugs it."""
-    async with open_pty(str(path)) as (link, tty):
-        task = asyncio.create_task(serve(bus, link, line))
-        try:
-            yield tty
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
-                await task
+    async with open_pty(str(path)) as (link, tty), background(serve(bus, link, line)):
+        yield tty
 
 
 def settings(tmp_path: Path, module: str, meters: tuple[str, ...] = ("m1",)) -> config.Settings:

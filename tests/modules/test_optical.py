@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from gateway import config
 from gateway.app import Gateway
-from gateway.errors import ConnectionLost
 from gateway.model import utc_now
 from gateway.transport import Link, SerialSettings, open_link, open_pty
 from modules.codecs import kmp
@@ -23,7 +19,7 @@ from modules.codecs.kmp_registers import DEFAULT_382_REGISTERS
 from modules.kmp.session import KmpMaster
 from modules.optical.emulator import serve_kmp
 from modules.optical.simulated import Simulated382
-from tests.support.gateway import offline_text, running, until
+from tests.support.gateway import background, offline_text, running, until
 
 ZONE = ZoneInfo("Europe/Copenhagen")
 BYTE_DELAY_S = 0.0005  # every reply byte written on its own
@@ -35,18 +31,6 @@ def settings_for(tmp_path: Path, module: str) -> config.Settings:
     return config.loads(
         offline_text(tmp_path / "data", meter + module, gateway=f'timezone = "{ZONE.key}"\n')
     )
-
-
-@contextlib.asynccontextmanager
-async def serving(coroutine: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    """An emulator running in the background for the duration of the block."""
-    task = asyncio.create_task(coroutine)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
-            await task
 
 
 def optical(port: str, extra: str = "", protocol: str = "kmp", interval_s: float = 0.3) -> str:
@@ -67,7 +51,7 @@ async def test_kmp_through_an_echoing_head_fills_the_engine(tmp_path: Path) -> N
     meter = Simulated382(zone=ZONE)
     async with (
         open_pty(str(tmp_path / "ttyIR")) as (device, path),
-        serving(serve_kmp(device, meter, echo=True, byte_delay_s=BYTE_DELAY_S)),
+        background(serve_kmp(device, meter, echo=True, byte_delay_s=BYTE_DELAY_S)),
         running(settings_for(tmp_path, optical(path))) as gateway,
     ):
         wanted = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:32.7.0", "1-0:71.7.0", "1-0:61.7.0")
@@ -98,7 +82,7 @@ async def test_each_register_group_is_read_at_its_own_interval(tmp_path: Path) -
     )
     async with (
         open_pty(str(tmp_path / "ttyIR")) as (device, path),
-        serving(serve_kmp(device, meter, echo=True)),
+        background(serve_kmp(device, meter, echo=True)),
         running(settings_for(tmp_path, optical(path, groups))) as gateway,
     ):
         await until(lambda: meter.asked.get(0x03FF, 0) >= 6)
@@ -113,7 +97,7 @@ async def test_clock_drift_is_an_event_and_samples_carry_meter_time(tmp_path: Pa
     drift = "[modules.kmp]\nclock_drift_threshold_s = 60.0\nclock_interval_s = 0.5\n"
     async with (
         open_pty(str(tmp_path / "ttyIR")) as (device, path),
-        serving(serve_kmp(device, meter, echo=True)),
+        background(serve_kmp(device, meter, echo=True)),
         running(settings_for(tmp_path, optical(path, drift))) as gateway,
     ):
         await until(lambda: has(gateway, "1-0:1.7.0") and meter.asked.get(1002, 0) >= 3)
@@ -129,7 +113,7 @@ async def test_no_drift_event_within_the_threshold(tmp_path: Path) -> None:
     meter = Simulated382(zone=ZONE, clock_offset_s=10.0)
     async with (
         open_pty(str(tmp_path / "ttyIR")) as (device, path),
-        serving(serve_kmp(device, meter, echo=True)),
+        background(serve_kmp(device, meter, echo=True)),
         running(settings_for(tmp_path, optical(path))) as gateway,
     ):
         await until(lambda: has(gateway, "1-0:1.7.0"))
@@ -159,7 +143,7 @@ async def test_garbled_replies_are_retried_and_counted(tmp_path: Path) -> None:
     async with open_pty(str(tmp_path / "ttyIR")) as (device, path):
         lossy = LossyLink(device)
         async with (
-            serving(serve_kmp(lossy, meter, echo=False)),  # type: ignore[arg-type]
+            background(serve_kmp(lossy, meter, echo=False)),  # type: ignore[arg-type]
             running(settings_for(tmp_path, optical(path))) as gateway,
         ):
             await until(lambda: gateway.health["ir"].frames_ok >= 4)
@@ -176,7 +160,7 @@ async def test_unplugging_and_replugging_the_head_recovers(tmp_path: Path) -> No
     async with contextlib.AsyncExitStack() as stack:
         plugged = contextlib.AsyncExitStack()
         device, _path = await plugged.enter_async_context(open_pty(tty))
-        await plugged.enter_async_context(serving(serve_kmp(device, meter, echo=True)))
+        await plugged.enter_async_context(background(serve_kmp(device, meter, echo=True)))
         gateway = await stack.enter_async_context(
             running(settings_for(tmp_path, optical(tty, interval_s=0.1)))
         )
@@ -185,7 +169,10 @@ async def test_unplugging_and_replugging_the_head_recovers(tmp_path: Path) -> No
         await plugged.aclose()  # the head is pulled out: its tty goes away under the module
         await until(lambda: health.restarts >= 1 and not health.communicating, 15)
         frames = health.frames_ok
-        async with open_pty(tty) as (device, _path), serving(serve_kmp(device, meter, echo=True)):
+        async with (
+            open_pty(tty) as (device, _path),
+            background(serve_kmp(device, meter, echo=True)),
+        ):
             await until(lambda: health.frames_ok > frames + 2 and health.communicating, 20)
         kinds = [event.kind for _, event in gateway.store.events("main")]
     assert "communication_lost" in kinds and "communication_restored" in kinds
@@ -197,7 +184,7 @@ async def test_request_and_reply_over_the_pty(tmp_path: Path, byte_delay_s: floa
     meter = Simulated382(zone=ZONE, serial=12_345_678)
     async with (
         open_pty(str(tmp_path / "tty")) as (device, path),
-        serving(serve_kmp(device, meter, echo=True, byte_delay_s=byte_delay_s)),
+        background(serve_kmp(device, meter, echo=True, byte_delay_s=byte_delay_s)),
         open_link(path, SerialSettings(9600, 8, "N", 2)) as link,
     ):
         master = KmpMaster(link, address=0x3F)
@@ -221,7 +208,7 @@ async def test_a_late_reply_to_another_request_is_not_taken(tmp_path: Path) -> N
     bad: list[str] = []
     async with (
         open_pty(str(tmp_path / "tty")) as (device, path),
-        serving(meter(device)),
+        background(meter(device)),
         open_link(path, SerialSettings(9600, 8, "N", 2)) as link,
     ):
         master = KmpMaster(link, address=0x3F, on_bad_frame=lambda err, _raw: bad.append(err.code))

@@ -22,10 +22,9 @@ from tests.modules.test_optical import (
     ZONE,
     has,
     optical,
-    serving,
     settings_for,
 )
-from tests.support.gateway import running, until
+from tests.support.gateway import background, running, until
 
 # Linux ptys refuse 7 data bits and parity: the tests run the sign-on speed at 8N1.
 PTY_LINE = 'bytesize = 8\nparity = "N"\n'
@@ -56,7 +55,7 @@ async def test_mode_c_switches_to_the_meters_speed_and_back(tmp_path: Path) -> N
     meter = Simulated382(zone=ZONE)
     async with (
         open_pty(str(tmp_path / "tty")) as (device, path),
-        serving(IecEmulator(meter, echo=True, byte_delay_s=BYTE_DELAY_S).serve(device)),
+        background(IecEmulator(meter, echo=True, byte_delay_s=BYTE_DELAY_S).serve(device)),
         open_link(path, PTY_SETTINGS) as link,
     ):
         spy = SpeedLog(link)
@@ -82,7 +81,7 @@ async def test_the_speed_asked_for_respects_the_options(
     meter = Simulated382(zone=ZONE)
     async with (
         open_pty(str(tmp_path / "tty")) as (device, path),
-        serving(IecEmulator(meter).serve(device)),
+        background(IecEmulator(meter).serve(device)),
         open_link(path, PTY_SETTINGS) as link,
     ):
         spy = SpeedLog(link)
@@ -97,7 +96,7 @@ async def test_mode_c_readout_through_an_echoing_head_fills_the_engine(tmp_path:
     async with open_pty(str(tmp_path / "ttyIR")) as (device, path):
         served = IecEmulator(meter, echo=True, byte_delay_s=BYTE_DELAY_S).serve(device)
         async with (
-            serving(served),
+            background(served),
             running(settings_for(tmp_path, module.format(path=path))) as gateway,
         ):
             await until(lambda: gateway.health["ir"].frames_ok >= 2)
@@ -117,7 +116,7 @@ async def test_mode_a_meter_reads_out_without_option_select(tmp_path: Path) -> N
     meter = Simulated382(zone=ZONE)
     async with (
         open_pty(str(tmp_path / "ttyIR")) as (device, path),
-        serving(IecEmulator(meter, mode="A", byte_delay_s=BYTE_DELAY_S).serve(device)),
+        background(IecEmulator(meter, mode="A", byte_delay_s=BYTE_DELAY_S).serve(device)),
         running(settings_for(tmp_path, optical(path, PTY_LINE, protocol="iec62056-21"))) as gateway,
     ):
         await until(lambda: has(gateway, "1-0:1.8.0", "1-0:2.8.0", "1-0:31.7.0"))
@@ -147,7 +146,7 @@ async def test_a_bad_bcc_is_counted_and_the_next_readout_used(tmp_path: Path) ->
     async with open_pty(str(tmp_path / "ttyIR")) as (device, path):
         noisy = NoisyLink(device)
         async with (
-            serving(IecEmulator(meter).serve(noisy)),  # type: ignore[arg-type]
+            background(IecEmulator(meter).serve(noisy)),  # type: ignore[arg-type]
             running(
                 settings_for(
                     tmp_path, optical(path, PTY_LINE, protocol="iec62056-21", interval_s=0.1)

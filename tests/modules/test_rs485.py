@@ -22,10 +22,9 @@ from tests.modules.test_optical import (
     BYTE_DELAY_S,
     ZONE,
     has,
-    serving,
     settings_for,
 )
-from tests.support.gateway import running, until
+from tests.support.gateway import background, running, until
 
 
 def rs485(port: str, protocol: str = "kmp", extra: str = "") -> str:
@@ -40,7 +39,7 @@ async def test_kmp_over_a_serial_data_module(tmp_path: Path) -> None:
     meter = Simulated382(zone=ZONE)
     async with (
         open_pty(str(tmp_path / "ttyRS485")) as (device, path),
-        serving(serve_kmp(device, meter, byte_delay_s=BYTE_DELAY_S)),
+        background(serve_kmp(device, meter, byte_delay_s=BYTE_DELAY_S)),
         running(settings_for(tmp_path, rs485(path))) as gateway,
     ):
         await until(lambda: has(gateway, "1-0:1.8.0", "1-0:2.8.0", "1-0:52.7.0"))
@@ -59,14 +58,14 @@ async def test_iec_over_a_serial_line_survives_a_replug(
     async with contextlib.AsyncExitStack() as stack:
         plugged = contextlib.AsyncExitStack()
         device, _path = await plugged.enter_async_context(open_pty(tty))
-        await plugged.enter_async_context(serving(IecEmulator(meter).serve(device)))
+        await plugged.enter_async_context(background(IecEmulator(meter).serve(device)))
         gateway = await stack.enter_async_context(running(settings_for(tmp_path, module)))
         health = gateway.health["bus"]
         await until(lambda: has(gateway, "1-0:1.8.0", "1-0:4.8.0"))
         await plugged.aclose()
         await until(lambda: health.restarts >= 1 and not health.communicating, 15)
         frames = health.frames_ok
-        async with open_pty(tty) as (device, _path), serving(IecEmulator(meter).serve(device)):
+        async with open_pty(tty) as (device, _path), background(IecEmulator(meter).serve(device)):
             await until(lambda: health.frames_ok > frames + 1 and health.communicating, 20)
         kinds = [event.kind for _, event in gateway.store.events("main")]
     assert "communication_lost" in kinds and "communication_restored" in kinds
@@ -138,7 +137,7 @@ async def test_a_new_protocol_is_one_entry_in_the_table(
 
     async with (
         open_pty(str(tmp_path / "tty")) as (device, path),
-        serving(device_side(device)),
+        background(device_side(device)),
         running(settings_for(tmp_path, rs485(path, "hello"))) as gateway,
     ):
         await until(lambda: has(gateway, "1-0:1.8.0"))

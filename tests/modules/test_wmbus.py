@@ -16,14 +16,13 @@ import pytest
 
 from gateway import config
 from gateway.app import Gateway
-from gateway.errors import ConnectionLost
 from gateway.model import Sample
 from gateway.store import Store
 from gateway.transport import Link, open_pty, serve_tcp
 from modules.wmbus import listen
 from modules.wmbus.emulator import DEMO_KEY, OmnipowerTransmitter, serve
 from modules.wmbus.receivers import Device, make_device
-from tests.support.gateway import offline_text, serving, until
+from tests.support.gateway import background, offline_text, serving, until
 from tests.support.processes import free_port
 
 WRONG_KEY = bytes.fromhex("FFEEDDCCBBAA99887766554433221100")
@@ -78,23 +77,17 @@ async def emulated_pty(
 ) -> AsyncIterator[asyncio.Task[None]]:
     """The emulator on a pty linked at ``path``; leaving unplugs it."""
     async with open_pty(str(path)) as (link, _):
-        task = asyncio.create_task(
-            serve(
-                link,
-                device,
-                transmitter,
-                interval_s=INTERVAL_S,
-                step_s=STEP_S,
-                wait_for_host=True,
-                **options,
-            )
+        emulator = serve(
+            link,
+            device,
+            transmitter,
+            interval_s=INTERVAL_S,
+            step_s=STEP_S,
+            wait_for_host=True,
+            **options,
         )
-        try:
+        async with background(emulator) as task:
             yield task
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
-                await task
 
 
 def value(gateway: Gateway, code: str, meter: str = "main") -> Any:

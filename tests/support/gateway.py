@@ -1,15 +1,18 @@
-"""A Gateway serving in the test's own event loop, the config text it starts from, polling."""
+"""A Gateway serving in the test's own event loop, the config text it starts from, polling,
+and emulators running beside it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway import config
 from gateway.app import Gateway
+from gateway.errors import ConnectionLost
 
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 15.0
@@ -53,6 +56,18 @@ async def running(
     gateway = Gateway(settings, config_path=config_path, outputs=lambda _g: ())
     async with serving(gateway):
         yield gateway
+
+
+@asynccontextmanager
+async def background(coroutine: Coroutine[Any, Any, None]) -> AsyncIterator[asyncio.Task[None]]:
+    """``coroutine`` (an emulator, say) running as a task until the block ends, then cancelled."""
+    task = asyncio.create_task(coroutine)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
+            await task
 
 
 async def until(
