@@ -66,6 +66,8 @@ PUBLISH_TIMEOUT_S = 30.0
 # Messages published concurrently while draining: enough to keep a LAN broker busy, few
 # enough that a lost connection re-sends (duplicates) little.
 DRAIN_BATCH = 100
+# Concurrent publishes above this are logged by aiomqtt as piling up.
+PENDING_PUBLISH_WARNING = 2000
 MAX_INFLIGHT = 100
 # Acknowledged rows are deleted in bulk: inside the next register flush, or after this many
 # acks or this long while a backlog drains, or this long after the last ack when idle.
@@ -488,7 +490,7 @@ async def broker_client(
     """A client for ``broker`` that starts a fresh session; secrets are read now, off the loop."""
     password, tls = await asyncio.to_thread(_secrets, broker)
     v5 = broker.protocol == "5"
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         broker.host,
         broker.port,
         username=broker.username,
@@ -505,6 +507,11 @@ async def broker_client(
         max_inflight_messages=max_inflight,
         tls_context=tls,
     )
+    # aiomqtt warns above 10 concurrent publishes; a flush of many meters' state messages, a
+    # drained backlog and the discovery of every meter are that by design, so only warn when
+    # publishes really pile up.
+    client.pending_calls_threshold = PENDING_PUBLISH_WARNING
+    return client
 
 
 async def run_session_tasks(tasks: Mapping[str, Coroutine[Any, Any, None]]) -> None:
