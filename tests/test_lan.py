@@ -354,14 +354,6 @@ async def test_events_csv_streams_in_bounded_memory(
 
 # profile, analysis, billing ----------------------------------------------------------------------
 
-needs_engine_store = pytest.mark.skipif(
-    not all(
-        hasattr(__import__("gateway.store").store.Store, m)
-        for m in ("add_profile", "add_analysis", "add_billing")
-    ),
-    reason="waits for the engine issue: store.add_profile/add_analysis/add_billing",
-)
-
 
 async def test_ranges_answer_json_and_csv_and_refuse_bad_ranges(
     lan: Any, http: aiohttp.ClientSession
@@ -396,7 +388,6 @@ async def test_ranges_answer_json_and_csv_and_refuse_bad_ranges(
 
 
 @pytest.mark.slow
-@needs_engine_store
 async def test_a_year_of_5_min_profile_streams_in_bounded_memory(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
@@ -439,7 +430,6 @@ async def test_a_year_of_5_min_profile_streams_in_bounded_memory(
     assert body["rows"][999]["values"]["1-0:1.8.0"] == 0.999
 
 
-@needs_engine_store
 async def test_analysis_and_billing_with_data(lan: Any, http: aiohttp.ClientSession) -> None:
     from gateway.engine.records import AnalysisRow, BillingRecord  # noqa: PLC0415
 
