@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from gateway.errors import DecryptionError
+from modules.codecs.crc import CRC16_EN13757
 
 __all__ = [
     "AES_BLOCK_BYTES",
@@ -28,34 +29,14 @@ __all__ = [
 AES_KEY_BYTES = 16
 AES_BLOCK_BYTES = 16
 
-# EN 13757-4 CRC: polynomial x16+x13+x12+x11+x10+x8+x6+x5+x2+1, init 0, result inverted.
-_CRC_POLY = 0x3D65
-
-
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ _CRC_POLY) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
 # OMS Vol.2 9.6.1 (EN 13757-7 KDF-A): derivation constants for meter-to-gateway keys.
 MODE7_DC_ENC = 0x00
 MODE7_DC_MAC = 0x01
 
 
-def crc16_en13757(data: bytes) -> int:
-    """CRC16 as EN 13757-4 computes it for DLL blocks, ELL payloads and compact signatures."""
-    crc = 0
-    table = _CRC_TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
-    return crc ^ 0xFFFF
+# EN 13757-4 CRC (x16+x13+x12+x11+x10+x8+x6+x5+x2+1, inverted) for DLL blocks, ELL payloads
+# and compact signatures.
+crc16_en13757 = CRC16_EN13757
 
 
 def check_key(key: bytes) -> bytes:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import ChecksumError, FrameError, IncompleteFrame
+from modules.codecs.crc import CRC16_X25
 
 __all__ = [
     "FLAG",
@@ -47,30 +48,9 @@ WRAPPER_HEADER_BYTES = 8
 MBUS_START = 0x68
 MBUS_STOP = 0x16
 
-# CRC-16/X.25 (IEC 62056-46 annex A): reflected poly 0x8408, init and final XOR 0xFFFF.
-_X25_POLY = 0x8408
-
-
-def _x25_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ _X25_POLY if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_X25_TABLE = _x25_table()
-
-
-def crc16_x25(data: bytes) -> int:
-    """HDLC frame check sequence; sent least significant byte first."""
-    crc = 0xFFFF
-    table = _X25_TABLE
-    for byte in data:
-        crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-    return crc ^ 0xFFFF
+# The HDLC frame check sequence: CRC-16/X.25 (IEC 62056-46 annex A), sent least significant
+# byte first.
+crc16_x25 = CRC16_X25
 
 
 def decode_address(data: bytes, start: int, what: str) -> tuple[int, bytes, int]:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from gateway.decoding import Decoded, Record, RecordValue
 from gateway.errors import ChecksumError, FrameError, IncompleteFrame
+from modules.codecs.crc import CRC16_ARC
 from modules.codecs.dlms_obis import record_name, split_obis
 from modules.codecs.dlms_security import (
     SC_AUTHENTICATED,
@@ -39,7 +40,6 @@ __all__ = [
 
 # The AAD key every smarty meter uses (Luxembourg P1 companion spec; dsmr_parser default).
 SMARTY_AUTH_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
-_CRC_ARC_POLY = 0xA001  # CRC-16/ARC: 0x8005 reflected, init 0, no final XOR
 _MAX_TELEGRAM_BYTES = 64 * 1024  # far above the ~2 kB of a DSMR 5 telegram with four M-Bus devices
 
 _LINE = re.compile(r"^(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?((?:\([^()]*\))+)\s*$")
@@ -81,14 +81,8 @@ _ID_RANK = {(96, 1, 1): 0, (96, 1, 0): 1, (42, 0, 0): 2}
 _TEXT_CD = {(0, 0), (96, 1), (42, 0), (96, 13), (96, 5), (0, 2), (96, 50)}
 
 
-def crc16_arc(data: bytes) -> int:
-    """CRC-16/ARC as DSMR 4/5 computes it over ``/`` .. ``!``."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ _CRC_ARC_POLY if crc & 1 else crc >> 1
-    return crc
+# CRC-16/ARC as DSMR 4/5 computes it over ``/`` .. ``!``.
+crc16_arc = CRC16_ARC
 
 
 def parse_timestamp(text: str) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.errors import ChecksumError, FrameError, IncompleteFrame
+from modules.codecs.crc import CRC16_XMODEM
 
 __all__ = [
     "ACK",
@@ -42,25 +43,8 @@ DEFAULT_ADDRESS = 0x3F  # the meter itself; 0x7F/0xBF are the top/base loggers
 MAX_FRAME_BYTES = 2 + 2 * (2 + 8 * (5 + 255) + 2)
 
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = (crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/XMODEM (CCITT poly 0x1021, init 0); over data plus its CRC it is 0."""
-    crc = 0
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[(crc >> 8) ^ byte]
-    return crc
+# CRC-16/XMODEM (CCITT poly 0x1021, init 0); over data plus its CRC it is 0.
+crc16 = CRC16_XMODEM
 
 
 def stuff(link: bytes) -> bytes:

@@ -1,0 +1,56 @@
+"""The CRC-16 variants the meter protocols use, from one table-driven implementation.
+
+| name | poly | init | xorout | reflected | used by |
+|---|---|---|---|---|---|
+| EN 13757-4 | 0x3D65 | 0 | 0xFFFF | no | wM-Bus DLL blocks, ELL payloads, compact signatures |
+| XMODEM | 0x1021 | 0 | 0 | no | KMP (Kamstrup) |
+| ARC | 0x8005 | 0 | 0 | yes | DSMR 4/5 P1 telegrams |
+| X.25 | 0x1021 | 0xFFFF | 0xFFFF | yes | HDLC HCS/FCS (IEC 62056-46 annex A) |
+"""
+
+from __future__ import annotations
+
+__all__ = ["CRC16_ARC", "CRC16_EN13757", "CRC16_X25", "CRC16_XMODEM", "Crc16"]
+
+
+def _reflect(value: int, bits: int) -> int:
+    return int(f"{value:0{bits}b}"[::-1], 2)
+
+
+class Crc16:
+    """One CRC-16 variant: call it with bytes to get the CRC as an int."""
+
+    def __init__(
+        self, poly: int, *, init: int = 0, xorout: int = 0, reflected: bool = False
+    ) -> None:
+        self.init = init
+        self.xorout = xorout
+        self.reflected = reflected
+        table = []
+        for byte in range(256):
+            if reflected:
+                crc, rpoly = byte, _reflect(poly, 16)
+                for _ in range(8):
+                    crc = (crc >> 1) ^ rpoly if crc & 1 else crc >> 1
+            else:
+                crc = byte << 8
+                for _ in range(8):
+                    crc = (crc << 1) ^ poly if crc & 0x8000 else crc << 1
+            table.append(crc & 0xFFFF)
+        self._table = tuple(table)
+
+    def __call__(self, data: bytes) -> int:
+        crc, table = self.init, self._table
+        if self.reflected:
+            for byte in data:
+                crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+        else:
+            for byte in data:
+                crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
+        return crc ^ self.xorout
+
+
+CRC16_EN13757 = Crc16(0x3D65, xorout=0xFFFF)
+CRC16_XMODEM = Crc16(0x1021)
+CRC16_ARC = Crc16(0x8005, reflected=True)
+CRC16_X25 = Crc16(0x1021, init=0xFFFF, xorout=0xFFFF, reflected=True)
