@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 
+from gateway import obis
+
 __all__ = ["base_unit", "record_name", "split_obis"]
 
-_OBIS = re.compile(r"^(\d+)-(\d+):(\d+)\.(\d+)\.(\d+)(?:[*.](\d+))?$")
+_FULL_OBIS = re.compile(r"^\d+-\d+:\d+\.\d+\.\d+(?:[*.]\d+)?$")
 
 # Value group C for electricity (A = 1): quantity and phase.
 _PHASES = {0: "", 20: "_l1", 40: "_l2", 60: "_l3"}
@@ -74,19 +76,10 @@ _ABSTRACT = {
 
 
 def split_obis(code: str) -> tuple[int, int, int, int, int, int] | None:
-    """The six groups of ``A-B:C.D.E[*F]`` (F = 255 when absent), or None."""
-    match = _OBIS.match(code.strip())
-    if match is None:
-        return None
-    groups = match.groups()
-    return (
-        int(groups[0]),
-        int(groups[1]),
-        int(groups[2]),
-        int(groups[3]),
-        int(groups[4]),
-        int(groups[5]) if groups[5] is not None else 255,
-    )
+    """The six groups of a full ``A-B:C.D.E[*F]`` (F = 255 when absent), or None."""
+    if not _FULL_OBIS.match(code.strip()):
+        return None  # DLMS and P1 always send all groups; anything shorter is not a code
+    return obis.parse(code)
 
 
 def _electricity_name(c: int, d: int, e: int) -> str | None:
