@@ -1,7 +1,9 @@
 """DLMS GET polling as a link session (``protocol = "dlms"`` on rs485 and tcpip modules).
 
 Once per association the scaler-unit of every register is read; then each cycle reads all
-values with GET-with-list and submits them as one Sample stamped with the meter's clock.
+values with GET-with-list and submits them as one Sample stamped with the meter's clock. The
+module is also a breaker actuator: name it in ``[meters.breaker] actuator`` and the meter's own
+disconnector is switched with ACTION and its output_state reported back.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from urllib.parse import urlsplit
 from gateway.adapter import ModuleContext
 from gateway.decoding import Decoded
 from gateway.errors import CommandError, ConnectionLost
-from gateway.model import Sample, utc_now
+from gateway.model import Command, Reading, Sample, utc_now
 from gateway.transport import Link
 from modules.codecs.dlms_apdu import obis_bytes
 from modules.codecs.dlms_axdr import OCTET_STRING, STRUCTURE, Data
@@ -72,26 +74,69 @@ class _Item:
 
 
 async def poll(link: Link, config: PollConfig, ctx: ModuleContext) -> None:
-    """Associate and read the configured objects every ``interval_s`` until the link fails."""
+    """Associate and read the configured objects every ``interval_s`` until the link fails;
+    between polls, switch the meter's disconnector when the breaker asks (``actuate``)."""
     settings = client_settings(config.dlms, link.url)
     items: list[_Item] | None = None
+    pending: Command | None = None
     try:
         while True:
             async with open_client(link, settings) as client:
                 if items is None:
                     items = await _plan(client, config.dlms, config.name)
                 while True:
+                    if pending is not None:
+                        await _actuate(client, pending, config, ctx)
                     started = time.monotonic()
                     items = await _cycle(client, items, config, ctx)
-                    wait = max(0.0, config.interval_s - (time.monotonic() - started))
                     if config.interval_s > KEEP_ASSOCIATION_S:
                         break  # released now, associated again for the next poll
-                    await asyncio.sleep(wait)
-            await asyncio.sleep(wait)
+                    pending = await _next_command(ctx, config.interval_s, started)
+            pending = await _next_command(ctx, config.interval_s, started)
     except TimeoutError:
         raise ConnectionLost(f"{link.url}: the meter stopped answering") from None
     except CommandError as err:
         raise ConnectionLost(f"{link.url}: {err}") from err
+
+
+async def _next_command(ctx: ModuleContext, interval_s: float, started: float) -> Command | None:
+    """Wait out the poll interval; a breaker command ends the wait early."""
+    wait = max(0.0, interval_s - (time.monotonic() - started))
+    try:
+        async with asyncio.timeout(wait):
+            return await ctx.commands.get()
+    except TimeoutError:
+        return None
+
+
+async def _actuate(
+    client: DlmsClient, command: Command, config: PollConfig, ctx: ModuleContext
+) -> None:
+    """Disconnect control (class 70, Blue Book 4.5.8): remote_disconnect or remote_reconnect,
+    then report the supply's real position (output_state) to the breaker."""
+    if command.name != "actuate" or command.args.get("state") not in ("open", "closed"):
+        _LOGGER.warning("%s: ignored command %s %s", config.name, command.name, command.args)
+        return
+    wanted = command.args["state"]
+    try:
+        if wanted == "open":
+            await client.remote_disconnect()
+        else:
+            await client.remote_reconnect()
+        connected = await client.output_state()
+    except CommandError as err:
+        # Refused by the meter (access rights, a local lock): the breaker must know at once.
+        ctx.event(
+            "breaker_actuator_failed",
+            f"the meter refused {wanted}: {err}",
+            meter=config.meter,
+            code=err.code,
+        )
+        return
+    position = "closed" if connected else "open"
+    feedback = (Reading("breaker_feedback", position),)
+    ctx.submit(Sample(config.meter, ctx.name, utc_now(), feedback))
+    _LOGGER.info("%s: disconnector asked %s, meter reports %s", config.name, wanted, position)
 
 
 def client_settings(options: DlmsOptions, url: str) -> ClientSettings:

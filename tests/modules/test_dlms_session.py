@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import CommandError, FatalAdapterError
+from gateway.model import Command
 from gateway.transport import Link, open_link, open_pty, serve_tcp
 from modules.codecs.dlms_apdu import encode_aarq
 from modules.codecs.dlms_axdr import DOUBLE_LONG_UNSIGNED, STRUCTURE, Data
@@ -297,3 +298,48 @@ def test_the_server_answers_garbage_with_an_exception_response() -> None:
     assert server.associated
     assert server.handle(b"\xc0\x01\xc1\x00")[0] == 0xD8  # a GET cut short
     assert server.handle(b"\xc0\x01\xc1\x00\x03\x01\x00\x01\x08\x00\xff\x02\x01\x00")[0] == 0xD8
+
+
+async def test_the_meters_disconnector_is_the_breakers_actuator(tmp_path: Path) -> None:
+    meter = EmulatedMeter()
+    async with wrapper_server(meter) as (url, _servers):
+        port = url.rsplit(":", 1)[1]
+        module = (
+            '[meters.breaker]\nenabled = true\nactuator = "dlms"\nremote_reconnect = "direct"\n'
+            '[[modules]]\ntype = "tcpip"\nname = "dlms"\nmeter = "main"\nhost = "127.0.0.1"\n'
+            f'port = {port}\nprotocol = "dlms"\ninterval_s = 0.2\n[modules.dlms]\n'
+            f'client_address = 1\npassword = "{PASSWORD.decode()}"\n'
+            'objects = ["1-0:1.8.0", "1-0:1.7.0"]\n'
+        )
+        async with running(settings_for(tmp_path, module)) as gateway:
+            await until(lambda: gateway.health["dlms"].frames_ok >= 1)
+            breaker = gateway.engines["main"].state.breaker
+            await gateway.execute(Command("main", "disconnect", "c1"))
+            await until(lambda: not meter.connected and breaker.actuator == "confirmed")
+            assert breaker.state == "disconnected"
+            await gateway.execute(Command("main", "reconnect", "c2"))
+            await until(lambda: meter.connected and breaker.actuator == "confirmed")
+            assert breaker.state == "connected"
+            kinds = [event.kind for _, event in gateway.store.events("main")]
+            assert kinds.count("breaker_confirmed") == 2
+
+
+async def test_a_disconnect_the_meter_refuses_is_an_actuator_failure(tmp_path: Path) -> None:
+    meter = EmulatedMeter()
+    async with wrapper_server(meter) as (url, _servers):
+        port = url.rsplit(":", 1)[1]
+        module = (  # the public client may read, not switch
+            '[meters.breaker]\nenabled = true\nactuator = "dlms"\n'
+            '[[modules]]\ntype = "tcpip"\nname = "dlms"\nmeter = "main"\nhost = "127.0.0.1"\n'
+            f'port = {port}\nprotocol = "dlms"\ninterval_s = 0.2\n[modules.dlms]\n'
+            'objects = ["1-0:1.8.0"]\n'
+        )
+        async with running(settings_for(tmp_path, module)) as gateway:
+            await until(lambda: gateway.health["dlms"].frames_ok >= 1)
+            await gateway.execute(Command("main", "disconnect", "c1"))
+            await until(
+                lambda: any(
+                    e.kind == "breaker_actuator_failed" for _, e in gateway.store.events("main")
+                )
+            )
+            assert meter.connected
