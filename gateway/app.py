@@ -215,10 +215,6 @@ class Gateway:
             "no_module", f"no running module takes {command.name!r} for meter {command.meter!r}"
         )
 
-    def command_module(self, module: str) -> ModuleContext | None:
-        """The running context of a module, to queue commands for it."""
-        return self._contexts.get(module)
-
     # lifecycle ---------------------------------------------------------------------------------
 
     def request_stop(self) -> None:
@@ -396,17 +392,17 @@ class Gateway:
         self._modules[module.name] = (module, task)
 
     async def _stop_modules(self, names: Sequence[str]) -> None:
-        tasks = []
+        stopping: dict[str, asyncio.Task[None]] = {}
         for name in names:
             entry = self._modules.pop(name, None)
             self._contexts.pop(name, None)
             if entry is not None:
                 entry[1].cancel()
-                tasks.append(entry[1])
-        for task in tasks:
+                stopping[name] = entry[1]
+        for name, task in stopping.items():
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            health = self.health.get(task.get_name()[7:-1])
+            health = self.health.get(name)
             if health is not None:
                 health.state = "stopped"
 

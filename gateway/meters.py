@@ -69,9 +69,6 @@ class Meters:
                 meter.id, registers, settings=meter, zone=settings.zone, state=state
             )
 
-    def __contains__(self, meter: object) -> bool:
-        return meter in self.engines
-
     def note(self, update: Update) -> list[Event]:
         """Remember what an engine call changed for the next flush; returns its events."""
         pending = self._pending.setdefault(update.meter, _Pending())

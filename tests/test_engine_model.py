@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
-from gateway.engine import EngineSettings, MeterEngine, ProfileFlag, ProfileRow, Update
+from gateway.engine import EngineSettings, MeterEngine, ProfileFlag, Update
 from gateway.engine.settings import (
     DebitingSettings,
     DemandSettings,
@@ -358,10 +358,6 @@ def test_profile_retention_defaults_to_the_data_sheet_and_cannot_be_lower() -> N
     assert ProfileSettings(interval_min=5, channels="A+A-R+R-").depth_days == 61
     with pytest.raises(ValueError, match="at least"):
         ProfileSettings(interval_min=5, channels="A+A-R+R-", retention_days=30)
-
-
-def test_profile_row_type() -> None:
-    assert ProfileRow.__slots__  # a value object, cheap to keep in long lists
 
 
 def test_power_only_samples_do_not_stand_in_for_energy_at_a_boundary() -> None:

@@ -401,12 +401,10 @@ class MeterEngine:
         self, delta: Decimal, at: datetime, tariff_before: int
     ) -> dict[int, Decimal]:
         start = self.state.last_at
-        if start is None or start >= at or self.settings.tariff.source != "schedule":
-            return {
-                tariff_before
-                if self.settings.tariff.source != "schedule"
-                else self.active_tariff(at): delta
-            }
+        if self.settings.tariff.source != "schedule":
+            return {tariff_before: delta}  # told by the meter or a command: no switch times
+        if start is None or start >= at:
+            return {self.active_tariff(at): delta}
         segments: list[tuple[int, float]] = []
         cursor = start
         while cursor < at:
