@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test lint typecheck pytest bench clean system-packages
+.PHONY: run test lint typecheck pytest bench soak fuzz clean system-packages
 
 run: $(VENV)/.installed
 	$(BIN)/meter-gateway run $(if $(CONFIG),--config $(CONFIG))
@@ -27,8 +27,22 @@ bench: $(VENV)/.installed-test system-packages
 	-@scripts/ensure-packages valgrind
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# The fault campaign (tests/faults/) at length: every fault FAULT_CYCLES times (kill -9 cycles,
+# unplugs, outages), figures printed as FIGURE lines. `make test` runs the same tests briefly.
+FAULT_CYCLES ?= 100
+soak: $(VENV)/.installed-test system-packages
+	FAULT_CYCLES=$(FAULT_CYCLES) $(BIN)/pytest tests/faults -s -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The codecs' decoders under a coverage-guided fuzzer (atheris) for FUZZ_SECONDS each; where
+# atheris does not install, a plain mutation fuzzer runs and says so. Exit 1 on any exception
+# that is not the codecs' own.
+FUZZ_SECONDS ?= 90
+fuzz: $(VENV)/.installed-test
+	@$(BIN)/python -m pip install --quiet 'atheris>=2.3' || echo "atheris does not install here: the fallback mutation fuzzer runs (not coverage-guided)"
+	$(BIN)/python -m tests.faults.fuzzing --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
 system-packages:
-	@scripts/ensure-packages mosquitto chromium
+	@scripts/ensure-packages mosquitto chromium systemd
 
 $(BIN)/python:
 	@scripts/ensure-venv $(PYTHON) $(VENV)

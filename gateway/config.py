@@ -174,8 +174,8 @@ def default() -> Settings:
 
 def loads(text: bytes | str, *, source: str = "<string>") -> Settings:
     """Validate TOML text; ``source`` names the file in error messages."""
-    raw_text = text.decode("utf-8") if isinstance(text, bytes) else text
     try:
+        raw_text = text.decode("utf-8") if isinstance(text, bytes) else text
         document = tomllib.loads(raw_text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"not valid TOML: {err}", file=source) from err
