@@ -25,8 +25,8 @@ import logging
 import sqlite3
 import ssl
 import time
-from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiomqtt
 import msgspec
@@ -57,12 +57,18 @@ from gateway.signing import CommandVerifier
 if TYPE_CHECKING:
     from gateway.app import Gateway, Output
 
-__all__ = ["MqttBridge", "broker_client", "refused_for_good", "run_session_tasks"]
+_E = TypeVar("_E", bound=BaseException)
+
+__all__ = ["MqttBridge", "broker_client", "connected", "refused_for_good", "run_session_tasks"]
 
 _LOGGER = logging.getLogger(__name__)
 
 # A QoS 1 publish not acknowledged in this time means the link is dead even if TCP says not.
 PUBLISH_TIMEOUT_S = 30.0
+# aiomqtt waits for CONNACK without a limit: a broker (or a half-dead NAT) that accepts the TCP
+# connection and never answers CONNECT would hold the bridge forever. MQTT 3.1.1 section 3.1
+# leaves the wait to the client; this is the same bound as any other round trip.
+CONNECT_TIMEOUT_S = 30.0
 # Messages published concurrently while draining: enough to keep a LAN broker busy, few
 # enough that a lost connection re-sends (duplicates) little.
 DRAIN_BATCH = 100
@@ -154,6 +160,13 @@ class MqttBridge:
                 except aiomqtt.MqttError as err:
                     reason = str(err) or type(err).__name__
                     fatal = "CERTIFICATE_VERIFY_FAILED" in reason
+                except ExceptionGroup as group:
+                    # A link lost while several publishes were waiting (discovery, say) is
+                    # still just a lost link: one line, no traceback.
+                    lost = first_of(group, aiomqtt.MqttError)
+                    if lost is None:
+                        raise
+                    reason = str(lost) or type(lost).__name__
                 except (OSError, ssl.SSLError, GatewayError) as err:
                     reason, fatal = str(err), True
                 except Exception as err:
@@ -224,7 +237,7 @@ class MqttBridge:
 
     async def _session(self) -> None:
         client = await self._new_client()
-        async with client:
+        async with connected(client, CONNECT_TIMEOUT_S):
             self._client = client
             _LOGGER.info(
                 "MQTT connected to %s:%d as %s (%d queued messages to deliver)",
@@ -514,6 +527,28 @@ async def broker_client(
     return client
 
 
+@contextlib.asynccontextmanager
+async def connected(client: aiomqtt.Client, timeout_s: float) -> AsyncIterator[aiomqtt.Client]:
+    """``async with client``, but CONNECT must be answered within ``timeout_s``."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await client.__aenter__()
+    except TimeoutError:
+        # Close the half-open socket now rather than at paho's keepalive check; the client
+        # object is dropped, so its lock and futures do not matter any more.
+        client._client.disconnect()
+        raise aiomqtt.MqttError(f"no answer to CONNECT within {timeout_s:.0f} s") from None
+    try:
+        yield client
+    finally:
+        await client.__aexit__(None, None, None)
+        # aiomqtt leaves a lost link's error in a future nobody awaits; asyncio would log it at
+        # ERROR with a traceback ("never retrieved") although the bridge already said why.
+        lost = client._disconnected
+        if lost.done() and not lost.cancelled():
+            lost.exception()
+
+
 async def run_session_tasks(tasks: Mapping[str, Coroutine[Any, Any, None]]) -> None:
     """Run a broker session's tasks (by name) until one fails; a lost link raises its MqttError."""
     try:
@@ -522,13 +557,22 @@ async def run_session_tasks(tasks: Mapping[str, Coroutine[Any, Any, None]]) -> N
                 group.create_task(task, name=name)
     except ExceptionGroup as group:
         # One task saw the connection go; the others were cancelled. Report that one.
-        matched = group.subgroup(aiomqtt.MqttError)
-        if matched is None:
+        first = first_of(group, aiomqtt.MqttError)
+        if first is None:
             raise
-        first: BaseException = matched
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
         raise first from None
+
+
+def first_of(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E | None:
+    """The first ``kind`` exception anywhere in ``group`` (nested groups included), or None."""
+    matched = group.subgroup(kind)
+    if matched is None:
+        return None
+    first: BaseException = matched
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    assert isinstance(first, kind)
+    return first
 
 
 def refused_for_good(err: MqttConnectError) -> bool:

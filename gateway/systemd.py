@@ -55,6 +55,9 @@ class Notifier:
             return
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # Never block the event loop: a receiver that does not read (a stalled
+                # manager, a full queue) costs a STATUS line, not the meters.
+                sock.setblocking(False)
                 sock.sendto(message.encode(), self._address)
         except OSError:
-            pass  # sd_notify's contract: the daemon carries on without systemd
+            pass  # sd_notify's contract: the daemon carries on without systemd (EAGAIN included)

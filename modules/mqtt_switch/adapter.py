@@ -23,7 +23,13 @@ from gateway.adapter import ModuleContext
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, MqttSection
 from gateway.errors import FatalAdapterError, GatewayError
-from gateway.mqtt import broker_client, refused_for_good, run_session_tasks
+from gateway.mqtt import (
+    CONNECT_TIMEOUT_S,
+    broker_client,
+    connected,
+    refused_for_good,
+    run_session_tasks,
+)
 from modules.relay.feedback import Position, check_wiring, desired_position, report, target_of
 
 __all__ = ["MqttSwitchAdapter", "MqttSwitchConfig", "position_of"]
@@ -142,7 +148,7 @@ class MqttSwitchAdapter:
 
     async def _session(self, ctx: ModuleContext, broker: MqttSection) -> None:
         client = await self._client(ctx, broker)
-        async with client:
+        async with connected(client, CONNECT_TIMEOUT_S):
             _LOGGER.info(
                 "%s: connected to %s:%d; state on %s",
                 ctx.name,

@@ -12,12 +12,15 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from tests.support.processes import GATEWAY
 
@@ -36,6 +39,12 @@ def cycles(quick: int, soak: int = 100) -> int:
     return max(quick, int(wanted) * soak // 100)
 
 
+def bounded(quick_s: float) -> pytest.MarkDecorator:
+    """pytest-timeout for a fault test: ``quick_s`` under `make test`, none under `make soak`
+    (whose cycle counts bound it instead)."""
+    return pytest.mark.timeout(0 if os.environ.get("FAULT_CYCLES") else quick_s)
+
+
 def figure(name: str, value: object) -> None:
     """One measured figure, printed for `make soak` (pytest -s) and kept in the test's output."""
     print(f"FIGURE {name}: {value}")
@@ -48,39 +57,50 @@ class NotifySocket:
         self.path = path
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(path))
+        self._sock.settimeout(0.2)
         self.messages: list[str] = []
+        self._arrived = threading.Condition()
+        self._closed = threading.Event()
+        # Read all the time, as systemd does: a full queue would only cost the gateway lines.
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def close(self) -> None:
+        self._closed.set()
+        self._reader.join(5)
         self._sock.close()
         self.path.unlink(missing_ok=True)
 
-    def wait_for(self, prefix: str, timeout_s: float) -> str:
-        """The next message containing a line that starts with ``prefix``."""
-        deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0:
-            self._sock.settimeout(left)
+    def _read(self) -> None:
+        while not self._closed.is_set():
             try:
                 message = self._sock.recv(4096).decode()
             except TimeoutError:
-                break
-            self.messages.append(message)
-            if any(line.startswith(prefix) for line in message.splitlines()):
-                return message
-        raise TimeoutError(f"no {prefix!r} from the gateway within {timeout_s} s")
+                continue
+            with self._arrived:
+                self.messages.append(message)
+                self._arrived.notify_all()
+
+    def wait_for(self, prefix: str, timeout_s: float, *, after: int = 0) -> str:
+        """The first message (from index ``after``) with a line that starts with ``prefix``."""
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while True:
+                for message in self.messages[after:]:
+                    if any(line.startswith(prefix) for line in message.splitlines()):
+                        return message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {prefix!r} from the gateway within {timeout_s} s")
+                self._arrived.wait(left)
 
     def statuses(self) -> list[str]:
-        """Every STATUS= line received so far (after draining what is waiting)."""
-        self._sock.setblocking(False)
-        try:
-            while True:
-                self.messages.append(self._sock.recv(4096).decode())
-        except BlockingIOError:
-            pass
-        finally:
-            self._sock.setblocking(True)
+        """Every STATUS= line received so far."""
+        with self._arrived:
+            messages = list(self.messages)
         return [
             line.removeprefix("STATUS=")
-            for message in self.messages
+            for message in messages
             for line in message.splitlines()
             if line.startswith("STATUS=")
         ]

@@ -4,14 +4,36 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
+import time
+from pathlib import Path
 
-from tests.faults.harness import figure
-from tests.support.processes import ROOT
+from tests.faults.harness import figure, stored_totals
+from tests.support.processes import ROOT, gateway
 
 UNIT = ROOT / "systemd" / "meter-gateway.service"
 # The issue's goal for `systemd-analyze security` (0 = fully locked down, 10 = unprotected).
 EXPOSURE_GOAL = 2.0
+SIM = """
+[gateway]
+data_dir = "{data}"
+persist_interval_s = 0.2
+[mqtt]
+enabled = false
+[http]
+enabled = false
+[zeroconf]
+enabled = false
+[[meters]]
+id = "main"
+[[modules]]
+type = "sim"
+name = "sim1"
+meter = "main"
+speed = 3600.0
+interval_s = 0.05
+"""
 
 
 def test_systemd_analyze_rates_the_unit_at_most_two() -> None:
@@ -41,3 +63,29 @@ def test_hardening_leaves_serial_ports_gpio_and_time_sync_in_reach() -> None:
     assert "PrivateUsers=yes" not in text
     after = next(line for line in text.splitlines() if line.startswith("After="))
     assert "time-sync.target" in after
+
+
+def test_a_notify_socket_nobody_reads_never_stalls_the_gateway(tmp_path: Path) -> None:
+    """A datagram queue holds few messages (net.unix.max_dgram_qlen, often 10): a blocking
+    sd_notify would freeze the event loop once a stalled manager stopped reading."""
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    deaf.bind(str(tmp_path / "notify.sock"))
+    config = tmp_path / "gateway.toml"
+    config.write_text(SIM.format(data=tmp_path))
+    # WATCHDOG_USEC of 0.2 s makes the gateway send WATCHDOG=1 and STATUS= ten times a second.
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"}
+    try:
+        with gateway(config, log=tmp_path / "gateway.log", env=env):
+            db = tmp_path / "gateway.db"
+            deadline = time.monotonic() + 30
+            while not db.exists() or not stored_totals(db):
+                assert time.monotonic() < deadline, "the gateway never stored a register"
+                time.sleep(0.2)
+            time.sleep(3.0)  # 30 notifications: the queue is long full
+            before = stored_totals(db)["1-0:1.8.0"]
+            deadline = time.monotonic() + 30
+            while stored_totals(db)["1-0:1.8.0"] <= before:
+                assert time.monotonic() < deadline, "the gateway froze on a full notify queue"
+                time.sleep(0.2)
+    finally:
+        deaf.close()
