@@ -7,6 +7,7 @@ waits the process stays near idle: CPU is measured from /proc, not guessed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -174,10 +175,8 @@ class SwitchPeer(Peer):
         """Cut every open connection (the peer restarts, the line breaks)."""
         with self._lock:
             for conn in self._open:
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 @pytest.mark.parametrize("fault", ["resets", "stalls", "garbage"])
