@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ from gateway.model import Command, Event, Sample, utc_now
 from gateway.store import Store
 from gateway.systemd import Notifier
 
-__all__ = ["Gateway", "Output", "run"]
+__all__ = ["Gateway", "Output", "PruneSchedule", "run"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ SUMMARY_EVERY_S = 900.0
 _SUMMARY_CODES = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:2.7.0")
 # Debiting stops of a silent meter and display time-outs need a clock even without samples.
 TICK_S = 1.0
+# Retention is in days, so a few prunes a day keep the tables within a few hours of their bound.
 PRUNE_EVERY_S = 6 * 3600.0
 
 
@@ -85,6 +87,26 @@ class Output(Protocol):
         ...
 
 
+class PruneSchedule:
+    """When to drop rows past retention: at the first tick after start (the gateway may have been
+    down while rows expired), then every ``PRUNE_EVERY_S``.
+
+    Driven by a monotonic clock whose zero means nothing (it counts from the host's boot), so
+    only differences between its readings are used.
+    """
+
+    def __init__(self, every_s: float = PRUNE_EVERY_S) -> None:
+        self.every_s = every_s
+        self._next: float | None = None
+
+    def due(self, monotonic_now: float) -> bool:
+        """True (and the next one scheduled) when a prune should run now."""
+        if self._next is not None and monotonic_now < self._next:
+            return False
+        self._next = monotonic_now + self.every_s
+        return True
+
+
 OutputFactory = Callable[["Gateway"], Sequence[Output]]
 CommandHandler = Callable[[Command], Awaitable[Mapping[str, Any]]]
 
@@ -99,8 +121,10 @@ class Gateway:
         config_path: Path | None = None,
         notifier: Notifier | None = None,
         outputs: OutputFactory | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self._monotonic = monotonic
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.store = Store(settings.data_path / STORE_FILE)
@@ -452,15 +476,18 @@ class Gateway:
                 _LOGGER.exception("cannot write registers to %s; will retry", self.store.path)
 
     async def _tick_loop(self) -> None:
-        last_prune = 0.0
+        prune = PruneSchedule()
         while True:
             await asyncio.sleep(TICK_S)
             now = utc_now()
             for update in self.meters.tick(now):
                 self._apply(update)
-            if time.monotonic() - last_prune > PRUNE_EVERY_S:
-                last_prune = time.monotonic()
-                self.meters.prune(now)
+            if prune.due(self._monotonic()):
+                try:
+                    self.meters.prune(now)
+                except (GatewayError, sqlite3.Error) as err:
+                    # A full or read-only disk must not stop the clock; the next prune retries.
+                    _LOGGER.warning("cannot prune old rows in %s: %s", self.store.path, err)
 
     async def _watchdog_loop(self) -> None:
         period = (self.notifier.watchdog_s or 10.0) / 2

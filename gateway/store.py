@@ -10,7 +10,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +20,7 @@ from gateway.engine import AnalysisRow, BillingRecord, ProfileFlag, ProfileRow, 
 from gateway.errors import StoreError
 from gateway.model import Event, Value
 
-__all__ = ["SCHEMA_VERSION", "Store"]
+__all__ = ["SCHEMA_VERSION", "Snapshot", "Store"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -90,9 +90,137 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
+# Page cache of a read-only snapshot, in KiB (SQLite's default is 2 MiB per connection).
+SNAPSHOT_CACHE_KIB = 256
 
 
-class Store:
+class _Reads:
+    """Queries shared by the store's own connection and read-only snapshots."""
+
+    _db: sqlite3.Connection
+
+    def events(
+        self,
+        meter: str | None = None,
+        *,
+        kind: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        after_id: int = 0,
+    ) -> list[tuple[int, Event]]:
+        """Events in time order, filtered; page with ``after_id``."""
+        clauses: list[str] = ["id > ?"]
+        params: list[object] = [after_id]
+        for clause, value in (
+            ("meter = ?", meter),
+            ("kind = ?", kind),
+            ("at >= ?", _time_to_db(since) if since else None),
+            ("at < ?", _time_to_db(until) if until else None),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        rows = self._db.execute(
+            "SELECT id, meter, at, kind, detail, data FROM events WHERE "
+            + " AND ".join(clauses)
+            + " ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            (row_id, Event(m, _time_from_db(at), k, detail, json.loads(data)))
+            for row_id, m, at, k, detail, data in rows
+        ]
+
+    def profile(
+        self, meter: str, interval_s: int | None, since: datetime, until: datetime
+    ) -> Iterator[ProfileRow]:
+        """Profile intervals starting in [since, until), oldest first, streamed from disk."""
+        query = (
+            "SELECT interval_s, start, values_json, flags FROM profile"
+            " WHERE meter = ? AND start >= ? AND start < ?"
+        )
+        params: list[object] = [meter, _time_to_db(since), _time_to_db(until)]
+        if interval_s is not None:
+            query += " AND interval_s = ?"
+            params.append(interval_s)
+        for length, start, values, flags in self._stream(query + " ORDER BY start", params):
+            begin = _time_from_db(start)
+            yield ProfileRow(
+                begin,
+                begin + timedelta(seconds=length),
+                {k: Decimal(v) for k, v in json.loads(values).items()},
+                ProfileFlag(flags),
+            )
+
+    def analysis(self, meter: str, since: datetime, until: datetime) -> Iterator[AnalysisRow]:
+        """Analysis rows starting in [since, until), oldest first, streamed from disk."""
+        rows = self._stream(
+            "SELECT interval_s, start, values_json FROM analysis"
+            " WHERE meter = ? AND start >= ? AND start < ? ORDER BY start",
+            [meter, _time_to_db(since), _time_to_db(until)],
+        )
+        for length, start, values in rows:
+            begin = _time_from_db(start)
+            yield AnalysisRow(begin, begin + timedelta(seconds=length), json.loads(values))
+
+    def billing(
+        self, meter: str, *, limit: int = 24, before: int | None = None
+    ) -> list[BillingRecord]:
+        """Billing history, newest first; page with ``before`` (a debiting period number)."""
+        rows = self._db.execute(
+            "SELECT number, at, values_json, estimated FROM billing WHERE meter = ? AND number < ?"
+            " ORDER BY number DESC LIMIT ?",
+            (meter, before if before is not None else 2**62, limit),
+        )
+        return [
+            BillingRecord(number, _time_from_db(at), json.loads(values), bool(estimated))
+            for number, at, values, estimated in rows
+        ]
+
+    def _stream(self, query: str, params: list[object]) -> Iterator[tuple[Any, ...]]:
+        """Rows in batches from a cursor of its own, so a year of data never sits in memory."""
+        cursor = self._db.cursor()
+        try:
+            cursor.execute(query, params)
+            while batch := cursor.fetchmany(500):
+                yield from batch
+        finally:
+            cursor.close()
+
+
+class Snapshot(_Reads):
+    """One consistent view of the store on a read-only connection of its own.
+
+    Long downloads (a year of profile, the whole event log) read from a snapshot: WAL lets the
+    gateway keep committing registers and pruning meanwhile, and none of that shows up half-way
+    through a file. The snapshot holds back checkpoints while it is open, so close it promptly.
+    """
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            self._db.execute("PRAGMA busy_timeout=5000")
+            # A download reads each page once, in order: a big page cache only costs memory.
+            self._db.execute(f"PRAGMA cache_size=-{SNAPSHOT_CACHE_KIB}")
+            self._db.execute("BEGIN")
+            # The read transaction (and so the snapshot) starts at the first read, not at BEGIN.
+            self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open a read-only view of {path}: {err}") from err
+
+    def close(self) -> None:
+        """End the read transaction and close the connection; idempotent."""
+        with suppress(sqlite3.Error):
+            self._db.close()
+
+
+class Store(_Reads):
     """The gateway's one database; every method commits before it returns."""
 
     def __init__(self, path: Path) -> None:
@@ -106,6 +234,15 @@ class Store:
             self._migrate()
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"cannot open the store {path}: {err}") from err
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """A consistent read-only view for the length of the block (see ``Snapshot``)."""
+        view = Snapshot(self.path)
+        try:
+            yield view
+        finally:
+            view.close()
 
     def close(self) -> None:
         """Checkpoint and close; idempotent."""
@@ -177,39 +314,6 @@ class Store:
                 ids.append(int(cursor.lastrowid or 0))
         return ids
 
-    def events(
-        self,
-        meter: str | None = None,
-        *,
-        kind: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-        after_id: int = 0,
-    ) -> list[tuple[int, Event]]:
-        """Events in time order, filtered; page with ``after_id``."""
-        clauses: list[str] = ["id > ?"]
-        params: list[object] = [after_id]
-        for clause, value in (
-            ("meter = ?", meter),
-            ("kind = ?", kind),
-            ("at >= ?", _time_to_db(since) if since else None),
-            ("at < ?", _time_to_db(until) if until else None),
-        ):
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        rows = self._db.execute(
-            "SELECT id, meter, at, kind, detail, data FROM events WHERE "
-            + " AND ".join(clauses)
-            + " ORDER BY id LIMIT ?",
-            (*params, limit),
-        )
-        return [
-            (row_id, Event(m, _time_from_db(at), k, detail, json.loads(data)))
-            for row_id, m, at, k, detail, data in rows
-        ]
-
     # engine state, profiles, analysis log, billing -----------------------------------------------
 
     def load_engine_state(self, meter: str) -> bytes | None:
@@ -246,27 +350,6 @@ class Store:
                 ],
             )
 
-    def profile(
-        self, meter: str, interval_s: int | None, since: datetime, until: datetime
-    ) -> Iterator[ProfileRow]:
-        """Profile intervals starting in [since, until), oldest first, streamed from disk."""
-        query = (
-            "SELECT interval_s, start, values_json, flags FROM profile"
-            " WHERE meter = ? AND start >= ? AND start < ?"
-        )
-        params: list[object] = [meter, _time_to_db(since), _time_to_db(until)]
-        if interval_s is not None:
-            query += " AND interval_s = ?"
-            params.append(interval_s)
-        for length, start, values, flags in self._stream(query + " ORDER BY start", params):
-            begin = _time_from_db(start)
-            yield ProfileRow(
-                begin,
-                begin + timedelta(seconds=length),
-                {k: Decimal(v) for k, v in json.loads(values).items()},
-                ProfileFlag(flags),
-            )
-
     def add_analysis(self, meter: str, rows: Iterable[AnalysisRow]) -> None:
         """Store analysis-logger rows."""
         with self.transaction() as db:
@@ -283,17 +366,6 @@ class Store:
                     for row in rows
                 ],
             )
-
-    def analysis(self, meter: str, since: datetime, until: datetime) -> Iterator[AnalysisRow]:
-        """Analysis rows starting in [since, until), oldest first, streamed from disk."""
-        rows = self._stream(
-            "SELECT interval_s, start, values_json FROM analysis"
-            " WHERE meter = ? AND start >= ? AND start < ? ORDER BY start",
-            [meter, _time_to_db(since), _time_to_db(until)],
-        )
-        for length, start, values in rows:
-            begin = _time_from_db(start)
-            yield AnalysisRow(begin, begin + timedelta(seconds=length), json.loads(values))
 
     def add_billing(self, meter: str, records: Iterable[BillingRecord]) -> None:
         """Store debiting-stop snapshots; a replayed stop keeps the first snapshot."""
@@ -312,20 +384,6 @@ class Store:
                     for record in records
                 ],
             )
-
-    def billing(
-        self, meter: str, *, limit: int = 24, before: int | None = None
-    ) -> list[BillingRecord]:
-        """Billing history, newest first; page with ``before`` (a debiting period number)."""
-        rows = self._db.execute(
-            "SELECT number, at, values_json, estimated FROM billing WHERE meter = ? AND number < ?"
-            " ORDER BY number DESC LIMIT ?",
-            (meter, before if before is not None else 2**62, limit),
-        )
-        return [
-            BillingRecord(number, _time_from_db(at), json.loads(values), bool(estimated))
-            for number, at, values, estimated in rows
-        ]
 
     def prune(self, meter: str, *, profile_before: datetime, analysis_before: datetime) -> int:
         """Drop profile and analysis rows older than their retention; returns rows removed."""
@@ -357,16 +415,6 @@ class Store:
                 " ON CONFLICT (module, key) DO UPDATE SET value = excluded.value",
                 (module, key, value),
             )
-
-    def _stream(self, query: str, params: list[object]) -> Iterator[tuple[Any, ...]]:
-        """Rows in batches from a cursor of its own, so a year of data never sits in memory."""
-        cursor = self._db.cursor()
-        try:
-            cursor.execute(query, params)
-            while batch := cursor.fetchmany(500):
-                yield from batch
-        finally:
-            cursor.close()
 
     # maintenance -------------------------------------------------------------------------------
 

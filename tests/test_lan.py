@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -31,6 +32,7 @@ from tests.support.processes import gateway as process_gateway
 
 TOKEN = "correct horse battery staple 382"
 START = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+RETENTION_DAYS = 36_500
 
 
 def settings_text(
@@ -72,6 +74,12 @@ id = "second"
 name = "Fed by the test"
 manufacturer = "Kamstrup"
 model = "382L"
+# The gateway prunes past retention at its first tick: rows the tests place at fixed dates (and a
+# year of profile ending now) stay for a century.
+[meters.profile]
+retention_days = {RETENTION_DAYS}
+[meters.analysis]
+retention_days = {RETENTION_DAYS}
 
 {module}
 """
@@ -393,9 +401,12 @@ async def test_a_year_of_5_min_profile_streams_in_bounded_memory(
 ) -> None:
     from gateway.engine.records import ProfileFlag, ProfileRow  # noqa: PLC0415
 
-    start = datetime(2023, 1, 1, tzinfo=UTC)
+    # The year ends now: the gateway prunes past retention at its first tick, whatever the date.
+    now = datetime.now(UTC)
+    end = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
     step = timedelta(minutes=5)
     count = 365 * 288
+    start = end - count * step
 
     def fill(store: Store) -> None:
         store.add_profile(
@@ -411,15 +422,21 @@ async def test_a_year_of_5_min_profile_streams_in_bounded_memory(
             ),
         )
 
+    def iso(at: datetime) -> str:
+        return at.strftime("%Y-%m-%dT%H:%MZ")
+
+    zone = ZoneInfo("Europe/Copenhagen")
     async with gateway_process(tmp_path, fill) as (pid, base):
         url = f"{base}/api/v1/meters/second/profile?interval_s=300"
-        await download(http, f"{url}&since=2023-02-01&until=2023-02-02&format=csv")  # warm-up
-        await download(http, f"{url}&since=2023-02-01&until=2023-02-02&format=json")
-        url += "&since=2023-01-01T00:00Z&until=2024-01-01T00:00Z"
+        day = f"&since={iso(start + timedelta(days=30))}&until={iso(start + timedelta(days=31))}"
+        await download(http, f"{url}{day}&format=csv")  # warm-up
+        await download(http, f"{url}{day}&format=json")
+        url += f"&since={iso(start)}&until={iso(end)}"
         _, lines = await bounded_download(http, pid, url + "&format=csv")
         assert lines[0] == "start,end,local_start,1-0:1.8.0,1-0:2.8.0,flags"
         assert lines[1] == (
-            "2023-01-01T00:00:00+00:00,2023-01-01T00:05:00+00:00,2023-01-01T01:00:00+01:00,0,0.000,"
+            f"{start.isoformat()},{(start + step).isoformat()},"
+            f"{start.astimezone(zone).isoformat()},0,0.000,"
         )
         assert len(lines) == count + 1
         await bounded_download(http, pid, url + "&format=json")
@@ -816,3 +833,76 @@ async def test_reload_moves_the_server_to_the_new_port(
     finally:
         gateway.request_stop()
         await asyncio.wait_for(serving, 15)
+
+
+def _profile_rows(count: int, end: datetime) -> list[Any]:
+    from gateway.engine.records import ProfileFlag, ProfileRow  # noqa: PLC0415
+
+    step = timedelta(minutes=5)
+    start = end - count * step
+    return [
+        ProfileRow(
+            start + i * step,
+            start + (i + 1) * step,
+            {"1-0:1.8.0": Decimal(i % 1000) / 1000},
+            ProfileFlag.NONE,
+        )
+        for i in range(count)
+    ]
+
+
+async def test_a_prune_during_a_long_download_changes_nothing_in_it(lan: Any) -> None:
+    gateway, server, _ = lan
+    count = 20_000
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    gateway.store.add_profile("second", _profile_rows(count, end))
+    path = "/api/v1/meters/second/profile?interval_s=300&format=csv&since=2000-01-01"
+    loop = asyncio.get_running_loop()
+    # A client with a tiny receive window: the gateway's writes stall after a few kB, so the
+    # prune below lands while most of the file is still to be read from the store.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", server.port))
+        await loop.sock_sendall(sock, f"GET {path} HTTP/1.0\r\nHost: test\r\n\r\n".encode())
+        received = b""
+        async with asyncio.timeout(30):
+            while len(received) < 8192:
+                received += await loop.sock_recv(sock, 4096)
+            removed = gateway.store.prune(
+                "second", profile_before=end, analysis_before=end
+            )  # commits on the writer connection while the download is under way
+            assert removed == count
+            while chunk := await loop.sock_recv(sock, 65536):
+                received += chunk
+    finally:
+        sock.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200")
+    lines = body.decode().splitlines()
+    assert len(lines) == count + 1  # the header and every row of the snapshot
+    assert lines[-1].split(",")[3] == str(Decimal((count - 1) % 1000) / 1000)
+
+
+async def test_a_download_that_breaks_midway_is_an_error_not_a_short_file(
+    lan: Any, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway, _, base = lan
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    rows = _profile_rows(5000, end)
+    gateway.store.add_profile("second", rows)
+    with gateway.store.transaction() as db:  # a row that no longer decodes, after the first batch
+        db.execute(
+            "UPDATE profile SET values_json = 'not json' WHERE meter = 'second' AND start = ?",
+            (rows[2000].start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),),
+        )
+    url = f"{base}/api/v1/meters/second/profile?interval_s=300&since=2000-01-01"
+    for fmt in ("csv", "json"):
+        async with http.get(f"{url}&format={fmt}") as response:
+            assert response.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await response.read()
+    aborted = [r for r in caplog.records if "aborted" in r.getMessage()]
+    assert len(aborted) == 2
+    assert not [r for r in caplog.records if r.exc_info], "no traceback in the log"

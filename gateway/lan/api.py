@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import uuid
@@ -13,7 +14,7 @@ from aiohttp import web
 
 from gateway import __version__, obis
 from gateway.engine import MeterEngine
-from gateway.errors import CommandError
+from gateway.errors import CommandError, StoreError
 from gateway.lan import openapi
 from gateway.lan.breaker import breaker_json
 from gateway.lan.live import encode, sse_frame
@@ -22,6 +23,7 @@ from gateway.lan.params import ApiError, bad, choice, integer, time_range, times
 from gateway.lan.shapes import display_json, event_json, profile_row_json, register_json
 from gateway.lan.streaming import paged_events, series_csv, stream_csv, stream_json
 from gateway.model import Command, utc_now
+from gateway.store import Snapshot
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -188,18 +190,19 @@ class Api:
             raise bad("until", "must be after since")
         store = self.gateway.store
         if fmt == "csv":
-            rows = paged_events(
-                store, meter=meter, kind=kind, since=since, until=until, after_id=after_id
-            )
-            return await stream_csv(
-                request,
-                "events.csv",
-                ("id", "meter", "at", "local_time", "kind", "detail", "data"),
-                (
-                    (i, e.meter, e.at, e.at.astimezone(zone), e.kind, e.detail, dict(e.data))
-                    for i, e in rows
-                ),
-            )
+            with self._snapshot_view() as view:
+                rows = paged_events(
+                    view, meter=meter, kind=kind, since=since, until=until, after_id=after_id
+                )
+                return await stream_csv(
+                    request,
+                    "events.csv",
+                    ("id", "meter", "at", "local_time", "kind", "detail", "data"),
+                    (
+                        (i, e.meter, e.at, e.at.astimezone(zone), e.kind, e.detail, dict(e.data))
+                        for i, e in rows
+                    ),
+                )
         limit = integer(query, "limit", 100, minimum=1, maximum=EVENTS_PAGE_MAX)
         page = store.events(
             meter, kind=kind, since=since, until=until, limit=limit, after_id=after_id
@@ -289,21 +292,19 @@ class Api:
         fmt = choice(query, "format", ("json", "csv"))
         zone = self.gateway.settings.zone
         span = time_range(query, zone, now=utc_now(), default_span=None)
-        source = getattr(self.gateway.store, "profile", None)
-        rows: Iterator[Any] = (
-            iter(source(engine.meter_id, interval, span.since, span.until)) if source else iter(())
-        )
-        if fmt == "csv":
-            return await series_csv(
-                request, f"{engine.meter_id}-profile-{interval}s.csv", rows, zone, flags=True
-            )
         head = {
             "meter": engine.meter_id,
             "interval_s": interval,
             "since": span.since,
             "until": span.until,
         }
-        return await stream_json(request, head, "rows", rows, profile_row_json)
+        with self._snapshot_view() as view:
+            rows = view.profile(engine.meter_id, interval, span.since, span.until)
+            if fmt == "csv":
+                return await series_csv(
+                    request, f"{engine.meter_id}-profile-{interval}s.csv", rows, zone, flags=True
+                )
+            return await stream_json(request, head, "rows", rows, profile_row_json)
 
     async def analysis(self, request: web.Request) -> web.StreamResponse:
         """Analysis logger rows starting in a range (default: the last 24 h), as JSON or CSV."""
@@ -312,22 +313,20 @@ class Api:
         fmt = choice(query, "format", ("json", "csv"))
         zone = self.gateway.settings.zone
         span = time_range(query, zone, now=utc_now(), default_span=timedelta(days=1))
-        source = getattr(self.gateway.store, "analysis", None)
-        rows: Iterator[Any] = (
-            iter(source(engine.meter_id, span.since, span.until)) if source else iter(())
-        )
-        if fmt == "csv":
-            return await series_csv(
-                request, f"{engine.meter_id}-analysis.csv", rows, zone, flags=False
-            )
         head = {"meter": engine.meter_id, "since": span.since, "until": span.until}
-        return await stream_json(
-            request,
-            head,
-            "rows",
-            rows,
-            lambda row: {"start": row.start, "end": row.end, "values": row.values},
-        )
+        with self._snapshot_view() as view:
+            rows = view.analysis(engine.meter_id, span.since, span.until)
+            if fmt == "csv":
+                return await series_csv(
+                    request, f"{engine.meter_id}-analysis.csv", rows, zone, flags=False
+                )
+            return await stream_json(
+                request,
+                head,
+                "rows",
+                rows,
+                lambda row: {"start": row.start, "end": row.end, "values": row.values},
+            )
 
     async def billing(self, request: web.Request) -> web.StreamResponse:
         """Debiting periods frozen at each debiting stop, newest first; page with ``before``."""
@@ -337,10 +336,8 @@ class Api:
         before = integer(query, "before", 2**62, minimum=1, maximum=2**62)
         fmt = choice(query, "format", ("json", "csv"))
         zone = self.gateway.settings.zone
-        source = getattr(self.gateway.store, "billing", None)
-        records: list[Any] = (
-            list(source(engine.meter_id, limit=limit, before=before)) if source else []
-        )
+        with self._snapshot_view() as view:
+            records = view.billing(engine.meter_id, limit=limit, before=before)
         if fmt == "csv":
             columns = list(dict.fromkeys(key for record in records for key in record.values))
             return await stream_csv(
@@ -416,6 +413,18 @@ class Api:
             status = _COMMAND_STATUS.get(err.code, 409)
             raise ApiError(status, err.code, str(err)) from None
         return dict(result)
+
+    @contextlib.contextmanager
+    def _snapshot_view(self) -> Iterator[Snapshot]:
+        """A consistent read-only view of the store for one long read, or a 503 saying why not."""
+        try:
+            view = Snapshot(self.gateway.store.path)
+        except StoreError as err:
+            raise ApiError(503, "store_unavailable", str(err)) from None
+        try:
+            yield view
+        finally:
+            view.close()
 
     def _engine(self, meter_id: str) -> MeterEngine:
         engine = self.gateway.engines.get(meter_id)

@@ -1,7 +1,10 @@
 """Streamed JSON and CSV responses: rows are written in batches as they are read from the store.
 
 A year of 5-minute load profile is 105 120 rows; only one batch of them is ever in memory, and
-``write`` waits for the client whenever the socket buffer is full.
+``write`` waits for the client whenever the socket buffer is full. Rows come from a store snapshot
+(``Store.snapshot``), so what the gateway commits meanwhile never shows up half-way. A download
+that fails after its 200 went out is cut off without the final chunk, so the client sees a broken
+transfer, never a short file that looks complete.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import asyncio
 import csv
 import io
 import itertools
+import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -18,11 +23,17 @@ from typing import Any
 from aiohttp import web
 
 from gateway.lan.live import encode
+from gateway.lan.params import ApiError
 from gateway.lan.shapes import flag_names
 from gateway.model import Event
 
 __all__ = ["BATCH_ROWS", "cell", "paged_events", "series_csv", "stream_csv", "stream_json"]
 
+_LOGGER = logging.getLogger(__name__)
+
+# What reading and encoding stored rows can raise: the disk or the database failing, or a row
+# that no longer decodes.
+READ_FAILURES = (sqlite3.Error, ValueError, ArithmeticError, LookupError, TypeError)
 # Rows per write: large enough to amortise the write call, small enough to stay a few 100 kB.
 BATCH_ROWS = 500
 
@@ -37,15 +48,21 @@ async def stream_json(
     """``{...head, key: [rows...]}`` written batch by batch."""
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)
-    # One row per line: still one JSON document, and `curl | head` or a line reader works.
-    await response.write(encode(head)[:-1] + b',"' + key.encode() + b'":[\n')
-    first = True
-    while batch := list(itertools.islice(rows, BATCH_ROWS)):
-        chunk = b",\n".join(encode(row_json(row)) for row in batch)
-        await response.write(chunk if first else b",\n" + chunk)
-        first = False
-        await asyncio.sleep(0)  # a fast client never blocks write(); let meters in between
-    await response.write(b"\n]}")
+    try:
+        # One row per line: still one JSON document, and `curl | head` or a line reader works.
+        await response.write(encode(head)[:-1] + b',"' + key.encode() + b'":[\n')
+        first = True
+        while batch := list(itertools.islice(rows, BATCH_ROWS)):
+            chunk = b",\n".join(encode(row_json(row)) for row in batch)
+            await response.write(chunk if first else b",\n" + chunk)
+            first = False
+            await asyncio.sleep(0)  # a fast client never blocks write(); let meters in between
+        await response.write(b"\n]}")
+    except ConnectionError:
+        return response  # the client went away
+    except READ_FAILURES as err:
+        _abort(request, err)
+        return response
     await response.write_eof()
     return response
 
@@ -68,18 +85,37 @@ async def stream_csv(
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     iterator = iter(rows)
-    while True:
-        batch = list(itertools.islice(iterator, BATCH_ROWS))
-        writer.writerows([cell(value) for value in row] for row in batch)
-        if buffer.tell():
-            await response.write(buffer.getvalue().encode())
-            buffer.seek(0)
-            buffer.truncate()
-            await asyncio.sleep(0)  # a fast client never blocks write(); let meters in between
-        if not batch:
-            break
+    try:
+        while True:
+            batch = list(itertools.islice(iterator, BATCH_ROWS))
+            writer.writerows([cell(value) for value in row] for row in batch)
+            if buffer.tell():
+                await response.write(buffer.getvalue().encode())
+                buffer.seek(0)
+                buffer.truncate()
+                await asyncio.sleep(0)  # a fast client never blocks write(); let meters in
+            if not batch:
+                break
+    except ConnectionError:
+        return response  # the client went away
+    except READ_FAILURES as err:
+        _abort(request, err)
+        return response
     await response.write_eof()
     return response
+
+
+def _abort(request: web.Request, err: Exception) -> None:
+    """End a download that cannot be completed so the client sees it broken: the 200 is out,
+    so the only honest signal left is a connection closed before the last chunk."""
+    _LOGGER.warning(
+        "download %s aborted after the response began: %s: %s",
+        request.path,
+        type(err).__name__,
+        err,
+    )
+    if request.transport is not None:
+        request.transport.abort()
 
 
 def cell(value: Any) -> str:
@@ -124,7 +160,12 @@ async def series_csv(
 ) -> web.StreamResponse:
     """Intervals as CSV: start and end in UTC, local start, one column per value of the first
     row (a meter's channels do not change within a range), and the status flags."""
-    first = next(rows, None)
+    try:
+        first = next(rows, None)
+    except READ_FAILURES as err:
+        raise ApiError(
+            503, "store_unavailable", f"cannot read the store: {type(err).__name__}: {err}"
+        ) from None
     columns: list[str] = list(first.values) if first is not None else []
     header = ["start", "end", "local_start", *columns, *(["flags"] if flags else [])]
     everything = itertools.chain([first] if first is not None else [], rows)

@@ -1,0 +1,61 @@
+"""Housekeeping that runs on the gateway's own clock: pruning rows past retention."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from gateway import config
+from gateway.app import PRUNE_EVERY_S, STORE_FILE, Gateway, PruneSchedule
+from gateway.engine.records import ProfileFlag, ProfileRow
+from gateway.model import utc_now
+from gateway.store import Store
+from tests.support.gateway import offline_text, serving, until
+
+
+def test_the_first_prune_is_due_at_once_whatever_the_clock_reads() -> None:
+    # A monotonic clock counts from boot: 0 on a fresh host, days on one that has been up.
+    for boot in (0.0, 1.0, PRUNE_EVERY_S + 1.0, 40 * 86400.0):
+        schedule = PruneSchedule()
+        assert schedule.due(boot)
+        assert not schedule.due(boot)
+        assert not schedule.due(boot + PRUNE_EVERY_S - 0.001)
+        assert schedule.due(boot + PRUNE_EVERY_S)
+        assert not schedule.due(boot + PRUNE_EVERY_S + 1.0)
+        assert schedule.due(boot + 3 * PRUNE_EVERY_S)  # late ticks do not pile up prunes
+        assert not schedule.due(boot + 3 * PRUNE_EVERY_S + 1.0)
+
+
+@pytest.mark.parametrize("boot_s", [0.0, 40 * 86400.0])
+async def test_rows_past_retention_go_at_the_first_tick_on_any_host(
+    tmp_path: Path, boot_s: float
+) -> None:
+    text = offline_text(tmp_path / "data", '[[meters]]\nid = "m"\n')
+    settings = config.loads(text)
+    now = utc_now().replace(microsecond=0)
+    old, recent = now - timedelta(days=400), now - timedelta(days=1)  # default depth: 183 days
+    store = Store(settings.data_path / STORE_FILE)
+    try:
+        store.add_profile(
+            "m",
+            [
+                ProfileRow(
+                    at, at + timedelta(minutes=15), {"1-0:1.8.0": Decimal(1)}, ProfileFlag(0)
+                )
+                for at in (old, recent)
+            ],
+        )
+    finally:
+        store.close()
+
+    def starts() -> list[object]:
+        rows = gateway.store.profile("m", None, now - timedelta(days=1000), now)
+        return [row.start for row in rows]
+
+    # The injected clock stands still: only "one tick after start" can trigger the prune.
+    gateway = Gateway(settings, outputs=lambda _g: (), monotonic=lambda: boot_s)
+    async with serving(gateway):
+        await until(lambda: starts() == [recent], 20.0, "old profile rows pruned")
