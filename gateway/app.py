@@ -13,6 +13,7 @@ import logging
 import signal
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from gateway.errors import (
     ConfigError,
     FatalAdapterError,
     GatewayError,
+    StoreError,
 )
 from gateway.meters import Meters
 from gateway.model import Command, Event, Sample, utc_now
@@ -51,6 +53,11 @@ _SUMMARY_CODES = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:2.7.0")
 TICK_S = 1.0
 # Retention is in days, so a few prunes a day keep the tables within a few hours of their bound.
 PRUNE_EVERY_S = 6 * 3600.0
+# While the store cannot be written (disk full, read-only, deleted directory) events wait in
+# memory, in order, up to this many; the oldest give way beyond it (counted and logged).
+UNSAVED_EVENTS_MAX = 10_000
+# A store fault is logged when it starts, when it ends, and as a reminder this often meanwhile.
+STORE_REMINDER_S = 600.0
 
 
 class Output(Protocol):
@@ -140,6 +147,11 @@ class Gateway:
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._store_ok = True
+        self.store_problem: str | None = None  # why the store cannot be written, for status
+        self._store_problem_since = 0.0
+        self._store_problem_logged = 0.0
+        self._unsaved_events: deque[Event] = deque()
+        self._events_given_up = 0
         self._command_handlers: dict[str, CommandHandler] = {}
         self._last_summary: dict[str, float] = {}
         for name in MeterEngine.COMMANDS:
@@ -161,12 +173,28 @@ class Gateway:
         self._apply(engine.ingest(sample))
 
     def report(self, event: Event) -> None:
-        """Persist an event; outputs queue it in the same transaction, so none is lost."""
-        with self.store.transaction():
-            (event_id,) = self.store.add_events([event])
-            for output in self.outputs:
-                output.on_event(event_id, event)
+        """Persist an event; outputs queue it in the same transaction, so none is lost. While
+        the store cannot be written the event waits in memory, in order, for the next flush."""
         _LOGGER.info("event %s on %s: %s", event.kind, event.meter, event.detail)
+        if len(self._unsaved_events) >= UNSAVED_EVENTS_MAX:
+            self._unsaved_events.popleft()
+            self._events_given_up += 1
+        self._unsaved_events.append(event)
+        if len(self._unsaved_events) == 1:
+            try:
+                self._write_unsaved_events()
+            except (sqlite3.Error, OSError, StoreError) as err:
+                self._store_failed(err)
+
+    def _write_unsaved_events(self) -> None:
+        """Write waiting events (oldest first), each with its outputs, one transaction each."""
+        while self._unsaved_events:
+            event = self._unsaved_events[0]
+            with self.store.transaction():
+                (event_id,) = self.store.add_events([event])
+                for output in self.outputs:
+                    output.on_event(event_id, event)
+            self._unsaved_events.popleft()
 
     def registers(self, meter: str) -> Mapping[str, Register]:
         """A meter's current registers."""
@@ -286,7 +314,7 @@ class Gateway:
                     await self._stop_modules(list(self._modules))
                     for task in housekeeping:
                         task.cancel()
-                    self.flush()
+                    self.persist()
                     for task in output_tasks:
                         task.cancel()
         finally:
@@ -294,8 +322,7 @@ class Gateway:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(signum)
-            with contextlib.suppress(GatewayError):
-                self.flush()
+            self.persist()
             self.store.close()
 
     def flush(self) -> None:
@@ -311,7 +338,10 @@ class Gateway:
     def status_line(self) -> str:
         """One line for systemd and logs."""
         running = sum(1 for h in self.health.values() if h.state == "running")
-        return f"{running}/{len(self.health)} modules running, {len(self.engines)} meters"
+        line = f"{running}/{len(self.health)} modules running, {len(self.engines)} meters"
+        if self.store_problem is not None:
+            line += f"; STORE NOT WRITABLE: {self.store_problem}"
+        return line
 
     # internals ---------------------------------------------------------------------------------
 
@@ -470,10 +500,56 @@ class Gateway:
             interval = self.settings.gateway.persist_interval_s
             # A newcomer sees the store (and MQTT) move at once; then the SD card is spared.
             await asyncio.sleep(min(interval, 1.0) if uptime < SUMMARY_WARMUP_S else interval)
-            try:
-                self.flush()
-            except Exception:
-                _LOGGER.exception("cannot write registers to %s; will retry", self.store.path)
+            self.persist()
+
+    def persist(self) -> None:
+        """One round of the flush loop: put a deleted database file back, write what waits,
+        and say clearly (log, STATUS) when the store cannot be written, and when it can again."""
+        try:
+            moved = self.store.file_problem()
+            if moved is not None:
+                _LOGGER.error("store: %s; writing everything committed back to it", moved)
+                self.store.restore_file()
+                _LOGGER.warning("store: %s written back from the open database", self.store.path)
+            self._write_unsaved_events()
+            self.flush()
+        except (sqlite3.Error, OSError, StoreError) as err:
+            self._store_failed(err)
+            return
+        except Exception:
+            _LOGGER.exception("cannot write registers to %s; will retry", self.store.path)
+            return
+        if self.store_problem is not None:
+            _LOGGER.warning(
+                "store %s writable again after %.0f s: everything that waited is written",
+                self.store.path,
+                time.monotonic() - self._store_problem_since,
+            )
+            self.store_problem = None
+            self.notifier.status(self.status_line())
+
+    def _store_failed(self, err: BaseException) -> None:
+        self._store_ok = False
+        problem = describe_store_error(err)
+        now = time.monotonic()
+        if problem != self.store_problem:
+            if self.store_problem is None:
+                self._store_problem_since = now
+            self.store_problem = problem
+            self._store_problem_logged = 0.0
+            self.notifier.status(self.status_line())
+        if now - self._store_problem_logged >= STORE_REMINDER_S:
+            self._store_problem_logged = now
+            _LOGGER.error(
+                "cannot write to %s: %s; live values go on, %d events and the latest registers"
+                " wait in memory and are written when it can be written again%s",
+                self.store.path,
+                problem,
+                len(self._unsaved_events),
+                f" ({self._events_given_up} oldest events given up)"
+                if self._events_given_up
+                else "",
+            )
 
     async def _tick_loop(self) -> None:
         prune = PruneSchedule()
@@ -495,16 +571,26 @@ class Gateway:
             before = time.monotonic()
             await asyncio.sleep(period)
             lag = time.monotonic() - before - period
-            healthy = lag < MAX_LOOP_LAG_S and self._store_ok
-            if healthy:
+            # A store that cannot be written is said in STATUS and waited out: a restart
+            # would not free the disk, and the meters' live values would stop meanwhile.
+            if lag < MAX_LOOP_LAG_S:
                 self.notifier.watchdog()
             else:
-                _LOGGER.warning(
-                    "unhealthy (loop lag %.1f s, store ok %s): no watchdog ping",
-                    lag,
-                    self._store_ok,
-                )
+                _LOGGER.warning("unhealthy (loop lag %.1f s): no watchdog ping", lag)
             self.notifier.status(self.status_line())
+
+
+def describe_store_error(err: BaseException) -> str:
+    """What a person should know about a failed write, in words (SQLite's own as detail)."""
+    text = str(err)
+    lowered = text.lower()
+    if "disk is full" in lowered or "no space" in lowered:
+        return f"the data disk is full ({text})"
+    if "readonly" in lowered or "read-only" in lowered:
+        return f"the data directory is read-only ({text})"
+    if "deleted" in lowered or "unable to open" in lowered or "no such file" in lowered:
+        return f"the data directory or database file is gone ({text})"
+    return text or type(err).__name__
 
 
 def _default_outputs(gateway: Gateway) -> Sequence[Output]:

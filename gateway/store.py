@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -227,10 +228,7 @@ class Store(_Reads):
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db = self._connect()
             self._migrate()
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"cannot open the store {path}: {err}") from err
@@ -244,13 +242,61 @@ class Store(_Reads):
         finally:
             view.close()
 
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        # Which file is open: a database deleted (or replaced) under a running gateway would
+        # otherwise take every later write with it when the process ends.
+        self._identity = _identity(self.path)
+        return db
+
+    def file_problem(self) -> str | None:
+        """Why the file at ``path`` is no longer the database this store writes, or None."""
+        try:
+            identity = _identity(self.path)
+        except FileNotFoundError:
+            return f"{self.path} was deleted while the gateway had it open"
+        except OSError as err:
+            return f"cannot see {self.path}: {err.strerror}"
+        if identity != self._identity:
+            return f"{self.path} was replaced by another file while the gateway had it open"
+        return None
+
+    def restore_file(self) -> None:
+        """Write the open database (everything committed so far) back to ``path``, and carry
+        on there. A stranger's file found at the path is kept beside it, never overwritten."""
+        if self._db.in_transaction:
+            raise StoreError("cannot restore the store file inside a transaction")
+        spare = self.path.with_name(self.path.name + ".restoring")
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            target = sqlite3.connect(spare)
+            try:
+                self._db.backup(target)
+            finally:
+                target.close()
+            if self.path.exists():
+                self.path.rename(self.path.with_name(f"{self.path.name}.found-{os.getpid()}"))
+            os.replace(spare, self.path)
+            old, self._db = self._db, self._connect()
+        except (OSError, sqlite3.Error) as err:
+            with suppress(OSError):
+                spare.unlink()
+            raise StoreError(f"cannot write {self.path} back: {err}") from err
+        old.close()
+
     def close(self) -> None:
         """Checkpoint and close; idempotent."""
         try:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._db.close()
         except sqlite3.ProgrammingError:
-            pass  # already closed
+            return  # already closed
+        except sqlite3.OperationalError as err:
+            # A full or read-only disk: what is committed stays in the WAL, read at next start.
+            _LOGGER.warning("store %s closed without a checkpoint: %s", self.path, err)
+        self._db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -437,6 +483,11 @@ class Store(_Reads):
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {step + 1}")
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    found = path.stat()
+    return found.st_dev, found.st_ino
 
 
 def _value_to_db(value: Value) -> tuple[str, str]:
