@@ -170,17 +170,23 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def _decode_batch_line(decoder: Decoder, protocol: str, line: str, number: int) -> bytes:
+    """One line of a batch: its result or its error, never an end to the batch."""
     try:
         item: Any = json.loads(line)
-        text = item["input"]
+        if not isinstance(item, dict):
+            raise TypeError(f"a JSON object is needed, not {type(item).__name__}")
+        text, key, auth_key = item.get("input"), item.get("key"), item.get("auth_key")
         if not isinstance(text, str):
-            raise TypeError("input must be a string")
-    except (ValueError, KeyError, TypeError) as err:
+            raise TypeError('"input" must be a string')
+        for name, value in (("key", key), ("auth_key", auth_key)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f'"{name}" must be a string of hex digits')
+    except (ValueError, TypeError, RecursionError) as err:
         bad = FrameError(
             f"batch line {number} is not {{input, key, auth_key}}: {err}", code="bad_input"
         )
         return to_json(error_result(protocol, bad))
-    return _decode_one(decoder, protocol, text, item.get("key"), item.get("auth_key"))
+    return _decode_one(decoder, protocol, text, key, auth_key)
 
 
 def _decode_one(
@@ -213,8 +219,10 @@ def _hex(text: str, what: str) -> bytes:
 @contextlib.contextmanager
 def _open_text(name: str) -> Iterator[Iterable[str]]:
     """Lines from a path or from stdin; closes only what it opened."""
+    # Bytes that are not UTF-8 become U+FFFD: that line then fails as bad hex, the rest decode.
     if name == "-":
+        sys.stdin.reconfigure(errors="replace")  # type: ignore[union-attr]
         yield sys.stdin
         return
-    with open(name, encoding="utf-8") as stream:
+    with open(name, encoding="utf-8", errors="replace") as stream:
         yield stream

@@ -278,6 +278,8 @@ def parse_command(meter: str, name: str, payload: bytes) -> Command:
         document = msgspec.json.decode(text)
     except msgspec.DecodeError as err:
         raise CommandError("bad_payload", f"payload is not valid JSON: {err}") from None
+    except RecursionError:
+        raise CommandError("bad_payload", "payload is nested too deeply to be a command") from None
     if not isinstance(document, dict):
         raise CommandError(
             "bad_payload",
@@ -311,7 +313,8 @@ def command_id_of(payload: bytes) -> str | None:
     """The ``"id"`` of a payload that failed validation, when one can still be read."""
     try:
         document = msgspec.json.decode(payload)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # A payload nested a thousand levels deep is an attack on the bridge, not a command.
         return None
     if isinstance(document, dict):
         raw = document.get("id")

@@ -140,6 +140,8 @@ class Outbox:
             ).fetchone()
         self.depth: int = int(count)
         self.bytes: int = int(size)
+        # Rows appended (or deleted) inside a transaction that then fails are gone (or back).
+        store.on_rollback(self.resync)
         raw = store.get_state(STATE_MODULE, _DROPPED_KEY)
         self.dropped: int = int(raw.decode()) if raw else 0
         if self.depth:

@@ -148,6 +148,8 @@ class CommandVerifier:
             message = canonical(meter, command, args, command_id, ts)
         except ValueError as err:  # NaN or infinity inside args
             raise CommandError("bad_payload", f"args cannot be signed: {err}") from None
+        except RecursionError:
+            raise CommandError("bad_payload", "args are nested too deeply to sign") from None
         expected = hmac.new(self._secret, message, hashlib.sha256).hexdigest()
         # compare_digest on bytes: constant time, and no TypeError on non-ASCII input.
         if not hmac.compare_digest(expected.encode(), given.lower().encode()):

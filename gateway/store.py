@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -226,8 +226,11 @@ class Store(_Reads):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._rollback_hooks: list[Callable[[], None]] = []
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Readings, credit and command logs are the household's business: owner only, whatever
+            # the umask (systemd's StateDirectory is 0700 already; a manual run is not).
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._db = self._connect()
             self._migrate()
         except (OSError, sqlite3.Error) as err:
@@ -243,6 +246,8 @@ class Store(_Reads):
             view.close()
 
     def _connect(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite's -wal follows
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
@@ -311,7 +316,20 @@ class Store(_Reads):
         except BaseException:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            self._rolled_back()
             raise
+
+    def on_rollback(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` after any transaction rolls back: whoever keeps counts of rows in
+        memory (the outbox) recounts, since what the transaction added is gone again."""
+        self._rollback_hooks.append(hook)
+
+    def _rolled_back(self) -> None:
+        for hook in self._rollback_hooks:
+            try:
+                hook()
+            except (sqlite3.Error, StoreError) as err:
+                _LOGGER.warning("after a rollback: %s", err)
 
     # registers ---------------------------------------------------------------------------------
 

@@ -55,6 +55,27 @@ def test_batch_keeps_order_reports_bad_lines_and_exits_zero(tmp_path: Path) -> N
     assert results[1]["error"]["code"] == "bad_input"  # type: ignore[index]
 
 
+def test_one_bad_batch_line_is_one_error_line_whatever_it_holds(tmp_path: Path) -> None:
+    good = json.dumps({"input": SERIAL_RESPONSE}).encode()
+    bad_lines = [
+        json.dumps({"input": SERIAL_RESPONSE, "key": 1234}).encode(),
+        json.dumps({"input": SERIAL_RESPONSE, "auth_key": ["00"]}).encode(),
+        json.dumps(["input", SERIAL_RESPONSE]).encode(),
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"input": "40\xff3f"}',
+    ]
+    batch = tmp_path / "batch.jsonl"
+    batch.write_bytes(b"\n".join([good, *bad_lines, good]) + b"\n")
+    result = subprocess.run(
+        [str(GATEWAY), "decode", "kmp", "--batch", str(batch)], capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"Traceback" not in result.stderr
+    results = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["ok"] for r in results] == [True, *[False] * len(bad_lines), True]
+    assert {r["error"]["code"] for r in results[1:-1]} <= {"bad_input", "bad_hex"}
+
+
 def test_tools_get_their_arguments_unchanged() -> None:
     status = cli.main(["--log-level", "warning", "scan", "--url", "/nonexistent/tty", "--json"])
     assert status == 2, "scan must see --url (and fail to open the port), not an argparse error"

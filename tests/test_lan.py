@@ -537,6 +537,7 @@ async def test_commands_need_the_bearer_token(lan: Any, http: aiohttp.ClientSess
     for payload, status, code in [
         (b"{not json", 400, "bad_body"),
         (b"[1, 2]", 400, "bad_body"),
+        (b'{"args": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400, "bad_body"),  # was a 500
         (b'{"args": 5}', 400, "bad_parameter"),
         (b'{"argz": {}}', 400, "bad_parameter"),
         (b'{"args": {"refuse": "bad_argument"}}', 400, "bad_argument"),
@@ -849,6 +850,30 @@ def _profile_rows(count: int, end: datetime) -> list[Any]:
         )
         for i in range(count)
     ]
+
+
+async def test_health_says_when_the_store_cannot_be_written(
+    lan: Any, http: aiohttp.ClientSession
+) -> None:
+    gateway, _, base = lan
+    writer = gateway.store._db  # the store's own connection: its writes are what fails
+    writer.execute("PRAGMA query_only = ON")  # SQLite refuses every write from here on
+    try:
+        feed(gateway, datetime.now(UTC))
+        gateway.persist()  # what the flush loop does: the write fails, the problem is noted
+        health = await get_json(http, f"{base}/api/v1/health")
+        assert health["status"] == "error"
+        assert health["store"]["writable"] is False
+        assert "read-only" in health["store"]["problem"]
+    finally:
+        writer.execute("PRAGMA query_only = OFF")
+    gateway.persist()
+    health = await get_json(http, f"{base}/api/v1/health")
+    assert health["store"] == {
+        "path": str(gateway.store.path),
+        "writable": True,
+        "problem": None,
+    }
 
 
 async def test_a_prune_during_a_long_download_changes_nothing_in_it(lan: Any) -> None:

@@ -306,6 +306,8 @@ async def test_commands_reply_with_outcome_and_bad_payloads_change_nothing(
             (b'{"id": true}', '"id" must be a string or an integer'),
             (b'{"id": "' + b"x" * 80 + b'"}', "1 to 64 characters"),
             (b"\xff\xfe", "not UTF-8"),
+            # 2 kB nested 1,000 deep: once a RecursionError that ended the whole MQTT session.
+            (b'{"id": "deep", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested too deeply"),
         ]
         for payload, words in bad:
             answer = await ask(payload)

@@ -154,6 +154,15 @@ def test_any_payload_gives_a_command_or_a_bad_payload_error(payload: bytes) -> N
     command_id_of(payload)  # never raises either
 
 
+def test_a_deeply_nested_payload_is_refused_and_never_raises_anything_else() -> None:
+    payload = b'{"id": "deep", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    assert command_id_of(payload) is None
+    assert command_id_of(b"[" * 100_000) is None
+    with pytest.raises(CommandError) as refused:
+        parse_command("main", "x", payload)
+    assert refused.value.code == "bad_payload"
+
+
 def test_reply_payloads() -> None:
     ok = json.loads(reply_payload("a", "x", result={"published": 2}))
     assert ok == {"id": "a", "command": "x", "ok": True, "result": {"published": 2}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,20 @@ def test_append_joins_the_callers_transaction(store: Store) -> None:
     outbox.resync()
     assert [m.payload for m in outbox.peek()] == [b"kept"]
     assert outbox.depth == 1
+
+
+def test_counters_follow_a_transaction_the_full_disk_rolled_back(store: Store) -> None:
+    outbox = Outbox(store, max_bytes=100_000_000)
+    outbox.append("t", b"kept")
+    depth, size = outbox.depth, outbox.bytes
+    with store.transaction() as db:
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        db.execute(f"PRAGMA max_page_count = {pages + 2}")  # SQLite's own "disk full"
+    with pytest.raises(sqlite3.OperationalError, match="full"), store.transaction():
+        for _ in range(100):
+            outbox.append("t", os.urandom(4000))  # incompressible: every row needs a page
+    assert (outbox.depth, outbox.bytes) == (depth, size)  # no resync() by hand
+    assert [m.payload for m in outbox.peek()] == [b"kept"]
 
 
 def test_large_payloads_are_deflated_on_disk_and_come_back_exactly(store: Store) -> None:

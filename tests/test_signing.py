@@ -111,6 +111,14 @@ def test_shape_errors_name_the_field() -> None:
     assert "cannot be signed" in refused("bad_payload", nan_args)
 
 
+def test_deeply_nested_args_are_refused_not_raised() -> None:
+    deep: object = 1
+    for _ in range(900):
+        deep = [deep]
+    body = payload({"args": {"x": deep}, "id": "d", "ts": NOW, "hmac": "0" * 64})
+    assert "nested too deeply" in refused("bad_payload", body)
+
+
 def test_old_and_future_timestamps_are_stale() -> None:
     old = sign_payload("main", "arm", {}, secret=SECRET, command_id="a", ts=NOW - 31)
     assert "31 s old" in refused("stale", old, command="arm")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -101,3 +103,20 @@ def test_failed_transaction_changes_nothing(tmp_path: Path) -> None:
         raise RuntimeError("power cut in the middle")
     assert store.load_registers("main")[0].value == Decimal("1")
     assert store.integrity_ok()
+
+
+def test_a_new_data_directory_and_database_are_the_owners_only(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # what a shell usually has: 755 directories, 644 files
+    try:
+        store = Store(tmp_path / "state" / "gateway.db")
+        store.add_events([Event("m", datetime.now(UTC), "test", "a write makes the WAL")])
+        modes = {
+            path.name: stat.S_IMODE(path.stat().st_mode)
+            for path in (tmp_path / "state", *(tmp_path / "state").iterdir())
+        }
+        store.close()
+    finally:
+        os.umask(old)
+    assert modes.pop("state") == 0o700
+    assert modes.keys() >= {"gateway.db", "gateway.db-wal"}
+    assert set(modes.values()) == {0o600}, modes

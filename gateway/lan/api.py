@@ -119,7 +119,10 @@ class Api:
         )
 
     async def health(self, request: web.Request) -> web.Response:
-        """Modules with their state, last frame and errors; outputs with their status."""
+        """The store, modules with their state, last frame and errors; outputs with their status.
+
+        ``status`` is ``error`` while the store cannot be written, ``degraded`` while a module is
+        not communicating, else ``ok``."""
         gateway = self.gateway
         modules = [
             {
@@ -138,9 +141,17 @@ class Api:
             for h in sorted(gateway.health.values(), key=lambda h: h.name)
         ]
         healthy = all(m["state"] == "running" and m["communicating"] for m in modules)
+        # A store that cannot be written loses what the meters say next: worse than a module.
+        problem = gateway.store_problem
+        status = "error" if problem is not None else "ok" if healthy else "degraded"
         return _json(
             {
-                "status": "ok" if healthy else "degraded",
+                "status": status,
+                "store": {
+                    "path": str(gateway.store.path),
+                    "writable": problem is None,
+                    "problem": problem,
+                },
                 "now": utc_now(),
                 "uptime_s": (utc_now() - gateway.started_at).total_seconds(),
                 "loop_lag_s": self._server.loop_lag_s,
@@ -512,6 +523,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(400, "bad_body", f"the body is not JSON: {err}") from None
+    except RecursionError:
+        raise ApiError(400, "bad_body", "the body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_body", "the body must be a JSON object")
     return body
