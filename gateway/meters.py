@@ -51,6 +51,8 @@ class Meters:
         self._store = store
         self.engines: dict[str, MeterEngine] = {}
         self._pending: dict[str, _Pending] = {}
+        # Lifetime totals as last committed, per meter: what every output may show of them.
+        self._durable: dict[str, dict[str, Register]] = {}
         self.sync(settings)
 
     def sync(self, settings: Settings) -> None:
@@ -65,6 +67,7 @@ class Meters:
             else:
                 registers = self._store.load_registers(meter.id)
                 state = self._store.load_engine_state(meter.id)
+                self._durable[meter.id] = _totals(registers)
             self.engines[meter.id] = MeterEngine(
                 meter.id, registers, settings=meter, zone=settings.zone, state=state
             )
@@ -90,10 +93,12 @@ class Meters:
         if not pending:
             return
         targets = list(outputs)
+        committed: dict[str, dict[str, Register]] = {}
         try:
             with self._store.transaction():
                 for meter, work in pending.items():
                     engine = self.engines[meter]
+                    committed[meter] = _totals(engine.registers.values())
                     self._store.save_registers(meter, work.registers.values())
                     self._store.save_engine_state(meter, engine.state_blob())
                     self._store.add_profile(meter, work.profile)
@@ -117,6 +122,7 @@ class Meters:
                     work.billing += newer.billing
                 self._pending[meter] = work
             raise
+        self._durable.update(committed)
 
     def prune(self, now: datetime) -> None:
         """Drop profile and analysis rows past their retention."""
@@ -130,15 +136,26 @@ class Meters:
             if removed:
                 _LOGGER.info("meter %s: removed %d rows past retention", meter, removed)
 
+    def published(self, meter: str) -> dict[str, Register]:
+        """A meter's registers as every output shows them: lifetime totals as last committed
+        (what MQTT's ``state`` carries, so a kill -9 can never take a shown total back),
+        instantaneous values as the engine has them now.
+
+        The one place that decides which totals are shown: HTTP, server-sent events and
+        ``/metrics`` read this, MQTT gets the same registers inside the committing transaction.
+        """
+        engine = self.engines.get(meter)
+        if engine is None:
+            return {}
+        view = {code: reg for code, reg in engine.registers.items() if _shown_live(code)}
+        view.update(self._durable.get(meter, {}))
+        return view
+
     def live(self, update: Update) -> Update:
         """The part of an update that may be shown before it is durable: no lifetime totals."""
         return Update(
             update.meter,
-            {
-                code: register
-                for code, register in update.registers.items()
-                if not obis.is_cumulative(code)
-            },
+            {code: register for code, register in update.registers.items() if _shown_live(code)},
         )
 
     def summary(self, meter: str, codes: Iterable[str]) -> str:
@@ -150,3 +167,12 @@ class Meters:
             if code in registers
         ]
         return ", ".join(parts) or "no values yet"
+
+
+def _shown_live(code: str) -> bool:
+    """Instantaneous values may be shown before they are durable; lifetime totals may not."""
+    return not obis.is_cumulative(code)
+
+
+def _totals(registers: Iterable[Register]) -> dict[str, Register]:
+    return {reg.obis: reg for reg in registers if not _shown_live(reg.obis)}

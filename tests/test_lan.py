@@ -198,6 +198,7 @@ async def test_health_reports_modules_and_outputs(lan: Any, http: aiohttp.Client
 async def test_meters_and_registers(lan: Any, http: aiohttp.ClientSession) -> None:
     gateway, _, base = lan
     feed(gateway, START)
+    gateway.flush()  # totals are shown once durable
     meters = await get_json(http, f"{base}/api/v1/meters")
     by_id = {m["id"]: m for m in meters["meters"]}
     assert by_id["second"]["model"] == "382L"
@@ -708,6 +709,7 @@ async def test_metrics_parse_with_prometheus_client(lan: Any, http: aiohttp.Clie
     gateway, _, base = lan
     await until(lambda: gateway.health.get("sim1") and gateway.health["sim1"].frames_ok > 0)
     feed(gateway, START)
+    gateway.flush()  # totals are shown once durable
     async with http.get(f"{base}/metrics") as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -874,6 +876,43 @@ async def test_health_says_when_the_store_cannot_be_written(
         "writable": True,
         "problem": None,
     }
+
+
+async def test_every_output_shows_only_durable_totals(
+    lan: Any, http: aiohttp.ClientSession
+) -> None:
+    gateway, _, base = lan
+    feed(gateway, START)
+    gateway.flush()
+    writer = gateway.store._db  # the store's own connection: nothing more can be committed
+    writer.execute("PRAGMA query_only = ON")
+    try:
+        # Not durable: a kill -9 now would bring 1234.567 back, so no output may show more.
+        feed(gateway, START + timedelta(minutes=10), a_plus=Decimal("1234.600"), p_plus=2000.0)
+        meter = f"{base}/api/v1/meters/second"
+        registers = (await get_json(http, f"{meter}/registers"))["registers"]
+        assert registers["1-0:1.8.0"]["value"] == 1234.567
+        assert registers["1-0:1.7.0"]["value"] == 2000.0  # instantaneous values are live
+        one = await get_json(http, f"{meter}/registers/1-0:1.8.0")
+        assert one["value"] == 1234.567
+        whole = await get_json(http, meter)
+        assert whole["registers"]["1-0:1.8.0"]["value"] == 1234.567
+        async with http.get(f"{base}/api/v1/stream?meter=second") as response:
+            name, snapshot = await _sse(response)
+        assert name == "snapshot"
+        assert snapshot["meters"]["second"]["1-0:1.8.0"]["value"] == 1234.567
+        async with http.get(f"{base}/metrics") as response:
+            families = {f.name: f for f in text_string_to_metric_families(await response.text())}
+        values = {
+            (s.labels["meter"], s.labels["obis"]): s.value
+            for s in families["meter_gateway_register_value"].samples
+        }
+        assert values[("second", "1-0:1.8.0")] == 1234.567
+    finally:
+        writer.execute("PRAGMA query_only = OFF")
+    gateway.flush()
+    registers = (await get_json(http, f"{base}/api/v1/meters/second/registers"))["registers"]
+    assert registers["1-0:1.8.0"]["value"] == 1234.6
 
 
 async def test_a_prune_during_a_long_download_changes_nothing_in_it(lan: Any) -> None:

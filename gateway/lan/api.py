@@ -240,7 +240,7 @@ class Api:
                 **self._meter_json(meter_id),
                 "registers": {
                     code: register_json(reg, describe=True)
-                    for code, reg in sorted(engine.registers.items())
+                    for code, reg in sorted(self.gateway.meters.published(engine.meter_id).items())
                 },
             }
         )
@@ -253,7 +253,7 @@ class Api:
                 "meter": engine.meter_id,
                 "registers": {
                     code: register_json(reg, describe=True)
-                    for code, reg in sorted(engine.registers.items())
+                    for code, reg in sorted(self.gateway.meters.published(engine.meter_id).items())
                 },
             }
         )
@@ -262,7 +262,7 @@ class Api:
         """One register."""
         engine = self._engine(request.match_info["meter"])
         code = obis.normalize(request.match_info["obis"])
-        register = engine.registers.get(code)
+        register = self.gateway.meters.published(engine.meter_id).get(code)
         if register is None:
             raise ApiError(
                 404, "unknown_register", f"meter {engine.meter_id!r} has no register {code}"
@@ -455,8 +455,7 @@ class Api:
     def _meter_json(self, meter_id: str) -> dict[str, Any]:
         settings = self.gateway.settings
         config = settings.meter(meter_id)
-        engine = self.gateway.engines.get(meter_id)
-        registers = engine.registers if engine else {}
+        registers = self.gateway.meters.published(meter_id)
         return {
             "id": config.id,
             "name": config.name,
@@ -477,7 +476,7 @@ class Api:
             "meters": {
                 meter_id: {
                     code: register_json(reg, describe=True)
-                    for code, reg in sorted(engines[meter_id].registers.items())
+                    for code, reg in sorted(self.gateway.meters.published(meter_id).items())
                 }
                 for meter_id in chosen
             },

@@ -74,8 +74,8 @@ def _meter_families(gateway: Gateway, now: datetime) -> list[_Family]:
         "A meter register in its unit (kWh, W, V, ...), labelled with its OBIS code.",
     )
     age = _Family("register_age_seconds", "gauge", "Seconds since the meter measured the register.")
-    for meter_id, engine in sorted(gateway.engines.items()):
-        for code, register in sorted(engine.registers.items()):
+    for meter_id in sorted(gateway.engines):
+        for code, register in sorted(gateway.meters.published(meter_id).items()):
             number = _float(register.value)
             if number is None:
                 continue
