@@ -15,6 +15,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +37,7 @@ from gateway.meters import Meters
 from gateway.model import Command, Event, Sample, utc_now
 from gateway.store import Store
 from gateway.systemd import Notifier
+from gateway.timekeeping import ClockGuard
 
 __all__ = ["Gateway", "Output", "PruneSchedule", "run"]
 
@@ -58,6 +60,10 @@ PRUNE_EVERY_S = 6 * 3600.0
 UNSAVED_EVENTS_MAX = 10_000
 # A store fault is logged when it starts, when it ends, and as a reminder this often meanwhile.
 STORE_REMINDER_S = 600.0
+# The wall clock is saved this often (and at shutdown): the floor a clock must pass at the next
+# start before records are stamped with it, where nothing else says NTP has set it.
+CLOCK_SAVE_EVERY_S = 3600.0
+_CLOCK_STATE = ("@gateway", "wall_clock")
 
 
 class Output(Protocol):
@@ -129,12 +135,17 @@ class Gateway:
         notifier: Notifier | None = None,
         outputs: OutputFactory | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: ClockGuard | None = None,
     ) -> None:
         self.settings = settings
         self._monotonic = monotonic
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.store = Store(settings.data_path / STORE_FILE)
+        self.clock = clock or ClockGuard(self._saved_wall_clock())
+        self.samples_held = 0  # dropped while the clock was not believable
+        self._clock_saved = float("-inf")
+        self._clock_said = False  # "waiting for the clock" was logged
         self.meters = Meters(settings, self.store)
         self.health: dict[str, ModuleHealth] = {}
         self.outputs: list[Output] = []
@@ -170,12 +181,19 @@ class Gateway:
         if engine is None:
             _LOGGER.warning("module %s sent a sample for unknown meter %r", module, sample.meter)
             return
+        if not self.clock.check():
+            # Profile intervals, billing and events would carry a time from before the sync.
+            self.samples_held += 1
+            return
         self._apply(engine.ingest(sample))
 
     def report(self, event: Event) -> None:
         """Persist an event; outputs queue it in the same transaction, so none is lost. While
         the store cannot be written the event waits in memory, in order, for the next flush."""
         _LOGGER.info("event %s on %s: %s", event.kind, event.meter, event.detail)
+        if not self.clock.check():
+            _LOGGER.info("event above not stored: %s", self.clock.why_not)
+            return
         if len(self._unsaved_events) >= UNSAVED_EVENTS_MAX:
             self._unsaved_events.popleft()
             self._events_given_up += 1
@@ -323,6 +341,7 @@ class Gateway:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(signum)
             self.persist()
+            self._save_wall_clock()
             self.store.close()
 
     def flush(self) -> None:
@@ -341,6 +360,8 @@ class Gateway:
         line = f"{running}/{len(self.health)} modules running, {len(self.engines)} meters"
         if self.store_problem is not None:
             line += f"; STORE NOT WRITABLE: {self.store_problem}"
+        if not self.clock.trusted:
+            line += f"; {self.clock.why_not}"
         return line
 
     # internals ---------------------------------------------------------------------------------
@@ -376,6 +397,8 @@ class Gateway:
         engine = self.engines.get(command.meter)
         if engine is None:
             raise CommandError("unknown_meter", f"no meter {command.meter!r}")
+        if not self.clock.check():
+            raise CommandError("clock_not_set", self.clock.why_not)
         update, result = engine.command(command.name, command.args, utc_now())
         self._apply(update)
         self.flush()  # commands are rare and deliberate: make their effect durable at once
@@ -555,6 +578,8 @@ class Gateway:
         prune = PruneSchedule()
         while True:
             await asyncio.sleep(TICK_S)
+            if not self._clock_believable():
+                continue
             now = utc_now()
             for update in self.meters.tick(now):
                 self._apply(update)
@@ -564,6 +589,52 @@ class Gateway:
                 except (GatewayError, sqlite3.Error) as err:
                     # A full or read-only disk must not stop the clock; the next prune retries.
                     _LOGGER.warning("cannot prune old rows in %s: %s", self.store.path, err)
+
+    def _clock_believable(self) -> bool:
+        """Look at the wall clock once a tick: believable yet, set since the last look?"""
+        if not self.clock.check():
+            if not self._clock_said:
+                self._clock_said = True
+                _LOGGER.warning("%s; meter samples wait until then", self.clock.why_not)
+            return False
+        if self._clock_said:
+            self._clock_said = False
+            _LOGGER.warning(
+                "system clock believed from %s on (%d samples held back before)",
+                self.clock.now().isoformat(timespec="seconds"),
+                self.samples_held,
+            )
+            self.notifier.status(self.status_line())
+        stepped = self.clock.step()
+        if stepped is not None:
+            expected, actual = stepped
+            _LOGGER.warning(
+                "system clock set by %+.0f s (to %s)",
+                (actual - expected).total_seconds(),
+                actual.isoformat(timespec="seconds"),
+            )
+            for engine in self.engines.values():
+                self._apply(engine.clock_stepped(expected, actual))
+        if time.monotonic() - self._clock_saved >= CLOCK_SAVE_EVERY_S:
+            self._save_wall_clock()
+        return True
+
+    def _saved_wall_clock(self) -> datetime | None:
+        raw = self.store.get_state(*_CLOCK_STATE)
+        try:
+            return datetime.fromisoformat(raw.decode()) if raw else None
+        except ValueError:
+            return None
+
+    def _save_wall_clock(self) -> None:
+        if not self.clock.trusted:
+            return
+        try:
+            self.store.put_state(*_CLOCK_STATE, self.clock.now().isoformat().encode())
+        except (sqlite3.Error, OSError, StoreError) as err:
+            self._store_failed(err)
+            return
+        self._clock_saved = time.monotonic()
 
     async def _watchdog_loop(self) -> None:
         period = (self.notifier.watchdog_s or 10.0) / 2

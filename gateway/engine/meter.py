@@ -196,6 +196,24 @@ class MeterEngine:
         }
         return update
 
+    def clock_stepped(self, expected: datetime, actual: datetime) -> Update:
+        """The gateway's clock was set (NTP stepped it, someone set it): log a clock_adjusted
+        event and flag the profile interval in progress, as the 382L does. Registers are the
+        meter's and do not move; a sample that now looks older than the last one is handled
+        by ``ingest`` (a new, flagged interval), never as a decrease."""
+        update = Update(self.meter_id)
+        update.events.append(
+            self.event(
+                actual,
+                "clock_adjusted",
+                f"system clock set by {(actual - expected).total_seconds():+.0f} s"
+                f" (it read {expected.isoformat(timespec='seconds')})",
+                previous=expected.isoformat(),
+            )
+        )
+        self.state.profile_flags |= int(ProfileFlag.CLOCK_ADJUSTED)
+        return update
+
     def tick(self, now: datetime) -> Update:
         """Time-driven changes without a sample (a debiting stop when the meter is silent)."""
         update = Update(self.meter_id)

@@ -149,7 +149,7 @@ def test_a_broker_that_never_answers_connect_is_left_with_a_clear_line_and_no_sp
 def test_a_connection_cut_mid_publish_loses_no_state_message(
     tmp_path: Path, broker: Broker
 ) -> None:
-    cuts = cycles(quick=2, soak=30)
+    cuts = cycles(quick=2, soak=10)
     proxy = CuttingProxy(broker.port, cuts=cuts, seed=17)
     subscriber = Collector(broker.port, (STATE,))
     try:

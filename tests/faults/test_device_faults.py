@@ -123,7 +123,7 @@ def test_a_serial_adapter_unplugged_and_replugged_recovers_each_time(tmp_path: P
     config = tmp_path / "gateway.toml"
     config.write_text(CONFIG.format(data=tmp_path, http=http, module=module))
     cable = P1Cable(link)
-    rounds = cycles(quick=2, soak=20)
+    rounds = cycles(quick=2, soak=10)
     shares: list[float] = []
     cable.plug()
     try:
@@ -205,7 +205,7 @@ def test_a_tcp_peer_that_misbehaves_forever_is_recovered_from_when_it_behaves(
         with gateway_process(config, tmp_path / "gateway.log") as started:
             wait_for_port(http, 30)
             seen = wait_health(http, "lan", lambda h: h["frames_ok"] >= 2, 60, "first readouts")
-            for _ in range(cycles(quick=1, soak=10)):
+            for _ in range(cycles(quick=1, soak=5)):
                 switch.fault = bad
                 switch.drop_all()
                 seen = wait_health(
