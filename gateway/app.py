@@ -25,6 +25,7 @@ from gateway.adapter import Adapter, ModuleContext, ModuleHealth
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, Settings
 from gateway.engine import Action, BillingRecord, MeterEngine, ProfileRow, Register, Update
+from gateway.engine.commands import COMMANDS, parse_args, sender_of
 from gateway.errors import (
     AdapterError,
     CommandError,
@@ -243,6 +244,17 @@ class Gateway:
         """Carry out a command or raise CommandError saying why not; nothing changes then."""
         if command.meter not in self.engines and command.meter != self.settings.gateway.name:
             raise CommandError("unknown_meter", f"no meter {command.meter!r}")
+        spec = COMMANDS.get(command.name)
+        if spec is not None:
+            # The table decides who may send it and what its arguments are, for every channel.
+            sender = sender_of(command.source)
+            if sender not in spec.senders:
+                raise CommandError(
+                    "not_permitted",
+                    f"{command.name} cannot be sent by {sender}"
+                    f" (only {', '.join(sorted(spec.senders))})",
+                )
+            parse_args(spec, command.args)  # refused here, naming the field, before anything runs
         handler = self._command_handlers.get(command.name)
         if handler is None and command.name in self._module_commands():
             handler = self._module_command

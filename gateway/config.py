@@ -86,6 +86,9 @@ class MqttSection(_Section, frozen=True):
     # timestamp at most command_max_age_s old (gateway/signing.py); unset: unsigned commands.
     command_secret_file: str | None = None
     command_max_age_s: float = 30.0
+    # Without a secret, commands that change something (top-ups, the breaker, register rebases)
+    # are refused on MQTT: anyone who can publish to the broker could send them. This opts in.
+    unsigned_commands: bool = False
 
 
 class HttpSection(_Section, frozen=True):

@@ -36,6 +36,7 @@ from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from gateway.backoff import Backoff
 from gateway.config import MqttSection, read_secret
 from gateway.engine import Register, Update
+from gateway.engine.commands import COMMANDS
 from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import CommandError, GatewayError
 from gateway.model import Command, Event
@@ -408,6 +409,7 @@ class MqttBridge:
                     command = self._verifier.verify(meter, name, payload, time.time())
                 else:
                     command = parse_command(meter, name, payload)
+                    self._allow_unsigned(name)
                 command_id = command.id
                 result = await self._execute(command)
             except CommandError as err:
@@ -474,6 +476,20 @@ class MqttBridge:
                 "not_connected", "no broker connection; discovery is re-sent on reconnect"
             )
         return {"published": await self.presence.announce(client)}
+
+    def _allow_unsigned(self, name: str) -> None:
+        """Refuse an unsigned command that would change something, unless opted in."""
+        if self.config.unsigned_commands or name not in self._gateway.commands:
+            return  # an unknown name gets its own answer from execute()
+        spec = COMMANDS.get(name)
+        if spec is not None and not spec.changes_state:
+            return
+        raise CommandError(
+            "commands_disabled",
+            f"{name} changes state and MQTT commands are not signed: set"
+            " mqtt.command_secret_file (signed commands) or, on a broker you trust,"
+            " mqtt.unsigned_commands = true",
+        )
 
     # helpers ------------------------------------------------------------------------------------
 

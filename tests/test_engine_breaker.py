@@ -147,10 +147,19 @@ def test_smart_disconnect_limits_by_command() -> None:
     feed(engine, T0 + timedelta(seconds=7), "1.0", watts=0)
     feed(engine, T0 + timedelta(seconds=18), "1.0", watts=0)
     assert state(engine) == "connected", "auto reconnect after the load went down"
-    with pytest.raises(CommandError, match="positive"):
-        engine.command("set_limits", {"power_w": -1}, T0)
-    with pytest.raises(CommandError, match="set_limits takes"):
-        engine.command("set_limits", {"volts": 1}, T0)
+    for args, field in [
+        ({"power_w": -1}, "power_w"),
+        ({"power_w": 1e308}, "power_w"),  # once accepted: a limit that never trips
+        ({"power_w": float("nan")}, "power_w"),
+        ({"current_a": float("inf")}, "current_a"),
+        ({"duration_s": True}, "duration_s"),
+        ({"volts": 1}, "volts"),
+    ]:
+        with pytest.raises(CommandError, match=field) as refused:
+            engine.command("set_limits", args, T0)
+        assert refused.value.code == "bad_argument"
+    with pytest.raises(CommandError, match="at least one"):
+        engine.command("set_limits", {}, T0)
 
 
 def prepaid(**overrides: object) -> MeterEngine:
@@ -185,8 +194,18 @@ def test_replayed_and_reordered_top_ups_are_refused() -> None:
         engine.command("top_up", {"id": "x1", "sequence": 6, "amount": 1}, T0)
     with pytest.raises(CommandError, match="not after"):
         engine.command("top_up", {"id": "x2", "sequence": 4, "amount": 1}, T0)
-    with pytest.raises(CommandError, match="positive"):
-        engine.command("top_up", {"id": "x3", "sequence": 7, "amount": "-5"}, T0)
+    for args, field in [
+        ({"id": "x3", "sequence": 7, "amount": "-5"}, "amount"),
+        ({"id": "x3", "sequence": 7, "amount": "1e999999"}, "amount"),
+        ({"id": "x3", "sequence": 7, "amount": float("nan")}, "amount"),
+        ({"id": "x3", "sequence": 2**80, "amount": 1}, "sequence"),
+        ({"id": "x3", "sequence": 5 + 1001, "amount": 1}, "sequence"),  # far past the last
+        ({"id": "", "sequence": 7, "amount": 1}, "id"),
+        ({"id": "x3", "sequence": 7, "amount": 1, "note": "?"}, "note"),
+    ]:
+        with pytest.raises(CommandError, match=field) as refused:
+            engine.command("top_up", args, T0)
+        assert refused.value.code == "bad_argument", args
     again = restarted(engine)
     with pytest.raises(CommandError, match="already applied"):
         again.command("top_up", {"id": "x1", "sequence": 9, "amount": 1}, T0)

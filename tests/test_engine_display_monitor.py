@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -121,3 +122,23 @@ def test_phase_loss_and_over_and_undervoltage() -> None:
     assert sorted(kinds) == ["overvoltage", "phase_loss_cleared"]
     kinds = run_voltages(meter, T0 + timedelta(seconds=20), 5, 230.0, 231.0, 200.0)
     assert sorted(kinds) == ["overvoltage_cleared", "undervoltage"]
+
+
+def test_display_lists_take_only_obis_codes_and_commands_without_args_refuse_any() -> None:
+
+    meter = MeterEngine("m")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for args, field in [
+        ({"list": "auto", "readings": ["1-0:1.8.0", "drop table"]}, "readings[1]"),
+        ({"list": "auto", "readings": [1]}, "readings[0]"),
+        ({"list": "sideways", "readings": ["1-0:1.8.0"]}, "list"),
+        ({"list": "auto", "readings": []}, "readings"),
+    ]:
+        with pytest.raises(CommandError, match=re.escape(field)) as refused:
+            meter.command("set_display_list", args, at)
+        assert refused.value.code == "bad_argument"
+    for name in ("debiting_stop", "display_push", "accept_registers"):
+        with pytest.raises(CommandError, match="takes no arguments") as refused:
+            meter.command(name, {"junk": 1}, at)
+        assert refused.value.code == "bad_argument"
+    assert not meter.state.rebase  # accept_registers did not run

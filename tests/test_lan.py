@@ -915,6 +915,29 @@ async def test_every_output_shows_only_durable_totals(
     assert registers["1-0:1.8.0"]["value"] == 1234.6
 
 
+async def test_command_arguments_are_typed_and_refusals_name_the_field(
+    lan: Any, http: aiohttp.ClientSession
+) -> None:
+    _, _, base = lan
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{base}/api/v1/meters/second/commands"
+    for name, body, field in [
+        ("set_limits", b'{"args": {"power_w": 1e308}}', "args.power_w"),
+        ("set_limits", b'{"args": {"power_w": NaN}}', "args.power_w"),
+        ("set_limits", b'{"args": {"current_a": 1e999999}}', "args.current_a"),
+        ("set_display_list", b'{"args": {"list": "auto", "readings": ["x"]}}', "readings[0]"),
+        ("set_tariff", b'{"args": {"tariff": "2"}}', "args.tariff"),
+        ("debiting_stop", b'{"args": {"junk": 1}}', "takes no arguments"),
+    ]:
+        async with http.post(f"{url}/{name}", data=body, headers=auth) as response:
+            answer = await response.json()
+            assert response.status == 400, (name, answer)
+        assert answer["error"]["code"] == "bad_argument"
+        assert field in answer["error"]["message"], answer
+    billing = await get_json(http, f"{base}/api/v1/meters/second/billing")
+    assert billing["periods"] == [], "a refused debiting_stop closed no period"
+
+
 async def test_a_prune_during_a_long_download_changes_nothing_in_it(lan: Any) -> None:
     gateway, server, _ = lan
     count = 20_000

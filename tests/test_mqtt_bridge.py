@@ -323,7 +323,7 @@ async def test_commands_reply_with_outcome_and_bad_payloads_change_nothing(
             "id": "c2",
             "command": "resend_discovery",
             "ok": False,
-            "error": {"code": "bad_args", "message": answer["error"]["message"]},
+            "error": {"code": "bad_argument", "message": answer["error"]["message"]},
         }
         assert "unexpected" in answer["error"]["message"]
 
@@ -346,6 +346,29 @@ async def test_commands_reply_with_outcome_and_bad_payloads_change_nothing(
 
         answer = await ask(b"{}", f"{BASE}/nowhere/set/resend_discovery", f"{BASE}/nowhere/reply")
         assert answer["error"]["code"] == "unknown_meter"
+
+
+async def test_unsigned_state_changing_commands_are_off_until_opted_in(
+    broker: Broker, collector: Collector, tmp_path: Path
+) -> None:
+    reply = f"{BASE}/main/reply"
+    for opt_in, expected in (("", "commands_disabled"), ("unsigned_commands = true", None)):
+        text = settings_text(tmp_path / f"data{bool(opt_in)}", broker.port, opt_in)
+        async with running(text) as h:
+            h.sample()
+            h.start()
+            await collector.arrived(MAIN_CONFIG)  # discovery follows the command subscription
+            collector.clear()
+            collector.publish(f"{BASE}/main/set/accept_registers", b'{"id": "a1"}')
+            await until(lambda: bool(collector.on(reply)), 20, "reply")
+            answer = collector.on(reply)[-1].json()
+            if expected is None:
+                assert answer["ok"] is True, answer
+                assert h.gateway.engines["main"].state.rebase
+            else:
+                assert answer["error"]["code"] == expected
+                assert "command_secret_file" in answer["error"]["message"]
+                assert not h.gateway.engines["main"].state.rebase  # nothing changed
 
 
 async def test_a_retained_command_does_not_run_at_connect(

@@ -13,7 +13,10 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from gateway import obis
+from gateway.engine import commands
 from gateway.engine.book import (
     A_MINUS,
     A_PLUS,
@@ -236,71 +239,16 @@ class MeterEngine:
     # commands ----------------------------------------------------------------------------------
 
     def command(
-        self, name: str, args: Mapping[str, Any], now: datetime
+        self, name: str, args: Mapping[str, Any] | msgspec.Struct, now: datetime
     ) -> tuple[Update, dict[str, Any]]:
-        """Apply a command; raise CommandError (changing nothing) when it is refused."""
-        update = Update(self.meter_id)
-        tariff = self.active_tariff(now)
-        if name == "debiting_stop":
-            record = self.intervals.debiting_stop(
-                now, dict(self.state.last), update, estimated=False
-            )
-            return update, {"number": record.number, "at": record.at.isoformat()}
-        if name == "set_tariff":
-            if self.settings.tariff.source != "command":
-                raise CommandError(
-                    "not_allowed", f"the tariff comes from the {self.settings.tariff.source}"
-                )
-            value = _as_int(args.get("tariff"))
-            if value is None or not 1 <= value <= 4:
-                raise CommandError("bad_argument", "`tariff` must be an integer 1..4")
-            self.state.external_tariff = value
-            self.put(update, ACTIVE_TARIFF, value, None, now)
-            return update, {"tariff": value}
-        if name == "display_push":
-            self.display.push(now, tariff)
-            return update, self.display_state(now)
-        if name == "set_display_list":
-            codes = args.get("readings")
-            if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
-                raise CommandError("bad_argument", "`readings` must be a list of OBIS codes")
-            self.display.set_list(str(args.get("list", "")), tuple(codes), tariff)
-            return update, {"list": args.get("list"), "readings": codes}
-        if name in ("disconnect", "reconnect", "arm"):
-            events, actions = self.breaker.remote(name, now)
-            return self.protection.result(now, update, events, actions)
-        if name == "button":
-            events, actions = self.breaker.button(now)
-            return self.protection.result(now, update, events, actions)
-        if name == "top_up":
-            events, balance = self.prepayment.top_up(args, now)
-            update.events += events
-            self.protection.enforce_prepayment(now, update)
-            self.protection.publish(now, update)
-            return update, {"balance": str(balance), "unit": self.settings.prepayment.unit}
-        if name == "set_limits":
-            return update, self.protection.set_limits(args)
-        if name == "accept_registers":
-            self.state.rebase = True
-            update.events.append(
-                self.event(now, "registers_rebased", "the next readings are accepted as they come")
-            )
-            return update, {"accepting": True}
-        raise CommandError("unknown_command", f"no engine command {name!r}")
+        """Apply a command of the table in ``gateway.engine.commands`` (arguments as a mapping
+        or already typed); raise CommandError (changing nothing) when it is refused."""
+        spec = commands.COMMANDS.get(name)
+        if spec is None or spec.engine is None:
+            raise CommandError("unknown_command", f"no engine command {name!r}")
+        return spec.engine(self, commands.parse_args(spec, args), now)
 
-    COMMANDS = (
-        "accept_registers",
-        "arm",
-        "button",
-        "debiting_stop",
-        "disconnect",
-        "display_push",
-        "reconnect",
-        "set_display_list",
-        "set_limits",
-        "set_tariff",
-        "top_up",
-    )
+    COMMANDS = tuple(sorted(name for name, spec in commands.COMMANDS.items() if spec.engine))
 
     def display_state(self, now: datetime, *, powered: bool = True) -> dict[str, Any]:
         """What the LCD shows now."""

@@ -20,6 +20,9 @@ from gateway.model import Event
 
 __all__ = ["Prepayment", "PrepaymentState"]
 
+# Once a top-up was accepted, the next may skip this many sequence numbers (lost vouchers), no
+# more: one far ahead, by mistake or on purpose, would refuse every real top-up after it.
+MAX_SEQUENCE_STEP = 1000
 _KEEP_IDS = 256  # ids remembered besides the sequence rule, for a clear "replayed" answer
 
 
@@ -77,23 +80,13 @@ class Prepayment:
         state.balance -= cost
         return self._levels(now)
 
-    def top_up(self, args: Mapping[str, object], now: datetime) -> tuple[list[Event], Decimal]:
-        """Add credit from a top-up {id, sequence, amount}; refuse replays and reordering."""
+    def top_up(
+        self, top_up_id: str, sequence: int, value: Decimal, now: datetime
+    ) -> tuple[list[Event], Decimal]:
+        """Add credit from a top-up (arguments checked by its command's type); refuse replays,
+        reordering and a sequence far ahead of the last one."""
         if not self.settings.enabled:
             raise CommandError("not_allowed", "prepayment is not enabled for this meter")
-        top_up_id = args.get("id")
-        sequence = args.get("sequence")
-        amount = args.get("amount")
-        if not isinstance(top_up_id, str) or not top_up_id:
-            raise CommandError("bad_argument", "`id` must be a non-empty string")
-        if not isinstance(sequence, int) or isinstance(sequence, bool):
-            raise CommandError("bad_argument", "`sequence` must be an integer")
-        try:
-            value = Decimal(str(amount))
-        except ArithmeticError:
-            raise CommandError("bad_argument", "`amount` must be a number") from None
-        if not value.is_finite() or value <= 0:
-            raise CommandError("bad_argument", "`amount` must be a positive number")
         state = self.state
         if top_up_id in state.recent_ids:
             raise CommandError("replayed", f"top-up {top_up_id} was already applied")
@@ -101,6 +94,12 @@ class Prepayment:
             raise CommandError(
                 "out_of_order",
                 f"top-up sequence {sequence} is not after the last accepted {state.last_sequence}",
+            )
+        if state.recent_ids and sequence > state.last_sequence + MAX_SEQUENCE_STEP:
+            raise CommandError(
+                "bad_argument",
+                f"`sequence` {sequence} is more than {MAX_SEQUENCE_STEP} past the last accepted"
+                f" {state.last_sequence}; it would refuse every real top-up after it",
             )
         state.balance += value
         state.last_sequence = sequence

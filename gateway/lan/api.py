@@ -38,7 +38,12 @@ EVENTS_PAGE_MAX = 1000
 BILLING_PAGE_MAX = 1000
 # A stream with nothing to say sends a comment this often so proxies keep it open.
 KEEPALIVE_S = 15.0
-_COMMAND_STATUS = {"unknown_meter": 404, "unknown_command": 404, "bad_argument": 400}
+_COMMAND_STATUS = {
+    "unknown_meter": 404,
+    "unknown_command": 404,
+    "bad_argument": 400,
+    "not_permitted": 403,
+}
 
 
 class Api:

@@ -39,6 +39,7 @@ persist_interval_s = 0.2
 [mqtt]
 host = "localhost"
 port = {port}
+unsigned_commands = true  # the test broker is the test's own
 
 [http]
 enabled = false

@@ -35,6 +35,7 @@ persist_interval_s = 0.5
 
 [mqtt]
 port = {mqtt_port}
+unsigned_commands = true  # the test broker is the test's own
 
 [http]
 enabled = false

@@ -1,0 +1,312 @@
+"""Every gateway command in one table: who may send it, its typed arguments, what carries it out.
+
+HTTP and MQTT both validate through this table before anything runs, so a refusal is the same
+on both and always names the argument; the API documentation can be generated from it. Module
+commands (an adapter's ``COMMANDS``, such as the S0 module's ``set_total``) belong to their
+modules and are not listed here.
+
+Pure: no I/O, no asyncio. Handlers take the engine, the typed arguments and the time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+
+from gateway import obis
+from gateway.engine.book import ACTIVE_TARIFF
+from gateway.engine.records import Update
+from gateway.errors import CommandError
+
+if TYPE_CHECKING:
+    from gateway.engine.meter import MeterEngine
+
+__all__ = [
+    "COMMANDS",
+    "MAX_TOP_UP",
+    "CommandSpec",
+    "Sender",
+    "parse_args",
+    "sender_of",
+]
+
+Sender = Literal["http", "mqtt", "button", "internal"]
+# A single top-up above this is a typo or an attack (the unit is the meter's prepayment unit).
+MAX_TOP_UP = Decimal(100_000)
+# Limits beyond these are no limits at all (a 1 MW household breaker, a 100 kA current).
+MAX_POWER_W = 1_000_000.0
+MAX_CURRENT_A = 100_000.0
+MAX_DURATION_S = 86_400.0
+_ID_CHARS = 64
+
+
+class _Args(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Arguments of a command; unknown keys are refused."""
+
+
+class NoArgs(_Args, frozen=True):
+    """The command takes no arguments."""
+
+
+class SetTariffArgs(_Args, frozen=True):
+    """``set_tariff``: the tariff register to count into."""
+
+    tariff: Annotated[int, msgspec.Meta(ge=1, le=4)]
+
+
+class SetDisplayListArgs(_Args, frozen=True):
+    """``set_display_list``: replace one of the LCD's reading lists."""
+
+    list: Literal["auto", "manual", "battery"]
+    readings: Annotated[tuple[str, ...], msgspec.Meta(min_length=1, max_length=30)]
+
+    def __post_init__(self) -> None:
+        for index, code in enumerate(self.readings):
+            try:
+                obis.parse(code)
+            except ValueError:
+                raise ValueError(
+                    f"`readings[{index}]` {code[:40]!r} is not an OBIS code (A-B:C.D.E)"
+                ) from None
+
+
+class TopUpArgs(_Args, frozen=True):
+    """``top_up``: credit from a vending system, each with its own id and a rising sequence."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=_ID_CHARS)]
+    sequence: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+    amount: Decimal
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_finite() or not 0 < self.amount <= MAX_TOP_UP:
+            raise ValueError(f"`amount` must be a number above 0 and at most {MAX_TOP_UP}")
+
+
+class SetLimitsArgs(_Args, frozen=True):
+    """``set_limits``: override the supply monitor's limits (at least one)."""
+
+    power_w: Annotated[float, msgspec.Meta(gt=0, le=MAX_POWER_W)] | None = None
+    current_a: Annotated[float, msgspec.Meta(gt=0, le=MAX_CURRENT_A)] | None = None
+    duration_s: Annotated[float, msgspec.Meta(gt=0, le=MAX_DURATION_S)] | None = None
+
+    def __post_init__(self) -> None:
+        given = self.overrides()
+        if not given:
+            raise ValueError("give at least one of `power_w`, `current_a`, `duration_s`")
+        for key, value in given.items():
+            if not math.isfinite(value):
+                raise ValueError(f"`{key}` must be a finite number")
+
+    def overrides(self) -> dict[str, float]:
+        """The limits given, by name."""
+        return {
+            key: float(value)
+            for key in ("power_w", "current_a", "duration_s")
+            if (value := getattr(self, key)) is not None
+        }
+
+
+Handler = Callable[["MeterEngine", Any, Any], tuple[Update, dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One row of the table."""
+
+    name: str
+    summary: str
+    senders: frozenset[Sender]
+    args: type[_Args]
+    # Commands that change nothing (they re-send what is already known) stay open on MQTT
+    # without a secret; every other one needs one there.
+    changes_state: bool = True
+    # Carried out by the meter's engine; None: by whoever registered it (an output).
+    engine: Handler | None = None
+
+
+def _debiting_stop(engine: MeterEngine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
+    update = Update(engine.meter_id)
+    record = engine.intervals.debiting_stop(now, dict(engine.state.last), update, estimated=False)
+    return update, {"number": record.number, "at": record.at.isoformat()}
+
+
+def _set_tariff(
+    engine: MeterEngine, args: SetTariffArgs, now: Any
+) -> tuple[Update, dict[str, Any]]:
+    if engine.settings.tariff.source != "command":
+        raise CommandError(
+            "not_allowed", f"the tariff comes from the {engine.settings.tariff.source}"
+        )
+    update = Update(engine.meter_id)
+    engine.state.external_tariff = args.tariff
+    engine.put(update, ACTIVE_TARIFF, args.tariff, None, now)
+    return update, {"tariff": args.tariff}
+
+
+def _display_push(engine: MeterEngine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
+    engine.display.push(now, engine.active_tariff(now))
+    return Update(engine.meter_id), engine.display_state(now)
+
+
+def _set_display_list(
+    engine: MeterEngine, args: SetDisplayListArgs, now: Any
+) -> tuple[Update, dict[str, Any]]:
+    engine.display.set_list(args.list, args.readings, engine.active_tariff(now))
+    return Update(engine.meter_id), {"list": args.list, "readings": list(args.readings)}
+
+
+def _breaker(operation: str) -> Handler:
+    def remote(engine: MeterEngine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
+        events, actions = engine.breaker.remote(operation, now)
+        return engine.protection.result(now, Update(engine.meter_id), events, actions)
+
+    return remote
+
+
+def _button(engine: MeterEngine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
+    events, actions = engine.breaker.button(now)
+    return engine.protection.result(now, Update(engine.meter_id), events, actions)
+
+
+def _top_up(engine: MeterEngine, args: TopUpArgs, now: Any) -> tuple[Update, dict[str, Any]]:
+    update = Update(engine.meter_id)
+    events, balance = engine.prepayment.top_up(args.id, args.sequence, args.amount, now)
+    update.events += events
+    engine.protection.enforce_prepayment(now, update)
+    engine.protection.publish(now, update)
+    return update, {"balance": str(balance), "unit": engine.settings.prepayment.unit}
+
+
+def _set_limits(
+    engine: MeterEngine, args: SetLimitsArgs, _now: Any
+) -> tuple[Update, dict[str, Any]]:
+    return Update(engine.meter_id), engine.protection.set_limits(args.overrides())
+
+
+def _accept_registers(
+    engine: MeterEngine, _args: NoArgs, now: Any
+) -> tuple[Update, dict[str, Any]]:
+    update = Update(engine.meter_id)
+    engine.state.rebase = True
+    update.events.append(
+        engine.event(now, "registers_rebased", "the next readings are accepted as they come")
+    )
+    return update, {"accepting": True}
+
+
+_REMOTE: frozenset[Sender] = frozenset({"http", "mqtt", "internal"})
+_ANYONE: frozenset[Sender] = frozenset({"http", "mqtt", "button", "internal"})
+
+COMMANDS: dict[str, CommandSpec] = {
+    spec.name: spec
+    for spec in (
+        CommandSpec(
+            "accept_registers",
+            "Accept the next readings as they come (after a meter exchange or a reset).",
+            _REMOTE,
+            NoArgs,
+            engine=_accept_registers,
+        ),
+        CommandSpec(
+            "arm", "Arm the breaker for a local reconnect.", _REMOTE, NoArgs, engine=_breaker("arm")
+        ),
+        CommandSpec(
+            "button",
+            "The breaker's local push button (a GPIO input or the web page, never MQTT).",
+            frozenset({"http", "button", "internal"}),
+            NoArgs,
+            engine=_button,
+        ),
+        CommandSpec(
+            "debiting_stop",
+            "Close the debiting period now and freeze its billing values.",
+            _REMOTE,
+            NoArgs,
+            engine=_debiting_stop,
+        ),
+        CommandSpec(
+            "disconnect",
+            "Open the breaker.",
+            _REMOTE,
+            NoArgs,
+            engine=_breaker("disconnect"),
+        ),
+        CommandSpec(
+            "display_push",
+            "Press the display's push button (manual list).",
+            _ANYONE,
+            NoArgs,
+            engine=_display_push,
+        ),
+        CommandSpec(
+            "reconnect",
+            "Close the breaker (or arm it, as configured).",
+            _REMOTE,
+            NoArgs,
+            engine=_breaker("reconnect"),
+        ),
+        CommandSpec(
+            "resend_discovery",
+            "Publish every Home Assistant discovery config again.",
+            frozenset({"mqtt", "http", "internal"}),
+            NoArgs,
+            changes_state=False,
+        ),
+        CommandSpec(
+            "set_display_list",
+            "Replace a display list with OBIS codes.",
+            _REMOTE,
+            SetDisplayListArgs,
+            engine=_set_display_list,
+        ),
+        CommandSpec(
+            "set_limits",
+            "Override the supply monitor's power, current and duration limits.",
+            _REMOTE,
+            SetLimitsArgs,
+            engine=_set_limits,
+        ),
+        CommandSpec(
+            "set_tariff",
+            "Switch the active tariff (when the tariff comes from commands).",
+            _REMOTE,
+            SetTariffArgs,
+            engine=_set_tariff,
+        ),
+        CommandSpec(
+            "top_up",
+            "Add prepayment credit: {id, sequence, amount}, each id once, sequences rising.",
+            _REMOTE,
+            TopUpArgs,
+            engine=_top_up,
+        ),
+    )
+}
+
+
+def sender_of(source: str) -> Sender:
+    """The table's sender kind for a Command's ``source`` (``button:<module>`` is a button)."""
+    kind = source.partition(":")[0]
+    if kind in ("http", "mqtt", "button"):
+        return kind  # type: ignore[return-value]
+    return "internal"
+
+
+def parse_args(spec: CommandSpec, args: Mapping[str, Any] | msgspec.Struct) -> Any:
+    """The command's typed arguments, or CommandError("bad_argument") naming the field."""
+    if isinstance(args, spec.args):
+        return args
+    if isinstance(args, msgspec.Struct):
+        args = msgspec.structs.asdict(args)
+    try:
+        return msgspec.convert(dict(args), spec.args)
+    except msgspec.ValidationError as err:
+        text = str(err).replace("`$.", "`args.").replace("`$`", "`args`")
+        if spec.args is NoArgs:
+            text = f"{spec.name} takes no arguments, got {', '.join(sorted(args))}"
+        raise CommandError("bad_argument", f"{spec.name}: {text}") from None
