@@ -378,11 +378,12 @@ class Gateway:
 
     # internals ---------------------------------------------------------------------------------
 
-    def _apply(self, update: Update) -> None:
+    def _apply(self, update: Update, *, noted: bool = False) -> None:
         if not update:
             return
-        for event in self.meters.note(update):
-            self.report(event)
+        if not noted:
+            for event in self.meters.note(update):
+                self.report(event)
         for action in update.actions:
             self._actuate(update.meter, action)
         if update.registers:
@@ -411,10 +412,44 @@ class Gateway:
             raise CommandError("unknown_meter", f"no meter {command.meter!r}")
         if not self.clock.check():
             raise CommandError("clock_not_set", self.clock.why_not)
+        try:
+            # Events that waited through a store fault go first, so the log stays in order.
+            self._write_unsaved_events()
+        except (sqlite3.Error, OSError, StoreError) as err:
+            self._store_failed(err)
+            raise self._not_stored(command, err) from None
+        saved = self.meters.checkpoint(command.meter)
         update, result = engine.command(command.name, command.args, utc_now())
-        self._apply(update)
-        self.flush()  # commands are rare and deliberate: make their effect durable at once
+        try:
+            events = self._commit_command(update)
+        except (sqlite3.Error, OSError, StoreError) as err:
+            self.meters.restore(command.meter, saved, update)
+            self._store_failed(err)
+            raise self._not_stored(command, err) from None
+        for event in events:
+            _LOGGER.info("event %s on %s: %s", event.kind, event.meter, event.detail)
+        self._apply(Update(update.meter, update.registers, actions=update.actions), noted=True)
         return result
+
+    def _commit_command(self, update: Update) -> list[Event]:
+        """A command's events, registers and engine state in one transaction: a command is
+        applied and logged together, or (disk full, read-only) not at all."""
+        with self.store.transaction():
+            events = self.meters.note(update)
+            for event in events:
+                (event_id,) = self.store.add_events([event])
+                for output in self.outputs:
+                    output.on_event(event_id, event)
+            self.flush()  # commands are rare and deliberate: durable at once
+        return events
+
+    @staticmethod
+    def _not_stored(command: Command, err: BaseException) -> CommandError:
+        return CommandError(
+            "not_stored",
+            f"{command.name} was not applied: the store cannot be written"
+            f" ({describe_store_error(err)}); nothing changed, retry later",
+        )
 
     def _log_summary(self, meter: str) -> None:
         now = time.monotonic()

@@ -94,25 +94,9 @@ class Meters:
             return
         targets = list(outputs)
         committed: dict[str, dict[str, Register]] = {}
-        try:
-            with self._store.transaction():
-                for meter, work in pending.items():
-                    engine = self.engines[meter]
-                    committed[meter] = _totals(engine.registers.values())
-                    self._store.save_registers(meter, work.registers.values())
-                    self._store.save_engine_state(meter, engine.state_blob())
-                    self._store.add_profile(meter, work.profile)
-                    self._store.add_analysis(meter, work.analysis)
-                    self._store.add_billing(meter, work.billing)
-                    for output in targets:
-                        if work.registers:
-                            output.on_state(meter, engine.registers)
-                        for row in work.profile:
-                            output.on_profile(meter, row)
-                        for record in work.billing:
-                            output.on_billing(meter, record)
-        except Exception:
-            # Keep everything for the next attempt: a full disk must not lose readings.
+
+        def keep_for_next_attempt() -> None:
+            # A full disk must not lose readings: everything waits for the next flush.
             for meter, work in pending.items():
                 newer = self._pending.get(meter)
                 if newer is not None:
@@ -121,8 +105,54 @@ class Meters:
                     work.analysis += newer.analysis
                     work.billing += newer.billing
                 self._pending[meter] = work
-            raise
-        self._durable.update(committed)
+
+        with self._store.transaction():
+            # Also when a caller's transaction this one joins fails later, at its COMMIT.
+            self._store.after_rollback(keep_for_next_attempt)
+            for meter, work in pending.items():
+                engine = self.engines[meter]
+                committed[meter] = _totals(engine.registers.values())
+                self._store.save_registers(meter, work.registers.values())
+                self._store.save_engine_state(meter, engine.state_blob())
+                self._store.add_profile(meter, work.profile)
+                self._store.add_analysis(meter, work.analysis)
+                self._store.add_billing(meter, work.billing)
+                for output in targets:
+                    if work.registers:
+                        output.on_state(meter, engine.registers)
+                    for row in work.profile:
+                        output.on_profile(meter, row)
+                    for record in work.billing:
+                        output.on_billing(meter, record)
+            # Joined to a caller's transaction (a command's), the totals are durable only once
+            # that one commits.
+            self._store.after_commit(lambda: self._durable.update(committed))
+
+    def checkpoint(self, meter: str) -> tuple[list[Register], bytes]:
+        """What ``restore`` needs to put a meter's engine back as it is now."""
+        engine = self.engines[meter]
+        return list(engine.registers.values()), engine.state_blob()
+
+    def restore(self, meter: str, saved: tuple[list[Register], bytes], undone: Update) -> None:
+        """Put a meter's engine back to a checkpoint and forget what ``undone`` queued for the
+        next flush: a command whose write failed leaves no trace, and its retry is no replay."""
+        registers, state = saved
+        old = self.engines[meter]
+        self.engines[meter] = MeterEngine(
+            meter, registers, settings=old.settings, zone=old.zone, state=state
+        )
+        pending = self._pending.get(meter)
+        if pending is None:
+            return
+        before = {register.obis: register for register in registers}
+        for code in undone.registers:
+            if code in before:
+                pending.registers[code] = before[code]
+            else:
+                pending.registers.pop(code, None)
+        pending.profile = [r for r in pending.profile if not any(r is u for u in undone.profile)]
+        pending.analysis = [r for r in pending.analysis if not any(r is u for u in undone.analysis)]
+        pending.billing = [r for r in pending.billing if not any(r is u for u in undone.billing)]
 
     def prune(self, now: datetime) -> None:
         """Drop profile and analysis rows past their retention."""

@@ -227,6 +227,8 @@ class Store(_Reads):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._rollback_hooks: list[Callable[[], None]] = []
+        self._committed_hooks: list[Callable[[], None]] = []
+        self._aborted_hooks: list[Callable[[], None]] = []
         try:
             # Readings, credit and command logs are the household's business: owner only, whatever
             # the umask (systemd's StateDirectory is 0700 already; a manual run is not).
@@ -314,10 +316,32 @@ class Store(_Reads):
             yield self._db
             self._db.execute("COMMIT")
         except BaseException:
+            self._committed_hooks.clear()
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            hooks, self._aborted_hooks = self._aborted_hooks, []
+            for hook in hooks:
+                hook()
             self._rolled_back()
             raise
+        self._aborted_hooks.clear()
+        hooks, self._committed_hooks = self._committed_hooks, []
+        for hook in hooks:
+            hook()
+
+    def after_rollback(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` if the current transaction rolls back (a COMMIT on a full disk
+        included); never if it commits. Outside a transaction: never."""
+        if self._db.in_transaction:
+            self._aborted_hooks.append(hook)
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` once the current transaction has committed (at once outside one); never
+        if it rolls back. For in-memory views of what is durable (``Meters.published``)."""
+        if self._db.in_transaction:
+            self._committed_hooks.append(hook)
+        else:
+            hook()
 
     def on_rollback(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` after any transaction rolls back: whoever keeps counts of rows in
