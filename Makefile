@@ -33,10 +33,10 @@ FAULT_CYCLES ?= 100
 soak: $(VENV)/.installed-test system-packages
 	FAULT_CYCLES=$(FAULT_CYCLES) $(BIN)/pytest tests/faults -s -q -p no:cacheprovider $(PYTEST_ARGS)
 
-# The codecs' decoders under a coverage-guided fuzzer (atheris) for FUZZ_SECONDS each; where
-# atheris does not install, a plain mutation fuzzer runs and says so. Exit 1 on any exception
-# that is not the codecs' own.
-FUZZ_SECONDS ?= 90
+# The codecs' decoders under a coverage-guided fuzzer (atheris), each until 1 M inputs (at least
+# a minute) or FUZZ_SECONDS; where atheris does not install, a plain mutation fuzzer runs and
+# says so. Exit 1 on any exception that is not the codecs' own.
+FUZZ_SECONDS ?= 360
 fuzz: $(VENV)/.installed-test
 	@$(BIN)/python -m pip install --quiet 'atheris>=2.3' || echo "atheris does not install here: the fallback mutation fuzzer runs (not coverage-guided)"
 	$(BIN)/python -m tests.faults.fuzzing --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)

@@ -182,7 +182,8 @@ class DsmrDecoder:
 def _maybe_hex(data: bytes) -> bytes:
     """Encrypted P1 given as hex text (from a log or the CLI) becomes its bytes."""
     compact = b"".join(data.split())
-    if compact[:4].lower() == b"db08" and re.fullmatch(rb"[0-9A-Fa-f]+", compact):
+    # Whole bytes only: an odd digit count is not hex text (fromhex would raise ValueError).
+    if compact[:4].lower() == b"db08" and re.fullmatch(rb"(?:[0-9A-Fa-f]{2})+", compact):
         return bytes.fromhex(compact.decode("ascii"))
     return data
 

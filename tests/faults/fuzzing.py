@@ -10,7 +10,7 @@ subclasses); anything else is a *foreign* exception, a defect. The report gives,
 many inputs were tried, the foreign exceptions (type, message, the input as hex) and the slowest
 input with its time.
 
-    python -m tests.faults.fuzzing --seconds 120            # every codec, two at a time
+    python -m tests.faults.fuzzing --seconds 360            # every codec, two at a time
     python -m tests.faults.fuzzing --seconds 5 --engine mutation kmp
 """
 
@@ -51,6 +51,15 @@ GOAL_INPUTS = 1_000_000
 # Inputs longer than this add nothing a shorter one cannot reach and only slow the search.
 MAX_INPUT_BYTES = 4096
 KEPT_FOREIGN = 5
+# A codec that reached the goal stops after this long; the others go on to --seconds.
+MIN_SECONDS = 60.0
+
+
+def done(inputs: int, elapsed_s: float, seconds: float) -> bool:
+    """Time is up: the whole budget, or the goal reached and the minimum time spent."""
+    return elapsed_s >= seconds or (
+        inputs >= GOAL_INPUTS and elapsed_s >= min(seconds, MIN_SECONDS)
+    )
 
 
 @dataclass
@@ -173,10 +182,9 @@ def run_mutation(protocol: str, seconds: float, seed: int = 0) -> Report:
     pool = seeds(protocol)
     rng = random.Random(seed)
     started = time.monotonic()
-    deadline = started + seconds
     for frame in pool:
         target(frame)
-    while time.monotonic() < deadline:
+    while not done(target.report.inputs, time.monotonic() - started, seconds):
         for _ in range(200):
             target(mutate(rng, rng.choice(pool), pool))
     target.report.seconds = round(time.monotonic() - started, 1)
@@ -197,7 +205,8 @@ def run_atheris(protocol: str, seconds: float, out: Path) -> None:  # pragma: no
 
     def one_input(data: bytes) -> None:
         target(data)
-        if target.report.inputs % 1000 == 0 and time.monotonic() - started >= seconds:
+        elapsed = time.monotonic() - started
+        if target.report.inputs % 1000 == 0 and done(target.report.inputs, elapsed, seconds):
             target.report.seconds = round(time.monotonic() - started, 1)
             out.write_text(json.dumps(asdict(target.report)))
             os._exit(0)  # libFuzzer has no clean stop from inside an input; the report is out
@@ -264,7 +273,13 @@ def print_table(reports: list[Report], write: Callable[[str], Any] = print) -> N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.faults.fuzzing")
     parser.add_argument("protocols", nargs="*", default=sorted(SEED_FILES))
-    parser.add_argument("--seconds", type=float, default=60.0, help="per codec")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=360.0,
+        help=f"per codec at most; one past the goal of {GOAL_INPUTS:,} inputs stops after"
+        f" {MIN_SECONDS:.0f} s",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="codecs fuzzed at once")
     parser.add_argument("--engine", choices=("auto", "atheris", "mutation"), default="auto")
     parser.add_argument("--json", type=Path, help="also write the reports here")
@@ -289,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown codec(s): {', '.join(unknown)}")
     print(
-        f"fuzzing {', '.join(args.protocols)} for {args.seconds:.0f} s each with {engine}, "
-        f"{args.jobs} at a time"
+        f"fuzzing {', '.join(args.protocols)} with {engine}, {args.jobs} at a time, each until"
+        f" {GOAL_INPUTS:,} inputs (at least {MIN_SECONDS:.0f} s) or {args.seconds:.0f} s"
     )
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         reports = list(pool.map(lambda p: _child(p, args.seconds, engine), args.protocols))

@@ -39,6 +39,20 @@ def test_every_codec_refuses_mutated_frames_with_its_own_error(protocol: str) ->
     check()
 
 
+@pytest.mark.parametrize(
+    ("protocol", "data"),
+    [
+        # Found by `make fuzz` (atheris): encrypted-P1 hex text with an odd digit count.
+        ("dsmr", bytes.fromhex("646230383520")),
+    ],
+)
+def test_inputs_the_fuzzer_found_are_refused_with_the_codecs_own_error(
+    protocol: str, data: bytes
+) -> None:
+    with pytest.raises(FrameError):
+        registry.decoder(protocol).decode(data, key=None, auth_key=None)
+
+
 def test_the_fuzz_runner_counts_inputs_and_finds_nothing_foreign_in_a_short_run() -> None:
     report = fuzzing.run_mutation("kmp", seconds=1.0)
     assert report.inputs > 1000
