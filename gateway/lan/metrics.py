@@ -61,7 +61,15 @@ def render(gateway: Gateway, *, loop_lag_s: float, sse_clients: int) -> str:
     lag.add(loop_lag_s)
     clients = _Family("live_clients", "gauge", "Open server-sent event streams.")
     clients.add(sse_clients)
-    families = [info, uptime, lag, clients, *_meter_families(gateway, now)]
+    store = _Family(
+        "store_writable", "gauge", "1 while the store takes writes; 0 while it cannot (full, gone)."
+    )
+    store.add(0 if gateway.store_problem else 1)
+    clock = _Family(
+        "clock_believed", "gauge", "1 once the system clock is believable; 0 while records wait."
+    )
+    clock.add(1 if gateway.clock.trusted else 0)
+    families = [info, uptime, lag, clients, store, clock, *_meter_families(gateway, now)]
     families += _module_families(gateway, now)
     families += _output_families(gateway)
     return "\n".join(line for family in families for line in family.lines()) + "\n"

@@ -104,6 +104,12 @@ def live_power(http: int) -> str:
     return json.dumps(registers["1-0:1.7.0"]["value"]) + str(registers["1-0:1.7.0"].get("at"))
 
 
+def metrics(http: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=10) as reply:
+        text: str = reply.read().decode()
+    return text
+
+
 def assert_live(http: int) -> None:
     """Instantaneous values keep moving (they come from memory, never from the disk)."""
     first = live_power(http)
@@ -150,12 +156,14 @@ def test_a_full_disk_is_said_waited_out_and_nothing_committed_is_lost(tmp_path: 
                 before = stored_totals(db)
                 assert_live(http)
                 assert started.process.poll() is None
+                assert "meter_gateway_store_writable 0" in metrics(http)
                 mark = log.stat().st_size
                 filler.unlink()
                 wait_for_log(log, "writable again", NOTICE_S, after=mark)
                 after = grows_past(db, before, NOTICE_S)
                 assert all(after[code] >= value for code, value in before.items())
                 assert "STORE NOT WRITABLE" not in started.notify.statuses()[-1]
+                assert "meter_gateway_store_writable 1" in metrics(http)
         assert "Traceback" not in log.read_text()
         assert stored_totals(db)["1-0:1.8.0"] >= after["1-0:1.8.0"]
     figure("disk full: recovered after space returned, s", f"{time.monotonic() - full_since:.1f}")
