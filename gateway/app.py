@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import sqlite3
 import time
@@ -54,6 +55,8 @@ SUMMARY_EVERY_S = 900.0
 _SUMMARY_CODES = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:2.7.0")
 # Debiting stops of a silent meter and display time-outs need a clock even without samples.
 TICK_S = 1.0
+# Open files the gateway asks for (LimitNOFILE in the systemd unit says the same).
+FILE_HANDLES = 4096
 # Retention is in days, so a few prunes a day keep the tables within a few hours of their bound.
 PRUNE_EVERY_S = 6 * 3600.0
 # While the store cannot be written (disk full, read-only, deleted directory) events wait in
@@ -725,8 +728,21 @@ def _default_outputs(gateway: Gateway) -> Sequence[Output]:
     return outputs
 
 
+def raise_file_limit(wanted: int = FILE_HANDLES) -> int:
+    """Raise the soft limit on open files towards ``wanted`` (outside systemd it is often 1024
+    while the hard limit is far higher); returns the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return int(soft)
+
+
 def run(settings: Settings, *, config_path: Path | None = None) -> int:
     """Run the gateway until SIGTERM/SIGINT; returns the exit status."""
+    raise_file_limit()
     try:
         import uvloop  # noqa: PLC0415 - optional speed-up, measured in bench/
 

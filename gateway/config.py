@@ -99,6 +99,16 @@ class HttpSection(_Section, frozen=True):
     port: int = 8382
     token: str | None = None
     token_file: str | None = None
+    # Open connections at most (page, API, event streams together); more are closed at once.
+    max_connections: int = 128
+    # A connection that has not sent a complete request for this long is closed.
+    idle_timeout_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_connections <= 10_000:
+            raise ValueError(f"`max_connections` must be 1..10000, got {self.max_connections}")
+        if not 0 < self.idle_timeout_s <= 3600:
+            raise ValueError("`idle_timeout_s` must be above 0 and at most 3600 s")
 
 
 class ZeroconfSection(_Section, frozen=True):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import sqlite3
 import ssl
@@ -95,6 +96,17 @@ RAW_QUEUE_MAX = 256
 HEALTHY_SESSION_S = 10.0
 # CONNACK reason codes that retrying cannot fix (MQTT 5 table 3-1; paho maps 3.1.1's 4 and 5).
 _AUTH_FAILURES = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C})
+_TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOBUFS,
+        errno.ENOMEM,
+        errno.EAGAIN,
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+    }
+)
 _VALUE_DECODER = msgspec.json.Decoder(float_hook=lambda text: text)
 
 
@@ -169,7 +181,7 @@ class MqttBridge:
                         raise
                     reason = str(lost) or type(lost).__name__
                 except (OSError, ssl.SSLError, GatewayError) as err:
-                    reason, fatal = str(err), True
+                    reason, fatal = str(err), not transient(err)
                 except Exception as err:
                     # A bug or a store error must not stop the meters: log it, start over.
                     _LOGGER.exception("MQTT bridge failed")
@@ -589,6 +601,15 @@ def first_of(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E | None:
         first = first.exceptions[0]
     assert isinstance(first, kind)
     return first
+
+
+def transient(err: BaseException) -> bool:
+    """True for an OSError that passes by itself: out of file handles or memory for a moment
+    (a flood of LAN clients, say), or the network. Retried with the normal backoff, not the
+    long wait of a bad certificate or a missing secret file."""
+    if isinstance(err, ssl.SSLError) or not isinstance(err, OSError):
+        return False
+    return isinstance(err, ConnectionError | TimeoutError) or err.errno in _TRANSIENT_ERRNOS
 
 
 def refused_for_good(err: MqttConnectError) -> bool:

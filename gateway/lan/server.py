@@ -20,6 +20,7 @@ from gateway.errors import ConfigError
 from gateway.lan import metrics
 from gateway.lan.announce import ZeroconfAnnouncer, txt_properties
 from gateway.lan.api import API_PATH, Api
+from gateway.lan.limits import CLIENT_MAX_BODY_B, CappedSite, server_limits
 from gateway.lan.live import LiveHub, encode
 from gateway.lan.params import ApiError
 from gateway.lan.shapes import event_json, profile_row_json, register_json
@@ -170,7 +171,7 @@ class LanServer:
 
     def build_app(self) -> web.Application:
         """The aiohttp application (also used directly by tests)."""
-        app = web.Application(middlewares=[_errors_as_json])
+        app = web.Application(middlewares=[_errors_as_json], client_max_size=CLIENT_MAX_BODY_B)
         app.add_routes(Api(self).routes())
         app.add_routes(
             [
@@ -186,11 +187,14 @@ class LanServer:
     async def _serve(self) -> None:
         http = self.gateway.settings.http
         runner = web.AppRunner(
-            self.build_app(), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+            self.build_app(),
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            **server_limits(http.idle_timeout_s),
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, http.bind, http.port, reuse_address=True)
+            site = CappedSite(runner, http.bind, http.port, cap=http.max_connections)
             await site.start()
             self.port = _bound_port(runner, http.port)
             _LOGGER.info("http: serving http://%s:%d/", http.bind, self.port)
