@@ -28,8 +28,8 @@ from typing import Any
 from bench import peers
 from bench.vectors import PROTOCOLS, Input, inputs
 from gateway import registry
-from gateway.decoding import Decoder
-from gateway.errors import FrameError
+from modules.codecs.errors import FrameError
+from modules.codecs.records import Decoder
 
 PEERS: dict[str, tuple[str, ...]] = {
     "mbus": ("pyMeterBus", "pymbusparser"),

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import peers
-from gateway.errors import FrameError
-from modules.codecs.dlms import DlmsDecoder
-from modules.codecs.dlms_apdu import parse_data_notification
-from modules.codecs.dlms_hdlc import parse_frame, strip_llc
-from modules.codecs.dlms_security import decipher, parse_general_ciphering
-from modules.codecs.dsmr import SMARTY_AUTH_KEY, DsmrDecoder, encrypt_telegram
+from modules.codecs.dlms.apdu import parse_data_notification
+from modules.codecs.dlms.decode import DlmsDecoder
+from modules.codecs.dlms.hdlc import parse_frame, strip_llc
+from modules.codecs.dlms.security import decipher, parse_general_ciphering
+from modules.codecs.dsmr.telegram import SMARTY_AUTH_KEY, DsmrDecoder, encrypt_telegram
+from modules.codecs.errors import FrameError
 from modules.p1.emulated import EmulatedMeter, HanPush, dsmr5_telegram
 
 ROOT = Path(__file__).resolve().parents[1]

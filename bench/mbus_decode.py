@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import peers
-from gateway.errors import FrameError
-from modules.codecs.mbus import MbusDecoder
+from modules.codecs.errors import FrameError
+from modules.codecs.mbus.frames import MbusDecoder
 
 VECTORS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "vectors" / "mbus.json"
 PEER = "pyMeterBus"

@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import peers
-from modules.codecs.wmbus import decode_telegram
-from modules.codecs.wmbus_compact import FormatCache
-from modules.codecs.wmbus_layers import parse_link
-from modules.codecs.wmbus_tx import build_telegram, omnipower_records
+from modules.codecs.wmbus.compact import FormatCache
+from modules.codecs.wmbus.layers import parse_link
+from modules.codecs.wmbus.telegrams import decode_telegram
+from modules.codecs.wmbus.tx import build_telegram, omnipower_records
 from modules.wmbus.emulator import DEMO_KEY, OmnipowerTransmitter
 from modules.wmbus.pipeline import MeterEntry, Router, readings
 from modules.wmbus.receivers import Heard

@@ -40,6 +40,7 @@ from gateway.model import Command, Event, Sample, utc_now
 from gateway.store import Store
 from gateway.systemd import Notifier
 from gateway.timekeeping import ClockGuard
+from modules.codecs.errors import CodecError
 
 __all__ = ["Gateway", "Output", "PruneSchedule", "run"]
 
@@ -549,7 +550,9 @@ class Gateway:
             except FatalAdapterError as err:
                 reason = str(err)
                 delay = backoff.fatal_delay()
-            except (AdapterError, OSError) as err:
+            except (AdapterError, CodecError, OSError) as err:
+                # A frame error that escapes a module (the codecs' own tree, which knows nothing
+                # of adapters) is a device failure like a lost link: restart with backoff.
                 reason = str(err) or type(err).__name__
                 delay = backoff.next_delay(time.monotonic() - started)
             except Exception as err:

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__, registry
-from gateway.decoding import Decoder, error_result, to_json
-from gateway.errors import ConfigError, FrameError, GatewayError
+from gateway.errors import ConfigError, GatewayError
+from modules.codecs.errors import FrameError
+from modules.codecs.records import Decoder, error_result, to_json
 
 __all__ = ["main"]
 

@@ -8,12 +8,10 @@ GatewayError
     ├── TransportError     the link to the device
     │   ├── CannotConnect
     │   └── ConnectionLost
-    ├── FrameError         bytes that are not a valid frame; ``code`` + ``offset``
-    │   ├── ChecksumError      code "bad_crc"
-    │   ├── IncompleteFrame    code "truncated" (wait for more bytes)
-    │   ├── DecryptionError    code "wrong_key" / "bad_tag" / "no_key" ...
-    │   └── UnknownFormat      code "unknown_compact_format" / "unsupported" ...
     └── FatalAdapterError  wrong device, bad credentials, unsupported firmware: not retried
+
+Bytes that do not decode raise the codecs' own tree (``modules.codecs.errors``: CodecError,
+FrameError and its kinds); the supervisor counts one escaping a module as that module's failure.
 """
 
 from __future__ import annotations
@@ -21,18 +19,13 @@ from __future__ import annotations
 __all__ = [
     "AdapterError",
     "CannotConnect",
-    "ChecksumError",
     "CommandError",
     "ConfigError",
     "ConnectionLost",
-    "DecryptionError",
     "FatalAdapterError",
-    "FrameError",
     "GatewayError",
-    "IncompleteFrame",
     "StoreError",
     "TransportError",
-    "UnknownFormat",
 ]
 
 
@@ -76,42 +69,6 @@ class CannotConnect(TransportError):
 
 class ConnectionLost(TransportError):
     """An open link went away."""
-
-
-class FrameError(AdapterError):
-    """Bytes that do not form a valid frame; ``code`` is the stable machine-readable reason."""
-
-    code = "bad_frame"
-
-    def __init__(self, message: str, *, offset: int | None = None, code: str | None = None) -> None:
-        if code is not None:
-            self.code = code
-        self.offset = offset
-        super().__init__(f"{message} (at byte {offset})" if offset is not None else message)
-
-
-class ChecksumError(FrameError):
-    """A checksum or CRC does not match."""
-
-    code = "bad_crc"
-
-
-class IncompleteFrame(FrameError):
-    """The frame is shorter than its header says; more bytes may complete it."""
-
-    code = "truncated"
-
-
-class DecryptionError(FrameError):
-    """The payload could not be decrypted or authenticated."""
-
-    code = "wrong_key"
-
-
-class UnknownFormat(FrameError):
-    """The frame is well formed but its layout is not known (yet)."""
-
-    code = "unsupported"
 
 
 class FatalAdapterError(AdapterError):

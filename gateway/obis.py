@@ -1,4 +1,4 @@
-"""OBIS codes: parsing, names, units and Home Assistant classes.
+"""OBIS codes: names, units and Home Assistant classes (parsing comes from the codecs).
 
 Everything the gateway knows about a quantity hangs off its OBIS code (IEC 62056-61), so the
 engine, MQTT discovery, the web page and the Z-Wave display share one table.
@@ -6,10 +6,11 @@ engine, MQTT discovery, the web page and the Z-Wave display share one table.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
+
+from modules.codecs.obis import normalize, parse
 
 __all__ = [
     "KNOWN",
@@ -20,11 +21,6 @@ __all__ = [
     "normalize",
     "parse",
 ]
-
-_OBIS = re.compile(
-    r"^(?:(?P<a>\d+)-(?P<b>\d+):)?(?P<c>\d+|[CFLP])\.(?P<d>\d+)(?:\.(?P<e>\d+))?(?:[.*](?P<f>\d+))?$"
-)
-_LETTER_C = {"C": 96, "F": 97, "L": 98, "P": 99}
 
 
 class Kind(Enum):
@@ -46,34 +42,6 @@ class Quantity:
     kind: Kind
     device_class: str | None
     state_class: str | None
-
-
-def parse(code: str) -> tuple[int, int, int, int, int, int]:
-    """The six OBIS groups A-B:C.D.E*F; missing A/B default to 1-0 and F to 255."""
-    match = _OBIS.match(code.strip())
-    if match is None:
-        raise ValueError(f"not an OBIS code: {code!r}")
-    c_text = match["c"]
-    c = _LETTER_C[c_text] if c_text in _LETTER_C else int(c_text)
-    return (
-        int(match["a"] or 1),
-        int(match["b"] or 0),
-        c,
-        int(match["d"]),
-        int(match["e"] or 0),
-        int(match["f"] or 255),
-    )
-
-
-@lru_cache(maxsize=4096)
-def normalize(code: str) -> str:
-    """The canonical short form ``A-B:C.D.E`` (F dropped when 255) used as register keys."""
-    try:
-        a, b, c, d, e, f = parse(code)
-    except ValueError:
-        return code
-    base = f"{a}-{b}:{c}.{d}.{e}"
-    return base if f == 255 else f"{base}*{f}"
 
 
 def _energy(name: str, label: str, unit: str, device_class: str) -> Quantity:

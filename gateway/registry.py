@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from gateway.decoding import Decoder
 from gateway.errors import ConfigError
+from modules.codecs.records import Decoder
 
 __all__ = ["ADAPTERS", "DECODERS", "EMULATORS", "TOOLS", "adapter_class", "decoder", "load"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
-from gateway.errors import DecryptionError
 from modules.codecs.crc import CRC16_EN13757
+from modules.codecs.errors import DecryptionError
 
 __all__ = [
     "AES_BLOCK_BYTES",

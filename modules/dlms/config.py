@@ -7,7 +7,7 @@ from typing import Literal
 import msgspec
 
 from gateway.config import read_secret
-from modules.codecs.dlms_apdu import obis_bytes
+from modules.codecs.dlms.apdu import obis_bytes
 
 __all__ = ["DEFAULT_OBJECTS", "DlmsOptions", "parse_object"]
 

@@ -16,13 +16,13 @@ from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 from gateway.adapter import ModuleContext
-from gateway.decoding import Decoded
 from gateway.errors import CommandError, ConnectionLost
 from gateway.model import Command, Reading, Sample, utc_now
 from gateway.transport import Link
-from modules.codecs.dlms_apdu import obis_bytes
-from modules.codecs.dlms_axdr import OCTET_STRING, STRUCTURE, Data
-from modules.codecs.dlms_lists import interpret
+from modules.codecs.dlms.apdu import obis_bytes
+from modules.codecs.dlms.axdr import OCTET_STRING, STRUCTURE, Data
+from modules.codecs.dlms.lists import interpret
+from modules.codecs.records import Decoded
 from modules.dlms.config import DlmsOptions
 from modules.dlms.readings import meter_time, to_readings
 from modules.dlms.session import ClientSettings, DlmsClient, data_access_result, open_client

@@ -13,10 +13,11 @@ from datetime import tzinfo
 from typing import Protocol
 
 from gateway.adapter import ModuleContext
-from gateway.errors import ConnectionLost, FrameError
+from gateway.errors import ConnectionLost
 from gateway.transport import Link
-from modules.codecs.dlms import DlmsDecoder
-from modules.dlms.framing import HanSplitter
+from modules.codecs.dlms.decode import DlmsDecoder
+from modules.codecs.dlms.stream import HanSplitter
+from modules.codecs.errors import FrameError
 from modules.dlms.secure import SecureFrames
 
 __all__ = ["PUSH_SILENCE_S", "Splitter", "pump", "receive_pushes"]

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 
-from gateway.decoding import Decoded, Record
 from gateway.model import Reading
-from modules.codecs.dlms_obis import split_obis
+from modules.codecs.dlms.obis import split_obis
+from modules.codecs.records import Decoded, Record
 
 __all__ = ["meter_time", "to_readings"]
 

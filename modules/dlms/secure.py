@@ -15,9 +15,9 @@ from datetime import tzinfo
 from typing import Any
 
 from gateway.adapter import ModuleContext
-from gateway.decoding import Decoded, Decoder
-from gateway.errors import DecryptionError, FrameError
 from gateway.model import Sample, utc_now
+from modules.codecs.errors import DecryptionError, FrameError
+from modules.codecs.records import Decoded, Decoder
 from modules.dlms.readings import meter_time, to_readings
 
 __all__ = ["DECRYPTION_FAILED", "REPLAY_SUSPECTED", "FrameCounters", "SecureFrames"]

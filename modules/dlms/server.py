@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.errors import FrameError
-from modules.codecs.dlms_apdu import (
+from modules.codecs.dlms.apdu import (
     AARQ,
     ACTION_REQUEST,
     ACTION_RESPONSE,
@@ -24,8 +23,9 @@ from modules.codecs.dlms_apdu import (
     encode_get_response,
     obis_bytes,
 )
-from modules.codecs.dlms_axdr import Data, Reader, decode_data, encode_length
-from modules.codecs.dlms_hdlc import LLC_COMMAND, LLC_RESPONSE, HdlcFrame, encode_frame
+from modules.codecs.dlms.axdr import Data, Reader, decode_data, encode_length
+from modules.codecs.dlms.hdlc import LLC_COMMAND, LLC_RESPONSE, HdlcFrame, encode_frame
+from modules.codecs.errors import FrameError
 from modules.dlms.transports import DEFAULT_MAX_INFO, DISC, DM, SNRM, UA, i_control
 
 __all__ = ["CosemObject", "CosemServer", "HdlcResponder"]

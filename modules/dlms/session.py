@@ -2,7 +2,7 @@
 
 Logical-name referencing with no security or a low-level password (LLS), over HDLC on a
 serial line or the wrapper on TCP port 4059. The APDUs are built and read by the sans-IO
-codec (``modules.codecs.dlms_apdu``); this module only sequences them.
+codec (``modules.codecs.dlms.apdu``); this module only sequences them.
 
     async with open_client(link, ClientSettings(password=b"12345678")) as client:
         energy = await client.get(3, "1-0:1.8.0")
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Literal
 
-from gateway.errors import CommandError, ConnectionLost, FatalAdapterError, FrameError
+from gateway.errors import CommandError, ConnectionLost, FatalAdapterError
 from gateway.transport import Link
-from modules.codecs.dlms_apdu import (
+from modules.codecs.dlms.apdu import (
     AARE,
     ACTION_RESPONSE,
     GET_REQUEST,
@@ -38,7 +38,8 @@ from modules.codecs.dlms_apdu import (
     encode_get_request_with_list,
     encode_release_request,
 )
-from modules.codecs.dlms_axdr import INTEGER, Data, Reader, decode_data
+from modules.codecs.dlms.axdr import INTEGER, Data, Reader, decode_data
+from modules.codecs.errors import FrameError
 from modules.dlms.transports import Addresses, ApduTransport, HdlcTransport, WrapperTransport
 
 __all__ = [

@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.errors import ConnectionLost, FatalAdapterError, FrameError
+from gateway.errors import ConnectionLost, FatalAdapterError
 from gateway.transport import Link
-from modules.codecs.dlms_hdlc import (
+from modules.codecs.dlms.hdlc import (
     LLC_COMMAND,
     LLC_RESPONSE,
     WRAPPER_VERSION,
@@ -23,7 +23,8 @@ from modules.codecs.dlms_hdlc import (
     encode_wrapper,
     parse_frame,
 )
-from modules.dlms.framing import HanSplitter
+from modules.codecs.dlms.stream import HanSplitter
+from modules.codecs.errors import FrameError
 
 __all__ = [
     "RESPONSE_TIMEOUT_S",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from modules.codecs.iec62056_21 import MODE_C_BAUD
+from modules.codecs.iec62056_21.messages import MODE_C_BAUD
 
 __all__ = ["IecOptions"]
 

@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from gateway.adapter import ModuleContext
-from gateway.errors import ConnectionLost, FatalAdapterError, FrameError
+from gateway.errors import ConnectionLost, FatalAdapterError
 from gateway.model import Sample, utc_now
 from gateway.transport import Link
-from modules.codecs.iec62056_21 import (
+from modules.codecs.errors import FrameError
+from modules.codecs.iec62056_21.data import obis_key
+from modules.codecs.iec62056_21.messages import (
     INITIAL_BAUD,
     MODE_C_BAUD,
     DataMessage,
@@ -27,11 +29,10 @@ from modules.codecs.iec62056_21 import (
     SignOn,
     encode,
     parse,
-    readings,
     records,
 )
-from modules.codecs.iec62056_21_data import obis_key
 from modules.iec62056_21.config import IecOptions
+from modules.iec62056_21.readings import readings
 from modules.sessions import LinkConfig
 
 __all__ = ["Readout", "meter_time", "poll", "read_out"]

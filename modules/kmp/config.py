@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from modules.codecs.kmp_frame import DEFAULT_ADDRESS
-from modules.codecs.kmp_registers import CLOCK, DATE, DEFAULT_382_REGISTERS, register_id
+from modules.codecs.kmp.frame import DEFAULT_ADDRESS
+from modules.codecs.kmp.registers import CLOCK, DATE, DEFAULT_382_REGISTERS, register_id
 
 __all__ = ["KmpOptions", "RegisterGroup"]
 

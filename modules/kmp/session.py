@@ -1,6 +1,6 @@
 """An asyncio KMP master over a Link: requests with echo skipping, register polling, meter clock.
 
-The decoding is the sans-IO codec's (modules.codecs.kmp); this module only writes requests,
+The decoding is the sans-IO codec's (modules.codecs.kmp.commands); this module only writes requests,
 collects the reply bytes under a timeout and schedules the register groups.
 """
 
@@ -14,12 +14,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gateway.adapter import ModuleContext
-from gateway.errors import ConnectionLost, FrameError
+from gateway.errors import ConnectionLost
 from gateway.model import Sample, utc_now
 from gateway.transport import Link
-from modules.codecs import kmp
-from modules.codecs.kmp_frame import START_TO_METER, FrameSplitter
-from modules.codecs.kmp_registers import CLOCK, DATE, chunked
+from modules.codecs.errors import FrameError
+from modules.codecs.kmp import commands as kmp
+from modules.codecs.kmp.frame import START_TO_METER, FrameSplitter
+from modules.codecs.kmp.registers import CLOCK, DATE, chunked
+from modules.kmp.readings import readings as kmp_readings
 from modules.sessions import LinkConfig
 
 __all__ = ["ClockWatch", "KmpMaster", "poll"]
@@ -196,7 +198,7 @@ async def poll(link: Link, config: LinkConfig, ctx: ModuleContext) -> None:
             at = clock.meter_now() if options.meter_time else utc_now()
             # Samples never step back within a run: the engine reads that as a clock change.
             at = max(at, last_at) if last_at is not None else at
-            readings = tuple(r for r in kmp.readings(response) if r.obis not in ("clock", "date"))
+            readings = tuple(r for r in kmp_readings(response) if r.obis not in ("clock", "date"))
             if readings:
                 ctx.submit(Sample(config.meter, config.name, at, readings))
                 last_at = at

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.adapter import ModuleContext
-from gateway.decoding import Decoded
-from gateway.errors import ConnectionLost, FrameError, TransportError
+from gateway.errors import ConnectionLost, TransportError
 from gateway.model import utc_now
 from gateway.transport import SerialSettings, open_link
-from modules.codecs.mbus import BROADCAST_ADDRESS, NETWORK_LAYER_ADDRESS, SecondaryAddress
+from modules.codecs.errors import FrameError
+from modules.codecs.mbus.frames import BROADCAST_ADDRESS, NETWORK_LAYER_ADDRESS, SecondaryAddress
+from modules.codecs.records import Decoded
 from modules.mbus.config import MbusConfig, MbusDevice
 from modules.mbus.master import Collision, Master, NoAnswer, Readout
 from modules.mbus.readings import to_sample

@@ -8,7 +8,7 @@ from typing import Literal
 import msgspec
 
 from gateway.config import ModuleConfig
-from modules.codecs.mbus import SecondaryAddress
+from modules.codecs.mbus.frames import SecondaryAddress
 
 __all__ = ["BAUD_RATES", "MbusConfig", "MbusDevice"]
 

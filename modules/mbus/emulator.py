@@ -21,11 +21,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
-from gateway.errors import ConnectionLost, FrameError, IncompleteFrame
+from gateway.errors import ConnectionLost
 from gateway.model import utc_now
 from gateway.transport import Link, open_pty, serve_tcp, write_slowly
-from modules.codecs.mbus import SecondaryAddress, split_frame
-from modules.codecs.mbus_encode import DataRecord, obis_record
+from modules.codecs.errors import FrameError, IncompleteFrame
+from modules.codecs.mbus.encode import DataRecord, obis_record
+from modules.codecs.mbus.frames import SecondaryAddress, split_frame
 from modules.mbus.slave import Bus, Slave
 from modules.sim.household import Household
 

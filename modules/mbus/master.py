@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway.decoding import Decoded
-from gateway.errors import AdapterError, ConnectionLost, FrameError, IncompleteFrame
+from gateway.errors import AdapterError, ConnectionLost
 from gateway.transport import Link
-from modules.codecs.mbus import (
+from modules.codecs.errors import FrameError, IncompleteFrame
+from modules.codecs.mbus.frames import (
     ACK,
     BROADCAST_ADDRESS,
     NETWORK_LAYER_ADDRESS,
@@ -28,6 +28,7 @@ from modules.codecs.mbus import (
     snd_nke,
     split_frame,
 )
+from modules.codecs.records import Decoded
 
 __all__ = ["Collision", "Master", "NoAnswer", "Readout", "SelectResult"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
-from gateway.decoding import Decoded, Record
 from gateway.model import Reading, Sample
+from modules.codecs.records import Decoded, Record
 
 __all__ = ["meter_time", "record_key", "to_sample"]
 

@@ -18,9 +18,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal, TextIO
 
-from gateway.errors import AdapterError, FrameError
+from gateway.errors import AdapterError
 from gateway.transport import SerialSettings, open_link
-from modules.codecs.mbus import BROADCAST_ADDRESS, NETWORK_LAYER_ADDRESS, SecondaryAddress
+from modules.codecs.errors import FrameError
+from modules.codecs.mbus.frames import BROADCAST_ADDRESS, NETWORK_LAYER_ADDRESS, SecondaryAddress
 from modules.mbus.config import BAUD_RATES, MAX_PRIMARY_ADDRESS
 from modules.mbus.master import Master, NoAnswer
 

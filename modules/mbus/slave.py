@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from modules.codecs.mbus import (
+from modules.codecs.mbus.encode import DataRecord, encode_long_header, encode_record
+from modules.codecs.mbus.frames import (
     ACK,
     BROADCAST_ADDRESS,
     CI_APPLICATION_RESET,
@@ -25,7 +26,6 @@ from modules.codecs.mbus import (
     SecondaryAddress,
     rsp_ud,
 )
-from modules.codecs.mbus_encode import DataRecord, encode_long_header, encode_record
 
 __all__ = ["Bus", "Slave", "collide"]
 

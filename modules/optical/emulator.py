@@ -15,11 +15,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
-from gateway.errors import ConnectionLost, FrameError
+from gateway.errors import ConnectionLost
 from gateway.transport import Link, open_pty, serve_tcp, write_slowly
-from modules.codecs import iec62056_21 as iec
-from modules.codecs import kmp
-from modules.codecs.kmp_frame import START_TO_METER, FrameSplitter
+from modules.codecs.errors import FrameError
+from modules.codecs.iec62056_21 import messages as iec
+from modules.codecs.kmp import commands as kmp
+from modules.codecs.kmp.frame import START_TO_METER, FrameSplitter
 from modules.optical.simulated import Simulated382
 
 __all__ = ["IecEmulator", "iec_main", "kmp_main", "serve_kmp"]

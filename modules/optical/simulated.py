@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
-from modules.codecs.kmp_registers import UNITS
+from modules.codecs.kmp.registers import UNITS
 from modules.sim.household import Household, Snapshot
 
 __all__ = ["KMP_REGISTER_UNITS", "Simulated382"]

@@ -12,11 +12,11 @@ import logging
 from gateway.adapter import ModuleContext
 from gateway.errors import ConfigError, FatalAdapterError
 from gateway.transport import open_link
-from modules.codecs.dsmr import DsmrDecoder
+from modules.codecs.dsmr.stream import P1Splitter
+from modules.codecs.dsmr.telegram import DsmrDecoder
 from modules.dlms.push import pump, receive_pushes
 from modules.dlms.secure import SecureFrames
 from modules.p1.config import P1Config
-from modules.p1.stream import P1Splitter
 
 __all__ = ["P1Adapter", "P1Config"]
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from modules.codecs.dlms_apdu import encode_data_notification, obis_bytes
-from modules.codecs.dlms_axdr import (
+from modules.codecs.dlms.apdu import encode_data_notification, obis_bytes
+from modules.codecs.dlms.axdr import (
     BOOLEAN,
     DOUBLE_LONG_UNSIGNED,
     ENUM,
@@ -27,14 +27,14 @@ from modules.codecs.dlms_axdr import (
     CosemDateTime,
     Data,
 )
-from modules.codecs.dlms_hdlc import LLC_RESPONSE, encode_frame
-from modules.codecs.dlms_security import (
+from modules.codecs.dlms.hdlc import LLC_RESPONSE, encode_frame
+from modules.codecs.dlms.security import (
     SC_AUTHENTICATED,
     SC_ENCRYPTED,
     cipher,
     encode_general_ciphering,
 )
-from modules.codecs.dsmr import encode_telegram
+from modules.codecs.dsmr.telegram import encode_telegram
 from modules.dlms.server import CosemObject
 
 __all__ = [

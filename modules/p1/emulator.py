@@ -17,11 +17,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from gateway.errors import ConnectionLost, FrameError
+from gateway.errors import ConnectionLost
 from gateway.transport import Link, open_pty, serve_tcp, write_slowly
-from modules.codecs.dlms_hdlc import WRAPPER_VERSION, encode_wrapper, parse_frame
-from modules.codecs.dsmr import SMARTY_AUTH_KEY, encrypt_telegram
-from modules.dlms.framing import HanSplitter
+from modules.codecs.dlms.hdlc import WRAPPER_VERSION, encode_wrapper, parse_frame
+from modules.codecs.dlms.stream import HanSplitter
+from modules.codecs.dsmr.telegram import SMARTY_AUTH_KEY, encrypt_telegram
+from modules.codecs.errors import FrameError
 from modules.dlms.server import CosemServer, HdlcResponder
 from modules.p1.config import parse_key
 from modules.p1.emulated import EmulatedMeter, HanPush, cosem_objects, dsmr5_telegram

@@ -18,17 +18,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 from gateway.adapter import ModuleContext
-from gateway.errors import (
-    CannotConnect,
-    ConfigError,
-    ConnectionLost,
-    FatalAdapterError,
-    FrameError,
-    StoreError,
-)
+from gateway.errors import CannotConnect, ConfigError, ConnectionLost, FatalAdapterError, StoreError
 from gateway.model import Reading, Sample, utc_now
 from gateway.transport import Link, SerialSettings, open_link
-from modules.codecs.wmbus_compact import FormatCache
+from modules.codecs.errors import FrameError
+from modules.codecs.wmbus.compact import FormatCache
 from modules.wmbus.config import WmbusConfig
 from modules.wmbus.pipeline import Outcome, Router, meter_time, readings
 from modules.wmbus.receivers import Heard, Receiver, Rejected, Reply, make_receiver

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 from gateway.errors import ConnectionLost
 from gateway.model import utc_now
 from gateway.transport import Link, open_pty, serve_tcp
-from modules.codecs.mbus_encode import DataRecord
-from modules.codecs.wmbus_tx import build_telegram, omnipower_records
+from modules.codecs.mbus.encode import DataRecord
+from modules.codecs.wmbus.tx import build_telegram, omnipower_records
 from modules.sim.household import Household
 from modules.wmbus.receivers import RECEIVERS, Device, make_device
 

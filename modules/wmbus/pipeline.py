@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from gateway.decoding import Decoded
-from gateway.errors import FrameError
 from gateway.model import Reading
-from modules.codecs.mbus_vif import medium_name
-from modules.codecs.wmbus import decode_telegram
-from modules.codecs.wmbus_compact import FormatCache
-from modules.codecs.wmbus_layers import LinkHeader, parse_link, parse_tpl, strip_crcs
+from modules.codecs.errors import FrameError
+from modules.codecs.mbus.vif import medium_name
+from modules.codecs.records import Decoded
+from modules.codecs.wmbus.compact import FormatCache
+from modules.codecs.wmbus.layers import LinkHeader, parse_link, parse_tpl, strip_crcs
+from modules.codecs.wmbus.telegrams import decode_telegram
 from modules.wmbus.receivers import Heard
 
 __all__ = [

@@ -20,10 +20,11 @@ import msgspec
 
 from gateway import __version__
 from gateway.adapter import ModuleContext
-from gateway.errors import AdapterError, CommandError, FatalAdapterError, FrameError
+from gateway.errors import AdapterError, CommandError, FatalAdapterError
 from gateway.model import Command
 from gateway.transport import SerialSettings, open_link
-from modules.codecs.zwave_api import (
+from modules.codecs.errors import FrameError
+from modules.codecs.zwave.api.messages import (
     APPLICATION_NODEINFO_LISTENING,
     GENERIC_TYPE_METER,
     SPECIFIC_TYPE_SIMPLE_METER,
@@ -31,7 +32,7 @@ from modules.codecs.zwave_api import (
     LearnStatus,
     TxStatus,
 )
-from modules.codecs.zwave_api_node import (
+from modules.codecs.zwave.api.node import (
     ApplNodeInformationRequest,
     GetInitDataRequest,
     GetInitDataResponse,
@@ -45,8 +46,8 @@ from modules.codecs.zwave_api_node import (
     SetLearnModeResponse,
     SoftResetRequest,
 )
-from modules.codecs.zwave_api_transport import ApplicationCommand, BridgeApplicationCommand
-from modules.codecs.zwave_serial import BAUD_RATE, ControlByte
+from modules.codecs.zwave.api.transport import ApplicationCommand, BridgeApplicationCommand
+from modules.codecs.zwave.serial import BAUD_RATE, ControlByte
 from modules.zwave.config import ZwaveConfig
 from modules.zwave.host import SerialApiHost
 from modules.zwave.node import Identity, MeterNode

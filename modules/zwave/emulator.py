@@ -24,10 +24,10 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from gateway.errors import ConnectionLost, FrameError
+from gateway.errors import ConnectionLost
 from gateway.transport import Link, open_pty, write_slowly
-from modules.codecs.zwave import parse_command, parse_message
-from modules.codecs.zwave_api import (
+from modules.codecs.errors import FrameError
+from modules.codecs.zwave.api.messages import (
     APPLICATION_NODEINFO_LISTENING,
     GENERIC_TYPE_METER,
     SPECIFIC_TYPE_SIMPLE_METER,
@@ -36,7 +36,7 @@ from modules.codecs.zwave_api import (
     SerialMessage,
     TxStatus,
 )
-from modules.codecs.zwave_api_node import (
+from modules.codecs.zwave.api.node import (
     ApplNodeInformationRequest,
     GetCapabilitiesRequest,
     GetCapabilitiesResponse,
@@ -52,7 +52,7 @@ from modules.codecs.zwave_api_node import (
     SetLearnModeResponse,
     SoftResetRequest,
 )
-from modules.codecs.zwave_api_transport import (
+from modules.codecs.zwave.api.transport import (
     ApplicationCommand,
     SendDataCallback,
     SendDataRequest,
@@ -61,8 +61,7 @@ from modules.codecs.zwave_api_transport import (
     SendNodeInformationRequest,
     SendNodeInformationResponse,
 )
-from modules.codecs.zwave_cc import CcCommand, CommandClassId, LibraryType
-from modules.codecs.zwave_cc_association import (
+from modules.codecs.zwave.cc.association import (
     AssociationGet,
     AssociationGroupingsGet,
     AssociationGroupingsReport,
@@ -71,14 +70,15 @@ from modules.codecs.zwave_cc_association import (
     ZwavePlusInfoGet,
     ZwavePlusInfoReport,
 )
-from modules.codecs.zwave_cc_multichannel import (
+from modules.codecs.zwave.cc.base import CcCommand, CommandClassId, LibraryType
+from modules.codecs.zwave.cc.multichannel import (
     MultiChannelCapabilityGet,
     MultiChannelCapabilityReport,
     MultiChannelCmdEncap,
     MultiChannelEndPointGet,
     MultiChannelEndPointReport,
 )
-from modules.codecs.zwave_cc_version import (
+from modules.codecs.zwave.cc.version import (
     ManufacturerSpecificGet,
     ManufacturerSpecificReport,
     VersionCommandClassGet,
@@ -86,14 +86,15 @@ from modules.codecs.zwave_cc_version import (
     VersionGet,
     VersionReport,
 )
-from modules.codecs.zwave_meter import (
+from modules.codecs.zwave.dispatch import parse_command, parse_message
+from modules.codecs.zwave.meter import (
     MeterGet,
     MeterReport,
     MeterSupportedGet,
     MeterSupportedReport,
     report_record,
 )
-from modules.codecs.zwave_serial import (
+from modules.codecs.zwave.serial import (
     ACK_TIMEOUT_S,
     MAX_RETRANSMISSIONS,
     BadFrame,

@@ -13,17 +13,23 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from gateway.errors import ConnectionLost, FrameError
+from gateway.errors import ConnectionLost
 from gateway.transport import Link
-from modules.codecs.zwave import parse_message
-from modules.codecs.zwave_api import DEFAULT_TX_OPTIONS, FunctionId, SerialMessage, TxStatus
-from modules.codecs.zwave_api_transport import (
+from modules.codecs.errors import FrameError
+from modules.codecs.zwave.api.messages import (
+    DEFAULT_TX_OPTIONS,
+    FunctionId,
+    SerialMessage,
+    TxStatus,
+)
+from modules.codecs.zwave.api.transport import (
     SendDataAbortRequest,
     SendDataCallback,
     SendDataRequest,
     SendDataResponse,
 )
-from modules.codecs.zwave_serial import (
+from modules.codecs.zwave.dispatch import parse_message
+from modules.codecs.zwave.serial import (
     ACK_TIMEOUT_S,
     CHECKSUM_ERRORS_BEFORE_RESET,
     MAX_RETRANSMISSIONS,

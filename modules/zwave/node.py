@@ -19,10 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 from gateway.engine import Register
-from modules.codecs.zwave import parse_command
-from modules.codecs.zwave_api import GENERIC_TYPE_METER, SPECIFIC_TYPE_SIMPLE_METER, RxStatus
-from modules.codecs.zwave_cc import CcCommand, CommandClassId
-from modules.codecs.zwave_cc_association import (
+from modules.codecs.zwave.api.messages import (
+    GENERIC_TYPE_METER,
+    SPECIFIC_TYPE_SIMPLE_METER,
+    RxStatus,
+)
+from modules.codecs.zwave.cc.association import (
     AGI_PROFILE_LIFELINE,
     LIFELINE_GROUP,
     AssociationGet,
@@ -43,14 +45,15 @@ from modules.codecs.zwave_cc_association import (
     ZwavePlusInfoGet,
     ZwavePlusInfoReport,
 )
-from modules.codecs.zwave_cc_multichannel import (
+from modules.codecs.zwave.cc.base import CcCommand, CommandClassId
+from modules.codecs.zwave.cc.multichannel import (
     MultiChannelCapabilityGet,
     MultiChannelCapabilityReport,
     MultiChannelCmdEncap,
     MultiChannelEndPointGet,
     MultiChannelEndPointReport,
 )
-from modules.codecs.zwave_cc_version import (
+from modules.codecs.zwave.cc.version import (
     DeviceSpecificGet,
     DeviceSpecificReport,
     ManufacturerSpecificGet,
@@ -60,7 +63,8 @@ from modules.codecs.zwave_cc_version import (
     VersionGet,
     VersionReport,
 )
-from modules.codecs.zwave_meter import (
+from modules.codecs.zwave.dispatch import parse_command
+from modules.codecs.zwave.meter import (
     MeterGet,
     MeterReport,
     MeterSupportedGet,

@@ -13,7 +13,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from gateway import obis
 from gateway.engine import Register
-from modules.codecs.zwave_meter import (
+from modules.codecs.zwave.meter import (
     ElectricScale,
     MeterType,
     RateType,

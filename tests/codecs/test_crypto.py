@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import DecryptionError
 from modules.codecs import crypto
+from modules.codecs.errors import DecryptionError
 
 VECTORS = Path(__file__).parent.parent / "fixtures" / "vectors"
 

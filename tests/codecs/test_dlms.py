@@ -10,11 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.decoding import Decoded, Record
-from gateway.errors import ChecksumError, DecryptionError, FrameError, IncompleteFrame
-from modules.codecs.dlms import DlmsDecoder
-from modules.codecs.dlms_apdu import encode_block, encode_data_notification
-from modules.codecs.dlms_axdr import (
+from modules.codecs.dlms.apdu import encode_block, encode_data_notification
+from modules.codecs.dlms.axdr import (
     DOUBLE_LONG_UNSIGNED,
     OCTET_STRING,
     STRUCTURE,
@@ -22,13 +19,16 @@ from modules.codecs.dlms_axdr import (
     CosemDateTime,
     Data,
 )
-from modules.codecs.dlms_hdlc import LLC_RESPONSE, encode_frame, encode_wrapper
-from modules.codecs.dlms_security import (
+from modules.codecs.dlms.decode import DlmsDecoder
+from modules.codecs.dlms.hdlc import LLC_RESPONSE, encode_frame, encode_wrapper
+from modules.codecs.dlms.security import (
     cipher,
     decipher,
     encode_general_ciphering,
     parse_general_ciphering,
 )
+from modules.codecs.errors import ChecksumError, DecryptionError, FrameError, IncompleteFrame
+from modules.codecs.records import Decoded, Record
 
 VECTORS = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "vectors" / "dlms.json").read_text("utf-8")

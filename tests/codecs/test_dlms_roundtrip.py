@@ -9,9 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import FrameError
-from modules.codecs.dlms import DlmsDecoder
-from modules.codecs.dlms_apdu import (
+from modules.codecs.dlms.apdu import (
     decode_aare,
     decode_action_response,
     decode_get_response,
@@ -25,7 +23,7 @@ from modules.codecs.dlms_apdu import (
     obis_bytes,
     parse_data_notification,
 )
-from modules.codecs.dlms_axdr import (
+from modules.codecs.dlms.axdr import (
     ARRAY,
     BOOLEAN,
     DOUBLE_LONG,
@@ -50,7 +48,8 @@ from modules.codecs.dlms_axdr import (
     encode_data,
     obis_text,
 )
-from modules.codecs.dlms_hdlc import (
+from modules.codecs.dlms.decode import DlmsDecoder
+from modules.codecs.dlms.hdlc import (
     crc16_x25,
     decode_address,
     encode_address,
@@ -59,12 +58,13 @@ from modules.codecs.dlms_hdlc import (
     parse_frame,
     parse_wrapper,
 )
-from modules.codecs.dlms_security import (
+from modules.codecs.dlms.security import (
     cipher,
     decipher,
     encode_general_ciphering,
     parse_general_ciphering,
 )
+from modules.codecs.errors import FrameError
 from tests.support.fuzz import mutated
 
 _RANGES = {

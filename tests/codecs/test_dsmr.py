@@ -14,9 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.decoding import Decoded, Record
-from gateway.errors import ChecksumError, DecryptionError, FrameError, IncompleteFrame
-from modules.codecs.dsmr import (
+from modules.codecs.dsmr.telegram import (
     DsmrDecoder,
     crc16_arc,
     encode_telegram,
@@ -24,6 +22,8 @@ from modules.codecs.dsmr import (
     parse_timestamp,
     split_telegrams,
 )
+from modules.codecs.errors import ChecksumError, DecryptionError, FrameError, IncompleteFrame
+from modules.codecs.records import Decoded, Record
 
 VECTORS = json.loads(
     (Path(__file__).parents[1] / "fixtures" / "vectors" / "dsmr.json").read_text("utf-8")

@@ -13,10 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.decoding import Decoded
-from gateway.errors import FrameError
-from modules.codecs import iec62056_21 as iec
-from modules.codecs.iec62056_21 import (
+from modules.codecs.errors import FrameError
+from modules.codecs.iec62056_21 import messages as iec
+from modules.codecs.iec62056_21.messages import (
     Ack,
     CommandMessage,
     DataMessage,
@@ -28,6 +27,8 @@ from modules.codecs.iec62056_21 import (
     OptionSelect,
     SignOn,
 )
+from modules.codecs.records import Decoded
+from modules.iec62056_21.readings import readings as iec_readings
 from tests.support.fuzz import mutated
 
 VECTORS: list[dict[str, Any]] = json.loads(
@@ -164,7 +165,7 @@ def test_kamstrup_382l_session() -> None:
     }
     assert decoded.frame["bcc_ok"] is True
     assert decoded.frame["mode"] == "C"
-    readings = iec.readings(iec.parse(session)[-1])  # type: ignore[arg-type]
+    readings = iec_readings(iec.parse(session)[-1])  # type: ignore[arg-type]
     assert {r.obis for r in readings} >= {"1-0:1.8.0", "0-0:96.8.0", "1-0:1.6.0"}
 
 

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import FrameError
-from modules.codecs import kmp
-from modules.codecs.kmp import (
+from modules.codecs.errors import FrameError
+from modules.codecs.kmp import commands as kmp
+from modules.codecs.kmp.commands import (
     Ack,
     Frame,
     FrameSplitter,
@@ -29,12 +29,13 @@ from modules.codecs.kmp import (
     RegisterValue,
     SetClockRequest,
 )
-from modules.codecs.kmp_registers import (
+from modules.codecs.kmp.registers import (
     DEFAULT_382_REGISTERS,
     REGISTERS,
     chunked,
     register_id,
 )
+from modules.kmp.readings import readings as kmp_readings
 from tests.support.fuzz import mutated
 
 VECTORS = json.loads(
@@ -190,7 +191,7 @@ def test_382_response_fills_engine_readings() -> None:
     )
     back = kmp.decode(kmp.encode(response))
     assert isinstance(back, GetRegisterResponse)
-    by_obis = {r.obis: r for r in kmp.readings(back)}
+    by_obis = {r.obis: r for r in kmp_readings(back)}
     assert by_obis["1-0:1.8.0"].value == Decimal("6753.3242")  # hi-res wins
     assert by_obis["1-0:1.8.0"].unit == "kWh"
     assert by_obis["1-0:32.7.0"].value == Decimal("229")

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from gateway.decoding import Decoded, Record, to_json
-from gateway.errors import ChecksumError, FrameError, IncompleteFrame, UnknownFormat
-from modules.codecs import mbus
-from modules.codecs.mbus import MbusDecoder, SecondaryAddress
-from modules.codecs.mbus_encode import encode_long_header, encode_records, obis_record
+from modules.codecs.errors import ChecksumError, FrameError, IncompleteFrame, UnknownFormat
+from modules.codecs.mbus import frames as mbus
+from modules.codecs.mbus.encode import encode_long_header, encode_records, obis_record
+from modules.codecs.mbus.frames import MbusDecoder, SecondaryAddress
+from modules.codecs.records import Decoded, Record, to_json
 
 VECTORS = Path(__file__).parents[1] / "fixtures" / "vectors"
 MBUS = json.loads((VECTORS / "mbus.json").read_text(encoding="utf-8"))

@@ -9,10 +9,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.decoding import Decoded, to_json
-from gateway.errors import FrameError
-from modules.codecs.mbus import MbusDecoder, encode_long
-from modules.codecs.mbus_records import decode_compact, decode_records, record_format
+from modules.codecs.errors import FrameError
+from modules.codecs.mbus.frames import MbusDecoder, encode_long
+from modules.codecs.mbus.records import decode_compact, decode_records, record_format
+from modules.codecs.records import Decoded, to_json
 
 VECTORS = Path(__file__).parents[1] / "fixtures" / "vectors"
 FRAMES = [

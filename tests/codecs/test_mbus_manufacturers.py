@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from gateway.decoding import Record
-from modules.codecs.mbus import MbusDecoder
-from modules.codecs.mbus_records import decode_records
-from modules.codecs.wmbus import WmbusDecoder
+from modules.codecs.mbus.frames import MbusDecoder
+from modules.codecs.mbus.records import decode_records
+from modules.codecs.records import Record
+from modules.codecs.wmbus.telegrams import WmbusDecoder
 
 VECTORS = Path(__file__).parent.parent / "fixtures" / "vectors"
 ELECTRICITY = 0x02

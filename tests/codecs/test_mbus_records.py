@@ -10,22 +10,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.decoding import Record
-from gateway.errors import FrameError, IncompleteFrame
-from modules.codecs import mbus_types as types
-from modules.codecs.mbus_encode import (
+from modules.codecs.errors import FrameError, IncompleteFrame
+from modules.codecs.mbus import types
+from modules.codecs.mbus.encode import (
     DataRecord,
     encode_dib,
     encode_record,
     encode_records,
     obis_record,
 )
-from modules.codecs.mbus_records import (
+from modules.codecs.mbus.records import (
     decode_compact,
     decode_records,
     more_records_follow,
     record_format,
 )
+from modules.codecs.records import Record
 
 EXAMPLES = settings(max_examples=150, deadline=None)
 INT_SIZES = {"int8": 1, "int16": 2, "int24": 3, "int32": 4, "int48": 6, "int64": 8}

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from gateway.decoding import Decoded, Record
-from gateway.errors import ChecksumError, DecryptionError, FrameError, IncompleteFrame
-from modules.codecs import wmbus_tx
-from modules.codecs.mbus_encode import DataRecord
-from modules.codecs.wmbus import WmbusDecoder, decode_telegram
-from modules.codecs.wmbus_compact import KNOWN_FORMATS, FormatCache, format_signature
+from modules.codecs.errors import ChecksumError, DecryptionError, FrameError, IncompleteFrame
+from modules.codecs.mbus.encode import DataRecord
+from modules.codecs.records import Decoded, Record
+from modules.codecs.wmbus import tx as wmbus_tx
+from modules.codecs.wmbus.compact import KNOWN_FORMATS, FormatCache, format_signature
+from modules.codecs.wmbus.telegrams import WmbusDecoder, decode_telegram
 
 VECTORS = Path(__file__).parent.parent / "fixtures" / "vectors"
 REENCRYPTED_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")

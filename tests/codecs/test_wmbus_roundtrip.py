@@ -10,11 +10,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import FrameError
-from modules.codecs.mbus_encode import DataRecord
-from modules.codecs.wmbus import WmbusDecoder, decode_telegram
-from modules.codecs.wmbus_compact import FormatCache
-from modules.codecs.wmbus_tx import build_telegram, omnipower_records
+from modules.codecs.errors import FrameError
+from modules.codecs.mbus.encode import DataRecord
+from modules.codecs.wmbus.compact import FormatCache
+from modules.codecs.wmbus.telegrams import WmbusDecoder, decode_telegram
+from modules.codecs.wmbus.tx import build_telegram, omnipower_records
 
 VECTORS = Path(__file__).parent.parent / "fixtures" / "vectors"
 

@@ -6,17 +6,16 @@ import json
 
 import pytest
 
-from gateway.decoding import to_json
-from gateway.errors import FrameError, IncompleteFrame
-from modules.codecs.zwave import ZwaveDecoder, parse_command, parse_message
-from modules.codecs.zwave_api import (
+from modules.codecs.errors import FrameError, IncompleteFrame
+from modules.codecs.records import to_json
+from modules.codecs.zwave.api.messages import (
     APPLICATION_NODEINFO_LISTENING,
     GENERIC_TYPE_METER,
     SPECIFIC_TYPE_SIMPLE_METER,
     LearnMode,
     LearnStatus,
 )
-from modules.codecs.zwave_api_node import (
+from modules.codecs.zwave.api.node import (
     ApplicationUpdate,
     ApplNodeInformationRequest,
     GetInitDataResponse,
@@ -25,19 +24,12 @@ from modules.codecs.zwave_api_node import (
     SetLearnModeCallback,
     SetLearnModeRequest,
 )
-from modules.codecs.zwave_api_transport import (
+from modules.codecs.zwave.api.transport import (
     ApplicationCommand,
     SendDataCallback,
     SendDataRequest,
 )
-from modules.codecs.zwave_cc import (
-    CommandClassId,
-    NoOperation,
-    UnknownCommand,
-    encode_cc_list,
-    parse_cc_list,
-)
-from modules.codecs.zwave_cc_association import (
+from modules.codecs.zwave.cc.association import (
     LIFELINE_GROUP,
     AssociationGet,
     AssociationGroupCommandListReport,
@@ -48,20 +40,28 @@ from modules.codecs.zwave_cc_association import (
     GroupInfo,
     ZwavePlusInfoReport,
 )
-from modules.codecs.zwave_cc_multichannel import (
+from modules.codecs.zwave.cc.base import (
+    CommandClassId,
+    NoOperation,
+    UnknownCommand,
+    encode_cc_list,
+    parse_cc_list,
+)
+from modules.codecs.zwave.cc.multichannel import (
     MultiChannelCapabilityReport,
     MultiChannelCmdEncap,
     MultiChannelEndPointReport,
 )
-from modules.codecs.zwave_cc_version import (
+from modules.codecs.zwave.cc.version import (
     DeviceSpecificReport,
     ManufacturerSpecificReport,
     VersionCommandClassGet,
     VersionCommandClassReport,
     VersionReport,
 )
-from modules.codecs.zwave_meter import MeterGet
-from modules.codecs.zwave_serial import DataFrame, parse_frame
+from modules.codecs.zwave.dispatch import ZwaveDecoder, parse_command, parse_message
+from modules.codecs.zwave.meter import MeterGet
+from modules.codecs.zwave.serial import DataFrame, parse_frame
 
 METER_NODE_CLASSES = (
     CommandClassId.ZWAVEPLUS_INFO,

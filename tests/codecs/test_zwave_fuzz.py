@@ -10,10 +10,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.decoding import to_json
-from gateway.errors import FrameError
-from modules.codecs.zwave import ZwaveDecoder, parse_command, parse_message
-from modules.codecs.zwave_api_node import (
+from modules.codecs.errors import FrameError
+from modules.codecs.records import to_json
+from modules.codecs.zwave.api.node import (
     ApplicationUpdate,
     GetCapabilitiesResponse,
     GetInitDataResponse,
@@ -22,18 +21,19 @@ from modules.codecs.zwave_api_node import (
     SerialApiStarted,
     SetLearnModeCallback,
 )
-from modules.codecs.zwave_api_transport import ApplicationCommand, SendDataRequest
-from modules.codecs.zwave_cc_association import (
+from modules.codecs.zwave.api.transport import ApplicationCommand, SendDataRequest
+from modules.codecs.zwave.cc.association import (
     AssociationGroupCommandListReport,
     AssociationGroupInfoReport,
     AssociationReport,
     GroupInfo,
     ZwavePlusInfoReport,
 )
-from modules.codecs.zwave_cc_multichannel import MultiChannelCmdEncap
-from modules.codecs.zwave_cc_version import VersionReport, VersionZWaveSoftwareReport
-from modules.codecs.zwave_meter import MeterGet, MeterReport, MeterReset, MeterSupportedReport
-from modules.codecs.zwave_serial import SOF, DataFrame, FrameExtractor, checksum
+from modules.codecs.zwave.cc.multichannel import MultiChannelCmdEncap
+from modules.codecs.zwave.cc.version import VersionReport, VersionZWaveSoftwareReport
+from modules.codecs.zwave.dispatch import ZwaveDecoder, parse_command, parse_message
+from modules.codecs.zwave.meter import MeterGet, MeterReport, MeterReset, MeterSupportedReport
+from modules.codecs.zwave.serial import SOF, DataFrame, FrameExtractor, checksum
 
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "fixtures" / "vectors" / "zwave.json").read_text("utf-8")

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 
 from gateway import obis
-from gateway.errors import FrameError, IncompleteFrame
-from modules.codecs.zwave import parse_command
-from modules.codecs.zwave_meter import (
+from modules.codecs.errors import FrameError, IncompleteFrame
+from modules.codecs.zwave.dispatch import parse_command
+from modules.codecs.zwave.meter import (
     ElectricScale,
     MeterGet,
     MeterReport,

@@ -9,10 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modules.codecs import zwave_api_node, zwave_api_transport
-from modules.codecs.zwave import COMMANDS, parse_command, parse_message
-from modules.codecs.zwave_api import AcceptedResponse, ByteMessage, SerialMessage, UnknownMessage
-from modules.codecs.zwave_api_node import (
+from modules.codecs.zwave.api import node as zwave_api_node
+from modules.codecs.zwave.api import transport as zwave_api_transport
+from modules.codecs.zwave.api.messages import (
+    AcceptedResponse,
+    ByteMessage,
+    SerialMessage,
+    UnknownMessage,
+)
+from modules.codecs.zwave.api.node import (
     ApplicationUpdate,
     ApplNodeInformationRequest,
     GetCapabilitiesRequest,
@@ -32,7 +37,7 @@ from modules.codecs.zwave_api_node import (
     SetLearnModeResponse,
     SoftResetRequest,
 )
-from modules.codecs.zwave_api_transport import (
+from modules.codecs.zwave.api.transport import (
     ApplicationCommand,
     BridgeApplicationCommand,
     SendDataAbortRequest,
@@ -43,8 +48,7 @@ from modules.codecs.zwave_api_transport import (
     SendNodeInformationRequest,
     SendNodeInformationResponse,
 )
-from modules.codecs.zwave_cc import CcCommand, NoOperation, UnknownCommand
-from modules.codecs.zwave_cc_association import (
+from modules.codecs.zwave.cc.association import (
     AssociationGet,
     AssociationGroupCommandListGet,
     AssociationGroupCommandListReport,
@@ -64,14 +68,15 @@ from modules.codecs.zwave_cc_association import (
     ZwavePlusInfoGet,
     ZwavePlusInfoReport,
 )
-from modules.codecs.zwave_cc_multichannel import (
+from modules.codecs.zwave.cc.base import CcCommand, NoOperation, UnknownCommand
+from modules.codecs.zwave.cc.multichannel import (
     MultiChannelCapabilityGet,
     MultiChannelCapabilityReport,
     MultiChannelCmdEncap,
     MultiChannelEndPointGet,
     MultiChannelEndPointReport,
 )
-from modules.codecs.zwave_cc_version import (
+from modules.codecs.zwave.cc.version import (
     DeviceSpecificGet,
     DeviceSpecificReport,
     ManufacturerSpecificGet,
@@ -85,14 +90,15 @@ from modules.codecs.zwave_cc_version import (
     VersionZWaveSoftwareGet,
     VersionZWaveSoftwareReport,
 )
-from modules.codecs.zwave_meter import (
+from modules.codecs.zwave.dispatch import COMMANDS, parse_command, parse_message
+from modules.codecs.zwave.meter import (
     MeterGet,
     MeterReport,
     MeterReset,
     MeterSupportedGet,
     MeterSupportedReport,
 )
-from modules.codecs.zwave_serial import parse_frame
+from modules.codecs.zwave.serial import parse_frame
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)

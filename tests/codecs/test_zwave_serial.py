@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import ChecksumError, FrameError, IncompleteFrame
-from modules.codecs.zwave import ZwaveDecoder
-from modules.codecs.zwave_serial import (
+from modules.codecs.errors import ChecksumError, FrameError, IncompleteFrame
+from modules.codecs.zwave.dispatch import ZwaveDecoder
+from modules.codecs.zwave.serial import (
     MAX_PARAMS,
     BadFrame,
     ControlByte,

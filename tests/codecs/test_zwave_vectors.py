@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.decoding import to_json
-from modules.codecs.zwave import ZwaveDecoder
+from modules.codecs.records import to_json
+from modules.codecs.zwave.dispatch import ZwaveDecoder
 
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "fixtures" / "vectors" / "zwave.json").read_text("utf-8")

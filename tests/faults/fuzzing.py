@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway import registry
-from gateway.decoding import Decoder
-from gateway.errors import FrameError
+from modules.codecs.errors import FrameError
+from modules.codecs.records import Decoder
 
 VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "vectors"
 # Which vector files seed which decoder (the registry's protocol names).

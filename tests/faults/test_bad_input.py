@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import config, registry
-from gateway.errors import ConfigError, FrameError
+from gateway.errors import ConfigError
+from modules.codecs.errors import FrameError
 from tests.faults import fuzzing
 from tests.support.fuzz import mutated
 from tests.support.processes import ROOT

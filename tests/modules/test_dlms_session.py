@@ -13,12 +13,12 @@ import pytest
 from gateway.errors import CommandError, FatalAdapterError
 from gateway.model import Command
 from gateway.transport import Link, open_link, open_pty, serve_tcp
-from modules.codecs.dlms_apdu import encode_aarq
-from modules.codecs.dlms_axdr import DOUBLE_LONG_UNSIGNED, STRUCTURE, Data
-from modules.codecs.dlms_hdlc import parse_frame
+from modules.codecs.dlms.apdu import encode_aarq
+from modules.codecs.dlms.axdr import DOUBLE_LONG_UNSIGNED, STRUCTURE, Data
+from modules.codecs.dlms.hdlc import parse_frame
+from modules.codecs.dlms.stream import HanSplitter
 from modules.dlms import poll as dlms_poll
 from modules.dlms import transports
-from modules.dlms.framing import HanSplitter
 from modules.dlms.server import CosemServer, HdlcResponder
 from modules.dlms.session import ClientSettings, ControlState, open_client
 from modules.dlms.transports import Addresses

@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway import config
-from gateway.decoding import Decoded, Record
-from gateway.errors import ConfigError, ConnectionLost, FrameError
+from gateway.errors import ConfigError, ConnectionLost
 from gateway.transport import Link, open_link, open_pty
-from modules.codecs.mbus import (
+from modules.codecs.errors import FrameError
+from modules.codecs.mbus.encode import DataRecord, encode_long_header, encode_record
+from modules.codecs.mbus.frames import (
     ACK,
     NETWORK_LAYER_ADDRESS,
     MbusDecoder,
@@ -28,7 +29,7 @@ from modules.codecs.mbus import (
     set_primary_address,
     snd_nke,
 )
-from modules.codecs.mbus_encode import DataRecord, encode_long_header, encode_record
+from modules.codecs.records import Decoded, Record
 from modules.mbus.config import MbusConfig
 from modules.mbus.emulator import build_bus
 from modules.mbus.emulator import main as emulator_main

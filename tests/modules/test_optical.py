@@ -14,8 +14,8 @@ from gateway import config
 from gateway.app import Gateway
 from gateway.model import utc_now
 from gateway.transport import Link, SerialSettings, open_link, open_pty
-from modules.codecs import kmp
-from modules.codecs.kmp_registers import DEFAULT_382_REGISTERS
+from modules.codecs.kmp import commands as kmp
+from modules.codecs.kmp.registers import DEFAULT_382_REGISTERS
 from modules.kmp.session import KmpMaster
 from modules.optical.emulator import serve_kmp
 from modules.optical.simulated import Simulated382

@@ -11,7 +11,7 @@ import pytest
 
 from gateway.model import utc_now
 from gateway.transport import Link, SerialSettings, open_link, open_pty
-from modules.codecs.iec62056_21 import DataMessage, parse
+from modules.codecs.iec62056_21.messages import DataMessage, parse
 from modules.iec62056_21.config import IecOptions
 from modules.iec62056_21.session import meter_time, read_out
 from modules.optical import emulator

@@ -17,11 +17,11 @@ from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.store import Store
 from gateway.transport import open_pty, write_slowly
-from modules.codecs.dsmr import DsmrDecoder, encrypt_telegram
+from modules.codecs.dsmr.stream import P1Splitter
+from modules.codecs.dsmr.telegram import DsmrDecoder, encrypt_telegram
 from modules.dlms.readings import to_readings
 from modules.p1.emulated import EmulatedMeter
 from modules.p1.emulator import P1Emitter
-from modules.p1.stream import P1Splitter
 from tests.support.gateway import offline_text, running, until
 
 VECTORS = Path(__file__).parents[1] / "fixtures" / "vectors"

@@ -12,16 +12,16 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.decoding import Record
 from gateway.transport import open_pty, write_slowly
-from modules.codecs.dlms import DlmsDecoder
-from modules.codecs.dlms_hdlc import encode_frame, parse_frame
-from modules.dlms.framing import HanSplitter
+from modules.codecs.dlms.decode import DlmsDecoder
+from modules.codecs.dlms.hdlc import encode_frame, parse_frame
+from modules.codecs.dlms.stream import HanSplitter
+from modules.codecs.dsmr.stream import P1Splitter
+from modules.codecs.records import Record
 from modules.dlms.readings import meter_time, to_readings
 from modules.dlms.secure import FrameCounters
 from modules.p1.emulated import EmulatedMeter
 from modules.p1.emulator import P1Emitter
-from modules.p1.stream import P1Splitter
 from tests.modules.test_p1 import VECTORS, kinds, p1_module, register, settings_for
 from tests.support.gateway import running, until
 

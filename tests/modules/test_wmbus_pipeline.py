@@ -14,10 +14,10 @@ import msgspec
 import pytest
 
 from gateway import config
-from gateway.decoding import Decoded, Record
 from gateway.errors import ConfigError
-from modules.codecs.mbus_encode import DataRecord
-from modules.codecs.wmbus_tx import build_telegram, omnipower_records
+from modules.codecs.mbus.encode import DataRecord
+from modules.codecs.records import Decoded, Record
+from modules.codecs.wmbus.tx import build_telegram, omnipower_records
 from modules.wmbus.config import WmbusConfig, WmbusMeterConfig
 from modules.wmbus.kem import encrypt_kem, kem_keys
 from modules.wmbus.pipeline import MeterEntry, Router, meter_time, readings

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ConfigError, FatalAdapterError
-from modules.codecs.wmbus_layers import strip_crcs
+from modules.codecs.wmbus.layers import strip_crcs
 from modules.wmbus.receivers import (
     Heard,
     Receiver,

@@ -17,9 +17,9 @@ from gateway.app import Gateway
 from gateway.engine import Register
 from gateway.model import Command, Reading, Sample, utc_now
 from gateway.transport import open_pty
-from modules.codecs.zwave_api import LearnMode
-from modules.codecs.zwave_api_node import SetLearnModeRequest
-from modules.codecs.zwave_meter import MeterGet, MeterReport
+from modules.codecs.zwave.api.messages import LearnMode
+from modules.codecs.zwave.api.node import SetLearnModeRequest
+from modules.codecs.zwave.meter import MeterGet, MeterReport
 from modules.zwave.emulator import ControllerEmulator
 from tests.support.gateway import offline_text, running, until
 from tests.support.processes import GATEWAY

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from modules.codecs.zwave_api_node import MemoryGetIdRequest, SetLearnModeRequest
-from modules.codecs.zwave_cc_version import VersionGet, VersionReport
-from modules.codecs.zwave_meter import MeterGet, MeterReport
+from modules.codecs.zwave.api.node import MemoryGetIdRequest, SetLearnModeRequest
+from modules.codecs.zwave.cc.version import VersionGet, VersionReport
+from modules.codecs.zwave.meter import MeterGet, MeterReport
 from modules.zwave import adapter, host
 from modules.zwave import emulator as emulator_module
 from modules.zwave.emulator import ControllerEmulator, StickMemory

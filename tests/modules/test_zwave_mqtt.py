@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from modules.codecs.zwave_meter import MeterGet, MeterReport
+from modules.codecs.zwave.meter import MeterGet, MeterReport
 from modules.zwave.emulator import ControllerEmulator
 from tests.modules.test_zwave import plugged
 from tests.support.gateway import until

@@ -10,26 +10,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.engine import Register
-from gateway.errors import FrameError
-from modules.codecs.zwave import parse_command
-from modules.codecs.zwave_cc_association import (
+from modules.codecs.errors import FrameError
+from modules.codecs.zwave.cc.association import (
     AssociationGet,
     AssociationRemove,
     AssociationReport,
     AssociationSet,
 )
-from modules.codecs.zwave_cc_multichannel import (
+from modules.codecs.zwave.cc.multichannel import (
     MultiChannelCmdEncap,
     MultiChannelEndPointGet,
     MultiChannelEndPointReport,
 )
-from modules.codecs.zwave_cc_version import (
+from modules.codecs.zwave.cc.version import (
     ManufacturerSpecificGet,
     ManufacturerSpecificReport,
     VersionCommandClassGet,
     VersionCommandClassReport,
 )
-from modules.codecs.zwave_meter import (
+from modules.codecs.zwave.dispatch import parse_command
+from modules.codecs.zwave.meter import (
     MeterGet,
     MeterReport,
     MeterSupportedGet,

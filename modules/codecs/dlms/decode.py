@@ -1,0 +1,304 @@
+"""DLMS/COSEM decoder (sans-IO): HAN pushes over HDLC, the TCP wrapper, wired M-Bus or bare APDUs.
+
+The transport layers live in ``dlms_hdlc``, A-XDR in ``dlms_axdr``, ciphering in
+``dlms_security``, APDUs in ``dlms_apdu`` and the vendor push lists in ``dlms_lists``. This
+module peels an input down to its APDU, keeps segmented frames and block transfers across
+calls, and turns the result into ``Decoded``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from modules.codecs.dlms.apdu import (
+    AARE,
+    ACTION_RESPONSE,
+    DATA_NOTIFICATION,
+    GENERAL_BLOCK_TRANSFER,
+    GET_RESPONSE,
+    BlockAssembler,
+    decode_aare,
+    decode_action_response,
+    decode_get_response,
+    parse_block,
+    parse_data_notification,
+)
+from modules.codecs.dlms.axdr import Data
+from modules.codecs.dlms.hdlc import (
+    FLAG,
+    LLC_COMMAND,
+    LLC_RESPONSE,
+    MBUS_START,
+    WRAPPER_VERSION,
+    SegmentAssembler,
+    find_frame_start,
+    parse_frame,
+    parse_mbus_segment,
+    parse_wrapper,
+    strip_llc,
+)
+from modules.codecs.dlms.lists import interpret
+from modules.codecs.dlms.security import (
+    GENERAL_DED_CIPHERING,
+    GENERAL_GLO_CIPHERING,
+    decipher,
+    parse_general_ciphering,
+)
+from modules.codecs.errors import DecryptionError, FrameError, IncompleteFrame, UnknownFormat
+from modules.codecs.records import Decoded, Record
+
+__all__ = ["DlmsDecoder"]
+
+# APDU tags a deciphered payload may start with; anything else means the key was wrong.
+_PLAIN_TAGS = frozenset(
+    {
+        DATA_NOTIFICATION,
+        GENERAL_BLOCK_TRANSFER,
+        GET_RESPONSE,
+        ACTION_RESPONSE,
+        AARE,
+        0xC0,
+        0xC1,
+        0xC2,
+        0xC3,
+        0xC5,
+        0x60,
+        0x62,
+        0x63,
+    }
+)
+_MAX_NESTING = 4  # ciphering inside block transfer inside ciphering is as deep as real pushes go
+
+
+class DlmsDecoder:
+    """Decodes one DLMS input per call; segments and blocks carry over to the next call."""
+
+    input_kind: ClassVar[Literal["hex", "text"]] = "hex"
+
+    def __init__(self, *, kamstrup_energy_wh: bool | None = None) -> None:
+        self._segments = SegmentAssembler()
+        self._blocks = BlockAssembler()
+        self._mbus: list[bytes] = []
+        # None: decide from the meter type number (dlms_lists); a meter setting overrides it.
+        self._kamstrup_energy_wh = kamstrup_energy_wh
+
+    def decode(self, data: bytes, *, key: bytes | None, auth_key: bytes | None) -> Decoded:
+        """Decode an HDLC frame (or several), an M-Bus segment set, a wrapper PDU or an APDU."""
+        if not data:
+            raise IncompleteFrame("no bytes to decode", offset=0)
+        decoded = Decoded("dlms")
+        apdus = self._unwrap(data, decoded.frame)
+        if not apdus:
+            decoded.frame["complete"] = not self._pending
+            return decoded
+        for apdu, base in apdus:
+            self._apdu(apdu, base, decoded, key=key, auth_key=auth_key, depth=0)
+        decoded.frame.setdefault("complete", not self._pending)
+        return decoded
+
+    @property
+    def _pending(self) -> bool:
+        return self._segments.pending or self._blocks.pending or bool(self._mbus)
+
+    # ------------------------------------------------------------ transports
+
+    def _unwrap(self, data: bytes, frame: dict[str, Any]) -> list[tuple[bytes, int]]:
+        first = data[0]
+        if first == FLAG or (first >> 4 == 0xA and _valid_hdlc(data)):
+            return self._hdlc(data, frame)
+        if first == MBUS_START and len(data) > 3 and data[3] == MBUS_START:
+            return self._mbus_frames(data, frame)
+        if len(data) >= 8 and int.from_bytes(data[:2], "big") == WRAPPER_VERSION:
+            wrapper = parse_wrapper(data)
+            frame["transport"] = "wrapper"
+            frame["wrapper"] = {
+                "version": wrapper.version,
+                "source_wport": wrapper.source,
+                "destination_wport": wrapper.destination,
+                "length": wrapper.length,
+            }
+            return [(wrapper.apdu, 8)]
+        if data[:3] in (LLC_COMMAND, LLC_RESPONSE):
+            frame["transport"] = "llc"
+            frame["llc"] = data[:3].hex()
+            return [(data[3:], 3)]
+        start = find_frame_start(data) if first != FLAG and FLAG in data else None
+        if start is not None:
+            frame["skipped_bytes"] = start
+            return self._hdlc(data[start:], frame, base=start)
+        frame["transport"] = "apdu"
+        return [(data, 0)]
+
+    def _hdlc(self, data: bytes, frame: dict[str, Any], base: int = 0) -> list[tuple[bytes, int]]:
+        frame["transport"] = "hdlc"
+        apdus: list[tuple[bytes, int]] = []
+        pos = 0
+        count = 0
+        while pos < len(data):
+            if data[pos] == FLAG and (pos + 1 == len(data) or data[pos + 1] == FLAG):
+                pos += 1  # inter-frame fill or a lone closing flag
+                continue
+            try:
+                hdlc = parse_frame(data, pos)
+            except FrameError as err:
+                if err.offset is not None:
+                    err.offset += base
+                raise
+            count += 1
+            if count == 1:
+                frame["hdlc"] = hdlc.facts()
+            else:
+                frame.setdefault("hdlc_more", []).append(hdlc.facts())
+            pos += hdlc.size
+            if hdlc.info or self._segments.pending:
+                info = self._segments.feed(hdlc)
+                if info is not None:
+                    apdu, llc = strip_llc(info)
+                    if llc:
+                        frame["llc"] = llc
+                    apdus.append((apdu, base + pos - len(info)))
+        frame["hdlc_frames"] = count
+        return apdus
+
+    def _mbus_frames(self, data: bytes, frame: dict[str, Any]) -> list[tuple[bytes, int]]:
+        frame["transport"] = "mbus"
+        segments = []
+        pos = 0
+        apdus: list[tuple[bytes, int]] = []
+        while pos < len(data):
+            segment = parse_mbus_segment(data, pos)
+            segments.append(
+                {
+                    "c": f"0x{segment.control:02x}",
+                    "a": f"0x{segment.address:02x}",
+                    "ci": f"0x{segment.ci:02x}",
+                    "stsap": segment.stsap,
+                    "dtsap": segment.dtsap,
+                    "data_len": len(segment.data),
+                }
+            )
+            pos += segment.size
+            if segment.ci & 0x0F == 0:
+                self._mbus.clear()
+            self._mbus.append(segment.data)
+            if segment.last or segment.ci == 0x10:
+                apdus.append((b"".join(self._mbus), 0))
+                self._mbus.clear()
+        frame["mbus_segments"] = segments
+        return apdus
+
+    # ------------------------------------------------------------ APDUs
+
+    def _apdu(
+        self,
+        apdu: bytes,
+        base: int,
+        decoded: Decoded,
+        *,
+        key: bytes | None,
+        auth_key: bytes | None,
+        depth: int,
+    ) -> None:
+        if depth > _MAX_NESTING:
+            raise FrameError("APDUs nested too deeply", offset=base)
+        if not apdu:
+            return
+        tag = apdu[0]
+        frame = decoded.frame
+        if tag == DATA_NOTIFICATION:
+            self._notification(apdu, base, decoded)
+        elif tag == GENERAL_BLOCK_TRANSFER:
+            block = parse_block(apdu, base=base)
+            frame["block_transfer"] = {
+                "block": block.number,
+                "last": block.last,
+                "streaming": block.streaming,
+                "ack": block.ack,
+            }
+            whole = self._blocks.feed(block)
+            if whole is not None:
+                self._apdu(whole, 0, decoded, key=key, auth_key=auth_key, depth=depth + 1)
+            rest = apdu[block.size :]
+            if rest:
+                self._apdu(
+                    rest, base + block.size, decoded, key=key, auth_key=auth_key, depth=depth + 1
+                )
+        elif tag in (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING):
+            ciphered, _size = parse_general_ciphering(apdu)
+            frame.update(ciphered.facts())
+            if ciphered.manufacturer_code:
+                decoded.meter.setdefault("manufacturer", ciphered.manufacturer_code)
+            plaintext, verified = decipher(ciphered, key=key, auth_key=auth_key)
+            frame["tag_verified"] = verified
+            if not plaintext or plaintext[0] not in _PLAIN_TAGS:
+                raise DecryptionError(
+                    "deciphered payload is not a DLMS APDU: wrong encryption key",
+                    code="wrong_key",
+                )
+            self._apdu(plaintext, 0, decoded, key=key, auth_key=auth_key, depth=depth + 1)
+        elif tag == GET_RESPONSE:
+            response = decode_get_response(apdu)
+            frame["apdu"] = "get-response"
+            frame["invoke_id"] = response.invoke_id
+            if response.block_number is not None:
+                frame["block_number"] = response.block_number
+                frame["last_block"] = response.last_block
+            for index, result in enumerate(response.results):
+                if isinstance(result, Data):
+                    decoded.records.extend(_records(result, decoded, index))
+                else:
+                    frame.setdefault("data_access_results", []).append(result)
+        elif tag == AARE:
+            association = decode_aare(apdu)
+            frame["apdu"] = "aare"
+            frame["association"] = {
+                "accepted": association.accepted,
+                "result": association.result,
+                "diagnostic": association.diagnostic,
+                "conformance": association.conformance,
+                "max_pdu": association.max_pdu,
+            }
+        elif tag == ACTION_RESPONSE:
+            action = decode_action_response(apdu)
+            frame["apdu"] = "action-response"
+            frame["invoke_id"] = action.invoke_id
+            frame["action_result"] = action.result
+        elif depth == 0 and frame.get("transport") in ("hdlc", "mbus", "wrapper"):
+            # A checked frame whose payload is no APDU we know: report the frame, not an error.
+            frame["apdu"] = f"0x{tag:02x}"
+            frame["payload"] = apdu.hex()
+        else:
+            raise UnknownFormat(f"APDU tag 0x{tag:02x} is not supported", offset=base)
+
+    def _notification(self, apdu: bytes, base: int, decoded: Decoded) -> None:
+        notification = parse_data_notification(apdu, base=base)
+        decoded.frame.update(notification.facts())
+        decoded.frame["invoke_id"] = notification.invoke_id
+        result = interpret(
+            notification.body,
+            system_title=bytes.fromhex(decoded.frame.get("system_title", "")),
+            kamstrup_energy_wh=self._kamstrup_energy_wh,
+        )
+        decoded.frame["list_layout"] = result.layout
+        decoded.records.extend(result.records)
+        decoded.meter.update(result.meter)
+        stamp = notification.date_time.iso() if notification.date_time else None
+        if stamp:
+            decoded.meter.setdefault("time", stamp)
+
+
+def _records(data: Data, decoded: Decoded, index: int) -> list[Record]:
+    result = interpret(data)
+    decoded.meter.update(result.meter)
+    return [
+        Record(r.name, r.value, r.unit, r.obis, raw={**r.raw, "result": index})
+        for r in result.records
+    ]
+
+
+def _valid_hdlc(data: bytes) -> bool:
+    try:
+        parse_frame(data, 0)
+    except FrameError:
+        return False
+    return True

@@ -1,0 +1,499 @@
+"""DSMR P1 telegrams (sans-IO): DSMR 2.2 to 5, Fluvius e-MUCS, Luxembourg smarty, Kamstrup /KAM5.
+
+A telegram is ``/XXXZ<ident>`` then ``OBIS(value[*unit])(...)`` lines, then ``!`` and, from
+DSMR 4 on, a CRC-16/ARC over ``/`` .. ``!`` in hex (sometimes unpadded or lowercase). Values
+continue on the next line when it starts with ``(`` (DSMR 2.2/3 gas, long texts). Encrypted
+P1 (Luxembourg smarty, some Austrian meters) is a DLMS general-glo-ciphering frame around the
+plaintext telegram.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+from modules.codecs.crc import CRC16_ARC
+from modules.codecs.dlms.obis import record_name, split_obis
+from modules.codecs.dlms.security import (
+    SC_AUTHENTICATED,
+    SC_ENCRYPTED,
+    cipher,
+    decipher,
+    encode_general_ciphering,
+    parse_general_ciphering,
+)
+from modules.codecs.errors import ChecksumError, FrameError, IncompleteFrame
+from modules.codecs.records import Decoded, Record, RecordValue
+
+__all__ = [
+    "SMARTY_AUTH_KEY",
+    "DsmrDecoder",
+    "crc16_arc",
+    "encode_telegram",
+    "encrypt_telegram",
+    "parse_timestamp",
+    "split_telegrams",
+]
+
+# The AAD key every smarty meter uses (Luxembourg P1 companion spec; dsmr_parser default).
+SMARTY_AUTH_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+_MAX_TELEGRAM_BYTES = 64 * 1024  # far above the ~2 kB of a DSMR 5 telegram with four M-Bus devices
+
+_LINE = re.compile(r"^(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?((?:\([^()]*\))+)\s*$")
+_GROUP = re.compile(r"\(([^()]*)\)")
+_VALUE_UNIT = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*\*\s*(\S+)\s*$")
+_NUMBER = re.compile(r"^\s*[-+]?\d+(?:\.\d+)?\s*$")
+_STAMP = re.compile(r"^(\d{12})([SW]?)$")
+_OBIS_VALUE = re.compile(r"^\d+-\d+:\d+\.\d+\.\d+$")
+_HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
+_CRC_HEX = re.compile(r"[0-9A-Fa-f]{1,4}")
+
+# DSMR unit spellings -> Home Assistant's. kW stays kW: P1 meters give three decimals of kW.
+_UNITS = {
+    "kwh": "kWh",
+    "wh": "Wh",
+    "kw": "kW",
+    "w": "W",
+    "kvarh": "kvarh",
+    "varh": "varh",
+    "kvar": "kvar",
+    "var": "var",
+    "kvah": "kVAh",
+    "kva": "kVA",
+    "va": "VA",
+    "v": "V",
+    "a": "A",
+    "hz": "Hz",
+    "s": "s",
+    "m3": "m³",
+    "m³": "m³",
+    "gj": "GJ",
+    "mj": "MJ",
+}
+# M-Bus device types (EN 13757-3 table 3) the P1 companion standard uses on 0-n:24.1.0.
+_MEDIUM = {3: "gas", 4: "heat", 7: "water", 12: "heat", 11: "heat"}
+# Which object names the meter, best first: equipment id, serial, logical device name.
+_ID_RANK = {(96, 1, 1): 0, (96, 1, 0): 1, (42, 0, 0): 2}
+# Objects whose value is an identity or status text, never a number.
+_TEXT_CD = {(0, 0), (96, 1), (42, 0), (96, 13), (96, 5), (0, 2), (96, 50)}
+
+
+# CRC-16/ARC as DSMR 4/5 computes it over ``/`` .. ``!``.
+crc16_arc = CRC16_ARC
+
+
+def parse_timestamp(text: str) -> str | None:
+    """ISO 8601 of ``YYMMDDhhmmss[S|W]``: S is summer time (UTC+2), W winter (UTC+1)."""
+    match = _STAMP.match(text.strip())
+    if match is None:
+        return None
+    digits, flag = match.groups()
+    try:
+        moment = datetime(
+            2000 + int(digits[0:2]),
+            int(digits[2:4]),
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10]),
+            int(digits[10:12]),
+        )
+    except ValueError:
+        return None
+    if flag:
+        moment = moment.replace(tzinfo=timezone(timedelta(hours=2 if flag == "S" else 1)))
+    return moment.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    text: str
+    number: Decimal | None
+    unit: str | None
+
+
+def _value(text: str) -> _Value:
+    match = _VALUE_UNIT.match(text)
+    if match:
+        unit = _UNITS.get(match.group(2).lower(), match.group(2))
+        return _Value(text, Decimal(match.group(1)), unit)
+    if _NUMBER.match(text):
+        return _Value(text, Decimal(text.strip()), None)
+    return _Value(text, None, None)
+
+
+def _hex_text(text: str) -> str:
+    """Hex-encoded ASCII decoded (DSMR ids and messages), else the text as it is."""
+    stripped = text.strip()
+    if len(stripped) >= 8 and _HEX.match(stripped):
+        raw = bytes.fromhex(stripped)
+        if all(32 <= b < 127 for b in raw):
+            return raw.decode("ascii").strip()
+    return stripped
+
+
+class DsmrDecoder:
+    """Decodes one P1 telegram (plain or smarty-encrypted) per call."""
+
+    input_kind: ClassVar[Literal["hex", "text"]] = "text"
+
+    def decode(self, data: bytes, *, key: bytes | None, auth_key: bytes | None) -> Decoded:
+        """Decode a telegram; raises ChecksumError on a CRC mismatch."""
+        decoded = Decoded("dsmr")
+        data = _maybe_hex(data)
+        start = data.find(b"\xdb\x08")
+        if start != -1 and b"/" not in data[:start]:
+            data = self._decrypt(data, start, decoded.frame, key, auth_key)
+        telegram, crc_text = _frame(data)
+        _check_crc(telegram, crc_text, decoded.frame)
+        text = telegram.decode("latin-1")
+        header, _, body = text.partition("\n")
+        _header(header.rstrip("\r"), decoded)
+        for obis, groups in _objects(body, decoded.frame):
+            _interpret(obis, groups, decoded)
+        meter_id = _meter_id(decoded.records)
+        if meter_id:
+            decoded.meter["id"] = meter_id
+        return decoded
+
+    def _decrypt(
+        self,
+        data: bytes,
+        start: int,
+        frame: dict[str, Any],
+        key: bytes | None,
+        auth_key: bytes | None,
+    ) -> bytes:
+        ciphered, _size = parse_general_ciphering(data, start)
+        frame.update(ciphered.facts())
+        plaintext, verified = decipher(
+            ciphered, key=key, auth_key=auth_key if auth_key is not None else SMARTY_AUTH_KEY
+        )
+        frame["tag_verified"] = verified
+        if b"/" not in plaintext or b"!" not in plaintext:
+            raise FrameError(
+                "deciphered payload is no P1 telegram: wrong key", code="wrong_key", offset=start
+            )
+        return plaintext
+
+
+def _maybe_hex(data: bytes) -> bytes:
+    """Encrypted P1 given as hex text (from a log or the CLI) becomes its bytes."""
+    compact = b"".join(data.split())
+    # Whole bytes only: an odd digit count is not hex text (fromhex would raise ValueError).
+    if compact[:4].lower() == b"db08" and re.fullmatch(rb"(?:[0-9A-Fa-f]{2})+", compact):
+        return bytes.fromhex(compact.decode("ascii"))
+    return data
+
+
+def _frame(data: bytes) -> tuple[bytes, str]:
+    """(``/`` .. ``!`` inclusive, the CRC hex after ``!``); leading echo or noise is skipped."""
+    start = data.find(b"/")
+    if start == -1:
+        raise FrameError("no '/' starts a P1 telegram", offset=0, code="bad_frame")
+    end = data.find(b"!", start)
+    if end == -1:
+        raise IncompleteFrame("the P1 telegram has no closing '!'", offset=len(data))
+    if end - start > _MAX_TELEGRAM_BYTES:
+        raise FrameError("P1 telegram is implausibly long", offset=start)
+    tail = data[end + 1 : end + 5].decode("latin-1")
+    match = _CRC_HEX.match(tail)
+    return data[start : end + 1], match.group(0) if match else ""
+
+
+def _check_crc(telegram: bytes, crc_text: str, frame: dict[str, Any]) -> None:
+    if not crc_text:
+        frame["crc_ok"] = None  # DSMR 2.2/3 telegrams carry no CRC
+        return
+    computed = crc16_arc(telegram)
+    given = int(crc_text, 16)
+    frame["crc"] = crc_text.upper()
+    frame["crc_computed"] = f"{computed:04X}"
+    if given != computed:
+        raise ChecksumError(
+            f"telegram CRC is {crc_text.upper()}, its bytes give {computed:04X}",
+            offset=len(telegram),
+        )
+    frame["crc_ok"] = True
+
+
+def _header(line: str, decoded: Decoded) -> None:
+    if len(line) < 5:
+        raise FrameError(f"P1 header {line!r} is too short for /XXXZ", offset=0)
+    maker = line[1:4]
+    decoded.meter["manufacturer"] = maker.upper()
+    decoded.frame["header"] = line
+    decoded.frame["baud_char"] = line[4]
+    decoded.frame["identification"] = line[5:]
+    ident = line[5:].lstrip("\\2").strip()
+    if ident:
+        decoded.meter["model"] = ident
+
+
+def _objects(body: str, frame: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(OBIS, value groups) per object; ``(``-lines continue the object before them."""
+    lines: list[str] = []
+    for raw in body.replace("\r", "").split("\n"):
+        line = raw.strip()
+        if not line or line == "!":
+            continue
+        if line.startswith("(") and lines:
+            lines[-1] += line
+        else:
+            lines.append(line)
+    objects = []
+    for line in lines:
+        match = _LINE.match(line.rstrip("!"))
+        if match is None:
+            frame.setdefault("skipped_lines", []).append(line)
+            continue
+        objects.append((match.group(1), _GROUP.findall(match.group(2))))
+    return objects
+
+
+def _meter_id(records: list[Record]) -> str | None:
+    """The equipment id, else the serial, else the logical device name (channel 0 only)."""
+    ranked = []
+    for record in records:
+        groups = split_obis(record.obis or "")
+        if groups and groups[:2] == (0, 0) and isinstance(record.value, str) and record.value:
+            rank = _ID_RANK.get(groups[2:5])
+            if rank is not None:
+                ranked.append((rank, record.value))
+    return min(ranked)[1] if ranked else None
+
+
+def _record(
+    name: str,
+    obis: str,
+    value: RecordValue,
+    unit: str | None = None,
+    *,
+    subunit: int = 0,
+    storage: int = 0,
+    **raw: Any,
+) -> Record:
+    return Record(name, value, unit, obis, storage=storage, subunit=subunit, raw=raw)
+
+
+def _number(value: _Value) -> RecordValue:
+    if value.number is None:
+        return value.text.strip()
+    if value.unit is None and "." not in value.text:
+        return int(value.number)
+    return value.number
+
+
+def _interpret(obis: str, groups: list[str], decoded: Decoded) -> None:
+    parts = split_obis(obis)
+    if parts is None:
+        return
+    a, b, c, d, e, _f = parts
+    records = decoded.records
+    name = record_name(obis)
+    if a == 0 and b > 0 and c == 24:
+        _mbus(obis, b, groups, decoded)
+        return
+    if (c, d, e) == (99, 97, 0):
+        _power_failures(obis, groups, records)
+        return
+    if (c, d, e) == (98, 1, 0):
+        _billing(obis, groups, records)
+        return
+    if len(groups) == 1:
+        text = groups[0]
+        stamp = parse_timestamp(text) if (c, d, e) == (1, 0, 0) else None
+        if (c, d, e) == (1, 0, 0):
+            records.append(_record("meter_time", obis, stamp, raw=text))
+            if stamp:
+                decoded.meter["time"] = stamp
+            return
+        if (c, d) in _TEXT_CD:
+            hexed = (c, d) in ((96, 1), (42, 0), (96, 13)) and (c, d, e) != (96, 1, 4)
+            value = _hex_text(text) if hexed else text.strip()
+            if (c, d, e) in ((0, 2, 8), (96, 1, 4)):
+                decoded.frame["dsmr_version"] = value
+            records.append(_record(name, obis, value, subunit=b, text=text))
+            return
+        parsed = _value(text)
+        records.append(_record(name, obis, _number(parsed), parsed.unit, text=text))
+        return
+    # (timestamp)(value*unit): maxima with their time (Fluvius 1.6.0) and similar.
+    stamps = [parse_timestamp(g) for g in groups]
+    values = [_value(g) for g in groups]
+    stamp = next((s for s in stamps if s), None)
+    for index, parsed in enumerate(values):
+        if parsed.number is not None and stamps[index] is None:
+            records.append(
+                _record(name, obis, _number(parsed), parsed.unit, timestamp=stamp, index=index)
+            )
+
+
+def _mbus(obis: str, channel: int, groups: list[str], decoded: Decoded) -> None:
+    parts = split_obis(obis)
+    c, d = (parts[2], parts[3]) if parts else (24, 0)
+    records = decoded.records
+    devices = decoded.meter.setdefault("mbus", {})
+    device: dict[str, Any] = devices.setdefault(str(channel), {})
+    if d == 1 and groups:
+        kind = _value(groups[0]).number
+        device["device_type"] = int(kind) if kind is not None else groups[0]
+        device["medium"] = _MEDIUM.get(int(kind), "other") if kind is not None else None
+        records.append(
+            _record("mbus_device_type", obis, _number(_value(groups[0])), subunit=channel)
+        )
+        return
+    if d == 4 and groups:
+        records.append(_record("valve_state", obis, _number(_value(groups[0])), subunit=channel))
+        return
+    stamp = next((s for s in map(parse_timestamp, groups) if s), None)
+    reading_obis = next((g for g in groups if _OBIS_VALUE.match(g.strip())), obis)
+    unit: str | None = None
+    number: _Value | None = None
+    for group in groups:
+        parsed = _value(group)
+        if parsed.unit is not None:
+            unit, number = parsed.unit, parsed
+        elif group.strip().lower() in _UNITS and not _NUMBER.match(group):
+            unit = _UNITS[group.strip().lower()]  # DSMR 2.2: (m3) then (value) on its own line
+        elif _OBIS_VALUE.match(group.strip()) or parse_timestamp(group):
+            continue
+    if number is None and c == 24 and d == 3 and groups:
+        number = _value(groups[-1])
+    if number is None or number.number is None:
+        return
+    medium = device.get("medium")
+    name = f"{medium}_volume" if medium in ("gas", "water") and unit == "m³" else "mbus_value"
+    if medium == "heat" or unit in ("GJ", "MJ", "kWh"):
+        name = "heat_energy" if medium == "heat" else name
+    if stamp:
+        device["time"] = stamp
+    records.append(
+        _record(
+            name,
+            reading_obis.strip(),
+            number.number,
+            unit,
+            subunit=channel,
+            timestamp=stamp,
+            object=obis,
+        )
+    )
+
+
+def _power_failures(obis: str, groups: list[str], records: list[Record]) -> None:
+    """``(count)(0-0:96.7.19)(end)(duration*s)...``: one record per logged failure."""
+    body = groups[2:] if len(groups) >= 2 and _OBIS_VALUE.match(groups[1].strip()) else groups[1:]
+    for index in range(0, len(body) - 1, 2):
+        parsed = _value(body[index + 1])
+        if parsed.number is None:
+            continue
+        records.append(
+            _record(
+                "power_failure_duration",
+                "0-0:96.7.19",
+                int(parsed.number),
+                parsed.unit or "s",
+                storage=index // 2 + 1,
+                end=parse_timestamp(body[index]),
+                log=obis,
+            )
+        )
+
+
+def _billing(obis: str, groups: list[str], records: list[Record]) -> None:
+    """0-0:98.1.0 buffers: Fluvius monthly maxima, or a flat list of billing values."""
+    if len(groups) >= 2 and _NUMBER.match(groups[0]) and _OBIS_VALUE.match(groups[1].strip()):
+        # Fluvius: (count)(obis)(obis) then (period start)(time of maximum)(value) per month.
+        codes = [g.strip() for g in groups[1:] if _OBIS_VALUE.match(g.strip())]
+        entries = groups[1 + len(codes) :]
+        target = codes[-1] if codes else obis
+        for index in range(0, len(entries) - 2, 3):
+            parsed = _value(entries[index + 2])
+            if parsed.number is None:
+                continue
+            records.append(
+                _record(
+                    record_name(target),
+                    target,
+                    parsed.number,
+                    parsed.unit,
+                    storage=index // 3 + 1,
+                    period_start=parse_timestamp(entries[index]),
+                    timestamp=parse_timestamp(entries[index + 1]),
+                    buffer=obis,
+                )
+            )
+        return
+    stamp = next((s for s in map(parse_timestamp, groups) if s), None)
+    for index, group in enumerate(groups):
+        parsed = _value(group)
+        if parsed.number is None or parse_timestamp(group):
+            continue
+        records.append(
+            _record(
+                f"billing_value_{index}",
+                obis,
+                parsed.number,
+                parsed.unit,
+                storage=1,
+                timestamp=stamp,
+                index=index,
+            )
+        )
+
+
+# ---------------------------------------------------------------- encoders and framing
+
+
+def encode_telegram(header: str, lines: list[str], *, crc: bool = True) -> bytes:
+    """A P1 telegram from its header (``/XXX5ident``) and object lines, as a meter sends it."""
+    body = header + "\r\n\r\n" + "".join(line + "\r\n" for line in lines) + "!"
+    raw = body.encode("latin-1")
+    return raw + (f"{crc16_arc(raw):04X}".encode("ascii") if crc else b"") + b"\r\n"
+
+
+def encrypt_telegram(
+    telegram: bytes,
+    *,
+    key: bytes,
+    system_title: bytes,
+    frame_counter: int,
+    auth_key: bytes = SMARTY_AUTH_KEY,
+) -> bytes:
+    """A smarty frame: general-glo-ciphering, SC 0x30, around a plaintext telegram."""
+    content = cipher(
+        telegram,
+        system_title=system_title,
+        invocation_counter=frame_counter,
+        security_control=SC_AUTHENTICATED | SC_ENCRYPTED,
+        key=key,
+        auth_key=auth_key,
+    )
+    return encode_general_ciphering(content, system_title=system_title)
+
+
+def split_telegrams(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """(complete telegrams, bytes to keep) from a P1 byte stream, e.g. fed 1 byte at a time."""
+    telegrams: list[bytes] = []
+    while True:
+        start = buffer.find(b"/")
+        if start == -1:
+            return telegrams, b""
+        buffer = buffer[start:]
+        end = buffer.find(b"!")
+        if end == -1:
+            if len(buffer) > _MAX_TELEGRAM_BYTES:
+                buffer = buffer[1:]
+                continue
+            return telegrams, buffer
+        line_end = buffer.find(b"\n", end)
+        if line_end == -1:
+            # The CRC line is not complete yet, unless the next telegram already started.
+            if buffer.find(b"/", end) == -1:
+                return telegrams, buffer
+            line_end = buffer.find(b"/", end) - 1
+        telegrams.append(buffer[: line_end + 1])
+        buffer = buffer[line_end + 1 :]

@@ -1,0 +1,382 @@
+"""The M-Bus application layer (EN 13757-3): data records, shared by wired and wireless M-Bus.
+
+Public, stable entry points (the wM-Bus codec uses them):
+
+- ``decode_records(payload, offset=0)``: the data records after the TPL header;
+- ``record_format(payload)``: the DIF/DIFE/VIF/VIFE bytes of those records, the "format"
+  a compact frame (CI 0x79) refers to by its CRC signature;
+- ``decode_compact(format, data, offset=0)``: data bytes laid out by a known format;
+- ``decode_fixed(body)``: the fixed data structure (CI 0x73/0x77).
+
+The record decoders take optional header facts: ``medium`` (the device type byte; with
+electricity, 0x02, energy and power records get OBIS codes), ``manufacturer`` (the FLAG id,
+for documented manufacturer-specific VIFs such as Kamstrup's) and ``msb_first`` (CI 0x76/0x77).
+Errors are ``FrameError`` subclasses whose offset is ``offset`` + the index in ``payload``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from modules.codecs.errors import FrameError, IncompleteFrame
+from modules.codecs.mbus.fixed import FixedData, decode_fixed
+from modules.codecs.mbus.meaning import BCD_LENGTHS, apply_header, decode_value, describe
+from modules.codecs.mbus.obis import obis_code, record_name
+from modules.codecs.records import Record
+
+__all__ = [
+    "MAX_DIFES",
+    "MAX_VIFES",
+    "FixedData",
+    "RecordHeader",
+    "decode_compact",
+    "decode_fixed",
+    "decode_records",
+    "iter_headers",
+    "more_records_follow",
+    "record_format",
+]
+
+MAX_DIFES = 10  # EN 13757-3 6.3.3: at most ten DIFEs
+MAX_VIFES = 10  # EN 13757-3 6.4.1: at most ten VIFEs
+FILLER = 0x2F
+MANUFACTURER_DATA = 0x0F
+MORE_RECORDS_FOLLOW = 0x1F
+GLOBAL_READOUT = 0x7F
+
+FUNCTIONS = ("instantaneous", "maximum", "minimum", "error")
+# Data field (DIF bits 0-3) -> data length in bytes; 0x0D is LVAR, 0x0F special functions.
+_LENGTHS = {0x0: 0, 0x1: 1, 0x2: 2, 0x3: 3, 0x4: 4, 0x5: 4, 0x6: 6, 0x7: 8, 0x8: 0}
+_LVAR = 0x0D
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHeader:
+    """The DIB and VIB of one data record: where it is and what its data means."""
+
+    start: int  # index of the DIF in the buffer
+    end: int  # index just after the last VIFE: the data starts here
+    dif: int
+    difes: bytes
+    vif: int | None  # None for the special DIFs 0x0F, 0x1F, 0x7F
+    vifes: bytes
+    plain_text: str | None = None
+
+    @property
+    def data_field(self) -> int:
+        """DIF bits 0-3: the coding and length of the data."""
+        return self.dif & 0x0F
+
+    @property
+    def function(self) -> str:
+        """DIF bits 4-5 as a word: instantaneous, maximum, minimum or error."""
+        return FUNCTIONS[(self.dif >> 4) & 0x03]
+
+    @property
+    def storage(self) -> int:
+        """The storage number: DIF bit 6, then 4 bits per DIFE."""
+        number = (self.dif >> 6) & 0x01
+        for index, dife in enumerate(self.difes):
+            number |= (dife & 0x0F) << (1 + 4 * index)
+        return number
+
+    @property
+    def tariff(self) -> int:
+        """The tariff: 2 bits per DIFE."""
+        return sum(((dife >> 4) & 0x03) << (2 * i) for i, dife in enumerate(self.difes))
+
+    @property
+    def subunit(self) -> int:
+        """The subunit (device unit): 1 bit per DIFE."""
+        return sum(((dife >> 6) & 0x01) << i for i, dife in enumerate(self.difes))
+
+    @property
+    def manufacturer_data(self) -> bool:
+        """DIF 0x0F/0x1F: the rest of the buffer is manufacturer specific."""
+        return self.dif in (MANUFACTURER_DATA, MORE_RECORDS_FOLLOW)
+
+
+def decode_records(
+    payload: bytes,
+    *,
+    offset: int = 0,
+    medium: int | None = None,
+    manufacturer: str | None = None,
+    msb_first: bool = False,
+) -> list[Record]:
+    """Decode the data records of a variable data structure (the bytes after the TPL header)."""
+    records: list[Record] = []
+    for header in iter_headers(payload, offset=offset, data=True):
+        if header.manufacturer_data:
+            records.append(_manufacturer_record(header, payload[header.end :], offset))
+            break
+        length, start = _data_span(header, payload, header.end, offset)
+        data = payload[start : start + length]
+        lvar = payload[header.end] if header.data_field == _LVAR else None
+        records.append(
+            _record(
+                header,
+                data,
+                lvar,
+                offset=offset,
+                medium=medium,
+                manufacturer=manufacturer,
+                msb_first=msb_first,
+            )
+        )
+    return _unique_obis(records)
+
+
+def record_format(payload: bytes) -> bytes:
+    """The concatenated DIF/DIFE/VIF/VIFE bytes of the records (fill bytes and data left out)."""
+    parts = [
+        payload[header.start : header.end]
+        for header in iter_headers(payload, data=True)
+        if not header.manufacturer_data
+    ]
+    return b"".join(parts)
+
+
+def decode_compact(
+    format: bytes,
+    data: bytes,
+    *,
+    offset: int = 0,
+    medium: int | None = None,
+    manufacturer: str | None = None,
+    msb_first: bool = False,
+) -> list[Record]:
+    """Decode ``data`` laid out by ``format`` (headers from a full frame, values from here)."""
+    records: list[Record] = []
+    position = 0
+    for header in iter_headers(format, data=False):
+        if header.manufacturer_data:
+            break
+        length, start = _data_span(header, data, position, offset)
+        value = data[start : start + length]
+        lvar = data[position] if header.data_field == _LVAR else None
+        records.append(
+            _record(
+                header,
+                value,
+                lvar,
+                offset=offset,
+                medium=medium,
+                manufacturer=manufacturer,
+                msb_first=msb_first,
+            )
+        )
+        position = start + length
+    if position != len(data):
+        raise FrameError(
+            f"compact frame has {len(data) - position} bytes more than its format describes",
+            offset=offset + position,
+            code="bad_frame",
+        )
+    return _unique_obis(records)
+
+
+def more_records_follow(records: list[Record]) -> bool:
+    """Whether the last record is DIF 0x1F: the meter has more records for the next REQ_UD2."""
+    return bool(records) and bool(records[-1].raw.get("more_records_follow"))
+
+
+def iter_headers(buffer: bytes, *, offset: int = 0, data: bool = True) -> Iterator[RecordHeader]:
+    """The record headers in ``buffer``; with ``data`` the data bytes sit between them."""
+    position = 0
+    while position < len(buffer):
+        dif = buffer[position]
+        if dif == FILLER:
+            position += 1
+            continue
+        header = _header(buffer, position, offset)
+        yield header
+        if header.manufacturer_data:
+            return
+        position = header.end
+        if data:
+            length, start = _data_span(header, buffer, position, offset)
+            position = start + length
+
+
+def _header(buffer: bytes, start: int, offset: int) -> RecordHeader:
+    dif = buffer[start]
+    if dif & 0x0F == 0x0F:
+        if dif in (MANUFACTURER_DATA, MORE_RECORDS_FOLLOW, GLOBAL_READOUT):
+            return RecordHeader(start, start + 1, dif, b"", None, b"")
+        raise FrameError(f"reserved DIF 0x{dif:02x}", offset=offset + start, code="bad_frame")
+    position = start + 1
+    difes = bytearray()
+    extended = dif & 0x80
+    while extended:
+        if len(difes) == MAX_DIFES:
+            raise FrameError("more than 10 DIFEs", offset=offset + position, code="bad_frame")
+        dife = _byte(buffer, position, offset, "DIFE")
+        difes.append(dife)
+        extended = dife & 0x80
+        position += 1
+    vif = _byte(buffer, position, offset, "VIF")
+    position += 1
+    plain_text = None
+    if vif & 0x7F == 0x7C:
+        # The plain-text unit follows the VIF itself, before any VIFE (as meters send it).
+        size = _byte(buffer, position, offset, "plain-text VIF length")
+        text = buffer[position + 1 : position + 1 + size]
+        if len(text) < size:
+            raise IncompleteFrame("plain-text VIF runs past the end", offset=offset + position)
+        plain_text = text[::-1].decode("latin-1")
+        position += 1 + size
+    vifes = bytearray()
+    extended = vif & 0x80
+    while extended:
+        if len(vifes) == MAX_VIFES:
+            raise FrameError("more than 10 VIFEs", offset=offset + position, code="bad_frame")
+        vife = _byte(buffer, position, offset, "VIFE")
+        vifes.append(vife)
+        extended = vife & 0x80
+        position += 1
+    return RecordHeader(start, position, dif, bytes(difes), vif, bytes(vifes), plain_text)
+
+
+def _byte(buffer: bytes, position: int, offset: int, what: str) -> int:
+    if position >= len(buffer):
+        raise IncompleteFrame(f"premature end of data in the {what}", offset=offset + position)
+    return buffer[position]
+
+
+def _data_span(header: RecordHeader, buffer: bytes, position: int, offset: int) -> tuple[int, int]:
+    """(length, start) of the record's data at ``position``; LVAR's length byte is skipped."""
+    field = header.data_field
+    if header.vif is None:
+        return 0, position
+    if field == _LVAR:
+        lvar = _byte(buffer, position, offset, "LVAR")
+        length = _lvar_length(lvar, offset + position)
+        start = position + 1
+    else:
+        length = _LENGTHS.get(field) or BCD_LENGTHS.get(field, 0)
+        start = position
+    if start + length > len(buffer):
+        raise IncompleteFrame(
+            f"record data needs {length} bytes, {len(buffer) - start} left",
+            offset=offset + start,
+        )
+    return length, start
+
+
+def _lvar_length(lvar: int, where: int) -> int:
+    if lvar <= 0xBF:
+        return lvar
+    if 0xC0 <= lvar <= 0xC9 or 0xD0 <= lvar <= 0xD9:
+        return lvar & 0x0F
+    if 0xE0 <= lvar <= 0xEF:
+        return lvar - 0xE0
+    if 0xF0 <= lvar <= 0xF4:
+        return 4 * (lvar - 0xEC)
+    if lvar == 0xF5:
+        return 48
+    if lvar == 0xF6:
+        return 64
+    raise FrameError(f"reserved LVAR 0x{lvar:02x}", offset=where, code="bad_frame")
+
+
+def _record(
+    header: RecordHeader,
+    data: bytes,
+    lvar: int | None,
+    *,
+    offset: int,
+    medium: int | None,
+    manufacturer: str | None,
+    msb_first: bool,
+) -> Record:
+    """One decoded record from its header, data bytes and LVAR byte (None unless data field D)."""
+    raw: dict[str, Any] = {
+        "dif": f"{header.dif:02x}",
+        "dife": header.difes.hex(),
+        "vif": f"{header.vif:02x}" if header.vif is not None else "",
+        "vife": header.vifes.hex(),
+        "data": data.hex(),
+        "offset": offset + header.start,
+    }
+    if header.vif is None:  # global readout request (DIF 0x7F), sent by masters
+        return Record("global_readout_request", None, raw=raw, function=header.function)
+    meaning = describe(header.vif, header.vifes, header.plain_text, manufacturer, medium)
+    tariff, obis_allowed = apply_header(
+        meaning,
+        manufacturer,
+        medium,
+        subunit=header.subunit,
+        tariff=header.tariff,
+        function=header.function,
+    )
+    if header.plain_text is not None:
+        raw["plain_text"] = header.plain_text
+    if meaning.record_error:
+        raw["record_error"] = meaning.record_error
+    if meaning.manufacturer_vifes:
+        raw["manufacturer_vife"] = meaning.manufacturer_vifes.hex()
+    if msb_first and header.data_field != _LVAR:
+        data = data[::-1]
+    value = decode_value(header.data_field, lvar, data, meaning, raw)
+    family = meaning.quantity.family
+    backward = meaning.direction == "backward"
+    name = None
+    obis = None
+    if meaning.plain and family:
+        name = record_name(family, backward=backward, medium=medium)
+        if header.storage == 0 and obis_allowed:
+            obis = obis_code(
+                family,
+                backward=backward,
+                phase=meaning.phase,
+                function=header.function,
+                tariff=tariff,
+                medium=medium,
+            )
+    parts = [name or meaning.quantity.name, *meaning.suffixes]
+    if name is None and meaning.direction is not None:
+        parts.append(meaning.direction)
+    if meaning.phase is not None and meaning.phase not in meaning.suffixes:
+        parts.append(meaning.phase)
+    unit = meaning.unit if isinstance(value, (int, float, Decimal)) else None
+    return Record(
+        name="_".join(parts),
+        value=value,
+        unit=unit,
+        obis=obis,
+        storage=header.storage,
+        tariff=tariff,
+        subunit=header.subunit,
+        function=header.function,
+        raw=raw,
+    )
+
+
+def _manufacturer_record(header: RecordHeader, rest: bytes, offset: int) -> Record:
+    raw: dict[str, Any] = {"dif": f"{header.dif:02x}", "dife": "", "vif": "", "vife": ""}
+    raw["data"] = rest.hex()
+    raw["offset"] = offset + header.start
+    if header.dif == MORE_RECORDS_FOLLOW:
+        raw["more_records_follow"] = True
+    return Record("manufacturer_specific", rest.hex().upper() or None, raw=raw)
+
+
+def _unique_obis(records: list[Record]) -> list[Record]:
+    """Keep each OBIS code on its first record: meters that use subunits for other registers
+    (e.g. export) would otherwise give the engine two values for one register."""
+    seen: set[str] = set()
+    unique: list[Record] = []
+    for record in records:
+        if record.obis is not None and record.obis in seen:
+            unique.append(msgspec.structs.replace(record, obis=None))
+            continue
+        if record.obis is not None:
+            seen.add(record.obis)
+        unique.append(record)
+    return unique

@@ -1,0 +1,1 @@
+"""Z-Wave Serial API messages: function ids, set-up messages, transport messages."""
