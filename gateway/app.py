@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,9 +41,10 @@ from gateway.model import Command, Event, Sample, utc_now
 from gateway.store import Store
 from gateway.systemd import Notifier
 from gateway.timekeeping import ClockGuard
+from gateway.view import MeterValue, MeterView
 from modules.codecs.errors import CodecError
 
-__all__ = ["Gateway", "Output", "PruneSchedule", "run"]
+__all__ = ["Gateway", "Output", "PruneSchedule", "compat_outputs", "meter_view", "run"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -728,6 +730,58 @@ def _default_outputs(gateway: Gateway) -> Sequence[Output]:
         from gateway.lan import LanServer  # noqa: PLC0415
 
         outputs.append(LanServer(gateway))
+    outputs.extend(compat_outputs(gateway))
+    return outputs
+
+
+def meter_view(gateway: Gateway, meter_id: str) -> MeterView:
+    """The read-only view of one meter that compatibility outputs get instead of the engine."""
+    config = gateway.settings.meter(meter_id)
+
+    def readings() -> dict[str, MeterValue]:
+        return {
+            code: MeterValue(
+                float(reg.value) if isinstance(reg.value, Decimal) else reg.value, reg.unit, reg.at
+            )
+            for code, reg in gateway.meters.published(meter_id).items()
+        }
+
+    return MeterView(meter_id, config.name or meter_id, readings)
+
+
+def compat_outputs(gateway: Gateway) -> list[Output]:
+    """The HomeWizard and Shelly stand-ins whose sections are enabled, each on one meter."""
+    settings = gateway.settings
+    outputs: list[Output] = []
+    announce_on = settings.zeroconf.interfaces if settings.zeroconf.enabled else None
+    first = settings.meters[0].id if settings.meters else None
+    if settings.homewizard.enabled:
+        from gateway.compat.homewizard import HomeWizardServer  # noqa: PLC0415
+
+        section = settings.homewizard
+        meter = settings.meter(section.meter or first or "")
+        model = " ".join(p for p in (meter.manufacturer, meter.model) if p) or None
+        outputs.append(
+            HomeWizardServer(
+                meter_view(gateway, meter.id),
+                section,
+                gateway_name=settings.gateway.name,
+                model=model,
+                announce_on=announce_on if section.zeroconf else None,
+            )
+        )
+    if settings.shelly.enabled:
+        from gateway.compat.shelly import ShellyServer  # noqa: PLC0415
+
+        shelly = settings.shelly
+        outputs.append(
+            ShellyServer(
+                meter_view(gateway, shelly.meter or first or ""),
+                shelly,
+                gateway_name=settings.gateway.name,
+                announce_on=announce_on if shelly.zeroconf else None,
+            )
+        )
     return outputs
 
 

@@ -22,11 +22,13 @@ from gateway.errors import ConfigError
 
 __all__ = [
     "GatewaySection",
+    "HomeWizardSection",
     "HttpSection",
     "MeterConfig",
     "ModuleConfig",
     "MqttSection",
     "Settings",
+    "ShellySection",
     "TlsSection",
     "ZeroconfSection",
     "default",
@@ -118,6 +120,34 @@ class ZeroconfSection(_Section, frozen=True):
     interfaces: tuple[str, ...] = ()
 
 
+class HomeWizardSection(_Section, frozen=True):
+    """``[homewizard]``: a HomeWizard P1 meter's local API (v1) for one meter, read-only."""
+
+    enabled: bool = False
+    meter: str | None = None  # default: the first [[meters]]
+    bind: str = "0.0.0.0"
+    # Clients that find the device by mDNS (Home Assistant, evcc) always connect to port 80.
+    port: int = 80
+    # The device's serial is its MAC address (12 hex digits); default: derived from the names.
+    serial: str | None = None
+    zeroconf: bool = True  # announce _hwenergy._tcp (on [zeroconf].interfaces)
+
+
+class ShellySection(_Section, frozen=True):
+    """``[shelly]``: a Shelly Pro 3EM (or Pro EM) stand-in for one meter, read-only."""
+
+    enabled: bool = False
+    meter: str | None = None  # default: the first [[meters]]
+    model: Literal["pro3em", "proem"] = "pro3em"
+    bind: str = "0.0.0.0"
+    port: int = 80  # HTTP RPC (/rpc/<Method>, /shelly) and the WebSocket RPC at /rpc
+    # Batteries poll over UDP: 1010 (Marstek B2500 up to firmware 224, Venus, Jupiter) and
+    # 2220 (B2500 firmware 226 and later); an empty list turns UDP off.
+    udp_ports: tuple[int, ...] = (1010, 2220)
+    mac: str | None = None  # 12 hex digits; default: derived from the names
+    zeroconf: bool = True  # announce _shelly._tcp and _http._tcp (on [zeroconf].interfaces)
+
+
 class MeterConfig(EngineSettings, frozen=True, kw_only=True):
     """``[[meters]]``: one modelled meter; the engine's settings ([meters.tariff], ...) too."""
 
@@ -143,6 +173,8 @@ class Settings(_Section, frozen=True):
     mqtt: MqttSection = MqttSection()
     http: HttpSection = HttpSection()
     zeroconf: ZeroconfSection = ZeroconfSection()
+    homewizard: HomeWizardSection = HomeWizardSection()
+    shelly: ShellySection = ShellySection()
     meters: tuple[MeterConfig, ...] = ()
     modules: tuple[ModuleConfig, ...] = ()
     source: str = "<embedded>"
@@ -281,6 +313,54 @@ def _check(settings: Settings) -> None:
         if value is not None and not Path(value).is_file():
             raise ConfigError(f"no such file: {value}", path=key, file=source)
     _check_mqtt(settings)
+    _check_compat(settings, meter_ids)
+
+
+_HEX12 = re.compile(r"^[0-9A-Fa-f]{12}$")
+
+
+def _check_compat(settings: Settings, meter_ids: set[str]) -> None:
+    """``[homewizard]`` and ``[shelly]``: a defined meter, usable ports, no two on one port."""
+    source = settings.source
+    listening: dict[tuple[str, int], str] = {}
+    if settings.http.enabled:
+        listening[(settings.http.bind, settings.http.port)] = "http"
+    for name, section, hex_key in (
+        ("homewizard", settings.homewizard, "serial"),
+        ("shelly", settings.shelly, "mac"),
+    ):
+        if not section.enabled:
+            continue
+        if section.meter is not None and section.meter not in meter_ids:
+            raise ConfigError(
+                f"meter {section.meter!r} is not defined in [[meters]]",
+                path=f"{name}.meter",
+                file=source,
+            )
+        if section.meter is None and not meter_ids:
+            raise ConfigError("needs a [[meters]] entry to show", path=name, file=source)
+        ports = [("port", section.port)]
+        if isinstance(section, ShellySection):
+            ports += [(f"udp_ports[{i}]", p) for i, p in enumerate(section.udp_ports)]
+        for key, port in ports:
+            if not 0 <= port <= 65535:
+                raise ConfigError("must be 0..65535", path=f"{name}.{key}", file=source)
+        identity = getattr(section, hex_key)
+        if identity is not None and not _HEX12.match(identity):
+            raise ConfigError(
+                "must be 12 hex digits (a MAC address without separators)",
+                path=f"{name}.{hex_key}",
+                file=source,
+            )
+        where = (section.bind, section.port)
+        if section.port and where in listening:
+            raise ConfigError(
+                f"{section.bind}:{section.port} is taken by [{listening[where]}];"
+                " choose another port or bind address",
+                path=f"{name}.port",
+                file=source,
+            )
+        listening[where] = name
 
 
 def _check_mqtt(settings: Settings) -> None:

@@ -56,6 +56,8 @@ def test_reference_documents_every_key() -> None:
         config.TlsSection,
         config.HttpSection,
         config.ZeroconfSection,
+        config.HomeWizardSection,
+        config.ShellySection,
         config.MeterConfig,
         settings.TariffSettings,
         settings.TariffSeason,

@@ -1,4 +1,5 @@
-"""mDNS/DNS-SD announcement of the HTTP API as ``_meter-gateway._tcp.local.``."""
+"""mDNS/DNS-SD announcement of the HTTP API as ``_meter-gateway._tcp.local.`` (and of the
+compatibility outputs under the service types their clients browse for)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import ifaddr
 from zeroconf import InterfaceChoice, IPVersion, NonUniqueNameException
@@ -64,7 +65,11 @@ def _announced_addresses(bind: str, chosen: list[str]) -> list[str]:
 
 
 class ZeroconfAnnouncer:
-    """Registers the gateway's service on start; unregisters and closes on ``close``."""
+    """Registers the gateway's service on start; unregisters and closes on ``close``.
+
+    ``services`` maps each service type to its TXT properties (default: the gateway's own
+    type with ``properties``); all share the instance name, port and addresses.
+    """
 
     def __init__(
         self,
@@ -74,19 +79,20 @@ class ZeroconfAnnouncer:
         bind: str,
         interfaces: Sequence[str],
         properties: dict[str, str],
+        services: Mapping[str, dict[str, str]] | None = None,
     ) -> None:
         self.instance = instance
         self.port = port
         self._bind = bind
         self._interfaces = tuple(interfaces)
-        self._properties = properties
+        self._services = dict(services) if services else {SERVICE_TYPE: properties}
         self._zeroconf: AsyncZeroconf | None = None
-        self._info: AsyncServiceInfo | None = None
+        self._infos: list[AsyncServiceInfo] = []
 
     @property
     def name(self) -> str | None:
         """The registered service name (zeroconf may have renamed it on a collision)."""
-        return self._info.name if self._info else None
+        return self._infos[0].name if self._infos else None
 
     async def start(self) -> None:
         """Register the service on the chosen interfaces."""
@@ -104,42 +110,47 @@ class ZeroconfAnnouncer:
             # Answer only where the API can be reached.
             listen = [self._bind]
         host = socket.gethostname().split(".")[0] or "meter-gateway"
-        self._info = AsyncServiceInfo(
-            SERVICE_TYPE,
-            f"{self.instance}.{SERVICE_TYPE}",
-            parsed_addresses=addresses,
-            port=self.port,
-            properties=self._properties,
-            server=f"{host}.local.",
-        )
         self._zeroconf = AsyncZeroconf(interfaces=listen, ip_version=ip_version)
         try:
-            async with asyncio.timeout(REGISTER_TIMEOUT_S):
-                await (
-                    await self._zeroconf.async_register_service(self._info, allow_name_change=True)
+            for service_type, properties in self._services.items():
+                info = AsyncServiceInfo(
+                    service_type,
+                    f"{self.instance}.{service_type}",
+                    parsed_addresses=addresses,
+                    port=self.port,
+                    properties=properties,
+                    server=f"{host}.local.",
                 )
+                async with asyncio.timeout(REGISTER_TIMEOUT_S):
+                    await (
+                        await self._zeroconf.async_register_service(info, allow_name_change=True)
+                    )
+                self._infos.append(info)
         except (NonUniqueNameException, TimeoutError, OSError):
             await self.close()
             raise
-        _LOGGER.info(
-            "zeroconf: announced %s on %s port %d", self._info.name, ", ".join(addresses), self.port
-        )
+        for info in self._infos:
+            _LOGGER.info(
+                "zeroconf: announced %s on %s port %d", info.name, ", ".join(addresses), self.port
+            )
 
     async def close(self) -> None:
         """Send goodbyes and release the sockets; idempotent."""
-        zeroconf, info = self._zeroconf, self._info
-        self._zeroconf = None
+        zeroconf, infos = self._zeroconf, self._infos
+        self._zeroconf, self._infos = None, []
         if zeroconf is None:
             return
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                if info is not None:
+                for info in infos:
                     await (await zeroconf.async_unregister_service(info))
         except (TimeoutError, OSError) as err:
             _LOGGER.warning("zeroconf: goodbye not sent: %s", str(err) or type(err).__name__)
         finally:
             await zeroconf.async_close()
-        _LOGGER.info("zeroconf: withdrew %s", info.name if info else self.instance)
+        _LOGGER.info(
+            "zeroconf: withdrew %s", ", ".join(i.name for i in infos) if infos else self.instance
+        )
 
 
 def txt_properties(version: str, api_path: str, meters: Sequence[str], name: str) -> dict[str, str]:
