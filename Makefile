@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test lint typecheck pytest bench soak fuzz clean system-packages
+.PHONY: run test lint typecheck pytest bench soak fuzz clean constraints system-packages
 
 run: $(VENV)/.installed
 	$(BIN)/meter-gateway run $(if $(CONFIG),--config $(CONFIG))
@@ -18,8 +18,10 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy gateway modules
 
+# Coverage is reported, not enforced: it measures the test process (codecs, engine, adapters
+# driven in-process), not the gateways the end-to-end tests start as subprocesses.
 pytest: $(VENV)/.installed-test system-packages
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --cov=gateway --cov=modules --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # Peers go into bench/.venv (from PyPI), never into .venv; valgrind counts instructions for
 # the Raspberry Pi section. BENCH_ARGS=--quick for a short run.
@@ -47,14 +49,20 @@ system-packages:
 $(BIN)/python:
 	@scripts/ensure-venv $(PYTHON) $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# constraints.txt pins what the tests last passed with, so a fresh machine installs the same
+# versions; refresh it with `make constraints` after changing a dependency.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[fast]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[fast]'
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[fast,test]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[fast,test]'
 	@touch $@
+
+constraints: $(VENV)/.installed-test
+	{ echo "# What the tests last passed with (make constraints); make run and make test install within these."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^meter-gateway'; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,7 +1,7 @@
 """DLMS/COSEM decoder (sans-IO): HAN pushes over HDLC, the TCP wrapper, wired M-Bus or bare APDUs.
 
-The transport layers live in ``dlms_hdlc``, A-XDR in ``dlms_axdr``, ciphering in
-``dlms_security``, APDUs in ``dlms_apdu`` and the vendor push lists in ``dlms_lists``. This
+The transport layers live in ``dlms.hdlc``, A-XDR in ``dlms.axdr``, ciphering in
+``dlms.security``, APDUs in ``dlms.apdu`` and the vendor push lists in ``dlms.lists``. This
 module peels an input down to its APDU, keeps segmented frames and block transfers across
 calls, and turns the result into ``Decoded``.
 """

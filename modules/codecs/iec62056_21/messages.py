@@ -4,8 +4,8 @@ Sans-IO. A session as an IR head sees it (echo included): ``/?[address]!CRLF`` f
 ``/XXXZ[\\W]ident CRLF`` from the meter, ``ACK V Z Y CRLF`` from us, then the readout
 ``STX data-lines ! CRLF ETX BCC``, where BCC is the XOR of every byte after STX up to and
 including ETX. Programming mode wraps commands as ``SOH C D STX data ETX BCC``. Push-mode
-meters (mode D) and many captures send the data lines without STX/ETX/BCC.
-See ../shared/reference/dlms-kmp-dsmr.md, section 4.
+meters (mode D) and many captures send the data lines without STX/ETX/BCC (IEC 62056-21:2002
+clause 6.3).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Kamstrup Meter Protocol (KMP): the commands a 382 answers, as requests and responses.
 
-Sans-IO. The wire format (start/stop bytes, CRC, stuffing) is in kmp_frame; register ids,
-units and the KMP number format are in kmp_registers; this module re-exports what a client
-or an emulator needs. See ../shared/reference/dlms-kmp-dsmr.md, section 1.
+Sans-IO. The wire format (start/stop bytes, CRC, stuffing) is in ``frame``; register ids,
+units and the KMP number format are in ``registers``; this module re-exports what a client
+or an emulator needs.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class GetSerialNoResponse:
 
 @dataclass(frozen=True, slots=True)
 class GetRegisterRequest:
-    """Ask for 1 to 8 registers by id (names accepted, see kmp_registers.register_id)."""
+    """Ask for 1 to 8 registers by id (names accepted, see ``kmp.registers.register_id``)."""
 
     registers: tuple[int, ...]
     cid: ClassVar[int] = Cid.GET_REGISTER

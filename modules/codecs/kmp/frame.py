@@ -3,7 +3,7 @@
 A physical frame is ``start | DST CID DATA CRC | 0x0D``: start 0x80 to the meter, 0x40 from
 it; the CRC (poly 0x1021, init 0, big-endian) covers DST..DATA; then every byte of DST..CRC
 that is one of 06 0D 1B 40 80 is sent as ``1B, byte ^ FF``. A command the meter accepts
-without data is answered by the single byte 0x06. See ../shared/reference/dlms-kmp-dsmr.md 1.3.
+without data is answered by the single byte 0x06.
 """
 
 from __future__ import annotations

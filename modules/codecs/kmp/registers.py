@@ -6,7 +6,7 @@ value = (-1)^SI x mantissa x 10^((-1)^SE x e), decoded exactly as a Decimal.
 Sources: bsdphk/PyKamstrup (382J), bipsendk/kamstrup-382Lx7 (382Lx7, 19 registers),
 Hal9k-dk/kamstrup, gertvdijk/PyKMP ``constants.py`` and the MULTICAL technical descriptions.
 Register ids are one namespace across Kamstrup meters, so one table serves them all; only the
-electricity quantities carry OBIS codes (DESIGN.md, "Data flow").
+electricity quantities carry OBIS codes (IEC 62056-61), the engine's register keys.
 """
 
 from __future__ import annotations

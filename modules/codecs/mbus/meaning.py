@@ -53,7 +53,7 @@ def describe(
     """What a VIF, its VIFEs (and plain-text unit) say about the record's value.
 
     ``manufacturer`` and ``medium`` select the manufacturer's documented codes (VIF 0xFF
-    quantities, VIFEs after a VIFE 0xFF), see ``mbus_manufacturers``.
+    quantities, VIFEs after a VIFE 0xFF), see ``mbus.manufacturers``.
     """
     conv = convention(manufacturer, medium)
     vif = vif if vif is not None else 0

@@ -2,7 +2,7 @@
 
 The pipeline: DLL CRCs (format A, B or already stripped) -> L C M A -> ELL (AES-CTR) ->
 AFL (MAC) -> TPL (security modes 5 and 7) -> APL, a full frame decoded by the wired M-Bus
-record code in ``mbus_records``, or a compact frame decoded through ``FormatCache``.
+record code in ``mbus.records``, or a compact frame decoded through ``FormatCache``.
 Telegrams logged already decrypted (the header still says encrypted) decode without a key;
 with a key they are refused, as a configured key promises ciphertext.
 """

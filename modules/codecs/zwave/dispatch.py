@@ -1,11 +1,11 @@
 """Z-Wave codec: command class dispatch and the ``meter-gateway decode zwave`` decoder.
 
 The pieces live beside this module, each sans-IO:
-- ``zwave_serial``: Serial API data frames, ACK/NAK/CAN, the stream extractor and timing;
-- ``zwave_api``, ``zwave_api_node``, ``zwave_api_transport``: the Serial API messages;
-- ``zwave_cc``, ``zwave_cc_version``, ``zwave_cc_association``: the command class basics and the
-  classes every Z-Wave Plus node answers;
-- ``zwave_meter``: the Meter Command Class V1..V6.
+- ``zwave.serial``: Serial API data frames, ACK/NAK/CAN, the stream extractor and timing;
+- ``zwave.api.messages``, ``zwave.api.node``, ``zwave.api.transport``: the Serial API messages;
+- ``zwave.cc.base``, ``zwave.cc.version``, ``zwave.cc.association``: the command class basics
+  and the classes every Z-Wave Plus node answers;
+- ``zwave.meter``: the Meter Command Class V1..V6.
 
 This module ties them together: ``parse_message`` (a data frame's message, by direction),
 ``parse_command`` (a command class payload) and the decoder.

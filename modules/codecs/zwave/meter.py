@@ -4,7 +4,7 @@ Layouts: SDS13781 (Z-Wave Application Command Class specification) and zwave-js
 ``packages/cc/src/cc/MeterCC.ts``. A meter value is a signed big-endian integer of 1, 2 or 4
 bytes divided by 10^precision; values here are exact Decimals. Scale numbers are the combined
 ones: electric 0 kWh .. 6 power factor, 7 kvar and 8 kvarh, where the wire carries scale 7 plus a
-"Scale 2" byte (V4+). What the scales mean (units, OBIS codes) is in ``zwave_meter_scales``,
+"Scale 2" byte (V4+). What the scales mean (units, OBIS codes) is in ``zwave.meter_scales``,
 re-exported here.
 """
 

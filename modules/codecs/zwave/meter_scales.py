@@ -1,8 +1,8 @@
 """What Z-Wave meter readings mean: meter types, rate types, scales, units and OBIS codes.
 
 Scale labels follow zwave-js ``packages/core/src/registries/Meters.ts``; units are Home
-Assistant's; OBIS codes are those of DESIGN.md. A scale number here is the combined one
-(electric kvar = 7, kvarh = 8, carried on the wire as scale 7 plus a Scale 2 byte).
+Assistant's; OBIS codes are the ones the engine keeps (IEC 62056-61). A scale number here is
+the combined one (electric kvar = 7, kvarh = 8, carried on the wire as scale 7 plus a Scale 2 byte).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Layouts from Silabs INS12350 ("Serial API Host Appl. Prg. Guide") and zwave-js
 whole data frame and ``parse_params(reader)`` reads its parameters; ``zwave.parse_message``
 picks the class for a frame. Node ids are 8-bit (the classic node id base type; 16-bit Long
 Range ids need SERIAL_API_SETUP and are not used by an end node). The messages themselves are in
-``zwave_api_node`` (set-up, learn mode) and ``zwave_api_transport`` (commands in and out).
+``zwave.api.node`` (set-up, learn mode) and ``zwave.api.transport`` (commands in and out).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Z-Wave command class basics: ids, the payload reader, the command base class, class lists.
 
-A command is a frozen dataclass (Meter in ``zwave_meter``, Version and Manufacturer Specific in
-``zwave_cc_version``, Association and Z-Wave Plus Info in ``zwave_cc_association``):
+A command is a frozen dataclass (Meter in ``zwave.meter``, Version and Manufacturer Specific in
+``zwave.cc.version``, Association and Z-Wave Plus Info in ``zwave.cc.association``):
 ``encode()`` gives the payload starting with the command class byte, ``parse_body(reader)``
 reads the bytes after the command byte. Receivers ignore trailing bytes, as the Z-Wave
 Application Command Class specification (SDS13781) asks of nodes that meet a newer version of
