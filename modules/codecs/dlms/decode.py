@@ -125,6 +125,7 @@ class DlmsDecoder:
         start = find_frame_start(data) if first != FLAG and FLAG in data else None
         if start is not None:
             frame["skipped_bytes"] = start
+            frame["skipped"] = [{"offset": 0, "bytes": start, "reason": "bad_frame"}]
             return self._hdlc(data[start:], frame, base=start)
         frame["transport"] = "apdu"
         return [(data, 0)]
@@ -141,9 +142,20 @@ class DlmsDecoder:
             try:
                 hdlc = parse_frame(data, pos)
             except FrameError as err:
-                if err.offset is not None:
-                    err.offset += base
-                raise
+                # A capture is a stream, not a frame: noise, a frame cut short, or the tail of
+                # one we joined late. Skip to the next flag that opens a good frame and say so;
+                # fail only when no frame in the input decodes at all.
+                resume = _next_frame(data, pos + 1)
+                if count == 0 and resume is None:
+                    if err.offset is not None:
+                        err.offset += base
+                    raise
+                end = len(data) if resume is None else resume
+                skipped = frame.setdefault("skipped", [])
+                skipped.append({"offset": base + pos, "bytes": end - pos, "reason": err.code})
+                frame["skipped_bytes"] = frame.get("skipped_bytes", 0) + end - pos
+                pos = end
+                continue
             count += 1
             if count == 1:
                 frame["hdlc"] = hdlc.facts()
@@ -294,6 +306,19 @@ def _records(data: Data, decoded: Decoded, index: int) -> list[Record]:
         Record(r.name, r.value, r.unit, r.obis, raw={**r.raw, "result": index})
         for r in result.records
     ]
+
+
+def _next_frame(data: bytes, start: int) -> int | None:
+    """The position of the next flag at or after ``start`` that opens a frame whose checks hold."""
+    pos = data.find(FLAG, start)
+    while pos != -1:
+        try:
+            parse_frame(data, pos)
+        except FrameError:
+            pos = data.find(FLAG, pos + 1)
+            continue
+        return pos
+    return None
 
 
 def _valid_hdlc(data: bytes) -> bool:
