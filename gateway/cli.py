@@ -79,6 +79,26 @@ def _parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
 
+    for name, summary, handler in (
+        ("install-service", "install as a systemd service (user, config, unit)", _install),
+        ("uninstall-service", "remove the systemd service (keeps config and data)", _uninstall),
+    ):
+        service = commands.add_parser(name, help=summary)
+        service.add_argument(
+            "--root", type=Path, help="write everything under DIR; touch nothing running"
+        )
+        service.add_argument("--user", default="meter-gateway", help="the system user's name")
+        if name == "install-service":
+            service.add_argument(
+                "--low-ports",
+                action="store_true",
+                help="allow ports below 1024 (HomeWizard/Shelly stand-ins on port 80)",
+            )
+            service.add_argument(
+                "--no-start", action="store_true", help="enable the service but do not start it"
+            )
+        service.set_defaults(handler=handler)
+
     decode = commands.add_parser("decode", help="decode one frame or a batch, print JSON")
     decode.add_argument("protocol", choices=sorted(registry.DECODERS))
     decode.add_argument(
@@ -112,6 +132,31 @@ def _setup_logging(level: str) -> None:
 
 def _version(_args: argparse.Namespace) -> int:
     print(f"meter-gateway {__version__}")
+    return 0
+
+
+def _service_plan(args: argparse.Namespace) -> Any:
+    from gateway.service import ServicePlan  # noqa: PLC0415
+
+    return ServicePlan(
+        root=args.root.resolve() if args.root else Path("/"),
+        user=args.user,
+        low_ports=getattr(args, "low_ports", False),
+        start=not getattr(args, "no_start", False),
+    )
+
+
+def _install(args: argparse.Namespace) -> int:
+    from gateway.service import install  # noqa: PLC0415
+
+    install(_service_plan(args), print)
+    return 0
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    from gateway.service import uninstall  # noqa: PLC0415
+
+    uninstall(_service_plan(args), print)
     return 0
 
 
