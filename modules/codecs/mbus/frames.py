@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 from modules.codecs.errors import ChecksumError, FrameError, IncompleteFrame, UnknownFormat
 from modules.codecs.mbus.encode import manufacturer_code
 from modules.codecs.mbus.fixed import decode_fixed
-from modules.codecs.mbus.records import decode_records, more_records_follow
+from modules.codecs.mbus.records import decode_records, more_records_follow, undecoded_warnings
 from modules.codecs.mbus.vif import medium_name
 from modules.codecs.records import Decoded
 
@@ -369,8 +369,11 @@ def _variable(
         medium=medium,
         manufacturer=meter.get("manufacturer"),
         msb_first=msb_first,
+        keep_going=True,
     )
     frame["more_records_follow"] = more_records_follow(records)
+    if warnings := undecoded_warnings(records):
+        frame["warnings"] = warnings
     return Decoded("mbus", meter=meter, frame=frame, records=records)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from modules.codecs.errors import FrameError, IncompleteFrame
+from modules.codecs.errors import FrameError, IncompleteFrame, UnknownFormat
 from modules.codecs.mbus.fixed import FixedData, decode_fixed
 from modules.codecs.mbus.meaning import BCD_LENGTHS, apply_header, decode_value, describe
 from modules.codecs.mbus.obis import obis_code, record_name
@@ -40,6 +40,7 @@ __all__ = [
     "iter_headers",
     "more_records_follow",
     "record_format",
+    "undecoded_warnings",
 ]
 
 MAX_DIFES = 10  # EN 13757-3 6.3.3: at most ten DIFEs
@@ -108,28 +109,53 @@ def decode_records(
     medium: int | None = None,
     manufacturer: str | None = None,
     msb_first: bool = False,
+    keep_going: bool = False,
 ) -> list[Record]:
-    """Decode the data records of a variable data structure (the bytes after the TPL header)."""
+    """Decode the data records of a variable data structure (the bytes after the TPL header).
+
+    With ``keep_going`` a record this decoder does not know (a reserved DIF or LVAR) ends the
+    decoding without failing it: the records before it stay, and the rest becomes one
+    ``undecoded`` record with its offset and the reason, so one odd record never costs the whole
+    telegram. Structural damage (a record running past the end, more extensions than the
+    standard allows) still fails: that is a corrupted frame, and its values can't be trusted.
+    Without any good record before it, the error stands as well.
+    """
     records: list[Record] = []
-    for header in iter_headers(payload, offset=offset, data=True):
-        if header.manufacturer_data:
-            records.append(_manufacturer_record(header, payload[header.end :], offset))
-            break
-        length, start = _data_span(header, payload, header.end, offset)
-        data = payload[start : start + length]
-        lvar = payload[header.end] if header.data_field == _LVAR else None
-        records.append(
-            _record(
-                header,
-                data,
-                lvar,
-                offset=offset,
-                medium=medium,
-                manufacturer=manufacturer,
-                msb_first=msb_first,
+    position = 0  # where the record being read starts (fill bytes before it included)
+    try:
+        for header in iter_headers(payload, offset=offset, data=True):
+            if header.manufacturer_data:
+                records.append(_manufacturer_record(header, payload[header.end :], offset))
+                break
+            length, start = _data_span(header, payload, header.end, offset)
+            data = payload[start : start + length]
+            lvar = payload[header.end] if header.data_field == _LVAR else None
+            records.append(
+                _record(
+                    header,
+                    data,
+                    lvar,
+                    offset=offset,
+                    medium=medium,
+                    manufacturer=manufacturer,
+                    msb_first=msb_first,
+                )
             )
-        )
+            position = start + length
+    except UnknownFormat as err:
+        if not keep_going or not records:
+            raise
+        records.append(_undecoded_record(payload[position:], offset + position, err))
     return _unique_obis(records)
+
+
+def undecoded_warnings(records: list[Record]) -> list[str]:
+    """One line per ``undecoded`` tail: what a decoder reports beside the records it kept."""
+    return [
+        f"records from byte {r.raw['offset']} on were kept raw: {r.raw['reason']}"
+        for r in records
+        if r.name == "undecoded"
+    ]
 
 
 def record_format(payload: bytes) -> bytes:
@@ -209,7 +235,8 @@ def _header(buffer: bytes, start: int, offset: int) -> RecordHeader:
     if dif & 0x0F == 0x0F:
         if dif in (MANUFACTURER_DATA, MORE_RECORDS_FOLLOW, GLOBAL_READOUT):
             return RecordHeader(start, start + 1, dif, b"", None, b"")
-        raise FrameError(f"reserved DIF 0x{dif:02x}", offset=offset + start, code="bad_frame")
+        # Unknown, not broken: the records before it are sound (see decode_records).
+        raise UnknownFormat(f"reserved DIF 0x{dif:02x}", offset=offset + start, code="bad_frame")
     position = start + 1
     difes = bytearray()
     extended = dif & 0x80
@@ -282,7 +309,7 @@ def _lvar_length(lvar: int, where: int) -> int:
         return 48
     if lvar == 0xF6:
         return 64
-    raise FrameError(f"reserved LVAR 0x{lvar:02x}", offset=where, code="bad_frame")
+    raise UnknownFormat(f"reserved LVAR 0x{lvar:02x}", offset=where, code="bad_frame")
 
 
 def _record(
@@ -356,6 +383,12 @@ def _record(
         function=header.function,
         raw=raw,
     )
+
+
+def _undecoded_record(rest: bytes, offset: int, error: FrameError) -> Record:
+    raw: dict[str, Any] = {"offset": offset, "code": error.code, "reason": str(error)}
+    raw["data"] = rest.hex()
+    return Record("undecoded", rest.hex().upper() or None, raw=raw)
 
 
 def _manufacturer_record(header: RecordHeader, rest: bytes, offset: int) -> Record:

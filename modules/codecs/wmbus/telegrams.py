@@ -415,13 +415,15 @@ def _application(tg: _Telegram, tpl: Tpl, start: int, cache: FormatCache | None)
             # Bytes after the encrypted blocks are outside what the key vouches for; logged
             # telegrams sometimes end with a stale DLL CRC there. Keep what decrypted.
             end = tg.sealed_end
-            if end is None or end >= len(tg.body):
-                raise
-            apl = tg.body[start:end]
+            if end is not None and end < len(tg.body):
+                apl = tg.body[start:end]
+                tg.frame["unparsed_tail"] = tg.body[end:].hex().upper()
+            # One odd record (a reserved DIF, a record past the end) keeps those before it.
             records = mbus_records.decode_records(
-                apl, offset=start, medium=medium, manufacturer=maker
+                apl, offset=start, medium=medium, manufacturer=maker, keep_going=True
             )
-            tg.frame["unparsed_tail"] = tg.body[end:].hex().upper()
+            if warnings := mbus_records.undecoded_warnings(records):
+                tg.frame["warnings"] = warnings
         if cache is not None:
             fmt = mbus_records.record_format(apl)
             if fmt:
