@@ -58,7 +58,7 @@ def test_the_fuzz_runner_counts_inputs_and_finds_nothing_foreign_in_a_short_run(
     report = fuzzing.run_mutation("kmp", seconds=1.0)
     assert report.inputs > 1000
     assert report.foreign == 0, report.foreign_examples
-    assert report.slowest_hex
+    assert report.slowest_s > 0  # the slowest input may be the empty one
 
 
 def test_the_fuzz_runner_reports_a_foreign_exception_with_its_input() -> None:

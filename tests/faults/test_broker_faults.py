@@ -26,6 +26,9 @@ BASE = "meter-gateway"
 STATE = f"{BASE}/main/state"
 # The gateway's own CONNECT wait (aiomqtt's timeout, gateway.mqtt.PUBLISH_TIMEOUT_S) plus margin.
 CONNECT_GIVE_UP_S = 90.0
+# Reconnect backoff is capped at a minute (gateway.backoff.MAX_DELAY_S): after a long outage the
+# next attempt may be that far off.
+RECONNECT_S = 90.0
 # A process waiting on a broker uses next to no CPU; a spin would pin a core (1.0).
 IDLE_CPU_SHARE = 0.15
 
@@ -102,7 +105,9 @@ def test_outages_with_broker_persistence_off_end_with_state_status_and_discovery
             seq = store_facts(tmp_path)[0]
             late = Collector(broker.port, (f"{BASE}/status", STATE, "homeassistant/#"))
             try:
-                late.wait(lambda ms: any(m.topic.startswith("homeassistant/") for m in ms), 30)
+                late.wait(
+                    lambda ms: any(m.topic.startswith("homeassistant/") for m in ms), RECONNECT_S
+                )
                 late.wait(
                     lambda ms, seq=seq: any(
                         m.topic == STATE and m.json()["seq"] >= seq for m in ms
@@ -156,7 +161,9 @@ def test_a_connection_cut_mid_publish_loses_no_state_message(
         config = write_config(tmp_path, proxy.port)
         log = tmp_path / "gateway.log"
         with gateway_process(config, log):
-            wait_until(lambda: proxy.connections > cuts, 60 + 20 * cuts, "every cut connection")
+            # A cut is noticed when a publish waits PUBLISH_TIMEOUT_S (30 s) for its PUBACK,
+            # then the backoff: well under 45 s a cut.
+            wait_until(lambda: proxy.connections > cuts, 60 + 45 * cuts, "every cut connection")
             subscriber.wait_for(STATE, 5, 30)
         last, waiting = store_facts(tmp_path)
         assert waiting == 0, "SIGTERM drains the outbox through the healthy connection"
