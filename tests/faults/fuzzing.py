@@ -5,7 +5,7 @@ seeded from the vectors in tests/fixtures/vectors. With atheris installed the se
 coverage-guided (libFuzzer mutations steered by the Python lines each input reaches); without it
 a plain mutation loop over the same seeds runs instead and the report says so.
 
-An input is fine when the decoder returns or raises the codecs' own error (``FrameError`` and its
+An input is fine when the decoder returns or raises the codecs' own error (``CodecError`` and its
 subclasses); anything else is a *foreign* exception, a defect. The report gives, per codec, how
 many inputs were tried, the foreign exceptions (type, message, the input as hex) and the slowest
 input with its time.
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import registry
-from modules.codecs.errors import FrameError
+from modules.codecs.errors import CodecError
 from modules.codecs.records import Decoder
 
 VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "vectors"
@@ -126,7 +126,7 @@ class Target:
         started = time.perf_counter()
         try:
             self.decoder.decode(data, key=self.key, auth_key=None)
-        except FrameError:
+        except CodecError:
             pass
         except Exception as err:
             self._foreign(data, err)

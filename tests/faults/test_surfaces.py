@@ -173,6 +173,7 @@ def test_malformed_oversized_and_traversing_requests_get_clear_refusals(
     assert status in (0, 400, 414, 431), status
     status, _ = request(port, "GET", "/api/v1/health")
     assert status == 200, "still serving after all of that"
+    assert "Traceback" not in setup["log"].read_text(), "a malformed request is one log line"
 
 
 def test_idle_and_slow_connections_do_not_starve_the_api(setup: dict[str, Any]) -> None:
