@@ -22,6 +22,7 @@ from modules.codecs.errors import (
 from modules.codecs.mbus import records as mbus_records
 from modules.codecs.mbus.vif import medium_name
 from modules.codecs.records import Decoded, Record
+from modules.codecs.wmbus import drivers
 from modules.codecs.wmbus.compact import FormatCache, format_signature
 from modules.codecs.wmbus.layers import (
     AFL_CI,
@@ -171,6 +172,7 @@ def _decode(
     access = tpl.acc if tpl is not None and tpl.acc is not None else (ell.acc if ell else None)
     tg.frame["access_number"] = access
     meter = _meter_facts(link, tpl)
+    records = drivers.apply(drivers.DRIVERS, meter, tg.frame, records)
     return Decoded(protocol="wmbus", meter=meter, frame=tg.frame, records=records)
 
 

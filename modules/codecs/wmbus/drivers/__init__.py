@@ -1,0 +1,29 @@
+"""Drivers for the wM-Bus meters whose values sit in manufacturer-specific data.
+
+Most water meters, heat cost allocators and heat meters in European homes put their readings
+behind DIF 0x0F (manufacturer data follows) instead of standard data records. A driver says,
+per meter type (manufacturer, version, device type, as the telegram header gives them), where
+in those bytes each value sits and what it means. Drivers are data: a ``RegisterWalk`` (tagged
+registers of known sizes, as Apator's) or ``FixedFields`` (values at fixed offsets). A function
+is written only where a payload needs arithmetic.
+
+``apply`` runs after the standard records are decoded: the manufacturer data of a telegram from
+a known meter type becomes records with names, units and scaling; unknown types keep the raw
+``manufacturer_specific`` record as before.
+"""
+
+from __future__ import annotations
+
+from modules.codecs.wmbus.drivers.apator import APATOR_16_2
+from modules.codecs.wmbus.drivers.model import (
+    Driver,
+    FieldSpec,
+    FixedFields,
+    RegisterWalk,
+    apply,
+    find,
+)
+
+DRIVERS: tuple[Driver, ...] = (APATOR_16_2,)
+
+__all__ = ["DRIVERS", "Driver", "FieldSpec", "FixedFields", "RegisterWalk", "apply", "find"]
