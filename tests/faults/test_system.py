@@ -9,8 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.faults.harness import figure, stored_totals
-from tests.support.processes import ROOT, gateway
+from tests.support.processes import GATEWAY, ROOT, gateway
 
 UNIT = ROOT / "systemd" / "meter-gateway.service"
 # The goal for `systemd-analyze security` (0 = fully locked down, 10 = unprotected).
@@ -89,3 +91,33 @@ def test_a_notify_socket_nobody_reads_never_stalls_the_gateway(tmp_path: Path) -
                 time.sleep(0.2)
     finally:
         deaf.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A secret beside an error elsewhere, a secret of the wrong type, a malformed key.
+        '[mqtt]\npassword = "{secret}"\nusername = "u"\nport = "not a number"\n',
+        '[mqtt]\nusername = "u"\npassword = ["{secret}"]\n',
+        '[http]\ntoken = "{secret}"\nbind = 12\n',
+        '[[meters]]\nid = "main"\n[[modules]]\ntype = "p1"\nname = "p1"\nmeter = "main"\n'
+        'port = "/dev/null"\nkey = "{secret}"\n',
+        '[[meters]]\nid = "main"\n[[modules]]\ntype = "p1"\nname = "p1"\nmeter = "main"\n'
+        'port = "/dev/null"\nkey = "00112233445566778899aabbccddeeff"\nkey_file = "/x"\n',
+    ],
+)
+def test_config_errors_never_echo_a_secret(tmp_path: Path, text: str) -> None:
+    secret = "S3cr3t0ZZ9q8w7e6r5t4y3u2i1o0pAbCdEfG"
+    path = tmp_path / "gateway.toml"
+    path.write_text(text.format(secret=secret))
+    done = subprocess.run(
+        [str(GATEWAY), "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout
+    output = done.stdout + done.stderr
+    assert secret not in output and "00112233445566778899" not in output, output
+    assert "Traceback" not in output
