@@ -43,6 +43,7 @@ async def test_the_homewizard_client_reads_the_meter(tmp_path: Path) -> None:
         (server,) = servers
         assert isinstance(server, HomeWizardServer)
         await fed(gateway)
+        tariff = gateway.meters.published("house")["0-0:96.14.0"].value
         async with HomeWizardEnergy(f"127.0.0.1:{server.port}") as api:
             device = await api.device()
             data = await api.data()
@@ -72,6 +73,7 @@ async def test_the_homewizard_client_reads_the_meter(tmp_path: Path) -> None:
     assert data.smr_version == 50
     assert data.unique_meter_id == "house"  # hex-coded on the wire, decoded by the client
     assert data.total_gas_m3 is None and data.external_devices == {}
+    assert data.active_tariff == tariff
 
 
 async def test_documented_shape_and_refusals(tmp_path: Path) -> None:

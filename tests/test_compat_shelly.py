@@ -18,8 +18,9 @@ from aioshelly.rpc_device import RpcDevice
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from gateway.compat.shelly import ShellyServer
+from gateway.compat.shelly import UDP_REPLIES_PER_S, ShellyServer
 from tests.support.compat import compat_gateway, fed, settings_text
+from tests.support.gateway import until
 
 SECTION = (
     '[shelly]\nenabled = true\nbind = "127.0.0.1"\nport = 0\nudp_ports = [0]\n'
@@ -168,6 +169,12 @@ async def test_udp_rpc_as_batteries_poll_it(tmp_path: Path) -> None:
             transport.sendto(b'{"id":3,"method":"EMData.GetStatus","params":{"id":0}}')
             third = msgspec.json.decode(await asyncio.wait_for(replies.get(), 10))
             assert third["id"] == 3 and third["result"]["total_act_ret"] == 12345.0
+            # A flood is answered only up to the rate a poller needs, then withheld.
+            for number in range(4 * UDP_REPLIES_PER_S):
+                transport.sendto(b'{"id":%d,"method":"EM.GetStatus"}' % (100 + number))
+            await until(lambda: server.udp_withheld > 0, 10, "a flood withheld")
+            answered = server.udp_answered
+            assert answered <= 3 + 2 * UDP_REPLIES_PER_S  # at most two one-second windows
         finally:
             transport.close()
 

@@ -46,6 +46,9 @@ _LOGGER = logging.getLogger(__name__)
 
 # A request datagram is well under 200 bytes; anything near this is not a Shelly call.
 UDP_MAX_B = 1024
+# A battery polls about once a second. Replies are larger than requests, so a forged flood
+# must not turn this port into an amplifier: past this many replies a second, stay quiet.
+UDP_REPLIES_PER_S = 50
 # The firmware this stand-in answers as: a 1.4 release, which every client in the field knows.
 FIRMWARE = "1.4.4"
 FIRMWARE_ID = "20241011-114455/1.4.4-g6d2a586"
@@ -410,6 +413,7 @@ class ShellyServer(CompatServer):
         self.udp_ports = settings.udp_ports
         self.udp_bound: list[int] = []
         self.udp_answered = 0
+        self.udp_withheld = 0  # requests past UDP_REPLIES_PER_S, not answered
         self._bad = RateLimitedLog(_LOGGER)
 
     def services(self) -> tuple[str, Mapping[str, dict[str, str]]]:
@@ -513,6 +517,8 @@ class _UdpRpc(asyncio.DatagramProtocol):
     def __init__(self, server: ShellyServer) -> None:
         self._server = server
         self._transport: asyncio.DatagramTransport | None = None
+        self._window = 0.0  # the second being counted (monotonic)
+        self._replies = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A datagram endpoint's transport; asyncio types the callback's argument more widely.
@@ -521,6 +527,13 @@ class _UdpRpc(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         if len(data) > UDP_MAX_B or self._transport is None:
             return
+        now = time.monotonic()
+        if now - self._window >= 1.0:
+            self._window, self._replies = now, 0
+        if self._replies >= UDP_REPLIES_PER_S:
+            self._server.udp_withheld += 1
+            return
+        self._replies += 1
         reply = self._server._answer(data)
         if reply is not None:
             with contextlib.suppress(OSError):
