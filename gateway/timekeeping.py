@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,8 @@ RELEASE_FLOOR = datetime(2026, 1, 1, tzinfo=UTC)
 # Wall time moving this much more (or less) than monotonic time between two looks is a clock
 # set, not drift or a late tick (NTP slews anything under 128 ms; a busy loop is late by < 2 s).
 CLOCK_STEP_S = 5.0
+# While the clock is not believed, it is looked at no more often than this (samples arrive faster).
+RECHECK_S = 1.0
 # adjtimex(2): the return value TIME_ERROR means "clock not synchronised".
 _TIME_ERROR = 5
 # struct timex is 208 bytes on 64-bit Linux, less on 32-bit; zeroed, modes = 0 only reads.
@@ -43,15 +46,25 @@ def system_clock_synced() -> bool | None:
     nothing can tell (adjtimex refused, e.g. under systemd's ProtectClock, and no timesyncd)."""
     if _TIMESYNCD_FLAG.exists():
         return True
+    libc = _libc()
+    if libc is None:
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        buffer = ctypes.create_string_buffer(_TIMEX_BYTES)
-        state = int(libc.adjtimex(buffer))
+        state = int(libc.adjtimex(ctypes.create_string_buffer(_TIMEX_BYTES)))
     except (OSError, AttributeError):
         return None
     if state < 0:
         return None
     return state != _TIME_ERROR
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (find_library may run a subprocess)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    except OSError:
+        return None
 
 
 class ClockGuard:
@@ -72,6 +85,7 @@ class ClockGuard:
         self.trusted = False
         self.why_not = ""
         self._last: tuple[datetime, float] | None = None
+        self._checked_at: float | None = None
 
     def now(self) -> datetime:
         """The wall clock this guard judges."""
@@ -81,12 +95,16 @@ class ClockGuard:
         """Look at the clock: True once it can be believed (and from then on)."""
         if self.trusted:
             return True
+        mono = self._monotonic()
+        if self._checked_at is not None and mono - self._checked_at < RECHECK_S:
+            return False
+        self._checked_at = mono
         now = self._wall()
         synced = self._synced()
         if synced or now >= self.floor:
             self.trusted = True
             self.why_not = ""
-            self._last = (now, self._monotonic())
+            self._last = (now, mono)
             return True
         self.why_not = (
             f"waiting for the system clock to be set (NTP): it reads {now:%Y-%m-%d %H:%M:%S}Z,"

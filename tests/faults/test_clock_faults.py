@@ -50,20 +50,43 @@ def stored_times(db: Path) -> dict[str, list[str]]:
 
 
 def test_a_clock_before_the_release_or_the_stored_floor_is_not_believed() -> None:
-    wall = Wall()
+    wall, mono = Wall(), [0.0]
+
+    def later() -> float:  # the guard looks again at most once a second (RECHECK_S)
+        mono[0] += 2.0
+        return mono[0]
+
     wall.fixed = datetime(2019, 3, 1, tzinfo=UTC)
-    guard = ClockGuard(None, synced=lambda: False, wall=wall)
+    guard = ClockGuard(None, synced=lambda: False, wall=wall, monotonic=later)
     assert not guard.check()
     assert "2019-03-01" in guard.why_not
     stored = datetime.now(UTC) + timedelta(days=30)
     wall.fixed = datetime.now(UTC)
-    guard = ClockGuard(stored, synced=lambda: None, wall=wall)
+    guard = ClockGuard(stored, synced=lambda: None, wall=wall, monotonic=later)
     assert not guard.check(), "behind the newest stored time: maybe fake-hwclock's last save"
     assert "newest time in the store" in guard.why_not
     wall.fixed = stored + timedelta(seconds=1)
     assert guard.check()
     wall.fixed = datetime(2019, 3, 1, tzinfo=UTC)
     assert guard.check(), "once believed, a later step is reported, not a reason to stop"
+
+
+def test_an_unbelieved_clock_is_looked_at_once_a_second_not_per_sample() -> None:
+    looks, mono = [0], [0.0]
+
+    def synced() -> bool:
+        looks[0] += 1
+        return False
+
+    wall = Wall()
+    wall.fixed = datetime(2019, 3, 1, tzinfo=UTC)
+    guard = ClockGuard(None, synced=synced, wall=wall, monotonic=lambda: mono[0])
+    for _ in range(1000):
+        assert not guard.check()
+    assert looks[0] == 1
+    mono[0] += 1.5
+    assert not guard.check()
+    assert looks[0] == 2
 
 
 def test_ntp_saying_synchronised_is_believed_even_before_the_stored_floor() -> None:
