@@ -71,3 +71,19 @@ def test_other_meter_types_are_left_alone() -> None:
     meter = {"manufacturer": "KAM", "version": 5, "device_type": 7}
     assert apply(DRIVERS, meter, frame, [record]) == [record]
     assert frame == {}
+
+
+TECHEM = [v for v in json.loads(VECTORS.read_text()) if v.get("driver") in ("mkradio3", "mkradio4")]
+
+
+@pytest.mark.parametrize("vector", TECHEM, ids=lambda v: v["source"].rsplit(":", 1)[-1])
+def test_techem_mk_radio_total_and_period_start(vector: dict[str, Any]) -> None:
+    decoded = decode_telegram(bytes.fromhex(vector["hex"]))
+    assert decoded.frame["driver"] == vector["driver"]
+    values = {r.name: r.value for r in decoded.records if r.unit == "m³"}
+    expected = vector["expected"]
+    assert values["total_volume"] == Decimal(str(expected["total_m3"]))
+    assert values["volume_at_period_start"] == Decimal(str(expected["target_m3"]))
+    assert values["total_volume"] == (
+        values["volume_at_period_start"] + values["volume_this_period"]
+    )

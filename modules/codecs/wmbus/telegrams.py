@@ -145,6 +145,7 @@ def _decode(
         afl, pos = parse_afl(tg.body, pos)
         tg.frame["afl"] = _afl_facts(afl)
     records: list[Record] = []
+    payload: tuple[bytes, int] | None = None
     if pos >= len(tg.body):
         if ell is None and afl is None:
             raise IncompleteFrame("telegram ends before its CI field", offset=pos)
@@ -153,6 +154,7 @@ def _decode(
         tg.chain.append(f"{ci:02X}")
         if ci in MANUFACTURER_CI:
             tg.frame["manufacturer_payload"] = tg.body[pos + 1 :].hex().upper()
+            payload = (tg.body[pos + 1 :], pos + 1)
         elif ci in TPL_FULL or ci in TPL_COMPACT or ci in TPL_FORMAT:
             tpl = tg.tpl = parse_tpl(tg.body, pos)
             apl_at = _open_tpl(tg, tpl, afl, pos)
@@ -172,7 +174,7 @@ def _decode(
     access = tpl.acc if tpl is not None and tpl.acc is not None else (ell.acc if ell else None)
     tg.frame["access_number"] = access
     meter = _meter_facts(link, tpl)
-    records = drivers.apply(drivers.DRIVERS, meter, tg.frame, records)
+    records = drivers.apply(drivers.DRIVERS, meter, tg.frame, records, payload)
     return Decoded(protocol="wmbus", meter=meter, frame=tg.frame, records=records)
 
 

@@ -23,7 +23,8 @@ from modules.codecs.wmbus.drivers.model import (
     apply,
     find,
 )
+from modules.codecs.wmbus.drivers.techem import MK_RADIO_3, MK_RADIO_4
 
-DRIVERS: tuple[Driver, ...] = (APATOR_16_2,)
+DRIVERS: tuple[Driver, ...] = (APATOR_16_2, MK_RADIO_3, MK_RADIO_4)
 
 __all__ = ["DRIVERS", "Driver", "FieldSpec", "FixedFields", "RegisterWalk", "apply", "find"]

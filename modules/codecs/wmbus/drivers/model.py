@@ -98,8 +98,10 @@ class Driver:
     device_types: frozenset[int]
     layout: RegisterWalk | FixedFields
     source: str  # the public description the offsets come from
-    # Only where a payload needs arithmetic beyond scaling (none of today's drivers do).
-    derive: Callable[[dict[str, Decimal]], dict[str, Decimal]] | None = field(default=None)
+    # Only where a value needs arithmetic beyond scaling: name -> (value, unit) from the fields.
+    derive: Callable[[dict[str, Decimal]], dict[str, tuple[Decimal, str | None]]] | None = field(
+        default=None
+    )
 
     def matches(self, manufacturer: str | None, version: int | None, kind: int | None) -> bool:
         return (
@@ -121,20 +123,25 @@ def apply(
     meter: Mapping[str, Any],
     frame: dict[str, Any],
     records: list[Record],
+    payload: tuple[bytes, int] | None = None,
 ) -> list[Record]:
-    """Records with the manufacturer data of a known meter type read into named values."""
-    driver = find(
-        drivers, meter.get("manufacturer"), meter.get("version"), meter.get("device_type")
-    )
+    """Records with the manufacturer data of a known meter type read into named values.
+
+    The data is a ``manufacturer_specific`` record's (after DIF 0x0F), or ``payload``: the
+    bytes after a manufacturer CI field (0xA0-0xB7) and their offset in the telegram.
+    """
+    kind = meter.get("device_type")
+    driver = find(drivers, meter.get("manufacturer"), meter.get("version"), kind)
     if driver is None:
         return records
     out: list[Record] = []
+    sources: list[tuple[bytes, int]] = [] if payload is None else [payload]
     for record in records:
         out.append(record)
-        if record.name != "manufacturer_specific" or not record.raw.get("data"):
-            continue
-        data = bytes.fromhex(record.raw["data"])
-        start = int(record.raw.get("offset", 0)) + 1  # after the 0x0F DIF
+        if record.name == "manufacturer_specific" and record.raw.get("data"):
+            # The data starts after the 0x0F DIF at the record's offset.
+            sources.append((bytes.fromhex(record.raw["data"]), int(record.raw["offset"]) + 1))
+    for data, start in sources:
         frame["driver"] = driver.name
         try:
             values = driver.layout.read(data)
@@ -145,9 +152,10 @@ def apply(
             )
             continue
         named = {spec.name: value for spec, value, _ in values}
-        if driver.derive is not None:
-            named.update(driver.derive(named))
-        for spec, _value, at in values:
+        derived = driver.derive(named) if driver.derive is not None else {}
+        for spec, value, at in values:
             raw = {"driver": driver.name, "offset": start + at}
-            out.append(Record(spec.name, named[spec.name], unit=spec.unit, raw=raw))
+            out.append(Record(spec.name, value, unit=spec.unit, raw=raw))
+        for name, (value, unit) in derived.items():
+            out.append(Record(name, value, unit=unit, raw={"driver": driver.name}))
     return out

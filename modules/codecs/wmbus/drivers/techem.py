@@ -1,0 +1,51 @@
+"""Techem radio water meters (manufacturer TCH, whole payload behind CI 0xA2).
+
+MK Radio 3 (version 0x74) and MK Radio 4 (versions 0x70, 0x95), warm (device type 0x62) and
+cold (0x72) water: after the CI field, byte 0 is a status, bytes 1-2 the date the last billing
+period ended, bytes 3-4 the volume of that period's end reading and bytes 7-8 what was used
+since, both in units of 0.1 m³ (uint16, little endian). The meter's total is their sum. Offsets
+as documented by the wmbusmeters project's mkradio3/mkradio4 drivers.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from modules.codecs.wmbus.drivers.model import Driver, FieldSpec, FixedFields
+
+__all__ = ["MK_RADIO_3", "MK_RADIO_4"]
+
+_LAYOUT = FixedFields(
+    (
+        FieldSpec("volume_at_period_start", "m³", exponent=-1, length=2, offset=3),
+        FieldSpec("volume_this_period", "m³", exponent=-1, length=2, offset=7),
+    )
+)
+
+
+def _total(values: dict[str, Decimal]) -> dict[str, tuple[Decimal, str | None]]:
+    total = values["volume_at_period_start"] + values["volume_this_period"]
+    return {"total_volume": (total, "m³")}
+
+
+_SOURCE = "Techem MK Radio payload as recorded by the wmbusmeters mkradio3/mkradio4 drivers"
+
+MK_RADIO_3 = Driver(
+    name="mkradio3",
+    manufacturer="TCH",
+    versions=frozenset({0x74}),
+    device_types=frozenset({0x62, 0x72}),
+    layout=_LAYOUT,
+    source=_SOURCE,
+    derive=_total,
+)
+
+MK_RADIO_4 = Driver(
+    name="mkradio4",
+    manufacturer="TCH",
+    versions=frozenset({0x70, 0x95}),
+    device_types=frozenset({0x62, 0x72}),
+    layout=_LAYOUT,
+    source=_SOURCE,
+    derive=_total,
+)
