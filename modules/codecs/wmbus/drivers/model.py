@@ -33,6 +33,7 @@ class FieldSpec:
     length: int = 4
     encoding: Encoding = "uint_le"
     offset: int = 0  # within the register's data (RegisterWalk) or the payload (FixedFields)
+    divisor: int = 1  # for counts in units that are no power of ten (1/256000 m³)
 
     def read(self, data: bytes, at: int) -> Decimal:
         raw = data[at : at + self.length]
@@ -45,7 +46,8 @@ class FieldSpec:
             number = int(digits)
         else:
             number = int.from_bytes(raw, "little")
-        return Decimal(number).scaleb(self.exponent)
+        value = Decimal(number).scaleb(self.exponent)
+        return value / self.divisor if self.divisor != 1 else value
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
-"""Techem radio water meters (manufacturer TCH, whole payload behind CI 0xA2).
+"""Techem radio meters (manufacturer TCH, whole payload behind CI 0xA1/0xA2).
 
 MK Radio 3 (version 0x74) and MK Radio 4 (versions 0x70, 0x95), warm (device type 0x62) and
 cold (0x72) water: after the CI field, byte 0 is a status, bytes 1-2 the date the last billing
-period ended, bytes 3-4 the volume of that period's end reading and bytes 7-8 what was used
-since, both in units of 0.1 m³ (uint16, little endian). The meter's total is their sum. Offsets
-as documented by the wmbusmeters project's mkradio3/mkradio4 drivers.
+period ended, bytes 3-4 the reading at that period's end and bytes 7-8 what was used since,
+both in units of 0.1 m³ (uint16, little endian). The meter's total is their sum. Compact V heat
+meters (versions 0x22, 0x39, 0x45) use the same places for kWh. Offsets as documented by the
+wmbusmeters project's mkradio3, mkradio4 and compact5 drivers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from decimal import Decimal
 
 from modules.codecs.wmbus.drivers.model import Driver, FieldSpec, FixedFields
 
-__all__ = ["MK_RADIO_3", "MK_RADIO_4"]
+__all__ = ["COMPACT_V", "MK_RADIO_3", "MK_RADIO_4"]
 
 _LAYOUT = FixedFields(
     (
@@ -48,4 +49,28 @@ MK_RADIO_4 = Driver(
     layout=_LAYOUT,
     source=_SOURCE,
     derive=_total,
+)
+
+
+_ENERGY = FixedFields(
+    (
+        FieldSpec("energy_previous_period", "kWh", length=2, offset=3),
+        FieldSpec("energy_this_period", "kWh", length=2, offset=7),
+    )
+)
+
+
+def _total_energy(values: dict[str, Decimal]) -> dict[str, tuple[Decimal, str | None]]:
+    total = values["energy_previous_period"] + values["energy_this_period"]
+    return {"total_energy": (total, "kWh")}
+
+
+COMPACT_V = Driver(
+    name="compact5",
+    manufacturer="TCH",
+    versions=frozenset({0x22, 0x39, 0x45}),
+    device_types=frozenset({0x04, 0x43, 0xC3}),
+    layout=_ENERGY,
+    source="Techem Compact V payload as recorded by the wmbusmeters compact5 driver",
+    derive=_total_energy,
 )
