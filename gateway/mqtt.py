@@ -162,6 +162,7 @@ class MqttBridge:
         backoff = Backoff(healthy_after_s=HEALTHY_SESSION_S)
         try:
             while True:
+                _raise_if_cancelling()
                 started = time.monotonic()
                 fatal = False
                 try:
@@ -328,6 +329,7 @@ class MqttBridge:
         cursor = 0
         last_commit = time.monotonic()
         while True:
+            _raise_if_cancelling()
             batch = self.outbox.peek(cursor, DRAIN_BATCH)
             if not batch:
                 self._wakeup.clear()
@@ -409,6 +411,7 @@ class MqttBridge:
     ) -> None:
         """Execute commands one at a time, in arrival order, and reply to each."""
         while True:
+            _raise_if_cancelling()
             message = await commands.get()
             parsed = self.topics.parse_command(message.topic.value)
             if parsed is None:
@@ -450,6 +453,7 @@ class MqttBridge:
         last_detail = time.monotonic()
         detail_dropped = self.outbox.dropped
         while True:
+            _raise_if_cancelling()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(MAINTAIN_EVERY_S):
                     await self._maintain_now.wait()
@@ -469,6 +473,7 @@ class MqttBridge:
 
     async def _forward_raw(self, client: aiomqtt.Client) -> None:
         while True:
+            _raise_if_cancelling()
             module, raw = await self._raw.get()
             await client.publish(self.topics.raw(module), raw.hex().encode(), qos=0)
 
@@ -610,6 +615,17 @@ def transient(err: BaseException) -> bool:
     if isinstance(err, ssl.SSLError) or not isinstance(err, OSError):
         return False
     return isinstance(err, ConnectionError | TimeoutError) or err.errno in _TRANSIENT_ERRNOS
+
+
+def _raise_if_cancelling() -> None:
+    """Honour a cancellation that an await swallowed. Python 3.11's ``asyncio.wait_for`` (inside
+    every aiomqtt publish) returns the result when the publish completes in the same loop turn
+    as a cancel, and the cancel is lost: a session task then waited forever for the next
+    command while shutdown waited forever for it (seen on a busy machine). Checked at the top
+    of every loop of the bridge, so a cancel is at most one iteration late."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def refused_for_good(err: MqttConnectError) -> bool:

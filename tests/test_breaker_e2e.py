@@ -313,8 +313,8 @@ enabled = true
 
         async def ask(command: str, payload: bytes) -> dict[str, Any]:
             collector.clear()
-            collector.publish(f"meter-gateway/main/set/{command}", payload)
-            await until(lambda: collector.on(reply), 10)
+            await collector.apublish(f"meter-gateway/main/set/{command}", payload)
+            await until(lambda: collector.on(reply), 30)
             answer: dict[str, Any] = collector.on(reply)[-1].json()
             return answer
 

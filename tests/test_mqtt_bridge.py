@@ -220,10 +220,10 @@ async def test_reannounce_after_home_assistant_birth(
         await collector.arrived(GATEWAY_CONFIG)
         await until(lambda: bool(collector.on(GATEWAY_CONFIG)))
         collector.clear()
-        collector.publish(f"{PREFIX}/status", b"offline")
+        await collector.apublish(f"{PREFIX}/status", b"offline")
         await asyncio.sleep(1.5)
         assert not collector.on(MAIN_CONFIG), "offline must not trigger discovery"
-        collector.publish(f"{PREFIX}/status", b"online")
+        await collector.apublish(f"{PREFIX}/status", b"online")
         await until(lambda: bool(collector.on(MAIN_CONFIG) and collector.on(GATEWAY_CONFIG)), 5)
         assert "energy_import" in components(collector)
 
@@ -282,6 +282,9 @@ async def test_removed_meter_entities_are_cleared(broker: Broker, tmp_path: Path
 # commands --------------------------------------------------------------------------------------
 
 
+# Fourteen round trips through the broker, each with a generous bound of its own: a loaded
+# 2-core machine once took this past the default 60 s.
+@pytest.mark.timeout(300)
 async def test_commands_reply_with_outcome_and_bad_payloads_change_nothing(
     broker: Broker, collector: Collector, tmp_path: Path
 ) -> None:
@@ -291,13 +294,13 @@ async def test_commands_reply_with_outcome_and_bad_payloads_change_nothing(
         h.sample()
         h.start()
         await collector.arrived(MAIN_CONFIG)
-        await until(lambda: bool(collector.on(GATEWAY_CONFIG)))
+        await until(lambda: bool(collector.on(GATEWAY_CONFIG)), 30, "gateway discovery")
         await asyncio.sleep(0.3)
 
         async def ask(payload: bytes, topic: str = command, reply_topic: str = reply) -> Any:
             collector.clear()
-            collector.publish(topic, payload)
-            await until(lambda: bool(collector.on(reply_topic)), 10, f"reply to {payload!r}")
+            await collector.apublish(topic, payload)
+            await until(lambda: bool(collector.on(reply_topic)), 30, f"reply to {payload!r}")
             return collector.on(reply_topic)[-1].json()
 
         bad = [
@@ -334,7 +337,7 @@ async def test_commands_reply_with_outcome_and_bad_payloads_change_nothing(
             "ok": True,
             "result": {"published": 2},
         }
-        await until(lambda: bool(collector.on(MAIN_CONFIG)))
+        await until(lambda: bool(collector.on(MAIN_CONFIG)), 30, "rediscovery")
 
         answer = await ask(b"PRESS")  # what a Home Assistant button sends
         assert answer["ok"] is True and answer["id"]
@@ -359,7 +362,7 @@ async def test_unsigned_state_changing_commands_are_off_until_opted_in(
             h.start()
             await collector.arrived(MAIN_CONFIG)  # discovery follows the command subscription
             collector.clear()
-            collector.publish(f"{BASE}/main/set/accept_registers", b'{"id": "a1"}')
+            await collector.apublish(f"{BASE}/main/set/accept_registers", b'{"id": "a1"}')
             await until(lambda: bool(collector.on(reply)), 20, "reply")
             answer = collector.on(reply)[-1].json()
             if expected is None:
@@ -383,7 +386,7 @@ async def test_a_retained_command_does_not_run_at_connect(
             await asyncio.sleep(1.0)
             assert not collector.on(f"{BASE}/home/reply"), "it would run at every reconnect"
     finally:
-        collector.publish(command, b"", retain=True)
+        await collector.apublish(command, b"", retain=True)
 
 
 # the outbox ------------------------------------------------------------------------------------
@@ -616,3 +619,26 @@ async def test_billing_snapshots_are_queued_and_retained(broker: Broker, tmp_pat
         assert billing[-1].json()["values"] == {"1-0:1.8.0": 99.5}
     finally:
         late.close()
+
+
+async def test_a_swallowed_cancellation_still_ends_the_bridge_loops() -> None:
+    """Python 3.11's wait_for (in every aiomqtt publish) can drop a cancel that races with the
+    publish completing; the bridge's loops must end anyway instead of waiting forever."""
+    from gateway.mqtt import _raise_if_cancelling  # noqa: PLC0415
+
+    waiting = asyncio.Event()
+
+    async def loop_like_the_bridge() -> None:
+        while True:
+            _raise_if_cancelling()
+            try:
+                waiting.set()
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass  # what the racy wait_for amounts to: the cancel is gone, the loop goes on
+
+    task = asyncio.create_task(loop_like_the_bridge())
+    await asyncio.wait_for(waiting.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)

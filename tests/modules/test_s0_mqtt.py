@@ -84,7 +84,7 @@ async def test_pulses_reach_mqtt_and_set_total_comes_back(tmp_path: Path, broker
         assert all("energy_import" not in r for r in readings(collector)), (
             "an unknown total is never published"
         )
-        collector.publish(f"{BASE}/main/set/set_total", json.dumps({"kwh": "9876.5"}))
+        await collector.apublish(f"{BASE}/main/set/set_total", json.dumps({"kwh": "9876.5"}))
         await until(
             lambda: any(
                 r.get("energy_import", {}).get("value") == 9876.5 for r in readings(collector)

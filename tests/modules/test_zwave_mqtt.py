@@ -86,7 +86,7 @@ async def test_learn_mode_over_mqtt_and_the_same_energy_on_both_sides(
         async with plugged(tty, emulator):
             with gateway(config, log=tmp_path / "gw.log"):
                 await asyncio.wait_for(emulator.started.wait(), 20)
-                mqtt.publish(f"{BASE}/main/set/learn_mode", "PRESS")
+                await mqtt.apublish(f"{BASE}/main/set/learn_mode", "PRESS")
                 (reply,) = await arrived(mqtt, "main/reply")
                 assert reply["ok"] and reply["result"] == {"queued": True, "module": "zwave"}
                 await asyncio.wait_for(emulator.interviewed.wait(), 20)

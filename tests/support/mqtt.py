@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import json
@@ -88,6 +89,11 @@ class Collector:
     def publish(self, topic: str, payload: bytes | str, *, retain: bool = False) -> None:
         """Publish and wait for the broker's PUBACK."""
         self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
+    async def apublish(self, topic: str, payload: bytes | str, *, retain: bool = False) -> None:
+        """``publish`` for async tests: waits for the PUBACK in a thread, so the gateway under
+        test (in this event loop) keeps running meanwhile, however slow the machine."""
+        await asyncio.to_thread(self.publish, topic, payload, retain=retain)
 
     def on(self, topic: str) -> list[Received]:
         """Messages received on exactly this topic, in arrival order."""
