@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,7 @@ from modules.codecs.mbus import frames as mbus
 from modules.codecs.mbus.encode import encode_long_header, encode_records, obis_record
 from modules.codecs.mbus.frames import MbusDecoder
 from modules.codecs.mbus.records import decode_records
+from modules.codecs.wmbus import decode_telegram
 
 LINK_HEADER = 7  # 68 L L 68 C A CI before the TPL header
 HEADER = encode_long_header("14839120", "KAM", 1, 2, access_number=7)
@@ -64,3 +67,31 @@ def test_a_record_that_runs_past_the_end_is_a_corrupted_frame_not_an_odd_record(
     # 0x04 = 32-bit integer, but only two data bytes follow: structural damage, refused.
     with pytest.raises(IncompleteFrame):
         decode_records(GOOD + b"\x04\x03\x01\x02", keep_going=True)
+
+
+def _bfw_vectors() -> list[dict[str, object]]:
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "vectors" / "wmbus_all.json"
+    return [v for v in json.loads(path.read_text()) if v.get("driver") == "bfw240radio"]
+
+
+def test_three_bfw_telegrams_end_in_a_damaged_record() -> None:
+    tails = [
+        any(r.name == "undecoded" for r in decode_telegram(bytes.fromhex(str(v["hex"]))).records)
+        for v in _bfw_vectors()
+    ]
+    assert sum(tails) == 3
+
+
+@pytest.mark.parametrize("vector", _bfw_vectors(), ids=lambda v: str(v["source"]).split(":")[-1])
+def test_a_wireless_telegram_with_a_damaged_record_keeps_its_header_and_good_records(
+    vector: dict[str, object],
+) -> None:
+    decoded = decode_telegram(bytes.fromhex(str(vector["hex"])))
+    assert decoded.meter["id"] == vector["id"]
+    assert decoded.meter["manufacturer"] == "BFW"
+    undecoded = [r for r in decoded.records if r.name == "undecoded"]
+    if undecoded:  # the telegrams whose records all decode carry no warning
+        [rest] = undecoded
+        assert decoded.frame["warnings"] == [
+            f"records from byte {rest.raw['offset']} on were kept raw: {rest.raw['reason']}"
+        ]

@@ -110,6 +110,7 @@ def decode_records(
     manufacturer: str | None = None,
     msb_first: bool = False,
     keep_going: bool = False,
+    salvage: bool = False,
 ) -> list[Record]:
     """Decode the data records of a variable data structure (the bytes after the TPL header).
 
@@ -119,6 +120,10 @@ def decode_records(
     telegram. Structural damage (a record running past the end, more extensions than the
     standard allows) still fails: that is a corrupted frame, and its values can't be trusted.
     Without any good record before it, the error stands as well.
+
+    ``salvage`` goes further, for wireless telegrams whose link layer was already checked (CRC,
+    or the decryption's 2F2F): any record that can't be read, first or not, damaged or unknown,
+    becomes the ``undecoded`` rest, so the header facts and the good records still come out.
     """
     records: list[Record] = []
     position = 0  # where the record being read starts (fill bytes before it included)
@@ -142,8 +147,9 @@ def decode_records(
                 )
             )
             position = start + length
-    except UnknownFormat as err:
-        if not keep_going or not records:
+    except FrameError as err:
+        unknown = isinstance(err, UnknownFormat) and keep_going and bool(records)
+        if not (salvage or unknown):
             raise
         records.append(_undecoded_record(payload[position:], offset + position, err))
     return _unique_obis(records)

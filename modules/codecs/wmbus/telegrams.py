@@ -422,13 +422,16 @@ def _application(tg: _Telegram, tpl: Tpl, start: int, cache: FormatCache | None)
             if end is not None and end < len(tg.body):
                 apl = tg.body[start:end]
                 tg.frame["unparsed_tail"] = tg.body[end:].hex().upper()
-            # One odd record (a reserved DIF, a record past the end) keeps those before it.
+            # One odd record (a reserved DIF, a record past the end) keeps those before it,
+            # and the header facts always come out: the link layer was checked already.
             records = mbus_records.decode_records(
-                apl, offset=start, medium=medium, manufacturer=maker, keep_going=True
+                apl, offset=start, medium=medium, manufacturer=maker, salvage=True
             )
             if warnings := mbus_records.undecoded_warnings(records):
                 tg.frame["warnings"] = warnings
-        if cache is not None:
+        # A format is learnt only from records that all decoded: a compact frame that
+        # refers to it later must not inherit an undecoded tail.
+        if cache is not None and not any(r.name == "undecoded" for r in records):
             fmt = mbus_records.record_format(apl)
             if fmt:
                 signature = cache.learn(fmt)
