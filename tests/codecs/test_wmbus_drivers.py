@@ -111,3 +111,28 @@ def test_compact_v_and_zenner_totals(vector: dict[str, Any]) -> None:
         assert (total.value, total.unit) == (Decimal(str(expected["total_m3"])), "m³")
         month = next(r for r in decoded.records if r.name == "volume_this_month")
         assert month.value == Decimal(str(expected["target_m3"]))
+
+
+def _vector(driver: str) -> dict[str, Any]:
+    return next(v for v in json.loads(VECTORS.read_text()) if v.get("driver") == driver)
+
+
+def test_techem_fhkv_data_iii_allocation_units_and_temperatures() -> None:
+    vector = _vector("fhkvdataiii")
+    decoded = decode_telegram(bytes.fromhex(vector["hex"]))
+    values = {r.name: (r.value, r.unit) for r in decoded.records}
+    expected = vector["expected"]
+    assert values["hca_this_period"] == (Decimal(expected["current_hca"]), None)
+    assert values["hca_previous_period"] == (Decimal(expected["previous_hca"]), None)
+    assert values["room_temperature"] == (Decimal(str(expected["temp_room_c"])), "°C")
+    assert values["radiator_temperature"] == (Decimal(str(expected["temp_radiator_c"])), "°C")
+
+
+def test_techem_vario_451_energy_in_gj() -> None:
+    vector = _vector("vario451")
+    decoded = decode_telegram(bytes.fromhex(vector["hex"]))
+    values = {r.name: r for r in decoded.records}
+    kwh_per_gj = Decimal(1) / Decimal("0.0036")
+    total = values["total_energy"]
+    assert total.unit == "GJ"
+    assert abs(total.value * kwh_per_gj - Decimal(str(vector["expected"]["total_kwh"]))) < 1  # type: ignore[operator]

@@ -23,9 +23,25 @@ from modules.codecs.wmbus.drivers.model import (
     apply,
     find,
 )
-from modules.codecs.wmbus.drivers.techem import COMPACT_V, MK_RADIO_3, MK_RADIO_4
+from modules.codecs.wmbus.drivers.techem import (
+    COMPACT_V,
+    FHKV_DATA_III,
+    FHKV_DATA_III_94,
+    MK_RADIO_3,
+    MK_RADIO_4,
+    VARIO_451,
+)
 from modules.codecs.wmbus.drivers.zenner import EDC_B_ONE
 
-DRIVERS: tuple[Driver, ...] = (APATOR_16_2, MK_RADIO_3, MK_RADIO_4, COMPACT_V, EDC_B_ONE)
+DRIVERS: tuple[Driver, ...] = (
+    APATOR_16_2,
+    MK_RADIO_3,
+    MK_RADIO_4,
+    COMPACT_V,
+    VARIO_451,
+    FHKV_DATA_III,
+    FHKV_DATA_III_94,
+    EDC_B_ONE,
+)
 
 __all__ = ["DRIVERS", "Driver", "FieldSpec", "FixedFields", "RegisterWalk", "apply", "find"]
