@@ -94,7 +94,7 @@ def mbus_work(frames: int) -> float:
     """Decode ``frames`` wired M-Bus frames (the vectors', in turn); returns the CPU seconds."""
     from bench.vectors import inputs  # noqa: PLC0415
     from gateway import registry  # noqa: PLC0415
-    from gateway.errors import FrameError  # noqa: PLC0415
+    from modules.codecs.errors import FrameError  # noqa: PLC0415
 
     decoder = registry.decoder("mbus")
     good = []
