@@ -39,7 +39,7 @@ from modules.codecs.dlms.hdlc import parse_frame, strip_llc
 from modules.codecs.dlms.security import decipher, parse_general_ciphering
 from modules.codecs.dsmr.telegram import SMARTY_AUTH_KEY, DsmrDecoder, encrypt_telegram
 from modules.codecs.errors import FrameError
-from modules.p1.emulated import EmulatedMeter, HanPush, dsmr5_telegram
+from modules.p1.meter_model import EmulatedMeter, HanPush, dsmr5_telegram
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "tests" / "fixtures" / "vectors"

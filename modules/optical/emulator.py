@@ -21,7 +21,7 @@ from modules.codecs.errors import FrameError
 from modules.codecs.iec62056_21 import messages as iec
 from modules.codecs.kmp import commands as kmp
 from modules.codecs.kmp.frame import START_TO_METER, FrameSplitter
-from modules.optical.simulated import Simulated382
+from modules.optical.meter_model import Simulated382
 
 __all__ = ["IecEmulator", "iec_main", "kmp_main", "serve_kmp"]
 

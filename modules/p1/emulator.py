@@ -25,7 +25,7 @@ from modules.codecs.dsmr.telegram import SMARTY_AUTH_KEY, encrypt_telegram
 from modules.codecs.errors import FrameError
 from modules.dlms.server import CosemServer, HdlcResponder
 from modules.p1.config import parse_key
-from modules.p1.emulated import EmulatedMeter, HanPush, cosem_objects, dsmr5_telegram
+from modules.p1.meter_model import EmulatedMeter, HanPush, cosem_objects, dsmr5_telegram
 
 __all__ = ["P1Emitter", "dlms_main", "p1_main", "serve_dlms"]
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from modules.p1.emulated import EmulatedMeter
 from modules.p1.emulator import P1Emitter
+from modules.p1.meter_model import EmulatedMeter
 from tests.faults.harness import bounded, cpu_share, cycles, figure, gateway_process
 from tests.faults.peers import GarbagePeer, Peer, ResettingPeer, SilentPeer, _pump
 from tests.support.processes import GATEWAY, free_port, wait_for_port

@@ -22,8 +22,8 @@ from modules.dlms import transports
 from modules.dlms.server import CosemServer, HdlcResponder
 from modules.dlms.session import ClientSettings, ControlState, open_client
 from modules.dlms.transports import Addresses
-from modules.p1.emulated import EmulatedMeter, cosem_objects
 from modules.p1.emulator import serve_dlms
+from modules.p1.meter_model import EmulatedMeter, cosem_objects
 from tests.modules.test_p1 import register, settings_for
 from tests.support.gateway import running, until
 from tests.support.processes import GATEWAY, free_port, wait_for_port

@@ -18,7 +18,7 @@ from modules.codecs.kmp import commands as kmp
 from modules.codecs.kmp.registers import DEFAULT_382_REGISTERS
 from modules.kmp.session import KmpMaster
 from modules.optical.emulator import serve_kmp
-from modules.optical.simulated import Simulated382
+from modules.optical.meter_model import Simulated382
 from tests.support.gateway import background, offline_text, running, until
 
 ZONE = ZoneInfo("Europe/Copenhagen")

@@ -16,7 +16,7 @@ from modules.iec62056_21.config import IecOptions
 from modules.iec62056_21.session import meter_time, read_out
 from modules.optical import emulator
 from modules.optical.emulator import IecEmulator
-from modules.optical.simulated import Simulated382
+from modules.optical.meter_model import Simulated382
 from tests.modules.test_optical import (
     BYTE_DELAY_S,
     ZONE,

@@ -20,8 +20,8 @@ from gateway.transport import open_pty, write_slowly
 from modules.codecs.dsmr.stream import P1Splitter
 from modules.codecs.dsmr.telegram import DsmrDecoder, encrypt_telegram
 from modules.dlms.readings import to_readings
-from modules.p1.emulated import EmulatedMeter
 from modules.p1.emulator import P1Emitter
+from modules.p1.meter_model import EmulatedMeter
 from tests.support.gateway import offline_text, running, until
 
 VECTORS = Path(__file__).parents[1] / "fixtures" / "vectors"

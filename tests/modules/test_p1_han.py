@@ -20,8 +20,8 @@ from modules.codecs.dsmr.stream import P1Splitter
 from modules.codecs.records import Record
 from modules.dlms.readings import meter_time, to_readings
 from modules.dlms.secure import FrameCounters
-from modules.p1.emulated import EmulatedMeter
 from modules.p1.emulator import P1Emitter
+from modules.p1.meter_model import EmulatedMeter
 from tests.modules.test_p1 import VECTORS, kinds, p1_module, register, settings_for
 from tests.support.gateway import running, until
 

@@ -15,7 +15,7 @@ from gateway.model import Reading, Sample, utc_now
 from gateway.transport import Link, SerialSettings, open_pty
 from modules.optical import emulator
 from modules.optical.emulator import IecEmulator, serve_kmp
-from modules.optical.simulated import Simulated382
+from modules.optical.meter_model import Simulated382
 from modules.rs485.adapter import Rs485Config
 from modules.sessions import SESSIONS, LinkConfig, SessionSpec
 from tests.modules.test_optical import (

@@ -10,7 +10,7 @@ import pytest
 from gateway.transport import Link, serve_tcp
 from modules.optical import emulator
 from modules.optical.emulator import IecEmulator, serve_kmp
-from modules.optical.simulated import Simulated382
+from modules.optical.meter_model import Simulated382
 from tests.modules.test_optical import BYTE_DELAY_S, ZONE, has, settings_for
 from tests.support.gateway import running, until
 from tests.support.processes import free_port

@@ -1,4 +1,4 @@
-"""A simulated 382 behind the KMP and IEC 62056-21 emulators: registers from the sim household.
+"""The meter model behind the KMP and IEC 62056-21 emulators: a 382 on the sim household.
 
 Energy is integrated from the household's power the way modules/sim/adapter.py does, in real
 time; the meter keeps its own clock, which may be set off ours to exercise drift handling.

@@ -1,4 +1,4 @@
-"""The emulated meter behind the P1, HAN and DLMS emulators, and the frames it sends.
+"""The meter model behind the P1, HAN and DLMS emulators, and the frames it sends.
 
 One deterministic three-phase household load integrated into energy registers; builders turn
 its state into a DSMR 5 telegram, a Kamstrup HAN push (optionally AES-GCM ciphered), or the
