@@ -162,7 +162,6 @@ class MqttBridge:
         backoff = Backoff(healthy_after_s=HEALTHY_SESSION_S)
         try:
             while True:
-                _raise_if_cancelling()
                 started = time.monotonic()
                 fatal = False
                 try:
@@ -622,7 +621,8 @@ def _raise_if_cancelling() -> None:
     every aiomqtt publish) returns the result when the publish completes in the same loop turn
     as a cancel, and the cancel is lost: a session task then waited forever for the next
     command while shutdown waited forever for it (seen on a busy machine). Checked at the top
-    of every loop of the bridge, so a cancel is at most one iteration late."""
+    of every loop of a session's own tasks, so a cancel is at most one iteration late. Not in
+    ``run``: 3.11's TaskGroup leaves its parent's cancel count raised after a child failed."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
