@@ -167,7 +167,9 @@ class Gateway:
         self._store_ok = True
         self.store_problem: str | None = None  # why the store cannot be written, for status
         self._store_problem_since = 0.0
-        self._store_problem_logged = 0.0
+        # -inf, not 0: the monotonic clock counts from boot, and a Pi whose card is full at
+        # boot (uptime under STORE_REMINDER_S) must say so at once, not ten minutes later.
+        self._store_problem_logged = float("-inf")
         self._unsaved_events: deque[Event] = deque()
         self._events_given_up = 0
         self._command_handlers: dict[str, CommandHandler] = {}
@@ -601,7 +603,7 @@ class Gateway:
             _LOGGER.warning(
                 "store %s writable again after %.0f s: everything that waited is written",
                 self.store.path,
-                time.monotonic() - self._store_problem_since,
+                self._monotonic() - self._store_problem_since,
             )
             self.store_problem = None
             self.notifier.status(self.status_line())
@@ -609,12 +611,12 @@ class Gateway:
     def _store_failed(self, err: BaseException) -> None:
         self._store_ok = False
         problem = describe_store_error(err)
-        now = time.monotonic()
+        now = self._monotonic()
         if problem != self.store_problem:
             if self.store_problem is None:
                 self._store_problem_since = now
             self.store_problem = problem
-            self._store_problem_logged = 0.0
+            self._store_problem_logged = float("-inf")
             self.notifier.status(self.status_line())
         if now - self._store_problem_logged >= STORE_REMINDER_S:
             self._store_problem_logged = now

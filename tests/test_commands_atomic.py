@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,29 +10,9 @@ import pytest
 from gateway.app import Gateway
 from gateway.errors import CommandError
 from gateway.model import Command
-from tests.support.gateway import offline_text, running
+from tests.support.gateway import fill_to_the_brim, offline_text, running
 
 METER = '[[meters]]\nid = "m"\n[meters.prepayment]\nenabled = true\n'
-
-
-def fill_to_the_brim(gateway: Gateway) -> None:
-    """Cap the database at its size, then use the room left in the event log's pages (where a
-    command's event goes): SQLite's own SQLITE_FULL, as on a full SD card."""
-    db = gateway.store._db  # the writer connection: the cap is a property of the connection
-    (pages,) = db.execute("PRAGMA page_count").fetchone()
-    db.execute(f"PRAGMA max_page_count = {pages}")
-    for size in (3000, 300, 30, 3, 1):
-        while True:
-            try:
-                with gateway.store.transaction() as tx:
-                    tx.execute(
-                        "INSERT INTO events (meter, at, kind, detail, data)"
-                        " VALUES ('filler', '', 'filler', ?, '{}')",
-                        ("x" * size,),
-                    )
-            except sqlite3.OperationalError as err:
-                assert "full" in str(err)
-                break
 
 
 def top_ups(gateway: Gateway) -> list[str]:

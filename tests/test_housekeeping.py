@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,9 +12,9 @@ import pytest
 from gateway import config
 from gateway.app import PRUNE_EVERY_S, STORE_FILE, Gateway, PruneSchedule
 from gateway.engine.records import ProfileFlag, ProfileRow
-from gateway.model import utc_now
+from gateway.model import Event, utc_now
 from gateway.store import Store
-from tests.support.gateway import offline_text, serving, until
+from tests.support.gateway import fill_to_the_brim, offline_text, serving, until
 
 
 def test_the_first_prune_is_due_at_once_whatever_the_clock_reads() -> None:
@@ -59,3 +60,26 @@ async def test_rows_past_retention_go_at_the_first_tick_on_any_host(
     gateway = Gateway(settings, outputs=lambda _g: (), monotonic=lambda: boot_s)
     async with serving(gateway):
         await until(lambda: starts() == [recent], 20.0, "old profile rows pruned")
+
+
+@pytest.mark.parametrize("boot_s", [0.0, 5.0, 40 * 86400.0])
+def test_a_store_that_cannot_be_written_is_said_at_once_on_any_host(
+    tmp_path: Path, boot_s: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Once silent for the first ten minutes after boot: a Pi whose card is full at boot.
+    settings = config.loads(offline_text(tmp_path / "data", '[[meters]]\nid = "m"\n'))
+    gateway = Gateway(settings, outputs=lambda _g: (), monotonic=lambda: boot_s)
+    try:
+        fill_to_the_brim(gateway)
+        gateway.report(Event("m", utc_now(), "test", "waits in memory", {}))
+        with caplog.at_level(logging.ERROR, logger="gateway.app"):
+            gateway.persist()
+        said = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(said) == 1 and "the data disk is full" in said[0], said
+        assert gateway.store_problem is not None
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="gateway.app"):
+            gateway.persist()  # the same problem again: a reminder only every STORE_REMINDER_S
+        assert not [r for r in caplog.records if r.levelno == logging.ERROR]
+    finally:
+        gateway.store.close()

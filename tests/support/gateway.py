@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -80,3 +81,23 @@ async def until(
                 await asyncio.sleep(POLL_INTERVAL_S)
     except TimeoutError:
         raise TimeoutError(f"{what} not met within {timeout_s} s") from None
+
+
+def fill_to_the_brim(gateway: Gateway) -> None:
+    """Cap the database at its size, then use the room left in the event log's pages (where a
+    command's event goes): SQLite's own SQLITE_FULL, as on a full SD card."""
+    db = gateway.store._db  # the writer connection: the cap is a property of the connection
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    for size in (3000, 300, 30, 3, 1):
+        while True:
+            try:
+                with gateway.store.transaction() as tx:
+                    tx.execute(
+                        "INSERT INTO events (meter, at, kind, detail, data)"
+                        " VALUES ('filler', '', 'filler', ?, '{}')",
+                        ("x" * size,),
+                    )
+            except sqlite3.OperationalError as err:
+                assert "full" in str(err)
+                break
