@@ -51,7 +51,7 @@ class Progress:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.tty = stream.isatty()
-        self._last = 0.0
+        self._last = float("-inf")  # not 0: the monotonic clock counts from boot
 
     def show(self, text: str, *, force: bool = False) -> None:
         """Say where the scan is."""
