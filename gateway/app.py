@@ -1,8 +1,9 @@
 """The supervisor: one root TaskGroup, modules under jittered backoff, reload, orderly shutdown.
 
-It is also the hub between modules and the rest: samples go to the meter's engine, events to the
-store and then the outputs, registers to the store at a bounded rate and only then to outputs,
-so nothing published can come back lower after a crash.
+It is also the hub between modules and the rest: samples go to the meter's engine and its state
+to the outputs straight from memory (``Meters.published`` decides what may be shown), events to
+the store and then the outputs, registers and engine state to the store as checkpoints every
+``checkpoint_interval_s`` and at every debiting stop, tariff or breaker switch, reload and stop.
 """
 
 from __future__ import annotations
@@ -71,6 +72,15 @@ STORE_REMINDER_S = 600.0
 # start before records are stamped with it, where nothing else says NTP has set it.
 CLOCK_SAVE_EVERY_S = 3600.0
 _CLOCK_STATE = ("@gateway", "wall_clock")
+# "0" while running, "1" after an orderly stop: a start that finds "0" follows a kill -9 or a
+# power cut, and withholds the meters' own totals until each meter is heard again.
+_CLEAN_STOP = ("@gateway", "clean_stop")
+# A meter sampling at about the publish interval jitters around it: a sample this close to the
+# interval after the last state message goes out at once instead of waiting a whole interval.
+PUBLISH_SLACK = 0.8
+# Held-back state messages (a meter sampling faster than the interval) are looked at this often,
+# as a share of the publish interval.
+PUBLISH_CHECKS_PER_INTERVAL = 4
 
 
 class Output(Protocol):
@@ -83,7 +93,8 @@ class Output(Protocol):
         ...
 
     def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
-        """A meter's registers, inside the store transaction that makes them durable."""
+        """A meter's registers as ``Meters.published`` shows them, from memory, at most once
+        per publish interval."""
         ...
 
     def on_profile(self, meter: str, row: ProfileRow) -> None:
@@ -95,7 +106,11 @@ class Output(Protocol):
         ...
 
     def on_live(self, update: Update) -> None:
-        """Fresh instantaneous values (never lifetime totals, which wait for the store)."""
+        """What a sample changed, at once (never a register only the gateway counts)."""
+        ...
+
+    def on_checkpoint(self) -> None:
+        """Inside a checkpoint's transaction: anything the output keeps on disk with it."""
         ...
 
     def on_event(self, event_id: int, event: Event) -> None:
@@ -153,7 +168,8 @@ class Gateway:
         self.samples_held = 0  # dropped while the clock was not believable
         self._clock_saved = float("-inf")
         self._clock_said = False  # "waiting for the clock" was logged
-        self.meters = Meters(settings, self.store)
+        self.meters = Meters(settings, self.store, clean_start=self._mark_running())
+        self._last_publish: dict[str, float] = {}
         self.health: dict[str, ModuleHealth] = {}
         self.outputs: list[Output] = []
         self.started_at = utc_now()
@@ -194,7 +210,9 @@ class Gateway:
             # Profile intervals, billing and events would carry a time from before the sync.
             self.samples_held += 1
             return
-        self._apply(engine.ingest(sample))
+        update = engine.ingest(sample)
+        self.meters.heard(sample.meter)
+        self._apply(update)
 
     def report(self, event: Event) -> None:
         """Persist an event; outputs queue it in the same transaction, so none is lost. While
@@ -337,6 +355,7 @@ class Gateway:
                     self._start_module(module)
                 housekeeping = [
                     group.create_task(self._flush_loop(), name="flush"),
+                    group.create_task(self._publish_loop(), name="publish"),
                     group.create_task(self._tick_loop(), name="tick"),
                     group.create_task(self._watchdog_loop(), name="watchdog"),
                 ]
@@ -353,6 +372,8 @@ class Gateway:
                     for task in housekeeping:
                         task.cancel()
                     self.persist()
+                    for meter in list(self.meters.unpublished):
+                        self.publish(meter)
                     for task in output_tasks:
                         task.cancel()
         finally:
@@ -362,11 +383,13 @@ class Gateway:
                     loop.remove_signal_handler(signum)
             self.persist()
             self._save_wall_clock()
+            if self.store_problem is None:
+                self._mark_stopped()
             self.store.close()
 
     def flush(self) -> None:
-        """Commit what the engines changed; outputs queue their messages in the same
-        transaction (the MQTT outbox lives in this store), so durable == published."""
+        """Checkpoint what the engines changed (one transaction for all meters); outputs queue
+        profile and billing messages inside it."""
         try:
             self.meters.flush(self.outputs)
         except Exception:
@@ -392,6 +415,9 @@ class Gateway:
         if not noted:
             for event in self.meters.note(update):
                 self.report(event)
+            if self.meters.due_checkpoint(update):
+                # A debiting stop, a tariff or breaker switch: rare, and must last at once.
+                self.persist()
         for action in update.actions:
             self._actuate(update.meter, action)
         if update.registers:
@@ -399,7 +425,48 @@ class Gateway:
             if live.registers:
                 for output in self.outputs:
                     output.on_live(live)
+            self._publish_if_due(update.meter)
             self._log_summary(update.meter)
+
+    def _publish_if_due(self, meter: str) -> None:
+        """The meter's state to every output from memory, at most once per publish interval
+        (a faster meter is coalesced: its newest registers go out at the interval)."""
+        now = self._monotonic()
+        interval = self.settings.gateway.publish_interval_s
+        if now - self._last_publish.get(meter, float("-inf")) >= interval * PUBLISH_SLACK:
+            self.publish(meter)
+
+    def publish(self, meter: str) -> None:
+        """Hand the meter's published registers to every output now."""
+        if not self.meters.publishable(meter):
+            return  # its own totals are withheld until it is heard after an unclean stop
+        self.meters.unpublished.discard(meter)
+        self._last_publish[meter] = self._monotonic()
+        registers = self.meters.published(meter)
+        for output in self.outputs:
+            output.on_state(meter, registers)
+
+    async def _publish_loop(self) -> None:
+        """State messages a meter's faster samples held back go out at the interval."""
+        while True:
+            interval = self.settings.gateway.publish_interval_s
+            await asyncio.sleep(interval / PUBLISH_CHECKS_PER_INTERVAL)
+            for meter in list(self.meters.unpublished):
+                self._publish_if_due(meter)
+
+    def _mark_running(self) -> bool:
+        """Note in the store that the gateway runs; True if the last run stopped in order."""
+        try:
+            before = self.store.get_state(*_CLEAN_STOP)
+            self.store.put_state(*_CLEAN_STOP, b"0")
+        except (sqlite3.Error, StoreError) as err:
+            _LOGGER.warning("cannot note the start in %s: %s", self.store.path, err)
+            return False
+        return before != b"0"
+
+    def _mark_stopped(self) -> None:
+        with contextlib.suppress(sqlite3.Error, StoreError):
+            self.store.put_state(*_CLEAN_STOP, b"1")
 
     def _actuate(self, meter: str, action: Action) -> None:
         """Hand a breaker switch to its actuator module; the engine times out if none answers."""
@@ -437,6 +504,7 @@ class Gateway:
         for event in events:
             _LOGGER.info("event %s on %s: %s", event.kind, event.meter, event.detail)
         self._apply(Update(update.meter, update.registers, actions=update.actions), noted=True)
+        self.publish(command.meter)  # a top-up or a switch shows at once, not coalesced
         return result
 
     def _commit_command(self, update: Update) -> list[Event]:
@@ -577,8 +645,9 @@ class Gateway:
     async def _flush_loop(self) -> None:
         while True:
             uptime = (utc_now() - self.started_at).total_seconds()
-            interval = self.settings.gateway.persist_interval_s
-            # A newcomer sees the store (and MQTT) move at once; then the SD card is spared.
+            interval = self.settings.gateway.checkpoint_s
+            # A newcomer sees the store (and gateway-counted totals) move at once; then the SD
+            # card is spared.
             await asyncio.sleep(min(interval, 1.0) if uptime < SUMMARY_WARMUP_S else interval)
             self.persist()
 

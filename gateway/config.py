@@ -48,8 +48,27 @@ class GatewaySection(_Section, frozen=True):
     name: str = "home"
     data_dir: str = "/var/lib/meter-gateway"
     timezone: str = "UTC"
-    persist_interval_s: float = 10.0  # registers reach the SD card at most this often per meter
+    # Live values (state messages, SSE, the Z-Wave node) leave from memory at most this often
+    # per meter; a meter sampling slower goes out at every sample.
+    publish_interval_s: float = 1.0
+    # Registers and engine state reach the SD card this often (and at every debiting stop,
+    # tariff or breaker switch, on SIGTERM/SIGHUP and before a module swap). Every checkpoint
+    # costs SQLite's WAL a few 4 KiB pages however little moved, so its count per day is what
+    # wears the card (bench/RESULTS.md); 900 s is one per load-profile interval, so a power cut
+    # refills at most one. A kill -9 or power cut loses at most this window of what only the
+    # gateway counts (README "Durability").
+    checkpoint_interval_s: float = 900.0
+    # The old name of checkpoint_interval_s (before live values left from memory); when set it
+    # wins, so existing config files keep their meaning.
+    persist_interval_s: float | None = None
     shutdown_timeout_s: float = 10.0
+
+    @property
+    def checkpoint_s(self) -> float:
+        """The checkpoint interval in force (``persist_interval_s`` if an old file sets it)."""
+        if self.persist_interval_s is not None:
+            return self.persist_interval_s
+        return self.checkpoint_interval_s
 
 
 class TlsSection(_Section, frozen=True):
@@ -80,10 +99,14 @@ class MqttSection(_Section, frozen=True):
     availability_timeout_s: float = 120.0
     per_value_topics: bool = False
     raw_frames: bool = False
-    # A 35-register state is ~420 bytes on disk: 7 days of one state per second, or ~60 days
-    # at the default persist_interval_s of 10 s.
+    # A spilled 35-register state is ~420 bytes on disk: 256 MB hold 7 days of an outage with
+    # one state per second per meter.
     outbox_max_mb: float = 256.0
     outbox_policy: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    # Messages wait in memory for the broker's PUBACK; those waiting longer (the broker is away
+    # or behind) go to the outbox on disk, in one batch per this interval. A kill -9 during an
+    # outage loses at most this much of the newest messages; a restart loses no spilled one.
+    outbox_spill_after_s: float = 30.0
     # Commands on <base>/<meter>/set/# must carry an HMAC-SHA256 with this shared secret and a
     # timestamp at most command_max_age_s old (gateway/signing.py); unset: unsigned commands.
     command_secret_file: str | None = None
@@ -292,6 +315,15 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             f"unknown time zone {settings.gateway.timezone!r}", path="gateway.timezone", file=source
         ) from None
+    section = settings.gateway
+    for key, number in (
+        ("publish_interval_s", section.publish_interval_s),
+        ("checkpoint_interval_s", section.checkpoint_interval_s),
+        ("persist_interval_s", section.persist_interval_s),
+        ("shutdown_timeout_s", section.shutdown_timeout_s),
+    ):
+        if number is not None and not number > 0:
+            raise ConfigError("must be greater than 0", path=f"gateway.{key}", file=source)
     meter_ids: set[str] = set()
     for index, meter in enumerate(settings.meters):
         _check_name(meter.id, meter_ids, "meter id", f"meters[{index}].id", source)
@@ -388,6 +420,7 @@ def _check_mqtt(settings: Settings) -> None:
             raise ConfigError(f"must be {low}..{high}", path=f"mqtt.{key}", file=source)
     for key, number in (
         ("outbox_max_mb", mqtt.outbox_max_mb),
+        ("outbox_spill_after_s", mqtt.outbox_spill_after_s),
         ("availability_timeout_s", mqtt.availability_timeout_s),
         ("command_max_age_s", mqtt.command_max_age_s),
     ):

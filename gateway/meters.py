@@ -1,4 +1,9 @@
-"""The meters: one engine each, and the bounded-rate write-back of their state to the store."""
+"""The meters: one engine each, what outputs may show of them, and their checkpoints.
+
+Live values leave from memory (``published``); the store gets a checkpoint of what changed
+every ``checkpoint_interval_s`` (``flush``). Registers only the gateway counts are shown as last
+checkpointed, so a power cut can never take a shown one back (README "Durability").
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,28 @@ from typing import Protocol
 from gateway import obis
 from gateway.config import Settings
 from gateway.engine import AnalysisRow, BillingRecord, MeterEngine, ProfileRow, Register, Update
+from gateway.engine.book import (
+    ACTIVE_TARIFF,
+    BREAKER_ACTUATOR,
+    BREAKER_STATE,
+    CREDIT,
+    HOUR_COUNTER,
+    THRESHOLD_COUNT,
+)
 from gateway.model import Event
 from gateway.store import Store
 
 __all__ = ["MeterOutput", "Meters"]
 
 _LOGGER = logging.getLogger(__name__)
+
+# Modules whose meter's registers exist only in the gateway: an S0 input counts pulses, the
+# simulator resumes from the registers. Their totals are shown only as checkpointed.
+GATEWAY_COUNTING_MODULES = frozenset({"s0", "sim"})
+# Registers the engine counts itself on any meter: shown only as checkpointed. (Tariff shares
+# are recomputed from the meter's own total after a restart, and a tariff switch checkpoints.)
+_COUNTED_BY_ENGINE = frozenset({CREDIT, HOUR_COUNTER, THRESHOLD_COUNT})
+_CHECKPOINT_AT_ONCE = (ACTIVE_TARIFF, BREAKER_STATE, BREAKER_ACTUATOR)
 
 
 class MeterOutput(Protocol):
@@ -34,6 +55,10 @@ class MeterOutput(Protocol):
         """A debiting-stop snapshot, inside the transaction that stores it."""
         ...
 
+    def on_checkpoint(self) -> None:
+        """Inside a checkpoint's transaction: anything the output keeps on disk with it."""
+        ...
+
 
 @dataclass(slots=True)
 class _Pending:
@@ -47,12 +72,20 @@ class _Pending:
 class Meters:
     """Engines by meter id; collects what changed and commits it in one transaction."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, *, clean_start: bool = True) -> None:
         self._store = store
         self.engines: dict[str, MeterEngine] = {}
         self._pending: dict[str, _Pending] = {}
-        # Lifetime totals as last committed, per meter: what every output may show of them.
+        # Gateway-counted registers as last committed, per meter: what outputs may show of them.
         self._durable: dict[str, dict[str, Register]] = {}
+        self._counting: frozenset[str] = frozenset()
+        # Meters with registers changed since their last state message.
+        self.unpublished: set[str] = set()
+        # After a kill -9 or power cut, a meter's own totals may have been shown higher than
+        # the checkpoint: they are withheld until the meter's next reading brings them back.
+        self._withheld: set[str] = set() if clean_start else {m.id for m in settings.meters}
+        self.clean_start = clean_start
+        self._saved_state: dict[str, bytes] = {}
         self.sync(settings)
 
     def sync(self, settings: Settings) -> None:
@@ -67,10 +100,26 @@ class Meters:
             else:
                 registers = self._store.load_registers(meter.id)
                 state = self._store.load_engine_state(meter.id)
-                self._durable[meter.id] = _totals(registers)
+                self._durable[meter.id] = {reg.obis: reg for reg in registers}
+                if state is not None:
+                    self._saved_state[meter.id] = state
             self.engines[meter.id] = MeterEngine(
                 meter.id, registers, settings=meter, zone=settings.zone, state=state
             )
+        self._counting = frozenset(
+            meter_id
+            for module in settings.modules
+            if module.type in GATEWAY_COUNTING_MODULES
+            for meter_id in ((module.meter,) if module.meter else ())
+        )
+
+    def publishable(self, meter: str) -> bool:
+        """False while a meter's own totals are withheld (unclean stop, not heard since)."""
+        return meter not in self._withheld
+
+    def heard(self, meter: str) -> None:
+        """The meter itself delivered a reading: its own totals are current again."""
+        self._withheld.discard(meter)
 
     def note(self, update: Update) -> list[Event]:
         """Remember what an engine call changed for the next flush; returns its events."""
@@ -80,18 +129,26 @@ class Meters:
         pending.profile += update.profile
         pending.analysis += update.analysis
         pending.billing += update.billing
+        if update.registers:
+            self.unpublished.add(update.meter)
         return update.events
 
     def tick(self, now: datetime) -> list[Update]:
         """Time-driven engine changes."""
         return [update for engine in self.engines.values() if (update := engine.tick(now))]
 
+    def due_checkpoint(self, update: Update) -> bool:
+        """True when an update must be checkpointed at once, not at the next interval: a
+        debiting stop (billing), or a tariff switch (tariff shares are not recomputable)."""
+        return bool(update.billing) or _switched(update)
+
     def flush(self, outputs: Iterable[MeterOutput]) -> None:
-        """Commit registers, engine cursors, profiles, analysis and billing in one transaction;
-        outputs queue their messages inside it, so what is published is exactly what is stored."""
-        pending, self._pending = self._pending, {}
-        if not pending:
+        """The checkpoint: registers that changed, engine cursors that changed, profiles,
+        analysis and billing of every meter in one transaction; profile and billing messages
+        are queued inside it."""
+        if not self._pending:
             return
+        pending: dict[str, _Pending] = {}
         targets = list(outputs)
         committed: dict[str, dict[str, Register]] = {}
 
@@ -107,26 +164,42 @@ class Meters:
                 self._pending[meter] = work
 
         with self._store.transaction():
+            # Taken only once the transaction has begun: a BEGIN refused (a read-only or full
+            # disk) leaves everything where it was.
+            pending, self._pending = self._pending, {}
             # Also when a caller's transaction this one joins fails later, at its COMMIT.
             self._store.after_rollback(keep_for_next_attempt)
+            states: dict[str, bytes] = {}
             for meter, work in pending.items():
                 engine = self.engines[meter]
-                committed[meter] = _totals(engine.registers.values())
-                self._store.save_registers(meter, work.registers.values())
-                self._store.save_engine_state(meter, engine.state_blob())
-                self._store.add_profile(meter, work.profile)
-                self._store.add_analysis(meter, work.analysis)
-                self._store.add_billing(meter, work.billing)
+                committed[meter] = dict(engine.registers)
+                if work.registers:
+                    self._store.save_registers(meter, work.registers.values())
+                state = engine.state_blob()
+                if state != self._saved_state.get(meter):
+                    self._store.save_engine_state(meter, state)
+                    states[meter] = state
+                if work.profile:
+                    self._store.add_profile(meter, work.profile)
+                if work.analysis:
+                    self._store.add_analysis(meter, work.analysis)
+                if work.billing:
+                    self._store.add_billing(meter, work.billing)
                 for output in targets:
-                    if work.registers:
-                        output.on_state(meter, engine.registers)
                     for row in work.profile:
                         output.on_profile(meter, row)
                     for record in work.billing:
                         output.on_billing(meter, record)
-            # Joined to a caller's transaction (a command's), the totals are durable only once
-            # that one commits.
-            self._store.after_commit(lambda: self._durable.update(committed))
+            for output in targets:
+                output.on_checkpoint()
+
+            def durable() -> None:
+                self._durable.update(committed)
+                self._saved_state.update(states)
+
+            # Joined to a caller's transaction (a command's), the registers are durable only
+            # once that one commits.
+            self._store.after_commit(durable)
 
     def checkpoint(self, meter: str) -> tuple[list[Register], bytes]:
         """What ``restore`` needs to put a meter's engine back as it is now."""
@@ -167,25 +240,42 @@ class Meters:
                 _LOGGER.info("meter %s: removed %d rows past retention", meter, removed)
 
     def published(self, meter: str) -> dict[str, Register]:
-        """A meter's registers as every output shows them: lifetime totals as last committed
-        (what MQTT's ``state`` carries, so a kill -9 can never take a shown total back),
-        instantaneous values as the engine has them now.
+        """A meter's registers as every output shows them (the durability contract, README).
 
-        The one place that decides which totals are shown: HTTP, server-sent events and
-        ``/metrics`` read this, MQTT gets the same registers inside the committing transaction.
+        Registers the meter keeps itself are shown as the engine has them now: after a power
+        cut its next reading brings them back, never lower (the engine's never-backwards guard).
+        Registers only the gateway counts (an S0 or simulated meter's totals, credit, the
+        hour counter) are shown as last checkpointed, so none is ever shown above what is on
+        disk. After an unclean stop a meter's own totals are withheld until it is heard again.
+
+        The one place that decides this: MQTT's ``state``, HTTP, server-sent events and
+        ``/metrics`` all read it.
         """
         engine = self.engines.get(meter)
         if engine is None:
             return {}
-        view = {code: reg for code, reg in engine.registers.items() if _shown_live(code)}
-        view.update(self._durable.get(meter, {}))
+        durable = self._durable.get(meter, {})
+        counting = meter in self._counting
+        withheld = meter in self._withheld
+        view: dict[str, Register] = {}
+        for code, register in engine.registers.items():
+            if _counted_by_gateway(code, counting):
+                if code in durable:
+                    view[code] = durable[code]
+            elif not (withheld and obis.is_cumulative(code)):
+                view[code] = register
         return view
 
     def live(self, update: Update) -> Update:
-        """The part of an update that may be shown before it is durable: no lifetime totals."""
+        """The part of an update shown at once: no register only the gateway counts."""
+        counting = update.meter in self._counting
         return Update(
             update.meter,
-            {code: register for code, register in update.registers.items() if _shown_live(code)},
+            {
+                code: register
+                for code, register in update.registers.items()
+                if not _counted_by_gateway(code, counting)
+            },
         )
 
     def summary(self, meter: str, codes: Iterable[str]) -> str:
@@ -199,10 +289,11 @@ class Meters:
         return ", ".join(parts) or "no values yet"
 
 
-def _shown_live(code: str) -> bool:
-    """Instantaneous values may be shown before they are durable; lifetime totals may not."""
-    return not obis.is_cumulative(code)
+def _counted_by_gateway(code: str, counting_meter: bool) -> bool:
+    """True for a register only the gateway counts: shown only once it is on disk."""
+    return code in _COUNTED_BY_ENGINE or (counting_meter and obis.is_cumulative(code))
 
 
-def _totals(registers: Iterable[Register]) -> dict[str, Register]:
-    return {reg.obis: reg for reg in registers if not _shown_live(reg.obis)}
+def _switched(update: Update) -> bool:
+    """True when the update switched the tariff or the breaker (both rare, both must last)."""
+    return any(code in update.registers for code in _CHECKPOINT_AT_ONCE)

@@ -2,10 +2,10 @@
 
 Two kinds of messages, on purpose:
 
-- Data (``state``, ``event``, ``profile``, ``billing``) goes through the SQLite outbox:
-  appended in the transaction that makes the fact durable, published in order, deleted only
-  after PUBACK. A broker outage or a restart delays it; nothing is lost unless the size bound
-  says so.
+- Data (``state``, ``event``, ``profile``, ``billing``) goes through the outbox: held in
+  memory and published at once, in order; written to SQLite only while the broker does not
+  acknowledge it in time (gateway/outbox.py), and deleted from there only after PUBACK. A broker
+  outage or a restart delays it; nothing spilled is lost unless the size bound says so.
 - Session state (``status``, ``status/detail``, ``availability``, discovery configs, per-value
   topics, command replies) is derived from the present and re-published on every connection.
   Queuing it would replay stale copies (an old ``offline`` after a newer ``online``) or put a
@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
+import math
 import sqlite3
 import ssl
 import time
@@ -94,6 +96,13 @@ SHUTDOWN_DRAIN_S = 3.0
 RAW_QUEUE_MAX = 256
 # A session this long was healthy: the next failure starts the backoff from its first step.
 HEALTHY_SESSION_S = 10.0
+# How often the outbox is checked for messages overdue for the disk.
+SPILL_CHECK_S = 1.0
+# State sequence numbers are saved with every checkpoint and spill. After a kill -9 they resume
+# this far past the saved one, beyond any number handed out since (at most one state per meter
+# and 0.8 publish intervals between checkpoints, commands included twice over): a number never
+# comes round twice, and the jump shows the gap.
+SEQ_MARGIN = 100
 # CONNACK reason codes that retrying cannot fix (MQTT 5 table 3-1; paho maps 3.1.1's 4 and 5).
 _AUTH_FAILURES = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C})
 _TRANSIENT_ERRNOS = frozenset(
@@ -126,12 +135,21 @@ class MqttBridge:
             gateway.store,
             max_bytes=int(self.config.outbox_max_mb * 1_000_000),
             policy=self.config.outbox_policy,
+            spill_after_s=self.config.outbox_spill_after_s,
         )
         self.presence = Presence(gateway, self.config, self.topics, self.outbox)
         self._client: aiomqtt.Client | None = None
         self._wakeup = asyncio.Event()
         self._maintain_now = asyncio.Event()
         self._seq: dict[str, int] = {}
+        self._seq_saved: dict[str, int] = {}
+        gateway_section = gateway.settings.gateway
+        self._seq_gap = (
+            0
+            if gateway.meters.clean_start
+            else 2 * math.ceil(gateway_section.checkpoint_s / gateway_section.publish_interval_s)
+            + SEQ_MARGIN
+        )
         self._latest_state: dict[str, int] = {}
         self._state_meters: dict[str, str] = {}
         self._reannounce_at: float | None = None
@@ -159,59 +177,99 @@ class MqttBridge:
 
     async def run(self) -> None:
         """Connect, serve, and reconnect with jittered backoff until cancelled."""
-        backoff = Backoff(healthy_after_s=HEALTHY_SESSION_S)
         try:
-            while True:
-                started = time.monotonic()
-                fatal = False
-                try:
-                    await self._session()
-                    reason = "the broker closed the session"
-                except MqttConnectError as err:
-                    reason = str(err)
-                    fatal = refused_for_good(err)
-                except aiomqtt.MqttError as err:
-                    reason = str(err) or type(err).__name__
-                    fatal = "CERTIFICATE_VERIFY_FAILED" in reason
-                except ExceptionGroup as group:
-                    # A link lost while several publishes were waiting (discovery, say) is
-                    # still just a lost link: one line, no traceback.
-                    lost = first_of(group, aiomqtt.MqttError)
-                    if lost is None:
-                        raise
-                    reason = str(lost) or type(lost).__name__
-                except (OSError, ssl.SSLError, GatewayError) as err:
-                    reason, fatal = str(err), not transient(err)
-                except Exception as err:
-                    # A bug or a store error must not stop the meters: log it, start over.
-                    _LOGGER.exception("MQTT bridge failed")
-                    reason = f"{type(err).__name__}: {err}"
-                ran_s = time.monotonic() - started
-                delay = backoff.fatal_delay() if fatal else backoff.next_delay(ran_s)
-                log = _LOGGER.warning if backoff.attempt <= 1 or fatal else _LOGGER.debug
-                log(
-                    "MQTT broker %s:%d: %s; retrying in %.1f s (%d messages wait in the outbox)",
-                    self.config.host,
-                    self.config.port,
-                    reason,
-                    delay,
-                    self.outbox.waiting,
-                )
-                await asyncio.sleep(delay)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._spill_loop(), name="mqtt-spill")
+                await self._connect_forever()
         finally:
             self._undo_command()
+            # Stopping: what the broker has not acknowledged goes to disk, for the next start.
+            try:
+                self._spill()
+            except (sqlite3.Error, GatewayError) as err:
+                _LOGGER.warning("MQTT: %d messages lost at shutdown: %s", self.outbox.depth, err)
+
+    async def _connect_forever(self) -> None:
+        backoff = Backoff(healthy_after_s=HEALTHY_SESSION_S)
+        while True:
+            # No _raise_if_cancelling() here: Python 3.11's TaskGroup leaves this task's
+            # cancelling() at 1 after a failed session (it cancels its parent and never
+            # uncancels), which would end the bridge at the first lost link. The sleep below
+            # honours a real cancellation.
+            started = time.monotonic()
+            fatal = False
+            try:
+                await self._session()
+                reason = "the broker closed the session"
+            except MqttConnectError as err:
+                reason = str(err)
+                fatal = refused_for_good(err)
+            except aiomqtt.MqttError as err:
+                reason = str(err) or type(err).__name__
+                fatal = "CERTIFICATE_VERIFY_FAILED" in reason
+            except ExceptionGroup as group:
+                # A link lost while several publishes were waiting (discovery, say) is
+                # still just a lost link: one line, no traceback.
+                lost = first_of(group, aiomqtt.MqttError)
+                if lost is None:
+                    raise
+                reason = str(lost) or type(lost).__name__
+            except (OSError, ssl.SSLError, GatewayError) as err:
+                reason, fatal = str(err), not transient(err)
+            except Exception as err:
+                # A bug or a store error must not stop the meters: log it, start over.
+                _LOGGER.exception("MQTT bridge failed")
+                reason = f"{type(err).__name__}: {err}"
+            ran_s = time.monotonic() - started
+            delay = backoff.fatal_delay() if fatal else backoff.next_delay(ran_s)
+            log = _LOGGER.warning if backoff.attempt <= 1 or fatal else _LOGGER.debug
+            log(
+                "MQTT broker %s:%d: %s; retrying in %.1f s (%d messages wait in the outbox)",
+                self.config.host,
+                self.config.port,
+                reason,
+                delay,
+                self.outbox.waiting,
+            )
+            await asyncio.sleep(delay)
+
+    async def _spill_loop(self) -> None:
+        """Messages the broker has not acknowledged in time go to disk, a batch at a time."""
+        while True:
+            _raise_if_cancelling()
+            await asyncio.sleep(SPILL_CHECK_S)
+            if self.outbox.spill_due():
+                try:
+                    self._spill()
+                except (sqlite3.Error, GatewayError) as err:
+                    # They stay in memory and go with the next spill or the broker.
+                    _LOGGER.warning("MQTT outbox: cannot spill to disk: %s", err)
+
+    def _spill(self) -> None:
+        """Spill the outbox with the state sequence numbers, in one transaction."""
+        with self._gateway.store.transaction():
+            spilled = self.outbox.spill()
+            self.on_checkpoint()
+        if spilled:
+            _LOGGER.debug("MQTT outbox: %d messages to disk", spilled)
+
+    def on_checkpoint(self) -> None:
+        """Inside a checkpoint's (or a spill's) transaction: the state sequence numbers."""
+        changed = {m: seq for m, seq in self._seq.items() if self._seq_saved.get(m) != seq}
+        for meter, seq in changed.items():
+            self._gateway.store.put_state(STATE_MODULE, f"seq:{meter}", str(seq).encode())
+        if changed:
+            self._gateway.store.after_commit(functools.partial(self._seq_saved.update, changed))
 
     def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
-        """Queue the meter's state inside the flush transaction; delete acked rows in it too."""
+        """Queue the meter's state (from memory, as ``Meters.published`` shows it)."""
         seq = self._seq_of(meter) + 1
         topic = self.topics.state(meter)
         row = self.outbox.append(topic, state_payload(meter, registers, seq), retain=True)
-        self._gateway.store.put_state(STATE_MODULE, f"seq:{meter}", str(seq).encode())
         self._seq[meter] = seq
         if row is not None:
             self._latest_state[meter] = row
             self._state_meters[topic] = meter
-        self.outbox.commit_acks()
         if self.presence.needs_announce(meter, registers):
             self._maintain_now.set()
         self._wakeup.set()
@@ -512,7 +570,9 @@ class MqttBridge:
     def _seq_of(self, meter: str) -> int:
         if meter not in self._seq:
             raw = self._gateway.store.get_state(STATE_MODULE, f"seq:{meter}")
-            self._seq[meter] = int(raw.decode()) if raw else 0
+            saved = int(raw.decode()) if raw else 0
+            self._seq_saved[meter] = saved
+            self._seq[meter] = saved + self._seq_gap if saved else 0
         return self._seq[meter]
 
     def _commit_acks(self) -> None:

@@ -1,10 +1,18 @@
-"""The persistent MQTT outbox: QoS 1 messages wait in SQLite until the broker acknowledged them.
+"""The MQTT outbox: messages wait in memory while the broker takes them, on disk when it does not.
 
-Rows are appended in the caller's store transaction (the register flush, the event log write),
-so a message is queued exactly when the fact it reports is durable. They leave the table only
-after PUBACK, in id order, so a broker outage or a gateway restart delays messages but never
-loses or reorders them. A size bound with a policy keeps a months-long outage from filling the
-SD card; whatever the bound drops is counted and logged.
+A message is appended to memory and goes out from there at once; the SD card never sees it when
+the broker acknowledges it in time. It is written to SQLite ("spilled") only when it has waited
+longer than ``spill_after_s`` for its PUBACK (the broker is away or falls behind), when memory
+holds more than ``MEMORY_MAX_B``, or when the gateway stops. A spill writes everything memory
+holds in one transaction, deflated, with each message's own id and time, so it costs about one
+write per ``spill_after_s`` of outage, not one per message.
+
+Memory and disk share one id sequence and disk only ever receives the oldest messages, so every
+row on disk is older than every message in memory: the backlog goes out first, after a
+reconnect as after a restart. Rows leave the table only after PUBACK, in id order. A kill -9
+loses what memory held (at most ``spill_after_s`` of messages the broker had not acknowledged),
+never a spilled row. A size bound with a policy keeps a months-long outage from filling the SD
+card; whatever the bound drops is counted and logged.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -25,6 +33,8 @@ __all__ = ["STATE_MODULE", "Message", "Outbox", "Policy"]
 _LOGGER = logging.getLogger(__name__)
 
 Policy = Literal["drop_oldest", "drop_newest"]
+# The Outbox's ``bytes`` property shadows the builtin inside the class body.
+_Bytes = bytes
 
 # What one row costs beyond its topic and payload (rowid, header, index entry), so that the
 # bound tracks the database's real growth closely enough.
@@ -95,7 +105,7 @@ _DICTIONARY_V1 = (
     )
     + b'{"meter":"main","seq":1,"at":"2025-01-01T00:00:00.000Z","readings":{'
 )
-# A full outbox drops on every append; one warning per this interval is enough.
+# A full outbox drops on every spill; one warning per this interval is enough.
 DROP_LOG_EVERY_S = 60.0
 # SQLite's default limit on host parameters is far above this; chunks keep statements small.
 _CHUNK = 500
@@ -103,6 +113,9 @@ _CHUNK = 500
 STATE_MODULE = "@mqtt"
 _DROPPED_KEY = "outbox_dropped"
 _SIZE_SQL = f"length(payload) + length(CAST(topic AS BLOB)) + {ROW_OVERHEAD_B}"
+# Unacknowledged messages held in memory beyond this go to disk at once, whatever their age:
+# a fast outage (a hundred meters, per-second states) must not grow the process without bound.
+MEMORY_MAX_B = 8_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +129,18 @@ class Message:
     retain: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A message in memory, with what a spill needs to write it as it was queued."""
+
+    message: Message
+    created: datetime
+    queued_at: float  # monotonic
+    size: int
+
+
 class Outbox:
-    """An ordered, bounded, durable queue of MQTT messages inside the gateway store."""
+    """An ordered, bounded queue of MQTT messages: memory first, the gateway store when needed."""
 
     def __init__(
         self,
@@ -125,66 +148,93 @@ class Outbox:
         *,
         max_bytes: int,
         policy: Policy = "drop_oldest",
+        spill_after_s: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self.max_bytes = max_bytes
         self.policy: Policy = policy
+        self.spill_after_s = spill_after_s
         self._clock = clock
+        self._monotonic = monotonic
         self._acked: set[int] = set()
+        self._memory: dict[int, _Held] = {}
+        self._memory_bytes = 0
         self._drops_unlogged = 0
         self._last_drop_log = float("-inf")
+        self.spilled = 0
+        self._disk_depth = 0
+        self._disk_bytes = 0
+        self.resync()
         with store.transaction() as db:
-            count, size = db.execute(
-                f"SELECT count(*), coalesce(sum({_SIZE_SQL}), 0) FROM outbox"
-            ).fetchone()
-        self.depth: int = int(count)
-        self.bytes: int = int(size)
-        # Rows appended (or deleted) inside a transaction that then fails are gone (or back).
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        # Continue AUTOINCREMENT's sequence: an id is never reused, even after a restart.
+        self._next_id = int(row[0]) + 1 if row else 1
+        # Rows written (or deleted) inside a transaction that then fails are gone (or back).
         store.on_rollback(self.resync)
         raw = store.get_state(STATE_MODULE, _DROPPED_KEY)
         self.dropped: int = int(raw.decode()) if raw else 0
-        if self.depth:
+        if self._disk_depth:
             _LOGGER.info(
                 "outbox holds %d messages (%.1f MB) from before; they go out first",
-                self.depth,
-                self.bytes / 1e6,
+                self._disk_depth,
+                self._disk_bytes / 1e6,
             )
+
+    @property
+    def depth(self) -> int:
+        """Messages queued, in memory and on disk (acknowledged ones not yet deleted included)."""
+        return self._disk_depth + len(self._memory)
+
+    @property
+    def bytes(self) -> int:
+        """Bytes queued: rows on disk as stored, messages in memory as they will be stored."""
+        return self._disk_bytes + self._memory_bytes
+
+    @property
+    def on_disk(self) -> int:
+        """Rows in the table (spilled and not yet acknowledged and deleted)."""
+        return self._disk_depth
 
     def append(
-        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+        self, topic: str, payload: _Bytes, *, qos: int = 1, retain: bool = False
     ) -> int | None:
-        """Queue a message (joining any open store transaction); its id, None if dropped."""
-        stored, encoding = _pack(payload)
-        size = len(stored) + len(topic.encode()) + ROW_OVERHEAD_B
-        with self._store.transaction() as db:
-            if self.bytes + size > self.max_bytes and not self._make_room(size):
-                self._count_drops(1, "newest")
-                return None
-            cursor = db.execute(
-                "INSERT INTO outbox (topic, payload, encoding, qos, retain, created)"
-                " VALUES (?,?,?,?,?,?)",
-                (topic, stored, encoding, qos, int(retain), _time_text(self._clock())),
-            )
-        self.depth += 1
-        self.bytes += size
-        return int(cursor.lastrowid or 0)
+        """Queue a message in memory; its id (None is kept for callers of the size bound)."""
+        message_id = self._next_id
+        self._next_id += 1
+        size = len(payload) + len(topic.encode()) + ROW_OVERHEAD_B
+        message = Message(message_id, topic, payload, qos, retain)
+        self._memory[message_id] = _Held(message, self._clock(), self._monotonic(), size)
+        self._memory_bytes += size
+        return message_id
 
     def peek(self, after_id: int = 0, limit: int = 100) -> list[Message]:
-        """The oldest messages with an id above ``after_id``, in order."""
-        with self._store.transaction() as db:
-            rows = db.execute(
-                "SELECT id, topic, payload, encoding, qos, retain FROM outbox"
-                " WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit),
-            ).fetchall()
-        return [
-            Message(row_id, topic, _unpack(data, encoding), qos, bool(r))
-            for row_id, topic, data, encoding, qos, r in rows
-        ]
+        """The oldest messages with an id above ``after_id``, in order: disk, then memory."""
+        found: list[Message] = []
+        if self._disk_depth:
+            with self._store.transaction() as db:
+                rows = db.execute(
+                    "SELECT id, topic, payload, encoding, qos, retain FROM outbox"
+                    " WHERE id > ? ORDER BY id LIMIT ?",
+                    (after_id, limit),
+                ).fetchall()
+            found = [
+                Message(row_id, topic, _unpack(data, encoding), qos, bool(r))
+                for row_id, topic, data, encoding, qos, r in rows
+            ]
+        for message in self._in_memory_after(after_id):
+            if len(found) >= limit:
+                break
+            found.append(message)
+        return found
 
     def ack(self, message_id: int) -> None:
-        """The broker has the message; it is deleted at the next ``commit_acks``."""
+        """The broker has the message: gone from memory now, from disk at ``commit_acks``."""
+        held = self._memory.pop(message_id, None)
+        if held is not None:
+            self._memory_bytes -= held.size
+            return
         self._acked.add(message_id)
 
     @property
@@ -198,7 +248,7 @@ class Outbox:
         return len(self._acked)
 
     def commit_acks(self) -> int:
-        """Delete acknowledged messages (joining any open transaction); returns how many."""
+        """Delete acknowledged rows (joining any open transaction); returns how many."""
         if not self._acked:
             return 0
         acked, self._acked = sorted(self._acked), set()
@@ -212,35 +262,106 @@ class Outbox:
                 ).fetchall()
                 deleted += len(sizes)
                 freed += sum(size for (size,) in sizes)
-        self.depth -= deleted
-        self.bytes -= freed
-        if self.depth <= 0:
-            self.depth = self.bytes = 0
+        self._disk_depth -= deleted
+        self._disk_bytes -= freed
+        if self._disk_depth <= 0:
+            self._disk_depth = self._disk_bytes = 0
         return deleted
+
+    def spill_due(self) -> bool:
+        """True when memory holds a message older than ``spill_after_s`` or too many bytes."""
+        if not self._memory:
+            return False
+        oldest = next(iter(self._memory.values()))
+        waited = self._monotonic() - oldest.queued_at
+        return waited >= self.spill_after_s or self._memory_bytes > MEMORY_MAX_B
+
+    def spill(self) -> int:
+        """Write everything memory holds to disk in one transaction; returns how many.
+
+        Everything, not only the overdue part: the next spill is then ``spill_after_s`` away,
+        so an outage costs one batch per interval. A message in flight keeps its id on disk;
+        its PUBACK deletes the row."""
+        if not self._memory:
+            return 0
+        held = list(self._memory.values())
+        packed = [(h, *_pack(h.message.payload)) for h in held]
+        size = sum(
+            len(data) + len(h.message.topic.encode()) + ROW_OVERHEAD_B for h, data, _ in packed
+        )
+        dropped_newest = 0
+        if self._disk_bytes + size > self.max_bytes and not self._make_room(size):
+            # drop_newest (or a batch bigger than the bound): keep the oldest that fit.
+            room = self.max_bytes - self._disk_bytes
+            kept: list[tuple[_Held, _Bytes, int]] = []
+            for entry in packed:
+                cost = len(entry[1]) + len(entry[0].message.topic.encode()) + ROW_OVERHEAD_B
+                if cost > room:
+                    break
+                room -= cost
+                kept.append(entry)
+            dropped_newest = len(packed) - len(kept)
+            packed = kept
+        with self._store.transaction() as db:
+            db.executemany(
+                "INSERT INTO outbox (id, topic, payload, encoding, qos, retain, created)"
+                " VALUES (?,?,?,?,?,?,?)",
+                [
+                    (
+                        h.message.id,
+                        h.message.topic,
+                        data,
+                        encoding,
+                        h.message.qos,
+                        int(h.message.retain),
+                        _time_text(h.created),
+                    )
+                    for h, data, encoding in packed
+                ],
+            )
+            self._count_drops(dropped_newest, "newest")
+        self._memory.clear()
+        self._memory_bytes = 0
+        self._disk_depth += len(packed)
+        self._disk_bytes += sum(
+            len(data) + len(h.message.topic.encode()) + ROW_OVERHEAD_B for h, data, _ in packed
+        )
+        self.spilled += len(packed)
+        return len(packed)
 
     def oldest(self) -> datetime | None:
         """When the oldest message still waiting for the broker was queued."""
-        with self._store.transaction() as db:
-            # Acknowledged rows awaiting deletion are (in practice) the oldest ones.
-            row = db.execute(
-                "SELECT created FROM outbox WHERE id > ? ORDER BY id LIMIT 1",
-                (max(self._acked, default=0),),
-            ).fetchone()
-        return _time_parse(row[0]) if row else None
+        if self._disk_depth:
+            with self._store.transaction() as db:
+                # Acknowledged rows awaiting deletion are (in practice) the oldest ones.
+                row = db.execute(
+                    "SELECT created FROM outbox WHERE id > ? ORDER BY id LIMIT 1",
+                    (max(self._acked, default=0),),
+                ).fetchone()
+            if row:
+                return _time_parse(row[0])
+        for held in self._memory.values():
+            return held.created
+        return None
 
     def resync(self) -> None:
-        """Recount depth and size from disk (after a rolled-back transaction)."""
+        """Recount the rows on disk (after a rolled-back transaction)."""
         with self._store.transaction() as db:
             count, size = db.execute(
                 f"SELECT count(*), coalesce(sum({_SIZE_SQL}), 0) FROM outbox"
             ).fetchone()
-        self.depth, self.bytes = int(count), int(size)
+        self._disk_depth, self._disk_bytes = int(count), int(size)
+
+    def _in_memory_after(self, after_id: int) -> Iterator[Message]:
+        for message_id, held in self._memory.items():
+            if message_id > after_id:
+                yield held.message
 
     def _make_room(self, size: int) -> bool:
-        """Apply the policy so ``size`` more bytes fit; False if the new message must go."""
+        """Apply the policy so ``size`` more bytes fit on disk; False if new messages must go."""
         if self.policy == "drop_newest" or size > self.max_bytes:
             return False
-        need = self.bytes + size - self.max_bytes
+        need = self._disk_bytes + size - self.max_bytes
         freed = dropped = 0
         last_id = None
         with self._store.transaction() as db:
@@ -253,8 +374,8 @@ class Outbox:
             if last_id is not None:
                 db.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
                 self._acked = {i for i in self._acked if i > last_id}
-        self.depth -= dropped
-        self.bytes -= freed
+        self._disk_depth -= dropped
+        self._disk_bytes -= freed
         self._count_drops(dropped, "oldest")
         return True
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -650,9 +651,8 @@ async def test_stream_sends_snapshot_live_state_and_events(
         live = await _next(response, "live")
         assert live["meter"] == "second"
         assert live["registers"]["1-0:1.7.0"]["value"] == 2222.5
-        # Lifetime totals wait until they are durable.
-        assert "1-0:1.8.0" not in live["registers"]
-        gateway.flush()
+        # The meter keeps its own totals: shown at once (README "Durability").
+        assert live["registers"]["1-0:1.8.0"]["value"] == 1234.568
         state = await _next(response, "state")
         assert state["registers"]["1-0:1.8.0"]["value"] == 1234.568
         gateway.report(
@@ -878,41 +878,50 @@ async def test_health_says_when_the_store_cannot_be_written(
     }
 
 
-async def test_every_output_shows_only_durable_totals(
+async def test_every_output_shows_meter_totals_at_once_and_gateway_counted_ones_from_disk(
     lan: Any, http: aiohttp.ClientSession
 ) -> None:
     gateway, _, base = lan
     feed(gateway, START)
-    gateway.flush()
+    await until(lambda: "1-0:1.8.0" in gateway.meters.published("main"), 30)
     writer = gateway.store._db  # the store's own connection: nothing more can be committed
     writer.execute("PRAGMA query_only = ON")
     try:
-        # Not durable: a kill -9 now would bring 1234.567 back, so no output may show more.
+        with sqlite3.connect(gateway.store.path) as reader:
+            (on_disk,) = reader.execute(
+                "SELECT value FROM registers WHERE meter = 'main' AND obis = '1-0:1.8.0'"
+            ).fetchone()
+        # The sim's totals exist only in the gateway: a kill -9 would bring back what is on
+        # disk, so no output may show more, however far the engine has counted meanwhile.
+        engine = gateway.engines["main"]
+        await until(lambda: engine.registers["1-0:1.8.0"].value > Decimal(on_disk), 30)
+        # "second" keeps its own totals: after a power cut its next reading brings them back.
         feed(gateway, START + timedelta(minutes=10), a_plus=Decimal("1234.600"), p_plus=2000.0)
-        meter = f"{base}/api/v1/meters/second"
-        registers = (await get_json(http, f"{meter}/registers"))["registers"]
-        assert registers["1-0:1.8.0"]["value"] == 1234.567
-        assert registers["1-0:1.7.0"]["value"] == 2000.0  # instantaneous values are live
-        one = await get_json(http, f"{meter}/registers/1-0:1.8.0")
-        assert one["value"] == 1234.567
-        whole = await get_json(http, meter)
-        assert whole["registers"]["1-0:1.8.0"]["value"] == 1234.567
-        async with http.get(f"{base}/api/v1/stream?meter=second") as response:
-            name, snapshot = await _sse(response)
-        assert name == "snapshot"
-        assert snapshot["meters"]["second"]["1-0:1.8.0"]["value"] == 1234.567
+        expected = {("second", "1-0:1.8.0"): 1234.6, ("main", "1-0:1.8.0"): float(on_disk)}
+        for (meter_id, code), value in expected.items():
+            meter = f"{base}/api/v1/meters/{meter_id}"
+            registers = (await get_json(http, f"{meter}/registers"))["registers"]
+            assert registers[code]["value"] == value, meter_id
+            assert (await get_json(http, f"{meter}/registers/{code}"))["value"] == value
+            whole = await get_json(http, meter)
+            assert whole["registers"][code]["value"] == value
+            async with http.get(f"{base}/api/v1/stream?meter={meter_id}") as response:
+                name, snapshot = await _sse(response)
+            assert name == "snapshot"
+            assert snapshot["meters"][meter_id][code]["value"] == value
         async with http.get(f"{base}/metrics") as response:
             families = {f.name: f for f in text_string_to_metric_families(await response.text())}
         values = {
             (s.labels["meter"], s.labels["obis"]): s.value
             for s in families["meter_gateway_register_value"].samples
         }
-        assert values[("second", "1-0:1.8.0")] == 1234.567
+        for key, value in expected.items():
+            assert values[key] == value, key
     finally:
         writer.execute("PRAGMA query_only = OFF")
     gateway.flush()
-    registers = (await get_json(http, f"{base}/api/v1/meters/second/registers"))["registers"]
-    assert registers["1-0:1.8.0"]["value"] == 1234.6
+    shown = gateway.meters.published("main")["1-0:1.8.0"].value
+    assert isinstance(shown, Decimal) and shown > Decimal(on_disk)
 
 
 async def test_command_arguments_are_typed_and_refusals_name_the_field(

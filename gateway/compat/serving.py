@@ -110,6 +110,9 @@ class CompatServer:
     def on_raw(self, module: str, raw: bytes) -> None:
         """Not used."""
 
+    def on_checkpoint(self) -> None:
+        """Not used: nothing of these outputs lives on disk."""
+
     def status(self) -> Mapping[str, Any]:
         """This output's state."""
         return {

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway import __version__, obis
+from gateway import __version__
 from gateway.backoff import Backoff
 from gateway.config import HttpSection, read_secret
 from gateway.engine import Register, Update
@@ -87,7 +87,7 @@ class LanServer:
                 await asyncio.sleep(delay)
 
     def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
-        """Durable registers: every value, totals included."""
+        """The registers every output shows (``Meters.published``), totals included."""
         self.hub.publish(
             "state",
             {
@@ -116,12 +116,9 @@ class LanServer:
         )
 
     def on_live(self, update: Update) -> None:
-        """Instantaneous values at once; lifetime totals wait for ``on_state`` (durability)."""
-        fresh = {
-            code: register_json(reg)
-            for code, reg in update.registers.items()
-            if not obis.is_cumulative(code)
-        }
+        """What a sample changed, at once (``Meters.live`` left out what only the gateway
+        counts: that waits for its checkpoint)."""
+        fresh = {code: register_json(reg) for code, reg in update.registers.items()}
         if fresh:
             self.hub.publish(
                 "live", {"meter": update.meter, "registers": fresh}, meter=update.meter
@@ -133,6 +130,9 @@ class LanServer:
 
     def on_raw(self, module: str, raw: bytes) -> None:
         """Raw frames are not shown on the LAN."""
+
+    def on_checkpoint(self) -> None:
+        """Nothing of the LAN server lives on disk."""
 
     # for the API and metrics -------------------------------------------------------------------
 

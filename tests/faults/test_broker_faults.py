@@ -44,6 +44,8 @@ persist_interval_s = 0.5
 host = "127.0.0.1"
 port = {port}
 keepalive_s = 5
+# What the broker does not take goes to the on-disk outbox (where store_facts looks) at once.
+outbox_spill_after_s = 1.0
 {extra_mqtt}
 [http]
 enabled = false
