@@ -44,7 +44,7 @@ fuzz: $(VENV)/.installed-test
 	$(BIN)/python -m tests.faults.fuzzing --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 system-packages:
-	@scripts/ensure-packages mosquitto chromium systemd
+	@scripts/ensure-packages mosquitto chromium systemd faketime
 
 $(BIN)/python:
 	@scripts/ensure-venv $(PYTHON) $(VENV)

@@ -165,6 +165,7 @@ class Gateway:
         self.notifier = notifier or Notifier()
         self.store = Store(settings.data_path / STORE_FILE)
         self.clock = clock or ClockGuard(self._saved_wall_clock())
+        self.clock.check()  # READY's status line already says whether the clock is believed
         self.samples_held = 0  # dropped while the clock was not believable
         self._clock_saved = float("-inf")
         self._clock_said = False  # "waiting for the clock" was logged
@@ -722,6 +723,7 @@ class Gateway:
             if not self._clock_said:
                 self._clock_said = True
                 _LOGGER.warning("%s; meter samples wait until then", self.clock.why_not)
+                self.notifier.status(self.status_line())
             return False
         if self._clock_said:
             self._clock_said = False

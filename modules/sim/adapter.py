@@ -74,7 +74,9 @@ class SimAdapter:
                 )
             )
             await asyncio.sleep(self.config.interval_s)
-            meter_time += step
+            # A real 382L's clock is set by its head end: when the system clock is set forward
+            # (NTP after a boot without RTC), the simulated meter's clock follows it.
+            meter_time = max(meter_time + step, utc_now())
             hours = step.total_seconds() / 3600
             power, reactive = snapshot.power_w, snapshot.reactive_var
             totals_wh[0] += max(power, 0.0) * hours

@@ -9,6 +9,8 @@ itself is the real sim module in a real Gateway with a real store.
 from __future__ import annotations
 
 import sqlite3
+import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +23,9 @@ from gateway.engine.records import ProfileFlag
 from gateway.errors import CommandError
 from gateway.model import Command
 from gateway.timekeeping import CLOCK_STEP_S, RELEASE_FLOOR, ClockGuard
+from tests.faults.harness import gateway_process, wait_for_log
 from tests.support.gateway import offline_text, serving, until
+from tests.support.processes import free_port, wait_for_port
 
 SIM = '[[meters]]\nid = "main"\n[[modules]]\ntype = "sim"\nname = "sim1"\nmeter = "main"\n'
 SIM_FAST = SIM + "speed = 60.0\ninterval_s = 0.05\n"
@@ -183,3 +187,67 @@ def clock_adjusted_details(db: Path) -> list[str]:
         return [
             r[0] for r in con.execute("SELECT detail FROM events WHERE kind = 'clock_adjusted'")
         ]
+
+
+def faketime_library() -> Path:
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    assert found, "libfaketime is missing: `make test` installs Debian's faketime package"
+    return found[0]
+
+
+@pytest.mark.slow
+def test_a_real_process_booted_with_a_2019_clock_waits_for_ntp_then_logs_a_step(
+    tmp_path: Path,
+) -> None:
+    """The whole gateway under libfaketime: its wall clock reads 2019 (no RTC) until "NTP" sets
+    it (the time file rewritten), then is stepped forward two hours. Monotonic time stays real."""
+    clock_file = tmp_path / "faketime"
+    clock_file.write_text("@2019-03-01 12:00:00\n")
+    http = free_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[gateway]\ndata_dir = "{tmp_path / "data"}"\npersist_interval_s = 0.3\n'
+        f"[mqtt]\nenabled = false\n[http]\nport = {http}\n[zeroconf]\nenabled = false\n" + SIM_FAST
+    )
+    env = {
+        "LD_PRELOAD": str(faketime_library()),
+        "FAKETIME_TIMESTAMP_FILE": str(clock_file),
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_CACHE_DURATION": "1",
+    }
+    db = tmp_path / "data" / "gateway.db"
+    log = tmp_path / "gateway.log"
+    with gateway_process(config, log, env=env) as started:
+        wait_for_port(http, 30)
+        wait_for_log(log, "waiting for the system clock to be set", 30)
+        time.sleep(2.0)  # the sim has sent dozens of samples by now
+        assert "meter_gateway_clock_believed 0" in metrics(http)
+        assert any("waiting for the system clock" in s for s in started.notify.statuses())
+        assert stored_times(db) == {"events": [], "profile": [], "billing": [], "registers": []}
+        synced_at = datetime.now(UTC)
+        clock_file.write_text("+0\n")  # NTP answers: the real time
+        wait_for_log(log, "system clock believed from", 30)
+        deadline = time.monotonic() + 30
+        while not stored_times(db)["registers"]:
+            assert time.monotonic() < deadline, "registers were never stored after the sync"
+            time.sleep(0.2)
+        clock_file.write_text("+2h\n")  # a later step
+        wait_for_log(log, "system clock set by +7200 s", 30)
+        deadline = time.monotonic() + 30
+        while not clock_adjusted_details(db):
+            assert time.monotonic() < deadline, "the step was not logged as an event"
+            time.sleep(0.2)
+    floor = (synced_at - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    # A profile interval is named by its clock-aligned start: the first one after the sync is
+    # partial and may start up to one period (at most 60 min) before it.
+    period_floor = (synced_at - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    for kind, stamps in stored_times(db).items():
+        early = [t for t in stamps if t < (period_floor if kind == "profile" else floor)]
+        assert not early, f"{kind} stamped before the clock was set: {early[:3]}"
+    assert "Traceback" not in log.read_text()
+
+
+def metrics(http: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=10) as reply:
+        text: str = reply.read().decode()
+    return text
