@@ -42,15 +42,28 @@ def test_a_decrease_is_an_event_not_a_value() -> None:
     assert "99.999" in event.detail
 
 
-def test_instantaneous_values_may_go_down_and_unchanged_totals_are_not_updates() -> None:
+def test_instantaneous_values_may_go_down_and_unchanged_totals_are_measured_again() -> None:
     engine = MeterEngine("main")
-    engine.ingest(sample(0, Reading("1-0:1.7.0", 500, "W"), Reading("1-0:1.8.0", 1, "kWh")))
+    first = engine.ingest(sample(0, Reading("1-0:1.7.0", 500, "W"), Reading("1-0:1.8.0", 1, "kWh")))
     update = engine.ingest(
         sample(1, Reading("1-0:1.7.0", 100, "W"), Reading("1-0:1.8.0", 1, "kWh"))
     )
-    assert "1-0:1.7.0" in update.registers
-    assert "1-0:1.8.0" not in update.registers
+    assert update.registers["1-0:1.7.0"].value == Decimal(100)
+    # The total did not change, but it was measured again: its age counts from this reading,
+    # and it has held its value since the first one.
+    total = update.registers["1-0:1.8.0"]
+    assert total.value == Decimal(1)
+    assert total.at == sample(1).at
+    assert total.since == first.registers["1-0:1.8.0"].at == sample(0).at
     assert not update.events
+
+
+def test_a_register_heard_again_with_an_older_time_is_not_moved_back() -> None:
+    engine = MeterEngine("main")
+    engine.ingest(sample(5, Reading("1-0:2.7.0", 0, "W")))
+    update = engine.ingest(sample(3, Reading("1-0:2.7.0", 0, "W")))
+    assert "1-0:2.7.0" not in update.registers
+    assert engine.registers["1-0:2.7.0"].at == sample(5).at
 
 
 def test_restored_registers_guard_against_decrease_after_restart() -> None:
@@ -60,3 +73,25 @@ def test_restored_registers_guard_against_decrease_after_restart() -> None:
     update = second.ingest(sample(5, Reading("1-0:2.8.0", Decimal("0"), "kWh")))
     assert second.registers["1-0:2.8.0"].value == Decimal("7.5")
     assert update.events[0].kind == "register_decrease"
+
+
+def powers(seconds: int, p_in: int, p_out: int, q_in: int, q_out: int) -> Sample:
+    return sample(
+        seconds,
+        Reading("1-0:1.7.0", p_in, "W"),
+        Reading("1-0:2.7.0", p_out, "W"),
+        Reading("1-0:3.7.0", q_in, "var"),
+        Reading("1-0:4.7.0", q_out, "var"),
+    )
+
+
+def test_the_quadrant_follows_every_reading_even_when_some_values_stay_the_same() -> None:
+    engine = MeterEngine("main")
+    engine.ingest(powers(0, 0, 1000, 0, 200))
+    assert engine.registers["quadrant"].value == 3  # exporting, capacitive
+    # Importing now; the reactive export stays at 200 var: an unchanged reading is not zero.
+    engine.ingest(powers(1, 300, 0, 0, 200))
+    assert engine.registers["quadrant"].value == 4
+    # Importing the same 300 W; the reactive power turns inductive.
+    engine.ingest(powers(2, 300, 0, 150, 0))
+    assert engine.registers["quadrant"].value == 1

@@ -324,8 +324,13 @@ class MeterEngine:
     def put(self, update: Update, code: str, value: Value, unit: str | None, at: datetime) -> None:
         previous = self._registers.get(code)
         if previous is not None and previous.value == value and previous.unit == unit:
-            return
-        register = Register(code, value, unit, at)
+            if at <= previous.at:
+                return
+            # The same value measured again: it is current (its age counts from now), and it
+            # has held the value since it last changed.
+            register = Register(code, value, unit, at, previous.since)
+        else:
+            register = Register(code, value, unit, at, at)
         self._registers[code] = register
         update.registers[code] = register
 

@@ -55,12 +55,22 @@ class BillingRecord:
 
 @dataclass(frozen=True, slots=True)
 class Register:
-    """A value the meter holds, with the time the meter measured it."""
+    """A value the meter holds: when it was last measured (``at``) and last changed.
+
+    A constant value (0 W of export all night) is measured every reading: its age counts from
+    ``at``, so it never looks stale; ``changed_at`` says since when it has held that value.
+    """
 
     obis: str
     value: Value
     unit: str | None
     at: datetime
+    changed_at: datetime | None = None  # None: changed when measured (as loaded from the store)
+
+    @property
+    def since(self) -> datetime:
+        """When the register took its present value."""
+        return self.changed_at or self.at
 
 
 @dataclass(slots=True)

@@ -52,7 +52,12 @@ MANUAL_TIMEOUT_S = 120.0
 
 def register_json(register: Register, *, describe: bool = False) -> dict[str, Any]:
     """A register as the API and the live stream show it."""
-    data: dict[str, Any] = {"value": register.value, "unit": register.unit, "at": register.at}
+    data: dict[str, Any] = {
+        "value": register.value,
+        "unit": register.unit,
+        "at": register.at,
+        "changed_at": register.since,
+    }
     if describe:
         quantity = obis.describe(register.obis)
         data["name"] = quantity.name if quantity else None
