@@ -105,6 +105,9 @@ async def test_http_rpc_answers_like_the_device(tmp_path: Path) -> None:
         assert reply["id"] == 7 and reply["dst"] == "battery"
         assert reply["src"] == "shellypro3em-02aabbccddee"
         assert reply["result"]["total_act_power"] == -700.0
+        async with http.post(f"{base}/rpc", data=b"[1, 2") as response:
+            assert response.status == 400
+            assert "no JSON-RPC frame" in (await response.json())["message"]
         # Read-only: setters, reboots and counter resets are refused, naming the call.
         for method in ("Switch.Set", "EMData.ResetCounters", "Shelly.Reboot", "Sys.SetConfig"):
             async with http.get(f"{base}/rpc/{method}?id=0&on=true") as response:

@@ -479,7 +479,12 @@ class ShellyServer(CompatServer):
             return _rpc_error_response(err)
 
     async def _post_frame(self, request: web.Request) -> web.Response:
-        return _json(self._answer(await request.read()) or {})
+        reply = self._answer(await request.read())
+        if reply is None:
+            return _rpc_error_response(
+                RpcError(-103, 'the body is no JSON-RPC frame ({"id", "method", "params"})')
+            )
+        return _json(reply)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         socket = web.WebSocketResponse(heartbeat=None, max_msg_size=16 * 1024)
