@@ -384,15 +384,17 @@ def _check_compat(settings: Settings, meter_ids: set[str]) -> None:
                 path=f"{name}.{hex_key}",
                 file=source,
             )
-        where = (section.bind, section.port)
-        if section.port and where in listening:
-            raise ConfigError(
-                f"{section.bind}:{section.port} is taken by [{listening[where]}];"
-                " choose another port or bind address",
-                path=f"{name}.port",
-                file=source,
-            )
-        listening[where] = name
+        for (bind, port), owner in listening.items():
+            # A wildcard address takes the port on every address, so it clashes with any.
+            wildcard = {bind, section.bind} & {"", "0.0.0.0", "::"}
+            if section.port and port == section.port and (bind == section.bind or wildcard):
+                raise ConfigError(
+                    f"{section.bind}:{section.port} clashes with [{owner}] on {bind}:{port};"
+                    " choose another port or bind address",
+                    path=f"{name}.port",
+                    file=source,
+                )
+        listening[(section.bind, section.port)] = name
 
 
 def _check_mqtt(settings: Settings) -> None:

@@ -176,7 +176,13 @@ async def test_announced_as_a_p1_meter(tmp_path: Path) -> None:
             '[homewizard]\nenabled = true\nbind = "127.0.0.1"\nport = 8382\n'
             '[shelly]\nenabled = true\nbind = "127.0.0.1"\nport = 8382\n',
             "shelly.port",
-            "taken by [homewizard]",
+            "clashes with [homewizard]",
+        ),
+        (
+            "[homewizard]\nenabled = true\nport = 8080\n"
+            '[shelly]\nenabled = true\nbind = "127.0.0.1"\nport = 8080\n',
+            "shelly.port",
+            "clashes with [homewizard] on 0.0.0.0:8080",
         ),
     ],
 )
@@ -185,3 +191,13 @@ def test_config_mistakes_name_the_key(tmp_path: Path, section: str, path: str, w
         config.loads(settings_text(tmp_path, section))
     assert caught.value.path == path
     assert words in str(caught.value)
+
+
+def test_the_lan_api_port_is_not_given_twice(tmp_path: Path) -> None:
+    text = settings_text(tmp_path, "[homewizard]\nenabled = true\n").replace(
+        "[http]\nenabled = false", '[http]\nbind = "0.0.0.0"\nport = 80'
+    )
+    with pytest.raises(ConfigError) as caught:
+        config.loads(text)
+    assert caught.value.path == "homewizard.port"
+    assert "clashes with [http] on 0.0.0.0:80" in str(caught.value)
