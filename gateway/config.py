@@ -107,8 +107,9 @@ class MqttSection(_Section, frozen=True):
     # or behind) go to the outbox on disk, in one batch per this interval. A kill -9 during an
     # outage loses at most this much of the newest messages; a restart loses no spilled one.
     outbox_spill_after_s: float = 30.0
-    # Commands on <base>/<meter>/set/# must carry an HMAC-SHA256 with this shared secret and a
-    # timestamp at most command_max_age_s old (gateway/signing.py); unset: unsigned commands.
+    # Commands on <base>/<gateway>/<meter>/set/# must carry an HMAC-SHA256 with this shared
+    # secret and a timestamp at most command_max_age_s old (gateway/signing.py); unset:
+    # unsigned commands.
     command_secret_file: str | None = None
     command_max_age_s: float = 30.0
     # Without a secret, commands that change something (top-ups, the breaker, register rebases)
@@ -324,8 +325,17 @@ def _check(settings: Settings) -> None:
     ):
         if number is not None and not number > 0:
             raise ConfigError("must be greater than 0", path=f"gateway.{key}", file=source)
+    # A meter's MQTT topics sit beside the gateway's own under <base>/<gateway>/: these ids
+    # would be read as the gateway's status, commands, replies or raw frames.
+    reserved = {"set", "status", "reply", "raw", settings.gateway.name}
     meter_ids: set[str] = set()
     for index, meter in enumerate(settings.meters):
+        if meter.id in reserved:
+            raise ConfigError(
+                f"{meter.id!r} names the gateway's own MQTT topics; choose another meter id",
+                path=f"meters[{index}].id",
+                file=source,
+            )
         _check_name(meter.id, meter_ids, "meter id", f"meters[{index}].id", source)
     names: set[str] = set()
     for index, module in enumerate(settings.modules):

@@ -11,10 +11,11 @@ Two kinds of messages, on purpose:
   Queuing it would replay stale copies (an old ``offline`` after a newer ``online``) or put a
   reply behind a week of backlog.
 
-Topics: ``<base>/status`` (retained, last will ``offline``), ``<base>/status/detail``,
-``<base>/<meter>/{state,availability,event,profile,billing,reply}``,
-``<base>/<meter>/set/<command>``, ``<base>/<meter>/value/<name>`` (optional),
-``<base>/raw/<module>`` (optional).
+Topics: ``<base>/<gateway>/status`` (retained, last will ``offline``),
+``<base>/<gateway>/status/detail``, the gateway's commands ``<base>/<gateway>/set/<command>``,
+``<base>/<gateway>/<meter>/{state,availability,event,profile,billing,reply}``,
+``<base>/<gateway>/<meter>/set/<command>``, ``<base>/<gateway>/<meter>/value/<name>`` (optional),
+``<base>/<gateway>/raw/<module>`` (optional).
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ class MqttBridge:
         self.config: MqttSection = gateway.settings.mqtt
         self.gateway_name = gateway.settings.gateway.name
         self.topics = Topics(
-            self.config.base_topic.rstrip("/"), self.config.discovery_prefix.rstrip("/")
+            self.config.base_topic.rstrip("/"),
+            self.gateway_name,
+            self.config.discovery_prefix.rstrip("/"),
         )
         self.outbox = Outbox(
             gateway.store,
@@ -139,6 +142,7 @@ class MqttBridge:
         )
         self.presence = Presence(gateway, self.config, self.topics, self.outbox)
         self._client: aiomqtt.Client | None = None
+        self._legacy_cleared = False  # once per run, at the first connection
         self._wakeup = asyncio.Event()
         self._maintain_now = asyncio.Event()
         self._seq: dict[str, int] = {}
@@ -341,7 +345,14 @@ class MqttBridge:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         await client.publish(self.topics.status, b"online", qos=1, retain=True)
-        subscriptions = [(self.topics.commands, 1)]
+        if not self._legacy_cleared:
+            # Topics before the gateway's name was in them: their retained state would show
+            # stale values (and, with two gateways, each other's) to anyone still reading them.
+            meters = [meter.id for meter in self._gateway.settings.meters]
+            for topic in self.topics.legacy(meters):
+                await client.publish(topic, b"", qos=1, retain=True)
+            self._legacy_cleared = True
+        subscriptions = [(topic, 1) for topic in self.topics.commands]
         if self.config.discovery:
             subscriptions.append((self.topics.ha_status, 1))
         await client.subscribe(subscriptions)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -65,25 +65,36 @@ def iso(at: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """Every topic the bridge uses, derived from ``base_topic`` and the discovery prefix."""
+    """Every topic the bridge uses: ``<base>/<gateway name>/...`` and the discovery prefix.
+
+    The gateway's name is in every topic, so two gateways on one broker never share a state,
+    status, availability or command topic. A meter's topics are ``<base>/<gateway>/<meter>/...``;
+    the gateway's own are ``<base>/<gateway>/status``, ``.../set/<command>`` and ``.../reply``.
+    """
 
     base: str
+    gateway: str = "home"
     discovery_prefix: str = "homeassistant"
+
+    @property
+    def root(self) -> str:
+        """Where this gateway's topics start."""
+        return f"{self.base}/{self.gateway}"
 
     @property
     def status(self) -> str:
         """Gateway online/offline, retained, also the last will."""
-        return f"{self.base}/status"
+        return f"{self.root}/status"
 
     @property
     def status_detail(self) -> str:
         """Gateway health JSON (outbox depth, drops, modules), retained."""
-        return f"{self.base}/status/detail"
+        return f"{self.root}/status/detail"
 
     @property
-    def commands(self) -> str:
-        """The subscription that receives every command."""
-        return f"{self.base}/+/set/+"
+    def commands(self) -> tuple[str, str]:
+        """The subscriptions that receive every command: the meters' and the gateway's."""
+        return f"{self.root}/+/set/+", f"{self.root}/set/+"
 
     @property
     def ha_status(self) -> str:
@@ -92,50 +103,68 @@ class Topics:
 
     def state(self, meter: str) -> str:
         """A meter's registers as JSON, retained."""
-        return f"{self.base}/{meter}/state"
+        return f"{self.root}/{meter}/state"
 
     def availability(self, meter: str) -> str:
         """Whether a meter is being heard, retained."""
-        return f"{self.base}/{meter}/availability"
+        return f"{self.root}/{meter}/availability"
 
     def event(self, meter: str) -> str:
         """A meter's events, one JSON object each."""
-        return f"{self.base}/{meter}/event"
+        return f"{self.root}/{meter}/event"
 
     def profile(self, meter: str) -> str:
         """Closed load-profile intervals."""
-        return f"{self.base}/{meter}/profile"
+        return f"{self.root}/{meter}/profile"
 
     def billing(self, meter: str) -> str:
         """Values frozen at each debiting stop, retained."""
-        return f"{self.base}/{meter}/billing"
+        return f"{self.root}/{meter}/billing"
 
     def reply(self, meter: str) -> str:
-        """Outcomes of commands sent to ``set/<command>``."""
-        return f"{self.base}/{meter}/reply"
+        """Outcomes of commands sent to ``set/<command>`` (the gateway's own under its root)."""
+        if meter == self.gateway:
+            return f"{self.root}/reply"
+        return f"{self.root}/{meter}/reply"
 
     def command(self, meter: str, name: str) -> str:
-        """Where a command for a meter (or the gateway) is sent."""
-        return f"{self.base}/{meter}/set/{name}"
+        """Where a command for a meter (or, by the gateway's name, the gateway) is sent."""
+        if meter == self.gateway:
+            return f"{self.root}/set/{name}"
+        return f"{self.root}/{meter}/set/{name}"
 
     def value(self, meter: str, key: str) -> str:
         """One value as plain text, retained (optional per-value topics)."""
-        return f"{self.base}/{meter}/value/{safe_id(key)}"
+        return f"{self.root}/{meter}/value/{safe_id(key)}"
 
     def raw(self, module: str) -> str:
         """Raw frames of a module, as hex."""
-        return f"{self.base}/raw/{module}"
+        return f"{self.root}/raw/{module}"
 
     def device_config(self, object_id: str) -> str:
         """A Home Assistant device discovery config."""
         return f"{self.discovery_prefix}/device/{object_id}/config"
 
+    def legacy(self, meters: Iterable[str]) -> list[str]:
+        """The retained topics of the layout before the gateway's name was in them."""
+        topics = [f"{self.base}/status", f"{self.base}/status/detail"]
+        for meter in meters:
+            topics += [
+                f"{self.base}/{meter}/{leaf}" for leaf in ("state", "availability", "billing")
+            ]
+        return topics
+
     def parse_command(self, topic: str) -> tuple[str, str] | None:
-        """(meter, command) from a command topic, None if it is not one."""
-        prefix = f"{self.base}/"
+        """(meter, command) from a command topic, None if it is not one.
+
+        A command for the gateway itself comes back with the gateway's name as its meter.
+        """
+        prefix = f"{self.root}/"
         if not topic.startswith(prefix):
             return None
         parts = topic[len(prefix) :].split("/")
+        if len(parts) == 2 and parts[0] == "set":
+            return self.gateway, parts[1]
         if len(parts) != 3 or parts[1] != "set":
             return None
         return parts[0], parts[2]

@@ -86,7 +86,7 @@ class Presence:
     async def publish_availability(
         self, client: aiomqtt.Client, *, everything: bool = False
     ) -> None:
-        """``<base>/<meter>/availability`` for meters whose state changed (or all of them)."""
+        """``<base>/<gateway>/<meter>/availability`` of meters whose state changed (or all)."""
         now, wall = time.monotonic(), utc_now()
         changes: dict[str, bool] = {}
         for meter in self._gateway.settings.meters:
@@ -105,7 +105,7 @@ class Presence:
             self._available[meter_id] = available
 
     async def publish_detail(self, client: aiomqtt.Client) -> None:
-        """``<base>/status/detail``, retained."""
+        """``<base>/<gateway>/status/detail``, retained."""
         payload = self.status_detail(connected=True)
         await client.publish(self.topics.status_detail, payload, qos=1, retain=True)
 

@@ -1,6 +1,7 @@
 """Signed MQTT commands: HMAC-SHA256 over a canonical JSON, a fresh timestamp, no replays.
 
-With ``[mqtt] command_secret_file`` set, a command on ``<base>/<meter>/set/<command>`` must be
+With ``[mqtt] command_secret_file`` set, a command on ``<base>/<gateway>/<meter>/set/<command>``
+must be
 
     {"args": {...}, "id": "c-0042", "ts": 1767225600, "hmac": "<64 hex digits>"}
 
@@ -21,11 +22,11 @@ From a shell (openssl, mosquitto-clients)::
     secret=$(cat /etc/meter-gateway/command-secret); ts=$(date +%s); id=c-$ts
     body='{"args":{},"command":"disconnect","id":"'$id'","meter":"main","ts":'$ts'}'
     mac=$(printf %s "$body" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
-    mosquitto_pub -q 1 -t meter-gateway/main/set/disconnect \\
+    mosquitto_pub -q 1 -t meter-gateway/home/main/set/disconnect \\
         -m '{"args":{},"id":"'$id'","ts":'$ts',"hmac":"'$mac'"}'
 
 From Python: ``sign_payload("main", "top_up", {"id": "t-7", "sequence": 7, "amount": "50"},
-secret=b"...")`` gives the bytes to publish on ``meter-gateway/main/set/top_up``.
+secret=b"...")`` gives the bytes to publish on ``meter-gateway/home/main/set/top_up``.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def sign(
     command_id: str | None = None,
     ts: float | None = None,
 ) -> dict[str, Any]:
-    """A signed command document for ``<base>/<meter>/set/<command>`` (for clients and tests)."""
+    """A signed command for ``<base>/<gateway>/<meter>/set/<command>`` (for clients and tests)."""
     command_id = command_id or uuid.uuid4().hex[:16]
     ts = int(time.time()) if ts is None else ts
     mac = hmac.new(secret, canonical(meter, command, args, command_id, ts), hashlib.sha256)

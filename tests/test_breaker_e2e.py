@@ -304,7 +304,7 @@ id = "main"
 [meters.prepayment]
 enabled = true
 """
-    reply = "meter-gateway/main/reply"
+    reply = "meter-gateway/home/main/reply"
     collector = Collector(broker.port, (reply,))
     gateway = Gateway(config.loads(text))
     task = asyncio.create_task(gateway.serve())
@@ -313,7 +313,7 @@ enabled = true
 
         async def ask(command: str, payload: bytes) -> dict[str, Any]:
             collector.clear()
-            await collector.apublish(f"meter-gateway/main/set/{command}", payload)
+            await collector.apublish(f"meter-gateway/home/main/set/{command}", payload)
             await until(lambda: collector.on(reply), 30)
             answer: dict[str, Any] = collector.on(reply)[-1].json()
             return answer

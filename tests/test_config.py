@@ -95,6 +95,8 @@ def test_reference_documents_every_key() -> None:
             "duplicate",
         ),
         ('[gateway]\ntimezone = "Mars/Olympus"\n', "gateway.timezone", "Mars"),
+        ('[[meters]]\nid = "status"\n', "meters[0].id", "gateway's own MQTT topics"),
+        ('[gateway]\nname = "attic"\n[[meters]]\nid = "attic"\n', "meters[0].id", "choose"),
         ('[mqtt]\nprotocol = "4"\n', "mqtt.protocol", "4"),
         ("[gateway\n", None, "TOML"),
     ],

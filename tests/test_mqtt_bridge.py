@@ -24,7 +24,7 @@ from tests.support.processes import Broker
 
 pytestmark = pytest.mark.network
 
-BASE = "meter-gateway"
+BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
 PREFIX = "homeassistant"
 MAIN_CONFIG = f"{PREFIX}/device/meter-gateway_home_main/config"
 GATEWAY_CONFIG = f"{PREFIX}/device/meter-gateway_home/config"
@@ -288,8 +288,8 @@ async def test_removed_meter_entities_are_cleared(broker: Broker, tmp_path: Path
 async def test_commands_reply_with_outcome_and_bad_payloads_change_nothing(
     broker: Broker, collector: Collector, tmp_path: Path
 ) -> None:
-    reply = f"{BASE}/home/reply"
-    command = f"{BASE}/home/set/resend_discovery"
+    reply = f"{BASE}/reply"
+    command = f"{BASE}/set/resend_discovery"
     async with running(settings_text(tmp_path / "data", broker.port)) as h:
         h.sample()
         h.start()
@@ -377,14 +377,14 @@ async def test_unsigned_state_changing_commands_are_off_until_opted_in(
 async def test_a_retained_command_does_not_run_at_connect(
     broker: Broker, collector: Collector, tmp_path: Path
 ) -> None:
-    command = f"{BASE}/home/set/resend_discovery"
+    command = f"{BASE}/set/resend_discovery"
     collector.publish(command, b'{"id": "retained"}', retain=True)
     try:
         async with running(settings_text(tmp_path / "data", broker.port)) as h:
             h.start()
             await until(lambda: h.bridge.connected)
             await asyncio.sleep(1.0)
-            assert not collector.on(f"{BASE}/home/reply"), "it would run at every reconnect"
+            assert not collector.on(f"{BASE}/reply"), "it would run at every reconnect"
     finally:
         await collector.apublish(command, b"", retain=True)
 

@@ -16,7 +16,7 @@ from tests.support.processes import Broker, gateway
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
-BASE = "meter-gateway"
+BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
 STATE = f"{BASE}/main/state"
 # The sim advances its meter clock by interval_s * speed per sample.
 SPEED = 60.0

@@ -29,22 +29,50 @@ from gateway.mqtt_payloads import (
 )
 
 AT = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
-TOPICS = Topics("meter-gateway", "homeassistant")
+TOPICS = Topics("meter-gateway", "home", "homeassistant")
 
 
 def register(code: str, value: object, unit: str | None, at: datetime = AT) -> Register:
     return Register(code, value, unit, at)  # type: ignore[arg-type]
 
 
-def test_topics() -> None:
-    assert TOPICS.state("main") == "meter-gateway/main/state"
-    assert TOPICS.commands == "meter-gateway/+/set/+"
-    assert TOPICS.parse_command("meter-gateway/main/set/top_up") == ("main", "top_up")
-    assert TOPICS.parse_command("meter-gateway/main/state") is None
-    assert TOPICS.parse_command("other/main/set/x") is None
-    assert TOPICS.value("main", "1-0:99.1.0") == "meter-gateway/main/value/1-0_99_1_0"
-    nested = Topics("home/meters")
-    assert nested.parse_command("home/meters/main/set/x") == ("main", "x")
+def test_topics_carry_the_gateway_name() -> None:
+    assert TOPICS.state("main") == "meter-gateway/home/main/state"
+    assert TOPICS.status == "meter-gateway/home/status"
+    assert TOPICS.commands == ("meter-gateway/home/+/set/+", "meter-gateway/home/set/+")
+    assert TOPICS.parse_command("meter-gateway/home/main/set/top_up") == ("main", "top_up")
+    assert TOPICS.parse_command("meter-gateway/home/main/state") is None
+    assert TOPICS.parse_command("other/home/main/set/x") is None
+    assert TOPICS.value("main", "1-0:99.1.0") == "meter-gateway/home/main/value/1-0_99_1_0"
+    # The gateway's own commands and replies sit at its root, named by the gateway.
+    assert TOPICS.command("home", "resend_discovery") == "meter-gateway/home/set/resend_discovery"
+    assert TOPICS.parse_command("meter-gateway/home/set/resend_discovery") == (
+        "home",
+        "resend_discovery",
+    )
+    assert TOPICS.reply("home") == "meter-gateway/home/reply"
+    nested = Topics("home/meters", "attic")
+    assert nested.parse_command("home/meters/attic/main/set/x") == ("main", "x")
+
+
+def test_two_gateways_share_no_topic() -> None:
+    cellar, attic = Topics("meter-gateway", "cellar"), Topics("meter-gateway", "attic")
+    for meter in ("main",):
+        mine = {cellar.state(meter), cellar.availability(meter), cellar.command(meter, "x")}
+        theirs = {attic.state(meter), attic.availability(meter), attic.command(meter, "x")}
+        assert not mine & theirs
+    assert cellar.status != attic.status
+    assert attic.parse_command(cellar.command("main", "disconnect")) is None
+
+
+def test_the_old_layout_is_listed_for_clearing() -> None:
+    assert TOPICS.legacy(["main"]) == [
+        "meter-gateway/status",
+        "meter-gateway/status/detail",
+        "meter-gateway/main/state",
+        "meter-gateway/main/availability",
+        "meter-gateway/main/billing",
+    ]
 
 
 def test_state_payload_is_exact_and_timestamped() -> None:

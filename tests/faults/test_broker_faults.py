@@ -22,7 +22,7 @@ from tests.support.processes import Broker
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, bounded(240)]
 
-BASE = "meter-gateway"
+BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
 STATE = f"{BASE}/main/state"
 # The gateway's own CONNECT wait (aiomqtt's timeout, gateway.mqtt.PUBLISH_TIMEOUT_S) plus margin.
 CONNECT_GIVE_UP_S = 90.0

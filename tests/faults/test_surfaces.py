@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.network, pytest.mark.slow, bounded(240)]
 TOKEN = "api-token-Zq8u1xVb3mN0pLk7"
 PASSWORD = "broker-password-Hh4sT9eWq2"
 SECRET = "command-secret-Yy6rE1oPa5"
-BASE = "meter-gateway"
+BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
 REPLY = f"{BASE}/main/reply"
 # Idle and slow connections a LAN neighbour might hold open (bounded: this is a test, not a DoS).
 IDLE_CONNECTIONS = 200

@@ -13,7 +13,7 @@ from tests.support.processes import GATEWAY, Broker, gateway
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
-BASE = "meter-gateway"
+BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
 
 
 def write_config(tmp_path: Path, port: int, tty: Path) -> Path:

@@ -16,7 +16,7 @@ from tests.support.processes import GATEWAY, Broker, gateway
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
-STATE = "meter-gateway/main/state"
+STATE = "meter-gateway/home/main/state"
 
 
 @contextmanager

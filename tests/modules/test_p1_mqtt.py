@@ -18,8 +18,8 @@ pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 GUEK = "000102030405060708090A0B0C0D0E0F"
 GAK = "D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF"
-STATE = "meter-gateway/han/state"
-EVENT = "meter-gateway/han/event"
+STATE = "meter-gateway/home/han/state"
+EVENT = "meter-gateway/home/han/event"
 
 
 @contextmanager

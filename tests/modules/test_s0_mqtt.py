@@ -24,7 +24,7 @@ from tests.support.processes import Broker
 
 pytestmark = pytest.mark.network
 
-BASE = "meter-gateway"
+BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
 STATE = f"{BASE}/main/state"
 
 

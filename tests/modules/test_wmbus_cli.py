@@ -89,7 +89,7 @@ def test_telegrams_reach_mqtt_through_meter_gateway_run(tmp_path: Path, broker: 
             f'device = "socket://127.0.0.1:{port}"\nreceiver = "hex"\n'
             f'[[modules.meters]]\nid = "12345678"\nkey = "{DEMO_KEY.hex()}"\n'
         )
-        subscriber = Collector(broker.port, ("meter-gateway/main/state",))
+        subscriber = Collector(broker.port, ("meter-gateway/home/main/state",))
         try:
             with gateway(config, log=tmp_path / "gateway.log"):
                 subscriber.wait(
@@ -101,7 +101,7 @@ def test_telegrams_reach_mqtt_through_meter_gateway_run(tmp_path: Path, broker: 
                 )
         finally:
             subscriber.close()
-    state = subscriber.on("meter-gateway/main/state")[-1].json()["readings"]
+    state = subscriber.on("meter-gateway/home/main/state")[-1].json()["readings"]
     assert state["energy_import"]["unit"] == "kWh"
     assert state["energy_import"]["obis"] == "1-0:1.8.0"
     assert state["power_import"]["value"] > 0

@@ -22,7 +22,7 @@ from tests.support.processes import Broker, gateway
 
 pytestmark = [pytest.mark.network]
 
-BASE = "meter-gateway"
+BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
 
 
 def write_config(tmp_path: Path, mqtt_port: int, tty: Path) -> Path:
