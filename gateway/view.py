@@ -57,6 +57,12 @@ class MeterView:
         reading = self.readings().get(code)
         return None if reading is None else str(reading.value)
 
+    def snapshot(self) -> MeterView:
+        """This meter with its values as they are now, fixed: one reply built from it shows
+        one moment (a total and its phases agree), and reads the registers only once."""
+        values = dict(self.readings())
+        return MeterView(self.id, self.name, lambda: values)
+
     def latest(self) -> datetime | None:
         """When the newest of the meter's values was measured; None before the first one."""
         readings = self.readings()

@@ -41,3 +41,12 @@ def test_readings_are_read_afresh_on_every_call() -> None:
     values["1-0:1.7.0"] = MeterValue(250.0, "W", LATER)
     assert meter.number("1-0:1.7.0", "W") == 250.0
     assert MeterView("empty", "Empty", dict).latest() is None
+
+
+def test_a_snapshot_holds_one_moment() -> None:
+    values = {"1-0:1.7.0": MeterValue(100.0, "W", AT)}
+    meter = MeterView("house", "House", lambda: values)
+    moment = meter.snapshot()
+    values["1-0:1.7.0"] = MeterValue(250.0, "W", LATER)
+    assert moment.number("1-0:1.7.0", "W") == 100.0
+    assert meter.number("1-0:1.7.0", "W") == 250.0

@@ -112,6 +112,7 @@ def _net(view: MeterView, import_code: str, export_code: str) -> float | None:
 
 def data_of(view: MeterView, *, model: str | None) -> HomeWizardData:
     """The data document for a meter's present values."""
+    view = view.snapshot()
     serial = view.text("0-0:96.1.0") or view.id
     tariff = view.number("0-0:96.14.0", None)
     energy = {

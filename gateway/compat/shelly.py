@@ -107,7 +107,8 @@ class ShellyRpc:
     """The RPC methods, without any transport: method + params in, result dict out."""
 
     def __init__(self, view: MeterView, model: ShellyModel, mac: str) -> None:
-        self.view = view
+        self._live = view
+        self.view = view  # during a call: a snapshot of the live view
         self.model = model
         self.mac = mac.upper()
         self.device_id = f"{model.id_prefix}-{mac.lower()}"
@@ -141,7 +142,11 @@ class ShellyRpc:
             if any(word in method for word in _WRITE_WORDS):
                 raise RpcError(-103, f"{method} refused: this Shelly stand-in is read-only")
             raise RpcError(404, f"No handler for {method}")
-        result: dict[str, Any] = handler(params or {})
+        self.view = self._live.snapshot()
+        try:
+            result: dict[str, Any] = handler(params or {})
+        finally:
+            self.view = self._live
         return result
 
     # methods -----------------------------------------------------------------------------------
