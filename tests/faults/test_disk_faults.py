@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -122,7 +123,10 @@ def assert_live(http: int) -> None:
 def grows_past(db: Path, before: dict[str, Decimal], timeout_s: float) -> dict[str, Decimal]:
     deadline = time.monotonic() + timeout_s
     while True:
-        now = stored_totals(db) if db.exists() else {}
+        try:
+            now = stored_totals(db) if db.exists() else {}
+        except sqlite3.OperationalError:
+            now = {}  # created but not yet migrated
         if now.get("1-0:1.8.0", Decimal(-1)) > before["1-0:1.8.0"]:
             return now
         assert time.monotonic() < deadline, "registers were not written again"
