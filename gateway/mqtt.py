@@ -64,7 +64,14 @@ if TYPE_CHECKING:
 
 _E = TypeVar("_E", bound=BaseException)
 
-__all__ = ["MqttBridge", "broker_client", "connected", "refused_for_good", "run_session_tasks"]
+__all__ = [
+    "MqttBridge",
+    "broker_client",
+    "connected",
+    "refused_for_good",
+    "run_session_tasks",
+    "while_linked",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -344,6 +351,20 @@ class MqttBridge:
         return client
 
     async def _serve(self, client: aiomqtt.Client) -> None:
+        await while_linked(client, self._greet(client))
+        commands: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
+        await run_session_tasks(
+            {
+                "mqtt-receive": self._receive(client, commands),
+                "mqtt-commands": self._run_commands(client, commands),
+                "mqtt-drain": self._drain(client),
+                "mqtt-maintain": self._maintain(client),
+                "mqtt-raw": self._forward_raw(client),
+            }
+        )
+
+    async def _greet(self, client: aiomqtt.Client) -> None:
+        """Online, subscriptions, discovery, availability: before any session task runs."""
         await client.publish(self.topics.status, b"online", qos=1, retain=True)
         if not self._legacy_cleared:
             # Topics before the gateway's name was in them: their retained state would show
@@ -359,16 +380,6 @@ class MqttBridge:
         await self.presence.announce(client)
         await self.presence.publish_availability(client, everything=True)
         await self.presence.publish_detail(client)
-        commands: asyncio.Queue[aiomqtt.Message] = asyncio.Queue()
-        await run_session_tasks(
-            {
-                "mqtt-receive": self._receive(client, commands),
-                "mqtt-commands": self._run_commands(client, commands),
-                "mqtt-drain": self._drain(client),
-                "mqtt-maintain": self._maintain(client),
-                "mqtt-raw": self._forward_raw(client),
-            }
-        )
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         """On shutdown: hand over what is queued (bounded), then say offline ourselves."""
@@ -650,6 +661,36 @@ async def connected(client: aiomqtt.Client, timeout_s: float) -> AsyncIterator[a
         lost = client._disconnected
         if lost.done() and not lost.cancelled():
             lost.exception()
+
+
+async def while_linked(client: aiomqtt.Client, work: Coroutine[Any, Any, None]) -> None:
+    """Await ``work``, but end it with an MqttError as soon as the connection is lost.
+
+    aiomqtt fails a publish that waits for its PUBACK only at its timeout (PUBLISH_TIMEOUT_S),
+    however long ago the socket closed. The session tasks learn of a lost link from the message
+    stream; the greeting before them did not, and a broker restarted during it (or a link cut
+    there) held the bridge for half a minute, unable to reconnect."""
+    task = asyncio.create_task(work, name="mqtt-greet")
+    # Shielded: the client's own future must survive our giving up on it.
+    lost = asyncio.shield(client._disconnected)
+    try:
+        await asyncio.wait([task, lost], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        if lost.done():
+            error = None if lost.cancelled() else lost.exception()
+        else:
+            lost.cancel()
+            error = None
+    if not task.cancelled() and task.exception() is None:
+        return
+    if not task.cancelled():
+        task.result()  # the work's own error says what happened
+    if isinstance(error, aiomqtt.MqttError):
+        raise error
+    raise aiomqtt.MqttError("the broker closed the connection")
 
 
 async def run_session_tasks(tasks: Mapping[str, Coroutine[Any, Any, None]]) -> None:

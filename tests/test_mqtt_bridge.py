@@ -19,6 +19,7 @@ from gateway.app import Gateway
 from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
 from gateway.model import Event, Reading, Sample, utc_now
 from gateway.mqtt import MqttBridge
+from tests.faults.peers import CuttingProxy
 from tests.support.mqtt import Collector, persistent_broker, secure_broker, until
 from tests.support.processes import Broker
 
@@ -387,6 +388,23 @@ async def test_a_retained_command_does_not_run_at_connect(
             assert not collector.on(f"{BASE}/reply"), "it would run at every reconnect"
     finally:
         await collector.apublish(command, b"", retain=True)
+
+
+async def test_a_link_cut_while_greeting_the_broker_is_noticed_at_once(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The cut falls in the greeting (online, subscriptions, discovery): its publishes used to
+    wait PUBLISH_TIMEOUT_S (30 s) for PUBACKs that could not come before the bridge noticed."""
+    proxy = CuttingProxy(broker.port, cuts=1, seed=3)
+    try:
+        async with running(settings_text(tmp_path / "data", proxy.port)) as h:
+            h.sample()
+            h.start()
+            # Far below the 30 s it took; a busy machine needs a second or two.
+            await until(lambda: proxy.connections >= 2, 15, "a new connection after the cut")
+            await until(lambda: h.bridge.connected and h.bridge.outbox.waiting == 0, 30)
+    finally:
+        proxy.stop()
 
 
 # the outbox ------------------------------------------------------------------------------------

@@ -163,8 +163,8 @@ def test_a_connection_cut_mid_publish_loses_no_state_message(
         config = write_config(tmp_path, proxy.port)
         log = tmp_path / "gateway.log"
         with gateway_process(config, log):
-            # A cut is noticed when a publish waits PUBLISH_TIMEOUT_S (30 s) for its PUBACK,
-            # then the backoff: well under 45 s a cut.
+            # A cut is noticed when its socket closes (in the greeting too: while_linked), then
+            # the backoff; 45 s a cut is PUBLISH_TIMEOUT_S for a cut no socket reports, and more.
             wait_until(lambda: proxy.connections > cuts, 60 + 45 * cuts, "every cut connection")
             subscriber.wait_for(STATE, 5, 30)
         last, waiting = store_facts(tmp_path)
