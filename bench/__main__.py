@@ -262,18 +262,17 @@ def _peers_md(section: dict[str, Any], _r: dict[str, Any]) -> list[str]:
 
 def _e2e_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
     out = [
-        "## End to end: sim meters -> engine -> SQLite -> outbox -> mosquitto -> subscriber",
+        "## End to end: sim meters -> engine -> memory outbox -> mosquitto -> subscriber",
         "",
         "The production Gateway (MQTT with discovery, HTTP on) in one process, a real mosquitto "
         "and a subscriber process on loopback (bench/e2e.py). Meters sample at 1 Hz of meter "
-        f"time; persist_interval_s is the production {rows[0]['persist_interval_s']:.0f} s, so "
-        "each meter's state goes out once per flush carrying its newest sample. Sustained: the "
-        "highest pace (x1.5 steps) at which every sample asked for was taken and the outbox "
-        "held no more than one flush's messages at the end of the step. CPU is the gateway "
-        "process per 1,000 samples at that pace (the bench meters' own share given apart). "
-        "Latency at 1 Hz: sample -> broker is from `Gateway.submit` to arrival at the "
-        "subscriber (it includes the wait for the flush, under 1 s here because the newest "
-        "sample is what is published); flush -> broker is the pipeline alone.",
+        f"time; publish_interval_s is the production {rows[0]['publish_interval_s']:.0f} s, so "
+        "each sample's state leaves from memory at once; the store sees only checkpoints. "
+        "Sustained: the highest pace (x1.5 steps) at which every sample asked for was taken and "
+        "the outbox held no more than one message per meter at the end of the step. CPU is the "
+        "gateway process per 1,000 samples at that pace (the bench meters' own share given "
+        "apart). Latency at 1 Hz: sample -> broker is from `Gateway.submit` to arrival at the "
+        "subscriber; flush -> broker is from the last checkpoint (not on the path any more).",
         "",
         "| meters | loop | sustained samples/s | CPU s / 1,000 samples | of which sim meters "
         "| peak RSS | sample->broker p50 / p99 | flush->broker p50 / p99 | loop lag p99 at 1 Hz |",

@@ -55,7 +55,9 @@ STORE_FILE = "gateway.db"
 MAX_LOOP_LAG_S = 2.0
 # A newcomer sees values moving at once; a long-running service logs a heartbeat, not a stream.
 SUMMARY_WARMUP_S = 30.0
-SUMMARY_EVERY_S = 900.0
+# Logs wear SD cards too: past the warm-up, one line an hour covers every meter.
+SUMMARY_EVERY_S = 3600.0
+SUMMARY_METERS_MAX = 10
 _SUMMARY_CODES = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:2.7.0")
 # Debiting stops of a silent meter and display time-outs need a clock even without samples.
 TICK_S = 1.0
@@ -531,11 +533,23 @@ class Gateway:
     def _log_summary(self, meter: str) -> None:
         now = time.monotonic()
         uptime = (utc_now() - self.started_at).total_seconds()
-        every = 2.0 if uptime < SUMMARY_WARMUP_S else SUMMARY_EVERY_S
-        if now - self._last_summary.get(meter, float("-inf")) < every:
+        if uptime < SUMMARY_WARMUP_S:
+            # A newcomer sees each meter's values move at once.
+            if now - self._last_summary.get(meter, float("-inf")) >= 2.0:
+                self._last_summary[meter] = now
+                _LOGGER.info("meter %s: %s", meter, self.meters.summary(meter, _SUMMARY_CODES))
             return
-        self._last_summary[meter] = now
-        _LOGGER.info("meter %s: %s", meter, self.meters.summary(meter, _SUMMARY_CODES))
+        if now - self._last_summary.get("", float("-inf")) < SUMMARY_EVERY_S:
+            return
+        self._last_summary[""] = now
+        meters = list(self.engines)
+        parts = [
+            f"meter {m}: {self.meters.summary(m, _SUMMARY_CODES)}"
+            for m in meters[:SUMMARY_METERS_MAX]
+        ]
+        if len(meters) > SUMMARY_METERS_MAX:
+            parts.append(f"and {len(meters) - SUMMARY_METERS_MAX} more meters")
+        _LOGGER.info("%s", "; ".join(parts))
 
     async def _wait_for_stop(self) -> None:
         while not self._stop.is_set():

@@ -1,7 +1,9 @@
 """SQLite non-volatile memory: registers, events, module state, the MQTT outbox (and profiles).
 
-WAL mode with ``synchronous=FULL``: a committed transaction survives a power cut, so a register
-the gateway has published (only ever after its commit) can never come back lower.
+Written rarely and in batches (checkpoints, rare records, the MQTT outbox only while the broker is
+away: README "Durability"), so each commit may be fully durable: WAL with ``synchronous=FULL``
+means a committed checkpoint survives a power cut, which is what lets a register only the
+gateway counts be shown as soon as it is committed.
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ _MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Page cache of a read-only snapshot, in KiB (SQLite's default is 2 MiB per connection).
 SNAPSHOT_CACHE_KIB = 256
+# The page size stays SQLite's 4 KiB: it is the kernel's page (what /proc/PID/io counts and what
+# the card is written in); smaller pages measured only 25% fewer bytes per checkpoint and deepen
+# the year-long profile and event tables.
+WAL_AUTOCHECKPOINT_PAGES = 1000
+JOURNAL_SIZE_LIMIT_B = 4 * 1024 * 1024
 
 
 class _Reads:
@@ -251,8 +258,19 @@ class Store(_Reads):
         if not self.path.exists():
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite's -wal follows
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # WAL: readers (long exports, the read-only snapshot) never block a checkpoint, and a
+        # commit appends only the pages it changed instead of writing them twice.
         db.execute("PRAGMA journal_mode=WAL")
+        # FULL (an fsync per commit) is cheap at a commit every few minutes and is the contract:
+        # what only the gateway counts is shown once committed, so a commit must survive a
+        # power cut. NORMAL would only save fsyncs, not bytes.
         db.execute("PRAGMA synchronous=FULL")
+        # A checkpoint changes a handful of pages; the WAL is copied back into the database
+        # every WAL_AUTOCHECKPOINT_PAGES frames, so a page rewritten by many checkpoints reaches
+        # the database file once per round instead of once per commit (4 MB of WAL at most).
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+        # Keeps the WAL file from staying large after a long broker outage was drained.
+        db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_B}")
         db.execute("PRAGMA busy_timeout=5000")
         # Which file is open: a database deleted (or replaced) under a running gateway would
         # otherwise take every later write with it when the process ends.
