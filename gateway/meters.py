@@ -37,6 +37,7 @@ GATEWAY_COUNTING_MODULES = frozenset({"s0", "sim"})
 # Registers the engine counts itself on any meter: shown only as checkpointed. (Tariff shares
 # are recomputed from the meter's own total after a restart, and a tariff switch checkpoints.)
 _COUNTED_BY_ENGINE = frozenset({CREDIT, HOUR_COUNTER, THRESHOLD_COUNT})
+# The tariff and the breaker switch rarely and must last: their switches checkpoint at once.
 _CHECKPOINT_AT_ONCE = (ACTIVE_TARIFF, BREAKER_STATE, BREAKER_ACTUATOR)
 
 
@@ -140,7 +141,16 @@ class Meters:
     def due_checkpoint(self, update: Update) -> bool:
         """True when an update must be checkpointed at once, not at the next interval: a
         debiting stop (billing), or a tariff switch (tariff shares are not recomputable)."""
-        return bool(update.billing) or _switched(update)
+        if update.billing:
+            return True
+        # A switch, not a first value: the first reading after a start is the interval's job.
+        durable = self._durable.get(update.meter, {})
+        return any(
+            code in update.registers
+            and code in durable
+            and update.registers[code].value != durable[code].value
+            for code in _CHECKPOINT_AT_ONCE
+        )
 
     def flush(self, outputs: Iterable[MeterOutput]) -> None:
         """The checkpoint: registers that changed, engine cursors that changed, profiles,
@@ -292,8 +302,3 @@ class Meters:
 def _counted_by_gateway(code: str, counting_meter: bool) -> bool:
     """True for a register only the gateway counts: shown only once it is on disk."""
     return code in _COUNTED_BY_ENGINE or (counting_meter and obis.is_cumulative(code))
-
-
-def _switched(update: Update) -> bool:
-    """True when the update switched the tariff or the breaker (both rare, both must last)."""
-    return any(code in update.registers for code in _CHECKPOINT_AT_ONCE)

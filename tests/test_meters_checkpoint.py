@@ -1,0 +1,126 @@
+"""Meters on real SQLite: what outputs may show (the durability contract) and the checkpoints."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from gateway import config
+from gateway.meters import Meters
+from gateway.model import Reading, Sample
+from gateway.store import Store
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+TEXT = """
+[gateway]
+data_dir = "{data}"
+[[meters]]
+id = "kept"
+[meters.tariff]
+source = "command"
+[[meters]]
+id = "counted"
+[[modules]]
+type = "s0"
+name = "pulses"
+meter = "counted"
+chip = "/dev/gpiochip0"
+line = 17
+pulses_per_kwh = 1000
+"""
+
+
+def settings(tmp_path: Path) -> config.Settings:
+    return config.loads(TEXT.format(data=tmp_path))
+
+
+def feed(meters: Meters, meter: str, at: datetime, kwh: str, watts: float = 1000.0) -> None:
+    readings = (Reading("1-0:1.8.0", Decimal(kwh), "kWh"), Reading("1-0:1.7.0", watts, "W"))
+    meters.note(meters.engines[meter].ingest(Sample(meter, "test", at, readings)))
+    meters.heard(meter)
+
+
+def shown(meters: Meters, meter: str, code: str = "1-0:1.8.0") -> object:
+    register = meters.published(meter).get(code)
+    return None if register is None else register.value
+
+
+def test_meter_kept_totals_show_at_once_gateway_counted_ones_only_from_disk(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "gateway.db")
+    try:
+        meters = Meters(settings(tmp_path), store)
+        feed(meters, "kept", START, "10.000")
+        feed(meters, "counted", START, "5.000")
+        assert shown(meters, "kept") == Decimal("10.000")
+        assert shown(meters, "counted") is None, "nothing of it is on disk yet"
+        assert shown(meters, "counted", "1-0:1.7.0") == 1000.0, "instantaneous values are live"
+        meters.flush(())
+        feed(meters, "kept", START + timedelta(seconds=1), "10.001")
+        feed(meters, "counted", START + timedelta(seconds=1), "5.001")
+        assert shown(meters, "kept") == Decimal("10.001")
+        assert shown(meters, "counted") == Decimal("5.000")
+        assert "1-0:1.8.0" not in meters.live(meters.engines["counted"].tick(START)).registers
+        meters.flush(())
+        assert shown(meters, "counted") == Decimal("5.001")
+    finally:
+        store.close()
+
+
+def test_after_an_unclean_stop_a_meters_totals_wait_until_it_is_heard(tmp_path: Path) -> None:
+    store = Store(tmp_path / "gateway.db")
+    meters = Meters(settings(tmp_path), store)
+    feed(meters, "kept", START, "10.000")
+    meters.flush(())
+    store.close()
+    store = Store(tmp_path / "gateway.db")
+    try:
+        again = Meters(settings(tmp_path), store, clean_start=False)
+        assert not again.publishable("kept")
+        assert shown(again, "kept") is None, "10.000 may be below what was shown before the cut"
+        feed(again, "kept", START + timedelta(minutes=5), "10.100")
+        assert again.publishable("kept")
+        assert shown(again, "kept") == Decimal("10.100")
+        clean = Meters(settings(tmp_path), store)
+        assert shown(clean, "kept") == Decimal("10.000"), "an orderly stop wrote what was shown"
+    finally:
+        store.close()
+
+
+def test_a_checkpoint_writes_only_what_changed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "gateway.db")
+    try:
+        meters = Meters(settings(tmp_path), store)
+        feed(meters, "kept", START, "10.000")
+        meters.flush(())
+        with sqlite3.connect(tmp_path / "gateway.db") as reader:
+            before = dict(reader.execute("SELECT obis, at FROM registers WHERE meter = 'kept'"))
+        # The same reading again: registers unchanged, nothing pending for them.
+        feed(meters, "kept", START + timedelta(seconds=1), "10.000", watts=1500.0)
+        meters.flush(())
+        with sqlite3.connect(tmp_path / "gateway.db") as reader:
+            after = dict(reader.execute("SELECT obis, at FROM registers WHERE meter = 'kept'"))
+        assert after["1-0:1.8.0"] == before["1-0:1.8.0"], "an unmoved total is not rewritten"
+        assert after["1-0:1.7.0"] != before["1-0:1.7.0"]
+        meters.flush(())  # nothing pending: no transaction at all
+    finally:
+        store.close()
+
+
+def test_a_tariff_switch_checkpoints_at_once_a_first_value_does_not(tmp_path: Path) -> None:
+    store = Store(tmp_path / "gateway.db")
+    try:
+        meters = Meters(settings(tmp_path), store)
+        engine = meters.engines["kept"]
+        readings = (Reading("1-0:1.8.0", Decimal("1.000"), "kWh"),)
+        first = engine.ingest(Sample("kept", "test", START, readings))
+        assert not meters.due_checkpoint(first)
+        meters.note(first)
+        meters.flush(())
+        switch, _ = engine.command("set_tariff", {"tariff": 2}, START + timedelta(seconds=1))
+        assert meters.due_checkpoint(switch)
+    finally:
+        store.close()
