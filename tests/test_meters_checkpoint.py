@@ -98,8 +98,10 @@ def test_a_checkpoint_writes_only_what_changed(tmp_path: Path) -> None:
         meters.flush(())
         with sqlite3.connect(tmp_path / "gateway.db") as reader:
             before = dict(reader.execute("SELECT obis, at FROM registers WHERE meter = 'kept'"))
-        # The same reading again: registers unchanged, nothing pending for them.
-        feed(meters, "kept", START + timedelta(seconds=1), "10.000", watts=1500.0)
+        # A reading of the power alone: the total is not pending, so it is not rewritten.
+        power = (Reading("1-0:1.7.0", 1500.0, "W"),)
+        later = Sample("kept", "test", START + timedelta(seconds=1), power)
+        meters.note(meters.engines["kept"].ingest(later))
         meters.flush(())
         with sqlite3.connect(tmp_path / "gateway.db") as reader:
             after = dict(reader.execute("SELECT obis, at FROM registers WHERE meter = 'kept'"))
