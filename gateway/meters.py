@@ -143,8 +143,13 @@ class Meters:
         debiting stop (billing), or a tariff switch (tariff shares are not recomputable)."""
         if update.billing:
             return True
-        # A switch, not a first value: the first reading after a start is the interval's job.
         durable = self._durable.get(update.meter, {})
+        if update.meter in self._counting and any(
+            code not in durable and _counted_by_gateway(code, True) for code in update.registers
+        ):
+            # A total only the gateway counts, never stored yet: shown only once it is.
+            return True
+        # A switch, not a first value: the first reading after a start is the interval's job.
         return any(
             code in update.registers
             and code in durable
