@@ -96,6 +96,9 @@ class MqttSection(_Section, frozen=True):
     base_topic: str = "meter-gateway"
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    # The oldest Home Assistant release that reads this broker ("YYYY.M"): discovery sends only
+    # what that release accepts (reactive energy has a device class from 2025.6 on).
+    ha_version: str = "2024.11"
     availability_timeout_s: float = 120.0
     per_value_topics: bool = False
     raw_frames: bool = False
@@ -325,6 +328,10 @@ def _check(settings: Settings) -> None:
     ):
         if number is not None and not number > 0:
             raise ConfigError("must be greater than 0", path=f"gateway.{key}", file=source)
+    if not re.fullmatch(r"20\d\d\.(1[0-2]|[1-9])(\.\d+)?", settings.mqtt.ha_version):
+        raise ConfigError(
+            'a Home Assistant release such as "2025.6"', path="mqtt.ha_version", file=source
+        )
     # A meter's MQTT topics sit beside the gateway's own under <base>/<gateway>/: these ids
     # would be read as the gateway's status, commands, replies or raw frames.
     reserved = {"set", "status", "reply", "raw", settings.gateway.name}

@@ -64,7 +64,25 @@ _PRECISION: dict[str | None, int] = {
     "A": 2,
     "Hz": 2,
 }
-_DIAGNOSTIC = frozenset({"serial_number", "meter_time", "hour_counter"})
+_DIAGNOSTIC = frozenset({"serial_number", "meter_time", "hour_counter", "quadrant"})
+# Device classes newer than Home Assistant 2024.11, with the release that brought them: an older
+# release rejects the whole entity, so it gets the unit and state class without the class.
+_DEVICE_CLASS_SINCE: dict[str, tuple[int, int]] = {"reactive_energy": (2025, 6)}
+# States the engine names itself (no OBIS code): what Home Assistant shows, and their options.
+_STATES: dict[str, tuple[str, tuple[str, ...]]] = {"quadrant": ("Quadrant", ("1", "2", "3", "4"))}
+
+
+def release(text: str) -> tuple[int, int]:
+    """``"2025.6"`` (or ``"2025.6.1"``) as (2025, 6)."""
+    year, month = text.split(".")[:2]
+    return int(year), int(month)
+
+
+def label_of(key: str) -> str:
+    """A person's name for a register the OBIS table does not know: words, not identifiers."""
+    return key.replace("_", " ").replace(":", " ").strip().capitalize()
+
+
 # OBIS 0-0:96.14.0 counts tariffs from 1; the 382L has four.
 TARIFF_OPTIONS = ("1", "2", "3", "4")
 
@@ -82,8 +100,9 @@ def meter_object_id(gateway_name: str, meter_id: str) -> str:
 class Discovery:
     """Builds the retained discovery configs for one gateway."""
 
-    def __init__(self, gateway_name: str, topics: Topics) -> None:
+    def __init__(self, gateway_name: str, topics: Topics, *, ha_version: str = "2024.11") -> None:
         self.gateway_name = gateway_name
+        self.ha_release = release(ha_version)
         self.topics = topics
         self._warned: set[tuple[str, str | None]] = set()
 
@@ -197,16 +216,23 @@ class Discovery:
         quantity = obis.describe(code)
         numeric = isinstance(register.value, int | float | Decimal)
         template = f"{{{{ value_json.readings[{key!r}].value }}}}"
+        named_state = _STATES.get(key)
         entity: dict[str, Any] = {
             "platform": "sensor",
             "unique_id": f"{object_id}_{component_id}",
-            "name": quantity.label if quantity else key,
+            "name": quantity.label if quantity else (named_state or (label_of(key), ()))[0],
             "value_template": template,
         }
         device_class = quantity.device_class if quantity else None
         state_class = quantity.state_class if quantity else None
-        if quantity is None and numeric:
+        if quantity is None and numeric and named_state is None:
             state_class = "total_increasing" if obis.is_cumulative(code) else "measurement"
+        if named_state is not None:
+            # A state, not a measurement: Home Assistant must not average a quadrant.
+            device_class = "enum"
+        since = _DEVICE_CLASS_SINCE.get(device_class or "")
+        if since is not None and self.ha_release < since:
+            device_class = None
         unit = register.unit
         if device_class is not None and unit not in _UNITS.get(device_class, {unit}):
             if (code, unit) not in self._warned:
@@ -220,7 +246,7 @@ class Discovery:
                 )
             device_class = None
         if device_class == "enum":
-            entity["options"] = list(TARIFF_OPTIONS)
+            entity["options"] = list(named_state[1] if named_state else TARIFF_OPTIONS)
             entity["value_template"] = f"{{{{ value_json.readings[{key!r}].value | int }}}}"
         elif device_class == "timestamp":
             pass

@@ -45,7 +45,9 @@ class Presence:
         self.config = config
         self.topics = topics
         self.outbox = outbox
-        self.discovery = Discovery(gateway.settings.gateway.name, topics)
+        self.discovery = Discovery(
+            gateway.settings.gateway.name, topics, ha_version=gateway.settings.mqtt.ha_version
+        )
         self.raw_dropped = 0
         self._announced: dict[str, frozenset[str]] = {}
         self._available: dict[str, bool] = {}

@@ -56,15 +56,19 @@ def _build() -> dict[str, Quantity]:
     table: dict[str, Quantity] = {
         "1-0:1.8.0": _energy("energy_import", "Energy import A+", "kWh", "energy"),
         "1-0:2.8.0": _energy("energy_export", "Energy export A-", "kWh", "energy"),
-        "1-0:3.8.0": _energy("reactive_import", "Reactive energy R+", "kvarh", "reactive_energy"),
-        "1-0:4.8.0": _energy("reactive_export", "Reactive energy R-", "kvarh", "reactive_energy"),
+        "1-0:3.8.0": _energy(
+            "reactive_import", "Reactive energy import R+", "kvarh", "reactive_energy"
+        ),
+        "1-0:4.8.0": _energy(
+            "reactive_export", "Reactive energy export R-", "kvarh", "reactive_energy"
+        ),
         "1-0:1.7.0": _measure("power_import", "Power import P+", "W", "power"),
         "1-0:2.7.0": _measure("power_export", "Power export P-", "W", "power"),
         "1-0:3.7.0": _measure(
-            "reactive_power_import", "Reactive power Q+", "var", "reactive_power"
+            "reactive_power_import", "Reactive power import Q+", "var", "reactive_power"
         ),
         "1-0:4.7.0": _measure(
-            "reactive_power_export", "Reactive power Q-", "var", "reactive_power"
+            "reactive_power_export", "Reactive power export Q-", "var", "reactive_power"
         ),
         "1-0:9.7.0": _measure("apparent_power", "Apparent power S", "VA", "apparent_power"),
         "1-0:14.7.0": _measure("frequency", "Frequency", "Hz", "frequency"),
@@ -92,7 +96,7 @@ def _build() -> dict[str, Quantity]:
         )
         table[f"1-0:3.8.{tariff}"] = _energy(
             f"reactive_import_t{tariff}",
-            f"Reactive energy R+ T{tariff}",
+            f"Reactive energy import R+ T{tariff}",
             "kvarh",
             "reactive_energy",
         )

@@ -163,8 +163,9 @@ async def test_discovery_is_retained_and_describes_every_value(
     expected = {
         "energy_import": ("energy", "kWh", "total_increasing"),
         "energy_export": ("energy", "kWh", "total_increasing"),
-        "reactive_import": ("reactive_energy", "kvarh", "total_increasing"),
-        "reactive_export": ("reactive_energy", "kvarh", "total_increasing"),
+        # The default ha_version (2024.11) predates the reactive_energy device class.
+        "reactive_import": (None, "kvarh", "total_increasing"),
+        "reactive_export": (None, "kvarh", "total_increasing"),
         "power_import": ("power", "W", "measurement"),
         "power_export": ("power", "W", "measurement"),
         "voltage_l1": ("voltage", "V", "measurement"),
@@ -176,7 +177,7 @@ async def test_discovery_is_retained_and_describes_every_value(
         part = parts[key]
         assert part["platform"] == "sensor"
         assert part["unique_id"] == f"meter-gateway_home_main_{key}"
-        assert part["device_class"] == device_class, key
+        assert part.get("device_class") == device_class, key
         assert part["unit_of_measurement"] == unit, key
         assert part["state_class"] == state_class, key
         assert part["value_template"] == f"{{{{ value_json.readings['{key}'].value }}}}"

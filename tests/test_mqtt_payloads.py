@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -242,3 +244,41 @@ def test_arguments_nested_under_args_may_contain_an_id() -> None:
     assert command.args == {"id": "topup-1", "sequence": 3, "amount": "10"}
     with pytest.raises(CommandError, match="only other key"):
         parse_command("main", "top_up", b'{"args": {"a": 1}, "b": 2}')
+
+
+def _discovered(ha_version: str) -> dict[str, Any]:
+    discovery = Discovery("home", TOPICS, ha_version=ha_version)
+    meter = MeterConfig(id="main")
+    registers = {
+        "1-0:3.8.0": register("1-0:3.8.0", Decimal("1.5"), "kvarh"),
+        "1-0:4.8.0": register("1-0:4.8.0", Decimal("0.5"), "kvarh"),
+        "quadrant": register("quadrant", 4, None),
+        "breaker_actuator": register("breaker_actuator", "relay1", None),
+    }
+    _topic, document = discovery.meter_config(meter, registers)
+    return dict(document["components"])
+
+
+def test_reactive_energy_gets_its_device_class_only_where_home_assistant_knows_it() -> None:
+    old = _discovered("2025.5")
+    assert "device_class" not in old["reactive_import"]
+    assert old["reactive_import"]["unit_of_measurement"] == "kvarh"
+    assert old["reactive_import"]["state_class"] == "total_increasing"
+    new = _discovered("2025.6")
+    assert new["reactive_import"]["device_class"] == "reactive_energy"
+
+
+def test_entity_names_are_distinct_words_and_states_are_not_measurements() -> None:
+    parts = _discovered("2025.6")
+    names = [part["name"] for part in parts.values()]
+    assert names.count("Reactive energy import R+") == 1
+    assert "Reactive energy export R-" in names
+    # Home Assistant builds entity ids from names without "+" and "-": they must differ in words.
+    slugs = {re.sub(r"[^a-z0-9]+", "_", n.lower()).strip("_") for n in names}
+    assert len(slugs) == len(names)
+    quadrant = parts["quadrant"]
+    assert (quadrant["name"], quadrant["device_class"]) == ("Quadrant", "enum")
+    assert quadrant["options"] == ["1", "2", "3", "4"]
+    assert "state_class" not in quadrant
+    assert quadrant["entity_category"] == "diagnostic"
+    assert parts["breaker_actuator"]["name"] == "Breaker actuator"
