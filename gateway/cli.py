@@ -1,4 +1,6 @@
-"""The ``meter-gateway`` command line."""
+"""meter-gateway: a Kamstrup 382L model between your meter and MQTT, HTTP and Z-Wave.
+
+Run "meter-gateway COMMAND --help" for the options of a command."""
 
 from __future__ import annotations
 
@@ -59,7 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="meter-gateway", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="meter-gateway",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--log-level",
         default="info",
@@ -73,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     check = commands.add_parser("check-config", help="validate a config file, touching no device")
-    check.add_argument("file", type=Path)
+    check.add_argument(
+        "file", type=Path, metavar="FILE", help="the TOML config to check (e.g. conf/gateway.toml)"
+    )
     check.set_defaults(handler=_check_config)
 
     version = commands.add_parser("version", help="print the version")
@@ -207,7 +215,12 @@ def _decode(args: argparse.Namespace) -> int:
         out.flush()
         return 0
     if args.input is None:
-        raise ConfigError("give INPUT, - for stdin, or --batch FILE", path="decode")
+        print(
+            "meter-gateway decode: give the frame (hex, or text for dsmr and iec62056-21), "
+            "- to read it from stdin, or --batch FILE",
+            file=sys.stderr,
+        )
+        return 2
     text = sys.stdin.read() if args.input == "-" else args.input
     result = _decode_one(decoder, args.protocol, text, args.key, args.auth_key)
     out.write(result + b"\n")
