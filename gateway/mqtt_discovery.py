@@ -160,10 +160,14 @@ class Discovery:
                 "sw_version": __version__,
             },
             "origin": ORIGIN,
-            "availability_topic": self.topics.status,
             "qos": 1,
             "components": components,
         }
+        # The connectivity sensor reads the status topic itself and must be able to show "off";
+        # the gateway's other entities are unavailable while it is offline.
+        for component_id, component in components.items():
+            if component_id != "status":
+                component["availability_topic"] = self.topics.status
         return self.topics.device_config(object_id), payload
 
     def meter_config(

@@ -235,6 +235,11 @@ def test_discovery_of_unusual_values() -> None:
     button = gateway["components"]["resend_discovery"]
     assert button["platform"] == "button"
     assert button["command_topic"] == "meter-gateway/home/set/resend_discovery"
+    # The connectivity sensor can read "off": its availability is not the topic it reports.
+    status = gateway["components"]["status"]
+    assert "availability_topic" not in status and "availability_topic" not in gateway
+    assert status["state_topic"] == "meter-gateway/home/status"
+    assert button["availability_topic"] == "meter-gateway/home/status"
 
 
 def test_arguments_nested_under_args_may_contain_an_id() -> None:
