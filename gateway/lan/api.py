@@ -43,6 +43,7 @@ _COMMAND_STATUS = {
     "unknown_command": 404,
     "bad_argument": 400,
     "not_permitted": 403,
+    "not_stored": 503,  # the store cannot be written: nothing changed, retry later
 }
 
 
