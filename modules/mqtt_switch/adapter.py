@@ -113,7 +113,7 @@ class MqttSwitchAdapter:
 
     async def run(self, ctx: ModuleContext) -> None:
         """Keep a broker session up; commands queued meanwhile wait in ``ctx.commands``."""
-        check_wiring(ctx)
+        check_wiring(ctx, _LOGGER)
         broker = ctx.settings.mqtt
         backoff = Backoff(healthy_after_s=HEALTHY_SESSION_S)
         while True:

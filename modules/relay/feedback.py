@@ -51,8 +51,10 @@ def desired_position(ctx: ModuleContext) -> Position | None:
     return "closed" if register.value == "connected" else "open"
 
 
-def check_wiring(ctx: ModuleContext) -> bool:
-    """True when this module is the actuator of its meter's breaker; warn once otherwise."""
+def check_wiring(ctx: ModuleContext, logger: logging.Logger = _LOGGER) -> bool:
+    """True when this module is the actuator of its meter's breaker; warn once otherwise.
+
+    ``logger`` is the calling module's, so the warning names the module type that has it."""
     meter = ctx.meter
     if meter is None:
         return False
@@ -62,7 +64,7 @@ def check_wiring(ctx: ModuleContext) -> bool:
         return False
     if breaker.enabled and breaker.actuator == ctx.name:
         return True
-    _LOGGER.warning(
+    logger.warning(
         "%s: meter %s does not name this module as its breaker actuator"
         " ([meters.breaker] enabled = true, actuator = %r): it will not be switched",
         ctx.name,

@@ -14,10 +14,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway import config
+from gateway.adapter import ModuleContext, ModuleHealth
 from gateway.app import Gateway
 from gateway.errors import ConfigError
 from gateway.model import Command
+from modules.mqtt_switch.adapter import _LOGGER as switch_logger
 from modules.mqtt_switch.adapter import MqttSwitchConfig, position_of
+from modules.relay.feedback import check_wiring
 from tests.support import gateway as support
 from tests.support.gateway import until
 from tests.support.processes import Broker
@@ -304,3 +307,21 @@ def test_the_example_config_shows_every_key() -> None:
     text = (Path(__file__).parents[2] / "conf" / "examples" / "mqtt_switch.toml").read_text()
     for key in MqttSwitchConfig.__struct_fields__:
         assert f"\n{key} = " in text or f"\n# {key} = " in text, key
+
+
+def test_a_wiring_warning_is_logged_under_the_module_that_has_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = support.offline_text(
+        tmp_path,
+        '[[meters]]\nid = "main"\n'
+        '[[modules]]\ntype = "mqtt_switch"\nname = "plug"\nmeter = "main"\n'
+        'command_topic = "plug/set"\nstate_topic = "plug/state"\n',
+    )
+    gateway = Gateway(config.loads(text), outputs=lambda _g: [])
+    module = gateway.settings.modules[0]
+    ctx = ModuleContext(gateway, module, ModuleHealth(module.name, module.type))
+    with caplog.at_level("WARNING"):
+        assert check_wiring(ctx, switch_logger) is False
+    [record] = [r for r in caplog.records if "breaker actuator" in r.getMessage()]
+    assert record.name == "modules.mqtt_switch.adapter"
