@@ -69,7 +69,15 @@ _DIAGNOSTIC = frozenset({"serial_number", "meter_time", "hour_counter", "quadran
 # release rejects the whole entity, so it gets the unit and state class without the class.
 _DEVICE_CLASS_SINCE: dict[str, tuple[int, int]] = {"reactive_energy": (2025, 6)}
 # States the engine names itself (no OBIS code): what Home Assistant shows, and their options.
-_STATES: dict[str, tuple[str, tuple[str, ...]]] = {"quadrant": ("Quadrant", ("1", "2", "3", "4"))}
+_STATES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "quadrant": ("Quadrant", ("1", "2", "3", "4")),
+    "breaker_state": ("Breaker", ("connected", "disconnected", "ready_for_reconnection")),
+}
+# The breaker's remote controls, as Home Assistant buttons (command, name, icon).
+_BREAKER_BUTTONS = (
+    ("disconnect", "Disconnect breaker", "mdi:power-plug-off"),
+    ("reconnect", "Reconnect breaker", "mdi:power-plug"),
+)
 
 
 def release(text: str) -> tuple[int, int]:
@@ -100,9 +108,19 @@ def meter_object_id(gateway_name: str, meter_id: str) -> str:
 class Discovery:
     """Builds the retained discovery configs for one gateway."""
 
-    def __init__(self, gateway_name: str, topics: Topics, *, ha_version: str = "2024.11") -> None:
+    def __init__(
+        self,
+        gateway_name: str,
+        topics: Topics,
+        *,
+        ha_version: str = "2024.11",
+        unsigned_commands: bool = False,
+    ) -> None:
         self.gateway_name = gateway_name
         self.ha_release = release(ha_version)
+        # Home Assistant cannot sign commands: it gets controls only where unsigned state-
+        # changing commands are allowed, by the same rule the command topics follow.
+        self.controls = unsigned_commands
         self.topics = topics
         self._warned: set[tuple[str, str | None]] = set()
 
@@ -178,6 +196,16 @@ class Discovery:
         components: dict[str, dict[str, Any]] = {}
         for code in sorted(registers):
             components.update(self._components(object_id, code, registers[code]))
+        if self.controls and "breaker_state" in registers:
+            for command, name, icon in _BREAKER_BUTTONS:
+                components[f"breaker_{command}"] = {
+                    "platform": "button",
+                    "unique_id": f"{object_id}_breaker_{command}",
+                    "name": name,
+                    "icon": icon,
+                    "command_topic": self.topics.command(meter.id, command),
+                    "payload_press": "PRESS",
+                }
         device: dict[str, Any] = {
             "identifiers": [object_id],
             "name": meter.name or f"Meter {meter.id}",
@@ -251,7 +279,8 @@ class Discovery:
             device_class = None
         if device_class == "enum":
             entity["options"] = list(named_state[1] if named_state else TARIFF_OPTIONS)
-            entity["value_template"] = f"{{{{ value_json.readings[{key!r}].value | int }}}}"
+            if numeric:  # a number on the wire, an option string in Home Assistant
+                entity["value_template"] = f"{{{{ value_json.readings[{key!r}].value | int }}}}"
         elif device_class == "timestamp":
             pass
         elif numeric:

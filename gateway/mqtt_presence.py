@@ -46,7 +46,10 @@ class Presence:
         self.topics = topics
         self.outbox = outbox
         self.discovery = Discovery(
-            gateway.settings.gateway.name, topics, ha_version=gateway.settings.mqtt.ha_version
+            gateway.settings.gateway.name,
+            topics,
+            ha_version=gateway.settings.mqtt.ha_version,
+            unsigned_commands=gateway.settings.mqtt.unsigned_commands,
         )
         self.raw_dropped = 0
         self._announced: dict[str, frozenset[str]] = {}

@@ -287,3 +287,27 @@ def test_entity_names_are_distinct_words_and_states_are_not_measurements() -> No
     assert "state_class" not in quadrant
     assert quadrant["entity_category"] == "diagnostic"
     assert parts["breaker_actuator"]["name"] == "Breaker actuator"
+
+
+def test_breaker_controls_only_where_unsigned_commands_are_allowed() -> None:
+    meter = MeterConfig(id="main")
+    registers = {"breaker_state": register("breaker_state", "connected", None)}
+    locked = Discovery("home", TOPICS)
+    _topic, document = locked.meter_config(meter, registers)
+    parts = document["components"]
+    state = parts["breaker_state"]
+    assert (state["name"], state["device_class"]) == ("Breaker", "enum")
+    assert state["options"] == ["connected", "disconnected", "ready_for_reconnection"]
+    assert state["value_template"] == "{{ value_json.readings['breaker_state'].value }}"
+    assert not [p for p in parts.values() if p["platform"] == "button"]
+    opened = Discovery("home", TOPICS, unsigned_commands=True)
+    _topic, document = opened.meter_config(meter, registers)
+    buttons = {k: p for k, p in document["components"].items() if p["platform"] == "button"}
+    assert {b["command_topic"] for b in buttons.values()} == {
+        "meter-gateway/home/main/set/disconnect",
+        "meter-gateway/home/main/set/reconnect",
+    }
+    # What a button sends is what the command topics accept.
+    for button in buttons.values():
+        name = button["command_topic"].rsplit("/", 1)[1]
+        assert parse_command("main", name, button["payload_press"].encode()).name == name
