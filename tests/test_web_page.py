@@ -315,4 +315,15 @@ async def test_page_shows_live_values_and_scrolls_the_display(tmp_path: Path) ->
             assert "kWh per day" in await page.evaluate(
                 "document.querySelector('#week-note').textContent"
             )
+            # Axis labels keep every decimal of their step: 0.025 steps never read 0.03 twice.
+            svg = "document.createElementNS('http://www.w3.org/2000/svg', 'svg')"
+            labels = await page.evaluate(
+                f"(() => {{ const s = {svg}; axes(s, {{left: 40, right: 200, top: 0, bottom: 100}},"
+                " {min: 0, max: 0.1, step: 0.025}, 'kWh');"
+                " return [...s.querySelectorAll('text')].map((t) => t.textContent); })()"
+            )
+            assert labels[:5] == ["0.000", "0.025", "0.050", "0.075", "0.100"]
+            # A favicon of its own: no request for /favicon.ico left to fail.
+            icon = await page.evaluate("document.querySelector('link[rel=icon]').href")
+            assert icon.startswith("data:image/svg+xml")
             assert page.exceptions == []

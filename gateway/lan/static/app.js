@@ -415,7 +415,8 @@ function scale(low, high) {
 }
 
 function axes(svg, box, { min, max, step }, unit) {
-  const digits = step >= 1 ? 0 : step >= 0.1 ? 1 : 2;
+  // As many decimals as the step has: 0.025 needs three, or 0.025 and 0.03 would read alike.
+  const digits = (String(Number(step.toPrecision(6))).split(".")[1] || "").length;
   for (let value = min; value <= max + step / 2; value += step) {
     const y = box.bottom - ((value - min) / (max - min)) * (box.bottom - box.top);
     svg.append(el("line", { x1: box.left, x2: box.right, y1: y, y2: y, class: "grid" }));
