@@ -13,6 +13,7 @@ mkradio3, mkradio4, compact5, vario451 and fhkvdataiii drivers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from modules.codecs.wmbus.drivers.model import Driver, FieldSpec, FixedFields
@@ -34,9 +35,18 @@ _LAYOUT = FixedFields(
 )
 
 
-def _total(values: dict[str, Decimal]) -> dict[str, tuple[Decimal, str | None]]:
-    total = values["volume_at_period_start"] + values["volume_this_period"]
-    return {"total_volume": (total, "m³")}
+def _sum(
+    name: str, unit: str, *parts: str
+) -> Callable[[dict[str, Decimal]], dict[str, tuple[Decimal, str | None]]]:
+    """A derived total: the meter's reading is the sum of two billing-period fields."""
+
+    def derive(values: dict[str, Decimal]) -> dict[str, tuple[Decimal, str | None]]:
+        return {name: (sum((values[part] for part in parts), Decimal(0)), unit)}
+
+    return derive
+
+
+_total = _sum("total_volume", "m³", "volume_at_period_start", "volume_this_period")
 
 
 _SOURCE = "Techem MK Radio payload as recorded by the wmbusmeters mkradio3/mkradio4 drivers"
@@ -70,9 +80,7 @@ _ENERGY = FixedFields(
 )
 
 
-def _total_energy(values: dict[str, Decimal]) -> dict[str, tuple[Decimal, str | None]]:
-    total = values["energy_previous_period"] + values["energy_this_period"]
-    return {"total_energy": (total, "kWh")}
+_total_energy = _sum("total_energy", "kWh", "energy_previous_period", "energy_this_period")
 
 
 COMPACT_V = Driver(
@@ -94,9 +102,7 @@ _VARIO = FixedFields(
 )
 
 
-def _total_gj(values: dict[str, Decimal]) -> dict[str, tuple[Decimal, str | None]]:
-    total = values["energy_previous_period"] + values["energy_this_period"]
-    return {"total_energy": (total, "GJ")}
+_total_gj = _sum("total_energy", "GJ", "energy_previous_period", "energy_this_period")
 
 
 VARIO_451 = Driver(
