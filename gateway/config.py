@@ -96,6 +96,9 @@ class MqttSection(_Section, frozen=True):
     base_topic: str = "meter-gateway"
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    # "device": one retained config per meter (Home Assistant 2024.11+); "entity": one per value,
+    # for older Home Assistant releases and other hubs' discovery readers (openHAB, ioBroker).
+    discovery_mode: Literal["device", "entity"] = "device"
     # The oldest Home Assistant release that reads this broker ("YYYY.M"): discovery sends only
     # what that release accepts (reactive energy has a device class from 2025.6 on).
     ha_version: str = "2024.11"

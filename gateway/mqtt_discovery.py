@@ -232,6 +232,23 @@ class Discovery:
         }
         return self.topics.device_config(object_id), payload
 
+    def per_entity(self, topic: str, document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """A device document as one config per entity (``<prefix>/<platform>/<node>/<id>/config``).
+
+        Each entity carries what the device document says once: the device, origin,
+        availability, state topic and QoS, so readers that know only per-entity discovery
+        (Home Assistant before 2024.11, other hubs) see the same entities with the same ids."""
+        node = topic.split("/")[-2]
+        shared = {key: value for key, value in document.items() if key != "components"}
+        configs = []
+        for component_id, component in document["components"].items():
+            entity = {**shared, **component}
+            platform = entity.pop("platform")
+            configs.append(
+                (f"{self.topics.discovery_prefix}/{platform}/{node}/{component_id}/config", entity)
+            )
+        return configs
+
     def config_topics(self, meter_ids: Iterable[str]) -> set[str]:
         """The discovery topics this gateway owns for these meters (plus its own)."""
         topics = {self.topics.device_config(gateway_object_id(self.gateway_name))}

@@ -79,6 +79,8 @@ class Presence:
                     continue
                 configs.append(self.discovery.meter_config(meter, registers))
                 announced[meter.id] = codes
+        if self.config.discovery_mode == "entity":
+            configs = [entity for c in configs for entity in self.discovery.per_entity(*c)]
         if configs:
             async with asyncio.TaskGroup() as group:
                 for topic, payload in configs:

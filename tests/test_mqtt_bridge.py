@@ -120,6 +120,27 @@ def components(collector: Collector, topic: str = MAIN_CONFIG) -> dict[str, Any]
 # discovery -------------------------------------------------------------------------------------
 
 
+async def test_per_entity_discovery_on_the_broker(broker: Broker, tmp_path: Path) -> None:
+    text = settings_text(tmp_path / "data", broker.port, mqtt='discovery_mode = "entity"')
+    async with running(text) as h:
+        h.sample()
+        h.start()
+        await until(lambda: h.bridge.connected and h.bridge.outbox.waiting == 0)
+        late = Collector(broker.port)  # subscribes after the fact: sees only what is retained
+        try:
+            energy = f"{PREFIX}/sensor/meter-gateway_home_main/energy_import/config"
+            await late.arrived(energy)
+            document = late.on(energy)[-1].json()
+            assert late.on(energy)[-1].retain
+            assert document["unique_id"] == "meter-gateway_home_main_energy_import"
+            assert document["state_topic"] == f"{BASE}/main/state"
+            assert document["device"]["identifiers"] == ["meter-gateway_home_main"]
+            await late.arrived(f"{PREFIX}/binary_sensor/meter-gateway_home/status/config")
+            assert not late.on(MAIN_CONFIG), "no device document beside the per-entity ones"
+        finally:
+            late.close()
+
+
 async def test_discovery_is_retained_and_describes_every_value(
     broker: Broker, tmp_path: Path
 ) -> None:

@@ -311,3 +311,31 @@ def test_breaker_controls_only_where_unsigned_commands_are_allowed() -> None:
     for button in buttons.values():
         name = button["command_topic"].rsplit("/", 1)[1]
         assert parse_command("main", name, button["payload_press"].encode()).name == name
+
+
+def test_per_entity_discovery_carries_what_the_device_document_says_once() -> None:
+    discovery = Discovery("home", TOPICS)
+    meter = MeterConfig(id="main", name="Main meter")
+    registers = {
+        "1-0:1.8.0": register("1-0:1.8.0", Decimal("12.5"), "kWh"),
+        "1-0:1.7.0": register("1-0:1.7.0", Decimal(300), "W"),
+    }
+    topic, document = discovery.meter_config(meter, registers)
+    entities = dict(discovery.per_entity(topic, document))
+    node = "meter-gateway_home_main"
+    energy = entities[f"homeassistant/sensor/{node}/energy_import/config"]
+    assert energy["unique_id"] == document["components"]["energy_import"]["unique_id"]
+    assert energy["device_class"] == "energy" and energy["unit_of_measurement"] == "kWh"
+    assert energy["state_topic"] == "meter-gateway/home/main/state"
+    assert energy["device"]["name"] == "Main meter"
+    assert energy["availability"] == document["availability"]
+    assert "platform" not in energy and "components" not in energy
+    assert len(entities) == len(document["components"])
+    # The gateway's own entities keep their own state topics and platforms.
+    gateway_topic, gateway = discovery.gateway_config()
+    own = dict(discovery.per_entity(gateway_topic, gateway))
+    status = own["homeassistant/binary_sensor/meter-gateway_home/status/config"]
+    assert status["state_topic"] == "meter-gateway/home/status"
+    assert "availability_topic" not in status
+    button = own["homeassistant/button/meter-gateway_home/resend_discovery/config"]
+    assert button["command_topic"] == "meter-gateway/home/set/resend_discovery"
