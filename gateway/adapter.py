@@ -50,6 +50,10 @@ class Hub(Protocol):
         """A meter's current registers."""
         ...
 
+    def published(self, meter: str) -> Mapping[str, Register]:
+        """A meter's registers as every output shows them (the durability contract)."""
+        ...
+
     def load_state(self, module: str, key: str) -> bytes | None:
         """A module's persisted blob."""
         ...
@@ -141,6 +145,12 @@ class ModuleContext:
         """The engine's registers for this module's meter (or the given one)."""
         target = meter or self.meter
         return self._hub.registers(target) if target else {}
+
+    def published(self, meter: str | None = None) -> Mapping[str, Register]:
+        """The meter's registers as every output shows them: what a display module shows, so
+        it never shows a total only the gateway counts above what is on disk."""
+        target = meter or self.meter
+        return self._hub.published(target) if target else {}
 
     def load_state(self, key: str) -> bytes | None:
         """This module's persisted blob under ``key``."""

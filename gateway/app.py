@@ -249,6 +249,10 @@ class Gateway:
         engine = self.engines.get(meter)
         return engine.registers if engine else {}
 
+    def published(self, meter: str) -> Mapping[str, Register]:
+        """A meter's registers as every output shows them (``Meters.published``)."""
+        return self.meters.published(meter)
+
     def load_state(self, module: str, key: str) -> bytes | None:
         """A module's persisted blob."""
         return self.store.get_state(module, key)
@@ -399,6 +403,11 @@ class Gateway:
             self._store_ok = False
             raise
         self._store_ok = True
+        # A gateway-counting meter's shown totals move only here: its state follows at once,
+        # so every output (MQTT, the Z-Wave node reading the same view) agrees.
+        recounted, self.meters.recounted = self.meters.recounted, set()
+        for meter in recounted:
+            self.publish(meter)
 
     def status_line(self) -> str:
         """One line for systemd and logs."""

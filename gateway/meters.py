@@ -82,6 +82,8 @@ class Meters:
         self._counting: frozenset[str] = frozenset()
         # Meters with registers changed since their last state message.
         self.unpublished: set[str] = set()
+        # Gateway-counting meters whose shown totals a committed checkpoint just moved.
+        self.recounted: set[str] = set()
         # After a kill -9 or power cut, a meter's own totals may have been shown higher than
         # the checkpoint: they are withheld until the meter's next reading brings them back.
         self._withheld: set[str] = set() if clean_start else {m.id for m in settings.meters}
@@ -211,6 +213,8 @@ class Meters:
             def durable() -> None:
                 self._durable.update(committed)
                 self._saved_state.update(states)
+                # What only the gateway counts moved on every output: say so at once.
+                self.recounted.update(m for m in committed if m in self._counting)
 
             # Joined to a caller's transaction (a command's), the registers are durable only
             # once that one commits.

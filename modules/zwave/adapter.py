@@ -203,7 +203,7 @@ class _Session:
                 await self._read_network_ids(learned=False)
             if not self.state.node_id or not self.node.lifeline:
                 continue
-            for payload in self.node.reports_due(self.ctx.registers(), self._loop.time()):
+            for payload in self.node.reports_due(self.ctx.published(), self._loop.time()):
                 for target in self.node.lifeline:
                     await self._send(target, payload)
 
@@ -264,7 +264,7 @@ class _Session:
         try:
             answers = self.node.handle(
                 message.payload,
-                self.ctx.registers(),
+                self.ctx.published(),
                 self._loop.time(),
                 rx_status=message.rx_status,
             )
