@@ -448,13 +448,6 @@ def _check_mqtt(settings: Settings) -> None:
     ):
         if not number > 0:
             raise ConfigError("must be greater than 0", path=f"mqtt.{key}", file=source)
-    for index, meter in enumerate(settings.meters):
-        if meter.id in ("status", "raw"):
-            raise ConfigError(
-                f"meter id {meter.id!r} collides with <base_topic>/{meter.id}; choose another",
-                path=f"meters[{index}].id",
-                file=source,
-            )
     tls = mqtt.tls
     if tls is None:
         return

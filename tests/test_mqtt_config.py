@@ -39,7 +39,7 @@ def test_mqtt_mistakes_name_their_key(tmp_path: Path, mqtt: str, path: str, word
 
 
 def test_meter_ids_that_collide_with_gateway_topics_are_refused() -> None:
-    with pytest.raises(ConfigError, match="collides") as caught:
+    with pytest.raises(ConfigError, match="the gateway's own MQTT topics") as caught:
         config.loads('[[meters]]\nid = "raw"\n')
     assert caught.value.path == "meters[0].id"
 
