@@ -366,6 +366,9 @@ class Gateway:
                     group.create_task(self._tick_loop(), name="tick"),
                     group.create_task(self._watchdog_loop(), name="watchdog"),
                 ]
+                # READY says what runs: one turn of the loop lets every module task enter its
+                # run() (or fail) first, so the status line no longer reads "0/N modules running".
+                await asyncio.sleep(0)
                 self.ready.set()
                 self.notifier.ready(self.status_line())
                 _LOGGER.info(

@@ -91,3 +91,19 @@ async def test_a_bad_config_on_reload_keeps_the_running_one(tmp_path: Path) -> N
         await asyncio.sleep(0.3)
         assert gateway.health["sim1"].state == "running"
         assert gateway.health["sim1"].restarts == 0
+
+
+async def test_ready_reports_the_modules_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = offline_text(
+        tmp_path,
+        '[[meters]]\nid = "a"\n[[meters]]\nid = "b"\n'
+        '[[modules]]\ntype = "sim"\nname = "sim-a"\nmeter = "a"\n'
+        '[[modules]]\ntype = "sim"\nname = "sim-b"\nmeter = "b"\n',
+    )
+    with caplog.at_level("INFO", logger="gateway.app"):
+        async with running(text) as gateway:
+            assert gateway.status_line().startswith("2/2 modules running")
+    started = [r.getMessage() for r in caplog.records if " started: " in r.getMessage()]
+    assert started and "2/2 modules running" in started[0]
