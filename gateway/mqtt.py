@@ -364,7 +364,13 @@ class MqttBridge:
         )
 
     async def _greet(self, client: aiomqtt.Client) -> None:
-        """Online, subscriptions, discovery, availability: before any session task runs."""
+        """Subscriptions, online, discovery, availability: before any session task runs."""
+        # Subscribe before saying online: a client that sees "online" may send a command at
+        # once, and one published before the subscription is gone (seen on a loaded host).
+        subscriptions = [(topic, 1) for topic in self.topics.commands]
+        if self.config.discovery:
+            subscriptions.append((self.topics.ha_status, 1))
+        await client.subscribe(subscriptions)
         await client.publish(self.topics.status, b"online", qos=1, retain=True)
         if not self._legacy_cleared:
             # Topics before the gateway's name was in them: their retained state would show
@@ -373,10 +379,6 @@ class MqttBridge:
             for topic in self.topics.legacy(meters):
                 await client.publish(topic, b"", qos=1, retain=True)
             self._legacy_cleared = True
-        subscriptions = [(topic, 1) for topic in self.topics.commands]
-        if self.config.discovery:
-            subscriptions.append((self.topics.ha_status, 1))
-        await client.subscribe(subscriptions)
         await self.presence.announce(client)
         await self.presence.publish_availability(client, everything=True)
         await self.presence.publish_detail(client)
