@@ -47,7 +47,7 @@ from gateway.adapter import ModuleContext
 from gateway.app import SUMMARY_WARMUP_S, Gateway
 from gateway.config import ModuleConfig
 from gateway.model import Reading, Sample, utc_now
-from gateway.mqtt import MqttBridge
+from gateway.mqtt.bridge import MqttBridge
 from modules.sim.adapter import _kwh, _readings
 from modules.sim.household import Household
 from tests.support.processes import Broker, free_port

@@ -33,8 +33,8 @@ from bench.peers import SCRATCH
 from gateway import config
 from gateway.meters import Meters
 from gateway.model import Sample
-from gateway.mqtt_payloads import state_payload
-from gateway.outbox import Outbox
+from gateway.mqtt.outbox import Outbox
+from gateway.mqtt.payloads import state_payload
 from gateway.store import Store
 from modules.sim.adapter import _readings
 from modules.sim.household import Household

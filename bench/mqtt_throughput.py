@@ -38,7 +38,7 @@ from bench.peers import SCRATCH
 from gateway import config
 from gateway.app import Gateway
 from gateway.model import Event, Reading, Sample, utc_now
-from gateway.mqtt import MqttBridge
+from gateway.mqtt.bridge import MqttBridge
 
 SUBSCRIBER = """
 import sys, paho.mqtt.client as paho

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.peers import SCRATCH
-from gateway.outbox import _unpack
+from gateway.mqtt.outbox import _unpack
 from tests.support.mqtt import Collector, persistent_broker
 from tests.support.processes import gateway
 

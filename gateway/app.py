@@ -822,7 +822,7 @@ def _default_outputs(gateway: Gateway) -> Sequence[Output]:
     """The MQTT bridge and the LAN server, each imported only when its section is enabled."""
     outputs: list[Output] = []
     if gateway.settings.mqtt.enabled:
-        from gateway.mqtt import MqttBridge  # noqa: PLC0415
+        from gateway.mqtt.bridge import MqttBridge  # noqa: PLC0415
 
         outputs.append(MqttBridge(gateway))
     if gateway.settings.http.enabled:

@@ -51,7 +51,7 @@ __all__ = [
     "sign_payload",
 ]
 
-MAX_ID_CHARS = 64  # as plain MQTT commands (gateway/mqtt_payloads.py)
+MAX_ID_CHARS = 64  # as plain MQTT commands (gateway/mqtt/payloads.py)
 # Ids accepted inside the freshness window are remembered to refuse a replay; a signed flood
 # can only come from someone holding the secret, and this bounds the memory it could take.
 MAX_REMEMBERED_IDS = 10_000

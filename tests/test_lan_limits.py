@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.mqtt import transient
+from gateway.mqtt.client import transient
 from tests.support.gateway import until
 from tests.test_lan import TOKEN, running_gateway, settings_text
 

@@ -18,7 +18,7 @@ from gateway import config
 from gateway.app import Gateway
 from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
 from gateway.model import Event, Reading, Sample, utc_now
-from gateway.mqtt import MqttBridge
+from gateway.mqtt.bridge import MqttBridge
 from tests.faults.peers import CuttingProxy
 from tests.support.mqtt import Collector, persistent_broker, secure_broker, until
 from tests.support.processes import Broker
@@ -668,13 +668,13 @@ async def test_billing_snapshots_are_queued_and_retained(broker: Broker, tmp_pat
 async def test_a_swallowed_cancellation_still_ends_the_bridge_loops() -> None:
     """Python 3.11's wait_for (in every aiomqtt publish) can drop a cancel that races with the
     publish completing; the bridge's loops must end anyway instead of waiting forever."""
-    from gateway.mqtt import _raise_if_cancelling  # noqa: PLC0415
+    from gateway.mqtt.client import raise_if_cancelling  # noqa: PLC0415
 
     waiting = asyncio.Event()
 
     async def loop_like_the_bridge() -> None:
         while True:
-            _raise_if_cancelling()
+            raise_if_cancelling()
             try:
                 waiting.set()
                 await asyncio.sleep(3600)

@@ -183,7 +183,7 @@ def final_seq_unchecked(tmp_path: Path) -> int:
 
 def spilled_state_seqs(tmp_path: Path) -> list[int]:
     """State sequence numbers in the on-disk outbox, in id order (decoded as the gateway does)."""
-    from gateway.outbox import _unpack  # noqa: PLC0415 - the one decoder of rows on disk
+    from gateway.mqtt.outbox import _unpack  # noqa: PLC0415 - the one decoder of rows on disk
 
     with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

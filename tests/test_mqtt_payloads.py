@@ -17,8 +17,8 @@ from gateway.engine import Register
 from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
 from gateway.errors import CommandError
 from gateway.model import Event
-from gateway.mqtt_discovery import Discovery
-from gateway.mqtt_payloads import (
+from gateway.mqtt.discovery import Discovery
+from gateway.mqtt.payloads import (
     Topics,
     billing_payload,
     command_id_of,

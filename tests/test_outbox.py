@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.outbox import ROW_OVERHEAD_B, Outbox
+from gateway.mqtt.outbox import ROW_OVERHEAD_B, Outbox
 from gateway.store import Store
 
 

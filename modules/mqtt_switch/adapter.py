@@ -23,7 +23,7 @@ from gateway.adapter import ModuleContext
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, MqttSection
 from gateway.errors import FatalAdapterError, GatewayError
-from gateway.mqtt import (
+from gateway.mqtt.client import (
     CONNECT_TIMEOUT_S,
     broker_client,
     connected,

@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.network, pytest.mark.slow, bounded(240)]
 
 BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
 STATE = f"{BASE}/main/state"
-# The gateway's own CONNECT wait (aiomqtt's timeout, gateway.mqtt.PUBLISH_TIMEOUT_S) plus margin.
+# The gateway's own CONNECT wait (aiomqtt's timeout, gateway.mqtt.bridge.PUBLISH_TIMEOUT_S)
+# plus margin.
 CONNECT_GIVE_UP_S = 90.0
 # Reconnect backoff is capped at a minute (gateway.backoff.MAX_DELAY_S): after a long outage the
 # next attempt may be that far off.

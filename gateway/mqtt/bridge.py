@@ -4,8 +4,8 @@ Two kinds of messages, on purpose:
 
 - Data (``state``, ``event``, ``profile``, ``billing``) goes through the outbox: held in
   memory and published at once, in order; written to SQLite only while the broker does not
-  acknowledge it in time (gateway/outbox.py), and deleted from there only after PUBACK. A broker
-  outage or a restart delays it; nothing spilled is lost unless the size bound says so.
+  acknowledge it in time (gateway/mqtt/outbox.py), and deleted from there only after PUBACK. A
+  broker outage or a restart delays it; nothing spilled is lost unless the size bound says so.
 - Session state (``status``, ``status/detail``, ``availability``, discovery configs, per-value
   topics, command replies) is derived from the present and re-published on every connection.
   Queuing it would replay stale copies (an old ``offline`` after a newer ``online``) or put a
@@ -22,20 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import logging
 import math
 import sqlite3
 import ssl
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import msgspec
 from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 
 from gateway.backoff import Backoff
 from gateway.config import MqttSection, read_secret
@@ -44,7 +42,19 @@ from gateway.engine.commands import COMMANDS
 from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import CommandError, GatewayError
 from gateway.model import Command, Event
-from gateway.mqtt_payloads import (
+from gateway.mqtt.client import (
+    CONNECT_TIMEOUT_S,
+    broker_client,
+    connected,
+    first_of,
+    raise_if_cancelling,
+    refused_for_good,
+    run_session_tasks,
+    transient,
+    while_linked,
+)
+from gateway.mqtt.outbox import STATE_MODULE, Message, Outbox
+from gateway.mqtt.payloads import (
     Topics,
     billing_payload,
     command_id_of,
@@ -55,37 +65,21 @@ from gateway.mqtt_payloads import (
     state_payload,
     value_text,
 )
-from gateway.mqtt_presence import Presence
-from gateway.outbox import STATE_MODULE, Message, Outbox
+from gateway.mqtt.presence import Presence
 from gateway.signing import CommandVerifier
 
 if TYPE_CHECKING:
     from gateway.app import Gateway, Output
 
-_E = TypeVar("_E", bound=BaseException)
-
-__all__ = [
-    "MqttBridge",
-    "broker_client",
-    "connected",
-    "refused_for_good",
-    "run_session_tasks",
-    "while_linked",
-]
+__all__ = ["MqttBridge"]
 
 _LOGGER = logging.getLogger(__name__)
 
 # A QoS 1 publish not acknowledged in this time means the link is dead even if TCP says not.
 PUBLISH_TIMEOUT_S = 30.0
-# aiomqtt waits for CONNACK without a limit: a broker (or a half-dead NAT) that accepts the TCP
-# connection and never answers CONNECT would hold the bridge forever. MQTT 3.1.1 section 3.1
-# leaves the wait to the client; this is the same bound as any other round trip.
-CONNECT_TIMEOUT_S = 30.0
 # Messages published concurrently while draining: enough to keep a LAN broker busy, few
 # enough that a lost connection re-sends (duplicates) little.
 DRAIN_BATCH = 100
-# Concurrent publishes above this are logged by aiomqtt as piling up.
-PENDING_PUBLISH_WARNING = 2000
 MAX_INFLIGHT = 100
 # Acknowledged rows are deleted in bulk: inside the next register flush, or after this many
 # acks or this long while a backlog drains, or this long after the last ack when idle.
@@ -111,19 +105,6 @@ SPILL_CHECK_S = 1.0
 # and 0.8 publish intervals between checkpoints, commands included twice over): a number never
 # comes round twice, and the jump shows the gap.
 SEQ_MARGIN = 100
-# CONNACK reason codes that retrying cannot fix (MQTT 5 table 3-1; paho maps 3.1.1's 4 and 5).
-_AUTH_FAILURES = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C})
-_TRANSIENT_ERRNOS = frozenset(
-    {
-        errno.EMFILE,
-        errno.ENFILE,
-        errno.ENOBUFS,
-        errno.ENOMEM,
-        errno.EAGAIN,
-        errno.ENETUNREACH,
-        errno.EHOSTUNREACH,
-    }
-)
 _VALUE_DECODER = msgspec.json.Decoder(float_hook=lambda text: text)
 
 
@@ -203,7 +184,7 @@ class MqttBridge:
     async def _connect_forever(self) -> None:
         backoff = Backoff(healthy_after_s=HEALTHY_SESSION_S)
         while True:
-            # No _raise_if_cancelling() here: Python 3.11's TaskGroup leaves this task's
+            # No raise_if_cancelling() here: Python 3.11's TaskGroup leaves this task's
             # cancelling() at 1 after a failed session (it cancels its parent and never
             # uncancels), which would end the bridge at the first lost link. The sleep below
             # honours a real cancellation.
@@ -247,7 +228,7 @@ class MqttBridge:
     async def _spill_loop(self) -> None:
         """Messages the broker has not acknowledged in time go to disk, a batch at a time."""
         while True:
-            _raise_if_cancelling()
+            raise_if_cancelling()
             await asyncio.sleep(SPILL_CHECK_S)
             if self.outbox.spill_due():
                 try:
@@ -410,7 +391,7 @@ class MqttBridge:
         cursor = 0
         last_commit = time.monotonic()
         while True:
-            _raise_if_cancelling()
+            raise_if_cancelling()
             batch = self.outbox.peek(cursor, DRAIN_BATCH)
             if not batch:
                 self._wakeup.clear()
@@ -492,7 +473,7 @@ class MqttBridge:
     ) -> None:
         """Execute commands one at a time, in arrival order, and reply to each."""
         while True:
-            _raise_if_cancelling()
+            raise_if_cancelling()
             message = await commands.get()
             parsed = self.topics.parse_command(message.topic.value)
             if parsed is None:
@@ -534,7 +515,7 @@ class MqttBridge:
         last_detail = time.monotonic()
         detail_dropped = self.outbox.dropped
         while True:
-            _raise_if_cancelling()
+            raise_if_cancelling()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(MAINTAIN_EVERY_S):
                     await self._maintain_now.wait()
@@ -554,7 +535,7 @@ class MqttBridge:
 
     async def _forward_raw(self, client: aiomqtt.Client) -> None:
         while True:
-            _raise_if_cancelling()
+            raise_if_cancelling()
             module, raw = await self._raw.get()
             await client.publish(self.topics.raw(module), raw.hex().encode(), qos=0)
 
@@ -606,167 +587,6 @@ class MqttBridge:
         except sqlite3.Error as err:
             # The rows stay and go out again after a restart: a duplicate, never a loss.
             _LOGGER.warning("cannot delete delivered messages from the outbox: %s", err)
-
-
-async def broker_client(
-    broker: MqttSection,
-    *,
-    identifier: str,
-    timeout_s: float,
-    will: aiomqtt.Will | None = None,
-    max_inflight: int | None = None,
-) -> aiomqtt.Client:
-    """A client for ``broker`` that starts a fresh session; secrets are read now, off the loop."""
-    password, tls = await asyncio.to_thread(_secrets, broker)
-    v5 = broker.protocol == "5"
-    client = aiomqtt.Client(
-        broker.host,
-        broker.port,
-        username=broker.username,
-        password=password,
-        identifier=identifier,
-        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-        will=will,
-        # A fresh session each time: a command queued by the broker while we were away
-        # (a breaker switch, say) must not run minutes later.
-        clean_session=None if v5 else True,
-        clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,
-        keepalive=broker.keepalive_s,
-        timeout=timeout_s,
-        max_inflight_messages=max_inflight,
-        tls_context=tls,
-    )
-    # aiomqtt warns above 10 concurrent publishes; a flush of many meters' state messages, a
-    # drained backlog and the discovery of every meter are that by design, so only warn when
-    # publishes really pile up.
-    client.pending_calls_threshold = PENDING_PUBLISH_WARNING
-    return client
-
-
-@contextlib.asynccontextmanager
-async def connected(client: aiomqtt.Client, timeout_s: float) -> AsyncIterator[aiomqtt.Client]:
-    """``async with client``, but CONNECT must be answered within ``timeout_s``."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            await client.__aenter__()
-    except TimeoutError:
-        # Close the half-open socket now rather than at paho's keepalive check; the client
-        # object is dropped, so its lock and futures do not matter any more.
-        client._client.disconnect()
-        raise aiomqtt.MqttError(f"no answer to CONNECT within {timeout_s:.0f} s") from None
-    try:
-        yield client
-    finally:
-        await client.__aexit__(None, None, None)
-        # aiomqtt leaves a lost link's error in a future nobody awaits; asyncio would log it at
-        # ERROR with a traceback ("never retrieved") although the bridge already said why.
-        lost = client._disconnected
-        if lost.done() and not lost.cancelled():
-            lost.exception()
-
-
-async def while_linked(client: aiomqtt.Client, work: Coroutine[Any, Any, None]) -> None:
-    """Await ``work``, but end it with an MqttError as soon as the connection is lost.
-
-    aiomqtt fails a publish that waits for its PUBACK only at its timeout (PUBLISH_TIMEOUT_S),
-    however long ago the socket closed. The session tasks learn of a lost link from the message
-    stream; the greeting before them did not, and a broker restarted during it (or a link cut
-    there) held the bridge for half a minute, unable to reconnect."""
-    task = asyncio.create_task(work, name="mqtt-greet")
-    # Shielded: the client's own future must survive our giving up on it.
-    lost = asyncio.shield(client._disconnected)
-    try:
-        await asyncio.wait([task, lost], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.wait([task])
-        if lost.done():
-            error = None if lost.cancelled() else lost.exception()
-        else:
-            lost.cancel()
-            error = None
-    if not task.cancelled() and task.exception() is None:
-        return
-    if not task.cancelled():
-        task.result()  # the work's own error says what happened
-    if isinstance(error, aiomqtt.MqttError):
-        raise error
-    raise aiomqtt.MqttError("the broker closed the connection")
-
-
-async def run_session_tasks(tasks: Mapping[str, Coroutine[Any, Any, None]]) -> None:
-    """Run a broker session's tasks (by name) until one fails; a lost link raises its MqttError."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            for name, task in tasks.items():
-                group.create_task(task, name=name)
-    except ExceptionGroup as group:
-        # One task saw the connection go; the others were cancelled. Report that one.
-        first = first_of(group, aiomqtt.MqttError)
-        if first is None:
-            raise
-        raise first from None
-
-
-def first_of(group: BaseExceptionGroup[Any], kind: type[_E]) -> _E | None:
-    """The first ``kind`` exception anywhere in ``group`` (nested groups included), or None."""
-    matched = group.subgroup(kind)
-    if matched is None:
-        return None
-    first: BaseException = matched
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    assert isinstance(first, kind)
-    return first
-
-
-def transient(err: BaseException) -> bool:
-    """True for an OSError that passes by itself: out of file handles or memory for a moment
-    (a flood of LAN clients, say), or the network. Retried with the normal backoff, not the
-    long wait of a bad certificate or a missing secret file."""
-    if isinstance(err, ssl.SSLError) or not isinstance(err, OSError):
-        return False
-    return isinstance(err, ConnectionError | TimeoutError) or err.errno in _TRANSIENT_ERRNOS
-
-
-def _raise_if_cancelling() -> None:
-    """Honour a cancellation that an await swallowed. Python 3.11's ``asyncio.wait_for`` (inside
-    every aiomqtt publish) returns the result when the publish completes in the same loop turn
-    as a cancel, and the cancel is lost: a session task then waited forever for the next
-    command while shutdown waited forever for it (seen on a busy machine). Checked at the top
-    of every loop of a session's own tasks, so a cancel is at most one iteration late. Not in
-    ``run``: 3.11's TaskGroup leaves its parent's cancel count raised after a child failed."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-def refused_for_good(err: MqttConnectError) -> bool:
-    """True when the broker's CONNACK refusal is one that retrying cannot fix (credentials)."""
-    return _reason_value(err.rc) in _AUTH_FAILURES
-
-
-def _secrets(broker: MqttSection) -> tuple[str | None, ssl.SSLContext | None]:
-    """Password and TLS context, read at each connect so rotated files take effect."""
-    password = broker.password
-    if broker.password_file:
-        password = read_secret(broker.password_file, what="mqtt.password_file")
-    tls = broker.tls
-    if tls is None:
-        return password, None
-    context = ssl.create_default_context(cafile=tls.ca_file)
-    if tls.cert_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-    if tls.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return password, context
-
-
-def _reason_value(rc: object) -> int:
-    value = getattr(rc, "value", rc)
-    return value if isinstance(value, int) else -1
 
 
 if TYPE_CHECKING:

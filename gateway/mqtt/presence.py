@@ -21,9 +21,9 @@ from gateway import __version__
 from gateway.config import ModuleConfig, MqttSection
 from gateway.engine import Register
 from gateway.model import utc_now
-from gateway.mqtt_discovery import Discovery
-from gateway.mqtt_payloads import Topics, encode, iso, reading_key
-from gateway.outbox import STATE_MODULE, Outbox
+from gateway.mqtt.discovery import Discovery
+from gateway.mqtt.outbox import STATE_MODULE, Outbox
+from gateway.mqtt.payloads import Topics, encode, iso, reading_key
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

@@ -19,7 +19,7 @@ from typing import Any
 from gateway import __version__, obis
 from gateway.config import MeterConfig
 from gateway.engine import Register
-from gateway.mqtt_payloads import Topics, reading_key, safe_id
+from gateway.mqtt.payloads import Topics, reading_key, safe_id
 
 __all__ = [
     "Discovery",
