@@ -13,6 +13,7 @@ import pytest
 
 from modules.codecs.errors import ChecksumError, FrameError, IncompleteFrame, UnknownFormat
 from modules.codecs.mbus import frames as mbus
+from modules.codecs.mbus import records as mbus_records
 from modules.codecs.mbus.encode import encode_long_header, encode_records, obis_record
 from modules.codecs.mbus.frames import MbusDecoder, SecondaryAddress
 from modules.codecs.records import Decoded, Record, to_json
@@ -334,3 +335,21 @@ def test_split_frame_finds_frame_boundaries() -> None:
     with pytest.raises(IncompleteFrame):
         mbus.split_frame(frame[:3])
     assert re.fullmatch(r"[A-Z]{3}", mbus.decode_manufacturer(0x2C2D))
+
+
+def test_record_plans_reused_or_evicted_give_the_same_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Record headers are decoded once per layout and reused for every later record with the
+    # same header bytes; a reused plan must not carry anything over from its first record.
+    frames = [bytes.fromhex(item["hex"]) for item in MBUS if item["kind"] == "rsp_ud"]
+    mbus_records.clear_plans()
+    cold = [to_json(MbusDecoder().decode(f)) for f in frames]
+    warm = [to_json(MbusDecoder().decode(f)) for f in frames]
+    reversed_warm = [to_json(MbusDecoder().decode(f)) for f in reversed(frames)][::-1]
+    monkeypatch.setattr(mbus_records, "MAX_PLANS", 1)
+    evicted = [to_json(MbusDecoder().decode(f)) for f in frames]
+    assert warm == cold
+    assert reversed_warm == cold
+    assert evicted == cold
+    assert len(cold) > 40

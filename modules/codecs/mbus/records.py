@@ -25,15 +25,16 @@ import msgspec
 
 from modules.codecs.errors import FrameError, IncompleteFrame, UnknownFormat
 from modules.codecs.mbus.fixed import FixedData, decode_fixed
-from modules.codecs.mbus.meaning import BCD_LENGTHS, apply_header, decode_value, describe
+from modules.codecs.mbus.meaning import BCD_LENGTHS, Meaning, apply_header, decode_value, describe
 from modules.codecs.mbus.obis import obis_code, record_name
-from modules.codecs.records import Record
+from modules.codecs.records import Record, RecordValue
 
 __all__ = [
     "MAX_DIFES",
     "MAX_VIFES",
     "FixedData",
     "RecordHeader",
+    "clear_plans",
     "decode_compact",
     "decode_fixed",
     "decode_records",
@@ -126,27 +127,41 @@ def decode_records(
     becomes the ``undecoded`` rest, so the header facts and the good records still come out.
     """
     records: list[Record] = []
+    plans = _plans_for(manufacturer, medium)
+    size = len(payload)
     position = 0  # where the record being read starts (fill bytes before it included)
+    cursor = 0
     try:
-        for header in iter_headers(payload, offset=offset, data=True):
-            if header.manufacturer_data:
-                records.append(_manufacturer_record(header, payload[header.end :], offset))
-                break
-            length, start = _data_span(header, payload, header.end, offset)
+        while cursor < size:
+            dif = payload[cursor]
+            if dif == FILLER:
+                cursor += 1
+                continue
+            end = _header_end(payload, cursor, size)
+            plan = plans.get(payload[cursor:end]) if end else None
+            if plan is None:
+                header = _header(payload, cursor, offset)
+                if header.manufacturer_data:
+                    records.append(_manufacturer_record(header, payload[header.end :], offset))
+                    break
+                plan = _plan(header, manufacturer, medium)
+                if end:
+                    _remember(plans, payload[cursor:end], plan)
+            end = cursor + plan.size
+            if plan.fixed >= 0:
+                length, start = plan.fixed, end
+                if start + length > size:
+                    raise IncompleteFrame(
+                        f"record data needs {length} bytes, {size - start} left",
+                        offset=offset + start,
+                    )
+                lvar = None
+            else:
+                length, start = _lvar_span(payload, end, offset)
+                lvar = payload[end]
             data = payload[start : start + length]
-            lvar = payload[header.end] if header.data_field == _LVAR else None
-            records.append(
-                _record(
-                    header,
-                    data,
-                    lvar,
-                    offset=offset,
-                    medium=medium,
-                    manufacturer=manufacturer,
-                    msb_first=msb_first,
-                )
-            )
-            position = start + length
+            records.append(_apply(plan, data, lvar, offset + cursor, msb_first))
+            cursor = position = start + length
     except FrameError as err:
         unknown = isinstance(err, UnknownFormat) and keep_going and bool(records)
         if not (salvage or unknown):
@@ -166,11 +181,34 @@ def undecoded_warnings(records: list[Record]) -> list[str]:
 
 def record_format(payload: bytes) -> bytes:
     """The concatenated DIF/DIFE/VIF/VIFE bytes of the records (fill bytes and data left out)."""
-    parts = [
-        payload[header.start : header.end]
-        for header in iter_headers(payload, data=True)
-        if not header.manufacturer_data
-    ]
+    parts = []
+    size = len(payload)
+    cursor = 0
+    while cursor < size:
+        dif = payload[cursor]
+        if dif == FILLER:
+            cursor += 1
+            continue
+        end = _header_end(payload, cursor, size)
+        if end:
+            field = dif & 0x0F
+            fixed = _FIXED_LENGTHS[field]
+        else:
+            header = _header(payload, cursor, 0)
+            if header.manufacturer_data:
+                break
+            end, field = header.end, header.data_field
+            fixed = 0 if header.vif is None else _FIXED_LENGTHS[field]
+        parts.append(payload[cursor:end])
+        if fixed >= 0:
+            length, start = fixed, end
+            if start + length > size:
+                raise IncompleteFrame(
+                    f"record data needs {length} bytes, {size - start} left", offset=start
+                )
+        else:
+            length, start = _lvar_span(payload, end, 0)
+        cursor = start + length
     return b"".join(parts)
 
 
@@ -185,24 +223,30 @@ def decode_compact(
 ) -> list[Record]:
     """Decode ``data`` laid out by ``format`` (headers from a full frame, values from here)."""
     records: list[Record] = []
+    plans = _plans_for(manufacturer, medium)
+    size = len(data)
     position = 0
     for header in iter_headers(format, data=False):
         if header.manufacturer_data:
             break
-        length, start = _data_span(header, data, position, offset)
+        key = format[header.start : header.end]
+        plan = plans.get(key)
+        if plan is None:
+            plan = _plan(header, manufacturer, medium)
+            _remember(plans, key, plan)
+        if plan.fixed >= 0:
+            length, start = plan.fixed, position
+            if start + length > size:
+                raise IncompleteFrame(
+                    f"record data needs {length} bytes, {size - start} left",
+                    offset=offset + start,
+                )
+            lvar = None
+        else:
+            length, start = _lvar_span(data, position, offset)
+            lvar = data[position]
         value = data[start : start + length]
-        lvar = data[position] if header.data_field == _LVAR else None
-        records.append(
-            _record(
-                header,
-                value,
-                lvar,
-                offset=offset,
-                medium=medium,
-                manufacturer=manufacturer,
-                msb_first=msb_first,
-            )
-        )
+        records.append(_apply(plan, value, lvar, offset + header.start, msb_first))
         position = start + length
     if position != len(data):
         raise FrameError(
@@ -318,27 +362,120 @@ def _lvar_length(lvar: int, where: int) -> int:
     raise UnknownFormat(f"reserved LVAR 0x{lvar:02x}", offset=where, code="bad_frame")
 
 
-def _record(
-    header: RecordHeader,
-    data: bytes,
-    lvar: int | None,
-    *,
-    offset: int,
-    medium: int | None,
-    manufacturer: str | None,
-    msb_first: bool,
-) -> Record:
-    """One decoded record from its header, data bytes and LVAR byte (None unless data field D)."""
-    raw: dict[str, Any] = {
-        "dif": f"{header.dif:02x}",
-        "dife": header.difes.hex(),
-        "vif": f"{header.vif:02x}" if header.vif is not None else "",
-        "vife": header.vifes.hex(),
-        "data": data.hex(),
-        "offset": offset + header.start,
-    }
+# Meters send the same record headers in every telegram, so what a header means (name, unit,
+# OBIS code, scale) is worked out once per header bytes, manufacturer and medium, and each
+# record then only decodes its data. Bounded: random or fuzzed input must not grow it forever.
+MAX_PLANS = 4096
+_PLANS: dict[tuple[str | None, int | None], dict[bytes, _Plan]] = {}
+_PLAN_COUNT = [0]
+# Data field -> data length; -1 is LVAR (the length is in the data), 0x0F has no data here.
+_FIXED_LENGTHS = tuple(
+    -1 if field == _LVAR else _LENGTHS.get(field) or BCD_LENGTHS.get(field, 0)
+    for field in range(16)
+)
+_INT_FIELDS = frozenset({0x1, 0x2, 0x3, 0x4, 0x6, 0x7})
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one record header says, decoded once: all a record needs besides its data."""
+
+    size: int  # header bytes (DIF to the last VIFE)
+    fixed: int  # data bytes, -1 for LVAR
+    field: int
+    head: tuple[str, str, str, str]  # dif, dife, vif, vife as raw shows them
+    extras: tuple[tuple[str, str], ...]  # plain_text, record_error, manufacturer_vife
+    meaning: Meaning | None  # None: a global readout request (DIF 0x7F)
+    name: str
+    unit: str | None
+    obis: str | None
+    storage: int
+    tariff: int
+    subunit: int
+    function: str
+    int_scale: int | None  # an integer number record's whole-number scale (the common case)
+
+
+def clear_plans() -> None:
+    """Forget every record plan (tests start cold with it)."""
+    _PLANS.clear()
+    _PLAN_COUNT[0] = 0
+
+
+def _plans_for(manufacturer: str | None, medium: int | None) -> dict[bytes, _Plan]:
+    plans = _PLANS.get((manufacturer, medium))
+    if plans is None:
+        plans = _PLANS[(manufacturer, medium)] = {}
+    return plans
+
+
+def _remember(plans: dict[bytes, _Plan], key: bytes, plan: _Plan) -> None:
+    if _PLAN_COUNT[0] >= MAX_PLANS:
+        _PLANS.clear()
+        plans.clear()
+        _PLAN_COUNT[0] = 0
+    plans[key] = plan
+    _PLAN_COUNT[0] += 1
+
+
+def _header_end(buffer: bytes, start: int, size: int) -> int:
+    """Where a plain record header ends, or 0 when ``_header`` must read it (a special DIF,
+    a plain-text VIF, too many extensions or the end of the buffer: its errors say which)."""
+    byte = buffer[start]
+    if byte & 0x0F == 0x0F:
+        return 0
+    position = start + 1
+    count = 0
+    while byte & 0x80:
+        if position >= size or count == MAX_DIFES:
+            return 0
+        byte = buffer[position]
+        position += 1
+        count += 1
+    if position >= size:
+        return 0
+    byte = buffer[position]
+    if byte & 0x7F == 0x7C:
+        return 0
+    position += 1
+    count = 0
+    while byte & 0x80:
+        if position >= size or count == MAX_VIFES:
+            return 0
+        byte = buffer[position]
+        position += 1
+        count += 1
+    return position
+
+
+def _lvar_span(buffer: bytes, position: int, offset: int) -> tuple[int, int]:
+    """(length, start) of LVAR data whose length byte is at ``position``."""
+    lvar = _byte(buffer, position, offset, "LVAR")
+    length = _lvar_length(lvar, offset + position)
+    start = position + 1
+    if start + length > len(buffer):
+        raise IncompleteFrame(
+            f"record data needs {length} bytes, {len(buffer) - start} left",
+            offset=offset + start,
+        )
+    return length, start
+
+
+def _plan(header: RecordHeader, manufacturer: str | None, medium: int | None) -> _Plan:
+    """Everything ``header`` fixes about its record, for ``_apply``."""
+    head = (
+        f"{header.dif:02x}",
+        header.difes.hex(),
+        f"{header.vif:02x}" if header.vif is not None else "",
+        header.vifes.hex(),
+    )
+    size = header.end - header.start
+    field = header.data_field
     if header.vif is None:  # global readout request (DIF 0x7F), sent by masters
-        return Record("global_readout_request", None, raw=raw, function=header.function)
+        request = "global_readout_request"
+        return _Plan(
+            size, 0, field, head, (), None, request, None, None, 0, 0, 0, header.function, None
+        )
     meaning = describe(header.vif, header.vifes, header.plain_text, manufacturer, medium)
     tariff, obis_allowed = apply_header(
         meaning,
@@ -348,15 +485,13 @@ def _record(
         tariff=header.tariff,
         function=header.function,
     )
+    extras: list[tuple[str, str]] = []
     if header.plain_text is not None:
-        raw["plain_text"] = header.plain_text
+        extras.append(("plain_text", header.plain_text))
     if meaning.record_error:
-        raw["record_error"] = meaning.record_error
+        extras.append(("record_error", meaning.record_error))
     if meaning.manufacturer_vifes:
-        raw["manufacturer_vife"] = meaning.manufacturer_vifes.hex()
-    if msb_first and header.data_field != _LVAR:
-        data = data[::-1]
-    value = decode_value(header.data_field, lvar, data, meaning, raw)
+        extras.append(("manufacturer_vife", meaning.manufacturer_vifes.hex()))
     family = meaning.quantity.family
     backward = meaning.direction == "backward"
     name = None
@@ -377,17 +512,61 @@ def _record(
         parts.append(meaning.direction)
     if meaning.phase is not None and meaning.phase not in meaning.suffixes:
         parts.append(meaning.phase)
-    unit = meaning.unit if isinstance(value, (int, float, Decimal)) else None
-    return Record(
+    scale = meaning.scale
+    whole = meaning.kind == "number" and field in _INT_FIELDS and scale == scale.to_integral()
+    return _Plan(
+        size=size,
+        fixed=_FIXED_LENGTHS[field],
+        field=field,
+        head=head,
+        extras=tuple(extras),
+        meaning=meaning,
         name="_".join(parts),
-        value=value,
-        unit=unit,
+        unit=meaning.unit,
         obis=obis,
         storage=header.storage,
         tariff=tariff,
         subunit=header.subunit,
         function=header.function,
-        raw=raw,
+        int_scale=int(scale) if whole else None,
+    )
+
+
+def _apply(plan: _Plan, data: bytes, lvar: int | None, where: int, msb_first: bool) -> Record:
+    """One record from its plan and its data bytes (wire order); ``where``: the DIF's offset."""
+    dif, dife, vif, vife = plan.head
+    raw: dict[str, Any] = {
+        "dif": dif,
+        "dife": dife,
+        "vif": vif,
+        "vife": vife,
+        "data": data.hex(),
+        "offset": where,
+    }
+    meaning = plan.meaning
+    if meaning is None:
+        return Record(plan.name, None, raw=raw, function=plan.function)
+    if plan.extras:
+        raw.update(plan.extras)
+    value: RecordValue
+    if plan.int_scale is not None and data:
+        wire = data[::-1] if msb_first else data
+        value = int.from_bytes(wire, "little", signed=True) * plan.int_scale
+    else:
+        if msb_first and lvar is None:
+            data = data[::-1]
+        value = decode_value(plan.field, lvar, data, meaning, raw)
+    unit = plan.unit if isinstance(value, (int, float, Decimal)) else None
+    return Record(
+        plan.name,
+        value,
+        unit,
+        plan.obis,
+        plan.storage,
+        plan.tariff,
+        plan.subunit,
+        plan.function,
+        raw,
     )
 
 

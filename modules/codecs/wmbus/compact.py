@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import lru_cache
 
 from modules.codecs.crypto import crc16_en13757
 from modules.codecs.errors import FrameError
@@ -63,6 +64,12 @@ _CACHE_VERSION = 1
 
 def format_signature(format_bytes: bytes) -> int:
     """The compact-frame format signature of concatenated DIF/VIF headers."""
+    return _signature(bytes(format_bytes))
+
+
+# Every full frame of a meter teaches the same format again: its CRC is worked out once.
+@lru_cache(maxsize=1024)
+def _signature(format_bytes: bytes) -> int:
     return crc16_en13757(format_bytes)
 
 
