@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test lint typecheck pytest bench soak fuzz clean constraints system-packages
+.PHONY: run test lint typecheck pytest bench soak fuzz clean constraints contracts system-packages
 
 run: $(VENV)/.installed
 	$(BIN)/meter-gateway run $(if $(CONFIG),--config $(CONFIG))
@@ -42,6 +42,11 @@ FUZZ_SECONDS ?= 360
 fuzz: $(VENV)/.installed-test
 	@$(BIN)/python -m pip install --quiet 'atheris>=2.3' || echo "atheris does not install here: the fallback mutation fuzzer runs (not coverage-guided)"
 	$(BIN)/python -m tests.faults.fuzzing --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
+# Public contracts (HTTP responses, live-stream messages, command arguments) are pinned as JSON
+# schemas under tests/contracts/; after a deliberate change, rewrite them and commit the diff.
+contracts: $(VENV)/.installed-test
+	$(BIN)/python -m tests.test_contracts --write
 
 system-packages:
 	@scripts/ensure-packages mosquitto chromium systemd faketime

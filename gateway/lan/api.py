@@ -8,19 +8,28 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+import msgspec
 from aiohttp import web
 
 from gateway import __version__, obis
+from gateway.contracts import http
 from gateway.engine import MeterEngine
 from gateway.errors import CommandError, StoreError
 from gateway.lan import openapi
 from gateway.lan.breaker import breaker_json
 from gateway.lan.live import encode, sse_frame
 from gateway.lan.metrics import output_status
+from gateway.lan.openapi import API_PATH
 from gateway.lan.params import ApiError, bad, choice, integer, time_range, timestamp
-from gateway.lan.shapes import display_json, event_json, profile_row_json, register_json
+from gateway.lan.shapes import (
+    described_register,
+    display_json,
+    display_state,
+    event_json,
+    profile_row_json,
+)
 from gateway.lan.streaming import paged_events, series_csv, stream_csv, stream_json
 from gateway.model import Command, utc_now
 from gateway.store import Snapshot
@@ -31,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["API_PATH", "Api"]
 
-API_PATH = "/api/v1"
 PROFILE_INTERVALS_S = (300, 900, 1800, 3600)
 DEFAULT_PROFILE_INTERVAL_S = 900
 EVENTS_PAGE_MAX = 1000
@@ -88,16 +96,16 @@ class Api:
         """Where everything is."""
         p = API_PATH
         return _json(
-            {
-                "version": __version__,
-                "openapi": f"{p}/openapi.json",
-                "info": f"{p}/info",
-                "health": f"{p}/health",
-                "meters": f"{p}/meters",
-                "events": f"{p}/events",
-                "stream": f"{p}/stream",
-                "metrics": "/metrics",
-            }
+            http.ApiIndex(
+                version=__version__,
+                openapi=f"{p}/openapi.json",
+                info=f"{p}/info",
+                health=f"{p}/health",
+                meters=f"{p}/meters",
+                events=f"{p}/events",
+                stream=f"{p}/stream",
+                metrics="/metrics",
+            )
         )
 
     async def openapi(self, request: web.Request) -> web.Response:
@@ -109,19 +117,19 @@ class Api:
         gateway = self.gateway
         settings = gateway.settings
         return _json(
-            {
-                "name": settings.gateway.name,
-                "version": __version__,
-                "api": API_PATH,
-                "started_at": gateway.started_at,
-                "uptime_s": (utc_now() - gateway.started_at).total_seconds(),
-                "timezone": settings.gateway.timezone,
-                "meters": [meter.id for meter in settings.meters],
-                "commands": list(gateway.commands),
-                "commands_enabled": self._server.token() is not None,
-                "http": {"bind": settings.http.bind, "port": self._server.port},
-                "zeroconf": self._server.zeroconf_status(),
-            }
+            http.InfoResponse(
+                name=settings.gateway.name,
+                version=__version__,
+                api=API_PATH,
+                started_at=gateway.started_at,
+                uptime_s=(utc_now() - gateway.started_at).total_seconds(),
+                timezone=settings.gateway.timezone,
+                meters=[meter.id for meter in settings.meters],
+                commands=list(gateway.commands),
+                commands_enabled=self._server.token() is not None,
+                http=http.HttpStatus(bind=settings.http.bind, port=self._server.port),
+                zeroconf=msgspec.convert(self._server.zeroconf_status(), http.ZeroconfStatus),
+            )
         )
 
     async def health(self, request: web.Request) -> web.Response:
@@ -131,39 +139,42 @@ class Api:
         not communicating, else ``ok``."""
         gateway = self.gateway
         modules = [
-            {
-                "name": h.name,
-                "type": h.type,
-                "state": h.state,
-                "since": h.since,
-                "communicating": h.communicating,
-                "frames_ok": h.frames_ok,
-                "frames_failed": h.frames_failed,
-                "last_frame_at": h.last_frame_at,
-                "last_error": h.last_error,
-                "restarts": h.restarts,
-                "detail": h.detail,
-            }
+            http.ModuleStatus(
+                name=h.name,
+                type=h.type,
+                state=h.state,
+                since=h.since,
+                communicating=h.communicating,
+                frames_ok=h.frames_ok,
+                frames_failed=h.frames_failed,
+                last_frame_at=h.last_frame_at,
+                last_error=h.last_error,
+                restarts=h.restarts,
+                detail=h.detail,
+            )
             for h in sorted(gateway.health.values(), key=lambda h: h.name)
         ]
-        healthy = all(m["state"] == "running" and m["communicating"] for m in modules)
+        healthy = all(m.state == "running" and m.communicating for m in modules)
         # A store that cannot be written loses what the meters say next: worse than a module.
         problem = gateway.store_problem
-        status = "error" if problem is not None else "ok" if healthy else "degraded"
+        status: Literal["ok", "degraded", "error"] = (
+            "error" if problem is not None else "ok" if healthy else "degraded"
+        )
         return _json(
-            {
-                "status": status,
-                "store": {
-                    "path": str(gateway.store.path),
-                    "writable": problem is None,
-                    "problem": problem,
+            http.HealthResponse(
+                status=status,
+                store=http.StoreStatus(
+                    path=str(gateway.store.path), writable=problem is None, problem=problem
+                ),
+                now=utc_now(),
+                uptime_s=(utc_now() - gateway.started_at).total_seconds(),
+                loop_lag_s=self._server.loop_lag_s,
+                modules=modules,
+                outputs={
+                    output.name: msgspec.convert(dict(output_status(output)), http.OutputStatus)
+                    for output in gateway.outputs
                 },
-                "now": utc_now(),
-                "uptime_s": (utc_now() - gateway.started_at).total_seconds(),
-                "loop_lag_s": self._server.loop_lag_s,
-                "modules": modules,
-                "outputs": {output.name: dict(output_status(output)) for output in gateway.outputs},
-            }
+            )
         )
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
@@ -225,43 +236,45 @@ class Api:
             meter, kind=kind, since=since, until=until, limit=limit, after_id=after_id
         )
         return _json(
-            {
-                "events": [event_json(i, e) for i, e in page],
-                "next_after_id": page[-1][0] if len(page) == limit else None,
-            }
+            http.EventsPage(
+                events=[event_json(i, e) for i, e in page],
+                next_after_id=page[-1][0] if len(page) == limit else None,
+            )
         )
 
     # meters ------------------------------------------------------------------------------------
 
     async def meters(self, request: web.Request) -> web.Response:
         """Every configured meter."""
-        return _json({"meters": [self._meter_json(m.id) for m in self.gateway.settings.meters]})
+        return _json(
+            http.MeterList(meters=[self._meter_json(m.id) for m in self.gateway.settings.meters])
+        )
 
     async def meter(self, request: web.Request) -> web.Response:
         """One meter with its registers."""
         meter_id = request.match_info["meter"]
         engine = self._engine(meter_id)
+        summary = self._meter_json(meter_id)
         return _json(
-            {
-                **self._meter_json(meter_id),
-                "registers": {
-                    code: register_json(reg, describe=True)
-                    for code, reg in sorted(self.gateway.meters.published(engine.meter_id).items())
-                },
-            }
+            http.MeterDetail(
+                id=summary.id,
+                name=summary.name,
+                manufacturer=summary.manufacturer,
+                model=summary.model,
+                registers=self._registers(engine.meter_id),
+                updated_at=summary.updated_at,
+                modules=summary.modules,
+                profile_interval_s=summary.profile_interval_s,
+            )
         )
 
     async def registers(self, request: web.Request) -> web.Response:
         """A meter's current registers by OBIS code."""
         engine = self._engine(request.match_info["meter"])
         return _json(
-            {
-                "meter": engine.meter_id,
-                "registers": {
-                    code: register_json(reg, describe=True)
-                    for code, reg in sorted(self.gateway.meters.published(engine.meter_id).items())
-                },
-            }
+            http.RegistersResponse(
+                meter=engine.meter_id, registers=self._registers(engine.meter_id)
+            )
         )
 
     async def register(self, request: web.Request) -> web.Response:
@@ -273,8 +286,18 @@ class Api:
             raise ApiError(
                 404, "unknown_register", f"meter {engine.meter_id!r} has no register {code}"
             )
+        described = described_register(register)
         return _json(
-            {"meter": engine.meter_id, "obis": code, **register_json(register, describe=True)}
+            http.RegisterResponse(
+                meter=engine.meter_id,
+                obis=code,
+                value=described.value,
+                unit=described.unit,
+                at=described.at,
+                changed_at=described.changed_at,
+                name=described.name,
+                label=described.label,
+            )
         )
 
     async def display(self, request: web.Request) -> web.Response:
@@ -289,7 +312,7 @@ class Api:
         result = await self._execute(
             Command(meter=meter_id, name="display_push", id=str(uuid.uuid4()), source="http")
         )
-        return _json({"meter": meter_id, "state": result})
+        return _json(http.DisplayPushResponse(meter=meter_id, state=display_state(result)))
 
     async def breaker(self, request: web.Request) -> web.Response:
         """Breaker state, causes, actuator, control modes, credit; never a safety function."""
@@ -309,12 +332,9 @@ class Api:
         fmt = choice(query, "format", ("json", "csv"))
         zone = self.gateway.settings.zone
         span = time_range(query, zone, now=utc_now(), default_span=None)
-        head = {
-            "meter": engine.meter_id,
-            "interval_s": interval,
-            "since": span.since,
-            "until": span.until,
-        }
+        head = http.ProfileHead(
+            meter=engine.meter_id, interval_s=interval, since=span.since, until=span.until
+        )
         with self._snapshot_view() as view:
             rows = view.profile(engine.meter_id, interval, span.since, span.until)
             if fmt == "csv":
@@ -330,7 +350,7 @@ class Api:
         fmt = choice(query, "format", ("json", "csv"))
         zone = self.gateway.settings.zone
         span = time_range(query, zone, now=utc_now(), default_span=timedelta(days=1))
-        head = {"meter": engine.meter_id, "since": span.since, "until": span.until}
+        head = http.AnalysisHead(meter=engine.meter_id, since=span.since, until=span.until)
         with self._snapshot_view() as view:
             rows = view.analysis(engine.meter_id, span.since, span.until)
             if fmt == "csv":
@@ -342,7 +362,7 @@ class Api:
                 head,
                 "rows",
                 rows,
-                lambda row: {"start": row.start, "end": row.end, "values": row.values},
+                lambda row: http.AnalysisRow(start=row.start, end=row.end, values=row.values),
             )
 
     async def billing(self, request: web.Request) -> web.StreamResponse:
@@ -368,25 +388,27 @@ class Api:
                 ),
             )
         return _json(
-            {
-                "meter": engine.meter_id,
-                "periods": [
-                    {"number": r.number, "at": r.at, "estimated": r.estimated, "values": r.values}
+            http.BillingResponse(
+                meter=engine.meter_id,
+                periods=[
+                    http.BillingPeriod(
+                        number=r.number, at=r.at, estimated=r.estimated, values=r.values
+                    )
                     for r in records
                 ],
-                "next_before": records[-1].number if len(records) == limit else None,
-            }
+                next_before=records[-1].number if len(records) == limit else None,
+            )
         )
 
     async def commands(self, request: web.Request) -> web.Response:
         """The commands the gateway can execute now."""
         engine = self._engine(request.match_info["meter"])
         return _json(
-            {
-                "meter": engine.meter_id,
-                "commands": list(self.gateway.commands),
-                "enabled": self._server.token() is not None,
-            }
+            http.CommandListResponse(
+                meter=engine.meter_id,
+                commands=list(self.gateway.commands),
+                enabled=self._server.token() is not None,
+            )
         )
 
     async def command(self, request: web.Request) -> web.Response:
@@ -412,13 +434,9 @@ class Api:
         )
         result = await self._execute(command)
         return _json(
-            {
-                "ok": True,
-                "id": command_id,
-                "meter": meter_id,
-                "command": command.name,
-                "result": result,
-            }
+            http.CommandResponse(
+                ok=True, id=command_id, meter=meter_id, command=command.name, result=result
+            )
         )
 
     # helpers -----------------------------------------------------------------------------------
@@ -458,40 +476,39 @@ class Api:
         minutes = getattr(profile, "interval_min", DEFAULT_PROFILE_INTERVAL_S // 60)
         return int(minutes) * 60
 
-    def _meter_json(self, meter_id: str) -> dict[str, Any]:
+    def _meter_json(self, meter_id: str) -> http.MeterSummary:
         settings = self.gateway.settings
         config = settings.meter(meter_id)
         registers = self.gateway.meters.published(meter_id)
-        return {
-            "id": config.id,
-            "name": config.name,
-            "manufacturer": config.manufacturer,
-            "model": config.model,
-            "registers": len(registers),
-            "updated_at": max((r.at for r in registers.values()), default=None),
-            "modules": [m.name for m in settings.modules if m.meter == meter_id],
-            "profile_interval_s": self._profile_interval(meter_id),
-        }
+        return http.MeterSummary(
+            id=config.id,
+            name=config.name,
+            manufacturer=config.manufacturer,
+            model=config.model,
+            registers=len(registers),
+            updated_at=max((r.at for r in registers.values()), default=None),
+            modules=[m.name for m in settings.modules if m.meter == meter_id],
+            profile_interval_s=self._profile_interval(meter_id),
+        )
 
-    def _snapshot(self, meter: str | None) -> dict[str, Any]:
+    def _registers(self, meter_id: str) -> dict[str, http.DescribedRegister]:
+        """A meter's published registers by OBIS code, described."""
+        published = self.gateway.meters.published(meter_id)
+        return {code: described_register(reg) for code, reg in sorted(published.items())}
+
+    def _snapshot(self, meter: str | None) -> http.Snapshot:
         engines = self.gateway.engines
         chosen = [meter] if meter else sorted(engines)
         now = utc_now()
-        return {
-            "gateway": self.gateway.settings.gateway.name,
-            "meters": {
-                meter_id: {
-                    code: register_json(reg, describe=True)
-                    for code, reg in sorted(self.gateway.meters.published(meter_id).items())
-                }
-                for meter_id in chosen
-            },
-            "display": {
-                meter_id: state_of(now)
+        return http.Snapshot(
+            gateway=self.gateway.settings.gateway.name,
+            meters={meter_id: self._registers(meter_id) for meter_id in chosen},
+            display={
+                meter_id: display_state(state_of(now))
                 for meter_id in chosen
                 if callable(state_of := getattr(engines[meter_id], "display_state", None))
             },
-        }
+        )
 
     def _authorize(self, request: web.Request) -> None:
         token = self._server.token()
@@ -514,7 +531,7 @@ class Api:
             )
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def _json(data: msgspec.Struct, status: int = 200) -> web.Response:
     return web.Response(body=encode(data), status=status, content_type="application/json")
 
 
@@ -525,6 +542,8 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
+        # The stdlib reads NaN and 1e999 as numbers, so the argument's own check names the
+        # field (args.power_w) rather than refusing the whole body.
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(400, "bad_body", f"the body is not JSON: {err}") from None

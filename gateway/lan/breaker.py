@@ -1,10 +1,10 @@
-"""The breaker and prepayment as the API and the page show them (JSON-ready dicts)."""
+"""The breaker and prepayment as the API and the page show them (``http.BreakerResponse``)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
+from gateway.contracts import http
 from gateway.engine import MeterEngine
 from gateway.lan.shapes import event_json
 from gateway.model import Event
@@ -35,57 +35,57 @@ HISTORY_MAX = 50
 _PAGE = 1000
 
 
-def breaker_json(engine: MeterEngine, store: Store, now: datetime) -> dict[str, Any]:
+def breaker_json(engine: MeterEngine, store: Store, now: datetime) -> http.BreakerResponse:
     """State, causes, actuator confirmation, control modes, credit and recent history."""
     settings = engine.settings
     breaker, state = settings.breaker, engine.state.breaker
     smart = breaker.smart_disconnect
     overrides = engine.state.limit_overrides
     prepayment, credit = settings.prepayment, engine.state.prepayment
-    return {
-        "meter": engine.meter_id,
-        "safety": SAFETY_NOTE,
-        "enabled": breaker.enabled,
-        "state": state.state,
-        "causes": list(state.causes),
-        "actuator": {
-            "module": breaker.actuator,
-            "confirmation": state.actuator,
-            "target": state.target,
-            "pending_since": state.pending_since,
-            "confirm_timeout_s": breaker.confirm_timeout_s,
-        },
-        "control": {
-            "remote_disconnect": breaker.remote_disconnect,
-            "remote_reconnect": breaker.remote_reconnect,
-            "button_disconnect": breaker.button_disconnect,
-            "button_reconnect": breaker.button_reconnect,
-        },
-        "smart_disconnect": {
-            "enabled": smart.enabled,
-            "power_w": overrides.get("power_w", smart.power_w),
-            "current_a": overrides.get("current_a", smart.current_a),
-            "duration_s": overrides.get("duration_s", smart.duration_s),
-            "on_loss_of_neutral": smart.on_loss_of_neutral,
-            "reconnect": smart.reconnect,
-        },
-        "prepayment": {
-            "enabled": prepayment.enabled,
-            "unit": prepayment.unit,
-            "credit": str(credit.balance),
-            "exhausted": credit.exhausted,
-            "emergency_in_use": credit.emergency_in_use,
-            "deferred": credit.deferred,
-            "friendly_now": prepayment.enabled and engine.prepayment.friendly(now),
-            "last_sequence": credit.last_sequence,
-            "warning_levels": list(prepayment.warning_levels),
-            "reconnect": prepayment.reconnect,
-        },
-        "history": _history(engine.meter_id, store, now),
-    }
+    return http.BreakerResponse(
+        meter=engine.meter_id,
+        safety=SAFETY_NOTE,
+        enabled=breaker.enabled,
+        state=state.state,
+        causes=list(state.causes),
+        actuator=http.BreakerActuator(
+            module=breaker.actuator,
+            confirmation=state.actuator,
+            target=state.target,
+            pending_since=state.pending_since,
+            confirm_timeout_s=breaker.confirm_timeout_s,
+        ),
+        control=http.BreakerControl(
+            remote_disconnect=breaker.remote_disconnect,
+            remote_reconnect=breaker.remote_reconnect,
+            button_disconnect=breaker.button_disconnect,
+            button_reconnect=breaker.button_reconnect,
+        ),
+        smart_disconnect=http.SmartDisconnectStatus(
+            enabled=smart.enabled,
+            power_w=overrides.get("power_w", smart.power_w),
+            current_a=overrides.get("current_a", smart.current_a),
+            duration_s=overrides.get("duration_s", smart.duration_s),
+            on_loss_of_neutral=smart.on_loss_of_neutral,
+            reconnect=smart.reconnect,
+        ),
+        prepayment=http.PrepaymentStatus(
+            enabled=prepayment.enabled,
+            unit=prepayment.unit,
+            credit=str(credit.balance),
+            exhausted=credit.exhausted,
+            emergency_in_use=credit.emergency_in_use,
+            deferred=credit.deferred,
+            friendly_now=prepayment.enabled and engine.prepayment.friendly(now),
+            last_sequence=credit.last_sequence,
+            warning_levels=list(prepayment.warning_levels),
+            reconnect=prepayment.reconnect,
+        ),
+        history=_history(engine.meter_id, store, now),
+    )
 
 
-def _history(meter: str, store: Store, now: datetime) -> list[dict[str, Any]]:
+def _history(meter: str, store: Store, now: datetime) -> list[http.EventEntry]:
     since = now - timedelta(days=HISTORY_DAYS)
     found: list[tuple[int, Event]] = []
     for kind in HISTORY_KINDS:

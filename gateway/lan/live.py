@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
-import msgspec
+from gateway.contracts import encode
 
 __all__ = ["LiveHub", "Subscriber", "encode", "sse_frame"]
 
 # About a minute of a 1 Hz meter with events; more means the client is not reading.
 MAX_PENDING_FRAMES = 256
-
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
-
-
-def encode(value: Any) -> bytes:
-    """JSON with Decimal as numbers (exact digits) and datetimes as RFC 3339."""
-    return _ENCODER.encode(value)
 
 
 def sse_frame(event: str, data: Any) -> bytes:
@@ -87,7 +79,7 @@ class LiveHub:
         """Forget a stream (idempotent)."""
         self._subscribers.discard(subscriber)
 
-    def publish(self, event: str, data: Mapping[str, Any], *, meter: str | None = None) -> None:
+    def publish(self, event: str, data: Any, *, meter: str | None = None) -> None:
         """Send one message to every matching stream."""
         if not self._subscribers:
             return

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+
+from gateway.contracts import http
 
 __all__ = ["ApiError", "TimeRange", "choice", "integer", "time_range", "timestamp"]
 
@@ -21,12 +22,11 @@ class ApiError(Exception):
         self.message = message
         self.parameter = parameter
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> http.ErrorResponse:
         """The JSON error object."""
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.parameter is not None:
-            error["parameter"] = self.parameter
-        return {"error": error}
+        return http.ErrorResponse(
+            error=http.ErrorDetail(code=self.code, message=self.message, parameter=self.parameter)
+        )
 
 
 def bad(parameter: str, message: str) -> ApiError:

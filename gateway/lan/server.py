@@ -9,11 +9,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from aiohttp import web
 
 from gateway import __version__
 from gateway.backoff import Backoff
 from gateway.config import HttpSection, read_secret
+from gateway.contracts import http
 from gateway.engine import Register, Update
 from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import ConfigError
@@ -23,7 +25,13 @@ from gateway.lan.api import API_PATH, Api
 from gateway.lan.limits import CLIENT_MAX_BODY_B, CappedSite, server_limits
 from gateway.lan.live import LiveHub, encode
 from gateway.lan.params import ApiError
-from gateway.lan.shapes import event_json, profile_row_json, register_json
+from gateway.lan.shapes import (
+    described_register,
+    display_state,
+    event_json,
+    flag_names,
+    register_json,
+)
 from gateway.model import Event, utc_now
 
 if TYPE_CHECKING:
@@ -90,28 +98,39 @@ class LanServer:
         """The registers every output shows (``Meters.published``), totals included."""
         self.hub.publish(
             "state",
-            {
-                "meter": meter,
-                "registers": {c: register_json(r, describe=True) for c, r in registers.items()},
-            },
+            http.StateRegisters(
+                meter=meter,
+                registers={c: described_register(r) for c, r in registers.items()},
+            ),
             meter=meter,
         )
 
     def on_profile(self, meter: str, row: ProfileRow) -> None:
         """A closed load-profile interval: the page adds it to today's curve."""
-        self.hub.publish("profile", {"meter": meter, **profile_row_json(row)}, meter=meter)
+        self.hub.publish(
+            "profile",
+            http.MeterProfileRow(
+                meter=meter,
+                start=row.start,
+                end=row.end,
+                values=row.values,
+                flags=int(row.flags),
+                status=flag_names(row.flags),
+            ),
+            meter=meter,
+        )
 
     def on_billing(self, meter: str, record: BillingRecord) -> None:
         """A debiting stop."""
         self.hub.publish(
             "billing",
-            {
-                "meter": meter,
-                "number": record.number,
-                "at": record.at,
-                "estimated": record.estimated,
-                "values": record.values,
-            },
+            http.MeterBillingPeriod(
+                meter=meter,
+                number=record.number,
+                at=record.at,
+                estimated=record.estimated,
+                values=record.values,
+            ),
             meter=meter,
         )
 
@@ -121,7 +140,7 @@ class LanServer:
         fresh = {code: register_json(reg) for code, reg in update.registers.items()}
         if fresh:
             self.hub.publish(
-                "live", {"meter": update.meter, "registers": fresh}, meter=update.meter
+                "live", http.LiveRegisters(meter=update.meter, registers=fresh), meter=update.meter
             )
 
     def on_event(self, event_id: int, event: Event) -> None:
@@ -273,13 +292,13 @@ class LanServer:
             self.hub.publish(
                 "health",
                 {
-                    name: {
-                        "state": h.state,
-                        "communicating": h.communicating,
-                        "frames_ok": h.frames_ok,
-                        "frames_failed": h.frames_failed,
-                        "last_error": h.last_error,
-                    }
+                    name: http.LiveHealth(
+                        state=h.state,
+                        communicating=h.communicating,
+                        frames_ok=h.frames_ok,
+                        frames_failed=h.frames_failed,
+                        last_error=h.last_error,
+                    )
                     for name, h in self.gateway.health.items()
                 },
             )
@@ -299,7 +318,12 @@ class LanServer:
                 state = state_of(now)
                 if sent.get(meter_id) != state:
                     sent[meter_id] = state
-                    self.hub.publish("display", {"meter": meter_id, **state}, meter=meter_id)
+                    shown = display_state(state)
+                    self.hub.publish(
+                        "display",
+                        http.MeterDisplayState(meter=meter_id, **msgspec.structs.asdict(shown)),
+                        meter=meter_id,
+                    )
 
     async def _page(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
@@ -336,12 +360,11 @@ async def _errors_as_json(request: web.Request, handler: _Handler) -> web.Stream
         code = err.reason.lower().replace(" ", "_")
         return web.Response(
             body=encode(
-                {
-                    "error": {
-                        "code": code,
-                        "message": f"{request.method} {request.path}: {err.reason}",
-                    }
-                }
+                http.ErrorResponse(
+                    error=http.ErrorDetail(
+                        code=code, message=f"{request.method} {request.path}: {err.reason}"
+                    )
+                )
             ),
             status=err.status,
             content_type="application/json",

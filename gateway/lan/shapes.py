@@ -1,12 +1,17 @@
-"""How the gateway's objects look in the API and the live stream (JSON-ready dicts)."""
+"""How the gateway's objects look in the API and the live stream (the Structs of
+``gateway.contracts.http``)."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from gateway import obis
+from gateway.contracts import http
 from gateway.engine import MeterEngine, Register
 from gateway.model import Event
 
@@ -15,7 +20,9 @@ __all__ = [
     "DEFAULT_AUTO_LIST",
     "DEFAULT_MANUAL_LIST",
     "MANUAL_TIMEOUT_S",
+    "described_register",
     "display_json",
+    "display_state",
     "event_json",
     "flag_names",
     "profile_row_json",
@@ -50,42 +57,52 @@ AUTO_SCROLL_S = 10.0
 MANUAL_TIMEOUT_S = 120.0
 
 
-def register_json(register: Register, *, describe: bool = False) -> dict[str, Any]:
-    """A register as the API and the live stream show it."""
-    data: dict[str, Any] = {
-        "value": register.value,
-        "unit": register.unit,
-        "at": register.at,
-        "changed_at": register.since,
-    }
-    if describe:
-        quantity = obis.describe(register.obis)
-        data["name"] = quantity.name if quantity else None
-        data["label"] = quantity.label if quantity else None
-    return data
+def register_json(register: Register) -> http.Register:
+    """A register as the live stream shows what a sample changed."""
+    return http.Register(
+        value=register.value, unit=register.unit, at=register.at, changed_at=register.since
+    )
 
 
-def event_json(event_id: int, event: Event) -> dict[str, Any]:
+def described_register(register: Register) -> http.DescribedRegister:
+    """A register with its OBIS name and label, as the API shows it."""
+    quantity = obis.describe(register.obis)
+    return http.DescribedRegister(
+        value=register.value,
+        unit=register.unit,
+        at=register.at,
+        changed_at=register.since,
+        name=quantity.name if quantity else None,
+        label=quantity.label if quantity else None,
+    )
+
+
+def event_json(event_id: int, event: Event) -> http.EventEntry:
     """An event log entry."""
-    return {
-        "id": event_id,
-        "meter": event.meter,
-        "at": event.at,
-        "kind": event.kind,
-        "detail": event.detail,
-        "data": dict(event.data),
-    }
+    return http.EventEntry(
+        id=event_id,
+        meter=event.meter,
+        at=event.at,
+        kind=event.kind,
+        detail=event.detail,
+        data=dict(event.data),
+    )
 
 
-def profile_row_json(row: Any) -> dict[str, Any]:
+def profile_row_json(row: Any) -> http.ProfileRow:
     """A load-profile interval: energy per OBIS channel in [start, end) and its status."""
-    return {
-        "start": row.start,
-        "end": row.end,
-        "values": row.values,
-        "flags": int(row.flags),
-        "status": flag_names(row.flags),
-    }
+    return http.ProfileRow(
+        start=row.start,
+        end=row.end,
+        values=row.values,
+        flags=int(row.flags),
+        status=flag_names(row.flags),
+    )
+
+
+def display_state(state: Mapping[str, Any]) -> http.DisplayState:
+    """The engine's display state (``MeterEngine.display_state``) as its contract."""
+    return msgspec.convert(state, http.DisplayState)
 
 
 def flag_names(flags: Any) -> list[str]:
@@ -94,7 +111,7 @@ def flag_names(flags: Any) -> list[str]:
     return []
 
 
-def display_json(engine: MeterEngine, now: datetime) -> dict[str, Any]:
+def display_json(engine: MeterEngine, now: datetime) -> http.DisplayResponse:
     """Display lists, timing and state, from the engine's model when it has one."""
     model = getattr(engine, "display", None)
     state_of = getattr(engine, "display_state", None)
@@ -105,16 +122,16 @@ def display_json(engine: MeterEngine, now: datetime) -> dict[str, Any]:
     active_tariff = getattr(engine, "active_tariff", None)
     if callable(manual_list) and callable(active_tariff):
         manual = tuple(manual_list(active_tariff(now)))
-    return {
-        "meter": engine.meter_id,
-        "source": "engine" if model is not None else "default",
-        "auto": list(auto),
-        "manual": list(manual),
-        "battery": list(getattr(model, "battery", ())),
-        "scroll_s": float(getattr(settings, "scroll_s", AUTO_SCROLL_S)),
-        "manual_timeout_s": float(getattr(settings, "manual_timeout_s", MANUAL_TIMEOUT_S)),
-        "state": state_of(now) if callable(state_of) else None,
-        "labels": {
+    return http.DisplayResponse(
+        meter=engine.meter_id,
+        source="engine" if model is not None else "default",
+        auto=list(auto),
+        manual=list(manual),
+        battery=list(getattr(model, "battery", ())),
+        scroll_s=float(getattr(settings, "scroll_s", AUTO_SCROLL_S)),
+        manual_timeout_s=float(getattr(settings, "manual_timeout_s", MANUAL_TIMEOUT_S)),
+        state=display_state(state_of(now)) if callable(state_of) else None,
+        labels={
             code: (q.label if (q := obis.describe(code)) else code) for code in (*auto, *manual)
         },
-    }
+    )

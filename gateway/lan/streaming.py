@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from gateway.lan.live import encode
@@ -40,7 +41,7 @@ BATCH_ROWS = 500
 
 async def stream_json(
     request: web.Request,
-    head: dict[str, Any],
+    head: msgspec.Struct,
     key: str,
     rows: Iterator[Any],
     row_json: Callable[[Any], Any],
