@@ -31,6 +31,7 @@ from typing import Any
 
 from bench.peers import SCRATCH
 from gateway.mqtt.outbox import _unpack
+from gateway.store import registers_in
 from tests.support.mqtt import Collector, persistent_broker
 from tests.support.processes import gateway
 
@@ -66,9 +67,7 @@ def _after_kill(db_path: Path) -> tuple[bool, Decimal, datetime | None, set[int]
     db = sqlite3.connect(db_path)
     try:
         ok = db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        row = db.execute(
-            "SELECT value, at FROM registers WHERE meter = 'main' AND obis = ?", (TOTAL,)
-        ).fetchone()
+        register = registers_in(db, "main").get(TOTAL)
         spilled = {
             int(json.loads(_unpack(payload, encoding))["seq"])
             for payload, encoding in db.execute(
@@ -77,9 +76,8 @@ def _after_kill(db_path: Path) -> tuple[bool, Decimal, datetime | None, set[int]
         }
     finally:
         db.close()
-    total = Decimal(row[0]) if row else Decimal(0)
-    at = datetime.fromisoformat(row[1].replace("Z", "+00:00")) if row else None
-    return ok, total, at, spilled
+    total = Decimal(register.value) if register else Decimal(0)
+    return ok, total, register.at if register else None, spilled
 
 
 def _wait(predicate: Any, timeout_s: float) -> bool:

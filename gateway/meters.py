@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway import obis
+from gateway.checkpoint import MeterRow
 from gateway.config import Settings
 from gateway.engine import AnalysisRow, BillingRecord, MeterEngine, ProfileRow, Register, Update
 from gateway.engine.book import (
@@ -88,7 +89,8 @@ class Meters:
         # the checkpoint: they are withheld until the meter's next reading brings them back.
         self._withheld: set[str] = set() if clean_start else {m.id for m in settings.meters}
         self.clean_start = clean_start
-        self._saved_state: dict[str, bytes] = {}
+        # Each meter's checkpoint as last committed: an unchanged one is not written again.
+        self._saved: dict[str, MeterRow] = {}
         self.sync(settings)
 
     def sync(self, settings: Settings) -> None:
@@ -101,11 +103,10 @@ class Meters:
             if engine is not None:
                 registers, state = list(engine.registers.values()), engine.state_blob()
             else:
-                registers = self._store.load_registers(meter.id)
-                state = self._store.load_engine_state(meter.id)
+                row = self._store.load_meter(meter.id) or MeterRow()
+                registers, state = list(row.registers), row.state
                 self._durable[meter.id] = {reg.obis: reg for reg in registers}
-                if state is not None:
-                    self._saved_state[meter.id] = state
+                self._saved[meter.id] = row
             self.engines[meter.id] = MeterEngine(
                 meter.id, registers, settings=meter, zone=settings.zone, state=state
             )
@@ -160,9 +161,9 @@ class Meters:
         )
 
     def flush(self, outputs: Iterable[MeterOutput]) -> None:
-        """The checkpoint: registers that changed, engine cursors that changed, profiles,
-        analysis and billing of every meter in one transaction; profile and billing messages
-        are queued inside it."""
+        """The checkpoint: one compact row (registers and engine cursor) for every meter that
+        changed, its profile, analysis and billing, all meters in one transaction; profile and
+        billing messages are queued inside it."""
         if not self._pending:
             return
         pending: dict[str, _Pending] = {}
@@ -186,16 +187,13 @@ class Meters:
             pending, self._pending = self._pending, {}
             # Also when a caller's transaction this one joins fails later, at its COMMIT.
             self._store.after_rollback(keep_for_next_attempt)
-            states: dict[str, bytes] = {}
+            rows: dict[str, MeterRow] = {}
             for meter, work in pending.items():
                 engine = self.engines[meter]
                 committed[meter] = dict(engine.registers)
-                if work.registers:
-                    self._store.save_registers(meter, work.registers.values())
-                state = engine.state_blob()
-                if state != self._saved_state.get(meter):
-                    self._store.save_engine_state(meter, state)
-                    states[meter] = state
+                row = MeterRow(tuple(engine.registers.values()), engine.state_blob())
+                if row != self._saved.get(meter):
+                    rows[meter] = row
                 if work.profile:
                     self._store.add_profile(meter, work.profile)
                 if work.analysis:
@@ -203,16 +201,18 @@ class Meters:
                 if work.billing:
                     self._store.add_billing(meter, work.billing)
                 for output in targets:
-                    for row in work.profile:
-                        output.on_profile(meter, row)
+                    for profile_row in work.profile:
+                        output.on_profile(meter, profile_row)
                     for record in work.billing:
                         output.on_billing(meter, record)
+            if rows:
+                self._store.save_meters(rows)
             for output in targets:
                 output.on_checkpoint()
 
             def durable() -> None:
                 self._durable.update(committed)
-                self._saved_state.update(states)
+                self._saved.update(rows)
                 # What only the gateway counts moved on every output: say so at once.
                 self.recounted.update(m for m in committed if m in self._counting)
 

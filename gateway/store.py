@@ -1,9 +1,10 @@
-"""SQLite non-volatile memory: registers, events, module state, the MQTT outbox (and profiles).
+"""SQLite non-volatile memory: meter checkpoints, events, module state, the MQTT outbox, profiles.
 
 Written rarely and in batches (checkpoints, rare records, the MQTT outbox only while the broker is
 away: README "Durability"), so each commit may be fully durable: WAL with ``synchronous=FULL``
 means a committed checkpoint survives a power cut, which is what lets a register only the
-gateway counts be shown as soon as it is committed.
+gateway counts be shown as soon as it is committed. A meter's registers and engine state are one
+compact row (gateway/checkpoint.py), so a checkpoint writes a page per few meters.
 """
 
 from __future__ import annotations
@@ -12,23 +13,54 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from gateway.checkpoint import MeterRow, decode_row, encode_row
 from gateway.engine import AnalysisRow, BillingRecord, ProfileFlag, ProfileRow, Register
 from gateway.errors import StoreError
 from gateway.model import Event, Value
 
-__all__ = ["SCHEMA_VERSION", "Snapshot", "Store"]
+__all__ = ["SCHEMA_VERSION", "Snapshot", "Store", "registers_in"]
 
 _LOGGER = logging.getLogger(__name__)
 
-# Each entry migrates from its index to index + 1; never edit a released step, append one.
-_MIGRATIONS: tuple[str, ...] = (
+
+def _fold_into_meter_rows(db: sqlite3.Connection) -> None:
+    """Schema 2: the registers table (a row per register) and the engine_state blobs become one
+    compact row per meter; every register and state is carried over exactly."""
+    db.execute(
+        "CREATE TABLE meter_checkpoint (meter TEXT PRIMARY KEY, body BLOB NOT NULL)"
+    )  # a rowid table: a row of up to a page stays in its leaf (WITHOUT ROWID spills at 1 KB)
+    registers: dict[str, list[Register]] = {}
+    for meter, code, value, kind, unit, at in db.execute(
+        "SELECT meter, obis, value, kind, unit, at FROM registers ORDER BY meter, obis"
+    ):
+        registers.setdefault(meter, []).append(
+            Register(code, _value_from_db(value, kind), unit, _time_from_db(at))
+        )
+    states = {
+        meter: bytes(state) for meter, state in db.execute("SELECT meter, state FROM engine_state")
+    }
+    db.executemany(
+        "INSERT INTO meter_checkpoint (meter, body) VALUES (?, ?)",
+        [
+            (meter, encode_row(MeterRow(tuple(registers.get(meter, ())), states.get(meter))))
+            for meter in sorted(registers.keys() | states.keys())
+        ],
+    )
+    db.execute("DROP TABLE registers")
+    db.execute("DROP TABLE engine_state")
+
+
+# Each entry migrates from its index to index + 1; never edit a released step, append one. A step
+# is SQL, or a function for what SQL cannot do (compressing rows).
+_MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """
     CREATE TABLE registers (
         meter TEXT NOT NULL,
@@ -91,6 +123,7 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (module, key)
     ) WITHOUT ROWID;
     """,
+    _fold_into_meter_rows,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Page cache of a read-only snapshot, in KiB (SQLite's default is 2 MiB per connection).
@@ -373,32 +406,33 @@ class Store(_Reads):
             except (sqlite3.Error, StoreError) as err:
                 _LOGGER.warning("after a rollback: %s", err)
 
-    # registers ---------------------------------------------------------------------------------
+    # meter checkpoints -------------------------------------------------------------------------
+
+    def load_meter(self, meter: str) -> MeterRow | None:
+        """A meter's last checkpoint (registers, engine state, unfiled intervals), or None."""
+        return _load_meter(self._db, meter)
+
+    def save_meters(self, rows: Mapping[str, MeterRow]) -> None:
+        """Checkpoint meters (one row each, one transaction for all)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO meter_checkpoint (meter, body) VALUES (?, ?)"
+                " ON CONFLICT (meter) DO UPDATE SET body = excluded.body",
+                [(meter, encode_row(row)) for meter, row in rows.items()],
+            )
 
     def load_registers(self, meter: str) -> list[Register]:
         """Every register last saved for a meter."""
-        rows = self._db.execute(
-            "SELECT obis, value, kind, unit, at FROM registers WHERE meter = ?", (meter,)
-        )
-        return [
-            Register(obis, _value_from_db(value, kind), unit, _time_from_db(at))
-            for obis, value, kind, unit, at in rows
-        ]
+        row = self.load_meter(meter)
+        return list(row.registers) if row else []
 
     def save_registers(self, meter: str, registers: Iterable[Register]) -> None:
-        """Upsert registers (one transaction)."""
-        rows = [
-            (meter, reg.obis, *_value_to_db(reg.value), reg.unit, _time_to_db(reg.at))
-            for reg in registers
-        ]
-        with self.transaction() as db:
-            db.executemany(
-                "INSERT INTO registers (meter, obis, value, kind, unit, at) VALUES (?,?,?,?,?,?)"
-                " ON CONFLICT (meter, obis) DO UPDATE SET"
-                " value = excluded.value, kind = excluded.kind, unit = excluded.unit,"
-                " at = excluded.at",
-                rows,
-            )
+        """Upsert registers into a meter's checkpoint, keeping the rest of it."""
+        with self.transaction():
+            row = self.load_meter(meter) or MeterRow()
+            merged = {reg.obis: reg for reg in row.registers}
+            merged.update((reg.obis, reg) for reg in registers)
+            self.save_meters({meter: replace(row, registers=tuple(merged.values()))})
 
     # events ------------------------------------------------------------------------------------
 
@@ -421,22 +455,6 @@ class Store(_Reads):
         return ids
 
     # engine state, profiles, analysis log, billing -----------------------------------------------
-
-    def load_engine_state(self, meter: str) -> bytes | None:
-        """The engine's cursor for a meter."""
-        row = self._db.execute(
-            "SELECT state FROM engine_state WHERE meter = ?", (meter,)
-        ).fetchone()
-        return bytes(row[0]) if row else None
-
-    def save_engine_state(self, meter: str, state: bytes) -> None:
-        """Persist the engine's cursor (with the registers, in the same transaction)."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO engine_state (meter, state) VALUES (?, ?)"
-                " ON CONFLICT (meter) DO UPDATE SET state = excluded.state",
-                (meter, state),
-            )
 
     def add_profile(self, meter: str, rows: Iterable[ProfileRow]) -> None:
         """Store load-profile intervals; a replayed interval replaces itself."""
@@ -538,21 +556,32 @@ class Store(_Reads):
             )
         for step in range(version, SCHEMA_VERSION):
             _LOGGER.info("migrating store %s to schema %d", self.path, step + 1)
+            migration = _MIGRATIONS[step]
             with self.transaction() as db:
-                for statement in _MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                if callable(migration):
+                    migration(db)
+                else:
+                    for statement in migration.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
                 db.execute(f"PRAGMA user_version = {step + 1}")
+
+
+def registers_in(db: sqlite3.Connection, meter: str) -> dict[str, Register]:
+    """A meter's checkpointed registers, read through any connection to the database (a test's
+    or a bench's own, while the gateway runs or after it was killed)."""
+    row = _load_meter(db, meter)
+    return {reg.obis: reg for reg in row.registers} if row else {}
+
+
+def _load_meter(db: sqlite3.Connection, meter: str) -> MeterRow | None:
+    found = db.execute("SELECT body FROM meter_checkpoint WHERE meter = ?", (meter,)).fetchone()
+    return decode_row(meter, bytes(found[0])) if found else None
 
 
 def _identity(path: Path) -> tuple[int, int]:
     found = path.stat()
     return found.st_dev, found.st_ino
-
-
-def _value_to_db(value: Value) -> tuple[str, str]:
-    kind = {Decimal: "decimal", int: "int", float: "float", str: "str"}[type(value)]
-    return str(value), kind
 
 
 def _value_from_db(text: str, kind: str) -> Value:

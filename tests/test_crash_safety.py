@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store import registers_in
 from tests.support.processes import GATEWAY, gateway
 
 CONFIG = """
@@ -45,14 +46,12 @@ def stored_import(db_path: Path) -> Decimal:
     except sqlite3.OperationalError:
         return Decimal(0)
     try:
-        row = db.execute(
-            "SELECT value FROM registers WHERE meter = 'main' AND obis = '1-0:1.8.0'"
-        ).fetchone()
+        total = registers_in(db, "main").get("1-0:1.8.0")
     except sqlite3.OperationalError:  # the schema is not there yet
         return Decimal(0)
     finally:
         db.close()
-    return Decimal(row[0]) if row else Decimal(0)
+    return Decimal(total.value) if total else Decimal(0)
 
 
 def wait_for_import_above(db_path: Path, floor: Decimal, timeout_s: float = 60.0) -> None:
@@ -67,12 +66,10 @@ def read_totals(db_path: Path) -> dict[str, Decimal]:
     db = sqlite3.connect(db_path)
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = db.execute(
-            "SELECT obis, value FROM registers WHERE meter = 'main' AND obis IN (?,?,?,?)", TOTALS
-        ).fetchall()
+        registers = registers_in(db, "main")
     finally:
         db.close()
-    return {obis: Decimal(value) for obis, value in rows}
+    return {code: Decimal(registers[code].value) for code in TOTALS if code in registers}
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ from gateway.errors import CommandError
 from gateway.lan import LanServer
 from gateway.lan.openapi import PATHS
 from gateway.model import Command, Event, Reading, Sample
-from gateway.store import Store
+from gateway.store import Store, registers_in
 from tests.support.gateway import until
 from tests.support.processes import free_port, wait_for_port
 from tests.support.processes import gateway as process_gateway
@@ -893,9 +893,7 @@ async def test_every_output_shows_meter_totals_at_once_and_gateway_counted_ones_
     writer.execute("PRAGMA query_only = ON")
     try:
         with sqlite3.connect(gateway.store.path) as reader:
-            (on_disk,) = reader.execute(
-                "SELECT value FROM registers WHERE meter = 'main' AND obis = '1-0:1.8.0'"
-            ).fetchone()
+            on_disk = registers_in(reader, "main")["1-0:1.8.0"].value
         # The sim's totals exist only in the gateway: a kill -9 would bring back what is on
         # disk, so no output may show more, however far the engine has counted meanwhile.
         engine = gateway.engines["main"]

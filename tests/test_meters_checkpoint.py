@@ -8,9 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from gateway import config
+from gateway.engine import Update
 from gateway.meters import Meters
 from gateway.model import Reading, Sample
-from gateway.store import Store
+from gateway.store import Store, registers_in
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TEXT = """
@@ -90,24 +91,37 @@ def test_after_an_unclean_stop_a_meters_totals_wait_until_it_is_heard(tmp_path: 
         store.close()
 
 
-def test_a_checkpoint_writes_only_what_changed(tmp_path: Path) -> None:
+def bodies(path: Path) -> dict[str, bytes]:
+    with sqlite3.connect(path) as reader:
+        return dict(reader.execute("SELECT meter, body FROM meter_checkpoint"))
+
+
+def test_a_checkpoint_writes_only_the_meters_that_changed(tmp_path: Path) -> None:
     store = Store(tmp_path / "gateway.db")
     try:
         meters = Meters(settings(tmp_path), store)
         feed(meters, "kept", START, "10.000")
+        feed(meters, "counted", START, "5.000")
         meters.flush(())
+        before = bodies(tmp_path / "gateway.db")
         with sqlite3.connect(tmp_path / "gateway.db") as reader:
-            before = dict(reader.execute("SELECT obis, at FROM registers WHERE meter = 'kept'"))
-        # A reading of the power alone: the total is not pending, so it is not rewritten.
+            total_before = registers_in(reader, "kept")["1-0:1.8.0"]
+        # A reading of the power alone on one meter: the other meter's row is not rewritten,
+        # and the unmoved total keeps its time.
         power = (Reading("1-0:1.7.0", 1500.0, "W"),)
         later = Sample("kept", "test", START + timedelta(seconds=1), power)
         meters.note(meters.engines["kept"].ingest(later))
+        meters.note(Update("counted"))  # touched, but nothing in it moved
         meters.flush(())
+        after = bodies(tmp_path / "gateway.db")
+        assert after["counted"] == before["counted"]
+        assert after["kept"] != before["kept"]
         with sqlite3.connect(tmp_path / "gateway.db") as reader:
-            after = dict(reader.execute("SELECT obis, at FROM registers WHERE meter = 'kept'"))
-        assert after["1-0:1.8.0"] == before["1-0:1.8.0"], "an unmoved total is not rewritten"
-        assert after["1-0:1.7.0"] != before["1-0:1.7.0"]
+            kept = registers_in(reader, "kept")
+        assert kept["1-0:1.8.0"] == total_before, "an unmoved total keeps its value and time"
+        assert kept["1-0:1.7.0"].value == 1500.0
         meters.flush(())  # nothing pending: no transaction at all
+        assert bodies(tmp_path / "gateway.db") == after
     finally:
         store.close()
 

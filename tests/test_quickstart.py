@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from gateway.store import registers_in
 from tests.support.processes import GATEWAY
 
 # How long a busy machine may take to start the gateway and store two readings. The README's
@@ -25,12 +26,10 @@ def power(db: Path) -> str | None:
         return None
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         try:
-            row = conn.execute(
-                "SELECT value FROM registers WHERE meter = 'main' AND obis = '1-0:1.7.0'"
-            ).fetchone()
+            register = registers_in(conn, "main").get("1-0:1.7.0")
         except sqlite3.OperationalError:  # the file is there, its schema not yet
             return None
-    return None if row is None else str(row[0])
+    return None if register is None else str(register.value)
 
 
 def test_embedded_default_shows_values_changing(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from gateway.engine import Register
 from gateway.errors import StoreError
 from gateway.model import Event
-from gateway.store import SCHEMA_VERSION, Store
+from gateway.store import _MIGRATIONS, SCHEMA_VERSION, Store
 
 T0 = datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC)
 
@@ -120,3 +120,66 @@ def test_a_new_data_directory_and_database_are_the_owners_only(tmp_path: Path) -
     assert modes.pop("state") == 0o700
     assert modes.keys() >= {"gateway.db", "gateway.db-wal"}
     assert set(modes.values()) == {0o600}, modes
+
+
+def test_an_old_layout_database_opens_with_its_registers_and_engine_state_intact(
+    tmp_path: Path,
+) -> None:
+    """A data directory from before the compact checkpoint rows (schema 1: a row per register
+    and an engine_state blob) is migrated on open, every register exactly as it was."""
+    path = tmp_path / "gateway.db"
+    old = sqlite3.connect(path)
+    first_schema = _MIGRATIONS[0]
+    assert isinstance(first_schema, str)
+    old.executescript(first_schema)
+    old.executemany(
+        "INSERT INTO registers (meter, obis, value, kind, unit, at) VALUES (?,?,?,?,?,?)",
+        [
+            ("main", "1-0:1.8.0", "12345.678", "decimal", "kWh", "2026-03-29T00:59:59.123456Z"),
+            ("main", "1-0:1.7.0", "1234.5", "float", "W", "2026-03-29T00:59:59.123456Z"),
+            ("main", "0-0:96.14.0", "2", "int", None, "2026-03-29T01:00:00.123456Z"),
+            ("main", "0-0:96.1.0", "5706567123456789", "str", None, "2026-03-29T00:59:59.123456Z"),
+            ("other", "1-0:1.8.0", "7.000", "decimal", "kWh", "2026-03-29T00:59:59.123456Z"),
+        ],
+    )
+    old.execute(
+        "INSERT INTO engine_state (meter, state) VALUES (?, ?)",
+        ("main", b'{"operating_s":3599.0}'),
+    )
+    old.execute("INSERT INTO engine_state (meter, state) VALUES ('gone', x'7b7d')")
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+
+    store = Store(path)
+    try:
+        main = store.load_meter("main")
+        assert main is not None
+        assert {reg.obis: reg for reg in main.registers} == {
+            "1-0:1.8.0": Register("1-0:1.8.0", Decimal("12345.678"), "kWh", T0),
+            "1-0:1.7.0": Register("1-0:1.7.0", 1234.5, "W", T0),
+            "0-0:96.14.0": Register("0-0:96.14.0", 2, None, T0 + timedelta(seconds=1)),
+            "0-0:96.1.0": Register("0-0:96.1.0", "5706567123456789", None, T0),
+        }
+        assert all(type(reg.value) is Decimal for reg in main.registers if reg.unit == "kWh")
+        assert main.state == b'{"operating_s":3599.0}'
+        assert [reg.value for reg in store.load_registers("other")] == [Decimal("7.000")]
+        gone = store.load_meter("gone")
+        assert gone is not None and gone.state == b"{}" and gone.registers == ()
+        assert store.integrity_ok()
+    finally:
+        store.close()
+    db = sqlite3.connect(path)
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert "registers" not in tables and "engine_state" not in tables
+    db.close()
+
+
+def test_a_meter_checkpoint_that_cannot_be_read_is_a_clear_error(tmp_path: Path) -> None:
+    store = Store(tmp_path / "g.db")
+    with store.transaction() as db:
+        db.execute("INSERT INTO meter_checkpoint (meter, body) VALUES ('main', x'00ff')")
+    with pytest.raises(StoreError, match="checkpoint of meter main"):
+        store.load_meter("main")
+    store.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.store import registers_in
 from tests.support.processes import GATEWAY
 
 # Generous: a busy 2-core machine can take seconds to start Python and import aiohttp.
@@ -166,13 +167,10 @@ def stored_totals(db_path: Path, meter: str = "main") -> dict[str, Decimal]:
     try:
         check = db.execute("PRAGMA integrity_check").fetchone()[0]
         assert check == "ok", f"integrity_check: {check}"
-        rows = db.execute(
-            "SELECT obis, value FROM registers WHERE meter = ? AND obis IN (?,?,?,?)",
-            (meter, *TOTALS),
-        ).fetchall()
+        registers = registers_in(db, meter)
     finally:
         db.close()
-    return {obis: Decimal(value) for obis, value in rows}
+    return {code: Decimal(registers[code].value) for code in TOTALS if code in registers}
 
 
 def wait_for_log(log: Path, text: str, timeout_s: float, *, after: int = 0) -> str:

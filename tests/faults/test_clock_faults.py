@@ -22,6 +22,7 @@ from gateway.app import Gateway
 from gateway.engine.records import ProfileFlag
 from gateway.errors import CommandError
 from gateway.model import Command
+from gateway.store import registers_in
 from gateway.timekeeping import CLOCK_STEP_S, RELEASE_FLOOR, ClockGuard
 from tests.faults.harness import gateway_process, wait_for_log
 from tests.support.gateway import offline_text, serving, until
@@ -49,7 +50,11 @@ def stored_times(db: Path) -> dict[str, list[str]]:
             "events": [r[0] for r in con.execute("SELECT at FROM events")],
             "profile": [r[0] for r in con.execute("SELECT start FROM profile")],
             "billing": [r[0] for r in con.execute("SELECT at FROM billing")],
-            "registers": [r[0] for r in con.execute("SELECT at FROM registers")],
+            "registers": [
+                register.at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                for (meter,) in con.execute("SELECT meter FROM meter_checkpoint")
+                for register in registers_in(con, meter).values()
+            ],
         }
 
 
