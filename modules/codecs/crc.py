@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import struct
+from array import array
+
 __all__ = ["CRC16_ARC", "CRC16_EN13757", "CRC16_X25", "CRC16_XMODEM", "Crc16"]
 
 
@@ -38,15 +41,45 @@ class Crc16:
                     crc = (crc << 1) ^ poly if crc & 0x8000 else crc << 1
             table.append(crc & 0xFFFF)
         self._table = tuple(table)
+        self._pairs_table: array[int] | None = None
+
+    def _pairs(self) -> array[int]:
+        """The table for two bytes at a time (a 16-bit CRC's register is replaced whole by
+        two bytes), built on first use: 128 KiB, only for the variants a config uses."""
+        table, pairs = self._table, array("H", bytes(2 * 65536))
+        if self.reflected:
+            for word in range(65536):
+                crc = (word >> 8) ^ table[word & 0xFF]
+                pairs[word] = (crc >> 8) ^ table[crc & 0xFF]
+        else:
+            for word in range(65536):
+                crc = table[word >> 8]
+                pairs[word] = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ (word & 0xFF)]
+        self._pairs_table = pairs
+        return pairs
 
     def __call__(self, data: bytes) -> int:
         crc, table = self.init, self._table
-        if self.reflected:
-            for byte in data:
+        size = len(data)
+        if size < 16:
+            if self.reflected:
+                for byte in data:
+                    crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
+            else:
+                for byte in data:
+                    crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
+            return crc ^ self.xorout
+        pairs = self._pairs_table if self._pairs_table is not None else self._pairs()
+        start = size & 1
+        if start:  # an odd first byte on its own, then whole 16-bit words
+            byte = data[0]
+            if self.reflected:
                 crc = (crc >> 8) ^ table[(crc ^ byte) & 0xFF]
-        else:
-            for byte in data:
+            else:
                 crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
+        order = "<" if self.reflected else ">"
+        for word in struct.unpack_from(f"{order}{size >> 1}H", data, start):
+            crc = pairs[crc ^ word]
         return crc ^ self.xorout
 
 

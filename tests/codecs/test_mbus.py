@@ -353,3 +353,19 @@ def test_record_plans_reused_or_evicted_give_the_same_records(
     assert reversed_warm == cold
     assert evicted == cold
     assert len(cold) > 40
+
+
+def test_the_format_read_while_decoding_is_the_record_format() -> None:
+    # wM-Bus learns compact formats from the headers read while decoding a full frame.
+    payloads = [bytes.fromhex(item["hex"])[19:-2] for item in MBUS if item["kind"] == "rsp_ud"]
+    compared = 0
+    for payload in payloads:
+        try:
+            plain = mbus_records.decode_records(payload)
+        except FrameError:
+            continue
+        records, fmt = mbus_records.decode_records_and_format(payload)
+        assert records == plain
+        assert fmt == mbus_records.record_format(payload)
+        compared += bool(fmt)
+    assert compared > 30

@@ -38,6 +38,7 @@ __all__ = [
     "decode_compact",
     "decode_fixed",
     "decode_records",
+    "decode_records_and_format",
     "iter_headers",
     "more_records_follow",
     "record_format",
@@ -126,6 +127,53 @@ def decode_records(
     or the decryption's 2F2F): any record that can't be read, first or not, damaged or unknown,
     becomes the ``undecoded`` rest, so the header facts and the good records still come out.
     """
+    return _decode_records(
+        payload,
+        offset=offset,
+        medium=medium,
+        manufacturer=manufacturer,
+        msb_first=msb_first,
+        keep_going=keep_going,
+        salvage=salvage,
+        layout=None,
+    )
+
+
+def decode_records_and_format(
+    payload: bytes,
+    *,
+    offset: int = 0,
+    medium: int | None = None,
+    manufacturer: str | None = None,
+    salvage: bool = False,
+) -> tuple[list[Record], bytes]:
+    """``decode_records`` and, read on the way, ``record_format`` of the records it decoded:
+    what a wM-Bus decoder learns compact formats from."""
+    layout: list[bytes] = []
+    records = _decode_records(
+        payload,
+        offset=offset,
+        medium=medium,
+        manufacturer=manufacturer,
+        msb_first=False,
+        keep_going=False,
+        salvage=salvage,
+        layout=layout,
+    )
+    return records, b"".join(layout)
+
+
+def _decode_records(
+    payload: bytes,
+    *,
+    offset: int,
+    medium: int | None,
+    manufacturer: str | None,
+    msb_first: bool,
+    keep_going: bool,
+    salvage: bool,
+    layout: list[bytes] | None,
+) -> list[Record]:
     records: list[Record] = []
     plans = _plans_for(manufacturer, medium)
     size = len(payload)
@@ -148,6 +196,8 @@ def decode_records(
                 if end:
                     _remember(plans, payload[cursor:end], plan)
             end = cursor + plan.size
+            if layout is not None:
+                layout.append(payload[cursor:end])
             if plan.fixed >= 0:
                 length, start = plan.fixed, end
                 if start + length > size:
@@ -393,7 +443,12 @@ class _Plan:
     tariff: int
     subunit: int
     function: str
-    int_scale: int | None  # an integer number record's whole-number scale (the common case)
+    # A number record (binary integer or valid BCD) without oddities is decoded inline:
+    # 1 binary, 2 BCD, 0 through decode_value; its scale as a whole number, or as
+    # numerator / denominator for a fraction.
+    number: int
+    numerator: int
+    denominator: int
 
 
 def clear_plans() -> None:
@@ -474,7 +529,7 @@ def _plan(header: RecordHeader, manufacturer: str | None, medium: int | None) ->
     if header.vif is None:  # global readout request (DIF 0x7F), sent by masters
         request = "global_readout_request"
         return _Plan(
-            size, 0, field, head, (), None, request, None, None, 0, 0, 0, header.function, None
+            size, 0, field, head, (), None, request, None, None, 0, 0, 0, header.function, 0, 1, 1
         )
     meaning = describe(header.vif, header.vifes, header.plain_text, manufacturer, medium)
     tariff, obis_allowed = apply_header(
@@ -512,8 +567,10 @@ def _plan(header: RecordHeader, manufacturer: str | None, medium: int | None) ->
         parts.append(meaning.direction)
     if meaning.phase is not None and meaning.phase not in meaning.suffixes:
         parts.append(meaning.phase)
-    scale = meaning.scale
-    whole = meaning.kind == "number" and field in _INT_FIELDS and scale == scale.to_integral()
+    number = 0
+    if meaning.kind == "number":
+        number = 1 if field in _INT_FIELDS else 2 if field in BCD_LENGTHS else 0
+    numerator, denominator = _ratio(meaning.scale)
     return _Plan(
         size=size,
         fixed=_FIXED_LENGTHS[field],
@@ -528,8 +585,21 @@ def _plan(header: RecordHeader, manufacturer: str | None, medium: int | None) ->
         tariff=tariff,
         subunit=header.subunit,
         function=header.function,
-        int_scale=int(scale) if whole else None,
+        number=number,
+        numerator=numerator,
+        denominator=denominator,
     )
+
+
+def _ratio(scale: Decimal) -> tuple[int, int]:
+    """A decimal scale as (numerator, power-of-ten denominator)."""
+    sign, digits, exponent = scale.as_tuple()
+    if not isinstance(exponent, int):  # NaN or infinity: never a VIF's scale
+        return 0, 0
+    numerator = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
+    if exponent >= 0:
+        return numerator * 10**exponent, 1
+    return numerator, 10**-exponent
 
 
 def _apply(plan: _Plan, data: bytes, lvar: int | None, where: int, msb_first: bool) -> Record:
@@ -548,10 +618,20 @@ def _apply(plan: _Plan, data: bytes, lvar: int | None, where: int, msb_first: bo
         return Record(plan.name, None, raw=raw, function=plan.function)
     if plan.extras:
         raw.update(plan.extras)
-    value: RecordValue
-    if plan.int_scale is not None and data:
-        wire = data[::-1] if msb_first else data
-        value = int.from_bytes(wire, "little", signed=True) * plan.int_scale
+    value: RecordValue = None
+    number = None
+    if plan.number == 1:
+        number = int.from_bytes(data, "big" if msb_first else "little", signed=True)
+    elif plan.number == 2:
+        digits = (data if msb_first else data[::-1]).hex()
+        if digits.isdigit():  # no sign nibble, no invalid digit: else decode_value says so
+            number = int(digits)
+    if number is not None:
+        if plan.denominator == 1:
+            value = number * plan.numerator
+        else:
+            whole, rest = divmod(number * plan.numerator, plan.denominator)
+            value = whole if not rest else Decimal(number) * meaning.scale
     else:
         if msb_first and lvar is None:
             data = data[::-1]

@@ -57,7 +57,15 @@ _AFL_MAC_BYTES = {0: 0, 3: 2, 4: 4, 5: 8, 6: 12, 7: 16, 8: 12}
 
 def manufacturer_code(field: int) -> str:
     """Three letters from the 15-bit manufacturer field (EN 13757-3 / FLAG association)."""
-    return "".join(chr(((field >> shift) & 0x1F) + 64) for shift in (10, 5, 0))
+    code = _CODES.get(field)
+    if code is None:
+        code = "".join(chr(((field >> shift) & 0x1F) + 64) for shift in (10, 5, 0))
+        if len(_CODES) < 4096:  # a few meters' makers; random input must not grow it forever
+            _CODES[field] = code
+    return code
+
+
+_CODES: dict[int, str] = {}
 
 
 def _id_text(address: bytes) -> str:

@@ -46,6 +46,7 @@ from modules.codecs.wmbus.layers import (
 
 __all__ = ["WmbusDecoder", "decode_telegram"]
 
+_HEX = tuple(f"{byte:02X}" for byte in range(256))
 PLAINTEXT_MARKER = b"\x2f\x2f"  # EN 13757-7 9.2: decrypted mode 5/7 data starts with two fills
 
 
@@ -138,20 +139,21 @@ def _decode(
     ell = afl = tpl = None
     if tg.body[pos] in ELL_CI:
         ell, pos = parse_ell(tg.body, pos)
-        tg.chain.append(f"{ell.ci:02X}")
+        tg.chain.append(_HEX[ell.ci])
         _open_ell(tg, ell)
     if pos < len(tg.body) and tg.body[pos] == AFL_CI:
-        tg.chain.append(f"{AFL_CI:02X}")
+        tg.chain.append(_HEX[AFL_CI])
         afl, pos = parse_afl(tg.body, pos)
         tg.frame["afl"] = _afl_facts(afl)
     records: list[Record] = []
+    meter: dict[str, Any] | None = None
     payload: tuple[bytes, int] | None = None
     if pos >= len(tg.body):
         if ell is None and afl is None:
             raise IncompleteFrame("telegram ends before its CI field", offset=pos)
     else:
         ci = tg.body[pos]
-        tg.chain.append(f"{ci:02X}")
+        tg.chain.append(_HEX[ci])
         if ci in MANUFACTURER_CI:
             tg.frame["manufacturer_payload"] = tg.body[pos + 1 :].hex().upper()
             payload = (tg.body[pos + 1 :], pos + 1)
@@ -165,7 +167,8 @@ def _decode(
                     offset=pos,
                     code="not_encrypted",
                 )
-            records = _application(tg, tpl, apl_at, cache)
+            meter = _meter_facts(link, tpl)
+            records = _application(tg, tpl, apl_at, cache, meter)
         else:
             raise UnknownFormat(f"CI 0x{ci:02X} is not a supported wM-Bus layer", offset=pos)
     tg.frame["ci_chain"] = tg.chain
@@ -173,12 +176,34 @@ def _decode(
     tg.frame["plaintext"] = tg.plaintext
     access = tpl.acc if tpl is not None and tpl.acc is not None else (ell.acc if ell else None)
     tg.frame["access_number"] = access
-    meter = _meter_facts(link, tpl)
-    records = drivers.apply(drivers.DRIVERS, meter, tg.frame, records, payload)
+    if meter is None:
+        meter = _meter_facts(link, tpl)
+    if meter["manufacturer"] in drivers.MANUFACTURERS:
+        records = drivers.apply(drivers.DRIVERS, meter, tg.frame, records, payload)
     return Decoded(protocol="wmbus", meter=meter, frame=tg.frame, records=records)
 
 
 def _meter_facts(link: LinkHeader, tpl: Tpl | None) -> dict[str, Any]:
+    """The meter's facts; a meter sends the same header every time, so they are kept."""
+    own = None
+    if tpl is not None and tpl.address is not None and tpl.manufacturer is not None:
+        own = tpl.manufacturer + tpl.address
+    key = (link.manufacturer + link.address, own)
+    known = _METERS.get(key)
+    if known is None:
+        known = _work_out_meter_facts(link, tpl)
+        if len(_METERS) >= MAX_KNOWN_METERS:
+            _METERS.clear()
+        _METERS[key] = known
+    return dict(known)
+
+
+# A building's worth of meters; past that the memo starts over (random input must not grow it).
+MAX_KNOWN_METERS = 4096
+_METERS: dict[tuple[bytes, bytes | None], dict[str, Any]] = {}
+
+
+def _work_out_meter_facts(link: LinkHeader, tpl: Tpl | None) -> dict[str, Any]:
     meter: dict[str, Any] = {
         "manufacturer": link.manufacturer_code,
         "id": link.id,
@@ -406,13 +431,14 @@ def _open_tpl(tg: _Telegram, tpl: Tpl, afl: Afl | None, pos: int) -> int:
 # ---------------------------------------------------------------------------- APL
 
 
-def _application(tg: _Telegram, tpl: Tpl, start: int, cache: FormatCache | None) -> list[Record]:
+def _application(
+    tg: _Telegram, tpl: Tpl, start: int, cache: FormatCache | None, meter: dict[str, Any]
+) -> list[Record]:
     apl = tg.body[start:]
-    meter = _meter_facts(tg.link, tpl)
     medium, maker = meter["device_type"], meter["manufacturer"]
     if tpl.ci in TPL_FULL:
         try:
-            records = mbus_records.decode_records(
+            records, fmt = mbus_records.decode_records_and_format(
                 apl, offset=start, medium=medium, manufacturer=maker
             )
         except FrameError:
@@ -424,18 +450,17 @@ def _application(tg: _Telegram, tpl: Tpl, start: int, cache: FormatCache | None)
                 tg.frame["unparsed_tail"] = tg.body[end:].hex().upper()
             # One odd record (a reserved DIF, a record past the end) keeps those before it,
             # and the header facts always come out: the link layer was checked already.
-            records = mbus_records.decode_records(
+            records, fmt = mbus_records.decode_records_and_format(
                 apl, offset=start, medium=medium, manufacturer=maker, salvage=True
             )
             if warnings := mbus_records.undecoded_warnings(records):
                 tg.frame["warnings"] = warnings
         # A format is learnt only from records that all decoded: a compact frame that
         # refers to it later must not inherit an undecoded tail.
-        if cache is not None and not any(r.name == "undecoded" for r in records):
-            fmt = mbus_records.record_format(apl)
-            if fmt:
-                signature = cache.learn(fmt)
-                tg.frame["format_signature"] = f"{signature:04X}"
+        learnt = cache is not None and not any(r.name == "undecoded" for r in records)
+        if learnt and fmt and cache is not None:
+            signature = cache.learn(fmt)
+            tg.frame["format_signature"] = f"{signature:04X}"
         return records
     if tpl.ci in TPL_FORMAT:
         return _format_frame(tg, apl, start, cache)

@@ -43,5 +43,16 @@ DRIVERS: tuple[Driver, ...] = (
     FHKV_DATA_III_94,
     EDC_B_ONE,
 )
+# Telegrams from other makers skip the driver lookup.
+MANUFACTURERS = frozenset(driver.manufacturer for driver in DRIVERS)
 
-__all__ = ["DRIVERS", "Driver", "FieldSpec", "FixedFields", "RegisterWalk", "apply", "find"]
+__all__ = [
+    "DRIVERS",
+    "MANUFACTURERS",
+    "Driver",
+    "FieldSpec",
+    "FixedFields",
+    "RegisterWalk",
+    "apply",
+    "find",
+]
