@@ -16,18 +16,17 @@ import signal
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from gateway import config as config_module
 from gateway import registry
 from gateway.adapter import Adapter, ModuleContext, ModuleHealth
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, Settings
-from gateway.engine import Action, BillingRecord, MeterEngine, ProfileRow, Register, Update
+from gateway.engine import Action, MeterEngine, Register, Update
 from gateway.engine.commands import COMMANDS, parse_args, sender_of
 from gateway.errors import (
     AdapterError,
@@ -39,13 +38,14 @@ from gateway.errors import (
 )
 from gateway.meters import Meters
 from gateway.model import Command, Event, Sample, utc_now
+from gateway.outputs import default_outputs
 from gateway.store import Store
 from gateway.systemd import Notifier
 from gateway.timekeeping import ClockGuard
-from gateway.view import MeterValue, MeterView
+from gateway.view import CommandHandler, GatewayView, Output
 from modules.codecs.errors import CodecError
 
-__all__ = ["Gateway", "Output", "PruneSchedule", "compat_outputs", "meter_view", "run"]
+__all__ = ["Gateway", "OutputFactory", "PruneSchedule", "run"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -85,45 +85,6 @@ PUBLISH_SLACK = 0.8
 PUBLISH_CHECKS_PER_INTERVAL = 4
 
 
-class Output(Protocol):
-    """A consumer of meter data (MQTT bridge, HTTP server, Z-Wave display)."""
-
-    name: str
-
-    async def run(self) -> None:
-        """Serve until cancelled."""
-        ...
-
-    def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
-        """A meter's registers as ``Meters.published`` shows them, from memory, at most once
-        per publish interval."""
-        ...
-
-    def on_profile(self, meter: str, row: ProfileRow) -> None:
-        """A closed load-profile interval, inside the transaction that stores it."""
-        ...
-
-    def on_billing(self, meter: str, record: BillingRecord) -> None:
-        """A debiting-stop snapshot, inside the transaction that stores it."""
-        ...
-
-    def on_live(self, update: Update) -> None:
-        """What a sample changed, at once (never a register only the gateway counts)."""
-        ...
-
-    def on_checkpoint(self) -> None:
-        """Inside a checkpoint's transaction: anything the output keeps on disk with it."""
-        ...
-
-    def on_event(self, event_id: int, event: Event) -> None:
-        """An event, already in the non-volatile log."""
-        ...
-
-    def on_raw(self, module: str, raw: bytes) -> None:
-        """A raw frame from a module."""
-        ...
-
-
 class PruneSchedule:
     """When to drop rows past retention: at the first tick after start (the gateway may have been
     down while rows expired), then every ``PRUNE_EVERY_S``.
@@ -144,8 +105,9 @@ class PruneSchedule:
         return True
 
 
-OutputFactory = Callable[["Gateway"], Sequence[Output]]
-CommandHandler = Callable[[Command], Awaitable[Mapping[str, Any]]]
+# Builds the outputs on the view they read (the Gateway, typed as GatewayView): the registry's
+# by default (what `meter-gateway run` serves), a test's own, or none.
+OutputFactory = Callable[[GatewayView], Sequence[Output]]
 
 
 class Gateway:
@@ -176,7 +138,7 @@ class Gateway:
         self.health: dict[str, ModuleHealth] = {}
         self.outputs: list[Output] = []
         self.started_at = utc_now()
-        self._output_factory = outputs or _default_outputs
+        self._output_factory = outputs or default_outputs
         self._modules: dict[str, tuple[ModuleConfig, asyncio.Task[None]]] = {}
         self._contexts: dict[str, ModuleContext] = {}
         self._group: asyncio.TaskGroup | None = None
@@ -200,6 +162,16 @@ class Gateway:
     def engines(self) -> Mapping[str, MeterEngine]:
         """The meter engines by meter id."""
         return self.meters.engines
+
+    @property
+    def clean_start(self) -> bool:
+        """True when the last run stopped in order (no kill -9 or power cut since)."""
+        return self.meters.clean_start
+
+    @property
+    def clock_trusted(self) -> bool:
+        """True once the system clock is believable."""
+        return self.clock.trusted
 
     # the hub seen by modules -------------------------------------------------------------------
 
@@ -816,72 +788,6 @@ def describe_store_error(err: BaseException) -> str:
     if "deleted" in lowered or "unable to open" in lowered or "no such file" in lowered:
         return f"the data directory or database file is gone ({text})"
     return text or type(err).__name__
-
-
-def _default_outputs(gateway: Gateway) -> Sequence[Output]:
-    """The MQTT bridge and the LAN server, each imported only when its section is enabled."""
-    outputs: list[Output] = []
-    if gateway.settings.mqtt.enabled:
-        from gateway.mqtt.bridge import MqttBridge  # noqa: PLC0415
-
-        outputs.append(MqttBridge(gateway))
-    if gateway.settings.http.enabled:
-        from gateway.lan import LanServer  # noqa: PLC0415
-
-        outputs.append(LanServer(gateway))
-    outputs.extend(compat_outputs(gateway))
-    return outputs
-
-
-def meter_view(gateway: Gateway, meter_id: str) -> MeterView:
-    """The read-only view of one meter that compatibility outputs get instead of the engine."""
-    config = gateway.settings.meter(meter_id)
-
-    def readings() -> dict[str, MeterValue]:
-        return {
-            code: MeterValue(
-                float(reg.value) if isinstance(reg.value, Decimal) else reg.value, reg.unit, reg.at
-            )
-            for code, reg in gateway.meters.published(meter_id).items()
-        }
-
-    return MeterView(meter_id, config.name or meter_id, readings)
-
-
-def compat_outputs(gateway: Gateway) -> list[Output]:
-    """The HomeWizard and Shelly stand-ins whose sections are enabled, each on one meter."""
-    settings = gateway.settings
-    outputs: list[Output] = []
-    announce_on = settings.zeroconf.interfaces if settings.zeroconf.enabled else None
-    first = settings.meters[0].id if settings.meters else None
-    if settings.homewizard.enabled:
-        from gateway.compat.homewizard import HomeWizardServer  # noqa: PLC0415
-
-        section = settings.homewizard
-        meter = settings.meter(section.meter or first or "")
-        model = " ".join(p for p in (meter.manufacturer, meter.model) if p) or None
-        outputs.append(
-            HomeWizardServer(
-                meter_view(gateway, meter.id),
-                section,
-                gateway_name=settings.gateway.name,
-                model=model,
-                announce_on=announce_on if section.zeroconf else None,
-            )
-        )
-    if settings.shelly.enabled:
-        from gateway.compat.shelly import ShellyServer  # noqa: PLC0415
-
-        shelly = settings.shelly
-        outputs.append(
-            ShellyServer(
-                meter_view(gateway, shelly.meter or first or ""),
-                shelly,
-                gateway_name=settings.gateway.name,
-                announce_on=announce_on if shelly.zeroconf else None,
-            )
-        )
-    return outputs
 
 
 def raise_file_limit(wanted: int = FILE_HANDLES) -> int:

@@ -195,6 +195,11 @@ class ModuleConfig(_Section, frozen=True):
     meter: str | None = None
     enabled: bool = True
 
+    def meters_fed(self) -> tuple[str, ...]:
+        """The meters this module's samples go to: its ``meter`` key (a module type that feeds
+        several meters from one link says which here)."""
+        return (self.meter,) if self.meter else ()
+
 
 class Settings(_Section, frozen=True):
     """The whole config file."""
@@ -350,7 +355,7 @@ def _check(settings: Settings) -> None:
     names: set[str] = set()
     for index, module in enumerate(settings.modules):
         _check_name(module.name, names, "module name", f"modules[{index}].name", source)
-        for meter_id in _meters_of(module):
+        for meter_id in module.meters_fed():
             if meter_id not in meter_ids:
                 raise ConfigError(
                     f"meter {meter_id!r} is not defined in [[meters]]",
@@ -460,9 +465,3 @@ def _check_mqtt(settings: Settings) -> None:
     ):
         if file_name is not None and not Path(file_name).is_file():
             raise ConfigError(f"no such file: {file_name}", path=f"mqtt.tls.{key}", file=source)
-
-
-def _meters_of(module: ModuleConfig) -> tuple[str, ...]:
-    """Meters a module feeds: its ``meter`` key, plus any a multi-meter module declares."""
-    declared: tuple[str, ...] = getattr(module, "meter_ids", ())
-    return ((module.meter,) if module.meter else ()) + tuple(declared)

@@ -600,9 +600,7 @@ async def test_display_lists_and_push_button(lan: Any, http: aiohttp.ClientSessi
     url = f"{base}/api/v1/meters/second/display/push"
     async with http.post(url) as response:
         assert response.status == 401
-    if display["source"] == "default":  # the engine does not model the display (yet)
-        assert display["state"] is None
-        return
+    assert display["source"] == "engine"  # the engine models the 382L's LCD
     assert display["state"]["list"] == "auto"
     async with http.post(url, headers={"Authorization": f"Bearer {TOKEN}"}) as response:
         assert response.status == 200, await response.text()
@@ -689,7 +687,7 @@ async def test_stream_sends_closed_profile_intervals(lan: Any, http: aiohttp.Cli
 
 
 def test_lan_server_has_every_output_method() -> None:
-    from gateway.app import Output  # noqa: PLC0415
+    from gateway.view import Output  # noqa: PLC0415
 
     wanted = {name for name in vars(Output) if name.startswith("on_") or name == "run"}
     assert wanted <= set(dir(LanServer))

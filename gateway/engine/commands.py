@@ -13,18 +13,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 
 from gateway import obis
-from gateway.engine.book import ACTIVE_TARIFF
+from gateway.engine.book import ACTIVE_TARIFF, Book
+from gateway.engine.display import Display
+from gateway.engine.intervals import Intervals
+from gateway.engine.protection import Protection
 from gateway.engine.records import Update
 from gateway.errors import CommandError
-
-if TYPE_CHECKING:
-    from gateway.engine.meter import MeterEngine
 
 __all__ = [
     "COMMANDS",
@@ -111,7 +112,20 @@ class SetLimitsArgs(_Args, frozen=True):
         }
 
 
-Handler = Callable[["MeterEngine", Any, Any], tuple[Update, dict[str, Any]]]
+class Engine(Book, Protocol):
+    """The meter engine as its commands see it (``MeterEngine`` is one; the table does not
+    import it, because the engine dispatches through the table)."""
+
+    intervals: Intervals
+    display: Display
+    protection: Protection
+
+    def display_state(self, now: datetime, *, powered: bool = True) -> dict[str, Any]:
+        """What the LCD shows now."""
+        ...
+
+
+Handler = Callable[[Engine, Any, Any], tuple[Update, dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,15 +143,13 @@ class CommandSpec:
     engine: Handler | None = None
 
 
-def _debiting_stop(engine: MeterEngine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
+def _debiting_stop(engine: Engine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
     update = Update(engine.meter_id)
     record = engine.intervals.debiting_stop(now, dict(engine.state.last), update, estimated=False)
     return update, {"number": record.number, "at": record.at.isoformat()}
 
 
-def _set_tariff(
-    engine: MeterEngine, args: SetTariffArgs, now: Any
-) -> tuple[Update, dict[str, Any]]:
+def _set_tariff(engine: Engine, args: SetTariffArgs, now: Any) -> tuple[Update, dict[str, Any]]:
     if engine.settings.tariff.source != "command":
         raise CommandError(
             "not_allowed", f"the tariff comes from the {engine.settings.tariff.source}"
@@ -148,32 +160,32 @@ def _set_tariff(
     return update, {"tariff": args.tariff}
 
 
-def _display_push(engine: MeterEngine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
+def _display_push(engine: Engine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
     engine.display.push(now, engine.active_tariff(now))
     return Update(engine.meter_id), engine.display_state(now)
 
 
 def _set_display_list(
-    engine: MeterEngine, args: SetDisplayListArgs, now: Any
+    engine: Engine, args: SetDisplayListArgs, now: Any
 ) -> tuple[Update, dict[str, Any]]:
     engine.display.set_list(args.list, args.readings, engine.active_tariff(now))
     return Update(engine.meter_id), {"list": args.list, "readings": list(args.readings)}
 
 
 def _breaker(operation: str) -> Handler:
-    def remote(engine: MeterEngine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
+    def remote(engine: Engine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
         events, actions = engine.breaker.remote(operation, now)
         return engine.protection.result(now, Update(engine.meter_id), events, actions)
 
     return remote
 
 
-def _button(engine: MeterEngine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
+def _button(engine: Engine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
     events, actions = engine.breaker.button(now)
     return engine.protection.result(now, Update(engine.meter_id), events, actions)
 
 
-def _top_up(engine: MeterEngine, args: TopUpArgs, now: Any) -> tuple[Update, dict[str, Any]]:
+def _top_up(engine: Engine, args: TopUpArgs, now: Any) -> tuple[Update, dict[str, Any]]:
     update = Update(engine.meter_id)
     events, balance = engine.prepayment.top_up(args.id, args.sequence, args.amount, now)
     update.events += events
@@ -182,15 +194,11 @@ def _top_up(engine: MeterEngine, args: TopUpArgs, now: Any) -> tuple[Update, dic
     return update, {"balance": str(balance), "unit": engine.settings.prepayment.unit}
 
 
-def _set_limits(
-    engine: MeterEngine, args: SetLimitsArgs, _now: Any
-) -> tuple[Update, dict[str, Any]]:
+def _set_limits(engine: Engine, args: SetLimitsArgs, _now: Any) -> tuple[Update, dict[str, Any]]:
     return Update(engine.meter_id), engine.protection.set_limits(args.overrides())
 
 
-def _accept_registers(
-    engine: MeterEngine, _args: NoArgs, now: Any
-) -> tuple[Update, dict[str, Any]]:
+def _accept_registers(engine: Engine, _args: NoArgs, now: Any) -> tuple[Update, dict[str, Any]]:
     update = Update(engine.meter_id)
     engine.state.rebase = True
     update.events.append(

@@ -6,21 +6,19 @@ import contextlib
 import hmac
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 from aiohttp import web
 
 from gateway import __version__, obis
 from gateway.contracts import http
-from gateway.engine import MeterEngine
 from gateway.errors import CommandError, StoreError
 from gateway.lan import openapi
 from gateway.lan.breaker import breaker_json
 from gateway.lan.live import encode, sse_frame
-from gateway.lan.metrics import output_status
 from gateway.lan.openapi import API_PATH
 from gateway.lan.params import ApiError, bad, choice, integer, time_range, timestamp
 from gateway.lan.shapes import (
@@ -35,13 +33,12 @@ from gateway.model import Command, utc_now
 from gateway.store import Snapshot
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
-    from gateway.lan.server import LanServer
+    from gateway.lan.live import LiveHub
+    from gateway.view import GatewayView, MeterReadout
 
-__all__ = ["API_PATH", "Api"]
+__all__ = ["API_PATH", "Api", "Serving"]
 
 PROFILE_INTERVALS_S = (300, 900, 1800, 3600)
-DEFAULT_PROFILE_INTERVAL_S = 900
 EVENTS_PAGE_MAX = 1000
 BILLING_PAGE_MAX = 1000
 # A stream with nothing to say sends a comment this often so proxies keep it open.
@@ -55,14 +52,38 @@ _COMMAND_STATUS = {
 }
 
 
+class Serving(Protocol):
+    """What the API reads of the LAN server that mounts it."""
+
+    @property
+    def gateway(self) -> GatewayView: ...
+
+    @property
+    def hub(self) -> LiveHub: ...
+
+    @property
+    def port(self) -> int | None: ...
+
+    @property
+    def loop_lag_s(self) -> float: ...
+
+    def token(self) -> str | None:
+        """The bearer token for state changes, or None (commands refused)."""
+        ...
+
+    def zeroconf_status(self) -> Mapping[str, Any]:
+        """Whether and as what the service is announced."""
+        ...
+
+
 class Api:
     """Request handlers bound to one running gateway."""
 
-    def __init__(self, server: LanServer) -> None:
+    def __init__(self, server: Serving) -> None:
         self._server = server
 
     @property
-    def gateway(self) -> Gateway:
+    def gateway(self) -> GatewayView:
         """The gateway served."""
         return self._server.gateway
 
@@ -171,7 +192,7 @@ class Api:
                 loop_lag_s=self._server.loop_lag_s,
                 modules=modules,
                 outputs={
-                    output.name: msgspec.convert(dict(output_status(output)), http.OutputStatus)
+                    output.name: msgspec.convert(dict(output.status()), http.OutputStatus)
                     for output in gateway.outputs
                 },
             )
@@ -281,7 +302,7 @@ class Api:
         """One register."""
         engine = self._engine(request.match_info["meter"])
         code = obis.normalize(request.match_info["obis"])
-        register = self.gateway.meters.published(engine.meter_id).get(code)
+        register = self.gateway.published(engine.meter_id).get(code)
         if register is None:
             raise ApiError(
                 404, "unknown_register", f"meter {engine.meter_id!r} has no register {code}"
@@ -461,7 +482,7 @@ class Api:
         finally:
             view.close()
 
-    def _engine(self, meter_id: str) -> MeterEngine:
+    def _engine(self, meter_id: str) -> MeterReadout:
         engine = self.gateway.engines.get(meter_id)
         if engine is None:
             known = ", ".join(sorted(self.gateway.engines)) or "none"
@@ -472,14 +493,12 @@ class Api:
 
     def _profile_interval(self, meter_id: str) -> int:
         """The interval the meter's load profile is configured to record."""
-        profile = getattr(self.gateway.settings.meter(meter_id), "profile", None)
-        minutes = getattr(profile, "interval_min", DEFAULT_PROFILE_INTERVAL_S // 60)
-        return int(minutes) * 60
+        return self.gateway.settings.meter(meter_id).profile.interval_min * 60
 
     def _meter_json(self, meter_id: str) -> http.MeterSummary:
         settings = self.gateway.settings
         config = settings.meter(meter_id)
-        registers = self.gateway.meters.published(meter_id)
+        registers = self.gateway.published(meter_id)
         return http.MeterSummary(
             id=config.id,
             name=config.name,
@@ -493,7 +512,7 @@ class Api:
 
     def _registers(self, meter_id: str) -> dict[str, http.DescribedRegister]:
         """A meter's published registers by OBIS code, described."""
-        published = self.gateway.meters.published(meter_id)
+        published = self.gateway.published(meter_id)
         return {code: described_register(reg) for code, reg in sorted(published.items())}
 
     def _snapshot(self, meter: str | None) -> http.Snapshot:
@@ -504,9 +523,7 @@ class Api:
             gateway=self.gateway.settings.gateway.name,
             meters={meter_id: self._registers(meter_id) for meter_id in chosen},
             display={
-                meter_id: display_state(state_of(now))
-                for meter_id in chosen
-                if callable(state_of := getattr(engines[meter_id], "display_state", None))
+                meter_id: display_state(engines[meter_id].display_state(now)) for meter_id in chosen
             },
         )
 

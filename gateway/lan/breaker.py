@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from gateway.contracts import http
-from gateway.engine import MeterEngine
 from gateway.lan.shapes import event_json
 from gateway.model import Event
 from gateway.store import Store
+from gateway.view import MeterReadout
 
 __all__ = ["HISTORY_KINDS", "SAFETY_NOTE", "breaker_json"]
 
@@ -35,7 +35,7 @@ HISTORY_MAX = 50
 _PAGE = 1000
 
 
-def breaker_json(engine: MeterEngine, store: Store, now: datetime) -> http.BreakerResponse:
+def breaker_json(engine: MeterReadout, store: Store, now: datetime) -> http.BreakerResponse:
     """State, causes, actuator confirmation, control modes, credit and recent history."""
     settings = engine.settings
     breaker, state = settings.breaker, engine.state.breaker

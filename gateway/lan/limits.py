@@ -94,7 +94,7 @@ class RequestErrorLog(logging.Logger):
         err = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
         if isinstance(err, HttpProcessingError):
             client = args[0] if args else "?"
-            status = getattr(err, "code", 400)
+            status = err.code
             self._malformed.warning(
                 "http: refused a malformed request from %s (%s, %s)",
                 client,

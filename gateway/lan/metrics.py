@@ -7,16 +7,16 @@ every value comes from state the gateway already holds, read at scrape time.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway import __version__, obis
 from gateway.model import utc_now
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.view import GatewayView
 
 __all__ = ["CONTENT_TYPE", "render"]
 
@@ -50,7 +50,7 @@ class _Family:
             yield f"{name}{braces} {_number(value)}"
 
 
-def render(gateway: Gateway, *, loop_lag_s: float, sse_clients: int) -> str:
+def render(gateway: GatewayView, *, loop_lag_s: float, sse_clients: int) -> str:
     """The whole scrape."""
     now = utc_now()
     info = _Family("info", "gauge", "Gateway identity; the value is always 1.")
@@ -68,14 +68,14 @@ def render(gateway: Gateway, *, loop_lag_s: float, sse_clients: int) -> str:
     clock = _Family(
         "clock_believed", "gauge", "1 once the system clock is believable; 0 while records wait."
     )
-    clock.add(1 if gateway.clock.trusted else 0)
+    clock.add(1 if gateway.clock_trusted else 0)
     families = [info, uptime, lag, clients, store, clock, *_meter_families(gateway, now)]
     families += _module_families(gateway, now)
     families += _output_families(gateway)
     return "\n".join(line for family in families for line in family.lines()) + "\n"
 
 
-def _meter_families(gateway: Gateway, now: datetime) -> list[_Family]:
+def _meter_families(gateway: GatewayView, now: datetime) -> list[_Family]:
     value = _Family(
         "register_value",
         "gauge",
@@ -83,7 +83,7 @@ def _meter_families(gateway: Gateway, now: datetime) -> list[_Family]:
     )
     age = _Family("register_age_seconds", "gauge", "Seconds since the meter measured the register.")
     for meter_id in sorted(gateway.engines):
-        for code, register in sorted(gateway.meters.published(meter_id).items()):
+        for code, register in sorted(gateway.published(meter_id).items()):
             number = _float(register.value)
             if number is None:
                 continue
@@ -99,7 +99,7 @@ def _meter_families(gateway: Gateway, now: datetime) -> list[_Family]:
     return [value, age]
 
 
-def _module_families(gateway: Gateway, now: datetime) -> list[_Family]:
+def _module_families(gateway: GatewayView, now: datetime) -> list[_Family]:
     frames = _Family("module_frames", "counter", "Frames a module received, by result.")
     restarts = _Family("module_restarts", "counter", "Times the supervisor restarted a module.")
     up = _Family("module_up", "gauge", "1 while the module runs and its device communicates.")
@@ -121,15 +121,15 @@ def _module_families(gateway: Gateway, now: datetime) -> list[_Family]:
     return [frames, restarts, up, state, silence]
 
 
-def _output_families(gateway: Gateway) -> list[_Family]:
-    """Outbox depth, reconnects and connection state from outputs that report a ``status()``."""
+def _output_families(gateway: GatewayView) -> list[_Family]:
+    """Outbox depth, reconnects and connection state from each output's ``status()``."""
     connected = _Family("output_connected", "gauge", "1 while an output holds its connection.")
     depth = _Family("outbox_depth", "gauge", "Messages waiting in an output's persistent outbox.")
     size = _Family("outbox_bytes", "gauge", "Bytes waiting in an output's persistent outbox.")
     dropped = _Family("outbox_dropped", "counter", "Messages an output's full outbox dropped.")
     reconnects = _Family("output_reconnects", "counter", "Times an output reconnected.")
     for output in gateway.outputs:
-        status = output_status(output)
+        status = output.status()
         for family, key in (
             (connected, "connected"),
             (depth, "outbox_depth"),
@@ -141,29 +141,6 @@ def _output_families(gateway: Gateway) -> list[_Family]:
             if number is not None:
                 family.add(number, output=output.name)
     return [connected, depth, size, dropped, reconnects]
-
-
-def output_status(output: object) -> Mapping[str, Any]:
-    """An output's state: its ``status()`` mapping if it has one, else what its ``connected``
-    flag and ``outbox`` (waiting, bytes, dropped) say."""
-    method = getattr(output, "status", None)
-    if callable(method):
-        result = method()
-        return result if isinstance(result, Mapping) else {}
-    status: dict[str, Any] = {}
-    connected = getattr(output, "connected", None)
-    if isinstance(connected, bool):
-        status["connected"] = connected
-    outbox = getattr(output, "outbox", None)
-    for key, attribute in (
-        ("outbox_depth", "waiting"),
-        ("outbox_bytes", "bytes"),
-        ("outbox_dropped", "dropped"),
-    ):
-        value = getattr(outbox, attribute, None)
-        if isinstance(value, int):
-            status[key] = value
-    return status
 
 
 def _float(value: object) -> float | None:

@@ -35,7 +35,7 @@ from gateway.lan.shapes import (
 from gateway.model import Event, utc_now
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway, Output
+    from gateway.view import GatewayView, Output
 
 __all__ = ["LanServer"]
 
@@ -61,7 +61,7 @@ class LanServer:
 
     name = "http"
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayView) -> None:
         self.gateway = gateway
         self.hub = LiveHub()
         self.port: int | None = None
@@ -312,10 +312,7 @@ class LanServer:
                 continue
             now = utc_now()
             for meter_id, engine in list(self.gateway.engines.items()):
-                state_of = getattr(engine, "display_state", None)
-                if not callable(state_of):
-                    continue
-                state = state_of(now)
+                state = engine.display_state(now)
                 if sent.get(meter_id) != state:
                     sent[meter_id] = state
                     shown = display_state(state)
@@ -374,6 +371,6 @@ async def _errors_as_json(request: web.Request, handler: _Handler) -> web.Stream
 
 if TYPE_CHECKING:
 
-    def _is_an_output(gateway: Gateway) -> Output:
+    def _is_an_output(gateway: GatewayView) -> Output:
         """mypy checks here that LanServer keeps up with the Output protocol."""
         return LanServer(gateway)

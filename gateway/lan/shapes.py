@@ -12,14 +12,11 @@ import msgspec
 
 from gateway import obis
 from gateway.contracts import http
-from gateway.engine import MeterEngine, Register
+from gateway.engine import Register
 from gateway.model import Event
+from gateway.view import MeterReadout
 
 __all__ = [
-    "AUTO_SCROLL_S",
-    "DEFAULT_AUTO_LIST",
-    "DEFAULT_MANUAL_LIST",
-    "MANUAL_TIMEOUT_S",
     "described_register",
     "display_json",
     "display_state",
@@ -28,33 +25,6 @@ __all__ = [
     "profile_row_json",
     "register_json",
 ]
-
-# The 382L's factory auto-scroll list as the page shows it until the engine models a display.
-DEFAULT_AUTO_LIST = (
-    "1-0:1.8.0",
-    "1-0:2.8.0",
-    "1-0:1.7.0",
-    "1-0:32.7.0",
-    "1-0:52.7.0",
-    "1-0:72.7.0",
-)
-DEFAULT_MANUAL_LIST = (
-    *DEFAULT_AUTO_LIST,
-    *(f"1-0:1.8.{t}" for t in range(1, 5)),
-    "1-0:3.8.0",
-    "1-0:4.8.0",
-    "1-0:2.7.0",
-    "1-0:1.6.0",
-    "1-0:31.7.0",
-    "1-0:51.7.0",
-    "1-0:71.7.0",
-    "1-0:14.7.0",
-    "1-0:13.7.0",
-    "0-0:96.14.0",
-)
-# Datasheet, Display: 10 s per reading in auto scroll; 2 min after the last push back to auto.
-AUTO_SCROLL_S = 10.0
-MANUAL_TIMEOUT_S = 120.0
 
 
 def register_json(register: Register) -> http.Register:
@@ -111,26 +81,20 @@ def flag_names(flags: Any) -> list[str]:
     return []
 
 
-def display_json(engine: MeterEngine, now: datetime) -> http.DisplayResponse:
-    """Display lists, timing and state, from the engine's model when it has one."""
-    model = getattr(engine, "display", None)
-    state_of = getattr(engine, "display_state", None)
-    settings = getattr(model, "settings", None)
-    auto: tuple[str, ...] = tuple(getattr(model, "auto", DEFAULT_AUTO_LIST))
-    manual: tuple[str, ...] = tuple(getattr(model, "manual", DEFAULT_MANUAL_LIST))
-    manual_list = getattr(model, "manual_list", None)
-    active_tariff = getattr(engine, "active_tariff", None)
-    if callable(manual_list) and callable(active_tariff):
-        manual = tuple(manual_list(active_tariff(now)))
+def display_json(engine: MeterReadout, now: datetime) -> http.DisplayResponse:
+    """Display lists, timing and state, from the engine's model of the 382L's LCD."""
+    model = engine.display
+    auto = model.auto
+    manual = model.manual_list(engine.active_tariff(now))
     return http.DisplayResponse(
         meter=engine.meter_id,
-        source="engine" if model is not None else "default",
+        source="engine",
         auto=list(auto),
         manual=list(manual),
-        battery=list(getattr(model, "battery", ())),
-        scroll_s=float(getattr(settings, "scroll_s", AUTO_SCROLL_S)),
-        manual_timeout_s=float(getattr(settings, "manual_timeout_s", MANUAL_TIMEOUT_S)),
-        state=display_state(state_of(now)) if callable(state_of) else None,
+        battery=list(model.battery),
+        scroll_s=float(model.settings.scroll_s),
+        manual_timeout_s=float(model.settings.manual_timeout_s),
+        state=display_state(engine.display_state(now)),
         labels={
             code: (q.label if (q := obis.describe(code)) else code) for code in (*auto, *manual)
         },

@@ -4,5 +4,11 @@ holds data while the broker does not acknowledge it. ``client`` is the broker co
 bridge shares with the mqtt_switch actuator."""
 
 from gateway.mqtt.bridge import MqttBridge
+from gateway.view import GatewayView, Output
 
-__all__ = ["MqttBridge"]
+__all__ = ["MqttBridge", "outputs"]
+
+
+def outputs(view: GatewayView) -> list[Output]:
+    """The ``mqtt`` output (the registry asks only when ``[mqtt]`` is enabled)."""
+    return [MqttBridge(view)]

@@ -69,7 +69,7 @@ from gateway.mqtt.presence import Presence
 from gateway.signing import CommandVerifier
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway, Output
+    from gateway.view import GatewayView, Output
 
 __all__ = ["MqttBridge"]
 
@@ -113,7 +113,7 @@ class MqttBridge:
 
     name = "mqtt"
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayView) -> None:
         self._gateway = gateway
         self.config: MqttSection = gateway.settings.mqtt
         self.gateway_name = gateway.settings.gateway.name
@@ -138,7 +138,7 @@ class MqttBridge:
         gateway_section = gateway.settings.gateway
         self._seq_gap = (
             0
-            if gateway.meters.clean_start
+            if gateway.clean_start
             else 2 * math.ceil(gateway_section.checkpoint_s / gateway_section.publish_interval_s)
             + SEQ_MARGIN
         )
@@ -164,6 +164,15 @@ class MqttBridge:
     def connected(self) -> bool:
         """True while a broker session is up."""
         return self._client is not None
+
+    def status(self) -> Mapping[str, Any]:
+        """The connection and the outbox, for /api/v1/health and /metrics."""
+        return {
+            "connected": self.connected,
+            "outbox_depth": self.outbox.waiting,
+            "outbox_bytes": self.outbox.bytes,
+            "outbox_dropped": self.outbox.dropped,
+        }
 
     # the Output protocol ------------------------------------------------------------------------
 

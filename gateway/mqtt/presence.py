@@ -26,7 +26,7 @@ from gateway.mqtt.outbox import STATE_MODULE, Outbox
 from gateway.mqtt.payloads import Topics, encode, iso, reading_key
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.view import GatewayView
 
 __all__ = ["Presence"]
 
@@ -39,7 +39,7 @@ class Presence:
     """Publishes who is there and what they offer: discovery, availability, status detail."""
 
     def __init__(
-        self, gateway: Gateway, config: MqttSection, topics: Topics, outbox: Outbox
+        self, gateway: GatewayView, config: MqttSection, topics: Topics, outbox: Outbox
     ) -> None:
         self._gateway = gateway
         self.config = config
@@ -209,5 +209,6 @@ class Presence:
 
 
 def _feeds_only(module: ModuleConfig, meter: str) -> bool:
-    """A single-meter module's own frames say its meter is heard (a wM-Bus stick's do not)."""
-    return module.meter == meter and not getattr(module, "meter_ids", ())
+    """A single-meter module's own frames say its meter is heard (those of a module feeding
+    several meters do not)."""
+    return module.meters_fed() == (meter,)
