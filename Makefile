@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test lint typecheck pytest bench soak fuzz clean constraints contracts system-packages
+.PHONY: run test lint typecheck pytest bench soak fuzz acceptance clean constraints contracts system-packages
 
 run: $(VENV)/.installed
 	$(BIN)/meter-gateway run $(if $(CONFIG),--config $(CONFIG))
@@ -12,8 +12,8 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-test system-packages lint typecheck pytest
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff format --check gateway modules tests bench
-	$(BIN)/ruff check gateway modules tests bench
+	$(BIN)/ruff format --check gateway modules tests bench acceptance
+	$(BIN)/ruff check gateway modules tests bench acceptance
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy gateway modules
@@ -47,6 +47,14 @@ fuzz: $(VENV)/.installed-test
 # schemas under tests/contracts/; after a deliberate change, rewrite them and commit the diff.
 contracts: $(VENV)/.installed-test
 	$(BIN)/python -m tests.test_contracts --write
+
+# A real Home Assistant Core (HA_VERSION, default in acceptance/setup-home-assistant) in a
+# Debian trixie chroot under .acceptance/ (it needs Python 3.13), two gateways and three sim
+# meters on one mosquitto; asserts through HA's APIs. Needs root. About 5 minutes once set up.
+acceptance: $(VENV)/.installed-test system-packages
+	@scripts/ensure-packages debootstrap
+	acceptance/setup-home-assistant .acceptance
+	ACCEPTANCE_DIR=.acceptance $(BIN)/pytest acceptance -p no:cacheprovider -o testpaths=acceptance $(PYTEST_ARGS)
 
 system-packages:
 	@scripts/ensure-packages mosquitto chromium systemd faketime
