@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modules.codecs.dsmr import telegram
 from modules.codecs.dsmr.telegram import (
     DsmrDecoder,
     crc16_arc,
@@ -231,3 +232,71 @@ def mutated(draw: st.DrawFn) -> bytes:
 def test_mutated_telegrams_raise_only_frame_errors(telegram: bytes) -> None:
     with contextlib.suppress(FrameError):
         _decode(telegram, KEY)
+
+
+def _read(items: list[tuple[str, list[str]] | Record]) -> Decoded:
+    decoded = Decoded("dsmr")
+    for item in items:
+        if isinstance(item, Record):
+            decoded.records.append(item)
+        else:
+            telegram._interpret(item[0], item[1], decoded)
+    return decoded
+
+
+def _both_ways(body: str) -> None:
+    """One object per line is read in one pass; it must read as the joining path reads it."""
+    fast_frame: dict[str, Any] = {}
+    joined_frame: dict[str, Any] = {}
+    fast = _read(telegram._objects(body, fast_frame))
+    joined = _read(telegram._joined_objects(body.replace("\r", ""), joined_frame))
+    assert fast.records == joined.records
+    assert (fast.frame, fast.meter) == (joined.frame, joined.meter)
+    assert fast_frame == joined_frame
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda v: v["source"].split()[-1])
+def test_one_pass_reads_the_vectors_as_the_line_joining_path(vector: dict[str, Any]) -> None:
+    text = _text(vector).decode("latin-1")
+    _both_ways(text.partition("\n")[2].partition("!")[0] + "!")
+
+
+_BLANK = st.sampled_from(["", " ", "\t", "  "])
+_OBJECT_LINE = st.tuples(
+    _BLANK,
+    st.sampled_from(
+        [
+            "1-0:1.8.1",
+            "1-0:32.7.0",
+            "0-0:96.1.1",
+            "0-0:1.0.0",
+            "1-0:99.97.0",
+            "0-1:24.2.1",
+            "1-0:2.7.0*255",
+        ]
+    ),
+    st.lists(
+        st.tuples(
+            _BLANK,
+            st.sampled_from(["002130.115", "-1.5", "+7", "12", "x1", "", "200426223325S", "4530"]),
+            _BLANK,
+            st.sampled_from(["", "*", "*kWh", "*m3", "* V", "*k W", "*s"]),
+            _BLANK,
+        ).map("".join),
+        min_size=1,
+        max_size=3,
+    ).map(lambda groups: "".join(f"({g})" for g in groups)),
+    _BLANK,
+    st.sampled_from(["", "!", "!!", " !"]),
+    _BLANK,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(
+        st.one_of(_OBJECT_LINE, st.sampled_from(["", "!", "garbage", "1-0:1.8.1"])), max_size=8
+    )
+)
+def test_one_pass_reads_any_lines_as_the_line_joining_path(lines: list[str]) -> None:
+    _both_ways("\r\n".join(lines))

@@ -7,6 +7,7 @@ pushes (a per-phase reactive energy, a tariff register) still gets a stable, rea
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from modules.codecs import obis
 
@@ -75,6 +76,8 @@ _ABSTRACT = {
 }
 
 
+# A meter sends the same few dozen codes in every telegram or push: each is read once.
+@lru_cache(maxsize=1024)
 def split_obis(code: str) -> tuple[int, int, int, int, int, int] | None:
     """The six groups of a full ``A-B:C.D.E[*F]`` (F = 255 when absent), or None."""
     if not _FULL_OBIS.match(code.strip()):
@@ -118,6 +121,7 @@ def _electricity_name(c: int, d: int, e: int) -> str | None:
     return f"{stem}{phase}{tariff}"
 
 
+@lru_cache(maxsize=1024)
 def record_name(code: str) -> str:
     """A stable snake_case name for an OBIS code (``obis_<code>`` when nothing better fits)."""
     groups = split_obis(code)
@@ -140,6 +144,7 @@ def record_name(code: str) -> str:
     return f"obis_{a}_{b}_{c}_{d}_{e}"
 
 
+@lru_cache(maxsize=1024)
 def base_unit(code: str) -> str | None:
     """The SI base unit of an electricity quantity (W, Wh, var, varh, VA, VAh, A, V, Hz)."""
     groups = split_obis(code)

@@ -10,10 +10,10 @@ plaintext telegram.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from functools import lru_cache
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from modules.codecs.crc import CRC16_ARC
 from modules.codecs.dlms.obis import record_name, split_obis
@@ -43,6 +43,18 @@ SMARTY_AUTH_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 _MAX_TELEGRAM_BYTES = 64 * 1024  # far above the ~2 kB of a DSMR 5 telegram with four M-Bus devices
 
 _LINE = re.compile(r"^(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?((?:\([^()]*\))+)\s*$")
+# _LINE on a line not yet stripped of blanks and a trailing "!" (which strip() and
+# rstrip("!") would take away first).
+_LOOSE_LINE = re.compile(r"^\s*(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?((?:\([^()]*\))+)\s*!*\s*$")
+# The same for the usual object of one value group, the value captured.
+_ONE_VALUE_LINE = re.compile(r"^\s*(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?\(([^()]*)\)\s*!*\s*$")
+# And of one number with a unit, as _VALUE_UNIT reads it: OBIS, group text, number, unit.
+_NUMBER_LINE = re.compile(
+    r"^\s*(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?"
+    r"\((\s*([-+]?\d+(?:\.\d+)?)\s*\*\s*([^()\s]+)\s*)\)\s*!*\s*$"
+)
+# A line that starts with "(" continues the object before it (DSMR 2.2/3 gas, long texts).
+_CONTINUED = re.compile(r"^\s*\(", re.MULTILINE)
 _GROUP = re.compile(r"\(([^()]*)\)")
 _VALUE_UNIT = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*\*\s*(\S+)\s*$")
 _NUMBER = re.compile(r"^\s*[-+]?\d+(?:\.\d+)?\s*$")
@@ -107,19 +119,19 @@ def parse_timestamp(text: str) -> str | None:
     return moment.isoformat()
 
 
-@dataclass(frozen=True, slots=True)
-class _Value:
+class _Value(NamedTuple):
     text: str
     number: Decimal | None
     unit: str | None
 
 
 def _value(text: str) -> _Value:
-    match = _VALUE_UNIT.match(text)
-    if match:
-        unit = _UNITS.get(match.group(2).lower(), match.group(2))
-        return _Value(text, Decimal(match.group(1)), unit)
-    if _NUMBER.match(text):
+    if "*" in text:
+        match = _VALUE_UNIT.match(text)
+        if match:
+            unit = match.group(2)
+            return _Value(text, Decimal(match.group(1)), _UNITS.get(unit.lower(), unit))
+    elif _NUMBER.match(text):
         return _Value(text, Decimal(text.strip()), None)
     return _Value(text, None, None)
 
@@ -151,8 +163,12 @@ class DsmrDecoder:
         text = telegram.decode("latin-1")
         header, _, body = text.partition("\n")
         _header(header.rstrip("\r"), decoded)
-        for obis, groups in _objects(body, decoded.frame):
-            _interpret(obis, groups, decoded)
+        records = decoded.records
+        for item in _objects(body, decoded.frame):
+            if isinstance(item, Record):
+                records.append(item)
+            else:
+                _interpret(item[0], item[1], decoded)
         meter_id = _meter_id(decoded.records)
         if meter_id:
             decoded.meter["id"] = meter_id
@@ -181,6 +197,8 @@ class DsmrDecoder:
 
 def _maybe_hex(data: bytes) -> bytes:
     """Encrypted P1 given as hex text (from a log or the CLI) becomes its bytes."""
+    if data.lstrip()[:1] not in (b"d", b"D"):  # not even the first digit of db08
+        return data
     compact = b"".join(data.split())
     # Whole bytes only: an odd digit count is not hex text (fromhex would raise ValueError).
     if compact[:4].lower() == b"db08" and re.fullmatch(rb"(?:[0-9A-Fa-f]{2})+", compact):
@@ -232,10 +250,46 @@ def _header(line: str, decoded: Decoded) -> None:
         decoded.meter["model"] = ident
 
 
-def _objects(body: str, frame: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    """(OBIS, value groups) per object; ``(``-lines continue the object before them."""
+def _objects(body: str, frame: dict[str, Any]) -> list[tuple[str, list[str]] | Record]:
+    """(OBIS, value groups) per object, or the record itself of an object that is one number
+    with a unit; ``(``-lines continue the object before them. Touches only skipped_lines
+    of ``frame`` (the objects' own facts come in order after it)."""
+    body = body.replace("\r", "")
+    objects: list[tuple[str, list[str]] | Record] = []
+    if _CONTINUED.search(body) is None:
+        # One object per line (DSMR 4/5): each line is matched as it is, surrounding blanks
+        # and a trailing "!" included, with no copy of it made.
+        for raw in body.split("\n"):
+            match = _NUMBER_LINE.match(raw)
+            if match is not None:
+                obis, text, number, spelled = match.groups()
+                route = _route(obis)
+                if route is not None and route[0] == _NUMBERS:
+                    # What _interpret does for these, in one regular expression.
+                    unit = _UNITS.get(spelled.lower(), spelled)
+                    value = Decimal(number)
+                    objects.append(Record(route[2], value, unit, obis, raw={"text": text}))
+                    continue
+            match = _ONE_VALUE_LINE.match(raw)
+            if match is not None:
+                objects.append((match.group(1), [match.group(2)]))
+                continue
+            match = _LOOSE_LINE.match(raw)
+            if match is not None:
+                objects.append((match.group(1), _GROUP.findall(match.group(2))))
+                continue
+            line = raw.strip()
+            if line and line != "!":
+                frame.setdefault("skipped_lines", []).append(line)
+        return objects
+    return _joined_objects(body, frame)
+
+
+def _joined_objects(body: str, frame: dict[str, Any]) -> list[tuple[str, list[str]] | Record]:
+    """``_objects`` line by line, each ``(``-line joined to the object before it."""
+    objects: list[tuple[str, list[str]] | Record] = []
     lines: list[str] = []
-    for raw in body.replace("\r", "").split("\n"):
+    for raw in body.split("\n"):
         line = raw.strip()
         if not line or line == "!":
             continue
@@ -243,7 +297,6 @@ def _objects(body: str, frame: dict[str, Any]) -> list[tuple[str, list[str]]]:
             lines[-1] += line
         else:
             lines.append(line)
-    objects = []
     for line in lines:
         match = _LINE.match(line.rstrip("!"))
         if match is None:
@@ -257,8 +310,10 @@ def _meter_id(records: list[Record]) -> str | None:
     """The equipment id, else the serial, else the logical device name (channel 0 only)."""
     ranked = []
     for record in records:
+        if not isinstance(record.value, str) or not record.value:
+            continue
         groups = split_obis(record.obis or "")
-        if groups and groups[:2] == (0, 0) and isinstance(record.value, str) and record.value:
+        if groups and groups[:2] == (0, 0):
             rank = _ID_RANK.get(groups[2:5])
             if rank is not None:
                 ranked.append((rank, record.value))
@@ -286,39 +341,76 @@ def _number(value: _Value) -> RecordValue:
     return value.number
 
 
-def _interpret(obis: str, groups: list[str], decoded: Decoded) -> None:
+# How an object is read, by its OBIS code (see _route).
+_MBUS, _FAILURES, _BILLING, _TIME, _TEXT, _HEXED_TEXT, _NUMBERS = range(7)
+
+
+@lru_cache(maxsize=1024)
+def _route(obis: str) -> tuple[int, int, str, bool] | None:
+    """(how to read it, channel B, record name, whether it is the DSMR version) of an object,
+    worked out once per OBIS code: a meter sends the same codes in every telegram."""
     parts = split_obis(obis)
     if parts is None:
-        return
+        return None
     a, b, c, d, e, _f = parts
-    records = decoded.records
     name = record_name(obis)
     if a == 0 and b > 0 and c == 24:
+        return _MBUS, b, name, False
+    if (c, d, e) == (99, 97, 0):
+        return _FAILURES, b, name, False
+    if (c, d, e) == (98, 1, 0):
+        return _BILLING, b, name, False
+    if (c, d, e) == (1, 0, 0):
+        return _TIME, b, name, False
+    if (c, d) in _TEXT_CD:
+        hexed = (c, d) in ((96, 1), (42, 0), (96, 13)) and (c, d, e) != (96, 1, 4)
+        version = (c, d, e) in ((0, 2, 8), (96, 1, 4))
+        return _HEXED_TEXT if hexed else _TEXT, b, name, version
+    return _NUMBERS, b, name, False
+
+
+def _interpret(obis: str, groups: list[str], decoded: Decoded) -> None:
+    route = _route(obis)
+    if route is None:
+        return
+    kind, b, name, version = route
+    records = decoded.records
+    if kind == _MBUS:
         _mbus(obis, b, groups, decoded)
         return
-    if (c, d, e) == (99, 97, 0):
+    if kind == _FAILURES:
         _power_failures(obis, groups, records)
         return
-    if (c, d, e) == (98, 1, 0):
+    if kind == _BILLING:
         _billing(obis, groups, records)
         return
     if len(groups) == 1:
         text = groups[0]
-        stamp = parse_timestamp(text) if (c, d, e) == (1, 0, 0) else None
-        if (c, d, e) == (1, 0, 0):
-            records.append(_record("meter_time", obis, stamp, raw=text))
+        if kind == _NUMBERS:
+            # _value and _number inline: most objects are one number with a unit.
+            unit = None
+            match = _VALUE_UNIT.match(text) if "*" in text else None
+            if match is not None:
+                spelled = match.group(2)
+                unit = _UNITS.get(spelled.lower(), spelled)
+                value: RecordValue = Decimal(match.group(1))
+            elif "*" not in text and _NUMBER.match(text):
+                number = Decimal(text.strip())
+                value = number if "." in text else int(number)
+            else:
+                value = text.strip()
+            records.append(Record(name, value, unit, obis, raw={"text": text}))
+            return
+        if kind == _TIME:
+            stamp = parse_timestamp(text)
+            records.append(Record("meter_time", stamp, None, obis, raw={"raw": text}))
             if stamp:
                 decoded.meter["time"] = stamp
             return
-        if (c, d) in _TEXT_CD:
-            hexed = (c, d) in ((96, 1), (42, 0), (96, 13)) and (c, d, e) != (96, 1, 4)
-            value = _hex_text(text) if hexed else text.strip()
-            if (c, d, e) in ((0, 2, 8), (96, 1, 4)):
-                decoded.frame["dsmr_version"] = value
-            records.append(_record(name, obis, value, subunit=b, text=text))
-            return
-        parsed = _value(text)
-        records.append(_record(name, obis, _number(parsed), parsed.unit, text=text))
+        value = _hex_text(text) if kind == _HEXED_TEXT else text.strip()
+        if version:
+            decoded.frame["dsmr_version"] = value
+        records.append(Record(name, value, None, obis, subunit=b, raw={"text": text}))
         return
     # (timestamp)(value*unit): maxima with their time (Fluvius 1.6.0) and similar.
     stamps = [parse_timestamp(g) for g in groups]
