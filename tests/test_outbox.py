@@ -76,6 +76,32 @@ def test_only_messages_waiting_past_spill_after_go_to_disk_all_at_once(store: St
     assert outbox.depth == 3 and outbox.on_disk == 2
 
 
+def test_health_figures_count_what_waits_not_what_is_in_flight_or_deleted_later(
+    store: Store,
+) -> None:
+    clock = Clock()
+    outbox = Outbox(store, max_bytes=10_000_000, monotonic=clock)
+    outbox.append("t", b"old")
+    outbox.spill()  # on disk now, as after an outage
+    clock.now += 5.0
+    outbox.append("t", b"in flight")
+    assert outbox.waiting == 2
+    # The status shows the spilled message, not the one sent a moment ago.
+    messages, size = outbox.backlog(1.0)
+    assert messages == 1 and size == outbox.waiting_bytes - (len(b"in flight") + 1 + ROW_OVERHEAD_B)
+    clock.now += 1.0
+    assert outbox.backlog(1.0) == (2, outbox.waiting_bytes)
+    for message in outbox.peek(0, 10):
+        outbox.ack(message.id)
+    # The acknowledged row is deleted at the next commit; until then it still takes its bytes on
+    # disk, but nothing waits: messages and bytes agree.
+    assert outbox.bytes > 0 and rows_on_disk(store) == 1
+    assert (outbox.waiting, outbox.waiting_bytes) == (0, 0)
+    assert outbox.backlog(1.0) == (0, 0)
+    outbox.commit_acks()
+    assert (outbox.bytes, outbox.waiting_bytes) == (0, 0)
+
+
 def test_spilled_rows_survive_a_kill_and_go_first_after_the_restart(tmp_path: Path) -> None:
     path = tmp_path / "gateway.db"
     store = Store(path)

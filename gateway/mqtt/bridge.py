@@ -170,7 +170,7 @@ class MqttBridge:
         return {
             "connected": self.connected,
             "outbox_depth": self.outbox.waiting,
-            "outbox_bytes": self.outbox.bytes,
+            "outbox_bytes": self.outbox.waiting_bytes,
             "outbox_dropped": self.outbox.dropped,
         }
 

@@ -159,6 +159,10 @@ class Outbox:
         self._clock = clock
         self._monotonic = monotonic
         self._acked: set[int] = set()
+        # Stored sizes of the disk rows handed out by ``peek`` and of those acknowledged since,
+        # so that the bytes reported as waiting leave out rows only waiting to be deleted.
+        self._peeked_sizes: dict[int, int] = {}
+        self._acked_sizes: dict[int, int] = {}
         self._memory: dict[int, _Held] = {}
         self._memory_bytes = 0
         self._drops_unlogged = 0
@@ -223,6 +227,8 @@ class Outbox:
                 Message(row_id, topic, _unpack(data, encoding), qos, bool(r))
                 for row_id, topic, data, encoding, qos, r in rows
             ]
+            for row_id, topic, data, *_rest in rows:
+                self._peeked_sizes[row_id] = len(data) + len(topic.encode()) + ROW_OVERHEAD_B
         for message in self._in_memory_after(after_id):
             if len(found) >= limit:
                 break
@@ -236,11 +242,25 @@ class Outbox:
             self._memory_bytes -= held.size
             return
         self._acked.add(message_id)
+        self._acked_sizes[message_id] = self._peeked_sizes.pop(message_id, 0)
 
     @property
     def waiting(self) -> int:
         """Messages the broker has not acknowledged yet."""
         return self.depth - len(self._acked)
+
+    @property
+    def waiting_bytes(self) -> int:
+        """Bytes of the messages in ``waiting`` (``bytes`` also counts acknowledged rows that
+        are only waiting to be deleted)."""
+        return self.bytes - sum(self._acked_sizes.values())
+
+    def backlog(self, min_age_s: float) -> tuple[int, int]:
+        """(messages, bytes) waiting, without those queued less than ``min_age_s`` ago: a
+        health figure that does not flip between 0 and 1 with every message in flight."""
+        now = self._monotonic()
+        fresh = [h.size for h in self._memory.values() if now - h.queued_at < min_age_s]
+        return self.waiting - len(fresh), self.waiting_bytes - sum(fresh)
 
     @property
     def pending_acks(self) -> int:
@@ -252,6 +272,7 @@ class Outbox:
         if not self._acked:
             return 0
         acked, self._acked = sorted(self._acked), set()
+        self._acked_sizes = {}
         deleted = freed = 0
         with self._store.transaction() as db:
             for start in range(0, len(acked), _CHUNK):
@@ -374,6 +395,8 @@ class Outbox:
             if last_id is not None:
                 db.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
                 self._acked = {i for i in self._acked if i > last_id}
+                self._acked_sizes = {i: b for i, b in self._acked_sizes.items() if i > last_id}
+                self._peeked_sizes = {i: b for i, b in self._peeked_sizes.items() if i > last_id}
         self._disk_depth -= dropped
         self._disk_bytes -= freed
         self._count_drops(dropped, "oldest")

@@ -283,6 +283,31 @@ async def test_after_a_broker_outage_it_reconnects_and_reasserts_the_breaker(
         plug.close()
 
 
+async def test_a_restart_restores_the_last_confirmed_position_not_on(
+    tmp_path: Path, broker: Broker
+) -> None:
+    plug = FakeSwitch(broker.port)
+    text = gateway_config(tmp_path, broker.port)
+    try:
+        async with running(text) as gateway:
+            await command(gateway, "disconnect")
+            await until(lambda: breaker(gateway) == ("disconnected", "confirmed"))
+        assert plug.switched() == ["OFF"]
+        # A restart with the plug still off: nothing is switched, the breaker stays open.
+        async with running(text) as gateway:
+            await until(lambda: gateway.engines["main"].registers["breaker_feedback"].value)
+            assert breaker(gateway)[0] == "disconnected"
+            assert plug.switched() == ["OFF"], "a restart must not switch the plug on"
+        # The plug rebooted into ON while the gateway was down: it is switched off again.
+        plug.report("ON")
+        async with running(text) as gateway:
+            await until(lambda: plug.state == "OFF")
+            await until(lambda: breaker(gateway) == ("disconnected", "confirmed"))
+        assert plug.switched() == ["OFF"], "only OFF was ever sent"
+    finally:
+        plug.close()
+
+
 async def test_json_state_topics_confirm(tmp_path: Path, broker: Broker) -> None:
     plug = FakeSwitch(
         broker.port,
