@@ -1,4 +1,5 @@
-"""The CRC-16 variants the meter protocols use, from one table-driven implementation.
+"""The CRC-16 variants the meter protocols use, from one table-driven implementation
+(CCITT-polynomial variants through the standard library's binascii.crc_hqx).
 
 | name | poly | init | xorout | reflected | used by |
 |---|---|---|---|---|---|
@@ -12,12 +13,19 @@ from __future__ import annotations
 
 import struct
 from array import array
+from binascii import crc_hqx
 
 __all__ = ["CRC16_ARC", "CRC16_EN13757", "CRC16_X25", "CRC16_XMODEM", "Crc16"]
 
 
 def _reflect(value: int, bits: int) -> int:
     return int(f"{value:0{bits}b}"[::-1], 2)
+
+
+CCITT = 0x1021
+# Each byte with its bits in reverse order: a reflected CCITT CRC is the plain one (which
+# binascii.crc_hqx computes in C) of the bit-reversed bytes, bit-reversed.
+_REVERSED = bytes(_reflect(byte, 8) for byte in range(256))
 
 
 class Crc16:
@@ -42,6 +50,8 @@ class Crc16:
             table.append(crc & 0xFFFF)
         self._table = tuple(table)
         self._pairs_table: array[int] | None = None
+        self._ccitt = poly == CCITT
+        self._reflected_init = _reflect(init, 16)
 
     def _pairs(self) -> array[int]:
         """The table for two bytes at a time (a 16-bit CRC's register is replaced whole by
@@ -59,6 +69,11 @@ class Crc16:
         return pairs
 
     def __call__(self, data: bytes) -> int:
+        if self._ccitt:
+            if not self.reflected:
+                return crc_hqx(data, self.init) ^ self.xorout
+            crc = crc_hqx(bytes(data).translate(_REVERSED), self._reflected_init)
+            return (_REVERSED[crc & 0xFF] << 8 | _REVERSED[crc >> 8]) ^ self.xorout
         crc, table = self.init, self._table
         size = len(data)
         if size < 16:

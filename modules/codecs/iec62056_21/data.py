@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from modules.codecs.records import Record
@@ -60,6 +61,7 @@ def _group(text: str) -> int:
     return _LETTERS[text.upper()] if text.upper() in _LETTERS else int(text)
 
 
+@lru_cache(maxsize=1024)
 def normalize_obis(address: str) -> str | None:
     """A data-set address as "A-B:C.D.E[*F]": "1.8.1" -> "1-0:1.8.1", "F.F" -> "0-0:97.97.0"."""
     match = _ADDRESS.fullmatch(address.strip())
@@ -105,12 +107,14 @@ _CANONICAL = re.compile(r"\d+-\d+:(\d+)\.(\d+)\.(\d+)(?:\*\d+)?", re.ASCII)
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)", re.ASCII)
 
 
+@lru_cache(maxsize=1024)
 def obis_key(obis: str | None) -> tuple[int, int, int] | None:
     """(C, D, E) of a code normalize_obis made, None for anything else."""
     match = _CANONICAL.fullmatch(obis or "")
     return None if match is None else (int(match[1]), int(match[2]), int(match[3]))
 
 
+@lru_cache(maxsize=1024)
 def _name(key: tuple[int, int, int] | None, fallback: str) -> str:
     if key is None:
         return fallback
@@ -130,6 +134,7 @@ def _name(key: tuple[int, int, int] | None, fallback: str) -> str:
     return fallback
 
 
+@lru_cache(maxsize=1024)
 def ha_unit(text: str | None) -> str | None:
     """A unit as Home Assistant spells it ("m3" -> "m³", "kVArh" -> "kvarh"); unknown as given."""
     if text is None or not text.strip():

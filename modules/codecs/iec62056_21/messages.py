@@ -55,6 +55,11 @@ MODE_C_BAUD = {"0": 300, "1": 600, "2": 1200, "3": 2400, "4": 4800, "5": 9600, "
 MODE_B_BAUD = {"A": 600, "B": 1200, "C": 2400, "D": 4800, "E": 9600, "F": 19200}
 OPTION_MODES = {"0": "data_readout", "1": "programming", "2": "binary"}
 _NOISE = frozenset(b"\r\n\t \x00\x7f\xff")
+_ID_KEYS = ((96, 1, 0), (0, 0, 0))
+# A character no data-set address holds: outside printable ASCII, or a delimiter.
+_BAD_ADDRESS = re.compile(r"[^\x20-\x7e]|[)!/]")
+# Sign-on addresses are letters, digits and spaces (str.isalnum's letters and digits).
+_BAD_SIGN_ON_ADDRESS = re.compile(r"[^\w ]|_")
 
 
 # ---------------------------------------------------------------- messages
@@ -243,7 +248,7 @@ def _sign_on(data: bytes, pos: int) -> tuple[SignOn, int]:
     if bang < 0:
         raise IncompleteFrame("sign-on request without '!'", offset=len(data))
     address = _text(data[pos + 2 : bang])
-    if not all(ch.isalnum() or ch == " " for ch in address) or len(address) > 32:
+    if _BAD_SIGN_ON_ADDRESS.search(address) or len(address) > 32:
         raise FrameError(
             f"sign-on device address {address!r} is not 0-32 letters/digits", offset=pos + 2
         )
@@ -343,7 +348,7 @@ def _data_set(data: bytes, pos: int, stop: int) -> tuple[DataSet, int]:
     if opening < 0:
         raise FrameError("data line without '('", offset=pos)
     address = _text(data[pos:opening])
-    if any(not 0x20 <= ord(ch) < 0x7F or ch in ")!/" for ch in address):
+    if _BAD_ADDRESS.search(address):
         raise FrameError(f"address {address!r} holds characters no address has", offset=pos)
     values = []
     pos = opening
@@ -352,7 +357,7 @@ def _data_set(data: bytes, pos: int, stop: int) -> tuple[DataSet, int]:
         if closing < 0:
             raise IncompleteFrame("data set without ')'", offset=stop)
         inner = _text(data[pos + 1 : closing])
-        if any(ch in "(\r\n" for ch in inner):
+        if "(" in inner or "\r" in inner or "\n" in inner:
             raise FrameError(f"value {inner!r} runs past its line", offset=pos)
         value, star, unit = inner.partition("*")
         values.append(DataValue(value, unit if star else None))
@@ -407,12 +412,18 @@ class IecDecoder:
         for message in messages:
             _describe(message, frame, meter, data_sets)
         found = records(data_sets)
-        for wanted in ((96, 1, 0), (0, 0, 0)):
-            ids = [
-                r.value for r in found if obis_key(r.obis) == wanted and isinstance(r.value, str)
-            ]
-            if ids and "id" not in meter:
-                meter["id"] = ids[0]
+        if "id" not in meter:
+            # The meter id (96.1.0), else the device address (0.0.0): the first of each.
+            ids: dict[tuple[int, int, int], str] = {}
+            for r in found:
+                if isinstance(r.value, str):
+                    code = obis_key(r.obis)
+                    if code is not None and code in _ID_KEYS and code not in ids:
+                        ids[code] = r.value
+            for wanted in _ID_KEYS:
+                if wanted in ids:
+                    meter["id"] = ids[wanted]
+                    break
         if len(messages) == 1 and isinstance(messages[0], Ack | Nak):
             frame["name"] = "ACK" if isinstance(messages[0], Ack) else "NAK"
         return Decoded(protocol="iec62056-21", meter=meter, frame=frame, records=found)
@@ -458,11 +469,12 @@ def _describe(
             "mode": message.mode,
         }
     elif isinstance(message, DataMessage):
-        data_sets.extend(message.data_sets)
+        found = message.data_sets
+        data_sets.extend(found)
         frame |= {"stx": message.framed, "etx": message.bcc is not None, "end": message.end}
         if message.bcc is not None:
             frame |= {"bcc": f"{message.bcc:02X}", "bcc_ok": message.bcc_ok}
-        frame["data_sets"] = frame.get("data_sets", 0) + len(message.data_sets)
+        frame["data_sets"] = frame.get("data_sets", 0) + len(found)
     elif isinstance(message, CommandMessage):
         frame["command"] = f"{message.command}{message.command_type}"
         frame |= {"bcc": f"{message.bcc:02X}", "bcc_ok": message.bcc_ok}

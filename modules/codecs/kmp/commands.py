@@ -102,7 +102,7 @@ class Cid(IntEnum):
     GET_LOG_TIME_PAST = 0xA3
 
 
-_COMMAND_NAMES = {
+_COMMAND_NAMES: dict[int, str] = {
     Cid.GET_TYPE: "GetType",
     Cid.GET_SERIAL_NO: "GetSerialNo",
     Cid.SET_CLOCK: "SetClock",
@@ -489,10 +489,8 @@ def _moved(err: FrameError, base: int) -> FrameError:
 
 
 def _command_name(cid: int) -> str:
-    try:
-        return _COMMAND_NAMES[Cid(cid)]
-    except ValueError:
-        return f"CID 0x{cid:02X}"
+    name = _COMMAND_NAMES.get(cid)  # Cid members hash as their ints
+    return name if name is not None else f"CID 0x{cid:02X}"
 
 
 def _name(message: Message) -> str:
@@ -502,17 +500,18 @@ def _name(message: Message) -> str:
 def _describe(frame: Frame | None, message: Message) -> Decoded:
     if frame is None:
         return Decoded(protocol="kmp", frame={"name": "ACK", "direction": "from_meter"})
-    physical = encode_frame(frame)
+    crc = frame.crc
+    link = bytes((frame.address, frame.cid)) + frame.data + crc.to_bytes(2, "big")
     info: dict[str, Any] = {
         "direction": "to_meter" if frame.to_meter else "from_meter",
-        "start": f"{physical[0]:02X}",
+        "start": "80" if frame.to_meter else "40",
         "address": frame.address,
         "cid": frame.cid,
         "command": _name(message),
         "data": frame.data.hex().upper(),
-        "crc": f"{frame.crc:04X}",
+        "crc": f"{crc:04X}",
         "crc_ok": True,
-        "stuffed": len(physical) != len(frame.data) + 6,
+        "stuffed": len(stuff(link)) != len(link),
     }
     meter: dict[str, Any] = {} if frame.to_meter else {"manufacturer": "KAM"}
     found: list[Record] = []

@@ -8,6 +8,7 @@ without data is answered by the single byte 0x06.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from modules.codecs.crc import CRC16_XMODEM
@@ -38,6 +39,8 @@ ACK = 0x06
 NAK = 0x15
 ESCAPE = 0x1B
 _STUFFED = frozenset({ACK, STOP, ESCAPE, START_FROM_METER, START_TO_METER})
+# Most frames hold none of them: then stuffing changes nothing.
+_ANY_STUFFED = re.compile(b"[" + re.escape(bytes(sorted(_STUFFED))) + b"]")
 DEFAULT_ADDRESS = 0x3F  # the meter itself; 0x7F/0xBF are the top/base loggers
 # Longest frame a meter can send: 8 registers with 255-byte mantissas, every byte stuffed.
 MAX_FRAME_BYTES = 2 + 2 * (2 + 8 * (5 + 255) + 2)
@@ -49,6 +52,8 @@ crc16 = CRC16_XMODEM
 
 def stuff(link: bytes) -> bytes:
     """Escape the bytes that would read as start, stop, ACK or escape."""
+    if _ANY_STUFFED.search(link) is None:
+        return bytes(link)
     out = bytearray()
     for byte in link:
         if byte in _STUFFED:
@@ -60,6 +65,8 @@ def stuff(link: bytes) -> bytes:
 
 def unstuff(body: bytes, *, offset: int = 0) -> bytes:
     """Undo the byte stuffing; ``offset`` is where ``body`` starts in the frame (for errors)."""
+    if _ANY_STUFFED.search(body) is None:
+        return bytes(body)
     out = bytearray()
     index = 0
     while index < len(body):
