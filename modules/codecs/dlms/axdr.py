@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from modules.codecs.errors import FrameError, IncompleteFrame
@@ -183,11 +184,30 @@ def encode_length(length: int) -> bytes:
     return bytes([0x80 | size]) + length.to_bytes(size, "big")
 
 
+# The same as compiled structs: a push is mostly numbers.
+_FIXED_STRUCTS = {tag: struct.Struct(fmt) for tag, fmt in _FIXED.items()}
+
+
 def decode_data(reader: Reader, depth: int = 0) -> Data:
     """Read one tagged A-XDR Data value."""
     if depth > _MAX_DEPTH:
         raise FrameError("Data nested too deeply", offset=reader.base + reader.pos)
-    start = reader.pos
+    data, start = reader.data, reader.pos
+    if start < len(data):
+        # Numbers, and strings with a one-byte length, read straight from the buffer.
+        tag = data[start]
+        fixed = _FIXED_STRUCTS.get(tag)
+        if fixed is not None:
+            end = start + 1 + fixed.size
+            if end <= len(data):
+                (number,) = fixed.unpack_from(data, start + 1)
+                reader.pos = end
+                return Data(tag, bool(number) if tag == BOOLEAN else number)
+        elif tag == OCTET_STRING and start + 1 < len(data):
+            end = start + 2 + data[start + 1]
+            if data[start + 1] <= _LENGTH_ONE_BYTE_MAX and end <= len(data):
+                reader.pos = end
+                return Data(tag, data[start + 2 : end])
     tag = reader.byte("data tag")
     if tag == NULL:
         return Data(NULL, None)
@@ -198,7 +218,7 @@ def decode_data(reader: Reader, depth: int = 0) -> Data:
                 f"{count} elements announced, {reader.remaining} bytes left",
                 offset=reader.base + start,
             )
-        return Data(tag, tuple(decode_data(reader, depth + 1) for _ in range(count)))
+        return Data(tag, tuple([decode_data(reader, depth + 1) for _ in range(count)]))
     if tag in _FIXED:
         fmt = _FIXED[tag]
         (number,) = struct.unpack(fmt, reader.take(struct.calcsize(fmt), "number"))
@@ -253,6 +273,12 @@ def encode_data(data: Data) -> bytes:
 
 def obis_text(code: bytes) -> str:
     """``A-B:C.D.E`` from 6 logical-name bytes, with ``*F`` only when F is not 255."""
+    return _obis_text(bytes(code))
+
+
+# A meter pushes the same logical names every time: each is written out once.
+@lru_cache(maxsize=1024)
+def _obis_text(code: bytes) -> str:
     a, b, c, d, e, f = code
     text = f"{a}-{b}:{c}.{d}.{e}"
     return text if f == 255 else f"{text}*{f}"

@@ -17,8 +17,10 @@ configured for Wh; Kaifa mA and 0.1 V; Iskra 0.1 V and 0.01 A; Landis+Gyr 0.01 A
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from modules.codecs.dlms.axdr import (
@@ -182,8 +184,8 @@ def _is_capture_list(data: Data) -> bool:
         data.tag == ARRAY
         and bool(items)
         and all(
-            len(item.items) == 4 and item.items[0].tag == LONG_UNSIGNED and _is_obis(item.items[1])
-            for item in items
+            len(parts) == 4 and parts[0].tag == LONG_UNSIGNED and _is_obis(parts[1])
+            for parts in (item.items for item in items)
         )
     )
 
@@ -211,8 +213,8 @@ def _elements(body: Data) -> tuple[list[Element], str, list[Data]]:
     structured = False
     while index < len(items):
         item = items[index]
-        if item.tag == STRUCTURE and item.items and _is_obis(item.items[0]):
-            parts = item.items
+        parts = item.items if item.tag == STRUCTURE else ()
+        if parts and _is_obis(parts[0]):
             element = Element(_obis(parts[0]), parts[1] if len(parts) > 1 else Data(0, None))
             if len(parts) > 2 and _is_scaler_unit(parts[2]):
                 _scaler_unit(element, parts[2])
@@ -242,10 +244,13 @@ def _scaler_unit(element: Element, pair: Data) -> None:
     element.unit_enum = int(unit.value) if isinstance(unit.value, int) else None
 
 
+_PRINTABLE = re.compile(rb"[\x20-\x7e]+")
+
+
 def _text(data: Data) -> str | None:
     if isinstance(data.value, str):
         return data.value
-    if isinstance(data.value, bytes) and data.value and all(32 <= b < 127 for b in data.value):
+    if isinstance(data.value, bytes) and _PRINTABLE.fullmatch(data.value):
         return data.value.decode("ascii")
     return None
 
@@ -302,7 +307,12 @@ def _place(body: Data, vendor: str | None) -> tuple[list[Element], str | None, s
 
 
 def _groups(element: Element) -> tuple[int, int, int] | None:
-    groups = split_obis(element.obis or "")
+    return _cde(element.obis or "")
+
+
+@lru_cache(maxsize=1024)
+def _cde(code: str) -> tuple[int, int, int] | None:
+    groups = split_obis(code)
     return None if groups is None else (groups[2], groups[3], groups[4])
 
 
@@ -315,7 +325,7 @@ def _raw_number(element: Element | None) -> float | None:
 
 def _current_exponent(elements: list[Element], candidates: tuple[int, ...], default: int) -> int:
     """The current resolution that makes Σ U·I agree with the apparent power in the list."""
-    by_cd = {_groups(e)[:2]: e for e in elements if _groups(e) is not None}  # type: ignore[index]
+    by_cd = {cde[:2]: e for e in elements if (cde := _groups(e)) is not None}
 
     def value(c: int, d: int = 7) -> float | None:
         return _raw_number(by_cd.get((c, d)))
