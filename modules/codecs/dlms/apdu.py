@@ -35,11 +35,17 @@ __all__ = [
     "Association",
     "BlockAssembler",
     "DataNotification",
+    "EventNotification",
+    "ExceptionResponse",
     "GeneralBlock",
     "GetResponse",
+    "SetResponse",
     "decode_aare",
     "decode_action_response",
+    "decode_event_notification",
+    "decode_exception_response",
     "decode_get_response",
+    "decode_set_response",
     "encode_aare",
     "encode_aarq",
     "encode_action_request",
@@ -49,6 +55,7 @@ __all__ = [
     "encode_get_request_with_list",
     "encode_get_response",
     "encode_release_request",
+    "encode_set_response",
     "obis_bytes",
     "parse_block",
     "parse_data_notification",
@@ -61,9 +68,12 @@ RLRQ = 0x62
 RLRE = 0x63
 GET_REQUEST = 0xC0
 SET_REQUEST = 0xC1
+EVENT_NOTIFICATION = 0xC2
 ACTION_REQUEST = 0xC3
 GET_RESPONSE = 0xC4
+SET_RESPONSE = 0xC5
 ACTION_RESPONSE = 0xC7
+EXCEPTION_RESPONSE = 0xD8
 GENERAL_BLOCK_TRANSFER = 0xE0
 DATE_TIME_BYTES = 12
 
@@ -289,6 +299,9 @@ class Association:
     conformance: int | None
     max_pdu: int | None
     dlms_version: int | None
+    # The server's system title (responding-AP-title), sent when the association is ciphered:
+    # the IV of every service-specific ciphered APDU it sends afterwards starts with it.
+    system_title: bytes | None = None
 
 
 def encode_aare(
@@ -297,11 +310,15 @@ def encode_aare(
     diagnostic: int = 0,
     conformance: int = CONFORMANCE_DEFAULT,
     max_pdu: int = 0x0400,
+    system_title: bytes | None = None,
 ) -> bytes:
-    """AARE as a server (or an emulator) answers an AARQ."""
-    parts = _ber(0xA1, _ber(0x06, _CONTEXT_LN_NO_CIPHERING))
+    """AARE as a server (or an emulator) answers an AARQ; a system title means ciphering."""
+    context = _CONTEXT_LN_NO_CIPHERING if system_title is None else _CONTEXT_LN_CIPHERING
+    parts = _ber(0xA1, _ber(0x06, context))
     parts += _ber(0xA2, _ber(0x02, bytes([result])))
     parts += _ber(0xA3, _ber(0xA1, _ber(0x02, bytes([diagnostic]))))
+    if system_title is not None:
+        parts += _ber(0xA4, _ber(0x04, system_title))
     response = bytes([0x08, 0x00, DLMS_VERSION]) + b"\x5f\x1f\x04\x00"
     response += conformance.to_bytes(3, "big") + max_pdu.to_bytes(2, "big") + b"\x00\x07"
     parts += _ber(0xBE, _ber(0x04, response))
@@ -341,7 +358,10 @@ def decode_aare(data: bytes) -> Association:
             conformance = int.from_bytes(block[4:7], "big")
             max_pdu = int.from_bytes(block[7:9], "big")
     result = result_bytes[0] if result_bytes else 1
-    return Association(result == 0, result, diagnostic, context, conformance, max_pdu, version)
+    title = _ber_items(items[0xA4]).get(0x04) if 0xA4 in items else None
+    return Association(
+        result == 0, result, diagnostic, context, conformance, max_pdu, version, title or None
+    )
 
 
 def encode_release_request() -> bytes:
@@ -468,3 +488,124 @@ def decode_action_response(data: bytes) -> ActionResponse:
 def describe_descriptor(raw: bytes) -> str:
     """``class/OBIS/index`` text of a 9-byte attribute or method descriptor."""
     return f"{int.from_bytes(raw[:2], 'big')}/{obis_text(raw[2:8])}/{raw[8]}"
+
+
+# ---------------------------------------------------------------- SET, events, exceptions
+
+
+@dataclass(frozen=True, slots=True)
+class SetResponse:
+    """A SET response: the data-access-result of each attribute written (0 = success)."""
+
+    invoke_id: int
+    results: tuple[int, ...]
+    block_number: int | None = None
+
+    @property
+    def success(self) -> bool:
+        """Every attribute was written."""
+        return all(result == 0 for result in self.results)
+
+
+def encode_set_response(results: list[int], *, invoke_id: int = 1) -> bytes:
+    """SET-Response-Normal (one result) or With-List (several)."""
+    iid = 0xC0 | (invoke_id & 0x0F)
+    if len(results) == 1:
+        return bytes([SET_RESPONSE, 0x01, iid, results[0]])
+    return bytes([SET_RESPONSE, 0x05, iid]) + encode_length(len(results)) + bytes(results)
+
+
+def decode_set_response(data: bytes) -> SetResponse:
+    """Read a SET response (Green Book 9.5: normal, datablock ack, last datablock, with-list)."""
+    reader = Reader(data)
+    if reader.byte("APDU tag") != SET_RESPONSE:
+        raise FrameError("not a SET response", offset=0)
+    kind = reader.byte("SET response type")
+    invoke = reader.byte("invoke id") & 0x0F
+
+    def block() -> int:
+        return int.from_bytes(reader.take(4, "block number"), "big")
+
+    if kind == 0x01:
+        return SetResponse(invoke, (reader.byte("data-access-result"),))
+    if kind == 0x02:
+        return SetResponse(invoke, (), block())
+    if kind == 0x03:
+        result = reader.byte("data-access-result")
+        return SetResponse(invoke, (result,), block())
+    if kind in (0x04, 0x05):
+        count = reader.length("result count")
+        results = tuple(reader.byte("data-access-result") for _ in range(count))
+        return SetResponse(invoke, results, block() if kind == 0x04 else None)
+    raise FrameError(f"SET response type {kind} is not known", offset=1)
+
+
+@dataclass(frozen=True, slots=True)
+class EventNotification:
+    """An Event-Notification-Request: one attribute's value a server sends unasked."""
+
+    time: CosemDateTime | None
+    class_id: int
+    obis: str
+    attribute: int
+    value: Data
+
+
+def decode_event_notification(data: bytes, *, base: int = 0) -> EventNotification:
+    """Read ``C2 | time OPTIONAL | class(2) OBIS(6) attribute(1) | value``."""
+    reader = Reader(data, base=base)
+    if reader.byte("APDU tag") != EVENT_NOTIFICATION:
+        raise FrameError("not an Event-Notification", offset=base)
+    stamp = None
+    if reader.byte("time present"):
+        stamp = CosemDateTime.parse(reader.take(reader.length("time length"), "time"))
+    class_id = int.from_bytes(reader.take(2, "class id"), "big")
+    obis = obis_text(reader.take(6, "logical name"))
+    attribute = reader.byte("attribute index")
+    return EventNotification(stamp, class_id, obis, attribute, decode_data(reader))
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionResponse:
+    """An Exception-Response: the server could not even read the request (Green Book 9.5)."""
+
+    state_error: int
+    service_error: int
+    detail: int | None
+
+    def facts(self) -> dict[str, Any]:
+        """Frame facts for ``Decoded.frame``."""
+        return {
+            "state_error": _STATE_ERRORS.get(self.state_error, self.state_error),
+            "service_error": _SERVICE_ERRORS.get(self.service_error, self.service_error),
+            "detail": self.detail,
+        }
+
+
+_STATE_ERRORS = {1: "service-not-allowed", 2: "service-unknown"}
+_SERVICE_ERRORS = {
+    1: "operation-not-possible",
+    2: "service-not-supported",
+    3: "other-reason",
+    4: "pdu-too-long",
+    5: "deciphering-error",
+    6: "invocation-counter-error",
+}
+_INVOCATION_COUNTER_ERROR = 6
+
+
+def decode_exception_response(data: bytes) -> ExceptionResponse:
+    """Read ``D8 | state-error | service-error [| detail]``.
+
+    The invocation-counter-error carries the counter the server expects (4 bytes); the others
+    carry nothing more.
+    """
+    reader = Reader(data)
+    if reader.byte("APDU tag") != EXCEPTION_RESPONSE:
+        raise FrameError("not an Exception-Response", offset=0)
+    state = reader.byte("state-error")
+    service = reader.byte("service-error")
+    detail = None
+    if service == _INVOCATION_COUNTER_ERROR and reader.remaining >= 4:
+        detail = int.from_bytes(reader.take(4, "expected invocation counter"), "big")
+    return ExceptionResponse(state, service, detail)

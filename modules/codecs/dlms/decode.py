@@ -14,12 +14,18 @@ from modules.codecs.dlms.apdu import (
     AARE,
     ACTION_RESPONSE,
     DATA_NOTIFICATION,
+    EVENT_NOTIFICATION,
+    EXCEPTION_RESPONSE,
     GENERAL_BLOCK_TRANSFER,
     GET_RESPONSE,
+    SET_RESPONSE,
     BlockAssembler,
     decode_aare,
     decode_action_response,
+    decode_event_notification,
+    decode_exception_response,
     decode_get_response,
+    decode_set_response,
     parse_block,
     parse_data_notification,
 )
@@ -38,11 +44,14 @@ from modules.codecs.dlms.hdlc import (
     strip_llc,
 )
 from modules.codecs.dlms.lists import interpret
+from modules.codecs.dlms.obis import record_name
 from modules.codecs.dlms.security import (
+    GENERAL_CIPHERING,
     GENERAL_DED_CIPHERING,
     GENERAL_GLO_CIPHERING,
+    SERVICE_CIPHERING,
     decipher,
-    parse_general_ciphering,
+    parse_ciphered,
 )
 from modules.codecs.errors import DecryptionError, FrameError, IncompleteFrame, UnknownFormat
 from modules.codecs.records import Decoded, Record
@@ -65,8 +74,13 @@ _PLAIN_TAGS = frozenset(
         0x60,
         0x62,
         0x63,
+        EXCEPTION_RESPONSE,
     }
 )
+_CIPHERED_TAGS = frozenset(
+    {GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING, GENERAL_CIPHERING, *SERVICE_CIPHERING}
+)
+_VALUE_ATTRIBUTE = 2  # Blue Book: attribute 2 of data, register and extended register is the value
 _MAX_NESTING = 4  # ciphering inside block transfer inside ciphering is as deep as real pushes go
 
 
@@ -75,12 +89,17 @@ class DlmsDecoder:
 
     input_kind: ClassVar[Literal["hex", "text"]] = "hex"
 
-    def __init__(self, *, kamstrup_energy_wh: bool | None = None) -> None:
+    def __init__(
+        self, *, kamstrup_energy_wh: bool | None = None, system_title: bytes | None = None
+    ) -> None:
         self._segments = SegmentAssembler()
         self._blocks = BlockAssembler()
         self._mbus: list[bytes] = []
         # None: decide from the meter type number (dlms_lists); a meter setting overrides it.
         self._kamstrup_energy_wh = kamstrup_energy_wh
+        # The server's system title for glo-/ded- APDUs, which do not carry it: given, or
+        # learned from the last AARE that named one (a capture of a whole ciphered session).
+        self._system_title = system_title
 
     def decode(self, data: bytes, *, key: bytes | None, auth_key: bytes | None) -> Decoded:
         """Decode an HDLC frame (or several), an M-Bus segment set, a wrapper PDU or an APDU."""
@@ -235,16 +254,23 @@ class DlmsDecoder:
                 self._apdu(
                     rest, base + block.size, decoded, key=key, auth_key=auth_key, depth=depth + 1
                 )
-        elif tag in (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING):
-            ciphered, _size = parse_general_ciphering(apdu)
+        elif tag in _CIPHERED_TAGS:
+            ciphered, _size = parse_ciphered(apdu, system_title=self._system_title)
             frame.update(ciphered.facts())
             if ciphered.manufacturer_code:
                 decoded.meter.setdefault("manufacturer", ciphered.manufacturer_code)
             plaintext, verified = decipher(ciphered, key=key, auth_key=auth_key)
             frame["tag_verified"] = verified
-            if not plaintext or plaintext[0] not in _PLAIN_TAGS:
+            expected = ciphered.plain_tag
+            if (
+                not plaintext
+                or plaintext[0] not in _PLAIN_TAGS
+                or (expected is not None and plaintext[0] != expected)
+            ):
                 raise DecryptionError(
-                    "deciphered payload is not a DLMS APDU: wrong encryption key",
+                    f"deciphered {ciphered.name} is not a DLMS APDU"
+                    + ("" if expected is None else f" of tag 0x{expected:02x}")
+                    + ": wrong encryption key",
                     code="wrong_key",
                 )
             self._apdu(plaintext, 0, decoded, key=key, auth_key=auth_key, depth=depth + 1)
@@ -269,12 +295,44 @@ class DlmsDecoder:
                 "diagnostic": association.diagnostic,
                 "conformance": association.conformance,
                 "max_pdu": association.max_pdu,
+                "system_title": association.system_title.hex()
+                if association.system_title
+                else None,
             }
+            if association.system_title:
+                self._system_title = association.system_title
         elif tag == ACTION_RESPONSE:
             action = decode_action_response(apdu)
             frame["apdu"] = "action-response"
             frame["invoke_id"] = action.invoke_id
             frame["action_result"] = action.result
+            if isinstance(action.data, Data):
+                decoded.records.extend(_records(action.data, decoded, 0))
+        elif tag == SET_RESPONSE:
+            written = decode_set_response(apdu)
+            frame["apdu"] = "set-response"
+            frame["invoke_id"] = written.invoke_id
+            frame["data_access_results"] = list(written.results)
+            if written.block_number is not None:
+                frame["block_number"] = written.block_number
+        elif tag == EVENT_NOTIFICATION:
+            event = decode_event_notification(apdu, base=base)
+            frame["apdu"] = "event-notification"
+            frame["attribute"] = f"{event.class_id}/{event.obis}/{event.attribute}"
+            if event.time is not None and event.time.iso():
+                decoded.meter.setdefault("time", event.time.iso())
+            records = _records(event.value, decoded, 0)
+            if event.attribute == _VALUE_ATTRIBUTE and len(records) == 1 and not records[0].obis:
+                # The value's logical name is in the descriptor; its scaler-unit (attribute 3)
+                # is not sent, so the unit stays unknown.
+                only = records[0]
+                records = [
+                    Record(record_name(event.obis), only.value, None, event.obis, raw=only.raw)
+                ]
+            decoded.records.extend(records)
+        elif tag == EXCEPTION_RESPONSE:
+            frame["apdu"] = "exception-response"
+            frame["exception"] = decode_exception_response(apdu).facts()
         elif depth == 0 and frame.get("transport") in ("hdlc", "mbus", "wrapper"):
             # A checked frame whose payload is no APDU we know: report the frame, not an error.
             frame["apdu"] = f"0x{tag:02x}"
@@ -300,7 +358,7 @@ class DlmsDecoder:
 
 
 def _records(data: Data, decoded: Decoded, index: int) -> list[Record]:
-    result = interpret(data)
+    result = interpret(data, push=False)
     decoded.meter.update(result.meter)
     return [
         Record(r.name, r.value, r.unit, r.obis, raw={**r.raw, "result": index})

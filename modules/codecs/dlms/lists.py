@@ -140,13 +140,21 @@ def interpret(
     *,
     system_title: bytes | None = None,
     kamstrup_energy_wh: bool | None = None,
+    push: bool = True,
 ) -> ListResult:
-    """Records for every element of a push body, in the units Home Assistant uses."""
+    """Records for every element of a push body, in the units Home Assistant uses.
+
+    ``push=False`` for values that are no push list (a GET result, an event's attribute):
+    bare values are then not matched against the positional push layouts.
+    """
     result = ListResult()
     elements, result.layout, leading = _elements(body)
     result.list_version = _list_version(elements, leading)
     result.vendor = _vendor(result.list_version, elements, system_title)
-    if result.layout == "positional":
+    if result.layout == "positional" and not push:
+        items = body.items if body.tag in (STRUCTURE, ARRAY) else (body,)
+        elements, result.layout = [Element(None, item) for item in items], "values"
+    elif result.layout == "positional":
         elements, result.vendor, result.layout = _place(body, result.vendor)
     scalers = _vendor_scalers(result.vendor, elements, kamstrup_energy_wh)
     for index, element in enumerate(elements):

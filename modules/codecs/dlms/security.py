@@ -1,8 +1,17 @@
-"""DLMS security suite 0: AES-128-GCM ciphering (Green Book 9.2.7), general-glo/ded-ciphering.
+"""DLMS symmetric security (Green Book 9.2.7): AES-GCM ciphered APDUs of every form.
 
-The ciphered content is ``SC | IC(4) | ciphertext | tag(12)``. IV = system title ‖ IC;
-AAD = SC ‖ AK (‖ plaintext when authentication only). Encryption-only frames carry no tag:
-their ciphertext is the GCM keystream, i.e. AES-CTR starting at J0 + 1.
+Three envelopes carry the same ciphered content ``SC | IC(4) | body | tag(12)``:
+- general-glo/ded-ciphering (0xDB/0xDC): ``tag | system-title | content``;
+- general-ciphering (0xDD): transaction id, originator and recipient system titles, date-time,
+  other information and an optional key-info before the content;
+- service-specific ciphering (glo-get-response 0xCC, ded-set-response 0xD5, ...): only
+  ``tag | content``. The sender's system title is not in the APDU; a client learns it from the
+  AARE of the association (responding-AP-title), so the caller has to pass it in.
+
+IV = system title ‖ IC. AAD = SC ‖ AK, followed by the plaintext when the APDU is only
+authenticated (security control 0x10: the body travels in clear, the 12-byte GMAC tag covers
+it). Encryption-only APDUs carry no tag: their body is the GCM keystream, i.e. AES-CTR from
+J0 + 1.
 """
 
 from __future__ import annotations
@@ -17,22 +26,56 @@ from modules.codecs.dlms.axdr import Reader, encode_length
 from modules.codecs.errors import DecryptionError, FrameError, IncompleteFrame
 
 __all__ = [
+    "GENERAL_CIPHERING",
     "GENERAL_DED_CIPHERING",
     "GENERAL_GLO_CIPHERING",
     "SC_AUTHENTICATED",
     "SC_BROADCAST",
     "SC_COMPRESSED",
     "SC_ENCRYPTED",
+    "SERVICE_CIPHERING",
     "TAG_BYTES",
     "Ciphered",
+    "GeneralHeader",
     "cipher",
     "decipher",
     "encode_general_ciphering",
+    "encode_general_ciphering_full",
+    "encode_service_ciphering",
+    "parse_ciphered",
     "parse_general_ciphering",
 ]
 
 GENERAL_GLO_CIPHERING = 0xDB
 GENERAL_DED_CIPHERING = 0xDC
+GENERAL_CIPHERING = 0xDD
+# Service-specific ciphered APDUs (Green Book 9.5, the xDLMS APDU tags): name and the tag the
+# deciphered APDU must carry. glo- APDUs use the global unicast key, ded- the dedicated key the
+# client sent in its AARQ; both are the ``key`` argument here.
+SERVICE_CIPHERING: dict[int, tuple[str, int]] = {
+    0xC8: ("glo-get-request", 0xC0),
+    0xC9: ("glo-set-request", 0xC1),
+    0xCA: ("glo-event-notification-request", 0xC2),
+    0xCB: ("glo-action-request", 0xC3),
+    0xCC: ("glo-get-response", 0xC4),
+    0xCD: ("glo-set-response", 0xC5),
+    0xCF: ("glo-action-response", 0xC7),
+    0xD0: ("ded-get-request", 0xC0),
+    0xD1: ("ded-set-request", 0xC1),
+    0xD2: ("ded-event-notification-request", 0xC2),
+    0xD3: ("ded-action-request", 0xC3),
+    0xD4: ("ded-get-response", 0xC4),
+    0xD5: ("ded-set-response", 0xC5),
+    0xD7: ("ded-action-response", 0xC7),
+}
+_ENVELOPE_NAMES = {
+    GENERAL_GLO_CIPHERING: "general-glo-ciphering",
+    GENERAL_DED_CIPHERING: "general-ded-ciphering",
+    GENERAL_CIPHERING: "general-ciphering",
+}
+# general-ciphering key-info choices (Green Book 9.5, Key-Info): which key ciphered the content.
+_KEY_INFO = {0: "identified-key", 1: "wrapped-key", 2: "agreed-key"}
+_IDENTIFIED_KEYS = {0: "global-unicast-encryption-key", 1: "global-broadcast-encryption-key"}
 SC_AUTHENTICATED = 0x10
 SC_ENCRYPTED = 0x20
 SC_BROADCAST = 0x40
@@ -44,15 +87,52 @@ _J0_PLUS_ONE = b"\x00\x00\x00\x02"  # GCM with a 96-bit IV: J0 = IV ‖ 0^31 ‖
 
 
 @dataclass(frozen=True, slots=True)
+class GeneralHeader:
+    """The fields general-ciphering (0xDD) puts before its ciphered content."""
+
+    transaction_id: bytes
+    recipient_system_title: bytes
+    date_time: bytes
+    other_information: bytes
+    key_info: str | None  # None: absent, the key is known from the context
+    key_id: int | None  # identified-key: 0 global unicast, 1 global broadcast
+
+    def aad(self, originator: bytes) -> bytes:
+        """What suites 1 and 2 add to the AAD after SC ‖ AK (each field length-prefixed)."""
+        fields = (
+            self.transaction_id,
+            originator,
+            self.recipient_system_title,
+            self.date_time,
+            self.other_information,
+        )
+        return b"".join(encode_length(len(f)) + f for f in fields)
+
+
+@dataclass(frozen=True, slots=True)
 class Ciphered:
-    """A general-glo/ded-ciphering APDU, before deciphering."""
+    """A ciphered APDU (any of the three envelopes), before deciphering."""
 
     tag: int
-    system_title: bytes
+    system_title: bytes | None  # None: a service-specific APDU whose sender is not known yet
     security_control: int
     invocation_counter: int
     payload: bytes  # ciphertext (or plaintext when only authenticated), without the tag
     auth_tag: bytes | None
+    general: GeneralHeader | None = None
+
+    @property
+    def name(self) -> str:
+        """The APDU's name in the Green Book (general-glo-ciphering, glo-get-response, ...)."""
+        if self.tag in SERVICE_CIPHERING:
+            return SERVICE_CIPHERING[self.tag][0]
+        return _ENVELOPE_NAMES[self.tag]
+
+    @property
+    def plain_tag(self) -> int | None:
+        """The tag the deciphered APDU must start with (service-specific APDUs only)."""
+        known = SERVICE_CIPHERING.get(self.tag)
+        return known[1] if known else None
 
     @property
     def authenticated(self) -> bool:
@@ -67,16 +147,16 @@ class Ciphered:
     @property
     def manufacturer_code(self) -> str | None:
         """The FLAG manufacturer id that starts a system title (KAM, KFM, ISK, LGZ...)."""
+        if self.system_title is None:
+            return None
         prefix = self.system_title[:3]
         return prefix.decode("ascii") if prefix.isalpha() else None
 
     def facts(self) -> dict[str, Any]:
         """Frame facts for ``Decoded.frame``."""
-        return {
-            "cipher": "general-glo-ciphering"
-            if self.tag == GENERAL_GLO_CIPHERING
-            else "general-ded-ciphering",
-            "system_title": self.system_title.hex(),
+        facts: dict[str, Any] = {
+            "cipher": self.name,
+            "system_title": None if self.system_title is None else self.system_title.hex(),
             "security_control": f"0x{self.security_control:02x}",
             "security_suite": self.security_control & 0x0F,
             "authenticated": self.authenticated,
@@ -85,18 +165,51 @@ class Ciphered:
             "frame_counter": self.invocation_counter,
             "invocation_counter": f"{self.invocation_counter:08x}",
         }
+        if self.general is not None:
+            facts["general_ciphering"] = {
+                "transaction_id": self.general.transaction_id.hex(),
+                "recipient_system_title": self.general.recipient_system_title.hex(),
+                "date_time": self.general.date_time.hex(),
+                "other_information": self.general.other_information.hex(),
+                "key_info": self.general.key_info,
+                "key_id": None
+                if self.general.key_id is None
+                else _IDENTIFIED_KEYS.get(self.general.key_id, self.general.key_id),
+            }
+        return facts
 
 
 def parse_general_ciphering(data: bytes, start: int = 0) -> tuple[Ciphered, int]:
     """(the ciphering APDU at ``start``, its size) for tags 0xDB and 0xDC."""
+    tag = data[start] if start < len(data) else None
+    if tag not in (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING):
+        what = "nothing" if tag is None else f"0x{tag:02x}"
+        raise FrameError(f"{what} is not a general ciphering tag", offset=start)
+    return parse_ciphered(data, start)
+
+
+def parse_ciphered(
+    data: bytes, start: int = 0, *, system_title: bytes | None = None
+) -> tuple[Ciphered, int]:
+    """(the ciphered APDU at ``start``, its size) for 0xDB, 0xDC, 0xDD and the glo-/ded- tags.
+
+    ``system_title`` is the sender's, for the service-specific APDUs that do not carry it.
+    """
     reader = Reader(data, start)
     tag = reader.byte("ciphering tag")
-    if tag not in (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING):
-        raise FrameError(f"0x{tag:02x} is not a general ciphering tag", offset=start)
-    title_length = reader.length("system title length")
-    if title_length != SYSTEM_TITLE_BYTES:
-        raise FrameError(f"system title is {title_length} bytes, not 8", offset=reader.pos - 1)
-    system_title = reader.take(title_length, "system title")
+    general: GeneralHeader | None = None
+    if tag in (GENERAL_GLO_CIPHERING, GENERAL_DED_CIPHERING):
+        system_title = _system_title(reader, "system title")
+    elif tag == GENERAL_CIPHERING:
+        transaction_id = reader.take(reader.length("transaction-id length"), "transaction-id")
+        system_title = _system_title(reader, "originator-system-title")
+        recipient = reader.take(reader.length("recipient-system-title length"), "recipient")
+        date_time = reader.take(reader.length("date-time length"), "date-time")
+        other = reader.take(reader.length("other-information length"), "other-information")
+        key_info, key_id = _key_info(reader)
+        general = GeneralHeader(transaction_id, recipient, date_time, other, key_info, key_id)
+    elif tag not in SERVICE_CIPHERING:
+        raise FrameError(f"0x{tag:02x} is not a ciphered APDU tag", offset=start)
     content_length = reader.length("ciphered content length")
     content_start = reader.pos
     content = reader.take(content_length, "ciphered content")
@@ -128,8 +241,34 @@ def parse_general_ciphering(data: bytes, start: int = 0) -> tuple[Ciphered, int]
         int.from_bytes(content[1:5], "big"),
         body,
         auth_tag,
+        general,
     )
     return ciphered, reader.pos - start
+
+
+def _system_title(reader: Reader, what: str) -> bytes:
+    length = reader.length(f"{what} length")
+    if length != SYSTEM_TITLE_BYTES:
+        raise FrameError(f"{what} is {length} bytes, not 8", offset=reader.base + reader.pos - 1)
+    return reader.take(length, what)
+
+
+def _key_info(reader: Reader) -> tuple[str | None, int | None]:
+    if reader.byte("key-info present") == 0:
+        return None, None
+    at = reader.pos
+    choice = reader.byte("key-info choice")
+    if choice == 0:
+        return _KEY_INFO[0], reader.byte("key-id")
+    if choice == 1:
+        reader.byte("kek-id")
+        reader.take(reader.length("key-ciphered-data length"), "key-ciphered-data")
+        return _KEY_INFO[1], None
+    if choice == 2:
+        reader.take(reader.length("key-parameters length"), "key-parameters")
+        reader.take(reader.length("key-ciphered-data length"), "key-ciphered-data")
+        return _KEY_INFO[2], None
+    raise FrameError(f"key-info choice {choice} is not known (0, 1 or 2)", offset=at)
 
 
 def _check_key(key: bytes, what: str) -> None:
@@ -154,7 +293,14 @@ def decipher(
     ciphered: Ciphered, *, key: bytes | None, auth_key: bytes | None
 ) -> tuple[bytes, bool]:
     """(plaintext APDU, whether the tag was verified); raises DecryptionError."""
-    iv = _iv(ciphered.system_title, ciphered.invocation_counter)
+    general = ciphered.general
+    if general is not None and general.key_info in ("wrapped-key", "agreed-key"):
+        raise DecryptionError(
+            f"general-ciphering with a {general.key_info}: the content key travels in the APDU, "
+            "wrapped with the master key or agreed by ECDH; only identified keys (--key) are "
+            "supported",
+            code="unsupported",
+        )
     sc = bytes([ciphered.security_control])
     if ciphered.encrypted and key is None:
         raise DecryptionError(
@@ -165,28 +311,42 @@ def decipher(
         _check_key(key, "encryption key")
     if auth_key is not None:
         _check_key(auth_key, "authentication key")
-    if ciphered.auth_tag is None or auth_key is None or key is None:
-        if not ciphered.encrypted:
-            return ciphered.payload, False
-        assert key is not None
+    verify = ciphered.auth_tag is not None and auth_key is not None and key is not None
+    if not ciphered.encrypted and not verify:
+        return ciphered.payload, False
+    if ciphered.system_title is None:
+        raise DecryptionError(
+            f"{ciphered.name} does not carry the sender's system title, which the IV needs; "
+            "it comes from the AARE of the association (responding-AP-title) and none was seen",
+            code="no_system_title",
+        )
+    assert key is not None
+    iv = _iv(ciphered.system_title, ciphered.invocation_counter)
+    if not verify:
         return _ctr(key, iv, ciphered.payload), False
+    assert auth_key is not None and ciphered.auth_tag is not None
+    aad = sc + auth_key
+    if general is not None and ciphered.security_control & 0x0F:
+        aad += general.aad(ciphered.system_title)
+    engine = Cipher(
+        algorithms.AES(key), modes.GCM(iv, ciphered.auth_tag, min_tag_length=TAG_BYTES)
+    ).decryptor()
     if ciphered.encrypted:
-        aad = sc + auth_key
-        engine = Cipher(
-            algorithms.AES(key), modes.GCM(iv, ciphered.auth_tag, min_tag_length=TAG_BYTES)
-        ).decryptor()
         engine.authenticate_additional_data(aad)
         plaintext = engine.update(ciphered.payload)
     else:
-        aad = sc + auth_key + ciphered.payload
-        engine = Cipher(
-            algorithms.AES(key), modes.GCM(iv, ciphered.auth_tag, min_tag_length=TAG_BYTES)
-        ).decryptor()
-        engine.authenticate_additional_data(aad)
+        engine.authenticate_additional_data(aad + ciphered.payload)
         plaintext = ciphered.payload
     try:
         engine.finalize()
     except InvalidTag:
+        if not ciphered.encrypted:
+            raise DecryptionError(
+                f"the GMAC tag of the authenticated-only {ciphered.name} does not match: wrong "
+                "authentication key (the tag also depends on the encryption key), or the clear "
+                "body was altered",
+                code="bad_tag",
+            ) from None
         raise DecryptionError(
             "authentication tag does not match: wrong encryption or authentication key, "
             "or the frame was altered",
@@ -203,8 +363,13 @@ def cipher(
     security_control: int,
     key: bytes,
     auth_key: bytes | None = None,
+    aad_extra: bytes = b"",
 ) -> bytes:
-    """``SC | IC | ciphertext | tag``: the ciphered content for a given security control."""
+    """``SC | IC | ciphertext | tag``: the ciphered content for a given security control.
+
+    ``aad_extra`` is what general-ciphering adds to the AAD in suites 1 and 2
+    (``GeneralHeader.aad``).
+    """
     _check_key(key, "encryption key")
     if len(system_title) != SYSTEM_TITLE_BYTES:
         raise ValueError("a system title is 8 bytes")
@@ -217,7 +382,7 @@ def cipher(
         raise ValueError("an authenticated APDU needs the authentication key")
     _check_key(auth_key, "authentication key")
     engine = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
-    aad = bytes([security_control]) + auth_key
+    aad = bytes([security_control]) + auth_key + aad_extra
     if encrypted:
         engine.authenticate_additional_data(aad)
         body = engine.update(plaintext)
@@ -233,3 +398,35 @@ def encode_general_ciphering(
 ) -> bytes:
     """``DB|DC 08 system-title length content`` around ciphered content from ``cipher``."""
     return bytes([tag, SYSTEM_TITLE_BYTES]) + system_title + encode_length(len(content)) + content
+
+
+def encode_general_ciphering_full(
+    content: bytes,
+    *,
+    originator: bytes,
+    header: GeneralHeader,
+) -> bytes:
+    """A general-ciphering (0xDD) APDU around ciphered content from ``cipher``."""
+    out = bytes([GENERAL_CIPHERING])
+    for value in (
+        header.transaction_id,
+        originator,
+        header.recipient_system_title,
+        header.date_time,
+        header.other_information,
+    ):
+        out += encode_length(len(value)) + value
+    if header.key_info is None:
+        out += b"\x00"
+    elif header.key_info == _KEY_INFO[0]:
+        out += bytes([1, 0, header.key_id or 0])
+    else:
+        raise ValueError("only absent or identified key-info is encoded")
+    return out + encode_length(len(content)) + content
+
+
+def encode_service_ciphering(content: bytes, *, tag: int) -> bytes:
+    """A service-specific ciphered APDU (glo-get-response, ...): ``tag | length | content``."""
+    if tag not in SERVICE_CIPHERING:
+        raise ValueError(f"0x{tag:02x} is not a service-specific ciphering tag")
+    return bytes([tag]) + encode_length(len(content)) + content
