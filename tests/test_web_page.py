@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import json
 import math
+import re
 import shutil
 import subprocess
 import time
@@ -48,6 +49,8 @@ CHROMIUM_FLAGS = (
 STARTUP_TIMEOUT_S = 20.0
 # The datasheet's auto-scroll period plus slack for a loaded CI machine.
 SCROLL_WAIT_S = 13.0
+# Chromium's virtual 5 s take a second or two of real time; a busy machine takes longer.
+SETTLE_TIMEOUT_S = 45.0
 
 pytestmark = [
     pytest.mark.browser,
@@ -327,3 +330,49 @@ async def test_page_shows_live_values_and_scrolls_the_display(tmp_path: Path) ->
             icon = await page.evaluate("document.querySelector('link[rel=icon]').href")
             assert icon.startswith("data:image/svg+xml")
             assert page.exceptions == []
+
+
+async def test_a_snapshot_page_settles_for_a_headless_screenshot(tmp_path: Path) -> None:
+    """`?live=0`: Chromium's own `--virtual-time-budget` (which waits for every request to end)
+    finishes and the DOM it dumps holds the meter's values; the live page's stream never ends."""
+    assert CHROMIUM is not None
+    port = free_port()
+    config = _config(tmp_path, port)
+    with process_gateway(config, log=tmp_path / "gateway.log"):
+        await asyncio.to_thread(wait_for_port, port, STARTUP_TIMEOUT_S)
+        async with aiohttp.ClientSession() as http:  # the sim's first sample is in
+            url = f"http://127.0.0.1:{port}/api/v1/meters/main/registers"
+
+            async def has_registers() -> bool:
+                async with http.get(url) as response:
+                    return bool((await response.json())["registers"])
+
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while not await has_registers():
+                assert time.monotonic() < deadline, "no registers from the sim"
+                await asyncio.sleep(0.2)
+        flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--remote-debugging")]
+        process = await asyncio.create_subprocess_exec(
+            CHROMIUM,
+            *flags,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            f"http://127.0.0.1:{port}/?live=0",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            async with asyncio.timeout(SETTLE_TIMEOUT_S):
+                dom, _ = await process.communicate()
+        except TimeoutError:
+            pytest.fail(f"the ?live=0 page did not settle within {SETTLE_TIMEOUT_S} s")
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    html = dom.decode()
+    assert 'data-ready="1"' in html, "the page finished loading"
+    assert ">snapshot<" in html
+    volts = re.search(r'data-obis="1-0:32\.7\.0".*?class="v[^"]*">([^<]+)<', html, re.S)
+    assert volts is not None and 200 < float(volts.group(1)) < 260, html[:2000]

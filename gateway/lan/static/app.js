@@ -1,5 +1,5 @@
-// meter-gateway page: live values over server-sent events, hand-drawn SVG charts and the 382L
-// display. Plain ES2020, no dependencies, no build step. MIT, like the rest of meter-gateway.
+// meter-gateway page: live values over server-sent events (or one snapshot with ?live=0),
+// hand-drawn SVG charts and the 382L display. Plain ES2020, no dependencies, no build step. MIT, like the rest of meter-gateway.
 "use strict";
 
 const API = "/api/v1";
@@ -268,6 +268,18 @@ function connect() {
   source.addEventListener("health", (message) => renderModules(JSON.parse(message.data)));
 }
 
+// ?live=0: one reading and no stream. An open event stream is a request that never ends, so a
+// headless browser waiting for the network to go quiet (a screenshot, an e-paper kiosk) would
+// wait forever; this page settles.
+async function loadSnapshot() {
+  const data = await getJSON(`${API}/meters/${encodeURIComponent(page.meter)}/registers`);
+  applyRegisters(data.registers, { flash: false });
+  const conn = $("#conn");
+  conn.textContent = "snapshot";
+  conn.className = "pill";
+  lcdTick();
+}
+
 // ---------------------------------------------------------------------------------------------
 // events and modules
 
@@ -526,7 +538,8 @@ async function main() {
   $("#breaker-form").addEventListener("submit", (event) => pressBreakerButton(event).catch((error) => {
     $("#breaker-result").textContent = `error: ${error.message}`;
   }));
-  connect();
+  if (params.get("live") === "0") await loadSnapshot();
+  else connect();
   setInterval(lcdTick, 250);
   renderModules((await getJSON(`${API}/health`)).modules);
   await Promise.all([loadToday(), drawWeek(), loadEvents(), loadBreaker()]);
