@@ -98,6 +98,7 @@ from modules.codecs.zwave.meter import (
     MeterSupportedGet,
     MeterSupportedReport,
 )
+from modules.codecs.zwave.security import s0, s2
 from modules.codecs.zwave.serial import parse_frame
 
 u8 = st.integers(0, 0xFF)
@@ -256,6 +257,60 @@ CC_STRATEGIES: dict[type[CcCommand], st.SearchStrategy[Any]] = {
         st.booleans(),
     ),
     MeterReset: meter_resets(),
+    s2.NonceGet: st.builds(s2.NonceGet, u8),
+    s2.NonceReport: st.one_of(
+        st.builds(
+            s2.NonceReport, u8, st.just(True), st.booleans(), st.binary(min_size=16, max_size=16)
+        ),
+        st.builds(s2.NonceReport, u8, st.just(False), st.booleans(), st.just(b"")),
+    ),
+    s2.MessageEncapsulation: st.builds(
+        s2.MessageEncapsulation,
+        u8,
+        st.lists(
+            st.builds(s2.Extension, st.integers(0, 0x3F), st.binary(max_size=20), st.booleans()),
+            max_size=3,
+        ).map(tuple),
+        st.binary(min_size=8, max_size=40),
+        st.booleans(),
+    ),
+    s2.KexGet: st.just(s2.KexGet()),
+    s2.KexReport: st.builds(s2.KexReport, u8, st.booleans(), st.booleans(), u8, u8),
+    s2.KexSet: st.builds(s2.KexSet, u8, st.booleans(), st.booleans(), u8, u8),
+    s2.KexFail: st.builds(s2.KexFail, u8),
+    s2.PublicKeyReport: st.builds(
+        s2.PublicKeyReport, st.binary(min_size=32, max_size=32), st.booleans()
+    ),
+    s2.NetworkKeyGet: st.builds(s2.NetworkKeyGet, u8),
+    s2.NetworkKeyReport: st.builds(s2.NetworkKeyReport, u8, st.binary(min_size=16, max_size=16)),
+    s2.NetworkKeyVerify: st.just(s2.NetworkKeyVerify()),
+    s2.TransferEnd: st.builds(s2.TransferEnd, st.booleans(), st.booleans()),
+    s2.S2CommandsSupportedGet: st.just(s2.S2CommandsSupportedGet()),
+    s2.S2CommandsSupportedReport: st.builds(s2.S2CommandsSupportedReport, cc_lists),
+    s0.S0CommandsSupportedGet: st.just(s0.S0CommandsSupportedGet()),
+    s0.S0CommandsSupportedReport: st.builds(s0.S0CommandsSupportedReport, cc_lists, cc_lists, u8),
+    s0.S0SchemeGet: st.builds(s0.S0SchemeGet, u8),
+    s0.S0SchemeReport: st.builds(s0.S0SchemeReport, u8),
+    s0.S0SchemeInherit: st.builds(s0.S0SchemeInherit, u8),
+    s0.S0NetworkKeySet: st.builds(s0.S0NetworkKeySet, st.binary(min_size=16, max_size=16)),
+    s0.S0NetworkKeyVerify: st.just(s0.S0NetworkKeyVerify()),
+    s0.S0NonceGet: st.just(s0.S0NonceGet()),
+    s0.S0NonceReport: st.builds(s0.S0NonceReport, st.binary(min_size=8, max_size=8)),
+    s0.S0MessageEncapsulation: st.builds(
+        s0.S0MessageEncapsulation,
+        st.binary(min_size=8, max_size=8),
+        st.binary(max_size=30),
+        u8,
+        st.binary(min_size=8, max_size=8),
+    ),
+    s0.COMMANDS[0x98, 0xC1]: st.builds(
+        s0.S0MessageEncapsulation,
+        st.binary(min_size=8, max_size=8),
+        st.binary(max_size=30),
+        u8,
+        st.binary(min_size=8, max_size=8),
+        st.just(True),
+    ),
 }
 
 

@@ -68,6 +68,8 @@ from modules.codecs.zwave.cc.base import (
 )
 from modules.codecs.zwave.cc.multichannel import MultiChannelCmdEncap
 from modules.codecs.zwave.meter import MeterReport, report_record
+from modules.codecs.zwave.security import s0 as zwave_s0
+from modules.codecs.zwave.security import s2 as zwave_s2
 from modules.codecs.zwave.serial import SOF, ControlByte, DataFrame, FrameType, parse_frame
 
 __all__ = [
@@ -86,6 +88,8 @@ COMMANDS: dict[tuple[int, int], type[CcCommand]] = {
     **zwave_cc_association.COMMANDS,
     **zwave_cc_multichannel.COMMANDS,
     **zwave_meter.COMMANDS,
+    **zwave_s2.COMMANDS,
+    **zwave_s0.COMMANDS,
 }
 
 _Message = type[SerialMessage]
