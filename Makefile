@@ -43,10 +43,12 @@ fuzz: $(VENV)/.installed-test
 	@$(BIN)/python -m pip install --quiet 'atheris>=2.3' || echo "atheris does not install here: the fallback mutation fuzzer runs (not coverage-guided)"
 	$(BIN)/python -m tests.faults.fuzzing --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
-# Public contracts (HTTP responses, live-stream messages, command arguments) are pinned as JSON
-# schemas under tests/contracts/; after a deliberate change, rewrite them and commit the diff.
+# Public contracts (HTTP responses, live-stream messages, MQTT payloads, command arguments and
+# results) are pinned as JSON schemas under tests/contracts/, and the README's command list is
+# generated from the command table; after a deliberate change, rewrite both and commit the diff.
 contracts: $(VENV)/.installed-test
 	$(BIN)/python -m tests.test_contracts --write
+	$(BIN)/python -m gateway.commands --write README.md
 
 # A real Home Assistant Core (HA_VERSION, default in acceptance/setup-home-assistant) in a
 # Debian trixie chroot under .acceptance/ (it needs Python 3.13), two gateways and three sim

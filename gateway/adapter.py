@@ -16,15 +16,18 @@ from typing import Any, ClassVar, Protocol
 
 from gateway.config import ModuleConfig, Settings
 from gateway.engine import Register
+from gateway.engine.commands import CommandSpec
 from gateway.model import Command, Event, Sample, utc_now
 
 __all__ = ["Adapter", "Hub", "ModuleContext", "ModuleHealth"]
 
 
 class Adapter(Protocol):
-    """What the registry's adapter classes provide."""
+    """What the registry's adapter classes provide: a config Struct and the commands the module
+    takes (rows of the command table, ``gateway.commands``; empty for most)."""
 
     Config: ClassVar[type[ModuleConfig]]
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]]
 
     def __init__(self, config: Any) -> None: ...
 

@@ -27,7 +27,7 @@ from gateway.adapter import Adapter, ModuleContext, ModuleHealth
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, Settings
 from gateway.engine import Action, MeterEngine, Register, Update
-from gateway.engine.commands import COMMANDS, parse_args, sender_of
+from gateway.engine.commands import COMMANDS, CommandSpec, Queued, as_mapping, parse_args, sender_of
 from gateway.errors import (
     AdapterError,
     CommandError,
@@ -249,7 +249,7 @@ class Gateway:
         """Carry out a command or raise CommandError saying why not; nothing changes then."""
         if command.meter not in self.engines and command.meter != self.settings.gateway.name:
             raise CommandError("unknown_meter", f"no meter {command.meter!r}")
-        spec = COMMANDS.get(command.name)
+        spec = self.command_spec(command.name)
         if spec is not None:
             # The table decides who may send it and what its arguments are, for every channel.
             sender = sender_of(command.source)
@@ -280,12 +280,25 @@ class Gateway:
         """Names of the commands that can be executed."""
         return tuple(sorted({*self._command_handlers, *self._module_commands()}))
 
+    def command_spec(self, name: str) -> CommandSpec | None:
+        """The command table's row for ``name``: the engine's, or that of a configured module's
+        type (the others are not imported: ``gateway.commands.table`` has them all)."""
+        spec = COMMANDS.get(name)
+        if spec is not None:
+            return spec
+        for module, _task in self._modules.values():
+            adapter: type[Adapter] = registry.adapter_class(module.type)
+            for candidate in adapter.COMMANDS:
+                if candidate.name == name:
+                    return candidate
+        return None
+
     def _module_commands(self) -> dict[str, list[str]]:
         """Commands that running modules take (an adapter's ``COMMANDS``) -> module names."""
         routes: dict[str, list[str]] = {}
         for name, (module, _task) in self._modules.items():
-            for command in getattr(registry.adapter_class(module.type), "COMMANDS", ()):
-                routes.setdefault(command, []).append(name)
+            for spec in registry.adapter_class(module.type).COMMANDS:
+                routes.setdefault(spec.name, []).append(name)
         return routes
 
     async def _module_command(self, command: Command) -> Mapping[str, Any]:
@@ -297,7 +310,7 @@ class Gateway:
                 continue
             if context is not None and context.meter in (None, command.meter):
                 context.commands.put_nowait(command)
-                return {"queued": True, "module": name}
+                return as_mapping(Queued(queued=True, module=name))
         raise CommandError(
             "no_module", f"no running module takes {command.name!r} for meter {command.meter!r}"
         )

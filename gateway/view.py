@@ -26,6 +26,7 @@ from gateway import obis
 from gateway.adapter import ModuleHealth
 from gateway.config import Settings
 from gateway.engine import BillingRecord, ProfileRow, Register, Update
+from gateway.engine.commands import CommandSpec
 from gateway.engine.display import Display
 from gateway.engine.settings import EngineSettings
 from gateway.engine.state import EngineState
@@ -177,6 +178,10 @@ class GatewayView(Protocol):
     @property
     def commands(self) -> tuple[str, ...]:
         """Names of the commands that can be executed now."""
+        ...
+
+    def command_spec(self, name: str) -> CommandSpec | None:
+        """The command table's row for ``name`` (who may send it, its arguments), if any."""
         ...
 
     def registers(self, meter: str) -> Mapping[str, Register]:

@@ -10,6 +10,8 @@ import pytest
 
 from gateway import config, registry
 from gateway.app import Gateway
+from gateway.commands import table as command_table
+from gateway.engine.commands import CommandSpec, parse_args
 from gateway.errors import CommandError
 from gateway.model import Command
 
@@ -49,3 +51,23 @@ async def test_module_command_reaches_the_module_of_that_meter(tmp_path: Path) -
     finally:
         gateway.request_stop()
         await asyncio.wait_for(task, 10)
+
+
+def test_every_module_type_declares_its_commands_as_rows_of_the_one_table() -> None:
+    table = command_table()
+    for kind in registry.ADAPTERS:
+        declared = registry.adapter_class(kind).COMMANDS
+        assert isinstance(declared, tuple), kind
+        for spec in declared:
+            assert isinstance(spec, CommandSpec), (kind, spec)
+            assert table[spec.name] is spec, f"{kind}'s {spec.name} is not in the table"
+    assert {"set_total", "learn_mode", "exclude", "top_up", "echo_back"} <= set(table)
+
+
+def test_module_command_arguments_are_checked_by_the_table_naming_the_field() -> None:
+    table = command_table()
+    with pytest.raises(CommandError, match=r"set_total: .*`args\.kwh`"):
+        parse_args(table["set_total"], {"kwh": "lots"})
+    with pytest.raises(CommandError, match=r"unknown field `colour`"):
+        parse_args(table["learn_mode"], {"colour": "blue"})
+    assert parse_args(table["set_total"], {"kwh": "12.5", "module": "s0a"}).module == "s0a"

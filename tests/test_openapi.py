@@ -17,8 +17,8 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
 from gateway import __version__
+from gateway.commands import table as command_table
 from gateway.contracts import encode, schema_of
-from gateway.engine.commands import COMMANDS
 from gateway.lan import openapi
 from gateway.lan.api import Api
 from gateway.model import Event, utc_now
@@ -73,14 +73,21 @@ def test_every_command_of_the_table_the_api_may_send_is_documented_with_its_argu
         for path, methods in DOCUMENT["paths"].items()
         if path.startswith("/api/v1/meters/{meter}/commands/")
     }
-    assert set(documented) == {name for name, spec in COMMANDS.items() if "http" in spec.senders}
-    assert "button" in documented and "resend_discovery" in documented
+    table = command_table()
+    assert set(documented) == {name for name, spec in table.items() if "http" in spec.senders}
+    assert {"button", "resend_discovery", "set_total", "learn_mode"} <= set(documented)
     for name, operation in documented.items():
         body = resolve(operation["requestBody"]["content"]["application/json"]["schema"])
         assert set(body["properties"]) == {"args", "id"}
         args = body["properties"]["args"]["anyOf"][0]
-        expected = schema_of(COMMANDS[name].args)
+        expected = schema_of(table[name].args)
         assert resolve(args) == expected["$defs"][expected["$ref"].rsplit("/", 1)[1]]
+        answer = resolve(operation["responses"]["200"]["content"]["application/json"]["schema"])
+        expected = schema_of(table[name].result)
+        assert (
+            resolve(answer["properties"]["result"])
+            == (expected["$defs"][expected["$ref"].rsplit("/", 1)[1]])
+        )
         assert operation["security"] == [{"bearer": []}]
     top_up = resolve(
         resolve(documented["top_up"]["requestBody"]["content"]["application/json"]["schema"])[

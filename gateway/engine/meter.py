@@ -246,7 +246,8 @@ class MeterEngine:
         spec = commands.COMMANDS.get(name)
         if spec is None or spec.engine is None:
             raise CommandError("unknown_command", f"no engine command {name!r}")
-        return spec.engine(self, commands.parse_args(spec, args), now)
+        update, result = spec.engine(self, commands.parse_args(spec, args), now)
+        return update, commands.as_mapping(result)
 
     COMMANDS = tuple(sorted(name for name, spec in commands.COMMANDS.items() if spec.engine))
 

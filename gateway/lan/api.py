@@ -88,7 +88,7 @@ class Api:
         return self._server.gateway
 
     def routes(self) -> list[web.RouteDef]:
-        """Every API route (``openapi.PATHS`` documents the same set; a test checks)."""
+        """Every API route (``openapi.paths()`` documents the same set; a test checks)."""
         p = API_PATH
         return [
             web.get(p, self.index),

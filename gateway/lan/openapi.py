@@ -1,9 +1,9 @@
 """The OpenAPI 3.1 description served at ``/api/v1/openapi.json``, generated.
 
 Every response schema comes from the Structs the handlers answer with (``gateway.contracts.http``)
-and every command, with its argument schema, from the command table
-(``gateway.engine.commands.COMMANDS``): a field added to a response or an argument shows here by
-itself, and ``tests/test_openapi.py`` validates the document and checks real answers against it.
+and every command, with its argument and result schemas, from the command table
+(``gateway.commands``): a field added to a response or an argument shows here by itself, and
+``tests/test_openapi.py`` validates the document and checks real answers against it.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Annotated, Any
 
 import msgspec
 
+from gateway.commands import table as command_table
 from gateway.contracts import http, schema_components
-from gateway.engine.commands import COMMANDS, CommandSpec
+from gateway.engine.commands import CommandSpec
 
-__all__ = ["API_PATH", "OPERATIONS", "PATHS", "Operation", "document", "paths"]
+__all__ = ["API_PATH", "OPERATIONS", "Operation", "document", "paths"]
 
 API_PATH = "/api/v1"
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -241,15 +242,12 @@ def command_operations(specs: Iterable[CommandSpec]) -> list[Operation]:
 
 
 def _operations() -> list[Operation]:
-    return [*OPERATIONS, *command_operations(COMMANDS.values())]
+    return [*OPERATIONS, *command_operations(command_table().values())]
 
 
 def paths() -> set[str]:
-    """Every documented path."""
+    """Every documented path (imports every module type, for their commands)."""
     return {operation.path for operation in _operations()}
-
-
-PATHS = paths()
 
 
 def document(version: str) -> http.OpenApiDocument:
@@ -257,18 +255,20 @@ def document(version: str) -> http.OpenApiDocument:
     operations = _operations()
     contracts: list[Any] = [http.ErrorResponse]
     for operation in operations:
-        if operation.response is not None:
-            contracts.append(operation.response)
         if operation.command is not None:
-            contracts.append(_request_body(operation.command))
+            contracts += [_request_body(operation.command), _response(operation.command)]
+        elif operation.response is not None:
+            contracts.append(operation.response)
     schemas, components = schema_components(contracts)
     by_contract = dict(zip(contracts, schemas, strict=True))
     built: dict[str, dict[str, Any]] = {}
     for operation in operations:
-        body = None
+        body = schema = None
         if operation.command is not None:
             body = by_contract[_request_body(operation.command)]
-        schema = by_contract.get(operation.response) if operation.response else None
+            schema = by_contract[_response(operation.command)]
+        elif operation.response is not None:
+            schema = by_contract[operation.response]
         built.setdefault(operation.path, {})[operation.method] = _operation(operation, schema, body)
     return http.OpenApiDocument(
         openapi="3.1.0",
@@ -312,8 +312,35 @@ def _request_body(spec: CommandSpec) -> type[msgspec.Struct]:
             forbid_unknown_fields=True,
             module=__name__,
         )
+        body.__doc__ = f"``{name}``: its arguments and an optional id echoed in the answer."
         _BODIES[name] = body
     return body
+
+
+_RESPONSES: dict[str, type[msgspec.Struct]] = {}
+
+
+def _response(spec: CommandSpec) -> type[msgspec.Struct]:
+    """``CommandResponse`` with the command's own result type (named after the command)."""
+    response = _RESPONSES.get(spec.name)
+    if response is None:
+        title = "".join(part.title() for part in spec.name.split("_")) + "Response"
+        response = msgspec.defstruct(
+            title,
+            [
+                (field.name, field.type)
+                for field in msgspec.structs.fields(http.CommandResponse)
+                if field.name != "result"
+            ]
+            + [("result", spec.result)],
+            bases=None,
+            frozen=True,
+            kw_only=True,
+            module=__name__,
+        )
+        response.__doc__ = f"``{spec.name}`` carried out, with its result."
+        _RESPONSES[spec.name] = response
+    return response
 
 
 def _operation(

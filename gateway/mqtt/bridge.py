@@ -38,7 +38,6 @@ from aiomqtt.exceptions import MqttConnectError
 from gateway.backoff import Backoff
 from gateway.config import MqttSection, read_secret
 from gateway.engine import Register, Update
-from gateway.engine.commands import COMMANDS
 from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import CommandError, GatewayError
 from gateway.model import Command, Event
@@ -569,7 +568,7 @@ class MqttBridge:
         """Refuse an unsigned command that would change something, unless opted in."""
         if self.config.unsigned_commands or name not in self._gateway.commands:
             return  # an unknown name gets its own answer from execute()
-        spec = COMMANDS.get(name)
+        spec = self._gateway.command_spec(name)
         if spec is not None and not spec.changes_state:
             return
         raise CommandError(

@@ -13,8 +13,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from gateway.adapter import ModuleContext
+from gateway.engine.commands import CommandSpec
 from gateway.errors import ConnectionLost, TransportError
 from gateway.model import utc_now
 from gateway.transport import SerialSettings, open_link
@@ -48,6 +50,7 @@ class MbusAdapter:
     """Reads the meters on one wired M-Bus into their gateway meters."""
 
     Config = MbusConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: MbusConfig) -> None:
         self.config = config

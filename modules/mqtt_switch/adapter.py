@@ -15,6 +15,7 @@ import json
 import logging
 import ssl
 import time
+from typing import ClassVar
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -22,6 +23,7 @@ from aiomqtt.exceptions import MqttConnectError
 from gateway.adapter import ModuleContext
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, MqttSection
+from gateway.engine.commands import CommandSpec
 from gateway.errors import FatalAdapterError, GatewayError
 from gateway.mqtt.client import (
     CONNECT_TIMEOUT_S,
@@ -105,6 +107,7 @@ class MqttSwitchAdapter:
     """Switches the breaker through a smart switch and reports what the switch says."""
 
     Config = MqttSwitchConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: MqttSwitchConfig) -> None:
         self.config = config

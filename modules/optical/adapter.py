@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gateway.adapter import ModuleContext
+from gateway.engine.commands import CommandSpec
 from gateway.transport import open_link
 from modules.sessions import SerialLinkConfig, run_session
 
@@ -21,6 +24,7 @@ class OpticalAdapter:
     """Polls a meter through an IR head; the head's echo of every request is skipped."""
 
     Config = OpticalConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: OpticalConfig) -> None:
         self.config = config

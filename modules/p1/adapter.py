@@ -8,8 +8,10 @@ the stream, decodes them in the sans-IO codecs and hands OBIS readings to the me
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 from gateway.adapter import ModuleContext
+from gateway.engine.commands import CommandSpec
 from gateway.errors import ConfigError, FatalAdapterError
 from gateway.transport import open_link
 from modules.codecs.dsmr.stream import P1Splitter
@@ -27,6 +29,7 @@ class P1Adapter:
     """Reads one meter's P1 (DSMR) or HAN (DLMS push) port."""
 
     Config = P1Config
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: P1Config) -> None:
         self.config = config

@@ -13,12 +13,13 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
 from gateway.adapter import ModuleContext
 from gateway.config import ModuleConfig
+from gateway.engine.commands import CommandSpec
 from gateway.errors import CommandError, ConnectionLost
 from gateway.model import Command
 from modules.relay.feedback import Position, check_wiring, desired_position, report, target_of
@@ -64,6 +65,7 @@ class RelayAdapter:
     """Drives the relay to where the breaker should be and reports where it is."""
 
     Config = RelayConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: RelayConfig) -> None:
         self.config = config

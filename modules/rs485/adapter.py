@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from gateway.adapter import ModuleContext
+from gateway.engine.commands import CommandSpec
 from gateway.transport import SerialSettings, open_link
 from modules.sessions import SerialLinkConfig, run_session
 
@@ -27,6 +29,7 @@ class Rs485Adapter:
     """Polls a meter over a serial data module with the configured protocol's session."""
 
     Config = Rs485Config
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: Rs485Config) -> None:
         self.config = config

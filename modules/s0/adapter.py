@@ -18,6 +18,7 @@ import msgspec
 from gateway.adapter import ModuleContext
 from gateway.config import ModuleConfig
 from gateway.engine import Register
+from gateway.engine.commands import REMOTE, CommandSpec, ModuleArgs, Queued
 from gateway.model import Command, Reading, Sample, utc_now
 from modules.s0 import gpio
 from modules.s0.pulses import (
@@ -88,11 +89,31 @@ class S0Config(ModuleConfig, frozen=True, kw_only=True):
         return self.imax_a * self.voltage_v * VOLTAGE_TOLERANCE * self.phases
 
 
+class SetTotalArgs(ModuleArgs, frozen=True):
+    """``set_total``: make a total match the meter's display (kWh, exact)."""
+
+    kwh: Decimal
+    # import or export, or its energy register; default: the first configured direction
+    register: Literal["import", "export", "1-0:1.8.0", "1-0:2.8.0"] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.kwh.is_finite() or self.kwh < 0:
+            raise ValueError("`kwh` must be a non-negative decimal number")
+
+
 class S0Adapter:
     """Counts S0 pulses from a GPIO line into the meter's A+ (or A-) register."""
 
     Config = S0Config
-    COMMANDS: ClassVar[tuple[str, ...]] = ("set_total",)
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = (
+        CommandSpec(
+            "set_total",
+            "Set an S0 meter's total to what its display shows.",
+            REMOTE,
+            SetTotalArgs,
+            Queued,
+        ),
+    )
 
     def __init__(self, config: S0Config) -> None:
         self.config = config

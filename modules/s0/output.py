@@ -12,12 +12,13 @@ import asyncio
 import logging
 import math
 from decimal import ROUND_FLOOR, Decimal
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import msgspec
 
 from gateway.adapter import ModuleContext
 from gateway.config import ModuleConfig
+from gateway.engine.commands import CommandSpec
 from modules.s0 import gpio
 from modules.s0.pulses import parse_kwh
 
@@ -60,6 +61,7 @@ class S0OutputAdapter:
     """Emits one pulse per 1/pulses_per_kwh kWh that a meter's register grows."""
 
     Config = S0OutputConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: S0OutputConfig) -> None:
         self.config = config

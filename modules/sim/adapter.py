@@ -6,10 +6,12 @@ import asyncio
 import logging
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
+from typing import ClassVar
 
 from gateway.adapter import ModuleContext
 from gateway.config import ModuleConfig
 from gateway.engine import Register
+from gateway.engine.commands import CommandSpec
 from gateway.model import Reading, Sample, utc_now
 from modules.sim.household import Household, Snapshot
 
@@ -37,6 +39,7 @@ class SimAdapter:
     """A 382L that measures a simulated household."""
 
     Config = SimConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config

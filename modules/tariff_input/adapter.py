@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 
 from gateway.adapter import ModuleContext
 from gateway.config import ModuleConfig
+from gateway.engine.commands import CommandSpec
 from gateway.model import Reading, Sample, utc_now
 from modules.s0 import gpio
 
@@ -48,7 +49,7 @@ class TariffInputAdapter:
     """Reports the tariff the input lines select, at start and on every change."""
 
     Config = TariffInputConfig
-    COMMANDS: ClassVar[tuple[str, ...]] = ()
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: TariffInputConfig) -> None:
         self.config = config

@@ -3,7 +3,10 @@ protocol."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gateway.adapter import ModuleContext
+from gateway.engine.commands import CommandSpec
 from gateway.transport import open_link
 from modules.sessions import LinkConfig, run_session
 
@@ -30,6 +33,7 @@ class TcpipAdapter:
     """
 
     Config = TcpipConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: TcpipConfig) -> None:
         self.config = config

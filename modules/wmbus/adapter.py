@@ -16,8 +16,10 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import ClassVar
 
 from gateway.adapter import ModuleContext
+from gateway.engine.commands import CommandSpec
 from gateway.errors import CannotConnect, ConfigError, ConnectionLost, FatalAdapterError, StoreError
 from gateway.model import Reading, Sample, utc_now
 from gateway.transport import Link, SerialSettings, open_link
@@ -52,6 +54,7 @@ class WmbusAdapter:
     """Listens to one wM-Bus receiver and feeds the configured meters."""
 
     Config = WmbusConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: WmbusConfig) -> None:
         self.config = config

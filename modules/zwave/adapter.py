@@ -14,12 +14,13 @@ import asyncio
 import dataclasses
 import logging
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
 from gateway import __version__
 from gateway.adapter import ModuleContext
+from gateway.engine.commands import REMOTE, CommandSpec, ModuleArgs, Queued
 from gateway.errors import AdapterError, CommandError, FatalAdapterError
 from gateway.model import Command
 from gateway.transport import SerialSettings, open_link
@@ -83,11 +84,33 @@ class _NetworkState(msgspec.Struct, frozen=True):
     lifeline: tuple[int, ...] = ()
 
 
+class LearnModeArgs(ModuleArgs, frozen=True):
+    """``learn_mode``: classic inclusion/exclusion, network-wide inclusion (nwi) or exclusion
+    (nwe), or stop; default: classic when in a network, else nwi."""
+
+    mode: Literal["classic", "nwi", "nwe", "stop"] | None = None
+
+
 class ZwaveAdapter:
     """A Z-Wave meter node that reports one meter's display values."""
 
     Config = ZwaveConfig
-    COMMANDS: ClassVar[tuple[str, ...]] = ("learn_mode", "exclude")
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = (
+        CommandSpec(
+            "exclude",
+            "Put the Z-Wave stick into network-wide exclusion (leave the network).",
+            REMOTE,
+            ModuleArgs,
+            Queued,
+        ),
+        CommandSpec(
+            "learn_mode",
+            "Put the Z-Wave stick into learn mode to join (or leave) a controller's network.",
+            REMOTE,
+            LearnModeArgs,
+            Queued,
+        ),
+    )
 
     def __init__(self, config: ZwaveConfig) -> None:
         self.config = config

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from typing import ClassVar
 
 from gateway.adapter import ModuleContext
 from gateway.config import ModuleConfig
+from gateway.engine.commands import REMOTE, CommandSpec, ModuleArgs, Queued
 from gateway.errors import ConnectionLost
 from gateway.model import Reading, Sample, utc_now
 
@@ -23,6 +25,7 @@ class FlakyAdapter:
     """Fails after a few samples, like a USB stick pulled out."""
 
     Config = FlakyConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: FlakyConfig) -> None:
         self.config = config
@@ -49,6 +52,7 @@ class CrashAdapter:
     """Raises a programming error at once."""
 
     Config = CrashConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: CrashConfig) -> None:
         self.config = config
@@ -56,6 +60,12 @@ class CrashAdapter:
     async def run(self, ctx: ModuleContext) -> None:
         await asyncio.sleep(0)
         raise ZeroDivisionError("a bug in one module")
+
+
+class EchoArgs(ModuleArgs, frozen=True):
+    """``echo_back``: the text to echo."""
+
+    text: str = ""
 
 
 class EchoConfig(ModuleConfig, frozen=True):
@@ -68,7 +78,7 @@ class CommandEchoAdapter:
     """Turns each `echo_back` command into a reading, so a test can see it arrived."""
 
     Config = EchoConfig
-    COMMANDS = ("echo_back",)
+    COMMANDS = (CommandSpec("echo_back", "Echo a text as a reading.", REMOTE, EchoArgs, Queued),)
 
     def __init__(self, config: EchoConfig) -> None:
         self.config = config
