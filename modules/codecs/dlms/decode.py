@@ -350,6 +350,8 @@ class DlmsDecoder:
             kamstrup_energy_wh=self._kamstrup_energy_wh,
         )
         decoded.frame["list_layout"] = result.layout
+        if result.placement is not None:
+            decoded.frame["layout"] = result.placement
         decoded.records.extend(result.records)
         decoded.meter.update(result.meter)
         stamp = notification.date_time.iso() if notification.date_time else None

@@ -37,7 +37,7 @@ from modules.codecs.dlms.axdr import (
     Data,
     obis_text,
 )
-from modules.codecs.dlms.layouts import match_layout
+from modules.codecs.dlms.layouts import match_layout, type_signature
 from modules.codecs.dlms.obis import base_unit, record_name, split_obis
 from modules.codecs.records import Record, RecordValue
 
@@ -133,6 +133,8 @@ class ListResult:
     list_version: str | None = None
     records: list[Record] = field(default_factory=list)
     meter: dict[str, Any] = field(default_factory=dict)
+    # For a value-only list: which layout placed it and why, or what an unknown one holds.
+    placement: dict[str, Any] | None = None
 
 
 def interpret(
@@ -155,7 +157,10 @@ def interpret(
         items = body.items if body.tag in (STRUCTURE, ARRAY) else (body,)
         elements, result.layout = [Element(None, item) for item in items], "values"
     elif result.layout == "positional":
-        elements, result.vendor, result.layout = _place(body, result.vendor)
+        title_vendor = _vendor(None, [], system_title)
+        elements, result.vendor, result.layout, result.placement = _place(
+            body, title_vendor, result.vendor
+        )
     scalers = _vendor_scalers(result.vendor, elements, kamstrup_energy_wh)
     for index, element in enumerate(elements):
         record = _record(element, index, scalers)
@@ -297,18 +302,40 @@ def _vendor(
     return None
 
 
-def _place(body: Data, vendor: str | None) -> tuple[list[Element], str | None, str]:
-    """(elements placed by a known layout, its vendor, its name) or unlabelled elements."""
+def _place(
+    body: Data, title_vendor: str | None, vendor: str | None
+) -> tuple[list[Element], str | None, str, dict[str, Any]]:
+    """(elements placed by a known layout, its vendor, its name, how it was found).
+
+    Unknown lists keep every value, unlabelled, with their positions and types, so a user can
+    report the list and a layout can be added as data.
+    """
     items = body.items if body.tag in (STRUCTURE, ARRAY) else (body,)
-    found = match_layout(items, vendor)
+    found = match_layout(items, title_vendor)
+    header = _text(items[0]) if items else None
     if found is None:
-        return [Element(None, item) for item in items], vendor, "unknown"
-    layout_vendor, name, layout = found
+        placement: dict[str, Any] = {
+            "name": "unknown",
+            "vendor": vendor,
+            "positions": len(items),
+            "types": type_signature(items),
+            "header": header,
+        }
+        return [Element(None, item) for item in items], vendor, "unknown", placement
+    layout = found.layout
     placed = [
         Element(code, item, scaler if code else None)
-        for item, (code, _k, scaler) in zip(items, layout, strict=True)
+        for item, (code, _k, scaler) in zip(items, layout.slots, strict=True)
     ]
-    return placed, layout_vendor, name
+    placement = {
+        "name": layout.name,
+        "vendor": layout.vendor,
+        "positions": len(items),
+        "identified_by": found.identified_by,
+        "header": header,
+        "unnamed_positions": [i for i, (code, _k, _s) in enumerate(layout.slots) if code is None],
+    }
+    return placed, layout.vendor, layout.name, placement
 
 
 # ---------------------------------------------------------------- scaling
