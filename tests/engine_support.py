@@ -65,7 +65,8 @@ def value_at(points: list[Point], when: datetime, attr: str = "a_plus") -> Decim
         points[index - 1 : index + 1], points[index : index + 2], strict=False
     ):
         if before.at <= when <= after.at:
-            v0, v1 = getattr(before, attr), getattr(after, attr)
+            v0: Decimal = getattr(before, attr)
+            v1: Decimal = getattr(after, attr)
             if after.at == before.at or v0 == v1:
                 return v0
             fraction = Decimal((when - before.at).total_seconds()) / Decimal(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -147,14 +148,15 @@ def test_smart_disconnect_limits_by_command() -> None:
     feed(engine, T0 + timedelta(seconds=7), "1.0", watts=0)
     feed(engine, T0 + timedelta(seconds=18), "1.0", watts=0)
     assert state(engine) == "connected", "auto reconnect after the load went down"
-    for args, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"power_w": -1}, "power_w"),
         ({"power_w": 1e308}, "power_w"),  # once accepted: a limit that never trips
         ({"power_w": float("nan")}, "power_w"),
         ({"current_a": float("inf")}, "current_a"),
         ({"duration_s": True}, "duration_s"),
         ({"volts": 1}, "volts"),
-    ]:
+    ]
+    for args, field in cases:
         with pytest.raises(CommandError, match=field) as refused:
             engine.command("set_limits", args, T0)
         assert refused.value.code == "bad_argument"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -128,12 +129,13 @@ def test_display_lists_take_only_obis_codes_and_commands_without_args_refuse_any
 
     meter = MeterEngine("m")
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    for args, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"list": "auto", "readings": ["1-0:1.8.0", "drop table"]}, "readings[1]"),
         ({"list": "auto", "readings": [1]}, "readings[0]"),
         ({"list": "sideways", "readings": ["1-0:1.8.0"]}, "list"),
         ({"list": "auto", "readings": []}, "readings"),
-    ]:
+    ]
+    for args, field in cases:
         with pytest.raises(CommandError, match=re.escape(field)) as refused:
             meter.command("set_display_list", args, at)
         assert refused.value.code == "bad_argument"

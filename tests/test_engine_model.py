@@ -52,7 +52,7 @@ TARIFFS = TariffSettings(
 
 def engine(**overrides: object) -> MeterEngine:
     options: dict[str, object] = {"tariff": TARIFFS, **overrides}
-    settings = msgspec.structs.replace(EngineSettings(), **options)  # type: ignore[arg-type]
+    settings = msgspec.structs.replace(EngineSettings(), **options)
     return MeterEngine("main", settings=settings, zone=CPH)
 
 
@@ -77,7 +77,10 @@ def value(meter: MeterEngine, code: str) -> Decimal:
 
 def test_tariff_schedule_days_seasons_and_holidays() -> None:
     schedule = TariffSchedule(TARIFFS, CPH)
-    at = lambda *a: datetime(*a, tzinfo=CPH)  # noqa: E731
+
+    def at(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+        return datetime(year, month, day, hour, minute, tzinfo=CPH)
+
     assert schedule.active(at(2026, 1, 14, 5, 59)) == 1  # winter weekday
     assert schedule.active(at(2026, 1, 14, 6, 0)) == 2
     assert schedule.active(at(2026, 1, 14, 18, 0)) == 3

@@ -85,7 +85,6 @@ class MbusConfig(ModuleConfig, frozen=True, kw_only=True):
         if len(set(addresses)) != len(addresses):
             raise ValueError("two devices share a primary address")
 
-    @property
-    def meter_ids(self) -> tuple[str, ...]:
+    def meters_fed(self) -> tuple[str, ...]:
         """The gateway meters this bus feeds (checked against [[meters]] by the loader)."""
-        return tuple(device.meter for device in self.devices)
+        return (*super().meters_fed(), *(device.meter for device in self.devices))

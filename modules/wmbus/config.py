@@ -152,7 +152,7 @@ class WmbusConfig(ModuleConfig, frozen=True, kw_only=True):
             )
         return entries
 
-    @property
-    def meter_ids(self) -> tuple[str, ...]:
+    def meters_fed(self) -> tuple[str, ...]:
         """Gateway meters this module feeds (checked against [[meters]])."""
-        return tuple(dict.fromkeys(e.meter for e in self.meters if e.meter is not None))
+        own = (e.meter for e in self.meters if e.meter is not None)
+        return tuple(dict.fromkeys((*super().meters_fed(), *own)))

@@ -56,7 +56,7 @@ def test_the_example_config_loads_with_every_key() -> None:
     (bus,) = settings.modules
     assert isinstance(bus, MbusConfig)
     assert bus.baudrate == 2400
-    assert bus.meter_ids == tuple(device.meter for device in bus.devices)
+    assert bus.meters_fed() == tuple(device.meter for device in bus.devices)
     text = (ROOT / "conf" / "examples" / "mbus.toml").read_text()
     for name in (*MbusConfig.__struct_fields__, "primary_address", "secondary_address"):
         if name not in ("type", "name", "meter", "enabled", "devices"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -49,7 +51,7 @@ def feed_in_pieces(receiver: Receiver, data: bytes, size: int) -> list[object]:
     return out
 
 
-def telegrams(items: list[object]) -> list[bytes]:
+def telegrams(items: Sequence[object]) -> list[bytes]:
     """Heard telegrams with their DLL CRCs removed (what the codec works on)."""
     return [strip_crcs(i.telegram, i.dll_crcs)[0] for i in items if isinstance(i, Heard)]
 
