@@ -175,7 +175,7 @@ def fb_table(vife: int) -> Quantity:
     if 0x08 <= code <= 0x09:
         return Quantity("energy", "MJ", p10(n1 + 2), family="energy")
     if 0x0C <= code <= 0x0F:
-        return Quantity("energy", "Mcal", p10(n2 - 3), family="energy")
+        return Quantity("energy", "Mcal", p10(n2 - 1), family="energy")
     if 0x10 <= code <= 0x11:
         return Quantity("volume", "m³", p10(n1 + 2))
     if 0x14 <= code <= 0x17:
@@ -188,6 +188,16 @@ def fb_table(vife: int) -> Quantity:
         return Quantity("volume", "ft³")
     if code == 0x21:
         return Quantity("volume", "ft³", p10(-1))
+    # US gallon volume and volume flow (EN 13757-3:2004 table; reserved since, yet still sent by
+    # meters built to it); Home Assistant spells the units gal, gal/min and gal/h.
+    if 0x22 <= code <= 0x23:
+        return Quantity("volume", "gal", p10(n1 - 1))
+    if code == 0x24:
+        return Quantity("volume_flow", "gal/min", p10(-3))
+    if code == 0x25:
+        return Quantity("volume_flow", "gal/min")
+    if code == 0x26:
+        return Quantity("volume_flow", "gal/h")
     if 0x28 <= code <= 0x29:
         return Quantity("power", "W", p10(n1 + 5), family="power")
     if code == 0x2A:
