@@ -21,11 +21,11 @@ import pytest
 
 from gateway.commands import readme_section
 from gateway.commands import table as command_table
-from gateway.contracts import http, schema_of
+from gateway.contracts import http, mqtt, schema_of
 
 SNAPSHOTS = Path(__file__).parent / "contracts"
 README = Path(__file__).parent.parent / "README.md"
-CONTRACT_MODULES: tuple[ModuleType, ...] = (http,)
+CONTRACT_MODULES: tuple[ModuleType, ...] = (http, mqtt)
 
 
 def contracts() -> Iterator[tuple[str, dict[str, Any]]]:

@@ -1,7 +1,8 @@
 """MQTT topic names and JSON payloads: state, events, profiles, command requests and replies.
 
-Pure functions, shared by the bridge, the discovery builder, tests and the HTTP docs. Every time is
-ISO 8601 UTC with a ``Z``; numbers stay numbers (Decimal registers are written exactly).
+Pure functions, shared by the bridge, the discovery builder, tests and the HTTP docs. Each payload
+is a Struct of ``gateway.contracts.mqtt``. Every time is ISO 8601 UTC with a ``Z``; numbers stay
+numbers (Decimal registers are written exactly).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import msgspec
 
 from gateway import obis
+from gateway.contracts import encode, mqtt
 from gateway.engine import Register
 from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
 from gateway.errors import CommandError
@@ -43,19 +45,6 @@ MAX_COMMAND_PAYLOAD_B = 4096
 MAX_COMMAND_ID_CHARS = 64
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def _enc_hook(value: Any) -> Any:
-    # Event data and command results come from many places; say what they are, never crash.
-    return str(value)
-
-
-_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=_enc_hook)
-
-
-def encode(document: Any) -> bytes:
-    """Compact JSON with exact decimals."""
-    return _ENCODER.encode(document)
 
 
 def iso(at: datetime) -> str:
@@ -196,7 +185,7 @@ def state_payload(meter: str, registers: Mapping[str, Register], seq: int) -> by
 
     ``seq`` grows by one per state message of this meter, so a consumer can see a gap.
     """
-    readings: dict[str, dict[str, Any]] = {}
+    readings: dict[str, mqtt.StateReading] = {}
     times: dict[datetime, str] = {}  # most registers of a sample share one time
     latest: datetime | None = None
     for code in sorted(registers):
@@ -206,21 +195,15 @@ def state_payload(meter: str, registers: Mapping[str, Register], seq: int) -> by
         if text is None:
             text = times[at] = iso(at)
         key, obis_code = _code_info(code)
-        readings[key] = {
-            "value": register.value,
-            "unit": register.unit,
-            "obis": obis_code,
-            "at": text,
-        }
+        readings[key] = mqtt.StateReading(
+            value=register.value, unit=register.unit, obis=obis_code, at=text
+        )
         if latest is None or at > latest:
             latest = at
     return encode(
-        {
-            "meter": meter,
-            "seq": seq,
-            "at": times[latest] if latest else None,
-            "readings": readings,
-        }
+        mqtt.StatePayload(
+            meter=meter, seq=seq, at=times[latest] if latest else None, readings=readings
+        )
     )
 
 
@@ -234,14 +217,14 @@ def value_text(value: Any) -> bytes:
 def event_payload(event_id: int, event: Event) -> bytes:
     """``<base>/<meter>/event``: one event from the non-volatile log, with its log id."""
     return encode(
-        {
-            "id": event_id,
-            "meter": event.meter,
-            "at": iso(event.at),
-            "kind": event.kind,
-            "detail": event.detail,
-            "data": dict(event.data),
-        }
+        mqtt.EventPayload(
+            id=event_id,
+            meter=event.meter,
+            at=iso(event.at),
+            kind=event.kind,
+            detail=event.detail,
+            data=dict(event.data),
+        )
     )
 
 
@@ -250,33 +233,31 @@ def profile_payload(meter: str, row: ProfileRow) -> bytes:
     values = {}
     for code, value in sorted(row.values.items()):
         quantity = obis.describe(code)
-        values[reading_key(code)] = {
-            "value": value,
-            "unit": quantity.unit if quantity else None,
-            "obis": code,
-        }
+        values[reading_key(code)] = mqtt.ProfileValue(
+            value=value, unit=quantity.unit if quantity else None, obis=code
+        )
     return encode(
-        {
-            "meter": meter,
-            "start": iso(row.start),
-            "end": iso(row.end),
-            "status": int(row.flags),
-            "flags": [flag.name.lower() for flag in ProfileFlag if flag.name and flag in row.flags],
-            "values": values,
-        }
+        mqtt.ProfilePayload(
+            meter=meter,
+            start=iso(row.start),
+            end=iso(row.end),
+            status=int(row.flags),
+            flags=[flag.name.lower() for flag in ProfileFlag if flag.name and flag in row.flags],
+            values=values,
+        )
     )
 
 
 def billing_payload(meter: str, record: BillingRecord) -> bytes:
     """``<base>/<meter>/billing``: the datasheet's list of values frozen at a debiting stop."""
     return encode(
-        {
-            "meter": meter,
-            "number": record.number,
-            "at": iso(record.at),
-            "estimated": record.estimated,
-            "values": dict(record.values),
-        }
+        mqtt.BillingPayload(
+            meter=meter,
+            number=record.number,
+            at=iso(record.at),
+            estimated=record.estimated,
+            values=dict(record.values),
+        )
     )
 
 
@@ -360,12 +341,18 @@ def reply_payload(
     error: CommandError | None = None,
 ) -> bytes:
     """``<base>/<meter>/reply``: ``{id, command, ok, result | error{code, message}}``."""
-    document: dict[str, Any] = {"id": command_id, "command": name, "ok": error is None}
     if error is None:
-        document["result"] = dict(result or {})
-    else:
-        document["error"] = {"code": error.code, "message": str(error)}
-    return encode(document)
+        return encode(
+            mqtt.CommandReply(id=command_id, command=name, ok=True, result=dict(result or {}))
+        )
+    return encode(
+        mqtt.CommandReply(
+            id=command_id,
+            command=name,
+            ok=False,
+            error=mqtt.ReplyError(code=error.code, message=str(error)),
+        )
+    )
 
 
 def _new_id() -> str:

@@ -19,6 +19,7 @@ import msgspec
 
 from gateway import __version__
 from gateway.config import ModuleConfig, MqttSection
+from gateway.contracts import mqtt
 from gateway.engine import Register
 from gateway.model import utc_now
 from gateway.mqtt.discovery import Discovery
@@ -125,37 +126,37 @@ class Presence:
         oldest = outbox.oldest() if outbox.waiting else None
         backlog, backlog_bytes = outbox.backlog(IN_FLIGHT_S)
         modules = {
-            name: {
-                "type": health.type,
-                "state": health.state,
-                "last_frame_at": iso(health.last_frame_at) if health.last_frame_at else None,
-                "frames_ok": health.frames_ok,
-                "frames_failed": health.frames_failed,
-                "restarts": health.restarts,
-                "last_error": health.last_error,
-            }
+            name: mqtt.ModuleDetail(
+                type=health.type,
+                state=health.state,
+                last_frame_at=iso(health.last_frame_at) if health.last_frame_at else None,
+                frames_ok=health.frames_ok,
+                frames_failed=health.frames_failed,
+                restarts=health.restarts,
+                last_error=health.last_error,
+            )
             for name, health in self._gateway.health.items()
         }
         return encode(
-            {
-                "state": "online" if connected else "offline",
-                "version": __version__,
-                "started": iso(self._gateway.started_at),
-                "outbox": {
-                    "messages": backlog,
-                    "bytes": backlog_bytes,
-                    "max_bytes": outbox.max_bytes,
-                    "policy": outbox.policy,
-                    "dropped": outbox.dropped,
-                    "oldest": iso(oldest) if oldest else None,
-                },
-                "raw_dropped": self.raw_dropped,
-                "meters": {
+            mqtt.StatusDetail(
+                state="online" if connected else "offline",
+                version=__version__,
+                started=iso(self._gateway.started_at),
+                outbox=mqtt.OutboxDetail(
+                    messages=backlog,
+                    bytes=backlog_bytes,
+                    max_bytes=outbox.max_bytes,
+                    policy=outbox.policy,
+                    dropped=outbox.dropped,
+                    oldest=iso(oldest) if oldest else None,
+                ),
+                raw_dropped=self.raw_dropped,
+                meters={
                     m.id: "online" if self._available.get(m.id) else "offline"
                     for m in self._gateway.settings.meters
                 },
-                "modules": modules,
-            }
+                modules=modules,
+            )
         )
 
     def _meter_available(self, meter: str, now: float, wall: datetime) -> bool:
