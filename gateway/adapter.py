@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 from gateway.config import ModuleConfig, Settings
 from gateway.engine import Register
 from gateway.engine.commands import CommandSpec
-from gateway.model import Command, Event, Sample, utc_now
+from gateway.model import Command, Event, RawFrame, Sample, utc_now
 
 __all__ = ["Adapter", "Hub", "ModuleContext", "ModuleHealth"]
 
@@ -65,7 +65,7 @@ class Hub(Protocol):
         """Persist a module's blob."""
         ...
 
-    def publish_raw(self, module: str, raw: bytes) -> None:
+    def publish_raw(self, frame: RawFrame) -> None:
         """Hand a raw frame to outputs that want it."""
         ...
 
@@ -109,11 +109,12 @@ class ModuleContext:
 
     def submit(self, sample: Sample) -> None:
         """Deliver one consistent batch of readings."""
-        self.frame_ok(sample.raw)
+        self.frame_ok(sample.raw, rssi=sample.rssi)
         self._hub.submit(self.name, sample)
 
-    def frame_ok(self, raw: bytes | None = None) -> None:
-        """A frame arrived and decoded; communication is (back) up."""
+    def frame_ok(self, raw: bytes | None = None, *, rssi: float | None = None) -> None:
+        """A frame arrived and decoded; communication is (back) up. ``rssi`` (dBm) goes with
+        the raw frame to the outputs that forward it."""
         health = self.health
         health.frames_ok += 1
         health.last_frame_at = utc_now()
@@ -122,14 +123,17 @@ class ModuleContext:
             if health.restarts or health.frames_failed:
                 self.event("communication_restored", f"module {self.name} is receiving again")
         if raw is not None:
-            self._hub.publish_raw(self.name, raw)
+            self._hub.publish_raw(RawFrame(self.name, self.config.type, raw, utc_now(), rssi))
 
-    def frame_failed(self, error: Exception, raw: bytes | None = None) -> None:
+    def frame_failed(
+        self, error: Exception, raw: bytes | None = None, *, rssi: float | None = None
+    ) -> None:
         """A frame arrived but could not be used; counted, not fatal."""
         self.health.frames_failed += 1
         self.health.last_error = str(error)
         if raw is not None:
-            self._hub.publish_raw(self.name, raw)
+            frame = RawFrame(self.name, self.config.type, raw, utc_now(), rssi, ok=False)
+            self._hub.publish_raw(frame)
 
     def event(self, kind: str, detail: str = "", *, meter: str | None = None, **data: Any) -> None:
         """Record an event for this module's meter (or the given one)."""

@@ -37,7 +37,7 @@ from gateway.errors import (
     StoreError,
 )
 from gateway.meters import Meters
-from gateway.model import Command, Event, Sample, utc_now
+from gateway.model import Command, Event, RawFrame, Sample, utc_now
 from gateway.outputs import default_outputs
 from gateway.store import Store
 from gateway.systemd import Notifier
@@ -233,10 +233,10 @@ class Gateway:
         """Persist a module's blob."""
         self.store.put_state(module, key, value)
 
-    def publish_raw(self, module: str, raw: bytes) -> None:
+    def publish_raw(self, frame: RawFrame) -> None:
         """Hand a raw frame to outputs that want it."""
         for output in self.outputs:
-            output.on_raw(module, raw)
+            output.on_raw(frame)
 
     def add_command(self, name: str, handler: CommandHandler) -> Callable[[], None]:
         """Route commands called ``name`` to ``handler``; returns the undo callable."""

@@ -7,6 +7,7 @@ before any device is touched, with the file and the key path in the message.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from importlib import resources
@@ -21,6 +22,7 @@ from gateway.engine.settings import EngineSettings
 from gateway.errors import ConfigError
 
 __all__ = [
+    "ClusterSection",
     "GatewaySection",
     "HomeWizardSection",
     "HttpSection",
@@ -178,6 +180,45 @@ class ShellySection(_Section, frozen=True):
     zeroconf: bool = True  # announce _shelly._tcp and _http._tcp (on [zeroconf].interfaces)
 
 
+# Meters are spread over engine gateways by the first byte of the SHA-256 of their id.
+HASH_BUCKETS = 256
+
+
+class ClusterSection(_Section, frozen=True):
+    """``[cluster]``: this gateway's part when several share one broker (README "Many
+    receivers, many meters"). Decode workers and engine feeds are modules (``decode_worker``,
+    ``meter_feed``); these are the roles that belong to the whole gateway."""
+
+    # Receiver role: every frame a module receives and can frame goes to
+    # <base>/raw/<protocol>/<gateway>/<module> (QoS 1, through the outbox like states).
+    receiver: bool = False
+    # Engine role by hash: only the [[meters]] whose id falls into buckets [low, high) of
+    # HASH_BUCKETS run here; the others are left out at load, so every engine gateway of a
+    # group can read one shared [[meters]] list. Unset: every [[meters]] entry runs here.
+    meter_hash_range: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.meter_hash_range is not None:
+            low, high = self.meter_hash_range
+            if not 0 <= low < high <= HASH_BUCKETS:
+                raise ValueError(
+                    f"`meter_hash_range` must be [low, high) with 0 <= low < high <= "
+                    f"{HASH_BUCKETS}, got [{low}, {high}]"
+                )
+
+    def owns(self, meter_id: str) -> bool:
+        """Whether this gateway runs the engine of ``meter_id``."""
+        if self.meter_hash_range is None:
+            return True
+        low, high = self.meter_hash_range
+        return low <= meter_bucket(meter_id) < high
+
+
+def meter_bucket(meter_id: str) -> int:
+    """The hash bucket of a meter id (stable across machines and Python versions)."""
+    return hashlib.sha256(meter_id.encode()).digest()[0]
+
+
 class MeterConfig(EngineSettings, frozen=True, kw_only=True):
     """``[[meters]]``: one modelled meter; the engine's settings ([meters.tariff], ...) too."""
 
@@ -210,6 +251,7 @@ class Settings(_Section, frozen=True):
     zeroconf: ZeroconfSection = ZeroconfSection()
     homewizard: HomeWizardSection = HomeWizardSection()
     shelly: ShellySection = ShellySection()
+    cluster: ClusterSection = ClusterSection()
     meters: tuple[MeterConfig, ...] = ()
     modules: tuple[ModuleConfig, ...] = ()
     source: str = "<embedded>"
@@ -268,7 +310,8 @@ def loads(text: bytes | str, *, source: str = "<string>") -> Settings:
     modules = tuple(
         _module(raw, f"modules[{index}]", source) for index, raw in enumerate(raw_modules)
     )
-    settings = msgspec.structs.replace(settings, modules=modules, source=source)
+    owned = tuple(meter for meter in settings.meters if settings.cluster.owns(meter.id))
+    settings = msgspec.structs.replace(settings, meters=owned, modules=modules, source=source)
     _check(settings)
     return settings
 
@@ -321,6 +364,20 @@ def _check(settings: Settings) -> None:
     source = settings.source
     if not _NAME.match(settings.gateway.name):
         raise ConfigError("use letters, digits, _ and - only", path="gateway.name", file=source)
+    if settings.gateway.name in ("raw", "samples"):
+        # <base>/raw/... and <base>/samples/... are the group's shared topics.
+        raise ConfigError(
+            f"{settings.gateway.name!r} names the MQTT topics receivers and decode workers share;"
+            " choose another gateway name",
+            path="gateway.name",
+            file=source,
+        )
+    if settings.cluster.receiver and not settings.mqtt.enabled:
+        raise ConfigError(
+            "a receiver publishes its frames over MQTT: set [mqtt] enabled = true",
+            path="cluster.receiver",
+            file=source,
+        )
     try:
         ZoneInfo(settings.gateway.timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Command", "Event", "Reading", "Sample", "Value", "utc_now"]
+__all__ = ["Command", "Event", "RawFrame", "Reading", "Sample", "Value", "utc_now"]
 
 Value = Decimal | int | float | str
 
@@ -36,6 +36,18 @@ class Sample(msgspec.Struct, frozen=True):
     readings: tuple[Reading, ...]
     raw: bytes | None = None
     rssi: float | None = None
+
+
+class RawFrame(msgspec.Struct, frozen=True):
+    """A frame as a module received it, for the outputs that forward raw traffic (the hex
+    debug topic, receiver mode): what the module heard, when, and how strongly."""
+
+    module: str
+    protocol: str  # the module's config ``type``: which codec reads ``data``
+    data: bytes
+    at: datetime
+    rssi: float | None = None  # dBm, where the receiver reports it
+    ok: bool = True  # False: the module could not use it (bad CRC, broken framing)
 
 
 class Event(msgspec.Struct, frozen=True):

@@ -30,7 +30,7 @@ from gateway.engine.commands import CommandSpec
 from gateway.engine.display import Display
 from gateway.engine.settings import EngineSettings
 from gateway.engine.state import EngineState
-from gateway.model import Command, Event
+from gateway.model import Command, Event, RawFrame
 from gateway.store import Store
 
 __all__ = [
@@ -81,8 +81,8 @@ class Output(Protocol):
         """An event, already in the non-volatile log."""
         ...
 
-    def on_raw(self, module: str, raw: bytes) -> None:
-        """A raw frame from a module."""
+    def on_raw(self, frame: RawFrame) -> None:
+        """A raw frame from a module (with its receive time and signal strength)."""
         ...
 
     def status(self) -> Mapping[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 from gateway import config
 from gateway.app import Gateway
 from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
-from gateway.model import Event, Reading, Sample, utc_now
+from gateway.model import Event, RawFrame, Reading, Sample, utc_now
 from gateway.mqtt.bridge import MqttBridge
 from tests.faults.peers import CuttingProxy
 from tests.support.mqtt import Collector, persistent_broker, secure_broker, until
@@ -574,7 +574,7 @@ async def test_per_value_topics_and_raw_frames(
         value = await collector.arrived(f"{BASE}/main/value/energy_import")
         assert value[-1].payload == b"1234.567"
         assert value[-1].retain is False or value[-1].retain is True
-        h.gateway.publish_raw("sim1", bytes.fromhex("68aa16"))
+        h.gateway.publish_raw(RawFrame("sim1", "sim", bytes.fromhex("68aa16"), utc_now()))
         raw = await collector.arrived(f"{BASE}/raw/sim1")
         assert raw[-1].payload == b"68aa16"
 

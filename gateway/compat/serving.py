@@ -16,7 +16,7 @@ from gateway.backoff import Backoff
 from gateway.engine import BillingRecord, ProfileRow, Register, Update
 from gateway.lan.announce import ZeroconfAnnouncer
 from gateway.lan.limits import CappedSite, server_limits
-from gateway.model import Event
+from gateway.model import Event, RawFrame
 
 __all__ = ["CompatServer", "derived_mac"]
 
@@ -107,7 +107,7 @@ class CompatServer:
     def on_event(self, event_id: int, event: Event) -> None:
         """Not used."""
 
-    def on_raw(self, module: str, raw: bytes) -> None:
+    def on_raw(self, frame: RawFrame) -> None:
         """Not used."""
 
     def on_checkpoint(self) -> None:

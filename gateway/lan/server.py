@@ -32,7 +32,7 @@ from gateway.lan.shapes import (
     flag_names,
     register_json,
 )
-from gateway.model import Event, utc_now
+from gateway.model import Event, RawFrame, utc_now
 
 if TYPE_CHECKING:
     from gateway.view import GatewayView, Output
@@ -147,7 +147,7 @@ class LanServer:
         """An event, already in the log."""
         self.hub.publish("event", event_json(event_id, event), meter=event.meter)
 
-    def on_raw(self, module: str, raw: bytes) -> None:
+    def on_raw(self, frame: RawFrame) -> None:
         """Raw frames are not shown on the LAN."""
 
     def on_checkpoint(self) -> None:

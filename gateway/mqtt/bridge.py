@@ -15,7 +15,10 @@ Topics: ``<base>/<gateway>/status`` (retained, last will ``offline``),
 ``<base>/<gateway>/status/detail``, the gateway's commands ``<base>/<gateway>/set/<command>``,
 ``<base>/<gateway>/<meter>/{state,availability,event,profile,billing,reply}``,
 ``<base>/<gateway>/<meter>/set/<command>``, ``<base>/<gateway>/<meter>/value/<name>`` (optional),
-``<base>/<gateway>/raw/<module>`` (optional).
+``<base>/<gateway>/raw/<module>`` (optional, hex, QoS 0). A receiver (``[cluster] receiver``)
+also sends every frame its modules could frame to ``<base>/raw/<protocol>/<gateway>/<module>``
+(gateway/cluster/wire.py) as data: QoS 1, through the outbox, so a broker outage delays the
+frames and loses none.
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ import msgspec
 from aiomqtt.exceptions import MqttConnectError
 
 from gateway.backoff import Backoff
+from gateway.cluster.wire import raw_payload, raw_topic
 from gateway.config import MqttSection, read_secret
 from gateway.engine import Register, Update
 from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import CommandError, GatewayError
-from gateway.model import Command, Event
+from gateway.model import Command, Event, RawFrame
 from gateway.mqtt.client import (
     CONNECT_TIMEOUT_S,
     broker_client,
@@ -116,8 +120,10 @@ class MqttBridge:
         self._gateway = gateway
         self.config: MqttSection = gateway.settings.mqtt
         self.gateway_name = gateway.settings.gateway.name
+        self._base = self.config.base_topic.rstrip("/")
+        self._receiver = gateway.settings.cluster.receiver
         self.topics = Topics(
-            self.config.base_topic.rstrip("/"),
+            self._base,
             self.gateway_name,
             self.config.discovery_prefix.rstrip("/"),
         )
@@ -295,12 +301,17 @@ class MqttBridge:
         self.outbox.append(self.topics.billing(meter), payload, retain=True)
         self._wakeup.set()
 
-    def on_raw(self, module: str, raw: bytes) -> None:
-        """Forward a raw frame as hex (QoS 0, only while connected, never queued on disk)."""
+    def on_raw(self, frame: RawFrame) -> None:
+        """A receiver's frame goes to the decode workers through the outbox (QoS 1); the hex
+        debug copy goes only while connected (QoS 0, never queued on disk)."""
+        if self._receiver and frame.ok:
+            topic = raw_topic(self._base, frame.protocol, self.gateway_name, frame.module)
+            self.outbox.append(topic, raw_payload(frame))
+            self._wakeup.set()
         if not self.config.raw_frames or self._client is None:
             return
         try:
-            self._raw.put_nowait((module, raw))
+            self._raw.put_nowait((frame.module, frame.data))
         except asyncio.QueueFull:
             self.presence.raw_dropped += 1
 

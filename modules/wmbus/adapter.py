@@ -187,7 +187,9 @@ class _Dispatch:
     def _unknown(self, outcome: Outcome) -> None:
         link = outcome.link
         assert link is not None
-        self.ctx.frame_ok(outcome.heard.telegram)
+        self.ctx.frame_ok(outcome.heard.telegram, rssi=outcome.heard.rssi_dbm)
+        if self.ctx.settings.cluster.receiver:
+            return  # a receiver forwards every telegram; decode workers hold the keys
         row = self.router.heard.get(f"{link.manufacturer_code} {link.id}")
         if row is not None and row.telegrams == 1 and self.unknown_logged < MAX_UNKNOWN_LOGGED:
             self.unknown_logged += 1
@@ -205,7 +207,7 @@ class _Dispatch:
     def _failed(self, outcome: Outcome) -> None:
         error = outcome.error
         assert error is not None
-        self.ctx.frame_failed(error, outcome.heard.telegram)
+        self.ctx.frame_failed(error, outcome.heard.telegram, rssi=outcome.heard.rssi_dbm)
         entry = outcome.entry
         if entry is None or error.code not in KEY_FAILURES:
             _LOGGER.debug("%s: %s", self.ctx.name, error)
@@ -240,7 +242,7 @@ class _Dispatch:
             # Signal strength as wmbusmeters users know it: a diagnostic value of the meter.
             values += (Reading(RSSI_READING, round(heard.rssi_dbm, 1), "dBm"),)
         if not values:
-            ctx.frame_ok(heard.telegram)
+            ctx.frame_ok(heard.telegram, rssi=heard.rssi_dbm)
             return
         ctx.submit(
             Sample(
