@@ -5,6 +5,7 @@ table's result type."""
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -87,12 +88,12 @@ async def test_every_payload_a_running_bridge_publishes_matches_its_contract(
             )
             await collector.apublish(f"{BASE}/set/resend_discovery", b'{"id": "ok-1"}')
             await collector.apublish(f"{BASE}/main/set/set_tariff", b'{"tariff": 9}')
+
+            def published(leaf: str) -> bool:
+                return any(m.topic.endswith(f"/{leaf}") for m in collector.messages)
+
             for leaf in ("state", "event", "profile", "billing", "detail"):
-                await until(
-                    lambda leaf=leaf: any(m.topic.endswith(f"/{leaf}") for m in collector.messages),
-                    30,
-                    f"a {leaf} message",
-                )
+                await until(functools.partial(published, leaf), 30, f"a {leaf} message")
             await until(lambda: len(collector.on(f"{BASE}/reply")) >= 1, 30, "the gateway reply")
             await until(lambda: len(collector.on(f"{BASE}/main/reply")) >= 1, 30, "the refusal")
         checked: dict[str, int] = {}

@@ -19,11 +19,12 @@ from openapi_spec_validator import validate
 from gateway import __version__
 from gateway.commands import table as command_table
 from gateway.contracts import encode, schema_of
+from gateway.contracts import http as http_contracts
 from gateway.lan import openapi
 from gateway.lan.api import Api
 from gateway.model import Event, utc_now
 from tests.support.gateway import until
-from tests.test_lan import TOKEN, feed, running_gateway, settings_text
+from tests.test_lan import TOKEN, _sse, feed, running_gateway, settings_text
 
 DOCUMENT: dict[str, Any] = msgspec.json.decode(encode(openapi.document(__version__)))
 
@@ -221,3 +222,20 @@ async def test_real_answers_of_a_running_gateway_match_their_schemas(tmp_path: P
         assert "args.tariff" in refused["error"]["message"]
         await _check(http, base, "get", f"{m}/registers", f"{p}/meters/nope/registers", status=404)
         await _check(http, base, "get", f"{p}/events", f"{p}/events?limit=0", status=400)
+
+
+async def test_live_stream_messages_match_their_schemas(tmp_path: Path) -> None:
+    async with (
+        running_gateway(settings_text(tmp_path)) as (gateway, _, base),
+        aiohttp.ClientSession() as http,
+        http.get(f"{base}/api/v1/stream?meter=main") as response,
+    ):
+        gateway.report(Event("main", utc_now(), "test_event", "for the stream", {"n": 1}))
+        seen: dict[str, int] = {}
+        wanted = {"snapshot", "live", "state", "event", "display"}
+        while not wanted <= set(seen):
+            name, data = await _sse(response)
+            contract = http_contracts.STREAM_MESSAGES[name]  # every message has a contract
+            errors = [e.message for e in OAS31Validator(schema_of(contract)).iter_errors(data)]
+            assert errors == [], (name, errors[:3])
+            seen[name] = seen.get(name, 0) + 1

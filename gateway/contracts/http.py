@@ -13,6 +13,7 @@ import msgspec
 from gateway.contracts.wire import BillingValue, Number, ReadingValue, Timestamp
 
 __all__ = [
+    "STREAM_MESSAGES",
     "AnalysisHead",
     "AnalysisResponse",
     "AnalysisRow",
@@ -529,3 +530,16 @@ class LiveHealth(_Contract, frozen=True):
     frames_ok: int
     frames_failed: int
     last_error: str | None
+
+
+# Each message of ``/api/v1/stream`` by its event name (``health`` maps module names to states).
+STREAM_MESSAGES: dict[str, Any] = {
+    "snapshot": Snapshot,
+    "live": LiveRegisters,
+    "state": StateRegisters,
+    "event": EventEntry,
+    "profile": MeterProfileRow,
+    "billing": MeterBillingPeriod,
+    "display": MeterDisplayState,
+    "health": dict[str, LiveHealth],
+}
