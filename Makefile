@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test lint typecheck pytest bench soak fuzz acceptance clean constraints contracts system-packages
+.PHONY: run test lint typecheck pytest pytest-compiled compiled bench soak fuzz acceptance clean constraints contracts system-packages
 
 run: $(VENV)/.installed
 	$(BIN)/meter-gateway run $(if $(CONFIG),--config $(CONFIG))
 
-test: $(VENV)/.installed-test system-packages lint typecheck pytest
+test: $(VENV)/.installed-test system-packages lint typecheck pytest pytest-compiled
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check gateway modules tests bench acceptance
@@ -22,6 +22,19 @@ typecheck: $(VENV)/.installed-test
 # driven in-process), not the gateways the end-to-end tests start as subprocesses.
 pytest: $(VENV)/.installed-test system-packages
 	$(BIN)/pytest --cov=gateway --cov=modules --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# The codecs' hot modules compiled with mypyc (scripts/compile-codecs), C extensions beside the
+# sources that Python then imports instead; `make run` uses them when they are there. Without a
+# C compiler nothing is built and the same code runs as pure Python. `make clean` removes them.
+compiled: $(VENV)/.installed-test
+	$(BIN)/python scripts/compile-codecs
+
+# The codec tests again on a compiled copy of the checkout (build/compiled): both builds pass.
+pytest-compiled: $(VENV)/.installed-test
+	@$(BIN)/python scripts/compile-codecs --into build/compiled; status=$$?; \
+	if [ $$status -eq 3 ]; then echo "no compiled build here: the codecs ran as pure Python only"; \
+	elif [ $$status -ne 0 ]; then exit $$status; \
+	else cd build/compiled && $(abspath $(BIN))/pytest tests/codecs -q -p no:cacheprovider; fi
 
 # Peers go into bench/.venv (from PyPI), never into .venv; valgrind counts instructions for
 # the Raspberry Pi section. BENCH_ARGS=--quick for a short run.
@@ -81,3 +94,4 @@ constraints: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	find modules -name '*.so' -delete
