@@ -487,39 +487,22 @@ class StateRegisters(_Contract, frozen=True):
     registers: dict[str, DescribedRegister]
 
 
-class MeterProfileRow(_Contract, frozen=True):
+class MeterProfileRow(ProfileRow, frozen=True):
     """``profile``: a closed load-profile interval of a meter."""
 
     meter: str
-    start: Timestamp
-    end: Timestamp
-    values: dict[str, Number]
-    flags: int
-    status: list[str]
 
 
-class MeterBillingPeriod(_Contract, frozen=True):
+class MeterBillingPeriod(BillingPeriod, frozen=True):
     """``billing``: a debiting stop of a meter."""
 
     meter: str
-    number: int
-    at: Timestamp
-    estimated: bool
-    values: dict[str, BillingValue]
 
 
-class MeterDisplayState(_Contract, frozen=True):
+class MeterDisplayState(DisplayState, frozen=True):
     """``display``: the modelled LCD changed (scrolled, pushed, a new value)."""
 
     meter: str
-    list: Literal["auto", "manual", "battery"]
-    index: int
-    length: int
-    obis: str
-    id: str
-    value: ReadingValue | None
-    unit: str | None
-    label: str
 
 
 class LiveHealth(_Contract, frozen=True):

@@ -29,7 +29,7 @@ from gateway.lan.shapes import (
     described_register,
     display_state,
     event_json,
-    flag_names,
+    profile_row_json,
     register_json,
 )
 from gateway.model import Event, RawFrame, utc_now
@@ -109,14 +109,7 @@ class LanServer:
         """A closed load-profile interval: the page adds it to today's curve."""
         self.hub.publish(
             "profile",
-            http.MeterProfileRow(
-                meter=meter,
-                start=row.start,
-                end=row.end,
-                values=row.values,
-                flags=int(row.flags),
-                status=flag_names(row.flags),
-            ),
+            http.MeterProfileRow(meter=meter, **msgspec.structs.asdict(profile_row_json(row))),
             meter=meter,
         )
 
