@@ -6,23 +6,33 @@ table's result type."""
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
+from gateway.commands import table as command_table
+from gateway.config import MeterConfig
 from gateway.contracts import mqtt, schema_of
+from gateway.engine import Register
 from gateway.engine.commands import COMMANDS
 from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
 from gateway.model import utc_now
+from gateway.mqtt.discovery import Discovery
+from gateway.mqtt.payloads import Topics
 from tests.support.mqtt import Collector, until
 from tests.support.processes import Broker
 from tests.test_mqtt_bridge import BASE, running, settings_text
 
 pytestmark = pytest.mark.network
+
+TOPICS = Topics("meter-gateway", "home", "homeassistant")
+METER = MeterConfig(id="main")
 
 # The last part of a topic under <base>/<gateway>/<meter>/ and the contract published there.
 LEAVES: dict[str, type[Any]] = {
@@ -117,3 +127,61 @@ async def test_every_payload_a_running_bridge_publishes_matches_its_contract(
         assert refused["error"]["code"] in ("bad_argument", "commands_disabled")
     finally:
         collector.close()
+
+
+# Home Assistant reads the payloads through discovery's templates: every field they name must be
+# in the contract of the topic they read, and every button must send a command of the table that
+# MQTT may send and that takes no arguments (a button sends PRESS).
+
+_TEMPLATE_PATH = re.compile(r"value_json((?:\.\w+|\[[^\]]+\])+)")
+_STEP = re.compile(r"\.(\w+)|\[([^\]]+)\]")
+
+
+def _walk(schema: dict[str, Any], path: str) -> dict[str, Any]:
+    """The schema of ``path`` (``.readings['x'].value``) inside ``schema``; KeyError if absent."""
+    root = schema
+    node = schema
+    for name, _key in _STEP.findall(path):
+        while "$ref" in node:
+            node = root["$defs"][node["$ref"].rsplit("/", 1)[1]]
+        node = node["properties"][name] if name else node["additionalProperties"]
+    return node
+
+
+def test_discovery_templates_read_fields_the_payloads_have_and_buttons_send_table_commands() -> (
+    None
+):
+    discovery = Discovery("home", TOPICS, unsigned_commands=True)
+    at = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+    registers = {
+        code: Register(code, value, unit, at)
+        for code, value, unit in (
+            ("1-0:1.8.0", Decimal("1234.5"), "kWh"),
+            ("1-0:1.7.0", 1500.0, "W"),
+            ("1-0:1.6.0", 4200.0, "W"),
+            ("0-0:96.14.0", 2, None),
+            ("breaker_state", "connected", None),
+        )
+    }
+    contracts = {"state": schema_of(mqtt.StatePayload), "detail": schema_of(mqtt.StatusDetail)}
+    table = command_table()
+    templates = buttons = 0
+    for _topic, config in (discovery.gateway_config(), discovery.meter_config(METER, registers)):
+        for component in config["components"].values():
+            template = component.get("value_template")
+            if template is not None:
+                # a component's own topic, else the one the device's components share
+                topic = component.get("state_topic") or config["state_topic"]
+                leaf = topic.rsplit("/", 1)[1]
+                for path in _TEMPLATE_PATH.findall(template):
+                    _walk(contracts[leaf], path)  # KeyError: a field the payload does not have
+                    templates += 1
+            if component.get("platform") == "button":
+                name = component["command_topic"].rsplit("/", 1)[1]
+                spec = table[name]
+                assert "mqtt" in spec.senders, name
+                assert not msgspec.structs.fields(spec.args), f"{name} needs arguments"
+                buttons += 1
+    assert templates >= 6 and buttons == 3
+    with pytest.raises(KeyError):
+        _walk(contracts["state"], ".readings['x'].valeur")
