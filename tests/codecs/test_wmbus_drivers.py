@@ -12,6 +12,7 @@ import pytest
 from modules.codecs.records import Record
 from modules.codecs.wmbus import decode_telegram
 from modules.codecs.wmbus.drivers import DRIVERS, FieldSpec, RegisterWalk, apply, find
+from modules.codecs.wmbus.drivers.diehl import DEFAULT_KEYS, prios_descramble
 
 VECTORS = Path(__file__).resolve().parents[1] / "fixtures" / "vectors" / "wmbus_all.json"
 APATOR = [v for v in json.loads(VECTORS.read_text()) if v.get("driver") == "apator162"]
@@ -136,3 +137,127 @@ def test_techem_vario_451_energy_in_gj() -> None:
     total = values["total_energy"]
     assert total.unit == "GJ" and isinstance(total.value, Decimal)
     assert abs(total.value * kwh_per_gj - Decimal(str(vector["expected"]["total_kwh"]))) < 1
+
+
+# ---------------------------------------------------------------- B METERS Hydrodigit
+
+HYDRODIGIT = [v for v in json.loads(VECTORS.read_text()) if v.get("driver") == "hydrodigit"]
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August")
+
+
+@pytest.mark.parametrize("vector", HYDRODIGIT, ids=lambda v: v["source"].rsplit(":", 1)[-1])
+def test_hydrodigit_sections_named_by_the_content_byte(vector: dict[str, Any]) -> None:
+    decoded = decode_telegram(bytes.fromhex(vector["hex"]))
+    assert decoded.frame["driver"] == "hydrodigit"
+    values = {r.name: (r.value, r.unit) for r in decoded.records}
+    expected = vector["expected"]
+    assert values["battery_voltage"] == (Decimal(str(expected["voltage_v"])), "V")
+    if "backflow_m3" in expected:
+        assert values["backflow_volume"] == (Decimal(str(expected["backflow_m3"])), "m³")
+    for month in _MONTHS:
+        if f"{month}_total_m3" in expected:
+            got = values[f"volume_end_of_{month.lower()}"]
+            assert got == (Decimal(str(expected[f"{month}_total_m3"])), "m³")
+
+
+def _hydrodigit(mfct: str) -> bytes:
+    # BMT v0x13 cold water, CI 0x7A (no encryption), total 3.866 m³, then DIF 0x0F and mfct.
+    body = "44B40986868686130" + "77A" + "F0000000" + "0C1366380000" + "0F" + mfct
+    return bytes([len(body) // 2]) + bytes.fromhex(body)
+
+
+def test_hydrodigit_month_not_measured_is_no_value_and_a_short_block_is_a_warning() -> None:
+    # content 0x11: battery (code 0x0B = 3.2 V) and twelve months, March not measured yet.
+    months = "C10000" + "D10000" + "FFFFFF" + "E60000" * 9
+    decoded = decode_telegram(_hydrodigit("11" + "0B" + months))
+    names = {r.name: r.value for r in decoded.records}
+    assert names["battery_voltage"] == Decimal("3.2")
+    assert names["volume_end_of_february"] == Decimal("2.09")
+    assert "volume_end_of_march" not in names  # FFFFFF: unknown, never 0
+    assert names["volume_end_of_april"] == Decimal("2.30")
+    short = decode_telegram(_hydrodigit("10" + "C10000" * 5))
+    assert "volume_end_of_january" not in {r.name for r in short.records}
+    assert any("section 0x10 runs past the end" in w for w in short.frame["warnings"])
+    # The standard total is decoded either way.
+    assert any(r.unit == "m³" and r.value == Decimal("3.866") for r in short.records)
+
+
+# ---------------------------------------------------------------- Qundis Q water 5.5
+
+QWATER_WALK_BY = [
+    v
+    for v in json.loads(VECTORS.read_text())
+    if v.get("driver") in ("qwater", "qwaterv2") and "0DFF5F" in v["hex"].upper()
+]
+
+
+def test_qwater_walk_by_vectors_are_there() -> None:
+    assert len(QWATER_WALK_BY) >= 5
+
+
+@pytest.mark.parametrize("vector", QWATER_WALK_BY, ids=lambda v: v["source"].rsplit(":", 1)[-1])
+def test_qwater_walk_by_record(vector: dict[str, Any]) -> None:
+    decoded = decode_telegram(bytes.fromhex(vector["hex"]))
+    assert decoded.frame["driver"] == "qwaterv2"
+    values = {r.name: r.value for r in decoded.records}
+    expected = vector["expected"]
+    assert values["total_volume"] == Decimal(str(expected["total_m3"]))
+    due = expected.get("target_m3", expected.get("due_17_date_m3"))
+    due_date = expected.get("target_date", expected.get("due_17_date"))
+    assert values["volume_at_due_date"] == Decimal(str(due))
+    assert values.get("due_date") == due_date  # FFFF (None): no due date stored yet
+    year_end = expected.get("target_year_m3", expected.get("due_date_m3"))
+    assert values["volume_at_year_end"] == Decimal(str(year_end))
+    assert "error_date" not in values  # FFFF: no error ever
+
+
+def test_qwater_record_without_the_litre_marker_stays_raw() -> None:
+    vector = QWATER_WALK_BY[0]
+    telegram = bytearray(bytes.fromhex(vector["hex"]))
+    marker = telegram.index(bytes.fromhex("0DFF5F")) + 4 + 9  # DIF VIF VIFE LVAR, 9 bytes
+    assert telegram[marker] == 0x13
+    telegram[marker] = 0x14
+    decoded = decode_telegram(bytes(telegram))
+    assert "total_volume" not in {r.name for r in decoded.records}
+    assert any("expected 13 here" in w for w in decoded.frame["warnings"])
+
+
+# ---------------------------------------------------------------- Diehl IZAR (PRIOS)
+
+IZAR = [v for v in json.loads(VECTORS.read_text()) if v.get("driver") == "izarv2"]
+
+
+@pytest.mark.parametrize("vector", IZAR, ids=lambda v: v["source"].rsplit(":", 1)[-1])
+def test_izar_prios_payload_unscrambled(vector: dict[str, Any]) -> None:
+    decoded = decode_telegram(bytes.fromhex(vector["hex"]))
+    assert decoded.frame["driver"] == "izar"
+    values = {r.name: (r.value, r.unit) for r in decoded.records}
+    expected = vector["expected"]
+    assert values["total_volume"] == (Decimal(str(expected["total_m3"])), "m³")
+    assert values["volume_at_last_billing"] == (Decimal(str(expected["target_m3"])), "m³")
+    assert values["last_billing_date"] == (expected["target_date"], None)
+    assert values["battery_remaining"] == (Decimal(str(expected["battery_y"])), "y")
+    assert values["transmit_period"] == (Decimal(expected["transmit_period_s"]), "s")
+    # Diehl and Hydrometer PRIOS meters code their A field as version, type, id.
+    assert decoded.meter["id"] == expected["id"].upper()
+
+
+def test_izar_alarms_and_a_payload_scrambled_with_the_other_default_key() -> None:
+    # A Sappel IZAR header (SAP, id 21242472, CI 0xA2); bytes 11-14 in clear: period code,
+    # battery and alarms (meter blocked), alarms (underflow), one more; scrambled from byte 15.
+    head = bytes.fromhex("44304C72242421D401A2013D4013")
+    clear = bytes.fromhex("4B" + "10270000" + "E8030000" + "BE2C")  # 10 m³, 1 m³, 2021-12-30
+    plain = bytes([len(head) + len(clear)]) + head + clear
+    scrambled = plain[:15] + prios_descramble(plain, DEFAULT_KEYS[1])
+    decoded = decode_telegram(scrambled)
+    values = {r.name: r.value for r in decoded.records}
+    assert values["total_volume"] == Decimal("10.000")
+    assert values["volume_at_last_billing"] == Decimal("1.000")
+    assert values["last_billing_date"] == "2021-12-30"
+    assert values["alarms"] == "meter_blocked,underflow"
+    # A key that is neither default: the payload stays raw, with a warning.
+    other = plain[:15] + prios_descramble(plain, bytes(8))
+    kept = decode_telegram(other)
+    assert "total_volume" not in {r.name for r in kept.records}
+    assert any("no known PRIOS key" in w for w in kept.frame["warnings"])
+    assert kept.frame["manufacturer_payload"]

@@ -179,7 +179,9 @@ def _decode(
     if meter is None:
         meter = _meter_facts(link, tpl)
     if meter["manufacturer"] in drivers.MANUFACTURERS:
-        records = drivers.apply(drivers.DRIVERS, meter, tg.frame, records, payload)
+        records = drivers.apply(
+            drivers.DRIVERS, meter, tg.frame, records, payload, telegram=tg.body
+        )
     return Decoded(protocol="wmbus", meter=meter, frame=tg.frame, records=records)
 
 
