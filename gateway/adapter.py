@@ -1,9 +1,20 @@
-"""The adapter contract and the context the supervisor hands to each module.
+"""The adapter contract, the roles a module takes, and the context the supervisor hands it.
 
-An adapter is any class with a ``Config`` Struct type and one cancellable ``run(ctx)``; no base
-class. ``run`` connects, pushes Samples through ``ctx``, handles commands addressed to it, and
-releases everything in ``finally``. Returning or raising ends the run; the supervisor decides
-when to start it again.
+An adapter is any class with a ``Config`` Struct type, the ``COMMANDS`` it takes and one
+cancellable ``run(ctx)``; no base class. ``run`` connects, pushes Samples through ``ctx``,
+handles what is addressed to it, and releases everything in ``finally``. Returning or raising
+ends the run; the supervisor decides when to start it again.
+
+What a module does with its context is one or more of three roles, each a typed protocol that
+``ModuleContext`` implements (a helper that plays one role takes that protocol, not the whole
+context):
+
+- ``Source``: pushes Samples of its meter(s) (every reading module: M-Bus, P1, S0 input, ...).
+- ``Actuator``: the breaker's switch (relay, mqtt_switch, a DLMS meter's disconnect control):
+  takes the ``SwitchRequest``s the supervisor queues when the engine's breaker switches,
+  confirms by reporting the position it sees, or says that it failed.
+- ``Sink``: is told when a meter's state changes, by subscription (the Z-Wave display node,
+  the S0 output): it waits on ``subscribe()`` instead of polling the registers.
 """
 
 from __future__ import annotations
@@ -16,10 +27,29 @@ from typing import Any, ClassVar, Protocol
 
 from gateway.config import ModuleConfig, Settings
 from gateway.engine import Register
+from gateway.engine.book import BREAKER_FEEDBACK
 from gateway.engine.commands import CommandSpec
-from gateway.model import Command, Event, RawFrame, Sample, utc_now
+from gateway.model import (
+    Command,
+    Event,
+    Position,
+    RawFrame,
+    Reading,
+    Sample,
+    SwitchRequest,
+    utc_now,
+)
 
-__all__ = ["Adapter", "Hub", "ModuleContext", "ModuleHealth"]
+__all__ = [
+    "Actuator",
+    "Adapter",
+    "Hub",
+    "ModuleContext",
+    "ModuleHealth",
+    "Sink",
+    "Source",
+    "StateChanges",
+]
 
 
 class Adapter(Protocol):
@@ -74,6 +104,106 @@ class Hub(Protocol):
         ...
 
 
+class StateChanges:
+    """A sink's subscription to one meter's state (or every meter's): set by the supervisor
+    whenever the meter's registers may have changed (a sample, a command, a tick, a checkpoint
+    that moved what outputs show), cleared by the wait that sees it. Changes that come faster
+    than the sink looks are seen as one; the sink then reads the registers as they are. A new
+    subscription starts as changed: the state as it is is news to the sink."""
+
+    def __init__(self, meter: str | None) -> None:
+        self.meter = meter
+        self._changed = asyncio.Event()
+        self._changed.set()
+
+    def notify(self, meter: str) -> None:
+        """The supervisor's side: ``meter``'s state changed."""
+        if self.meter is None or self.meter == meter:
+            self._changed.set()
+
+    async def wait(self, timeout_s: float | None = None) -> bool:
+        """Until the state changed since the last wait (True), or ``timeout_s`` passed
+        (False; for the sink's own timers, such as saving its position)."""
+        if not self._changed.is_set():
+            if timeout_s is None:
+                await self._changed.wait()
+            else:
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        await self._changed.wait()
+                except TimeoutError:
+                    return False
+        self._changed.clear()
+        return True
+
+
+class Source(Protocol):
+    """The source role: a module that pushes what its meter(s) said."""
+
+    name: str
+    meter: str | None
+
+    def submit(self, sample: Sample) -> None:
+        """Deliver one consistent batch of readings."""
+        ...
+
+    def frame_ok(self, raw: bytes | None = None) -> None:
+        """A frame arrived and decoded."""
+        ...
+
+    def frame_failed(self, error: Exception, raw: bytes | None = None) -> None:
+        """A frame arrived but could not be used."""
+        ...
+
+
+class Actuator(Protocol):
+    """The actuator role: the breaker's switch. The supervisor queues a ``SwitchRequest`` on
+    ``switch_requests`` each time the engine's breaker switches; the module makes it real and
+    confirms with ``report_position`` (the position it sees: the engine turns it into a
+    confirmation, or a mismatch event), or says ``switch_failed``. An actuator that says
+    nothing is failed by the engine's own confirmation timeout."""
+
+    name: str
+    meter: str | None
+    switch_requests: asyncio.Queue[SwitchRequest]
+
+    @property
+    def settings(self) -> Settings:
+        """The whole gateway config (whose breaker this module drives)."""
+        ...
+
+    def registers(self, meter: str | None = None) -> Mapping[str, Register]:
+        """The engine's registers (where the breaker should be)."""
+        ...
+
+    def report_position(self, position: Position) -> None:
+        """Tell the engine where the breaker is (a ``breaker_feedback`` reading)."""
+        ...
+
+    def switch_failed(self, target: Position, detail: str, **data: Any) -> None:
+        """A switch to ``target`` could not be made (a ``breaker_actuator_failed`` event)."""
+        ...
+
+
+class Sink(Protocol):
+    """The sink role: a module told of state changes (a display, a pulse output)."""
+
+    name: str
+    meter: str | None
+
+    def subscribe(self, meter: str | None = None) -> StateChanges:
+        """Be told when this module's meter (or the given one) changes."""
+        ...
+
+    def registers(self, meter: str | None = None) -> Mapping[str, Register]:
+        """The engine's registers as they are now."""
+        ...
+
+    def published(self, meter: str | None = None) -> Mapping[str, Register]:
+        """The registers as every output shows them."""
+        ...
+
+
 @dataclass(slots=True)
 class ModuleHealth:
     """What the supervisor knows about one module, for status, API and metrics."""
@@ -92,7 +222,8 @@ class ModuleHealth:
 
 
 class ModuleContext:
-    """Everything a running adapter may touch: its meter(s), events, state, commands."""
+    """Everything a running adapter may touch: its meter(s), events, state, commands; it is
+    the ``Source``, ``Actuator`` and ``Sink`` a module uses."""
 
     def __init__(self, hub: Hub, config: ModuleConfig, health: ModuleHealth) -> None:
         self._hub = hub
@@ -101,6 +232,8 @@ class ModuleContext:
         self.meter = config.meter
         self.health = health
         self.commands: asyncio.Queue[Command] = asyncio.Queue()
+        self.switch_requests: asyncio.Queue[SwitchRequest] = asyncio.Queue()
+        self._subscriptions: list[StateChanges] = []
 
     @property
     def settings(self) -> Settings:
@@ -170,3 +303,33 @@ class ModuleContext:
     async def execute(self, command: Command) -> Mapping[str, Any]:
         """Run a gateway command (a local push button's ``button``); CommandError if refused."""
         return await self._hub.execute(command)
+
+    # the actuator role -------------------------------------------------------------------------
+
+    def report_position(self, position: Position) -> None:
+        """Tell the engine where the breaker is: it confirms a pending switch from this, and a
+        position nobody asked for (a plug switched by hand) is a mismatch."""
+        assert self.meter is not None
+        # A sample must not move the meter's clock back: an accelerated or fast meter clock runs
+        # ahead of ours, and the engine treats an earlier sample as a clock adjustment.
+        newest = max((register.at for register in self.registers().values()), default=None)
+        now = utc_now()
+        at = max(now, newest) if newest is not None else now
+        self.submit(Sample(self.meter, self.name, at, (Reading(BREAKER_FEEDBACK, position, None),)))
+
+    def switch_failed(self, target: Position, detail: str, **data: Any) -> None:
+        """A switch to ``target`` could not be made: logged as ``breaker_actuator_failed``."""
+        self.event("breaker_actuator_failed", detail, target=target, **data)
+
+    # the sink role -----------------------------------------------------------------------------
+
+    def subscribe(self, meter: str | None = None) -> StateChanges:
+        """Be told when this module's meter (or the given one) changes; see ``StateChanges``."""
+        changes = StateChanges(meter or self.meter)
+        self._subscriptions.append(changes)
+        return changes
+
+    def state_changed(self, meter: str) -> None:
+        """The supervisor's side: ``meter``'s registers may have changed."""
+        for changes in self._subscriptions:
+            changes.notify(meter)

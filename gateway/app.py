@@ -22,17 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway import config as config_module
-from gateway import registry
-from gateway.adapter import Adapter, ModuleContext, ModuleHealth
-from gateway.backoff import Backoff
-from gateway.config import ModuleConfig, Settings
-from gateway.engine import Action, MeterEngine, Register, Update
-from gateway.engine.commands import COMMANDS, CommandSpec, Queued, as_mapping, parse_args, sender_of
+from gateway.adapter import ModuleHealth
+from gateway.config import Settings
+from gateway.engine import MeterEngine, Register, Update
+from gateway.engine.commands import COMMANDS, CommandSpec, parse_args, sender_of
 from gateway.errors import (
-    AdapterError,
     CommandError,
     ConfigError,
-    FatalAdapterError,
     GatewayError,
     StoreError,
 )
@@ -40,10 +36,10 @@ from gateway.meters import Meters
 from gateway.model import Command, Event, RawFrame, Sample, utc_now
 from gateway.outputs import default_outputs
 from gateway.store import Store
+from gateway.supervision import ModuleSupervisor
 from gateway.systemd import Notifier
 from gateway.timekeeping import ClockGuard
 from gateway.view import CommandHandler, GatewayView, Output
-from modules.codecs.errors import CodecError
 
 __all__ = ["Gateway", "OutputFactory", "PruneSchedule", "run"]
 
@@ -135,12 +131,10 @@ class Gateway:
         self._clock_said = False  # "waiting for the clock" was logged
         self.meters = Meters(settings, self.store, clean_start=self._mark_running())
         self._last_publish: dict[str, float] = {}
-        self.health: dict[str, ModuleHealth] = {}
+        self.modules = ModuleSupervisor(self)
         self.outputs: list[Output] = []
         self.started_at = utc_now()
         self._output_factory = outputs or default_outputs
-        self._modules: dict[str, tuple[ModuleConfig, asyncio.Task[None]]] = {}
-        self._contexts: dict[str, ModuleContext] = {}
         self._group: asyncio.TaskGroup | None = None
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -162,6 +156,11 @@ class Gateway:
     def engines(self) -> Mapping[str, MeterEngine]:
         """The meter engines by meter id."""
         return self.meters.engines
+
+    @property
+    def health(self) -> Mapping[str, ModuleHealth]:
+        """What the supervisor knows about each module, by name."""
+        return self.modules.health
 
     @property
     def clean_start(self) -> bool:
@@ -261,8 +260,8 @@ class Gateway:
                 )
             parse_args(spec, command.args)  # refused here, naming the field, before anything runs
         handler = self._command_handlers.get(command.name)
-        if handler is None and command.name in self._module_commands():
-            handler = self._module_command
+        if handler is None and command.name in self.modules.commands():
+            handler = self.modules.execute
         if handler is None:
             known = ", ".join(sorted(self._command_handlers)) or "none"
             raise CommandError("unknown_command", f"no command {command.name!r} (known: {known})")
@@ -278,42 +277,12 @@ class Gateway:
     @property
     def commands(self) -> tuple[str, ...]:
         """Names of the commands that can be executed."""
-        return tuple(sorted({*self._command_handlers, *self._module_commands()}))
+        return tuple(sorted({*self._command_handlers, *self.modules.commands()}))
 
     def command_spec(self, name: str) -> CommandSpec | None:
         """The command table's row for ``name``: the engine's, or that of a configured module's
         type (the others are not imported: ``gateway.commands.table`` has them all)."""
-        spec = COMMANDS.get(name)
-        if spec is not None:
-            return spec
-        for module, _task in self._modules.values():
-            adapter: type[Adapter] = registry.adapter_class(module.type)
-            for candidate in adapter.COMMANDS:
-                if candidate.name == name:
-                    return candidate
-        return None
-
-    def _module_commands(self) -> dict[str, list[str]]:
-        """Commands that running modules take (an adapter's ``COMMANDS``) -> module names."""
-        routes: dict[str, list[str]] = {}
-        for name, (module, _task) in self._modules.items():
-            for spec in registry.adapter_class(module.type).COMMANDS:
-                routes.setdefault(spec.name, []).append(name)
-        return routes
-
-    async def _module_command(self, command: Command) -> Mapping[str, Any]:
-        """Queue a command for the module that serves the command's meter."""
-        wanted = command.args.get("module")  # several modules on one meter: say which
-        for name in self._module_commands()[command.name]:
-            context = self._contexts.get(name)
-            if wanted is not None and name != wanted:
-                continue
-            if context is not None and context.meter in (None, command.meter):
-                context.commands.put_nowait(command)
-                return as_mapping(Queued(queued=True, module=name))
-        raise CommandError(
-            "no_module", f"no running module takes {command.name!r} for meter {command.meter!r}"
-        )
+        return COMMANDS.get(name) or self.modules.command_spec(name)
 
     # lifecycle ---------------------------------------------------------------------------------
 
@@ -344,7 +313,7 @@ class Gateway:
                     for output in self.outputs
                 ]
                 for module in self.settings.modules:
-                    self._start_module(module)
+                    self.modules.start(group, module)
                 housekeeping = [
                     group.create_task(self._flush_loop(), name="flush"),
                     group.create_task(self._publish_loop(), name="publish"),
@@ -363,7 +332,7 @@ class Gateway:
                 self.notifier.stopping()
                 _LOGGER.info("stopping")
                 async with asyncio.timeout(self.settings.gateway.shutdown_timeout_s):
-                    await self._stop_modules(list(self._modules))
+                    await self.modules.stop(self.modules.names)
                     for task in housekeeping:
                         task.cancel()
                     self.persist()
@@ -419,8 +388,9 @@ class Gateway:
                 # A debiting stop, a tariff or breaker switch: rare, and must last at once.
                 self.persist()
         for action in update.actions:
-            self._actuate(update.meter, action)
+            self.modules.switch(update.meter, action.module, action.state)
         if update.registers:
+            self.modules.state_changed(update.meter)
             live = self.meters.live(update)
             if live.registers:
                 for output in self.outputs:
@@ -445,6 +415,7 @@ class Gateway:
         registers = self.meters.published(meter)
         for output in self.outputs:
             output.on_state(meter, registers)
+        self.modules.state_changed(meter)  # a checkpoint may have moved what is shown
 
     async def _publish_loop(self) -> None:
         """State messages a meter's faster samples held back go out at the interval."""
@@ -467,19 +438,6 @@ class Gateway:
     def _mark_stopped(self) -> None:
         with contextlib.suppress(sqlite3.Error, StoreError):
             self.store.put_state(*_CLEAN_STOP, b"1")
-
-    def _actuate(self, meter: str, action: Action) -> None:
-        """Hand a breaker switch to its actuator module; the engine times out if none answers."""
-        context = self._contexts.get(action.module)
-        if context is None:
-            _LOGGER.warning(
-                "breaker of %s: actuator module %s is not running", meter, action.module
-            )
-            return
-        command = Command(
-            meter, "actuate", f"breaker-{utc_now().isoformat()}", {"state": action.state}
-        )
-        context.commands.put_nowait(command)
 
     async def _engine_command(self, command: Command) -> Mapping[str, Any]:
         engine = self.engines.get(command.meter)
@@ -576,14 +534,15 @@ class Gateway:
         new_modules = {m.name: m for m in new.modules}
         changed = [name for name, module in old_modules.items() if new_modules.get(name) != module]
         self.flush()
-        await self._stop_modules(changed)
+        await self.modules.stop(changed)
         self.settings = new
         self.meters.sync(new)
         for name in changed:
-            self.health.pop(name, None)
+            self.modules.forget(name)
+        assert self._group is not None
         for name, module in new_modules.items():
-            if name not in self._modules:
-                self._start_module(module)
+            if name not in self.modules.names:
+                self.modules.start(self._group, module)
         _LOGGER.info(
             "reloaded %s: restarted/stopped %s, started %s",
             self.config_path,
@@ -591,68 +550,6 @@ class Gateway:
             ", ".join(n for n in new_modules if n not in old_modules) or "nothing",
         )
         self.notifier.ready(self.status_line())
-
-    def _start_module(self, module: ModuleConfig) -> None:
-        assert self._group is not None
-        if not module.enabled:
-            return
-        health = ModuleHealth(module.name, module.type)
-        self.health[module.name] = health
-        task = self._group.create_task(
-            self._supervise(module, health), name=f"module[{module.name}]"
-        )
-        self._modules[module.name] = (module, task)
-
-    async def _stop_modules(self, names: Sequence[str]) -> None:
-        stopping: dict[str, asyncio.Task[None]] = {}
-        for name in names:
-            entry = self._modules.pop(name, None)
-            self._contexts.pop(name, None)
-            if entry is not None:
-                entry[1].cancel()
-                stopping[name] = entry[1]
-        for name, task in stopping.items():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            health = self.health.get(name)
-            if health is not None:
-                health.state = "stopped"
-
-    async def _supervise(self, module: ModuleConfig, health: ModuleHealth) -> None:
-        """Run one module forever, restarting it with jittered backoff when it fails."""
-        backoff = Backoff()
-        while True:
-            adapter: Adapter = registry.adapter_class(module.type)(module)
-            context = ModuleContext(self, module, health)
-            self._contexts[module.name] = context
-            health.state, health.since = "running", utc_now()
-            started = time.monotonic()
-            try:
-                await adapter.run(context)
-                reason = "run() returned"
-                delay = backoff.next_delay(time.monotonic() - started)
-            except FatalAdapterError as err:
-                reason = str(err)
-                delay = backoff.fatal_delay()
-            except (AdapterError, CodecError, OSError) as err:
-                # A frame error that escapes a module (the codecs' own tree, which knows nothing
-                # of adapters) is a device failure like a lost link: restart with backoff.
-                reason = str(err) or type(err).__name__
-                delay = backoff.next_delay(time.monotonic() - started)
-            except Exception as err:
-                # A bug in one module must not take the others down; the traceback says where.
-                _LOGGER.exception("module %s crashed", module.name)
-                reason = f"{type(err).__name__}: {err}"
-                delay = backoff.next_delay(time.monotonic() - started)
-            health.last_error = reason
-            health.restarts += 1
-            health.state, health.since = "backoff", utc_now()
-            if health.communicating:
-                health.communicating = False
-                context.event("communication_lost", f"module {module.name}: {reason}")
-            log = _LOGGER.warning if backoff.attempt <= 1 else _LOGGER.debug
-            log("module %s stopped (%s); restarting in %.1f s", module.name, reason, delay)
-            await asyncio.sleep(delay)
 
     async def _flush_loop(self) -> None:
         while True:

@@ -238,7 +238,7 @@ class ModuleConfig(_Section, frozen=True):
 
     def meters_fed(self) -> tuple[str, ...]:
         """The meters this module's samples go to: its ``meter`` key (a module type that feeds
-        several meters from one link says which here)."""
+        several meters from one link, M-Bus or wM-Bus, adds them here)."""
         return (self.meter,) if self.meter else ()
 
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["Command", "Event", "RawFrame", "Reading", "Sample", "Value", "utc_now"]
+__all__ = [
+    "Command",
+    "Event",
+    "Position",
+    "RawFrame",
+    "Reading",
+    "Sample",
+    "SwitchRequest",
+    "Value",
+    "utc_now",
+]
 
 Value = Decimal | int | float | str
 
@@ -58,6 +68,20 @@ class Event(msgspec.Struct, frozen=True):
     kind: str
     detail: str = ""
     data: Mapping[str, Any] = msgspec.field(default_factory=dict)
+
+
+# Where a breaker is: its contacts open (supply disconnected) or closed.
+Position = Literal["open", "closed"]
+
+
+class SwitchRequest(msgspec.Struct, frozen=True):
+    """The engine's breaker asks its actuator module for a position. Only the supervisor makes
+    these (from the engine's actions): no HTTP or MQTT client can switch an actuator directly.
+    The actuator confirms by reporting the position it sees (``breaker_feedback``), or fails."""
+
+    meter: str
+    position: Position
+    id: str
 
 
 class Command(msgspec.Struct, frozen=True):

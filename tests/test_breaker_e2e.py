@@ -27,6 +27,7 @@ from gateway.errors import CommandError
 from gateway.lan import LanServer
 from gateway.model import Command
 from gateway.signing import sign_payload
+from gateway.view import GatewayView
 from modules.s0.software import SoftwareChip
 from tests.modules.test_mqtt_switch import FakeSwitch
 from tests.support.gateway import serving, until
@@ -95,7 +96,7 @@ async def running(text: str) -> AsyncIterator[tuple[Gateway, str]]:
     """The gateway in this process with its HTTP server; yields it and the base URL."""
     servers: list[LanServer] = []
 
-    def outputs(gateway: Gateway) -> list[LanServer]:
+    def outputs(gateway: GatewayView) -> list[LanServer]:
         servers.append(LanServer(gateway))
         return servers
 

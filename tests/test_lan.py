@@ -27,6 +27,7 @@ from gateway.lan import LanServer
 from gateway.lan.openapi import paths
 from gateway.model import Command, Event, Reading, Sample
 from gateway.store import Store, registers_in
+from gateway.view import GatewayView
 from tests.support.gateway import until
 from tests.support.processes import free_port, wait_for_port
 from tests.support.processes import gateway as process_gateway
@@ -92,7 +93,7 @@ async def running_gateway(text: str) -> AsyncIterator[tuple[Gateway, LanServer, 
     settings = config.loads(text)
     created: asyncio.Future[LanServer] = asyncio.get_running_loop().create_future()
 
-    def outputs(gateway: Gateway) -> list[LanServer]:
+    def outputs(gateway: GatewayView) -> list[LanServer]:
         server = LanServer(gateway)
         created.set_result(server)
         return [server]
@@ -761,7 +762,7 @@ async def test_port_in_use_is_retried_not_fatal(
         text = settings_text(tmp_path, sim=False).replace("port = 0", f"port = {port}")
         servers: list[LanServer] = []
 
-        def outputs(gateway: Gateway) -> list[LanServer]:
+        def outputs(gateway: GatewayView) -> list[LanServer]:
             servers.append(LanServer(gateway))
             return servers
 
@@ -819,7 +820,7 @@ async def test_reload_moves_the_server_to_the_new_port(
     config_file.write_text(text.replace("port = 0", f"port = {first}"))
     servers: list[LanServer] = []
 
-    def outputs(gateway: Gateway) -> list[LanServer]:
+    def outputs(gateway: GatewayView) -> list[LanServer]:
         servers.append(LanServer(gateway))
         return servers
 

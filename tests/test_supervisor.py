@@ -66,7 +66,7 @@ async def test_sighup_restarts_only_the_changed_module(tmp_path: Path) -> None:
     async with running(config.load(path), config_path=path) as gateway:
         await until(lambda: all(h.frames_ok > 2 for h in gateway.health.values()))
         sim1_health, sim2_health = gateway.health["sim1"], gateway.health["sim2"]
-        sim1_task = gateway._modules["sim1"][1]
+        sim1_task = gateway.modules.task("sim1")
         write_config(
             path,
             tmp_path,
@@ -77,7 +77,7 @@ async def test_sighup_restarts_only_the_changed_module(tmp_path: Path) -> None:
         await until(lambda: gateway.health.get("sim2") is not sim2_health)
         await until(lambda: gateway.health["sim2"].frames_ok > 2)
         assert gateway.health["sim1"] is sim1_health
-        assert gateway._modules["sim1"][1] is sim1_task and not sim1_task.done()
+        assert gateway.modules.task("sim1") is sim1_task and not sim1_task.done()
         assert gateway.settings.modules[1].speed == 5  # type: ignore[attr-defined]
         assert gateway.engines["b"].registers, "the meter keeps its state across the restart"
 

@@ -16,7 +16,7 @@ import msgspec
 
 from gateway.engine.settings import BreakerSettings
 from gateway.errors import CommandError
-from gateway.model import Event
+from gateway.model import Event, Position
 
 __all__ = ["Action", "Breaker", "BreakerState"]
 
@@ -41,7 +41,7 @@ class Action:
     """Switch the breaker through its actuator module."""
 
     module: str
-    state: str  # "open" | "closed"
+    state: Position
 
 
 class Breaker:
@@ -192,7 +192,7 @@ class Breaker:
             )
         ], []
 
-    def _switch(self, target: str, now: datetime) -> list[Action]:
+    def _switch(self, target: Position, now: datetime) -> list[Action]:
         if self.settings.actuator is None:
             self.state.actuator = "confirmed"  # nothing to drive: the state is the model's own
             return []

@@ -216,4 +216,4 @@ class Presence:
 def _feeds_only(module: ModuleConfig, meter: str) -> bool:
     """A single-meter module's own frames say its meter is heard (those of a module feeding
     several meters do not)."""
-    return module.meters_fed() == (meter,)
+    return module.meter == meter and module.meters_fed() == (meter,)

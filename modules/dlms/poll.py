@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
-from gateway.adapter import ModuleContext
+from gateway.adapter import Actuator, ModuleContext
 from gateway.errors import CommandError, ConnectionLost
-from gateway.model import Command, Reading, Sample, utc_now
+from gateway.model import Position, Sample, SwitchRequest, utc_now
 from gateway.transport import Link
 from modules.codecs.dlms.apdu import obis_bytes
 from modules.codecs.dlms.axdr import OCTET_STRING, STRUCTURE, Data
@@ -75,10 +75,11 @@ class _Item:
 
 async def poll(link: Link, config: PollConfig, ctx: ModuleContext) -> None:
     """Associate and read the configured objects every ``interval_s`` until the link fails;
-    between polls, switch the meter's disconnector when the breaker asks (``actuate``)."""
+    between polls, switch the meter's disconnector when the breaker asks (a SwitchRequest:
+    the module is its meter's actuator when ``[meters.breaker] actuator`` names it)."""
     settings = client_settings(config.dlms, link.url)
     items: list[_Item] | None = None
-    pending: Command | None = None
+    pending: SwitchRequest | None = None
     try:
         while True:
             async with open_client(link, settings) as client:
@@ -91,33 +92,30 @@ async def poll(link: Link, config: PollConfig, ctx: ModuleContext) -> None:
                     items = await _cycle(client, items, config, ctx)
                     if config.interval_s > KEEP_ASSOCIATION_S:
                         break  # released now, associated again for the next poll
-                    pending = await _next_command(ctx, config.interval_s, started)
-            pending = await _next_command(ctx, config.interval_s, started)
+                    pending = await _next_switch(ctx, config.interval_s, started)
+            pending = await _next_switch(ctx, config.interval_s, started)
     except TimeoutError:
         raise ConnectionLost(f"{link.url}: the meter stopped answering") from None
     except CommandError as err:
         raise ConnectionLost(f"{link.url}: {err}") from err
 
 
-async def _next_command(ctx: ModuleContext, interval_s: float, started: float) -> Command | None:
-    """Wait out the poll interval; a breaker command ends the wait early."""
+async def _next_switch(ctx: Actuator, interval_s: float, started: float) -> SwitchRequest | None:
+    """Wait out the poll interval; a switch the breaker asks for ends the wait early."""
     wait = max(0.0, interval_s - (time.monotonic() - started))
     try:
         async with asyncio.timeout(wait):
-            return await ctx.commands.get()
+            return await ctx.switch_requests.get()
     except TimeoutError:
         return None
 
 
 async def _actuate(
-    client: DlmsClient, command: Command, config: PollConfig, ctx: ModuleContext
+    client: DlmsClient, request: SwitchRequest, config: PollConfig, ctx: Actuator
 ) -> None:
     """Disconnect control (class 70, Blue Book 4.5.8): remote_disconnect or remote_reconnect,
     then report the supply's real position (output_state) to the breaker."""
-    if command.name != "actuate" or command.args.get("state") not in ("open", "closed"):
-        _LOGGER.warning("%s: ignored command %s %s", config.name, command.name, command.args)
-        return
-    wanted = command.args["state"]
+    wanted = request.position
     try:
         if wanted == "open":
             await client.remote_disconnect()
@@ -126,16 +124,10 @@ async def _actuate(
         connected = await client.output_state()
     except CommandError as err:
         # Refused by the meter (access rights, a local lock): the breaker must know at once.
-        ctx.event(
-            "breaker_actuator_failed",
-            f"the meter refused {wanted}: {err}",
-            meter=config.meter,
-            code=err.code,
-        )
+        ctx.switch_failed(wanted, f"the meter refused {wanted}: {err}", code=err.code)
         return
-    position = "closed" if connected else "open"
-    feedback = (Reading("breaker_feedback", position),)
-    ctx.submit(Sample(config.meter, ctx.name, utc_now(), feedback))
+    position: Position = "closed" if connected else "open"
+    ctx.report_position(position)
     _LOGGER.info("%s: disconnector asked %s, meter reports %s", config.name, wanted, position)
 
 

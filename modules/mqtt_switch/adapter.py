@@ -20,11 +20,12 @@ from typing import ClassVar
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from gateway.adapter import ModuleContext
+from gateway.adapter import Actuator, ModuleContext
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig, MqttSection
 from gateway.engine.commands import CommandSpec
 from gateway.errors import FatalAdapterError, GatewayError
+from gateway.model import Position
 from gateway.mqtt.client import (
     CONNECT_TIMEOUT_S,
     broker_client,
@@ -32,7 +33,7 @@ from gateway.mqtt.client import (
     refused_for_good,
     run_session_tasks,
 )
-from modules.relay.feedback import Position, check_wiring, desired_position, report, target_of
+from modules.relay.feedback import check_wiring, desired_position
 
 __all__ = ["MqttSwitchAdapter", "MqttSwitchConfig", "position_of"]
 
@@ -107,7 +108,9 @@ class MqttSwitchAdapter:
     """Switches the breaker through a smart switch and reports what the switch says."""
 
     Config = MqttSwitchConfig
-    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
+    COMMANDS: ClassVar[
+        tuple[CommandSpec, ...]
+    ] = ()  # switched by SwitchRequests, never by a client
 
     def __init__(self, config: MqttSwitchConfig) -> None:
         self.config = config
@@ -115,7 +118,8 @@ class MqttSwitchAdapter:
         self._changed = asyncio.Event()
 
     async def run(self, ctx: ModuleContext) -> None:
-        """Keep a broker session up; commands queued meanwhile wait in ``ctx.commands``."""
+        """Keep a broker session up; switches asked for meanwhile wait in
+        ``ctx.switch_requests``."""
         check_wiring(ctx, _LOGGER)
         broker = ctx.settings.mqtt
         backoff = Backoff(healthy_after_s=HEALTHY_SESSION_S)
@@ -185,7 +189,7 @@ class MqttSwitchAdapter:
                 continue
             first, self._position = self._position is None, position
             self._changed.set()
-            report(ctx, position)
+            ctx.report_position(position)
             desired = desired_position(ctx)
             if first and self.config.reassert and desired not in (None, position):
                 # The plug came online after us (rebooted, or reconnected later than we did)
@@ -194,32 +198,26 @@ class MqttSwitchAdapter:
                 async with asyncio.timeout(BROKER_TIMEOUT_S):
                     await self._publish(client, desired)
 
-    async def _commands(self, ctx: ModuleContext, client: aiomqtt.Client) -> None:
+    async def _commands(self, ctx: Actuator, client: aiomqtt.Client) -> None:
         while True:
-            command = await ctx.commands.get()
-            target = target_of(command)
-            if target is None:
-                _LOGGER.warning("%s: ignored command %s %s", ctx.name, command.name, command.args)
-                continue
+            target = (await ctx.switch_requests.get()).position
             try:
                 async with asyncio.timeout(BROKER_TIMEOUT_S):
                     await self._publish(client, target)
             except (aiomqtt.MqttError, TimeoutError) as err:
-                ctx.event(
-                    "breaker_actuator_failed",
-                    f"could not send {target} to {self.config.command_topic}: {err}",
-                    target=target,
+                ctx.switch_failed(
+                    target, f"could not send {target} to {self.config.command_topic}: {err}"
                 )
                 raise aiomqtt.MqttError(f"publish failed: {err}") from err
             await self._confirm(ctx, target)
 
-    async def _confirm(self, ctx: ModuleContext, target: Position) -> None:
+    async def _confirm(self, ctx: Actuator, target: Position) -> None:
         """Wait for the switch to report ``target``; say what it reports instead."""
         timeout_s = self.config.confirm_timeout_s or _meter_timeout_s(ctx)
         deadline = time.monotonic() + timeout_s
         while self._position != target:
             remaining = deadline - time.monotonic()
-            if not ctx.commands.empty() or remaining <= 0:
+            if not ctx.switch_requests.empty() or remaining <= 0:
                 break  # a newer switch supersedes this one, or time is up
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
@@ -227,8 +225,8 @@ class MqttSwitchAdapter:
                     await self._changed.wait()
         seen = self._position
         if seen == target:
-            report(ctx, target)  # a switch already there may not publish again
-        elif not ctx.commands.empty():
+            ctx.report_position(target)  # a switch already there may not publish again
+        elif not ctx.switch_requests.empty():
             pass
         elif seen is None:
             # The engine's own confirmation timeout reports this as breaker_actuator_failed.
@@ -240,11 +238,10 @@ class MqttSwitchAdapter:
                 target,
             )
         else:
-            ctx.event(
-                "breaker_actuator_failed",
+            ctx.switch_failed(
+                target,
                 f"the switch reports {seen} on {self.config.state_topic}"
                 f" {timeout_s:.0f} s after it was told {target}",
-                target=target,
                 reported=seen,
             )
 
@@ -264,7 +261,7 @@ class MqttSwitchAdapter:
             raise FatalAdapterError(f"{ctx.name}: {err}") from err
 
 
-def _meter_timeout_s(ctx: ModuleContext) -> float:
+def _meter_timeout_s(ctx: Actuator) -> float:
     assert ctx.meter is not None
     try:
         return ctx.settings.meter(ctx.meter).breaker.confirm_timeout_s

@@ -17,12 +17,12 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from gateway.adapter import ModuleContext
+from gateway.adapter import Actuator, ModuleContext
 from gateway.config import ModuleConfig
 from gateway.engine.commands import CommandSpec
 from gateway.errors import CommandError, ConnectionLost
-from gateway.model import Command
-from modules.relay.feedback import Position, check_wiring, desired_position, report, target_of
+from gateway.model import Command, Position
+from modules.relay.feedback import check_wiring, desired_position
 from modules.s0 import gpio
 
 __all__ = ["RelayAdapter", "RelayConfig"]
@@ -65,7 +65,9 @@ class RelayAdapter:
     """Drives the relay to where the breaker should be and reports where it is."""
 
     Config = RelayConfig
-    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
+    COMMANDS: ClassVar[
+        tuple[CommandSpec, ...]
+    ] = ()  # switched by SwitchRequests, never by a client
 
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
@@ -77,7 +79,8 @@ class RelayAdapter:
         self._presses = 0
 
     async def run(self, ctx: ModuleContext) -> None:
-        """Hold the breaker's position, switch on ``actuate``, read back, pass on presses."""
+        """Hold the breaker's position, switch on each SwitchRequest, read back, pass on
+        presses."""
         config = self.config
         check_wiring(ctx)
         consumer = f"meter-gateway/{ctx.name}"
@@ -135,22 +138,16 @@ class RelayAdapter:
             )
         return specs
 
-    async def _commands(self, ctx: ModuleContext, output: gpio.OutputLine, start: Position) -> None:
+    async def _commands(self, ctx: Actuator, output: gpio.OutputLine, start: Position) -> None:
         await self._switch(ctx, output, start)
         while True:
-            commands = [await ctx.commands.get()]
-            while not ctx.commands.empty():
-                commands.append(ctx.commands.get_nowait())
-            targets = [target_of(command) for command in commands]
-            for command, target in zip(commands, targets, strict=True):
-                if target is None:
-                    _LOGGER.warning("relay %s: ignored command %s", ctx.name, command.name)
+            wanted = await ctx.switch_requests.get()
             # Switches queued while the last one settled: only where the breaker is now matters.
-            wanted = [target for target in targets if target is not None]
-            if wanted:
-                await self._switch(ctx, output, wanted[-1])
+            while not ctx.switch_requests.empty():
+                wanted = ctx.switch_requests.get_nowait()
+            await self._switch(ctx, output, wanted.position)
 
-    async def _switch(self, ctx: ModuleContext, output: gpio.OutputLine, target: Position) -> None:
+    async def _switch(self, ctx: Actuator, output: gpio.OutputLine, target: Position) -> None:
         """Drive the line; with read-back, wait for the contactor to get there and say so."""
         config = self.config
         self._switching = True
@@ -158,10 +155,8 @@ class RelayAdapter:
             try:
                 output.set(target == config.active)
             except ConnectionLost as err:
-                ctx.event(
-                    "breaker_actuator_failed",
-                    f"could not drive {output.description} to {target}: {err}",
-                    target=target,
+                ctx.switch_failed(
+                    target, f"could not drive {output.description} to {target}: {err}"
                 )
                 raise
             if self._feedback_high is None:
@@ -180,11 +175,10 @@ class RelayAdapter:
             assert seen is not None
             self._report(ctx, seen)
             if seen != target:
-                ctx.event(
-                    "breaker_actuator_failed",
+                ctx.switch_failed(
+                    target,
                     f"the read-back still says {seen} {config.feedback_timeout_s:g} s after"
                     f" switching {target} (stuck contactor, wiring, or feedback_closed_level)",
-                    target=target,
                     reported=seen,
                 )
         finally:
@@ -229,6 +223,6 @@ class RelayAdapter:
         closed_high = self.config.feedback_closed_level == "high"
         return "closed" if self._feedback_high == closed_high else "open"
 
-    def _report(self, ctx: ModuleContext, position: Position) -> None:
+    def _report(self, ctx: Actuator, position: Position) -> None:
         self._reported = position
-        report(ctx, position)
+        ctx.report_position(position)

@@ -3,7 +3,8 @@
 Like the 382L's own S0 output (1000 imp/kWh, 30 ms pulses, DIN 43864), so a legacy counter
 (a heat-pump controller, an old data logger) can count a meter that is read over M-Bus, wM-Bus
 or P1. Each whole pulse of the register's growth is emitted once: the position is persisted, so
-energy that accrued while the gateway was down is emitted after the restart.
+energy that accrued while the gateway was down is emitted after the restart. The module is a
+sink: it is told when the meter's registers change instead of looking at them on a timer.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class S0OutputConfig(ModuleConfig, frozen=True, kw_only=True):
     drive: gpio.Drive = "push_pull"
     # A larger step (meter exchange, a register set by hand) is skipped, not replayed.
     max_catch_up_kwh: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # Pulses owed when the module starts (energy that accrued while it was down) are spread
+    # over this; later ones over the time the register took to grow. (Named for the polling it
+    # once also paced: the module is told of the register's changes now.)
     poll_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 0.5
     save_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
@@ -80,6 +84,7 @@ class S0OutputAdapter:
         )
         loop = asyncio.get_running_loop()
         min_period_s = config.pulse_s + config.min_pause_s
+        changes = ctx.subscribe(config.meter)
         try:
             _LOGGER.info(
                 "s0 output %s: %s of meter %s as %d imp/kWh on %s",
@@ -107,7 +112,10 @@ class S0OutputAdapter:
                     self._save(ctx, position)
                     saved, last_save = position, loop.time()
                 if owed <= 0:
-                    await asyncio.sleep(config.poll_interval_s)
+                    # Until the register grows; an unsaved position only sets a deadline.
+                    unsaved = position is not None and position != saved
+                    left_s = config.save_interval_s - (loop.time() - last_save)
+                    await changes.wait(max(left_s, 0.0) if unsaved else None)
                     continue
                 assert position is not None
                 period_s = max(min_period_s, spread_s / owed)

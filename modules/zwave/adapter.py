@@ -127,6 +127,7 @@ class ZwaveAdapter:
                     await session.start()
                     group.create_task(session.dispatch(), name=f"{ctx.name}.dispatch")
                     group.create_task(session.report(), name=f"{ctx.name}.report")
+                    group.create_task(session.housekeeping(), name=f"{ctx.name}.housekeeping")
                     group.create_task(session.take_commands(), name=f"{ctx.name}.commands")
             except* AdapterError as errors:
                 # The supervisor handles AdapterErrors; it should not see them in a group.
@@ -167,6 +168,7 @@ class _Session:
         self.learning: str | None = None
         self.learn_deadline = 0.0
         self._loop = asyncio.get_running_loop()
+        self.changes = ctx.subscribe(config.meter)
 
     async def start(self) -> None:
         """Soft-reset the stick, check its firmware, announce the node, read the network ids."""
@@ -217,18 +219,26 @@ class _Session:
                 _LOGGER.debug("%s: ignored %s", self.ctx.name, type(message).__name__)
 
     async def report(self) -> None:
-        """Compare the registers with what the lifeline has seen; send what is due."""
+        """Send the lifeline what is due: looked at when the meter's state changes (the node is
+        a sink, subscribed to its meter) and when time alone makes a report due (a periodic
+        one, or a change held back by report_min_interval_s)."""
+        while True:
+            await self.changes.wait(self._until_due())
+            if not self.state.node_id or not self.node.lifeline:
+                continue
+            for payload in self.node.reports_due(self.ctx.published(), self._loop.time()):
+                for target in self.node.lifeline:
+                    await self._send(target, payload)
+
+    async def housekeeping(self) -> None:
+        """End learn mode at its time-out; ask the stick for its network ids when it has been
+        silent long enough to have been reset or excluded by someone else."""
         while True:
             await asyncio.sleep(self.config.poll_interval_s)
             if self.learning is not None and self._loop.time() >= self.learn_deadline:
                 await self._stop_learning("zwave_learn_mode_timeout", "no controller answered")
             if self._loop.time() - self.host.last_heard >= STICK_CHECK_S:
                 await self._read_network_ids(learned=False)
-            if not self.state.node_id or not self.node.lifeline:
-                continue
-            for payload in self.node.reports_due(self.ctx.published(), self._loop.time()):
-                for target in self.node.lifeline:
-                    await self._send(target, payload)
 
     async def take_commands(self) -> None:
         """Learn mode on request (``learn_mode`` with an optional ``mode``, ``exclude``)."""
@@ -241,6 +251,21 @@ class _Session:
                 self.ctx.event("command_refused", str(err), command=command.name, id=command.id)
 
     # internals ---------------------------------------------------------------------------------
+
+    def _until_due(self) -> float | None:
+        """How long the report loop may wait for a change before time makes a report due."""
+        if not self.state.node_id or not self.node.lifeline:
+            return None  # nothing to report to: a new lifeline wakes the loop
+        due_at = self.node.policy.next_due()
+        if due_at is None:
+            return None
+        wait = due_at - self._loop.time()
+        # Still overdue right after a pass: a value the meter no longer has; look again later.
+        return wait if wait > 0 else self.config.poll_interval_s
+
+    def _lifeline_changed(self) -> None:
+        """A new lifeline gets every value at once; an empty one ends the waiting."""
+        self.changes.notify(self.config.meter)
 
     async def _await_started(self) -> None:
         try:
@@ -269,6 +294,7 @@ class _Session:
             # Another network (or none): its lifeline means nothing here.
             self.node.lifeline = ()
             self.node.policy.forget()
+            self._lifeline_changed()
         self._save(home_id, node_id)
         if learned and node_id:
             self.ctx.event(
@@ -296,6 +322,7 @@ class _Session:
             return
         if self.node.lifeline != before:
             self._save(self.state.home_id, self.state.node_id)
+            self._lifeline_changed()
             _LOGGER.info(
                 "%s: lifeline is now %s", self.ctx.name, list(self.node.lifeline) or "empty"
             )

@@ -18,7 +18,9 @@ class ZwaveConfig(ModuleConfig, frozen=True):
     # Which of the meter's display lists the node follows; ``obis`` replaces it when not empty.
     display_list: Literal["auto", "manual", "battery"] = "auto"
     obis: tuple[str, ...] = ()
-    poll_interval_s: float = 1.0  # how often the registers are compared with what was reported
+    # Learn mode's time-out and the stick's silence are checked this often. Reports need no
+    # timer: the node is told of the meter's changes (and wakes for periodic reports).
+    poll_interval_s: float = 1.0
     report_min_interval_s: float = 10.0  # never two unsolicited reports of a value closer
     report_interval_s: float = 300.0  # every value to the lifeline at least this often; 0: never
     report_delta_kwh: float = 0.1  # energy (kWh, kvarh, kVAh) change that is worth a report

@@ -141,6 +141,8 @@ class ReportPolicy:
         self.delta_kwh = Decimal(str(delta_kwh))
         self.delta_pct = Decimal(str(delta_pct))
         self._sent: dict[tuple[int, int, int], tuple[Decimal, float]] = {}
+        # Changed values held back by min_interval_s -> when they may be looked at again.
+        self._held: dict[tuple[int, int, int], float] = {}
 
     def due(self, key: tuple[int, int, int], value: Decimal, now: float) -> bool:
         """True when ``value`` should go to the lifeline now."""
@@ -150,7 +152,10 @@ class ReportPolicy:
         previous, at = last
         elapsed = now - at
         if elapsed < self.min_interval_s:
+            if value != previous:
+                self._held[key] = at + self.min_interval_s
             return False
+        self._held.pop(key, None)
         if self.interval_s and elapsed >= self.interval_s:
             return True
         change = abs(value - previous)
@@ -164,6 +169,15 @@ class ReportPolicy:
     def note(self, key: tuple[int, int, int], value: Decimal, now: float) -> None:
         """``value`` went to the lifeline at ``now``."""
         self._sent[key] = (value, now)
+        self._held.pop(key, None)
+
+    def next_due(self) -> float | None:
+        """The earliest time a report may fall due with no new value (a change held back by
+        ``min_interval_s``, or a periodic report); None when only a change can make one due."""
+        times = list(self._held.values())
+        if self.interval_s:
+            times += [at + self.interval_s for _value, at in self._sent.values()]
+        return min(times, default=None)
 
     def last(self, key: tuple[int, int, int]) -> tuple[Decimal, float] | None:
         """The last value reported unsolicited and when."""
@@ -172,3 +186,4 @@ class ReportPolicy:
     def forget(self) -> None:
         """Start over (a new lifeline gets every value at once)."""
         self._sent.clear()
+        self._held.clear()

@@ -298,3 +298,14 @@ async def test_simulate_zwave_cli_interviews_a_node_it_already_knows(tmp_path: P
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_reports_follow_changes_without_polling(tmp_path: Path) -> None:
+    # The node is a sink: told of the meter's changes, it needs no timer to see them. With
+    # the timer an hour long, a change still goes out at once, and one held back by
+    # report_min_interval_s goes out when that has passed, with no further change.
+    async with included(tmp_path, poll_interval_s=3600.0) as (gateway, emulator):
+        feed(gateway, p_plus="2000")
+        await until(lambda: last_unsolicited(emulator, 1, 2).value == 2000)
+        feed(gateway, p_plus="5000")  # within report_min_interval_s of the last report
+        await until(lambda: last_unsolicited(emulator, 1, 2).value == 5000)

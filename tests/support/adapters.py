@@ -88,3 +88,32 @@ class CommandEchoAdapter:
             command = await ctx.commands.get()
             reading = Reading("echo", str(command.args.get("text", "")), None)
             ctx.submit(Sample(self.config.meter, self.config.name, utc_now(), (reading,)))
+
+
+class CounterConfig(ModuleConfig, frozen=True):
+    """A sink on one meter."""
+
+    meter: str
+
+
+class ChangeCounter:
+    """A sink: counts how often it is told its meter changed and keeps the A+ it then reads."""
+
+    Config = CounterConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
+    seen: ClassVar[dict[str, int]] = {}
+    values: ClassVar[dict[str, list[object]]] = {}
+
+    def __init__(self, config: CounterConfig) -> None:
+        self.config = config
+
+    async def run(self, ctx: ModuleContext) -> None:
+        changes = ctx.subscribe()
+        name = self.config.name
+        ChangeCounter.seen[name] = 0
+        ChangeCounter.values[name] = []
+        while True:
+            await changes.wait()
+            register = ctx.registers().get("1-0:1.8.0")
+            ChangeCounter.values[name].append(None if register is None else register.value)
+            ChangeCounter.seen[name] += 1
