@@ -261,3 +261,106 @@ def test_izar_alarms_and_a_payload_scrambled_with_the_other_default_key() -> Non
     assert "total_volume" not in {r.name for r in kept.records}
     assert any("no known PRIOS key" in w for w in kept.frame["warnings"])
     assert kept.frame["manufacturer_payload"]
+
+
+# ---------------------------------------------------------------- Apator E-ITN 30, Apator 08
+
+E_ITN = [v for v in json.loads(VECTORS.read_text()) if v.get("driver") == "apatoreitn"]
+
+
+@pytest.mark.parametrize("vector", E_ITN, ids=lambda v: v["source"].rsplit(":", 1)[-1])
+def test_apator_e_itn_allocation_units_and_room_temperatures(vector: dict[str, Any]) -> None:
+    # CI 0xA0 carries the 15 bytes alone; CI 0xB6 puts a length-prefixed block and 0xA0 first.
+    decoded = decode_telegram(bytes.fromhex(vector["hex"]))
+    assert decoded.frame["driver"] == "apatoreitn"
+    values = {r.name: (r.value, r.unit) for r in decoded.records}
+    expected = vector["expected"]
+    assert values["hca_this_period"] == (Decimal(expected["current_hca"]), None)
+    assert values["hca_previous_period"] == (Decimal(expected["previous_hca"]), None)
+    room = values["room_temperature_this_season"]
+    assert room == (Decimal(str(expected["temp_room_avg_c"])), "°C")
+    previous = values["room_temperature_previous_season"]
+    assert previous == (Decimal(str(expected["temp_room_prev_avg_c"])), "°C")
+
+
+def test_apator_e_itn_prefix_without_its_marker_stays_raw() -> None:
+    b6 = next(v for v in E_ITN if "B6" in v["hex"][20:24].upper())
+    telegram = bytearray(bytes.fromhex(b6["hex"]))
+    marker = len(telegram) - 16  # the 0xA0 just before the last 15 bytes
+    assert telegram[marker] == 0xA0
+    telegram[marker] = 0xA1
+    decoded = decode_telegram(bytes(telegram))
+    assert "hca_this_period" not in {r.name for r in decoded.records}
+    assert any("expected A0 here" in w for w in decoded.frame["warnings"])
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [v for v in json.loads(VECTORS.read_text()) if v.get("driver") == "apator08"],
+    ids=lambda v: v["source"].rsplit(":", 1)[-1],
+)
+def test_apator_08_total_in_thirds_of_a_litre(vector: dict[str, Any]) -> None:
+    decoded = decode_telegram(bytes.fromhex(vector["hex"]))
+    total = next(r for r in decoded.records if r.name == "total_volume")
+    assert total.unit == "m³"
+    assert isinstance(total.value, Decimal)
+    assert round(total.value, 6) == Decimal(str(vector["expected"]["total_m3"]))
+
+
+# ---------------------------------------------------------------- families with standard records
+
+_STANDARD_FAMILIES = (
+    "itron",
+    "itronheat",
+    "supercom587",
+    "sensostar",
+    "qcaloric",
+    "qheatv2",
+    "sharky774",
+    "ultrimis",
+)
+STANDARD = [
+    v
+    for v in json.loads(VECTORS.read_text())
+    if v.get("driver") in _STANDARD_FAMILIES and v.get("frame_type") == "wmbus"
+] + [v for v in json.loads(VECTORS.read_text()) if v["source"].endswith("engelmann_faw.xmq:125")]
+
+
+def test_standard_family_vectors_are_there() -> None:
+    assert {v["driver"] for v in STANDARD} >= set(_STANDARD_FAMILIES) - {"sensostar"}
+
+
+@pytest.mark.parametrize("vector", STANDARD, ids=lambda v: v["source"].rsplit("/", 1)[-1])
+def test_families_without_a_driver_decode_their_volumes_and_energies(
+    vector: dict[str, Any],
+) -> None:
+    # The README's claim: these meters need no driver. Every volume (m³) and energy (kWh) the
+    # public driver test expects is among the standard records.
+    key = bytes.fromhex(vector["key"]) if vector.get("key") else None
+    decoded = decode_telegram(bytes.fromhex(vector["hex"]), key=key)
+    assert "driver" not in decoded.frame
+    # Energy may come in another unit of its family (MWh, GJ, MJ): compared in kWh.
+    to_base = {
+        "m³": ("m³", Decimal(1)),
+        "kWh": ("kWh", Decimal(1)),
+        "Wh": ("kWh", Decimal("0.001")),
+    }
+    to_base |= {"MWh": ("kWh", Decimal(1000)), "MJ": ("kWh", 1 / Decimal("3.6"))}
+    to_base["GJ"] = ("kWh", 1000 / Decimal("3.6"))
+    found: dict[str, list[Decimal]] = {}
+    for record in decoded.records:
+        if record.unit in to_base and isinstance(record.value, (Decimal, int, float)):
+            family, factor = to_base[record.unit]
+            found.setdefault(family, []).append(Decimal(str(record.value)) * factor)
+    checked = 0
+    for name, value in vector["expected"].items():
+        unit = "m³" if name.endswith("_m3") else "kWh" if name.endswith("_kwh") else None
+        if unit is None or not isinstance(value, (int, float)):
+            continue
+        want = Decimal(str(value))
+        assert any(abs(got - want) <= abs(want) * Decimal("1e-9") for got in found.get(unit, [])), (
+            name,
+            value,
+        )
+        checked += 1
+    assert checked or not any(k.endswith(("_m3", "_kwh")) for k in vector["expected"])

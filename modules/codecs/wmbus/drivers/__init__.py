@@ -16,7 +16,7 @@ a known meter type becomes records with names, units and scaling; unknown types 
 
 from __future__ import annotations
 
-from modules.codecs.wmbus.drivers.apator import APATOR_16_2
+from modules.codecs.wmbus.drivers.apator import APATOR_08, APATOR_16_2, E_ITN_APA, E_ITN_APT
 from modules.codecs.wmbus.drivers.bmeters import HYDRODIGIT
 from modules.codecs.wmbus.drivers.diehl import IZAR_DME, IZAR_HYD, IZAR_SAP
 from modules.codecs.wmbus.drivers.model import (
@@ -55,6 +55,9 @@ DRIVERS: tuple[Driver, ...] = (
     IZAR_SAP,
     IZAR_DME,
     IZAR_HYD,
+    E_ITN_APA,
+    E_ITN_APT,
+    APATOR_08,
 )
 # Telegrams from other makers skip the driver lookup.
 MANUFACTURERS = frozenset(driver.manufacturer for driver in DRIVERS)

@@ -122,12 +122,25 @@ class FixedFields:
     fields: tuple[FieldSpec, ...]
     # (offset, bytes) the data must hold there, or it is another layout (a marker byte).
     expect: tuple[tuple[int, bytes], ...] = ()
+    # The fields sit in the last ``tail`` bytes (after a prefix of varying length); a longer
+    # payload must have ``tail_marker`` just before them.
+    tail: int | None = None
+    tail_marker: int | None = None
 
     def read(self, data: bytes) -> list[Reading]:
+        base = 0
+        if self.tail is not None:
+            base = len(data) - self.tail
+            if base < 0:
+                raise LayoutMismatch(f"needs {self.tail} bytes, has {len(data)}", 0)
+            if base and self.tail_marker is not None and data[base - 1] != self.tail_marker:
+                raise LayoutMismatch(f"expected {self.tail_marker:02X} here", base - 1)
         for at, marker in self.expect:
-            if data[at : at + len(marker)] != marker:
-                raise LayoutMismatch(f"expected {marker.hex().upper()} here", at)
-        return [(spec, spec.read(data, spec.offset), spec.offset) for spec in self.fields]
+            if data[base + at : base + at + len(marker)] != marker:
+                raise LayoutMismatch(f"expected {marker.hex().upper()} here", base + at)
+        return [
+            (spec, spec.read(data, base + spec.offset), base + spec.offset) for spec in self.fields
+        ]
 
 
 @dataclass(frozen=True, slots=True)
