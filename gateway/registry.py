@@ -28,6 +28,8 @@ ADAPTERS: dict[str, str] = {
     "zwave": "modules.zwave.adapter:ZwaveAdapter",
     "relay": "modules.relay.adapter:RelayAdapter",
     "mqtt_switch": "modules.mqtt_switch.adapter:MqttSwitchAdapter",
+    "decode_worker": "modules.decode_worker.adapter:DecodeWorkerAdapter",
+    "meter_feed": "modules.meter_feed.adapter:MeterFeedAdapter",
 }
 
 # Command-line tools that belong to one protocol: `meter-gateway <tool> ...` calls

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import MqttSection, read_secret
@@ -62,10 +64,21 @@ async def broker_client(
     timeout_s: float,
     will: aiomqtt.Will | None = None,
     max_inflight: int | None = None,
+    session_expiry_s: int | None = None,
 ) -> aiomqtt.Client:
-    """A client for ``broker`` that starts a fresh session; secrets are read now, off the loop."""
+    """A client for ``broker`` that starts a fresh session; secrets are read now, off the loop.
+
+    With ``session_expiry_s`` it speaks MQTT 5 whatever ``broker.protocol`` says and resumes
+    its session instead: the broker keeps the subscriptions and queues QoS 1 messages for that
+    long while the client is away (MQTT 5 section 3.1.2.11.2), and re-sends the ones it did not
+    acknowledge. Decode workers and engine feeds want exactly that; the bridge does not."""
     password, tls = await asyncio.to_thread(_secrets, broker)
-    v5 = broker.protocol == "5"
+    persistent = session_expiry_s is not None
+    v5 = broker.protocol == "5" or persistent
+    properties = None
+    if persistent:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = session_expiry_s
     client = aiomqtt.Client(
         broker.host,
         broker.port,
@@ -77,7 +90,8 @@ async def broker_client(
         # A fresh session each time: a command queued by the broker while we were away
         # (a breaker switch, say) must not run minutes later.
         clean_session=None if v5 else True,
-        clean_start=True if v5 else MQTT_CLEAN_START_FIRST_ONLY,
+        clean_start=(not persistent) if v5 else MQTT_CLEAN_START_FIRST_ONLY,
+        properties=properties,
         keepalive=broker.keepalive_s,
         timeout=timeout_s,
         max_inflight_messages=max_inflight,

@@ -139,3 +139,51 @@ device = "socket://127.0.0.1:{feeder_port}"
 """
     )
     return path
+
+
+def worker_config(
+    tmp: Path, name: str, broker_port: int, traffic: list[Telegram], group: str = "decoders"
+) -> Path:
+    """A decode worker holding the keys of every meter in ``traffic``."""
+    meters = "".join(
+        f"""
+[[modules.meters]]
+id = "{t.address}"
+key = "{t.key}"
+meter = "{t.meter}"
+"""
+        for t in meters_of(traffic).values()
+    )
+    path = tmp / f"{name}.toml"
+    path.write_text(
+        _common(name, tmp / name, broker_port)
+        + f"""
+[[modules]]
+type = "decode_worker"
+name = "decoder"
+group = "{group}"
+session_expiry_s = 600
+{meters}"""
+    )
+    return path
+
+
+def engine_config(
+    tmp: Path, name: str, broker_port: int, http_port: int, traffic: list[Telegram]
+) -> Path:
+    """An engine gateway owning every meter in ``traffic``, fed from the broker."""
+    meters = "".join(f'[[meters]]\nid = "{t.meter}"\n\n' for t in meters_of(traffic).values())
+    path = tmp / f"{name}.toml"
+    path.write_text(
+        _common(name, tmp / name, broker_port).replace(
+            "[http]\nenabled = false", f'[http]\nbind = "127.0.0.1"\nport = {http_port}'
+        )
+        + f"""
+{meters}
+[[modules]]
+type = "meter_feed"
+name = "feed"
+session_expiry_s = 600
+"""
+    )
+    return path
