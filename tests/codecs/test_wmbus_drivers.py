@@ -255,12 +255,16 @@ def test_izar_alarms_and_a_payload_scrambled_with_the_other_default_key() -> Non
     assert values["volume_at_last_billing"] == Decimal("1.000")
     assert values["last_billing_date"] == "2021-12-30"
     assert values["alarms"] == "meter_blocked,underflow"
-    # A key that is neither default: the payload stays raw, with a warning.
-    other = plain[:15] + prios_descramble(plain, bytes(8))
+    # A meter key of its own: without it the payload stays raw, with a warning; with it (the
+    # first 8 bytes of the key given for the meter) the values come out.
+    own = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+    other = plain[:15] + prios_descramble(plain, own[:8])
     kept = decode_telegram(other)
     assert "total_volume" not in {r.name for r in kept.records}
-    assert any("no known PRIOS key" in w for w in kept.frame["warnings"])
+    assert any("nor a default PRIOS key" in w for w in kept.frame["warnings"])
     assert kept.frame["manufacturer_payload"]
+    opened = decode_telegram(other, key=own)
+    assert {r.name: r.value for r in opened.records}["total_volume"] == Decimal("10.000")
 
 
 # ---------------------------------------------------------------- Apator E-ITN 30, Apator 08

@@ -180,7 +180,7 @@ def _decode(
         meter = _meter_facts(link, tpl)
     if meter["manufacturer"] in drivers.MANUFACTURERS:
         records = drivers.apply(
-            drivers.DRIVERS, meter, tg.frame, records, payload, telegram=tg.body
+            drivers.DRIVERS, meter, tg.frame, records, payload, telegram=tg.body, key=tg.key
         )
     return Decoded(protocol="wmbus", meter=meter, frame=tg.frame, records=records)
 

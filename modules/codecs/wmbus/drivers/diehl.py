@@ -6,8 +6,8 @@ of an 8-byte key) XORed with three big-endian words of the telegram (bytes 2-5: 
 and address, 6-9: address, version and type, 10-13: CI and the first three payload bytes);
 every payload byte from byte 15 on is XORed with the low byte of the register after eight
 shifts, the new bit being the XOR of bits 1, 2, 11 and 31. The first clear byte is 0x4B.
-Meters leave the factory with one of two public default keys; a meter configured with its own
-takes the first 8 bytes of the wM-Bus key given for it.
+Meters leave the factory with one of two public default keys; for a meter configured with its
+own, the first 8 bytes of the key given for it (``--key``, the meter's ``key``) are tried first.
 
 After 0x4B come the total (litres, uint32) and, when present, the volume at the last billing
 date and that date (type G). Bytes 11-13 of the telegram hold the alarms, the battery life
@@ -82,20 +82,21 @@ class PriosPayload(TelegramLayout):
     def __init__(self, keys: tuple[bytes, ...] = DEFAULT_KEYS) -> None:
         self.keys = keys
 
-    def read_telegram(self, telegram: bytes, start: int) -> list[Reading]:
+    def read_telegram(self, telegram: bytes, start: int, key: bytes | None) -> list[Reading]:
         if len(telegram) < _SCRAMBLED_FROM + 5:
             raise LayoutMismatch("a PRIOS payload has at least 5 scrambled bytes", 0)
+        keys = self.keys if key is None else (key[:8], *self.keys)
         clear = next(
             (
                 data
-                for key in self.keys
-                if (data := prios_descramble(telegram, key))[0] == CLEAR_MARKER
+                for candidate in keys
+                if (data := prios_descramble(telegram, candidate))[0] == CLEAR_MARKER
             ),
             None,
         )
         if clear is None:
             raise LayoutMismatch(
-                "no known PRIOS key unscrambles this payload (a meter with its own key needs it)",
+                "neither the meter's key nor a default PRIOS key unscrambles this payload",
                 _SCRAMBLED_FROM - start,
             )
         at = _SCRAMBLED_FROM - start  # offsets below are within the payload, like the others

@@ -185,8 +185,11 @@ class TelegramLayout(ABC):
     """
 
     @abstractmethod
-    def read_telegram(self, telegram: bytes, start: int) -> list[Reading]:
-        """The values of the payload that starts at ``start`` of ``telegram``."""
+    def read_telegram(self, telegram: bytes, start: int, key: bytes | None) -> list[Reading]:
+        """The values of the payload that starts at ``start`` of ``telegram``.
+
+        ``key`` is the one given for the meter, if any.
+        """
 
 
 Layout = RegisterWalk | FixedFields | FlaggedSections | TelegramLayout
@@ -251,12 +254,14 @@ def apply(
     payload: tuple[bytes, int] | None = None,
     *,
     telegram: bytes | None = None,
+    key: bytes | None = None,
 ) -> list[Record]:
     """Records with the manufacturer data of a known meter type read into named values.
 
     The data is a ``manufacturer_specific`` record's (after DIF 0x0F, or a manufacturer VIF
     0x7F/0xFF), or ``payload``: the bytes after a manufacturer CI field (0xA0-0xB7) and their
-    offset in ``telegram`` (the whole telegram without its CRCs).
+    offset in ``telegram`` (the whole telegram without its CRCs). ``key`` is the meter's key,
+    for layouts whose payload is scrambled with a meter key of its own.
     """
     drivers = tuple(drivers)
     manufacturer = meter.get("manufacturer")
@@ -282,7 +287,7 @@ def apply(
         try:
             if isinstance(driver.layout, TelegramLayout):
                 assert telegram is not None
-                values = driver.layout.read_telegram(telegram, start)
+                values = driver.layout.read_telegram(telegram, start, key)
             else:
                 values = driver.layout.read(data)
         except LayoutMismatch as err:
