@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import msgspec
@@ -31,6 +32,7 @@ from modules.codecs.zwave.api.messages import (
     SPECIFIC_TYPE_SIMPLE_METER,
     LearnMode,
     LearnStatus,
+    RxStatus,
     TxStatus,
 )
 from modules.codecs.zwave.api.node import (
@@ -48,10 +50,12 @@ from modules.codecs.zwave.api.node import (
     SoftResetRequest,
 )
 from modules.codecs.zwave.api.transport import ApplicationCommand, BridgeApplicationCommand
+from modules.codecs.zwave.cc.base import CommandClassId
 from modules.codecs.zwave.serial import BAUD_RATE, ControlByte
 from modules.zwave.config import ZwaveConfig
 from modules.zwave.host import SerialApiHost
 from modules.zwave.node import Identity, MeterNode
+from modules.zwave.security import Level, NodeSecurity, load_secrets, save_secrets
 from modules.zwave.values import ReportPolicy, channel_for, channels_for
 
 __all__ = ["ZwaveAdapter", "ZwaveConfig"]
@@ -68,6 +72,12 @@ STICK_CHECK_S = 60.0
 STATE_KEY = "network"
 _END_NODE_API = 0x01  # GetInitData capabilities bit 0: the stick runs end-node firmware
 _LEARN_CALLBACK_ID = 0x01  # learn mode reports progress through this callback id
+_BROADCAST_OR_MULTICAST = RxStatus.TYPE_BROAD | RxStatus.TYPE_MULTI
+_OFFERED = {
+    "s2_authenticated": Level.S2_AUTHENTICATED,
+    "s2_unauthenticated": Level.S2_UNAUTHENTICATED,
+    "s0": Level.S0,
+}
 _LEARN_MODES = {
     "classic": LearnMode.CLASSIC,
     "nwi": LearnMode.NWI,
@@ -164,7 +174,33 @@ class _Session:
             application_version=_two_numbers(__version__),
             serial_number=f"{ctx.settings.gateway.name}-{config.meter}",
         )
-        self.node = MeterNode(channels, identity, policy, lifeline=self.state.lifeline)
+        offered = [_OFFERED[name] for name in config.security]
+        security_classes = [CommandClassId.SECURITY_2] if any(lv.is_s2 for lv in offered) else []
+        if Level.S0 in offered:
+            security_classes.append(CommandClassId.SECURITY)
+        self.node = MeterNode(
+            channels,
+            identity,
+            policy,
+            lifeline=self.state.lifeline,
+            security_classes=security_classes,
+        )
+        self.keys_path = (
+            Path(config.keys_file)
+            if config.keys_file
+            else ctx.settings.data_path / f"zwave-{ctx.name}-keys.json"
+        )
+        try:
+            secrets = load_secrets(self.keys_path)
+        except (OSError, ValueError) as err:
+            raise FatalAdapterError(f"{self.keys_path}: {err}") from err
+        self.security = NodeSecurity(
+            secrets,
+            offered,
+            self.node.secure_classes,
+            own_node_id=self.state.node_id,
+            home_id=self.state.home_id,
+        )
         self.learning: str | None = None
         self.learn_deadline = 0.0
         self._loop = asyncio.get_running_loop()
@@ -199,6 +235,15 @@ class _Session:
             self._membership(),
             ", ".join(channel.obis for channel in self.node.channels),
         )
+        if self.config.security:
+            # The DSK is on no label here: the log and the keys file are where users find it.
+            _LOGGER.info(
+                "%s: S2 DSK %s (PIN %s, asked for S2 Authenticated inclusion); security %s",
+                self.ctx.name,
+                self.security.secrets.dsk,
+                self.security.secrets.pin,
+                ", ".join(lv.label for lv in self.security.granted) or "none granted yet",
+            )
 
     async def dispatch(self) -> None:
         """Handle what the stick sends on its own: commands from other nodes, learn progress."""
@@ -226,9 +271,11 @@ class _Session:
             await self.changes.wait(self._until_due())
             if not self.state.node_id or not self.node.lifeline:
                 continue
-            for payload in self.node.reports_due(self.ctx.published(), self._loop.time()):
+            now = self._loop.time()
+            for payload in self.node.reports_due(self.ctx.published(), now):
                 for target in self.node.lifeline:
-                    await self._send(target, payload)
+                    for frame in self.security.send(target, payload, self.security.highest, now):
+                        await self._send(frame.node_id, frame.payload)
 
     async def housekeeping(self) -> None:
         """End learn mode at its time-out; ask the stick for its network ids when it has been
@@ -291,10 +338,16 @@ class _Session:
         node_id = ids.node_id
         home_id = ids.home_id if node_id else 0
         if (home_id, node_id) != (old.home_id, old.node_id):
-            # Another network (or none): its lifeline means nothing here.
+            # Another network (or none): its lifeline and its keys mean nothing here.
             self.node.lifeline = ()
             self.node.policy.forget()
             self._lifeline_changed()
+            self.security.forget()
+        self.security.set_network(home_id, node_id)
+        if learned and node_id:
+            self.security.begin_inclusion(self._loop.time())
+        if self.security.changed:
+            self._save_secrets()
         self._save(home_id, node_id)
         if learned and node_id:
             self.ctx.event(
@@ -310,24 +363,56 @@ class _Session:
 
     async def _on_command(self, message: ApplicationCommand | BridgeApplicationCommand) -> None:
         before = self.node.lifeline
+        source, now = message.source_node_id, self._loop.time()
         try:
-            answers = self.node.handle(
+            step = self.security.receive(
+                source,
                 message.payload,
-                self.ctx.published(),
-                self._loop.time(),
-                rx_status=message.rx_status,
+                now,
+                multicast=bool(message.rx_status & _BROADCAST_OR_MULTICAST),
             )
+            frames = list(step.frames)
+            for inbound in step.inbound:
+                if not self.security.accepts(inbound):
+                    _LOGGER.debug(
+                        "%s: %s command from node %d ignored: the node is included with %s",
+                        self.ctx.name,
+                        inbound.level.label,
+                        source,
+                        self.security.highest.label,
+                    )
+                    continue
+                answers = self.node.handle(
+                    inbound.payload, self.ctx.published(), now, rx_status=message.rx_status
+                )
+                for answer in answers:
+                    frames += self.security.send(source, answer, inbound.level, now)
         except FrameError as err:
             self.ctx.frame_failed(err, message.payload)
             return
+        for kind, detail in step.events:
+            _LOGGER.info("%s: %s", self.ctx.name, detail)
+            self.ctx.event(kind, detail)
+        if self.security.changed:
+            self._save_secrets()
         if self.node.lifeline != before:
             self._save(self.state.home_id, self.state.node_id)
             self._lifeline_changed()
             _LOGGER.info(
                 "%s: lifeline is now %s", self.ctx.name, list(self.node.lifeline) or "empty"
             )
-        for answer in answers:
-            await self._send(message.source_node_id, answer)
+        for frame in frames:
+            await self._send(frame.node_id, frame.payload)
+
+    def _save_secrets(self) -> None:
+        try:
+            save_secrets(self.keys_path, self.security.secrets)
+        except OSError as err:
+            # The keys stay in memory; a restart would need a new inclusion.
+            _LOGGER.error("%s: cannot write %s: %s", self.ctx.name, self.keys_path, err)
+            return
+        self.security.changed = False
+        self._publish_status()
 
     async def _send(self, node_id: int, payload: bytes) -> None:
         status = await self.host.send_data(node_id, payload)
@@ -391,6 +476,8 @@ class _Session:
             "learn_mode": self.learning,
             "lifeline": list(self.node.lifeline),
             "retransmissions": self.host.retransmissions,
+            "security": [level.label for level in self.security.granted],
+            "dsk": self.security.secrets.dsk if self.config.security else None,
         }
         self.ctx.health.detail.clear()
         self.ctx.health.detail.update(status)

@@ -29,6 +29,15 @@ class ZwaveConfig(ModuleConfig, frozen=True):
     manufacturer_id: int = 0xFFFF  # Manufacturer Specific Report: 0xFFFF is "not defined"
     product_type: int = 0x0382
     product_id: int = 0x0001
+    # What the node offers a controller that includes it securely (empty: joins insecurely).
+    security: tuple[Literal["s2_authenticated", "s2_unauthenticated", "s0"], ...] = (
+        "s2_authenticated",
+        "s2_unauthenticated",
+        "s0",
+    )
+    # The node's S2 key pair and the network keys it is given; "" puts it in the data
+    # directory as zwave-<module name>-keys.json (mode 0600).
+    keys_file: str = ""
 
     def __post_init__(self) -> None:
         for name in ("manufacturer_id", "product_type", "product_id"):

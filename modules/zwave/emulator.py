@@ -7,8 +7,10 @@ callbacks. Behind it sits a controller (node 1) that includes the node when the 
 learn mode (and excludes it when asked for exclusion), interviews it like zwave-js does
 (Manufacturer Specific, Version, Z-Wave Plus Info, the lifeline, Multi Channel end points,
 Meter Supported Get and a Meter Get for each scale and rate type) and records every Meter
-Report, solicited or not. Tests use the class directly; faults (lost ACKs, NAK, CAN) are
-counters to set.
+Report, solicited or not. With ``security`` it first includes the node securely (S2
+Authenticated with the node's PIN, S2 Unauthenticated, or S0; ``including.py``) and then
+talks to it only encrypted, decrypting what it receives. Tests use the class directly;
+faults (lost ACKs, NAK, CAN) are counters to set.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ from modules.codecs.zwave.serial import (
     FrameExtractor,
     retransmit_delay_s,
 )
+from modules.zwave.including import Includer, InclusionMode
+from modules.zwave.security import Frame
 
 __all__ = ["ControllerEmulator", "Faults", "ReceivedReport", "StickMemory", "main"]
 
@@ -113,6 +117,7 @@ DEFAULT_HOME_ID = 0xC0FFEE01
 RESTART_S = 0.05  # how long the emulated module takes to come back from a soft reset
 LEARN_S = 0.05  # how long the emulated inclusion or exclusion takes over the air
 AIR_S = 0.005  # one frame's flight to the controller and back
+SECURE_INCLUSION_TIMEOUT_S = 20.0  # zwave-js gives each key exchange step 10 s at most
 ASK_TIMEOUT_S = 5.0  # the controller's wait for a report (zwave-js "report" timeout is 10 s)
 
 _C = TypeVar("_C", bound=CcCommand)
@@ -161,6 +166,7 @@ class ReceivedReport:
     report: MeterReport
     solicited: bool
     at: float  # event loop time of arrival
+    security: str = "none"  # the class it arrived with (decrypted), e.g. "s2_authenticated"
 
     def as_json(self) -> dict[str, Any]:
         """The report as a JSON-ready line."""
@@ -175,6 +181,7 @@ class ReceivedReport:
             "unit": record.unit,
             "rate_type": self.report.rate_type,
             "scale": self.report.scale,
+            "security": self.security,
         }
 
 
@@ -191,6 +198,8 @@ class ControllerEmulator:
         interview_on_start: bool = False,
         byte_delay_s: float = 0.0,
         on_report: Callable[[ReceivedReport], None] | None = None,
+        security: InclusionMode | None = None,
+        pin: str | None = None,
     ) -> None:
         self.memory = memory or StickMemory()
         self.faults = Faults()
@@ -200,6 +209,10 @@ class ControllerEmulator:
         self.interview_on_start = interview_on_start
         self.byte_delay_s = byte_delay_s
         self.on_report = on_report
+        self.security = security  # how the node is included: None is without security
+        self.pin = pin  # the node's DSK PIN, typed for S2 Authenticated
+        self.includer: Includer | None = None
+        self.secured = asyncio.Event()  # the key exchange ended (see includer.done / failure)
         self.reports: list[ReceivedReport] = []
         self.supported: dict[int, MeterSupportedReport] = {}
         self.node_info: ApplNodeInformationRequest | None = None
@@ -230,6 +243,7 @@ class ControllerEmulator:
         end_point: int = 0,
         rx_status: int = 0,
         timeout_s: float = ASK_TIMEOUT_S,
+        plain: bool = False,
     ) -> _C:
         """Send a command from ``node_id`` to the gateway's node and wait for its answer.
 
@@ -239,7 +253,9 @@ class ControllerEmulator:
         waiter: asyncio.Future[CcCommand] = asyncio.get_running_loop().create_future()
         self._waiters.append((node_id, end_point, expect, _answers(command), waiter))
         try:
-            self.send_command(command, node_id=node_id, end_point=end_point, rx_status=rx_status)
+            self.send_command(
+                command, node_id=node_id, end_point=end_point, rx_status=rx_status, plain=plain
+            )
             async with asyncio.timeout(timeout_s):
                 answer = await waiter
         finally:
@@ -254,12 +270,27 @@ class ControllerEmulator:
         node_id: int = CONTROLLER_NODE_ID,
         end_point: int = 0,
         rx_status: int = 0,
+        plain: bool = False,
     ) -> None:
-        """A command "received over the air" from ``node_id``, handed to the host."""
+        """A command "received over the air" from ``node_id``, handed to the host.
+
+        Once the node is securely included the controller's commands go encrypted, unless
+        ``plain`` (what an attacker without the keys could send).
+        """
         payload = command.encode()
         if end_point:
             payload = MultiChannelCmdEncap(0, end_point, payload).encode()
+        includer = self.includer
+        if includer is not None and includer.done and node_id == CONTROLLER_NODE_ID and not plain:
+            now = asyncio.get_running_loop().time()
+            frames = includer.link.send(includer.node_id, payload, includer.level, now)
+            self._deliver(frames, rx_status)
+            return
         self._send(ApplicationCommand(rx_status, node_id, payload, rssi=-52))
+
+    def _deliver(self, frames: list[Frame], rx_status: int = 0) -> None:
+        for frame in frames:
+            self._send(ApplicationCommand(rx_status, CONTROLLER_NODE_ID, frame.payload, rssi=-52))
 
     async def interview(self) -> None:
         """What a controller asks a new meter node, ending with every meter value."""
@@ -409,26 +440,58 @@ class ControllerEmulator:
         self._send(SetLearnModeCallback(callback, LearnStatus.ASSIGN_COMPLETE, node_id))
         self.included.set()
         await asyncio.sleep(LEARN_S)  # the host reads its new ids before the interview starts
+        if self.security is not None:
+            await self._include_securely(node_id)
         await self.interview()
+
+    async def _include_securely(self, node_id: int) -> None:
+        """S2 bootstrapping or S0 inclusion, as the including controller."""
+        self.includer = Includer(
+            CONTROLLER_NODE_ID, node_id, self.memory.home_id, self.security or "s0", pin=self.pin
+        )
+        self.secured.clear()
+        self._deliver(self.includer.start(asyncio.get_running_loop().time()))
+        async with asyncio.timeout(SECURE_INCLUSION_TIMEOUT_S):
+            await self.secured.wait()
+        if not self.includer.done:
+            raise TimeoutError(f"secure inclusion failed: {self.includer.failure}")
 
     async def _air(self, request: SendDataRequest) -> None:
         """A frame from the gateway's node reaches its destination; the callback says so."""
         if request.callback_id:
             self._send(SendDataCallback(request.callback_id, TxStatus.OK))
+        includer = self.includer
+        if includer is None or request.node_id != CONTROLLER_NODE_ID:
+            self._arrived(request.node_id, request.payload, "none")
+            return
+        now = asyncio.get_running_loop().time()
         try:
-            command = parse_command(request.payload)
+            step = includer.receive(includer.node_id, request.payload, now)
+        except FrameError as err:
+            _LOGGER.warning("emulator: node sent a bad frame %s: %s", request.payload.hex(), err)
+            return
+        self._deliver(step.frames)
+        if includer.done or includer.failure is not None:
+            self.secured.set()
+        for inbound in step.inbound:
+            self._arrived(request.node_id, inbound.payload, inbound.level.label)
+
+    def _arrived(self, node_id: int, payload: bytes, security: str) -> None:
+        """A command from the gateway's node reached ``node_id`` (decrypted)."""
+        try:
+            command = parse_command(payload)
             end_point = 0
             if isinstance(command, MultiChannelCmdEncap):
                 end_point = command.source_end_point
                 command = parse_command(command.payload)
         except FrameError as err:
-            _LOGGER.warning("emulator: node sent a bad command %s: %s", request.payload.hex(), err)
+            _LOGGER.warning("emulator: node sent a bad command %s: %s", payload.hex(), err)
             return
         waiter = next(
             (
                 entry[4]
                 for entry in self._waiters
-                if entry[:3] == (request.node_id, end_point, type(command))
+                if entry[:3] == (node_id, end_point, type(command))
                 and entry[3](command)
                 and not entry[4].done()
             ),
@@ -437,7 +500,7 @@ class ControllerEmulator:
         solicited = waiter is not None
         if isinstance(command, MeterReport):
             now = asyncio.get_running_loop().time()
-            received = ReceivedReport(request.node_id, end_point, command, solicited, now)
+            received = ReceivedReport(node_id, end_point, command, solicited, now, security)
             self.reports.append(received)
             if self.on_report is not None:
                 self.on_report(received)
@@ -501,6 +564,8 @@ async def _serve_forever(args: argparse.Namespace) -> None:
         interview_on_start=bool(args.node_id),
         byte_delay_s=args.byte_delay_s,
         on_report=_print_report,
+        security=args.security,
+        pin=args.pin,
     )
     while True:
         async with open_pty(args.pty) as (link, path):
@@ -517,6 +582,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--node-id", type=int, default=0, help="start included as this node")
     parser.add_argument("--assign-node-id", type=int, default=2, help="node id on inclusion")
     parser.add_argument("--byte-delay-s", type=float, default=0.0, help="send byte by byte")
+    parser.add_argument(
+        "--security",
+        choices=("s2_authenticated", "s2_unauthenticated", "s0"),
+        help="include the node securely (S2 Authenticated needs --pin)",
+    )
+    parser.add_argument("--pin", help="the node's DSK PIN (its log and keys file show it)")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(args))

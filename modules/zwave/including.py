@@ -35,9 +35,11 @@ from modules.codecs.zwave.security.s0 import (
 )
 from modules.codecs.zwave.security.s2 import (
     KexFail,
+    KexFailType,
     KexGet,
     KexReport,
     KexSet,
+    MessageEncapsulation,
     NetworkKeyGet,
     NetworkKeyReport,
     NetworkKeyVerify,
@@ -50,6 +52,8 @@ from modules.codecs.zwave.security.s2 import (
 from modules.zwave.security import Frame, Level, SecureLink, Step, bits_of, levels_of
 
 __all__ = ["Includer", "InclusionMode"]
+
+_UNREADABLE_TRIES = 1  # unreadable frames tolerated (one resynchronisation) before KEX Fail
 
 InclusionMode = Literal["s2_authenticated", "s2_unauthenticated", "s0"]
 _WANTED = {
@@ -85,6 +89,7 @@ class Includer:
         self._report: KexReport | None = None
         self._set: KexSet | None = None
         self._verifying: Level | None = None
+        self._unreadable = 0
 
     def start(self, now: float) -> list[Frame]:
         """The first frame: KEX Get (S2) or Scheme Get (S0), in the clear."""
@@ -95,6 +100,21 @@ class Includer:
         """A frame from the node; its non-security commands come back in ``inbound``."""
         candidates = [Level.TEMP, *sorted(self.link.s2_keys, reverse=True), Level.S0]
         step = self.link.receive(source, payload, now, candidates=candidates)
+        if (
+            source == self.node_id
+            and self._set is not None
+            and not self.done
+            and isinstance(parse_command(payload), MessageEncapsulation)
+            and not step.inbound
+            and step.frames
+        ):
+            # Frames under the temporary key that cannot be read: a wrong PIN (or someone
+            # else's key). After a resynchronisation fails too, the exchange is over.
+            self._unreadable += 1
+            if self._unreadable > _UNREADABLE_TRIES:
+                self.failure = "the node's frames cannot be decrypted (wrong PIN?)"
+                self._set = None
+                step.frames = self._send(KexFail(KexFailType.DECRYPT), Level.NONE, now)
         passed = []
         for inbound in step.inbound:
             command = parse_command(inbound.payload)

@@ -91,7 +91,14 @@ CC_VERSIONS: dict[int, int] = {
     **_ROOT_CLASSES,
     CommandClassId.METER: 4,  # V4: rate type in Get, kvar/kvarh through Scale 2
     CommandClassId.MULTI_CHANNEL: 3,
+    CommandClassId.SECURITY: 1,
+    CommandClassId.SECURITY_2: 1,
 }
+# Classes a securely included node still answers in the clear (and lists in its node
+# information for every controller); the rest only at its highest security class.
+_OPEN_CLASSES = frozenset(
+    (CommandClassId.ZWAVEPLUS_INFO, CommandClassId.SECURITY, CommandClassId.SECURITY_2)
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,8 +153,10 @@ class MeterNode:
         policy: ReportPolicy,
         *,
         lifeline: Iterable[int] = (),
+        security_classes: Iterable[int] = (),
     ) -> None:
         self.channels = tuple(channels)
+        self.security_classes = tuple(security_classes)  # S2 and/or S0, when offered
         self.identity = identity
         self.policy = policy
         self.end_points = _end_points(self.channels)
@@ -165,7 +174,11 @@ class MeterNode:
             classes.append(CommandClassId.METER)
         if self.phase_end_points:
             classes.append(CommandClassId.MULTI_CHANNEL)
-        return tuple(classes)
+        return (*classes, *self.security_classes)
+
+    def secure_classes(self) -> tuple[int, ...]:
+        """The classes answered only securely once the node is securely included."""
+        return tuple(cc for cc in self.supported_classes() if cc not in _OPEN_CLASSES)
 
     def handle(
         self,

@@ -85,6 +85,7 @@ from modules.codecs.zwave.security.s2 import (
 
 __all__ = [
     "INCLUSION_WINDOW_S",
+    "NONCE_REPLY_TIMEOUT_S",
     "S0_NONCE_LIFETIME_S",
     "Frame",
     "Inbound",
@@ -106,6 +107,10 @@ INCLUSION_WINDOW_S = 30.0
 S0_NONCE_LIFETIME_S = 10.0
 # A frame the other side failed to decrypt is sent again with a new SPAN at most this many times.
 _RESENDS = 1
+# A Nonce Get unanswered this long is asked again, and the frames waiting for it are dropped
+# (the other node was away; what they said is stale by now).
+NONCE_REPLY_TIMEOUT_S = 10.0
+_MAX_WAITING = 16  # frames kept per node while a nonce is awaited
 # A frame that fails with the current SPAN is tried with the next nonces too: both sides may
 # have sent at the same moment, each consuming one (zwave-js tries 5).
 _SPAN_LOOKAHEAD = 5
@@ -188,6 +193,9 @@ class Step:
 class _Span:
     level: Level
     drbg: CtrDrbg
+    # The nonce of our last frame: when both ends send at the same moment, each encrypts
+    # with the same next nonce, and the other's frame is readable only with this one.
+    sent_nonce: bytes | None = None
 
     def next_nonce(self) -> bytes:
         # zwave-js and the Silicon Labs library draw a whole block and keep the first 13 bytes.
@@ -204,12 +212,12 @@ class _Peer:
     sequence: int = 0
     last_sequence_in: int | None = None
     s2_waiting: list[tuple[Level, bytes]] = dataclasses.field(default_factory=list)
-    s2_asked: bool = False
+    s2_asked: float | None = None  # when a Nonce Get went out, unanswered yet
     last_s2: tuple[Level, bytes] | None = None
     resends: int = 0
     s0_nonce: tuple[bytes, float] | None = None  # theirs, and when it expires
     s0_waiting: list[tuple[Level, bytes]] = dataclasses.field(default_factory=list)
-    s0_asked: bool = False
+    s0_asked: float | None = None
 
 
 class SecureLink:
@@ -263,7 +271,7 @@ class SecureLink:
             if not multicast:
                 step.frames.append(Frame(source, self._nonce_report(source)))
         elif isinstance(command, NonceReport):
-            self._on_nonce_report(source, command, step)
+            self._on_nonce_report(source, command, now, step)
         elif isinstance(command, MessageEncapsulation):
             if multicast:
                 return step  # multicast needs an MPAN; this node keeps none (MPAN refused)
@@ -277,7 +285,7 @@ class SecureLink:
             step.frames.append(Frame(source, self._s0_nonce_report(source, now)))
         elif isinstance(command, S0NonceReport):
             peer.s0_nonce = (command.nonce, now + S0_NONCE_LIFETIME_S)
-            peer.s0_asked = False
+            peer.s0_asked = None
             self._flush_s0(source, now, step.frames)
         elif isinstance(command, S0MessageEncapsulation):
             opened_s0 = self._open_s0(source, command, now, candidates)
@@ -295,22 +303,22 @@ class SecureLink:
         peer.span = None  # a new SPAN starts with the sender's next frame
         return NonceReport(self._next_sequence(peer), sos=True, receiver_ei=peer.local_ei).encode()
 
-    def _on_nonce_report(self, source: int, report: NonceReport, step: Step) -> None:
+    def _on_nonce_report(self, source: int, report: NonceReport, now: float, step: Step) -> None:
         if not report.sos or len(report.receiver_ei) != EI_BYTES:
             return  # MOS: a multicast state this node never keeps
         peer = self.peer(source)
         peer.remote_ei = report.receiver_ei
         peer.span = None
-        asked, peer.s2_asked = peer.s2_asked, False
+        asked, peer.s2_asked = peer.s2_asked is not None, None
         if peer.s2_waiting:
             waiting, peer.s2_waiting = peer.s2_waiting, []
             for level, payload in waiting:
-                step.frames.extend(self._send_s2(source, level, payload))
+                step.frames.extend(self._send_s2(source, level, payload, now))
         elif not asked and peer.last_s2 is not None and peer.resends < _RESENDS:
             # The other side could not decrypt our last frame: send it again with a new SPAN.
             peer.resends += 1
             level, payload = peer.last_s2
-            step.frames.extend(self._send_s2(source, level, payload, resend=True))
+            step.frames.extend(self._send_s2(source, level, payload, now, resend=True))
 
     def _open_s2(
         self, source: int, frame: MessageEncapsulation, candidates: Sequence[Level]
@@ -346,6 +354,14 @@ class SecureLink:
             plain = self._try_open(source, frame, keys, nonce)
             if plain is not None:
                 peer.span.drbg = trial
+                peer.span.sent_nonce = None
+                peer.last_sequence_in = frame.sequence
+                return peer.span.level, plain
+        crossed = peer.span.sent_nonce
+        if crossed is not None:
+            peer.span.sent_nonce = None
+            plain = self._try_open(source, frame, keys, crossed)
+            if plain is not None:
                 peer.last_sequence_in = frame.sequence
                 return peer.span.level, plain
         return None
@@ -399,17 +415,23 @@ class SecureLink:
         if level == Level.NONE:
             return [Frame(target, payload)]
         if level.is_s2:
-            return self._send_s2(target, level, payload)
+            return self._send_s2(target, level, payload, now)
         peer = self.peer(target)
-        peer.s0_waiting.append((level, payload))
+        if peer.s0_asked is not None and now - peer.s0_asked > NONCE_REPLY_TIMEOUT_S:
+            peer.s0_waiting.clear()
+            peer.s0_asked = None
+        peer.s0_waiting = [*peer.s0_waiting, (level, payload)][-_MAX_WAITING:]
         out: list[Frame] = []
         self._flush_s0(target, now, out)
         return out
 
     def _send_s2(
-        self, target: int, level: Level, payload: bytes, *, resend: bool = False
+        self, target: int, level: Level, payload: bytes, now: float, *, resend: bool = False
     ) -> list[Frame]:
         peer = self.peer(target)
+        if peer.s2_asked is not None and now - peer.s2_asked > NONCE_REPLY_TIMEOUT_S:
+            peer.s2_waiting.clear()
+            peer.s2_asked = None
         keys = self.s2_keys.get(level)
         if keys is None:
             _LOGGER.debug("no %s key for node %d: frame dropped", level.label, target)
@@ -417,6 +439,7 @@ class SecureLink:
         extensions: tuple[Extension, ...] = ()
         if peer.span is not None and peer.span.level == level and not peer.s2_waiting:
             nonce = peer.span.next_nonce()
+            peer.span.sent_nonce = nonce
         elif peer.remote_ei is not None and not peer.s2_waiting:
             sender_ei = self.entropy(EI_BYTES)
             span = _Span(
@@ -426,10 +449,10 @@ class SecureLink:
             nonce = span.next_nonce()
             extensions = (Extension.span(sender_ei),)
         else:
-            peer.s2_waiting.append((level, payload))
-            if peer.s2_asked:
+            peer.s2_waiting = [*peer.s2_waiting, (level, payload)][-_MAX_WAITING:]
+            if peer.s2_asked is not None:
                 return []
-            peer.s2_asked = True
+            peer.s2_asked = now
             return [Frame(target, NonceGet(self._next_sequence(peer)).encode())]
         if not resend:
             peer.last_s2, peer.resends = (level, payload), 0
@@ -450,8 +473,8 @@ class SecureLink:
         while peer.s0_waiting:
             theirs = peer.s0_nonce
             if theirs is None or theirs[1] <= now:
-                if not peer.s0_asked:
-                    peer.s0_asked = True
+                if peer.s0_asked is None:
+                    peer.s0_asked = now
                     out.append(Frame(target, S0NonceGet().encode()))
                 return
             level, payload = peer.s0_waiting.pop(0)
@@ -510,7 +533,7 @@ class Secrets:
             {
                 "private_key": self.private_key.hex(),
                 "dsk": self.dsk,
-                "granted": [level.label for level in self.granted],
+                "granted": [level.label for level in sorted(self.granted, reverse=True)],
                 "s2_keys": {level.label: key.hex() for level, key in self.s2_keys},
                 "s0_key": self.s0_key.hex(),
             },

@@ -137,7 +137,9 @@ def test_authenticated_with_a_wrong_pin_fails_and_grants_nothing() -> None:
     air = Air(node, Includer(CONTROLLER, NODE, HOME, "s2_authenticated", pin=wrong))
     air.pump(air.includer.start(air.now), [])
     assert not air.includer.done
+    assert air.includer.failure is not None and "PIN" in air.includer.failure
     assert node.granted == ()
+    assert "zwave_secure_inclusion_failed" in {kind for kind, _ in air.events}
     # The node never learns a key: its KEX Set echo cannot be read under a wrong temporary key.
     assert not any(lv.is_s2 for lv in node.link.s2_keys if lv != Level.TEMP)
 
