@@ -22,7 +22,7 @@ import asyncio
 import logging
 import re
 import time
-from typing import Literal
+from typing import ClassVar, Literal
 
 import aiomqtt
 
@@ -38,6 +38,7 @@ from gateway.cluster.wire import (
     sample_topic,
 )
 from gateway.config import ModuleConfig
+from gateway.engine.commands import CommandSpec
 from gateway.errors import ConfigError, ConnectionLost, FatalAdapterError
 from gateway.mqtt.client import CONNECT_TIMEOUT_S, broker_client, connected, run_session_tasks
 from modules.codecs.errors import FrameError
@@ -116,6 +117,7 @@ class DecodeWorkerAdapter:
     """Takes its share of the group's raw frames, decodes them, publishes samples per meter."""
 
     Config = DecodeWorkerConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: DecodeWorkerConfig) -> None:
         self.config = config

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import ClassVar
 
 import aiomqtt
 
@@ -22,6 +23,7 @@ from gateway.adapter import ModuleContext
 from gateway.cluster.merge import Merged, Merger
 from gateway.cluster.wire import WireError, decode_sample, sample_topic
 from gateway.config import ModuleConfig
+from gateway.engine.commands import CommandSpec
 from gateway.errors import ConnectionLost, FatalAdapterError
 from gateway.model import Reading, Sample
 from gateway.mqtt.client import (
@@ -76,6 +78,7 @@ class MeterFeedAdapter:
     """Subscribes to its meters' samples and feeds each telegram to the engine once."""
 
     Config = MeterFeedConfig
+    COMMANDS: ClassVar[tuple[CommandSpec, ...]] = ()
 
     def __init__(self, config: MeterFeedConfig) -> None:
         self.config = config
