@@ -77,10 +77,10 @@ def test_kaifa_list_is_named_by_its_list_identifier() -> None:
     assert result.meter["id"] == "6970631401234567"
 
 
-def test_iskra_list_is_named_by_the_meter_device_name() -> None:
+def _iskra_1phase_export(header: str) -> Data:
     # Single-phase prosumer list: device name, meter id, P+ P- Q+ Q-, U1, A- T1, A- T2.
-    body = _values(
-        _text("ISK1030775213859"),
+    return _values(
+        _text(header),
         _text("85236301"),
         _u32(410),
         _u32(0),
@@ -90,7 +90,10 @@ def test_iskra_list_is_named_by_the_meter_device_name() -> None:
         _u32(1_234_567),
         _u32(765_432),
     )
-    result = interpret(body)
+
+
+def test_iskra_list_is_named_by_the_meter_device_name() -> None:
+    result = interpret(_iskra_1phase_export("ISK1030775213859"))
     assert result.layout == "iskra-1phase-export"
     assert result.placement is not None and result.placement["identified_by"] == "meter id"
     values = _by_obis(result)
@@ -102,18 +105,7 @@ def test_iskra_list_is_named_by_the_meter_device_name() -> None:
 
 def test_a_header_naming_a_family_is_not_placed_by_another_family() -> None:
     # Kaifa's identifier over a list that has the length and types of Iskra's 1-phase list.
-    body = _values(
-        _text("KFM_001"),
-        _text("85236301"),
-        _u32(410),
-        _u32(0),
-        _u32(33),
-        _u32(0),
-        _u16(2327),
-        _u32(1_234_567),
-        _u32(765_432),
-    )
-    result = interpret(body)
+    result = interpret(_iskra_1phase_export("KFM_001"))
     assert result.layout == "unknown"
     assert result.placement is not None and result.placement["vendor"] == "Kaifa"
 

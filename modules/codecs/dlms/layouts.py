@@ -76,6 +76,8 @@ _ISKRA_P = [
     _u("1-0:3.7.0", _U32),
     _u("1-0:4.7.0", _U32),
 ]
+# A+ and A- in total and per tariff T1, T2.
+_ISKRA_ENERGY_TARIFFS = [_u(f"1-0:{c}.8.{t}", _U32) for c in (1, 2) for t in (0, 1, 2)]
 _LAYOUT_ROWS: list[tuple[str, str, list[Slot]]] = [
     ("Kaifa", "kaifa-list1", [_u("1-0:1.7.0", _U32)]),
     ("Kaifa", "kaifa-list2-3phase", _KAIFA_3P),
@@ -107,12 +109,7 @@ _LAYOUT_ROWS: list[tuple[str, str, list[Slot]]] = [
             _u("0-0:96.1.3", _STR),
             _u("0-0:96.3.10", _BOOL),
             _u("0-0:96.14.0", _NUM),
-            _u("1-0:1.8.0", _U32),
-            _u("1-0:1.8.1", _U32),
-            _u("1-0:1.8.2", _U32),
-            _u("1-0:2.8.0", _U32),
-            _u("1-0:2.8.1", _U32),
-            _u("1-0:2.8.2", _U32),
+            *_ISKRA_ENERGY_TARIFFS,
             _u("1-0:3.8.0", _U32),
             _u("1-0:4.8.0", _U32),
         ],
@@ -173,14 +170,6 @@ _LAYOUT_ROWS: list[tuple[str, str, list[Slot]]] = [
 ]
 
 
-_ISKRA_ENERGY_TARIFFS = [
-    _u("1-0:1.8.0", _U32),
-    _u("1-0:1.8.1", _U32),
-    _u("1-0:1.8.2", _U32),
-    _u("1-0:2.8.0", _U32),
-    _u("1-0:2.8.1", _U32),
-    _u("1-0:2.8.2", _U32),
-]
 _LAYOUT_ROWS += [
     (
         # ISK list of 9 with a uint16 at position 7 (amsreader IEC6205675.cpp): a single-phase

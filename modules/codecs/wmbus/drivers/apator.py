@@ -21,6 +21,8 @@ project's apator08 driver.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from modules.codecs.wmbus.drivers.model import Driver, FieldSpec, FixedFields, RegisterWalk
 
 __all__ = ["APATOR_08", "APATOR_16_2", "E_ITN_APA", "E_ITN_APT"]
@@ -103,14 +105,7 @@ E_ITN_APA = Driver(
     layout=_E_ITN,
     source=_E_ITN_SOURCE,
 )
-E_ITN_APT = Driver(
-    name="apatoreitn",
-    manufacturer="APT",
-    versions=frozenset({0x04}),
-    device_types=frozenset({0x08}),
-    layout=_E_ITN,
-    source=_E_ITN_SOURCE,
-)
+E_ITN_APT = replace(E_ITN_APA, manufacturer="APT")
 
 _APATOR_08_TYPES = {0x03: 0x03, 0x0F: 0x0F}
 

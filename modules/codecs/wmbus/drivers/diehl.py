@@ -20,6 +20,7 @@ As documented by the wmbusmeters project's izar driver and its Diehl support cod
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from modules.codecs.wmbus.drivers.model import (
@@ -142,12 +143,6 @@ IZAR_DME = Driver(
     source=_SOURCE,
     address_swapped=True,
 )
-IZAR_HYD = Driver(
-    name="izar",
-    manufacturer="HYD",
-    versions=frozenset({0x85, 0x86}),
-    device_types=frozenset({0x07}),
-    layout=_PRIOS,
-    source=_SOURCE,
-    address_swapped=True,
+IZAR_HYD = replace(
+    IZAR_DME, manufacturer="HYD", versions=frozenset({0x85, 0x86}), device_types=frozenset({0x07})
 )
