@@ -191,13 +191,16 @@ class Meters:
             for meter, work in pending.items():
                 engine = self.engines[meter]
                 committed[meter] = dict(engine.registers)
-                row = MeterRow(tuple(engine.registers.values()), engine.state_blob())
-                if row != self._saved.get(meter):
+                saved = self._saved.get(meter) or MeterRow()
+                # Closed intervals ride in the row until the store files them in a batch.
+                row = MeterRow(
+                    tuple(engine.registers.values()),
+                    engine.state_blob(),
+                    saved.profile + tuple(work.profile),
+                    saved.analysis + tuple(work.analysis),
+                )
+                if row != saved:
                     rows[meter] = row
-                if work.profile:
-                    self._store.add_profile(meter, work.profile)
-                if work.analysis:
-                    self._store.add_analysis(meter, work.analysis)
                 if work.billing:
                     self._store.add_billing(meter, work.billing)
                 for output in targets:
@@ -206,7 +209,7 @@ class Meters:
                     for record in work.billing:
                         output.on_billing(meter, record)
             if rows:
-                self._store.save_meters(rows)
+                rows = self._store.save_meters(rows)
             for output in targets:
                 output.on_checkpoint()
 

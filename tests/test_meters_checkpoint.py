@@ -140,3 +140,35 @@ def test_a_tariff_switch_checkpoints_at_once_a_first_value_does_not(tmp_path: Pa
         assert meters.due_checkpoint(switch)
     finally:
         store.close()
+
+
+def test_intervals_carried_in_a_checkpoint_row_survive_a_kill_and_are_read_once(
+    tmp_path: Path,
+) -> None:
+    """Profile intervals closed before a checkpoint ride in the meter's row; a restart from
+    that row (a kill -9: no orderly stop) still reads each one once and carries them on."""
+    path = tmp_path / "gateway.db"
+    store = Store(path)
+    meters = Meters(settings(tmp_path), store)
+    for minute in range(0, 50, 5):  # three quarter hours close
+        feed(meters, "kept", START + timedelta(minutes=minute), f"{10 + minute / 100:.3f}")
+        meters.flush(())
+    span = (START - timedelta(days=1), START + timedelta(days=1))
+    before = list(store.profile("kept", None, *span))
+    assert [row.start.minute for row in before] == [0, 15, 30]
+    with sqlite3.connect(path) as reader:
+        (filed,) = reader.execute("SELECT count(*) FROM profile").fetchone()
+    assert filed == 0, "three intervals fit the row: no profile page written yet"
+    # No store.close(): the process is gone as after a kill -9; SQLite replays its WAL.
+    store = Store(path)
+    try:
+        again = Meters(settings(tmp_path), store, clean_start=False)
+        assert list(store.profile("kept", None, *span)) == before
+        feed(again, "kept", START + timedelta(minutes=50), "10.500")
+        feed(again, "kept", START + timedelta(minutes=61), "10.610")
+        again.flush(())
+        after = list(store.profile("kept", None, *span))
+        assert after[:3] == before
+        assert [row.start.minute for row in after] == [0, 15, 30, 45]
+    finally:
+        store.close()

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import stat
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from gateway.engine import Register
+from gateway.checkpoint import MeterRow
+from gateway.engine import AnalysisRow, ProfileFlag, ProfileRow, Register
 from gateway.errors import StoreError
 from gateway.model import Event
-from gateway.store import _MIGRATIONS, SCHEMA_VERSION, Store
+from gateway.store import _MIGRATIONS, ROW_BYTES_MAX, SCHEMA_VERSION, Store
 
 T0 = datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC)
 
@@ -183,3 +186,64 @@ def test_a_meter_checkpoint_that_cannot_be_read_is_a_clear_error(tmp_path: Path)
     with pytest.raises(StoreError, match="checkpoint of meter main"):
         store.load_meter("main")
     store.close()
+
+
+def _interval(n: int) -> tuple[ProfileRow, AnalysisRow]:
+    start = T0 + timedelta(minutes=15 * n)
+    end = start + timedelta(minutes=15)
+    channels = ("1-0:1.8.0", "1-0:2.8.0", "1-0:3.8.0", "1-0:4.8.0")
+    profile = ProfileRow(
+        start, end, {c: Decimal(f"0.{n:03d}{i}") for i, c in enumerate(channels)}, ProfileFlag(0)
+    )
+    noise = random.Random(n)  # measured means: full-precision floats, which compress little
+    means = {f"1-0:{i}.7.0": 230.0 * noise.random() for i in range(14)}
+    return profile, AnalysisRow(start, end, means)
+
+
+def test_closed_intervals_ride_in_the_checkpoint_row_then_are_filed_in_one_batch(
+    tmp_path: Path,
+) -> None:
+    """Each checkpoint carries the intervals closed since the last filing in the meter's own
+    row (one page written); a batch reaches the profile and analysis tables only when the row
+    grows past half a page. Reads see every interval either way, once, in order."""
+    store = Store(tmp_path / "g.db")
+    registers = (Register("1-0:1.8.0", Decimal("1.000"), "kWh", T0),)
+    profile: list[ProfileRow] = []
+    analysis: list[AnalysisRow] = []
+    row = MeterRow(registers, b"{}")
+    filings = 0
+    for n in range(40):
+        p, a = _interval(n)
+        profile.append(p)
+        analysis.append(a)
+        carried = len(row.profile)
+        (row,) = store.save_meters(
+            {"main": MeterRow(registers, b"{}", (*row.profile, p), (*row.analysis, a))}
+        ).values()
+        filings += len(row.profile) == 0
+        if row.profile:
+            assert len(row.profile) == carried + 1, "nothing filed while the row is small"
+        span = (T0 - timedelta(days=1), T0 + timedelta(days=1))
+        assert list(store.profile("main", None, *span)) == profile
+        assert list(store.analysis("main", *span)) == analysis
+        assert list(store.profile("main", 900, *span)) == profile
+        assert list(store.profile("main", 3600, *span)) == []
+    with store.snapshot() as view:
+        assert list(view.profile("main", None, T0, T0 + timedelta(days=1))) == profile
+    assert 2 <= filings < 20, "filed in batches, not at every checkpoint"
+    db = sqlite3.connect(tmp_path / "g.db")
+    (in_table,) = db.execute("SELECT count(*) FROM profile").fetchone()
+    (body,) = db.execute("SELECT body FROM meter_checkpoint WHERE meter = 'main'").fetchone()
+    db.close()
+    assert in_table + len(row.profile) == 40
+    assert len(body) <= ROW_BYTES_MAX
+
+    # An interval replayed after it was filed (the same start): the newer one is read, once.
+    replayed = replace(profile[0], values={"1-0:1.8.0": Decimal("9.999")})
+    store.save_meters({"main": replace(row, profile=(*row.profile, replayed))})
+    read = list(store.profile("main", None, T0 - timedelta(days=1), T0 + timedelta(days=1)))
+    assert read[0] == replayed and len(read) == 40
+    store.close()
+    reopened = Store(tmp_path / "g.db")
+    assert len(list(reopened.profile("main", None, T0, T0 + timedelta(days=1)))) == 40
+    reopened.close()

@@ -19,10 +19,11 @@ import pytest
 
 from gateway import config
 from gateway.app import Gateway
+from gateway.checkpoint import MeterRow
 from gateway.engine.records import ProfileFlag
 from gateway.errors import CommandError
 from gateway.model import Command
-from gateway.store import registers_in
+from gateway.store import checkpoint_in, registers_in
 from gateway.timekeeping import CLOCK_STEP_S, RELEASE_FLOOR, ClockGuard
 from tests.faults.harness import gateway_process, wait_for_log
 from tests.support.gateway import offline_text, serving, until
@@ -48,7 +49,12 @@ def stored_times(db: Path) -> dict[str, list[str]]:
     with sqlite3.connect(db) as con:
         return {
             "events": [r[0] for r in con.execute("SELECT at FROM events")],
-            "profile": [r[0] for r in con.execute("SELECT start FROM profile")],
+            "profile": [r[0] for r in con.execute("SELECT start FROM profile")]
+            + [
+                interval.start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                for (meter,) in con.execute("SELECT meter FROM meter_checkpoint")
+                for interval in (checkpoint_in(con, meter) or MeterRow()).profile
+            ],
             "billing": [r[0] for r in con.execute("SELECT at FROM billing")],
             "registers": [
                 register.at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,185 @@
+"""SD card: the bytes the whole gateway process writes, and its log lines, in a steady state.
+
+Run: ``.venv/bin/python -m bench.sd_card [--meters N ...] [--hours H] [--speed X] [--ups]
+[--json OUT]``
+
+``meter-gateway run`` as systemd runs it (default log level, stderr to a pipe as to journald),
+a mosquitto on loopback taking its messages, discovery and HTTP on, N simulated three-phase
+meters sampling at 1 Hz of meter time with every engine feature on (bench/engine_load.py's
+meter: seasons, demand, load profile, analysis logger, breaker, smart disconnect, prepayment).
+The simulator runs ``--speed`` times faster than the wall clock, and the checkpoint interval is
+divided by the same factor, so an hour of meter time holds the checkpoints, profile and
+analysis intervals a real hour does. Counted: /proc/PID/io ``write_bytes`` of the gateway
+process (everything it makes the kernel write to storage: SQLite's database, WAL and wal-index,
+anything else) from the end of its 30 s warm-up over ``--hours`` of meter time, extrapolated
+to a day. The bench calls sync() every fraction of a checkpoint interval: on a real card
+checkpoints are minutes apart and the kernel writes dirty pages back within 30 s, so each
+checkpoint dirties its pages afresh; without the sync, pages dirtied again before write-back
+would be counted once. What runs on the wall clock (the hourly log summary, the hourly
+wall-clock note, MQTT keep-alives) is not accelerated: the log lines are reported per wall hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.engine_load import CONFIG as ENGINE_CONFIG
+from bench.peers import SCRATCH
+from gateway import config
+from tests.support.processes import GATEWAY, Broker, free_port, wait_for_port
+
+# The gateway checkpoints every second for its first 30 s (app.SUMMARY_WARMUP_S): the count
+# starts after it.
+WARMUP_S = 35.0
+# sync() this many times per checkpoint interval (wall time), so no checkpoint's pages are
+# still dirty when the next one writes them.
+SYNCS_PER_CHECKPOINT = 4
+HEAD = """
+[gateway]
+timezone = "Europe/Copenhagen"
+data_dir = "{data}"
+checkpoint_interval_s = {checkpoint_wall_s}
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+[http]
+port = {http_port}
+[zeroconf]
+enabled = false
+"""
+SIM = """
+[[modules]]
+type = "sim"
+name = "sim-{meter}"
+meter = "{meter}"
+speed = {speed}
+interval_s = {interval_s}
+pv_kwp = 5.0
+"""
+
+
+def _written_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/io has no write_bytes")
+
+
+def _config(work: Path, meters: int, speed: float, checkpoint_s: float, mqtt_port: int) -> str:
+    # engine_load's meter (its braces doubled for str.format), once per simulated meter
+    meter = ENGINE_CONFIG[ENGINE_CONFIG.index("[[meters]]") :].replace("{{", "{").replace("}}", "}")
+    text = HEAD.format(
+        data=work / "data",
+        checkpoint_wall_s=checkpoint_s / speed,
+        mqtt_port=mqtt_port,
+        http_port=free_port(),
+    )
+    for n in range(meters):
+        text += meter.replace('id = "main"', f'id = "m{n}"')
+        text += SIM.format(meter=f"m{n}", speed=speed, interval_s=1.0 / speed)
+    config.loads(text)  # refuse a bench config the gateway would refuse, before starting it
+    return text
+
+
+def measure(meters: int, *, hours: float, speed: float, checkpoint_s: float) -> dict[str, Any]:
+    """Bytes a day and log lines of a gateway with ``meters`` simulated meters."""
+    with tempfile.TemporaryDirectory(prefix="bench-sd-", dir=SCRATCH) as folder:
+        work = Path(folder)
+        broker = Broker(work)
+        broker.start()
+        conf = work / "gateway.toml"
+        conf.write_text(_config(work, meters, speed, checkpoint_s, broker.port))
+        lines: list[tuple[float, str]] = []
+        process = subprocess.Popen(
+            [str(GATEWAY), "run", "--config", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stderr is not None
+        reader = threading.Thread(
+            target=lambda: lines.extend((time.monotonic(), line) for line in process.stderr or ()),
+            daemon=True,
+        )
+        reader.start()
+        try:
+            wait_for_port(broker.port)
+            time.sleep(WARMUP_S)
+            if process.poll() is not None:
+                raise RuntimeError(f"the gateway exited: {''.join(x for _, x in lines)[-2000:]}")
+            os.sync()
+            start, before = time.monotonic(), _written_bytes(process.pid)
+            window_s = hours * 3600 / speed
+            period = min(2.0, checkpoint_s / speed / SYNCS_PER_CHECKPOINT)
+            while time.monotonic() - start < window_s:
+                time.sleep(period)
+                os.sync()
+            written = _written_bytes(process.pid) - before
+            end = time.monotonic()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            broker.stop()
+        reader.join(5)
+    window = [line for at, line in lines if start <= at <= end]
+    return {
+        "meters": meters,
+        "checkpoint_s": checkpoint_s,
+        "speed": speed,
+        "meter_hours": hours,
+        "written_bytes": written,
+        "bytes_per_day": written * 24 / hours,
+        "log_lines_in_window": len(window),
+        "log_lines_per_wall_hour": len(window) * 3600 / (end - start),
+        "log_sample": window[:5],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meters", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--hours", type=float, default=2.0, help="meter hours (default 2)")
+    parser.add_argument("--speed", type=float, default=60.0, help="sim time acceleration")
+    parser.add_argument(
+        "--ups",
+        action="store_true",
+        help="also one meter at checkpoint_interval_s = 5 (a UPS or supercap HAT), x10, 15 min",
+    )
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    default_s = config.GatewaySection().checkpoint_interval_s
+    rows = [
+        measure(n, hours=args.hours, speed=args.speed, checkpoint_s=default_s) for n in args.meters
+    ]
+    if args.ups:
+        rows.append(measure(1, hours=0.25, speed=10.0, checkpoint_s=5.0))
+    for row in rows:
+        print(
+            f"{row['meters']} meter(s), checkpoint every {row['checkpoint_s']:g} s:"
+            f" {row['bytes_per_day'] / 1e6:,.2f} MB written per day"
+            f" ({row['written_bytes']:,} bytes in {row['meter_hours']:g} meter hours at"
+            f" x{row['speed']:g}); {row['log_lines_in_window']} log lines"
+            f" ({row['log_lines_per_wall_hour']:.0f} per wall hour)"
+        )
+        for line in row["log_sample"]:
+            print("   ", line.rstrip())
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
