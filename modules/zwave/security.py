@@ -111,6 +111,11 @@ _RESENDS = 1
 # (the other node was away; what they said is stale by now).
 NONCE_REPLY_TIMEOUT_S = 10.0
 _MAX_WAITING = 16  # frames kept per node while a nonce is awaited
+# The application payload one ZW_SendData frame carries on classic Z-Wave (routed); an S2
+# frame that would grow past it with the 18-byte SPAN extension goes as a SPAN-only frame
+# followed by the command under the SPAN's next nonce.
+MAX_FRAME_PAYLOAD_BYTES = 46
+_S2_OVERHEAD_BYTES = 4 + 8  # class, command, sequence, flags; the CCM tag
 # A frame that fails with the current SPAN is tried with the next nonces too: both sides may
 # have sent at the same moment, each consuming one (zwave-js tries 5).
 _SPAN_LOOKAHEAD = 5
@@ -193,9 +198,13 @@ class Step:
 class _Span:
     level: Level
     drbg: CtrDrbg
-    # The nonce of our last frame: when both ends send at the same moment, each encrypts
-    # with the same next nonce, and the other's frame is readable only with this one.
-    sent_nonce: bytes | None = None
+    # The nonces of our last frames: when both ends send at the same moment, each encrypts
+    # with the same next nonce, and the other's frame is readable only with one of these.
+    sent: list[bytes] = dataclasses.field(default_factory=list)
+
+    def note_sent(self, nonce: bytes) -> None:
+        """Remember a nonce this end used (the last few)."""
+        self.sent = [*self.sent, nonce][-_SPAN_LOOKAHEAD:]
 
     def next_nonce(self) -> bytes:
         # zwave-js and the Silicon Labs library draw a whole block and keep the first 13 bytes.
@@ -347,23 +356,27 @@ class SecureLink:
             return None
         if peer.span is None or peer.span.level not in self.s2_keys:
             return None
-        keys = self.s2_keys[peer.span.level]
+        # The SPAN's class first; then the others: a controller may encrypt one command with
+        # another key on the same SPAN (zwave-js sends Transfer End so, under the temporary key).
+        first = peer.span.level
+        keyed = [(first, self.s2_keys[first]), *((lv, k) for lv, k in keyed if lv != first)]
         trial = peer.span.drbg.copy()
         for _ in range(_SPAN_LOOKAHEAD):
             nonce = trial.generate(16)[:CCM_NONCE_BYTES]
-            plain = self._try_open(source, frame, keys, nonce)
-            if plain is not None:
-                peer.span.drbg = trial
-                peer.span.sent_nonce = None
-                peer.last_sequence_in = frame.sequence
-                return peer.span.level, plain
-        crossed = peer.span.sent_nonce
-        if crossed is not None:
-            peer.span.sent_nonce = None
-            plain = self._try_open(source, frame, keys, crossed)
-            if plain is not None:
-                peer.last_sequence_in = frame.sequence
-                return peer.span.level, plain
+            for level, keys in keyed:
+                plain = self._try_open(source, frame, keys, nonce)
+                if plain is not None:
+                    peer.span.drbg = trial
+                    peer.span.sent.clear()
+                    peer.last_sequence_in = frame.sequence
+                    return level, plain
+        for at, crossed in enumerate(peer.span.sent):
+            for level, keys in keyed:
+                plain = self._try_open(source, frame, keys, crossed)
+                if plain is not None:
+                    del peer.span.sent[: at + 1]
+                    peer.last_sequence_in = frame.sequence
+                    return level, plain
         return None
 
     def _try_open(
@@ -437,16 +450,15 @@ class SecureLink:
             _LOGGER.debug("no %s key for node %d: frame dropped", level.label, target)
             return []
         extensions: tuple[Extension, ...] = ()
-        if peer.span is not None and peer.span.level == level and not peer.s2_waiting:
-            nonce = peer.span.next_nonce()
-            peer.span.sent_nonce = nonce
+        span = peer.span
+        if span is not None and span.level == level and not peer.s2_waiting:
+            pass
         elif peer.remote_ei is not None and not peer.s2_waiting:
             sender_ei = self.entropy(EI_BYTES)
             span = _Span(
                 level, CtrDrbg(mixed_entropy(sender_ei, peer.remote_ei), keys.personalization)
             )
             peer.span, peer.remote_ei = span, None
-            nonce = span.next_nonce()
             extensions = (Extension.span(sender_ei),)
         else:
             peer.s2_waiting = [*peer.s2_waiting, (level, payload)][-_MAX_WAITING:]
@@ -456,17 +468,35 @@ class SecureLink:
             return [Frame(target, NonceGet(self._next_sequence(peer)).encode())]
         if not resend:
             peer.last_s2, peer.resends = (level, payload), 0
+        out: list[Frame] = []
+        spanned = len(payload) + 2 + EI_BYTES + _S2_OVERHEAD_BYTES
+        if extensions and spanned > MAX_FRAME_PAYLOAD_BYTES:
+            out.append(self._seal(target, keys, span.next_nonce(), b"", extensions))
+            extensions = ()
+        nonce = span.next_nonce()
+        out.append(self._seal(target, keys, nonce, payload, extensions))
+        span.note_sent(nonce)
+        return out
+
+    def _seal(
+        self,
+        target: int,
+        keys: S2Keys,
+        nonce: bytes,
+        payload: bytes,
+        extensions: tuple[Extension, ...],
+    ) -> Frame:
         frame = seal_encapsulation(
             keys.ccm,
             nonce,
             sender=self.own_node_id,
             receiver=target,
             home_id=self.home_id,
-            sequence=self._next_sequence(peer),
+            sequence=self._next_sequence(self.peer(target)),
             command=payload,
             extensions=extensions,
         )
-        return [Frame(target, frame.encode())]
+        return Frame(target, frame.encode())
 
     def _flush_s0(self, target: int, now: float, out: list[Frame]) -> None:
         peer = self.peer(target)

@@ -211,3 +211,39 @@ def test_secrets_file_is_private_and_survives(tmp_path: Path) -> None:
     path.write_text('{"private_key": "zz"}')
     with pytest.raises(ValueError, match="keys file"):
         load_secrets(path)
+
+
+def test_frames_crossing_in_the_air_need_no_resynchronisation() -> None:
+    air = include("s2_unauthenticated")
+    node, includer = air.node, air.includer
+    # Both ends send at the same moment: a burst of lifeline reports and a Get, each drawn
+    # from the same SPAN before the other's frames arrive.
+    reports = [f for _ in range(3) for f in node.send(CONTROLLER, REPORT, node.highest, air.now)]
+    get = MeterGet(0, 1, scale2_present=True).encode()
+    gets = includer.link.send(NODE, get, includer.level, air.now)
+    air.wire.clear()
+    air.pump(gets, reports)
+    assert air.to_node_app[-1] == Inbound(CONTROLLER, get, node.highest)
+    assert air.to_controller[-3:] == [Inbound(NODE, REPORT, node.highest)] * 3
+    assert [parse_command(p).NAME for _, p in air.wire] == ["SECURITY_2_MESSAGE_ENCAPSULATION"] * 4
+    # And the SPAN is still shared afterwards.
+    air.wire.clear()
+    air.pump([], node.send(CONTROLLER, REPORT, node.highest, air.now))
+    assert len(air.wire) == 1 and air.to_controller[-1].payload == REPORT
+
+
+def test_a_long_first_frame_establishes_the_span_on_its_own() -> None:
+    air = include("s2_unauthenticated")
+    node = air.node
+    long_command = bytes((CommandClassId.CONFIGURATION, 0x06)) + bytes(30)
+    node.link.peer(CONTROLLER).span = None
+    node.link.peer(CONTROLLER).remote_ei = b"\x01" * 16  # as after a Nonce Report (SOS)
+    air.includer.link.peer(NODE).local_ei = b"\x01" * 16
+    air.includer.link.peer(NODE).span = None
+    frames = node.send(CONTROLLER, long_command, node.highest, air.now)
+    assert len(frames) == 2
+    assert all(len(f.payload) <= 46 for f in frames)
+    first = parse_command(frames[0].payload)
+    assert isinstance(first, MessageEncapsulation) and first.sender_ei() is not None
+    air.pump([], frames)
+    assert air.to_controller[-1] == Inbound(NODE, long_command, node.highest)
