@@ -328,7 +328,7 @@ class _Session:
                 APPLICATION_NODEINFO_LISTENING,
                 GENERIC_TYPE_METER,
                 SPECIFIC_TYPE_SIMPLE_METER,
-                self.node.supported_classes(),
+                self.node.node_information(secure=self.security.highest != Level.NONE),
             )
         )
 
@@ -337,6 +337,7 @@ class _Session:
         old = self.state
         node_id = ids.node_id
         home_id = ids.home_id if node_id else 0
+        was_secure = self.security.highest != Level.NONE
         if (home_id, node_id) != (old.home_id, old.node_id):
             # Another network (or none): its lifeline and its keys mean nothing here.
             self.node.lifeline = ()
@@ -348,6 +349,8 @@ class _Session:
             self.security.begin_inclusion(self._loop.time())
         if self.security.changed:
             self._save_secrets()
+        if was_secure != (self.security.highest != Level.NONE):
+            await self._announce()  # the node information lists every class again
         self._save(home_id, node_id)
         if learned and node_id:
             self.ctx.event(
@@ -403,6 +406,8 @@ class _Session:
             )
         for frame in frames:
             await self._send(frame.node_id, frame.payload)
+        if any(kind == "zwave_secure_inclusion" for kind, _ in step.events):
+            await self._announce()  # secure now: the node information lists the open classes
 
     def _save_secrets(self) -> None:
         try:

@@ -297,6 +297,9 @@ class ControllerEmulator:
         await self.ask(ManufacturerSpecificGet(), ManufacturerSpecificReport)
         await self.ask(VersionGet(), VersionReport)
         supported = self.node_info.supported if self.node_info else ()
+        if self.includer is not None and self.includer.done:
+            # A secure node lists its secure classes in Commands Supported, not in its NIF.
+            supported = tuple(dict.fromkeys((*supported, *self.includer.secure_classes)))
         for cc in supported:
             await self.ask(VersionCommandClassGet(cc), VersionCommandClassReport)
         await self.ask(ZwavePlusInfoGet(), ZwavePlusInfoReport)

@@ -176,6 +176,13 @@ class MeterNode:
             classes.append(CommandClassId.MULTI_CHANNEL)
         return (*classes, *self.security_classes)
 
+    def node_information(self, *, secure: bool) -> tuple[int, ...]:
+        """The classes the node information frame lists: all of them, or once the node is
+        securely included only those it still answers in the clear (the rest are listed by
+        the Security 2 / Security 0 Commands Supported Reports)."""
+        everything = self.supported_classes()
+        return tuple(cc for cc in everything if cc in _OPEN_CLASSES) if secure else everything
+
     def secure_classes(self) -> tuple[int, ...]:
         """The classes answered only securely once the node is securely included."""
         return tuple(cc for cc in self.supported_classes() if cc not in _OPEN_CLASSES)

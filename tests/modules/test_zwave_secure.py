@@ -61,6 +61,18 @@ async def test_secure_inclusion_and_encrypted_reports(
         assert includer is not None and includer.done, includer and includer.failure
         assert includer.level.label == level
         assert CommandClassId.METER in includer.secure_classes
+        # Secure now, the node information lists only what is answered in the clear.
+        await until(
+            lambda: (
+                emulator.node_info is not None
+                and CommandClassId.METER not in emulator.node_info.supported
+            ),
+            10,
+            "the node information of a secure node",
+        )
+        assert emulator.node_info is not None
+        assert emulator.node_info.supported[0] == CommandClassId.ZWAVEPLUS_INFO
+        assert set(emulator.node_info.supported) <= {0x5E, 0x9F, 0x98}
         # Every Get of the interview was answered, decrypted, at the granted class.
         assert {r.security for r in emulator.reports} == {level}
         # The lifeline (set during the interview) gets changes, encrypted.
