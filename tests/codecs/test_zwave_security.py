@@ -4,8 +4,10 @@ Known answers: AES-CMAC from NIST SP 800-38B's examples, CTR_DRBG from NIST CAVP
 (AES-128 no df, no prediction resistance, with reseed), AES-CCM with S2's parameters
 (13-byte nonce, 8-byte tag) from RFC 3610 packet vector #1, X25519 from RFC 7748 section 6.1,
 S0 OFB and MAC from a frame captured between two real nodes (network key 01..10) that
-zwave-js keeps as its reference. The CKDF chains are checked against the definitions written
-out with the library's CMAC, and encapsulation against its own inverse.
+zwave-js keeps as its reference, the CKDF network-key and temporary-key derivations from the
+vectors the Silicon Labs S2 library tests its key derivation with. The MEI chain is checked
+against its definition written out with the library's CMAC, and encapsulation against its
+own inverse.
 """
 
 from __future__ import annotations
@@ -124,6 +126,26 @@ def _cmac(key: bytes, message: bytes) -> bytes:
     mac = CMAC(algorithms.AES(key))
     mac.update(message)
     return mac.finalize()
+
+
+def test_ckdf_known_answers() -> None:
+    keys = network_keys(bytes(range(0x40, 0x50)))
+    assert keys.ccm == bytes.fromhex("af7f0a1efcfe8f4b1fd2845dd2856f7d")
+    assert keys.personalization == bytes.fromhex(
+        "ccf8b42a4f702176ac2b9194dbbdb82c474302ff12e1e8266422f3ac44894b87"
+    )
+    assert keys.mpan == bytes.fromhex("b89db1543fd2820ea979c96a305a230b")
+    # Temporary key: the ECDH secret, then the controller's and the joining node's keys.
+    shared = bytes(range(0x40, 0x48)) * 4
+    auth_tag = bytes(range(0x48, 0x50)) * 8
+    assert aes_cmac(b"\x33" * 16, shared + auth_tag) == bytes.fromhex(
+        "74778f89d4d88c6e4659634a88ea987a"
+    )
+    temp = temporary_keys(shared, auth_tag[:32], auth_tag[32:])
+    assert temp.ccm == bytes.fromhex("47da9d1539ec73e5d2a0f737dbf29b33")
+    assert temp.personalization == bytes.fromhex(
+        "94a53eb9a12d7cd949ea70ffb8a6e71ea6f79ca7a0145a08bad582aeb09bd28b"
+    )
 
 
 def test_ckdf_chains_follow_the_definitions() -> None:
