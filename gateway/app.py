@@ -1,4 +1,6 @@
-"""The supervisor: one root TaskGroup, modules under jittered backoff, reload, orderly shutdown.
+"""The supervisor: one root TaskGroup for the modules (``gateway/supervision.py`` keeps their
+tasks and backoff), the outputs it is handed and the housekeeping loops; reload, orderly
+shutdown.
 
 It is also the hub between modules and the rest: samples go to the meter's engine and its state
 to the outputs straight from memory (``Meters.published`` decides what may be shown), events to
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import resource
 import signal
 import sqlite3
 import time
@@ -36,12 +37,13 @@ from gateway.meters import Meters
 from gateway.model import Command, Event, RawFrame, Sample, utc_now
 from gateway.outputs import default_outputs
 from gateway.store import Store
+from gateway.store_health import StoreHealth, describe_store_error
 from gateway.supervision import ModuleSupervisor
 from gateway.systemd import Notifier
 from gateway.timekeeping import ClockGuard
 from gateway.view import CommandHandler, GatewayView, Output
 
-__all__ = ["Gateway", "OutputFactory", "PruneSchedule", "run"]
+__all__ = ["Gateway", "OutputFactory", "PruneSchedule"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,15 +59,11 @@ SUMMARY_METERS_MAX = 10
 _SUMMARY_CODES = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:2.7.0")
 # Debiting stops of a silent meter and display time-outs need a clock even without samples.
 TICK_S = 1.0
-# Open files the gateway asks for (LimitNOFILE in the systemd unit says the same).
-FILE_HANDLES = 4096
 # Retention is in days, so a few prunes a day keep the tables within a few hours of their bound.
 PRUNE_EVERY_S = 6 * 3600.0
 # While the store cannot be written (disk full, read-only, deleted directory) events wait in
 # memory, in order, up to this many; the oldest give way beyond it (counted and logged).
 UNSAVED_EVENTS_MAX = 10_000
-# A store fault is logged when it starts, when it ends, and as a reminder this often meanwhile.
-STORE_REMINDER_S = 600.0
 # The wall clock is saved this often (and at shutdown): the floor a clock must pass at the next
 # start before records are stamped with it, where nothing else says NTP has set it.
 CLOCK_SAVE_EVERY_S = 3600.0
@@ -139,12 +137,7 @@ class Gateway:
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
-        self._store_ok = True
-        self.store_problem: str | None = None  # why the store cannot be written, for status
-        self._store_problem_since = 0.0
-        # -inf, not 0: the monotonic clock counts from boot, and a Pi whose card is full at
-        # boot (uptime under STORE_REMINDER_S) must say so at once, not ten minutes later.
-        self._store_problem_logged = float("-inf")
+        self._store_health = StoreHealth(self.store.path, monotonic)
         self._unsaved_events: deque[Event] = deque()
         self._events_given_up = 0
         self._command_handlers: dict[str, CommandHandler] = {}
@@ -161,6 +154,11 @@ class Gateway:
     def health(self) -> Mapping[str, ModuleHealth]:
         """What the supervisor knows about each module, by name."""
         return self.modules.health
+
+    @property
+    def store_problem(self) -> str | None:
+        """Why the store cannot be written now, or None."""
+        return self._store_health.problem
 
     @property
     def clean_start(self) -> bool:
@@ -354,12 +352,7 @@ class Gateway:
     def flush(self) -> None:
         """Checkpoint what the engines changed (one transaction for all meters); outputs queue
         profile and billing messages inside it."""
-        try:
-            self.meters.flush(self.outputs)
-        except Exception:
-            self._store_ok = False
-            raise
-        self._store_ok = True
+        self.meters.flush(self.outputs)
         # A gateway-counting meter's shown totals move only here: its state follows at once,
         # so every output (MQTT, the Z-Wave node reading the same view) agrees.
         recounted, self.meters.recounted = self.meters.recounted, set()
@@ -577,37 +570,17 @@ class Gateway:
         except Exception:
             _LOGGER.exception("cannot write registers to %s; will retry", self.store.path)
             return
-        if self.store_problem is not None:
-            _LOGGER.warning(
-                "store %s writable again after %.0f s: everything that waited is written",
-                self.store.path,
-                self._monotonic() - self._store_problem_since,
-            )
-            self.store_problem = None
+        if self._store_health.written():
             self.notifier.status(self.status_line())
 
     def _store_failed(self, err: BaseException) -> None:
-        self._store_ok = False
-        problem = describe_store_error(err)
-        now = self._monotonic()
-        if problem != self.store_problem:
-            if self.store_problem is None:
-                self._store_problem_since = now
-            self.store_problem = problem
-            self._store_problem_logged = float("-inf")
+        changed = self._store_health.failed(
+            err,
+            events_waiting=len(self._unsaved_events),
+            events_given_up=self._events_given_up,
+        )
+        if changed:
             self.notifier.status(self.status_line())
-        if now - self._store_problem_logged >= STORE_REMINDER_S:
-            self._store_problem_logged = now
-            _LOGGER.error(
-                "cannot write to %s: %s; live values go on, %d events and the latest registers"
-                " wait in memory and are written when it can be written again%s",
-                self.store.path,
-                problem,
-                len(self._unsaved_events),
-                f" ({self._events_given_up} oldest events given up)"
-                if self._events_given_up
-                else "",
-            )
 
     async def _tick_loop(self) -> None:
         prune = PruneSchedule()
@@ -685,50 +658,3 @@ class Gateway:
             else:
                 _LOGGER.warning("unhealthy (loop lag %.1f s): no watchdog ping", lag)
             self.notifier.status(self.status_line())
-
-
-def describe_store_error(err: BaseException) -> str:
-    """What a person should know about a failed write, in words (SQLite's own as detail)."""
-    text = str(err)
-    lowered = text.lower()
-    if "disk is full" in lowered or "no space" in lowered:
-        return f"the data disk is full ({text})"
-    if "readonly" in lowered or "read-only" in lowered:
-        return f"the data directory is read-only ({text})"
-    if "deleted" in lowered or "unable to open" in lowered or "no such file" in lowered:
-        return f"the data directory or database file is gone ({text})"
-    return text or type(err).__name__
-
-
-def raise_file_limit(wanted: int = FILE_HANDLES) -> int:
-    """Raise the soft limit on open files towards ``wanted`` (outside systemd it is often 1024
-    while the hard limit is far higher); returns the limit in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-    return int(soft)
-
-
-def run(settings: Settings, *, config_path: Path | None = None) -> int:
-    """Run the gateway until SIGTERM/SIGINT; returns the exit status."""
-    raise_file_limit()
-    try:
-        import uvloop  # noqa: PLC0415 - optional speed-up, measured in bench/
-
-        runner: Callable[..., object] = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-
-    async def main() -> None:
-        gateway = Gateway(settings, config_path=config_path)
-        await gateway.serve()
-
-    try:
-        runner(main())
-    except GatewayError as err:
-        _LOGGER.error("%s", err)
-        return 1
-    return 0

@@ -189,7 +189,7 @@ def _uninstall(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     # Imported here so that `decode` stays free of the daemon's imports.
     from gateway import config  # noqa: PLC0415
-    from gateway.app import run  # noqa: PLC0415
+    from gateway.daemon import run  # noqa: PLC0415
 
     settings = config.load(args.config) if args.config else config.default()
     return run(settings, config_path=args.config)
