@@ -279,13 +279,15 @@ class _Session:
 
     async def housekeeping(self) -> None:
         """End learn mode at its time-out; ask the stick for its network ids when it has been
-        silent long enough to have been reset or excluded by someone else."""
+        silent long enough to have been reset or excluded by someone else; run the key
+        exchange's timers."""
         while True:
             await asyncio.sleep(self.config.poll_interval_s)
             if self.learning is not None and self._loop.time() >= self.learn_deadline:
                 await self._stop_learning("zwave_learn_mode_timeout", "no controller answered")
             if self._loop.time() - self.host.last_heard >= STICK_CHECK_S:
                 await self._read_network_ids(learned=False)
+            await self._security_due()
 
     async def take_commands(self) -> None:
         """Learn mode on request (``learn_mode`` with an optional ``mode``, ``exclude``)."""
@@ -408,6 +410,15 @@ class _Session:
             await self._send(frame.node_id, frame.payload)
         if any(kind == "zwave_secure_inclusion" for kind, _ in step.events):
             await self._announce()  # secure now: the node information lists the open classes
+
+    async def _security_due(self) -> None:
+        """The key exchange's timers: the KEX Set echo again, or giving up."""
+        step = self.security.tick(self._loop.time())
+        for kind, detail in step.events:
+            _LOGGER.warning("%s: %s", self.ctx.name, detail)
+            self.ctx.event(kind, detail)
+        for frame in step.frames:
+            await self._send(frame.node_id, frame.payload)
 
     def _save_secrets(self) -> None:
         try:

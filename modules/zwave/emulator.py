@@ -200,6 +200,7 @@ class ControllerEmulator:
         on_report: Callable[[ReceivedReport], None] | None = None,
         security: InclusionMode | None = None,
         pin: str | None = None,
+        pin_delay_s: float = 0.0,
     ) -> None:
         self.memory = memory or StickMemory()
         self.faults = Faults()
@@ -211,6 +212,8 @@ class ControllerEmulator:
         self.on_report = on_report
         self.security = security  # how the node is included: None is without security
         self.pin = pin  # the node's DSK PIN, typed for S2 Authenticated
+        self.pin_delay_s = pin_delay_s  # how long the "user" takes to type it
+        self._pin_typed = False
         self.includer: Includer | None = None
         self.secured = asyncio.Event()  # the key exchange ended (see includer.done / failure)
         self.reports: list[ReceivedReport] = []
@@ -450,8 +453,13 @@ class ControllerEmulator:
     async def _include_securely(self, node_id: int) -> None:
         """S2 bootstrapping or S0 inclusion, as the including controller."""
         self.includer = Includer(
-            CONTROLLER_NODE_ID, node_id, self.memory.home_id, self.security or "s0", pin=self.pin
+            CONTROLLER_NODE_ID,
+            node_id,
+            self.memory.home_id,
+            self.security or "s0",
+            pin=None if self.pin_delay_s else self.pin,
         )
+        self._pin_typed = False
         self.secured.clear()
         self._deliver(self.includer.start(asyncio.get_running_loop().time()))
         async with asyncio.timeout(SECURE_INCLUSION_TIMEOUT_S):
@@ -474,10 +482,17 @@ class ControllerEmulator:
             _LOGGER.warning("emulator: node sent a bad frame %s: %s", request.payload.hex(), err)
             return
         self._deliver(step.frames)
+        if includer.awaiting_pin and not self._pin_typed:
+            self._pin_typed = True
+            self._later(self.pin_delay_s, self._type_pin)
         if includer.done or includer.failure is not None:
             self.secured.set()
         for inbound in step.inbound:
             self._arrived(request.node_id, inbound.payload, inbound.level.label)
+
+    async def _type_pin(self) -> None:
+        if self.includer is not None:
+            self.includer.enter_pin(self.pin or "00000")
 
     def _arrived(self, node_id: int, payload: bytes, security: str) -> None:
         """A command from the gateway's node reached ``node_id`` (decrypted)."""

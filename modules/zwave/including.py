@@ -90,6 +90,8 @@ class Includer:
         self._set: KexSet | None = None
         self._verifying: Level | None = None
         self._unreadable = 0
+        self._node_public = b""
+        self.awaiting_pin = False  # the node's public key is in; the user has yet to type the PIN
 
     def start(self, now: float) -> list[Frame]:
         """The first frame: KEX Get (S2) or Scheme Get (S0), in the clear."""
@@ -103,6 +105,7 @@ class Includer:
         if (
             source == self.node_id
             and self._set is not None
+            and Level.TEMP in self.link.s2_keys
             and not self.done
             and isinstance(parse_command(payload), MessageEncapsulation)
             and not step.inbound
@@ -128,6 +131,30 @@ class Includer:
         step.inbound = passed
         return step
 
+    def enter_pin(self, pin: str) -> None:
+        """The user typed the node's PIN (S2 Authenticated): the temporary key can be derived."""
+        self.pin = pin
+        self.awaiting_pin = False
+        self._derive()
+
+    def _derive(self) -> None:
+        node_public = self._node_public
+        if self._set is None or not node_public:
+            return
+        if self._set.granted_keys & SecurityKey.S2_AUTHENTICATED:
+            if self.pin is None:
+                self.failure = "S2 Authenticated needs the node's PIN"
+                return
+            node_public = int(self.pin).to_bytes(2, "big") + node_public[2:]
+        own = public_key(self._private)
+        secret = shared_secret(self._private, node_public)
+        self.link.s2_keys[Level.TEMP] = temporary_keys(secret, own, node_public)
+        # As zwave-js does: whatever was exchanged before the key is forgotten, so the node's
+        # next (repeated) KEX Set echo starts a SPAN under the temporary key.
+        peer = self.link.peer(self.node_id)
+        peer.span, peer.local_ei = None, None
+        self._unreadable = 0
+
     def _send(self, command: CcCommand, level: Level, now: float) -> list[Frame]:
         return self.link.send(self.node_id, command.encode(), level, now)
 
@@ -148,14 +175,11 @@ class Includer:
                 *self._send(PublicKeyReport(own, including=True), Level.NONE, now),
             ]
         if isinstance(command, PublicKeyReport) and not command.including and self._set:
-            node_public = command.public_key
-            if self._set.granted_keys & SecurityKey.S2_AUTHENTICATED:
-                if self.pin is None:
-                    return self._fail("S2 Authenticated needs the node's PIN")
-                node_public = int(self.pin).to_bytes(2, "big") + node_public[2:]
-            own = public_key(self._private)
-            secret = shared_secret(self._private, node_public)
-            self.link.s2_keys[Level.TEMP] = temporary_keys(secret, own, node_public)
+            self._node_public = command.public_key
+            if self._set.granted_keys & SecurityKey.S2_AUTHENTICATED and self.pin is None:
+                self.awaiting_pin = True  # the node repeats its KEX Set echo meanwhile
+                return []
+            self._derive()
             return []
         if isinstance(command, KexSet) and command.echo and level == Level.TEMP:
             if self._set is None or self._report is None:

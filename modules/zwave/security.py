@@ -84,7 +84,9 @@ from modules.codecs.zwave.security.s2 import (
 )
 
 __all__ = [
+    "BOOTSTRAP_TIMEOUT_S",
     "INCLUSION_WINDOW_S",
+    "KEX_SET_ECHO_INTERVAL_S",
     "NONCE_REPLY_TIMEOUT_S",
     "S0_NONCE_LIFETIME_S",
     "Frame",
@@ -98,6 +100,12 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
+# The joining node sends its KEX Set echo again this often until the controller answers:
+# the controller cannot read it before the user typed the PIN (SDS13783 TB5; zwave-js counts
+# on it).
+KEX_SET_ECHO_INTERVAL_S = 10.0
+# The whole key exchange gives up after this (SDS13783 TBI1, the user's time for the PIN).
+BOOTSTRAP_TIMEOUT_S = 240.0
 # How long after the stick reports an inclusion the node accepts KEX Get or Scheme Get: the
 # controller starts the key exchange at once (zwave-js does within a second); later requests
 # are someone else's attempt to re-key the node.
@@ -617,6 +625,8 @@ class _S2Bootstrap:
     wanted: list[Level] = dataclasses.field(default_factory=list)  # keys still to fetch
     asking: Level | None = None
     done: bool = False  # the temporary key stays for a resend of the last Transfer End
+    started: float = 0.0
+    echo_due: float | None = None  # when the KEX Set echo goes out again, until answered
 
 
 class NodeSecurity:
@@ -631,9 +641,11 @@ class NodeSecurity:
         own_node_id: int = 0,
         home_id: int = 0,
         entropy: Callable[[int], bytes] = os.urandom,
+        echo_interval_s: float = KEX_SET_ECHO_INTERVAL_S,
     ) -> None:
         self.secrets = secrets
         self.offered = tuple(offered)
+        self.echo_interval_s = echo_interval_s
         self.secure_classes = secure_classes
         self.link = SecureLink(own_node_id, home_id, entropy=entropy)
         self.changed = False  # the secrets need saving
@@ -702,6 +714,24 @@ class NodeSecurity:
         """Frames carrying ``payload`` at ``level``."""
         return self.link.send(target, payload, level, now)
 
+    def tick(self, now: float) -> Step:
+        """What time alone makes due: the KEX Set echo again, or giving the exchange up."""
+        step = Step()
+        boot = self._s2
+        if boot is None or boot.done or boot.echo_due is None or now < boot.echo_due:
+            return step
+        if now - boot.started >= BOOTSTRAP_TIMEOUT_S:
+            self._s2 = None
+            self.link.s2_keys.pop(Level.TEMP, None)
+            step.events.append(
+                ("zwave_secure_inclusion_failed", "the controller never confirmed the keys")
+            )
+            return step
+        boot.echo_due = now + self.echo_interval_s
+        echo = KexSet(boot.granted, echo=True).encode()
+        step.frames += self.link.send(boot.controller, echo, Level.TEMP, now)
+        return step
+
     # internals ---------------------------------------------------------------------------------
 
     def _candidates(self) -> list[Level]:
@@ -744,15 +774,15 @@ class NodeSecurity:
             requested = bits_of([lv for lv in self.offered if lv.is_s2])
             if not requested:
                 return
-            self._s2 = _S2Bootstrap(source, KexReport(requested))
+            self._s2 = _S2Bootstrap(source, KexReport(requested), started=now)
             reply(self._s2.report, Level.NONE)
         elif isinstance(command, KexSet) and not command.echo and level == Level.NONE:
-            self._on_kex_set(source, command, reply)
+            self._on_kex_set(source, command, now, reply)
         elif isinstance(command, PublicKeyReport) and command.including and level == Level.NONE:
             boot = self._s2
             if boot is not None and source == boot.controller:
                 boot.controller_public = command.public_key
-                self._derive_temporary(reply)
+                self._derive_temporary(now, reply)
         elif isinstance(command, KexReport) and command.echo and level == Level.TEMP:
             boot = self._s2
             if boot is None:
@@ -760,6 +790,9 @@ class NodeSecurity:
             if dataclasses.replace(command, echo=False) != boot.report:
                 self._fail(KexFailType.AUTH, reply, step)
                 return
+            if boot.echo_due is None:
+                return  # a repeated echo: the keys are being fetched already
+            boot.echo_due = None
             self._next_key(reply)
         elif isinstance(command, NetworkKeyReport) and level == Level.TEMP:
             boot = self._s2
@@ -815,7 +848,7 @@ class NodeSecurity:
             reply(S0CommandsSupportedReport(supported), Level.S0)
 
     def _on_kex_set(
-        self, source: int, command: KexSet, reply: Callable[[CcCommand, Level], None]
+        self, source: int, command: KexSet, now: float, reply: Callable[[CcCommand, Level], None]
     ) -> None:
         boot = self._s2
         if boot is None or source != boot.controller:
@@ -839,15 +872,16 @@ class NodeSecurity:
         if granted & (SecurityKey.S2_AUTHENTICATED | SecurityKey.S2_ACCESS_CONTROL):
             shown = bytes(2) + shown[2:]  # the PIN bytes: the user types them at the controller
         reply(PublicKeyReport(shown), Level.NONE)
-        self._derive_temporary(reply)
+        self._derive_temporary(now, reply)
 
-    def _derive_temporary(self, reply: Callable[[CcCommand, Level], None]) -> None:
+    def _derive_temporary(self, now: float, reply: Callable[[CcCommand, Level], None]) -> None:
         boot = self._s2
         if boot is None or not boot.granted or not boot.controller_public:
             return
         own = self.secrets.public_key
         secret = shared_secret(self._private, boot.controller_public)
         self.link.s2_keys[Level.TEMP] = temporary_keys(secret, boot.controller_public, own)
+        boot.echo_due = now + self.echo_interval_s
         reply(KexSet(boot.granted, echo=True), Level.TEMP)
 
     def _next_key(self, reply: Callable[[CcCommand, Level], None]) -> None:

@@ -129,3 +129,23 @@ async def test_authenticated_inclusion_with_a_wrong_pin_grants_nothing(tmp_path:
         )
         assert emulator.includer is not None and not emulator.includer.done
         assert gateway.health["zw"].detail["security"] == []
+
+
+async def test_authenticated_inclusion_waits_for_a_pin_typed_late(tmp_path: Path) -> None:
+    # The user reads the PIN from the log and types it a while later: the controller cannot
+    # read the node's KEX Set echo before, and the node repeats it (every 10 s) until it can.
+    port = tmp_path / "ttyZW"
+    emulator = ControllerEmulator(security="s2_authenticated", pin_delay_s=1.0)
+    settings = write_config(tmp_path, port, sim=False)
+    async with plugged(port, emulator), running(settings) as gateway:
+        feed(gateway, a_plus="100.000", a_minus="5.000", p_plus="1000", p_minus="0")
+        await until(emulator.started.is_set, 10, "the node announced")
+        emulator.pin = json.loads((tmp_path / "zwave-zw-keys.json").read_text())["dsk"][:5]
+        assert await gateway.execute(Command("main", "learn_mode", "c1"))
+        await until(emulator.interviewed.is_set, 40, "the interview after the late PIN")
+        assert emulator.includer is not None and emulator.includer.done
+        assert {r.security for r in emulator.reports} == {"s2_authenticated"}
+        assert gateway.health["zw"].detail["security"] == [
+            "s2_authenticated",
+            "s2_unauthenticated",
+        ]

@@ -247,3 +247,47 @@ def test_a_long_first_frame_establishes_the_span_on_its_own() -> None:
     assert isinstance(first, MessageEncapsulation) and first.sender_ei() is not None
     air.pump([], frames)
     assert air.to_controller[-1] == Inbound(NODE, long_command, node.highest)
+
+
+def test_pin_typed_late_the_node_repeats_its_echo_until_read() -> None:
+    secrets = Secrets.generate()
+    node = NodeSecurity(
+        secrets,
+        (Level.S2_AUTHENTICATED, Level.S2_UNAUTHENTICATED),
+        lambda: SECURE,
+        own_node_id=NODE,
+        home_id=HOME,
+        echo_interval_s=2.0,
+    )
+    node.begin_inclusion(100.0)
+    includer = Includer(CONTROLLER, NODE, HOME, "s2_authenticated")  # no PIN yet
+    air = Air(node, includer)
+    air.pump(includer.start(air.now), [])
+    # The node's echo cannot be read yet; nothing is granted, nothing failed.
+    assert includer.awaiting_pin
+    assert not includer.done and includer.failure is None
+    assert node.tick(air.now + 1.0).frames == []  # not due yet
+    includer.enter_pin(secrets.pin)  # the user took a while
+    air.now += 2.5
+    air.pump([], node.tick(air.now).frames)
+    assert includer.failure is None
+    assert includer.done
+    assert node.granted == (Level.S2_AUTHENTICATED, Level.S2_UNAUTHENTICATED)
+    assert node.tick(air.now + 10).frames == []  # nothing repeats after the exchange
+
+
+def test_key_exchange_gives_up_when_the_pin_never_comes() -> None:
+    node = NodeSecurity(
+        Secrets.generate(),
+        (Level.S2_AUTHENTICATED,),
+        lambda: SECURE,
+        own_node_id=NODE,
+        home_id=HOME,
+    )
+    node.begin_inclusion(100.0)
+    air = Air(node, Includer(CONTROLLER, NODE, HOME, "s2_authenticated"))
+    air.pump(air.includer.start(air.now), [])
+    assert node.tick(100.0 + 20).frames  # the echo again
+    step = node.tick(100.0 + 241)
+    assert [kind for kind, _ in step.events] == ["zwave_secure_inclusion_failed"]
+    assert node.granted == ()
