@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bench import cluster as bench_cluster
 from gateway.cluster.merge import Merger
 from gateway.cluster.wire import (
     RAW_FORMAT,
@@ -369,3 +370,20 @@ def test_worker_and_feed_config_errors_name_the_field(module: str, message: str)
     with pytest.raises(ConfigError, match=message) as caught:
         loads(f'[[meters]]\nid = "flat1"\n\n[[modules]]\n{module}\n')
     assert caught.value.path is not None and caught.value.path.startswith("modules[0]")
+
+
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_scaling_bench_runs_on_a_small_batch(tmp_path: Path) -> None:
+    batch = bench_cluster.frames(60)
+    results = []
+    for workers in (0, 1):
+        (tmp_path / str(workers)).mkdir()
+        results.append(bench_cluster.run(tmp_path / str(workers), batch, workers))
+    assert [r["frames"] for r in results] == [60, 60]
+    assert results[1]["worker_cpu_us_per_frame"] > 0
+    estimate = bench_cluster.paper_estimate(results, engine_us_per_sample=91.0)
+    assert estimate["raw_frames_per_s"] == 1250
+    saturation = estimate["meters_at_saturation"]
+    assert saturation[estimate["first_bottleneck"]] == min(saturation.values())
