@@ -19,6 +19,7 @@ from modules.codecs.zwave.meter import MeterGet, MeterReport
 from modules.codecs.zwave.security.s2 import KexFail, KexFailType, MessageEncapsulation
 from modules.zwave.including import Includer, InclusionMode
 from modules.zwave.security import (
+    KEX_SET_ECHO_INTERVAL_S,
     Frame,
     Inbound,
     Level,
@@ -31,6 +32,23 @@ from modules.zwave.security import (
 CONTROLLER, NODE, HOME = 1, 7, 0xC0FFEE01
 SECURE = (CommandClassId.METER, CommandClassId.VERSION)
 REPORT = MeterReport.of(1, 0, Decimal("1234.567")).encode()
+
+
+def joining(
+    offered: tuple[Level, ...],
+    secrets: Secrets | None = None,
+    *,
+    echo_interval_s: float = KEX_SET_ECHO_INTERVAL_S,
+) -> NodeSecurity:
+    """A node with fresh (or the given) keys offering ``offered``."""
+    return NodeSecurity(
+        secrets or Secrets.generate(),
+        offered,
+        lambda: SECURE,
+        own_node_id=NODE,
+        home_id=HOME,
+        echo_interval_s=echo_interval_s,
+    )
 
 
 class Air:
@@ -79,7 +97,7 @@ def include(mode: InclusionMode, *, offered: tuple[Level, ...] | None = None) ->
     """Include a node with fresh keys; S2 Authenticated types the node's own PIN."""
     secrets = Secrets.generate()
     offered = offered or (Level.S2_AUTHENTICATED, Level.S2_UNAUTHENTICATED, Level.S0)
-    node = NodeSecurity(secrets, offered, lambda: SECURE, own_node_id=NODE, home_id=HOME)
+    node = joining(offered, secrets)
     node.begin_inclusion(100.0)
     includer = Includer(CONTROLLER, NODE, HOME, mode, pin=secrets.pin)
     air = Air(node, includer)
@@ -129,9 +147,7 @@ def test_inclusion_then_encrypted_reports_both_ways(
 
 def test_authenticated_with_a_wrong_pin_fails_and_grants_nothing() -> None:
     secrets = Secrets.generate()
-    node = NodeSecurity(
-        secrets, (Level.S2_AUTHENTICATED,), lambda: SECURE, own_node_id=NODE, home_id=HOME
-    )
+    node = joining((Level.S2_AUTHENTICATED,), secrets)
     node.begin_inclusion(100.0)
     wrong = f"{(int(secrets.pin) + 1) % 65536:05d}"
     air = Air(node, Includer(CONTROLLER, NODE, HOME, "s2_authenticated", pin=wrong))
@@ -146,9 +162,7 @@ def test_authenticated_with_a_wrong_pin_fails_and_grants_nothing() -> None:
 
 def test_kex_set_granting_unrequested_keys_is_refused() -> None:
     secrets = Secrets.generate()
-    node = NodeSecurity(
-        secrets, (Level.S2_UNAUTHENTICATED,), lambda: SECURE, own_node_id=NODE, home_id=HOME
-    )
+    node = joining((Level.S2_UNAUTHENTICATED,), secrets)
     node.begin_inclusion(0.0)
     node.receive(CONTROLLER, bytes((0x9F, 0x04)), 1.0)
     step = node.receive(CONTROLLER, bytes((0x9F, 0x06, 0x00, 0x02, 0x01, 0x02)), 1.0)
@@ -156,13 +170,7 @@ def test_kex_set_granting_unrequested_keys_is_refused() -> None:
 
 
 def test_key_exchange_only_right_after_inclusion() -> None:
-    node = NodeSecurity(
-        Secrets.generate(),
-        (Level.S2_UNAUTHENTICATED,),
-        lambda: SECURE,
-        own_node_id=NODE,
-        home_id=HOME,
-    )
+    node = joining((Level.S2_UNAUTHENTICATED,))
     assert node.receive(CONTROLLER, bytes((0x9F, 0x04)), 1.0).frames == []  # never armed
     node.begin_inclusion(0.0)
     assert node.receive(CONTROLLER, bytes((0x9F, 0x04)), 1000.0).frames == []  # too late
@@ -251,14 +259,7 @@ def test_a_long_first_frame_establishes_the_span_on_its_own() -> None:
 
 def test_pin_typed_late_the_node_repeats_its_echo_until_read() -> None:
     secrets = Secrets.generate()
-    node = NodeSecurity(
-        secrets,
-        (Level.S2_AUTHENTICATED, Level.S2_UNAUTHENTICATED),
-        lambda: SECURE,
-        own_node_id=NODE,
-        home_id=HOME,
-        echo_interval_s=2.0,
-    )
+    node = joining((Level.S2_AUTHENTICATED, Level.S2_UNAUTHENTICATED), secrets, echo_interval_s=2.0)
     node.begin_inclusion(100.0)
     includer = Includer(CONTROLLER, NODE, HOME, "s2_authenticated")  # no PIN yet
     air = Air(node, includer)
@@ -277,13 +278,7 @@ def test_pin_typed_late_the_node_repeats_its_echo_until_read() -> None:
 
 
 def test_key_exchange_gives_up_when_the_pin_never_comes() -> None:
-    node = NodeSecurity(
-        Secrets.generate(),
-        (Level.S2_AUTHENTICATED,),
-        lambda: SECURE,
-        own_node_id=NODE,
-        home_id=HOME,
-    )
+    node = joining((Level.S2_AUTHENTICATED,))
     node.begin_inclusion(100.0)
     air = Air(node, Includer(CONTROLLER, NODE, HOME, "s2_authenticated"))
     air.pump(air.includer.start(air.now), [])

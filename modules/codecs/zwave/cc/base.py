@@ -30,6 +30,7 @@ __all__ = [
     "Reader",
     "UnknownCommand",
     "cc_name",
+    "check_length",
     "check_u8",
     "check_u16",
     "encode_cc_list",
@@ -250,6 +251,13 @@ def check_u8(what: str, *values: int) -> None:
     for value in values:
         if not 0 <= value <= 0xFF:
             raise ValueError(f"{what} must fit in one byte, got {value}")
+
+
+def check_length(what: str, value: bytes, size: int) -> bytes:
+    """``value`` itself, or ValueError unless it is exactly ``size`` bytes (keys, nonces)."""
+    if len(value) != size:
+        raise ValueError(f"{what} is {size} bytes, got {len(value)}")
+    return value
 
 
 def check_u16(what: str, value: int) -> None:

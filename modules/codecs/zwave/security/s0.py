@@ -17,6 +17,7 @@ from modules.codecs.zwave.cc.base import (
     CcCommand,
     CommandClassId,
     Reader,
+    check_length,
     check_u8,
     encode_cc_list,
     parse_cc_list,
@@ -132,9 +133,7 @@ class S0NetworkKeySet(_S0):
 
     def body(self) -> bytes:
         """The 16-byte key."""
-        if len(self.network_key) != KEY_BYTES:
-            raise ValueError(f"a network key is {KEY_BYTES} bytes")
-        return self.network_key
+        return check_length("a network key", self.network_key, KEY_BYTES)
 
     @classmethod
     def parse_body(cls, reader: Reader) -> Self:
@@ -169,9 +168,7 @@ class S0NonceReport(_S0):
 
     def body(self) -> bytes:
         """The nonce."""
-        if len(self.nonce) != NONCE_BYTES:
-            raise ValueError(f"an S0 nonce is {NONCE_BYTES} bytes")
-        return self.nonce
+        return check_length("an S0 nonce", self.nonce, NONCE_BYTES)
 
     @classmethod
     def parse_body(cls, reader: Reader) -> Self:

@@ -17,6 +17,7 @@ from modules.codecs.zwave.cc.base import (
     CcCommand,
     CommandClassId,
     Reader,
+    check_length,
     check_u8,
     encode_cc_list,
     parse_cc_list,
@@ -137,6 +138,22 @@ def parse_extensions(reader: Reader) -> tuple[Extension, ...]:
         out.append(Extension(head & _TYPE_MASK, data, critical=bool(head & _CRITICAL)))
         if not head & _MORE_TO_FOLLOW:
             return tuple(out)
+
+
+def _pack_kex(flags: tuple[bool, bool], scheme: int, profile: int, keys: int) -> bytes:
+    """KEX Report and Set: flags (echo bit 0, CSA bit 1), scheme, ECDH profile, key bits."""
+    check_u8("KEX field", scheme, profile, keys)
+    echo, csa = flags
+    return bytes(((0x01 if echo else 0) | (0x02 if csa else 0), scheme, profile, keys))
+
+
+def _read_kex(reader: Reader) -> tuple[int, bool, bool, int, int]:
+    """(keys, echo, CSA, scheme, profile) of a KEX Report or Set."""
+    flags = reader.u8("KEX flags")
+    scheme = reader.u8("KEX scheme")
+    profile = reader.u8("ECDH profile")
+    keys = reader.u8("KEX keys")
+    return keys, bool(flags & 0x01), bool(flags & 0x02), scheme, profile
 
 
 class _S2(CcCommand):
@@ -314,18 +331,13 @@ class KexReport(_S2):
 
     def body(self) -> bytes:
         """Flags, schemes, profiles, keys."""
-        check_u8("KEX Report field", self.schemes, self.profiles, self.requested_keys)
-        flags = (0x01 if self.echo else 0) | (0x02 if self.request_csa else 0)
-        return bytes((flags, self.schemes, self.profiles, self.requested_keys))
+        flags = (self.echo, self.request_csa)
+        return _pack_kex(flags, self.schemes, self.profiles, self.requested_keys)
 
     @classmethod
     def parse_body(cls, reader: Reader) -> Self:
         """Flags, schemes, profiles, keys."""
-        flags = reader.u8("KEX flags")
-        schemes = reader.u8("KEX schemes")
-        profiles = reader.u8("ECDH profiles")
-        keys = reader.u8("requested keys")
-        return cls(keys, bool(flags & 0x01), bool(flags & 0x02), schemes, profiles)
+        return cls(*_read_kex(reader))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -343,18 +355,13 @@ class KexSet(_S2):
 
     def body(self) -> bytes:
         """Flags, scheme, profile, keys."""
-        check_u8("KEX Set field", self.scheme, self.profile, self.granted_keys)
-        flags = (0x01 if self.echo else 0) | (0x02 if self.grant_csa else 0)
-        return bytes((flags, self.scheme, self.profile, self.granted_keys))
+        flags = (self.echo, self.grant_csa)
+        return _pack_kex(flags, self.scheme, self.profile, self.granted_keys)
 
     @classmethod
     def parse_body(cls, reader: Reader) -> Self:
         """Flags, scheme, profile, keys."""
-        flags = reader.u8("KEX flags")
-        scheme = reader.u8("KEX scheme")
-        profile = reader.u8("ECDH profile")
-        keys = reader.u8("granted keys")
-        return cls(keys, bool(flags & 0x01), bool(flags & 0x02), scheme, profile)
+        return cls(*_read_kex(reader))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -389,9 +396,8 @@ class PublicKeyReport(_S2):
 
     def body(self) -> bytes:
         """Flags and the 32-byte key."""
-        if len(self.public_key) != PUBLIC_KEY_BYTES:
-            raise ValueError(f"a Curve25519 public key is {PUBLIC_KEY_BYTES} bytes")
-        return bytes((0x01 if self.including else 0,)) + self.public_key
+        key = check_length("a Curve25519 public key", self.public_key, PUBLIC_KEY_BYTES)
+        return bytes((0x01 if self.including else 0,)) + key
 
     @classmethod
     def parse_body(cls, reader: Reader) -> Self:
@@ -433,9 +439,9 @@ class NetworkKeyReport(_S2):
     def body(self) -> bytes:
         """The key bit and the 16-byte key."""
         check_u8("granted key", self.granted_key)
-        if len(self.network_key) != KEY_BYTES:
-            raise ValueError(f"a network key is {KEY_BYTES} bytes")
-        return bytes((self.granted_key,)) + self.network_key
+        return bytes((self.granted_key,)) + check_length(
+            "a network key", self.network_key, KEY_BYTES
+        )
 
     @classmethod
     def parse_body(cls, reader: Reader) -> Self:
