@@ -64,8 +64,9 @@ PRUNE_EVERY_S = 6 * 3600.0
 # While the store cannot be written (disk full, read-only, deleted directory) events wait in
 # memory, in order, up to this many; the oldest give way beyond it (counted and logged).
 UNSAVED_EVENTS_MAX = 10_000
-# The wall clock is saved this often (and at shutdown): the floor a clock must pass at the next
-# start before records are stamped with it, where nothing else says NTP has set it.
+# The wall clock is saved this often, with the next checkpoint (and at shutdown): the floor a
+# clock must pass at the next start before records are stamped with it, where nothing else says
+# NTP has set it.
 CLOCK_SAVE_EVERY_S = 3600.0
 _CLOCK_STATE = ("@gateway", "wall_clock")
 # "0" while running, "1" after an orderly stop: a start that finds "0" follows a kill -9 or a
@@ -126,6 +127,7 @@ class Gateway:
         self.clock.check()  # READY's status line already says whether the clock is believed
         self.samples_held = 0  # dropped while the clock was not believable
         self._clock_saved = float("-inf")
+        self._clock_save_due = False
         self._clock_said = False  # "waiting for the clock" was logged
         self.meters = Meters(settings, self.store, clean_start=self._mark_running())
         self._last_publish: dict[str, float] = {}
@@ -352,7 +354,10 @@ class Gateway:
     def flush(self) -> None:
         """Checkpoint what the engines changed (one transaction for all meters); outputs queue
         profile and billing messages inside it."""
-        self.meters.flush(self.outputs)
+        with self.store.transaction():
+            if self._clock_save_due:
+                self._save_wall_clock()
+            self.meters.flush(self.outputs)
         # A gateway-counting meter's shown totals move only here: its state follows at once,
         # so every output (MQTT, the Z-Wave node reading the same view) agrees.
         recounted, self.meters.recounted = self.meters.recounted, set()
@@ -625,7 +630,8 @@ class Gateway:
             for engine in self.engines.values():
                 self._apply(engine.clock_stepped(expected, actual))
         if time.monotonic() - self._clock_saved >= CLOCK_SAVE_EVERY_S:
-            self._save_wall_clock()
+            # Not a commit of its own: the next checkpoint carries it (README "Durability").
+            self._clock_save_due = True
         return True
 
     def _saved_wall_clock(self) -> datetime | None:
@@ -644,6 +650,7 @@ class Gateway:
             self._store_failed(err)
             return
         self._clock_saved = time.monotonic()
+        self._clock_save_due = False
 
     async def _watchdog_loop(self) -> None:
         period = (self.notifier.watchdog_s or 10.0) / 2
