@@ -18,7 +18,6 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,13 @@ from gateway.errors import (
 from gateway.meters import Meters
 from gateway.model import Command, Event, RawFrame, Sample, utc_now
 from gateway.outputs import default_outputs
+from gateway.run_notes import (
+    CLOCK_SAVE_EVERY_S,
+    mark_running,
+    mark_stopped,
+    save_wall_clock,
+    saved_wall_clock,
+)
 from gateway.store import Store
 from gateway.store_health import StoreHealth, describe_store_error
 from gateway.supervision import ModuleSupervisor
@@ -64,14 +70,6 @@ PRUNE_EVERY_S = 6 * 3600.0
 # While the store cannot be written (disk full, read-only, deleted directory) events wait in
 # memory, in order, up to this many; the oldest give way beyond it (counted and logged).
 UNSAVED_EVENTS_MAX = 10_000
-# The wall clock is saved this often, with the next checkpoint (and at shutdown): the floor a
-# clock must pass at the next start before records are stamped with it, where nothing else says
-# NTP has set it.
-CLOCK_SAVE_EVERY_S = 3600.0
-_CLOCK_STATE = ("@gateway", "wall_clock")
-# "0" while running, "1" after an orderly stop: a start that finds "0" follows a kill -9 or a
-# power cut, and withholds the meters' own totals until each meter is heard again.
-_CLEAN_STOP = ("@gateway", "clean_stop")
 # A meter sampling at about the publish interval jitters around it: a sample this close to the
 # interval after the last state message goes out at once instead of waiting a whole interval.
 PUBLISH_SLACK = 0.8
@@ -123,13 +121,13 @@ class Gateway:
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.store = Store(settings.data_path / STORE_FILE)
-        self.clock = clock or ClockGuard(self._saved_wall_clock())
+        self.clock = clock or ClockGuard(saved_wall_clock(self.store))
         self.clock.check()  # READY's status line already says whether the clock is believed
         self.samples_held = 0  # dropped while the clock was not believable
         self._clock_saved = float("-inf")
         self._clock_save_due = False
         self._clock_said = False  # "waiting for the clock" was logged
-        self.meters = Meters(settings, self.store, clean_start=self._mark_running())
+        self.meters = Meters(settings, self.store, clean_start=mark_running(self.store))
         self._last_publish: dict[str, float] = {}
         self.modules = ModuleSupervisor(self)
         self.outputs: list[Output] = []
@@ -348,7 +346,7 @@ class Gateway:
             self.persist()
             self._save_wall_clock()
             if self.store_problem is None:
-                self._mark_stopped()
+                mark_stopped(self.store)
             self.store.close()
 
     def flush(self) -> None:
@@ -422,20 +420,6 @@ class Gateway:
             await asyncio.sleep(interval / PUBLISH_CHECKS_PER_INTERVAL)
             for meter in list(self.meters.unpublished):
                 self._publish_if_due(meter)
-
-    def _mark_running(self) -> bool:
-        """Note in the store that the gateway runs; True if the last run stopped in order."""
-        try:
-            before = self.store.get_state(*_CLEAN_STOP)
-            self.store.put_state(*_CLEAN_STOP, b"0")
-        except (sqlite3.Error, StoreError) as err:
-            _LOGGER.warning("cannot note the start in %s: %s", self.store.path, err)
-            return False
-        return before != b"0"
-
-    def _mark_stopped(self) -> None:
-        with contextlib.suppress(sqlite3.Error, StoreError):
-            self.store.put_state(*_CLEAN_STOP, b"1")
 
     async def _engine_command(self, command: Command) -> Mapping[str, Any]:
         engine = self.engines.get(command.meter)
@@ -634,18 +618,11 @@ class Gateway:
             self._clock_save_due = True
         return True
 
-    def _saved_wall_clock(self) -> datetime | None:
-        raw = self.store.get_state(*_CLOCK_STATE)
-        try:
-            return datetime.fromisoformat(raw.decode()) if raw else None
-        except ValueError:
-            return None
-
     def _save_wall_clock(self) -> None:
         if not self.clock.trusted:
             return
         try:
-            self.store.put_state(*_CLOCK_STATE, self.clock.now().isoformat().encode())
+            save_wall_clock(self.store, self.clock.now())
         except (sqlite3.Error, OSError, StoreError) as err:
             self._store_failed(err)
             return
