@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from gateway.commands import describe, module_commands
 from gateway.commands import table as command_table
 from gateway.contracts import http, schema_components
 from gateway.engine.commands import CommandSpec
@@ -223,6 +224,7 @@ OPERATIONS: tuple[Operation, ...] = (
 
 def command_operations(specs: Iterable[CommandSpec]) -> list[Operation]:
     """One ``POST .../commands/<name>`` per command the API may send, from the command table."""
+    modules = module_commands()
     operations = []
     for spec in sorted(specs, key=lambda s: s.name):
         if "http" not in spec.senders:
@@ -231,7 +233,7 @@ def command_operations(specs: Iterable[CommandSpec]) -> list[Operation]:
             Operation(
                 "post",
                 f"{API_PATH}/meters/{{meter}}/commands/{spec.name}",
-                spec.summary + " Nothing changes when refused.",
+                describe(spec, modules) + " Nothing changes when refused.",
                 http.CommandResponse,
                 (_METER,),
                 auth=True,
