@@ -255,7 +255,7 @@ def paths() -> set[str]:
 def document(version: str) -> http.OpenApiDocument:
     """The whole OpenAPI document."""
     operations = _operations()
-    contracts: list[Any] = [http.ErrorResponse]
+    contracts: list[Any] = [http.ErrorResponse, *http.STREAM_MESSAGES.values()]
     for operation in operations:
         if operation.command is not None:
             contracts += [_request_body(operation.command), _response(operation.command)]
@@ -272,6 +272,9 @@ def document(version: str) -> http.OpenApiDocument:
         elif operation.response is not None:
             schema = by_contract[operation.response]
         built.setdefault(operation.path, {})[operation.method] = _operation(operation, schema, body)
+    built[f"{API_PATH}/stream"]["get"]["x-stream-messages"] = {
+        event: by_contract[contract] for event, contract in http.STREAM_MESSAGES.items()
+    }
     return http.OpenApiDocument(
         openapi="3.1.0",
         info=http.OpenApiInfo(
@@ -351,7 +354,10 @@ def _operation(
     content: dict[str, Any]
     if schema is None:
         content = {"text/event-stream": {"schema": {"type": "string"}}}
-        description = "An endless text/event-stream"
+        description = (
+            "An endless text/event-stream; each message's data is the JSON of the schema"
+            " x-stream-messages names for its event"
+        )
     else:
         content = {"application/json": {"schema": schema}}
         description = "OK"
