@@ -55,7 +55,7 @@ from modules.codecs.zwave.serial import BAUD_RATE, ControlByte
 from modules.zwave.config import ZwaveConfig
 from modules.zwave.host import SerialApiHost
 from modules.zwave.node import Identity, MeterNode
-from modules.zwave.security import Level, NodeSecurity, load_secrets, save_secrets
+from modules.zwave.security import Level, NodeSecurity, Secrets, load_secrets, save_secrets
 from modules.zwave.values import ReportPolicy, channel_for, channels_for
 
 __all__ = ["ZwaveAdapter", "ZwaveConfig"]
@@ -191,7 +191,8 @@ class _Session:
             else ctx.settings.data_path / f"zwave-{ctx.name}-keys.json"
         )
         try:
-            secrets = load_secrets(self.keys_path)
+            # A node that offers no security needs no key pair on disk.
+            secrets = load_secrets(self.keys_path) if offered else Secrets.generate()
         except (OSError, ValueError) as err:
             raise FatalAdapterError(f"{self.keys_path}: {err}") from err
         self.security = NodeSecurity(
@@ -421,6 +422,9 @@ class _Session:
             await self._send(frame.node_id, frame.payload)
 
     def _save_secrets(self) -> None:
+        if not self.config.security:
+            self.security.changed = False  # nothing secret to keep
+            return
         try:
             save_secrets(self.keys_path, self.security.secrets)
         except OSError as err:
@@ -493,7 +497,9 @@ class _Session:
             "lifeline": list(self.node.lifeline),
             "retransmissions": self.host.retransmissions,
             "security": [level.label for level in self.security.granted],
-            "dsk": self.security.secrets.dsk if self.config.security else None,
+            # What Z-Wave JS shows to compare while it asks for the PIN: the DSK without its
+            # first group. The PIN itself stays in the log and the keys file.
+            "dsk_after_pin": self.security.secrets.dsk[6:] if self.config.security else None,
         }
         self.ctx.health.detail.clear()
         self.ctx.health.detail.update(status)

@@ -96,6 +96,7 @@ async def test_secure_inclusion_and_encrypted_reports(
         assert plain_meter_reports(emulator) == []
         detail = gateway.health["zw"].detail
         assert detail["security"][0] == level
+        assert detail["dsk_after_pin"] == keys["dsk"][6:]  # the PIN is not in health
         kinds = [event.kind for _, event in gateway.store.events("main")]
         assert "zwave_secure_inclusion" in kinds
     # The keys file now holds the granted keys; a restarted gateway still reports encrypted.
@@ -149,3 +150,20 @@ async def test_authenticated_inclusion_waits_for_a_pin_typed_late(tmp_path: Path
             "s2_authenticated",
             "s2_unauthenticated",
         ]
+
+
+async def test_no_security_offered_joins_in_the_clear_without_a_keys_file(tmp_path: Path) -> None:
+    port = tmp_path / "ttyZW"
+    emulator = ControllerEmulator()
+    settings = write_config(tmp_path, port, sim=False, security=[])
+    async with plugged(port, emulator), running(settings) as gateway:
+        feed(gateway, a_plus="100.000", a_minus="5.000", p_plus="1000", p_minus="0")
+        await until(emulator.started.is_set, 10, "the node announced")
+        supported = emulator.node_info.supported if emulator.node_info else ()
+        assert CommandClassId.SECURITY_2 not in supported
+        assert CommandClassId.SECURITY not in supported
+        assert await gateway.execute(Command("main", "learn_mode", "c1"))
+        await until(emulator.interviewed.is_set, 20, "the interview")
+        assert {r.security for r in emulator.reports} == {"none"}
+        assert gateway.health["zw"].detail["dsk_after_pin"] is None
+    assert not (tmp_path / "zwave-zw-keys.json").exists()
