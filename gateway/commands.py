@@ -2,9 +2,10 @@
 
 Each row (``CommandSpec``) says who may send a command (HTTP, MQTT, a button, the gateway
 itself), its argument Struct, its result Struct and what carries it out. ``Gateway.execute``
-checks sender and arguments against it for every channel; the HTTP API's command routes, the
-MQTT command topics, the OpenAPI document (``gateway/lan/openapi.py``) and the README's command
-list (``python -m gateway.commands --write README.md``, ``make contracts``) are generated from it.
+checks sender and arguments against it for every channel (``POST .../commands/<name>``, the MQTT
+``set/<name>`` topics, which also take their signing rule from ``changes_state``, and buttons);
+the OpenAPI document's command paths (``gateway/lan/openapi.py``) and the README's command list
+(``python -m gateway.commands --write README.md``, ``make contracts``) are generated from it.
 """
 
 from __future__ import annotations
