@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
+from gateway.cluster.merge import Heard
 from gateway.config import ModuleConfig, Settings
 from gateway.engine import Register
 from gateway.engine.book import BREAKER_FEEDBACK
@@ -219,6 +220,9 @@ class ModuleHealth:
     restarts: int = 0
     communicating: bool = False
     detail: dict[str, Any] = field(default_factory=dict)  # module-specific status (node id, ...)
+    # Which receivers hear which meter (meter -> receiver -> copies and RSSI), where a module
+    # merges several receivers' copies (meter_feed); /metrics shows it.
+    coverage: Mapping[str, Mapping[str, Heard]] = field(default_factory=dict)
 
 
 class ModuleContext:

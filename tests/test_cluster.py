@@ -251,6 +251,9 @@ def test_three_receivers_two_workers_one_engine_count_each_telegram_once(tmp_pat
                     "the engine accepted every telegram",
                 )
                 health = feed_health(http_port)
+                metrics_url = f"http://127.0.0.1:{http_port}/metrics"
+                with urllib.request.urlopen(metrics_url, timeout=10) as reply:
+                    metrics = reply.read().decode()
     finally:
         collector.close()
         for feeder in feeders:
@@ -280,6 +283,10 @@ def test_three_receivers_two_workers_one_engine_count_each_telegram_once(tmp_pat
         }
         coverage = health["coverage"][meter]
         assert {rx: c["best_rssi_dbm"] for rx, c in coverage.items()} == expected
+        for receiver, best in expected.items():
+            labels = f'module="feed",meter="{meter}",receiver="{receiver}"'
+            assert f"meter_gateway_receiver_best_rssi_dbm{{{labels}}} {best:g}" in metrics
+            assert f"meter_gateway_receiver_telegrams_total{{{labels}}} " in metrics
     print(
         "split before the kill:",
         dict(split_before_kill),

@@ -107,7 +107,18 @@ def _module_families(gateway: GatewayView, now: datetime) -> list[_Family]:
     silence = _Family(
         "module_last_frame_age_seconds", "gauge", "Seconds since the module's last good frame."
     )
+    heard = _Family(
+        "receiver_telegrams",
+        "counter",
+        "Copies of a meter's telegrams a receiver delivered (coverage, where copies are merged).",
+    )
+    rssi = _Family("receiver_best_rssi_dbm", "gauge", "The best RSSI a receiver heard a meter at.")
     for name, health in sorted(gateway.health.items()):
+        for meter, receivers in sorted(health.coverage.items()):
+            for receiver, seen in sorted(receivers.items()):
+                heard.add(seen.telegrams, module=name, meter=meter, receiver=receiver)
+                if seen.best_rssi_dbm is not None:
+                    rssi.add(seen.best_rssi_dbm, module=name, meter=meter, receiver=receiver)
         frames.add(health.frames_ok, module=name, type=health.type, result="ok")
         frames.add(health.frames_failed, module=name, type=health.type, result="failed")
         restarts.add(health.restarts, module=name, type=health.type)
@@ -118,7 +129,7 @@ def _module_families(gateway: GatewayView, now: datetime) -> list[_Family]:
             state.add(int(health.state == candidate), module=name, state=candidate)
         if health.last_frame_at is not None:
             silence.add((now - health.last_frame_at).total_seconds(), module=name)
-    return [frames, restarts, up, state, silence]
+    return [frames, restarts, up, state, silence, heard, rssi]
 
 
 def _output_families(gateway: GatewayView) -> list[_Family]:

@@ -43,7 +43,7 @@ from gateway.errors import ConfigError, ConnectionLost, FatalAdapterError
 from gateway.mqtt.client import CONNECT_TIMEOUT_S, broker_client, connected, run_session_tasks
 from modules.codecs.errors import FrameError
 from modules.codecs.wmbus.layers import strip_crcs
-from modules.wmbus.config import WmbusMeterConfig
+from modules.wmbus.config import WmbusMeterConfig, meter_entries
 from modules.wmbus.pipeline import MeterEntry, Router, meter_time, readings
 from modules.wmbus.receivers import Heard
 
@@ -94,23 +94,7 @@ class DecodeWorkerConfig(ModuleConfig, frozen=True, kw_only=True):
 
     def entries(self) -> list[MeterEntry]:
         """The meters with their keys read (ConfigError names the meter)."""
-        entries = []
-        for index, meter in enumerate(self.meters):
-            try:
-                key = meter.aes_key()
-            except ConfigError as err:
-                raise ConfigError(str(err), path=f"meters[{index}]") from None
-            entries.append(
-                MeterEntry(
-                    meter.address,
-                    meter.meter or self.meter or meter.address,
-                    key,
-                    meter.manufacturer,
-                    meter.version,
-                    meter.device_type,
-                )
-            )
-        return entries
+        return meter_entries(self.meters, self.meter)
 
 
 class DecodeWorkerAdapter:

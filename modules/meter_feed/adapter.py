@@ -91,6 +91,7 @@ class MeterFeedAdapter:
             raise FatalAdapterError(f"{ctx.name}: no meters to feed: add [[meters]]")
         base = settings.mqtt.base_topic.rstrip("/")
         merger = Merger(config.merge_window_s, config.duplicate_window_s)
+        ctx.health.coverage = merger.coverage
         client = await broker_client(
             settings.mqtt,
             identifier=config.client_id or f"meter-gateway-{settings.gateway.name}-{ctx.name}",

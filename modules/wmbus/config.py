@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
@@ -14,7 +15,7 @@ from modules.wmbus.kem import kem_keys
 from modules.wmbus.pipeline import MeterEntry
 from modules.wmbus.receivers import check_modes
 
-__all__ = ["WmbusConfig", "WmbusMeterConfig", "parse_key"]
+__all__ = ["WmbusConfig", "WmbusMeterConfig", "meter_entries", "parse_key"]
 
 ReceiverType = Literal["im871a", "im170a", "iu891a", "amb8465", "amb8665", "cul", "rtlwmbus", "hex"]
 LinkMode = Literal["C1", "T1", "S1", "N1a", "N1b", "N1c", "N1d", "N1e", "N1f"]
@@ -101,6 +102,31 @@ class WmbusMeterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         return None
 
 
+def meter_entries(
+    meters: Sequence[WmbusMeterConfig], default_meter: str | None
+) -> list[MeterEntry]:
+    """Meters with their keys read (ConfigError names the entry). An entry without ``meter``
+    feeds ``default_meter``, or, without that either, the gateway meter named like its address
+    (a decode worker's samples go to <base>/samples/<meter>)."""
+    entries = []
+    for index, meter in enumerate(meters):
+        try:
+            key = meter.aes_key()
+        except ConfigError as err:
+            raise ConfigError(str(err), path=f"meters[{index}]") from None
+        entries.append(
+            MeterEntry(
+                meter.address,
+                meter.meter or default_meter or meter.address,
+                key,
+                meter.manufacturer,
+                meter.version,
+                meter.device_type,
+            )
+        )
+    return entries
+
+
 class WmbusConfig(ModuleConfig, frozen=True, kw_only=True):
     """``[[modules]] type = "wmbus"``: a receiver named explicitly (no probing)."""
 
@@ -132,25 +158,7 @@ class WmbusConfig(ModuleConfig, frozen=True, kw_only=True):
 
     def entries(self) -> list[MeterEntry]:
         """The configured meters with their keys read (ConfigError names the meter)."""
-        entries = []
-        for index, meter in enumerate(self.meters):
-            try:
-                key = meter.aes_key()
-            except ConfigError as err:
-                raise ConfigError(str(err), path=f"meters[{index}]") from None
-            target = meter.meter or self.meter
-            assert target is not None  # checked in __post_init__
-            entries.append(
-                MeterEntry(
-                    meter.address,
-                    target,
-                    key,
-                    meter.manufacturer,
-                    meter.version,
-                    meter.device_type,
-                )
-            )
-        return entries
+        return meter_entries(self.meters, self.meter)
 
     def meters_fed(self) -> tuple[str, ...]:
         """Gateway meters this module feeds (checked against [[meters]])."""
