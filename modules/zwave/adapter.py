@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -98,7 +98,13 @@ class LearnModeArgs(ModuleArgs, frozen=True):
     """``learn_mode``: classic inclusion/exclusion, network-wide inclusion (nwi) or exclusion
     (nwe), or stop; default: classic when in a network, else nwi."""
 
-    mode: Literal["classic", "nwi", "nwe", "stop"] | None = None
+    # any case, as the module has always taken it (NWI is nwi)
+    mode: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode is not None and self.mode.lower() not in _LEARN_MODES:
+            known = ", ".join(_LEARN_MODES)
+            raise ValueError(f"`mode` {self.mode[:20]!r} is not one of {known}")
 
 
 class ZwaveAdapter:

@@ -255,7 +255,7 @@ async def test_exclusion_learn_mode_timeout_and_bad_mode(tmp_path: Path) -> None
             LearnMode.DISABLE,
         ]
         # The command table refuses an unknown mode, naming the field, before the module sees it.
-        with pytest.raises(CommandError, match=r"args\.mode"):
+        with pytest.raises(CommandError, match=r"`mode` .bogus. is not one of"):
             await gateway.execute(Command("main", "learn_mode", "c4", {"mode": "bogus"}))
 
 
