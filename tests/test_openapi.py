@@ -157,6 +157,12 @@ async def test_real_answers_of_a_running_gateway_match_their_schemas(tmp_path: P
         gateway.report(Event("second", now, "test_event", "for the schema", {"n": 1}))
         await until(lambda: gateway.health.get("sim1") and gateway.health["sim1"].frames_ok > 2)
         await until(lambda: len(gateway.meters.published("second")) >= 4)
+        since = now - timedelta(hours=2)
+        await until(
+            lambda: next(gateway.store.profile("second", 900, since, now), None) is not None,
+            30,
+            "a closed profile interval in the store",
+        )
         p = "/api/v1"
         m = f"{p}/meters/{{meter}}"
         auth = {"Authorization": f"Bearer {TOKEN}"}
