@@ -116,7 +116,8 @@ class KmpMaster:
             expected is None
             and isinstance(answer, kmp.OtherMessage)
             and not answer.to_meter
-            and answer.cid == getattr(request, "cid", None)
+            and not isinstance(request, kmp.Ack)
+            and answer.cid == request.cid
         ):
             return
         raise FrameError(

@@ -24,6 +24,7 @@ from modules.codecs.mbus.encode import DataRecord
 from modules.codecs.wmbus.tx import build_telegram, omnipower_records
 from modules.sim.household import Household
 from modules.wmbus.receivers import RECEIVERS, Device, make_device
+from modules.wmbus.receivers.cul import CulDevice
 
 __all__ = ["DEMO_KEY", "OmnipowerTransmitter", "main", "serve"]
 
@@ -231,7 +232,7 @@ async def _serve(args: argparse.Namespace, transmitter: OmnipowerTransmitter) ->
 
 def _device(args: argparse.Namespace) -> Device:
     device = make_device(args.receiver)
-    if args.frame_format and hasattr(device, "frame_format"):
+    if args.frame_format and isinstance(device, CulDevice):
         device.frame_format = args.frame_format
     return device
 

@@ -22,11 +22,13 @@ from modules.codecs.zwave.api.messages import (
     SerialMessage,
     TxStatus,
 )
+from modules.codecs.zwave.api.node import SetDefaultCallback, SetLearnModeCallback
 from modules.codecs.zwave.api.transport import (
     SendDataAbortRequest,
     SendDataCallback,
     SendDataRequest,
     SendDataResponse,
+    SendNodeInformationCallback,
 )
 from modules.codecs.zwave.dispatch import parse_message
 from modules.codecs.zwave.serial import (
@@ -55,6 +57,13 @@ RESPONSE_TIMEOUT_S = 10.0
 SEND_DATA_CALLBACK_TIMEOUT_S = 65.0
 
 _M = TypeVar("_M", bound=SerialMessage)
+# What the stick sends back, tagged with the callback id of the request it finishes.
+_CALLBACKS = (
+    SendDataCallback,
+    SendNodeInformationCallback,
+    SetDefaultCallback,
+    SetLearnModeCallback,
+)
 ErrorSink = Callable[[Exception, bytes], None]
 
 
@@ -138,9 +147,8 @@ class SerialApiHost:
             if function == frame.function_id and not waiter.done():
                 waiter.set_result(message)
                 return
-        callback_id = getattr(message, "callback_id", None)
-        if frame.type == FrameType.REQ and callback_id is not None:
-            pending = self._callbacks.get((frame.function_id, callback_id))
+        if frame.type == FrameType.REQ and isinstance(message, _CALLBACKS):
+            pending = self._callbacks.get((frame.function_id, message.callback_id))
             if pending is not None and not pending.done():
                 pending.set_result(message)
                 return
