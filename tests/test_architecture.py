@@ -1,4 +1,5 @@
-"""The import graph keeps the codecs a library of their own: they sit at the bottom."""
+"""The import graph keeps the codecs a library of their own at the bottom, the outputs on the
+typed view instead of the supervisor, and no circle among gateway/ files."""
 
 from __future__ import annotations
 
@@ -163,3 +164,28 @@ def test_the_circle_finder_finds_circles() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert cycles(graph) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def probes_in(source: str) -> list[int]:
+    """Lines of ``source`` that call getattr or hasattr."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("getattr", "hasattr")
+    ]
+
+
+def test_outputs_do_not_probe_objects_for_what_they_have() -> None:
+    # What an output may read is typed in gateway/view.py; a getattr or hasattr on our own
+    # objects would hide a missing capability until run time.
+    files = [
+        path
+        for package in OUTPUT_PACKAGES
+        for path in sorted((ROOT / package.replace(".", "/")).rglob("*.py"))
+    ]
+    assert len(files) > 15, "the walk must see the outputs"
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in files for n in probes_in(p.read_text())]
+    assert found == []
+    assert probes_in("x = 1\nif hasattr(a, 'b'):\n    getattr(e, 'display', None)\n") == [2, 3]
