@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from gateway import obis
 from gateway.adapter import ModuleHealth
 from gateway.config import Settings
+from gateway.contracts.http import OutputStatus
 from gateway.engine import BillingRecord, ProfileRow, Register, Update
 from gateway.engine.commands import CommandSpec
 from gateway.engine.display import Display
@@ -85,9 +86,9 @@ class Output(Protocol):
         """A raw frame from a module (with its receive time and signal strength)."""
         ...
 
-    def status(self) -> Mapping[str, Any]:
+    def status(self) -> OutputStatus:
         """The output's own state for /api/v1/health and /metrics (``connected`` and, where it
-        has one, ``outbox_depth``, ``outbox_bytes``, ``outbox_dropped``, ``reconnects``)."""
+        has one, the outbox's depth, bytes and drops)."""
         ...
 
 

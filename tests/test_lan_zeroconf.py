@@ -49,7 +49,7 @@ async def test_browser_finds_the_service_with_port_and_txt(tmp_path: Path) -> No
                 "name": "lantest",
                 "meters": "main,second",
             }
-            assert server.zeroconf_status()["service"] == name
+            assert server.zeroconf_status().service == name
             assert base.endswith(f":{info.port}")
         # Shutdown unregisters: the goodbye packet reaches the browser.
         assert await asyncio.wait_for(removed.get(), 10) == name

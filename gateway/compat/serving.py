@@ -8,11 +8,11 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from aiohttp import web
 
 from gateway.backoff import Backoff
+from gateway.contracts.http import OutputStatus, ZeroconfStatus
 from gateway.engine import BillingRecord, ProfileRow, Register, Update
 from gateway.lan.announce import ZeroconfAnnouncer
 from gateway.lan.limits import CappedSite, server_limits
@@ -113,13 +113,13 @@ class CompatServer:
     def on_checkpoint(self) -> None:
         """Not used: nothing of these outputs lives on disk."""
 
-    def status(self) -> Mapping[str, Any]:
+    def status(self) -> OutputStatus:
         """This output's state."""
-        return {
-            "connected": self.port is not None,
-            "port": self.port,
-            "zeroconf": {"service": self.announced, "error": self.zeroconf_error},
-        }
+        return OutputStatus(
+            connected=self.port is not None,
+            port=self.port,
+            zeroconf=ZeroconfStatus(service=self.announced, error=self.zeroconf_error),
+        )
 
     # internals ---------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import contextlib
 import hmac
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -71,7 +71,7 @@ class Serving(Protocol):
         """The bearer token for state changes, or None (commands refused)."""
         ...
 
-    def zeroconf_status(self) -> Mapping[str, Any]:
+    def zeroconf_status(self) -> http.ZeroconfStatus:
         """Whether and as what the service is announced."""
         ...
 
@@ -149,7 +149,7 @@ class Api:
                 commands=list(gateway.commands),
                 commands_enabled=self._server.token() is not None,
                 http=http.HttpStatus(bind=settings.http.bind, port=self._server.port),
-                zeroconf=msgspec.convert(self._server.zeroconf_status(), http.ZeroconfStatus),
+                zeroconf=self._server.zeroconf_status(),
             )
         )
 
@@ -191,10 +191,7 @@ class Api:
                 uptime_s=(utc_now() - gateway.started_at).total_seconds(),
                 loop_lag_s=self._server.loop_lag_s,
                 modules=modules,
-                outputs={
-                    output.name: msgspec.convert(dict(output.status()), http.OutputStatus)
-                    for output in gateway.outputs
-                },
+                outputs={output.name: output.status() for output in gateway.outputs},
             )
         )
 

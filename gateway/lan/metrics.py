@@ -133,25 +133,23 @@ def _module_families(gateway: GatewayView, now: datetime) -> list[_Family]:
 
 
 def _output_families(gateway: GatewayView) -> list[_Family]:
-    """Outbox depth, reconnects and connection state from each output's ``status()``."""
+    """Outbox depth and connection state from each output's ``status()``."""
     connected = _Family("output_connected", "gauge", "1 while an output holds its connection.")
     depth = _Family("outbox_depth", "gauge", "Messages waiting in an output's persistent outbox.")
     size = _Family("outbox_bytes", "gauge", "Bytes waiting in an output's persistent outbox.")
     dropped = _Family("outbox_dropped", "counter", "Messages an output's full outbox dropped.")
-    reconnects = _Family("output_reconnects", "counter", "Times an output reconnected.")
     for output in gateway.outputs:
         status = output.status()
-        for family, key in (
-            (connected, "connected"),
-            (depth, "outbox_depth"),
-            (size, "outbox_bytes"),
-            (dropped, "outbox_dropped"),
-            (reconnects, "reconnects"),
+        for family, value in (
+            (connected, status.connected),
+            (depth, status.outbox_depth),
+            (size, status.outbox_bytes),
+            (dropped, status.outbox_dropped),
         ):
-            number = _float(status.get(key))
+            number = _float(value)
             if number is not None:
                 family.add(number, output=output.name)
-    return [connected, depth, size, dropped, reconnects]
+    return [connected, depth, size, dropped]
 
 
 def _float(value: object) -> float | None:

@@ -164,22 +164,22 @@ class LanServer:
                 self._token = None
         return self._token
 
-    def status(self) -> Mapping[str, Any]:
+    def status(self) -> http.OutputStatus:
         """This output's state for /api/v1/health."""
-        return {
-            "connected": self.port is not None,
-            "port": self.port,
-            "live_clients": len(self.hub),
-            "zeroconf": self.zeroconf_status(),
-        }
+        return http.OutputStatus(
+            connected=self.port is not None,
+            port=self.port,
+            live_clients=len(self.hub),
+            zeroconf=self.zeroconf_status(),
+        )
 
-    def zeroconf_status(self) -> Mapping[str, Any]:
+    def zeroconf_status(self) -> http.ZeroconfStatus:
         """Whether and as what the service is announced."""
-        return {
-            "enabled": self.gateway.settings.zeroconf.enabled,
-            "service": self._announcer.name if self._announcer else None,
-            "error": self._zeroconf_error,
-        }
+        return http.ZeroconfStatus(
+            enabled=self.gateway.settings.zeroconf.enabled,
+            service=self._announcer.name if self._announcer else None,
+            error=self._zeroconf_error,
+        )
 
     def build_app(self) -> web.Application:
         """The aiohttp application (also used directly by tests)."""

@@ -41,6 +41,7 @@ from aiomqtt.exceptions import MqttConnectError
 from gateway.backoff import Backoff
 from gateway.cluster.wire import raw_payload, raw_topic
 from gateway.config import MqttSection, read_secret
+from gateway.contracts.http import OutputStatus
 from gateway.engine import Register, Update
 from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import CommandError, GatewayError
@@ -170,14 +171,14 @@ class MqttBridge:
         """True while a broker session is up."""
         return self._client is not None
 
-    def status(self) -> Mapping[str, Any]:
+    def status(self) -> OutputStatus:
         """The connection and the outbox, for /api/v1/health and /metrics."""
-        return {
-            "connected": self.connected,
-            "outbox_depth": self.outbox.waiting,
-            "outbox_bytes": self.outbox.waiting_bytes,
-            "outbox_dropped": self.outbox.dropped,
-        }
+        return OutputStatus(
+            connected=self.connected,
+            outbox_depth=self.outbox.waiting,
+            outbox_bytes=self.outbox.waiting_bytes,
+            outbox_dropped=self.outbox.dropped,
+        )
 
     # the Output protocol ------------------------------------------------------------------------
 
