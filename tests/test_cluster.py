@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -174,8 +177,12 @@ def wait_for_log(path: Path, texts: tuple[str, ...], timeout_s: float) -> None:
 
 
 def feed_health(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=10) as reply:
-        body = json.load(reply)
+    """The meter feed's health detail; empty while the engine's HTTP server is not up yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=10) as reply:
+            body = json.load(reply)
+    except urllib.error.URLError:
+        return {}
     (feed,) = [m for m in body["modules"] if m["name"] == "feed"]
     return dict(feed["detail"])
 
@@ -236,11 +243,21 @@ def test_three_receivers_two_workers_one_engine_count_each_telegram_once(tmp_pat
             wanted = {digest_of(t.data) for t in traffic[:half]}
             collector.wait(lambda _: wanted <= {d["digest"] for d in decoded()}, WAIT_S)
             split_before_kill = Counter(d["worker"] for d in decoded())
+            # Worker A freezes and the second half arrives: the broker hands A its share
+            # (in flight to it, unacknowledged, or queued on its session) while B decodes
+            # the rest. Then A dies (kill -9) holding them; they must come back to A.
+            os.kill(first.pid, signal.SIGSTOP)
             send(range(half, len(traffic)))
-            # kill -9 mid-run, with the second half arriving: the frames it held
-            # unacknowledged, and those the broker queued for it, must come back.
+            second = {digest_of(t.data) for t in traffic[half:]}
+            collector.wait(
+                lambda _: any(
+                    d["digest"] in second and d["worker"] == "wb/decoder" for d in decoded()
+                ),
+                WAIT_S,
+            )
             first.kill()
             first.wait()
+            before_restart = len(decoded())
             with gateway(worker_a, log=tmp_path / "wa-again.log"):
                 collector.wait(
                     lambda _: copies <= {(d["digest"], d["receiver"]) for d in decoded()}, WAIT_S
@@ -261,6 +278,10 @@ def test_three_receivers_two_workers_one_engine_count_each_telegram_once(tmp_pat
         broker.stop()
 
     samples = decoded()
+    # The frames A held when it died were decoded after its restart, by A: redelivered.
+    assert any(
+        d["worker"] == "wa/decoder" and d["digest"] in second for d in samples[before_restart:]
+    )
     # Every copy every receiver heard was decoded: none lost to the kill.
     assert {(d["digest"], d["receiver"]) for d in samples} == copies
     # The work was shared: both workers decoded part of it before one was killed.
@@ -394,3 +415,44 @@ def test_the_scaling_bench_runs_on_a_small_batch(tmp_path: Path) -> None:
     assert estimate["raw_frames_per_s"] == 1250
     saturation = estimate["meters_at_saturation"]
     assert saturation[estimate["first_bottleneck"]] == min(saturation.values())
+
+
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_broker_holds_an_engines_samples_while_it_is_down(tmp_path: Path) -> None:
+    broker = Broker(tmp_path, "log_type subscribe\nlog_type error\nlog_type warning\n")
+    broker.start()
+    traffic = recorded_traffic(omnipower_telegrams=10)
+    feeder = LineFeeder()
+    http_port = free_port()
+    engine = engine_config(tmp_path, "engine", broker.port, http_port, traffic)
+    subscribed = f"meter-gateway-engine-feed 1 {BASE}/samples/"
+    try:
+        with contextlib.ExitStack() as stack:
+            config = receiver_config(tmp_path, "rx0", broker.port, feeder.port)
+            stack.enter_context(gateway(config, log=tmp_path / "rx0.log"))
+            worker = worker_config(tmp_path, "wa", broker.port, traffic)
+            stack.enter_context(gateway(worker, log=tmp_path / "wa.log"))
+            with gateway(engine, log=tmp_path / "engine.log"):  # makes its session, then stops
+                wait_for_log(broker.log, (subscribed, "meter-gateway-wa-decoder 1 $share/"), WAIT_S)
+            collector = Collector(broker.port, (f"{BASE}/samples/#",))
+            try:
+                for telegram in traffic:  # the engine is down meanwhile
+                    feeder.send(telegram.data, -70.0, WAIT_S)
+                # Every sample is out before the engine is back: only the broker has them.
+                collector.wait(lambda ms: len(ms) >= len(traffic), WAIT_S)
+            finally:
+                collector.close()
+            with gateway(engine, log=tmp_path / "engine-again.log"):
+                wait_until(
+                    lambda: (
+                        feed_health(http_port).get("telegrams", {}).get("accepted") == len(traffic)
+                    ),
+                    WAIT_S,
+                    "the engine got what the broker held for it",
+                )
+                assert feed_health(http_port)["accepted"] == dict(Counter(t.meter for t in traffic))
+    finally:
+        feeder.close()
+        broker.stop()
