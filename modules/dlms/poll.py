@@ -132,13 +132,18 @@ async def _actuate(
 
 
 def client_settings(options: DlmsOptions, url: str) -> ClientSettings:
-    """How to reach the meter on ``url`` with these options (reads the password file now)."""
+    """How to reach the meter on ``url`` with these options (reads secret files now)."""
+    key, auth_key = options.keys()
+    title = options.client_title()
     return ClientSettings(
         transport=_transport(options.transport, url),
         addresses=Addresses(
             options.client_address, options.server_logical, options.server_physical
         ),
         password=options.secret(),
+        key=key,
+        auth_key=auth_key,
+        **({} if title is None else {"system_title": title}),
     )
 
 

@@ -2,6 +2,7 @@
 
 ``CosemServer`` answers AARQ, GET (normal, with-list, next block), ACTION and RLRQ for a table
 of objects whose attributes are read through callables, so a meter model can sit behind it.
+Given the global keys it insists on a ciphered association and answers glo- APDUs.
 ``HdlcResponder`` is the secondary station of IEC 62056-46 around it: SNRM/UA, I-frames with
 sequence numbers, segmentation both ways, DISC.
 """
@@ -19,13 +20,17 @@ from modules.codecs.dlms.apdu import (
     GET_RESPONSE,
     RLRE,
     RLRQ,
+    aarq_items,
     encode_aare,
     encode_get_response,
+    initiate_response,
+    inner_octets,
     obis_bytes,
 )
 from modules.codecs.dlms.axdr import Data, Reader, decode_data, encode_length
 from modules.codecs.dlms.hdlc import LLC_COMMAND, LLC_RESPONSE, HdlcFrame, encode_frame
-from modules.codecs.errors import FrameError
+from modules.codecs.dlms.security import GLO_INITIATE_REQUEST, GlobalCiphering
+from modules.codecs.errors import DecryptionError, FrameError
 from modules.dlms.transports import DEFAULT_MAX_INFO, DISC, DM, SNRM, UA, i_control
 
 __all__ = ["CosemObject", "CosemServer", "HdlcResponder"]
@@ -37,6 +42,8 @@ _READ_WRITE_DENIED = 3
 _OBJECT_UNDEFINED = 4
 _DATA_BLOCK_NUMBER_INVALID = 19
 _REJECTED_PERMANENT = 1
+_NO_REASON = 1
+_CONTEXT_NOT_SUPPORTED = 2
 _AUTHENTICATION_FAILURE = 13
 _EXCEPTION_NOT_ASSOCIATED = b"\xd8\x01\x01"  # state-error: service-not-allowed
 _EXCEPTION_SERVICE_ERROR = b"\xd8\x02\x02"  # service-error: operation-not-possible
@@ -58,10 +65,20 @@ class CosemServer:
     """One logical device: associations (none or LLS), GET and ACTION on its objects."""
 
     def __init__(
-        self, objects: list[CosemObject], *, password: bytes | None, max_pdu: int = 0x0400
+        self,
+        objects: list[CosemObject],
+        *,
+        password: bytes | None,
+        max_pdu: int = 0x0400,
+        keys: tuple[bytes, bytes | None] | None = None,
+        system_title: bytes = b"KAM\x00\x00\x00\x00\x01",
     ) -> None:
         self._objects = {(o.class_id, obis_bytes(o.obis)): o for o in objects}
         self._password = password
+        # (encryption key, authentication key): only ciphered associations are accepted.
+        self._keys = keys
+        self.system_title = system_title
+        self._cipher: GlobalCiphering | None = None
         self.max_pdu = max_pdu
         self.associated = False
         self.authenticated = False
@@ -71,7 +88,20 @@ class CosemServer:
     def handle(self, apdu: bytes) -> bytes:
         """The answer to one client APDU (an exception-response to what it cannot read)."""
         try:
-            return self._handle(apdu)
+            if self._keys is None or not apdu or apdu[0] in (AARQ, RLRQ):
+                return self._handle(apdu)
+            if self._cipher is None or not self.associated:
+                return _EXCEPTION_NOT_ASSOCIATED
+            try:
+                plain = self._cipher.unwrap(apdu)
+            except DecryptionError:
+                return (
+                    _EXCEPTION_SERVICE_ERROR  # plain requests too: this meter wants them ciphered
+                )
+            answer = self._handle(plain)
+            return (
+                answer if answer[:1] == _EXCEPTION_NOT_ASSOCIATED[:1] else self._cipher.wrap(answer)
+            )
         except FrameError:
             return _EXCEPTION_SERVICE_ERROR
 
@@ -95,9 +125,34 @@ class CosemServer:
         if password is not None and password != self._password:
             self.associated = self.authenticated = False
             return encode_aare(result=_REJECTED_PERMANENT, diagnostic=_AUTHENTICATION_FAILURE)
+        if self._keys is not None:
+            return self._associate_ciphered(apdu, password is not None)
         self.associated = True
         self.authenticated = password is not None
         return encode_aare(max_pdu=self.max_pdu)
+
+    def _associate_ciphered(self, apdu: bytes, authenticated: bool) -> bytes:
+        assert self._keys is not None
+        self.associated = self.authenticated = False
+        items = aarq_items(apdu)
+        title = inner_octets(items.get(0xA6, b""))
+        user = inner_octets(items.get(0xBE, b"")) or b""
+        if title is None or user[:1] != bytes([GLO_INITIATE_REQUEST]):
+            return encode_aare(result=_REJECTED_PERMANENT, diagnostic=_CONTEXT_NOT_SUPPORTED)
+        key, auth_key = self._keys
+        cipher = GlobalCiphering(system_title=self.system_title, key=key, auth_key=auth_key)
+        cipher.peer_title = title
+        try:
+            cipher.unwrap(user)
+        except DecryptionError:
+            return encode_aare(result=_REJECTED_PERMANENT, diagnostic=_NO_REASON)
+        self._cipher = cipher
+        self.associated = True
+        self.authenticated = authenticated
+        return encode_aare(
+            system_title=self.system_title,
+            user_information=cipher.wrap(initiate_response(max_pdu=self.max_pdu)),
+        )
 
     def _get(self, apdu: bytes) -> bytes:
         reader = Reader(apdu, 1)

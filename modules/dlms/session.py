@@ -1,7 +1,8 @@
 """An async DLMS/COSEM client over a Link: associate, GET, ACTION (disconnect control), release.
 
-Logical-name referencing with no security or a low-level password (LLS), over HDLC on a
-serial line or the wrapper on TCP port 4059. The APDUs are built and read by the sans-IO
+Logical-name referencing with no security or a low-level password (LLS), in the clear or
+ciphered with the global keys (glo-get/-set/-action requests and responses, AES-GCM), over HDLC
+on a serial line or the wrapper on TCP port 4059. The APDUs are built and read by the sans-IO
 codec (``modules.codecs.dlms.apdu``); this module only sequences them.
 
     async with open_client(link, ClientSettings(password=b"12345678")) as client:
@@ -15,7 +16,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Literal
 
@@ -37,12 +38,16 @@ from modules.codecs.dlms.apdu import (
     encode_get_request,
     encode_get_request_with_list,
     encode_release_request,
+    initiate_request,
+    parse_initiate_response,
 )
 from modules.codecs.dlms.axdr import INTEGER, Data, Reader, decode_data
-from modules.codecs.errors import FrameError
+from modules.codecs.dlms.security import GLO_INITIATE_RESPONSE, GlobalCiphering
+from modules.codecs.errors import DecryptionError, FrameError
 from modules.dlms.transports import Addresses, ApduTransport, HdlcTransport, WrapperTransport
 
 __all__ = [
+    "DEFAULT_CLIENT_TITLE",
     "DISCONNECT_CONTROL",
     "ClientSettings",
     "ControlState",
@@ -61,6 +66,9 @@ _REMOTE_DISCONNECT, _REMOTE_RECONNECT = 1, 2
 _GET_NEXT = 0x02
 _EXCEPTION_RESPONSE = 0xD8
 _CONFIRMED_SERVICE_ERROR = 0x0E
+# The client's system title when ciphering: a FLAG-style "MTG" and a fixed serial. Meters only
+# use it for the IV of what the client sends, so it need not be registered anywhere.
+DEFAULT_CLIENT_TITLE = b"MTG\x00\x00\x00\x00\x01"
 # Servers limit how many attributes one GET-with-list may carry; ten is accepted widely.
 MAX_LIST_ITEMS = 10
 _MAX_BLOCKS = 1000
@@ -113,6 +121,10 @@ class ClientSettings:
     transport: Literal["hdlc", "wrapper"] = "wrapper"
     addresses: Addresses = field(default_factory=Addresses)
     password: bytes | None = None  # LLS secret; None: no security (public client)
+    # Ciphering with the global keys (GUEK, GAK); None: APDUs in the clear.
+    key: bytes | None = None
+    auth_key: bytes | None = None
+    system_title: bytes = DEFAULT_CLIENT_TITLE
 
 
 class DlmsClient:
@@ -123,18 +135,53 @@ class DlmsClient:
         self._settings = settings
         self._invoke = itertools.cycle(range(1, 16))
         self.association: Association | None = None
+        self._cipher: GlobalCiphering | None = None
 
     async def associate(self) -> Association:
-        """AARQ -> AARE; FatalAdapterError when the server refuses (wrong password...)."""
-        answer = await self._transport.request(encode_aarq(password=self._settings.password))
+        """AARQ -> AARE; FatalAdapterError when the server refuses (wrong password, key...)."""
+        settings = self._settings
+        if settings.key is not None:
+            # A fresh association starts the counters afresh on both sides.
+            self._cipher = GlobalCiphering(
+                system_title=settings.system_title, key=settings.key, auth_key=settings.auth_key
+            )
+            request = encode_aarq(
+                password=settings.password,
+                calling_title=settings.system_title,
+                user_information=self._cipher.wrap(initiate_request()),
+            )
+        else:
+            request = encode_aarq(password=settings.password)
+        answer = await self._transport.request(request)
         if not answer or answer[0] != AARE:
             raise ConnectionLost(f"expected an AARE, got {answer[:1].hex() or 'nothing'}")
         association = decode_aare(answer)
         if not association.accepted:
             reason = _DIAGNOSTICS.get(association.diagnostic or 0, f"{association.diagnostic}")
             raise FatalAdapterError(f"the meter refused the association: {reason}")
+        if self._cipher is not None:
+            association = self._open_initiate_response(association, self._cipher)
         self.association = association
         return association
+
+    def _open_initiate_response(
+        self, association: Association, cipher: GlobalCiphering
+    ) -> Association:
+        if not association.ciphered or association.system_title is None:
+            raise FatalAdapterError(
+                "a key is configured but the meter answered without ciphering "
+                "(no responding system title): remove the key, or check the client address"
+            )
+        cipher.peer_title = association.system_title
+        user = association.user_information
+        if user[:1] != bytes([GLO_INITIATE_RESPONSE]):
+            return association
+        try:
+            plain = cipher.unwrap(user)
+        except DecryptionError as err:
+            raise FatalAdapterError(f"the meter's answer does not decipher: {err}") from None
+        version, conformance, max_pdu = parse_initiate_response(plain)
+        return replace(association, dlms_version=version, conformance=conformance, max_pdu=max_pdu)
 
     async def get(self, class_id: int, obis: str, attribute: int = 2) -> Data:
         """One attribute's value; CommandError when the server answers with an error."""
@@ -215,10 +262,19 @@ class DlmsClient:
             _LOGGER.debug("release answered with %s", answer[:1].hex())
 
     async def _request(self, apdu: bytes) -> bytes:
-        answer = await self._transport.request(apdu)
+        cipher = self._cipher
+        answer = await self._transport.request(apdu if cipher is None else cipher.wrap(apdu))
         if answer[:1] in (bytes([_EXCEPTION_RESPONSE]), bytes([_CONFIRMED_SERVICE_ERROR])):
             raise CommandError("service_error", f"the meter answered {answer.hex()}")
-        return answer
+        if cipher is None:
+            return answer
+        try:
+            return cipher.unwrap(answer)
+        except DecryptionError as err:
+            # A wrong key or a replayed answer is no line fault: retrying will not help.
+            raise FatalAdapterError(f"the meter's answer does not decipher: {err}") from None
+        except FrameError as err:
+            raise ConnectionLost(f"a ciphered answer was cut short: {err}") from None
 
     async def _get_results(self, answer: bytes, invoke: int, *, listed: bool) -> list[Data | int]:
         if not answer or answer[0] != GET_RESPONSE:

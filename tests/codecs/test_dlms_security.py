@@ -29,6 +29,7 @@ from modules.codecs.dlms.decode import DlmsDecoder
 from modules.codecs.dlms.security import (
     GENERAL_GLO_CIPHERING,
     GeneralHeader,
+    GlobalCiphering,
     cipher,
     encode_general_ciphering,
     encode_general_ciphering_full,
@@ -345,3 +346,27 @@ def test_cli_batch_learns_the_system_title_from_the_aare() -> None:
     assert results[1]["ok"] is True, results[1]
     assert results[1]["frame"]["cipher"] == "glo-get-response"
     assert [r["value"] for r in results[1]["records"]] == [4711]
+
+
+def test_global_ciphering_both_ways_and_a_replayed_answer() -> None:
+    client = GlobalCiphering(system_title=CLIENT_TITLE, key=KEY, auth_key=AUTH)
+    server = GlobalCiphering(system_title=SERVER_TITLE, key=KEY, auth_key=AUTH)
+    client.peer_title, server.peer_title = SERVER_TITLE, CLIENT_TITLE
+    request = encode_get_response([Data(DOUBLE_LONG_UNSIGNED, 1)])  # any GET-family APDU
+    wrapped = client.wrap(bytes([0xC0]) + request[1:])
+    assert wrapped[0] == 0xC8  # glo-get-request
+    assert server.unwrap(wrapped)[0] == 0xC0
+    answer = server.wrap(_get_energy())
+    assert answer[0] == 0xCC
+    assert client.unwrap(answer) == _get_energy()
+    # The same answer again: its invocation counter does not move forward.
+    with pytest.raises(DecryptionError) as caught:
+        client.unwrap(answer)
+    assert caught.value.code == "replay"
+    with pytest.raises(DecryptionError) as caught:
+        client.unwrap(_get_energy())
+    assert caught.value.code == "not_encrypted"
+    stranger = GlobalCiphering(system_title=SERVER_TITLE, key=OTHER_KEY, auth_key=AUTH)
+    with pytest.raises(DecryptionError) as caught:
+        client.unwrap(stranger.wrap(_get_energy()))
+    assert caught.value.code == "wrong_key"

@@ -19,6 +19,7 @@ from modules.codecs.dlms.hdlc import parse_frame
 from modules.codecs.dlms.stream import HanSplitter
 from modules.dlms import poll as dlms_poll
 from modules.dlms import transports
+from modules.dlms.config import DlmsOptions
 from modules.dlms.server import CosemServer, HdlcResponder
 from modules.dlms.session import ClientSettings, ControlState, open_client
 from modules.dlms.transports import Addresses
@@ -38,12 +39,13 @@ async def wrapper_server(
     max_pdu: int = 0x0400,
     links: list[Link] | None = None,
     transport: str = "wrapper",
+    keys: tuple[bytes, bytes | None] | None = None,
 ) -> AsyncIterator[tuple[str, list[CosemServer]]]:
     """The emulator's DLMS server on a loopback port; yields its URL and its sessions."""
     servers: list[CosemServer] = []
 
     async def handler(link: Link) -> None:
-        server = CosemServer(cosem_objects(meter), password=PASSWORD, max_pdu=max_pdu)
+        server = CosemServer(cosem_objects(meter), password=PASSWORD, max_pdu=max_pdu, keys=keys)
         servers.append(server)
         if links is not None:
             links.append(link)
@@ -343,3 +345,71 @@ async def test_a_disconnect_the_meter_refuses_is_an_actuator_failure(tmp_path: P
                 )
             )
             assert meter.connected
+
+
+GUEK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
+GAK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
+
+
+async def test_ciphered_association_gets_and_switches_with_glo_apdus() -> None:
+    meter = EmulatedMeter()
+    links: list[Link] = []
+    settings = ClientSettings(
+        password=PASSWORD, addresses=Addresses(client=1), key=GUEK, auth_key=GAK
+    )
+    async with (
+        wrapper_server(meter, keys=(GUEK, GAK), links=links) as (url, servers),
+        open_link(url) as link,
+        open_client(link, settings) as client,
+    ):
+        association = client.association
+        assert association is not None and association.ciphered
+        assert association.system_title == servers[0].system_title
+        assert association.max_pdu == 0x0400  # from the deciphered glo-initiate-response
+        energy = await client.get(3, "1-0:1.8.0")
+        assert energy == Data(DOUBLE_LONG_UNSIGNED, int(meter.import_wh))
+        results = await client.get_many([(3, "1-0:1.8.0", 2), (1, "0-0:96.1.0", 2)])
+        assert results == [energy, Data(0x0A, meter.serial)]
+        assert await client.remote_disconnect() is ControlState.DISCONNECTED
+        assert not meter.connected
+
+
+async def test_ciphered_meter_refuses_plain_and_wrong_keys() -> None:
+    meter = EmulatedMeter()
+    async with wrapper_server(meter, keys=(GUEK, GAK)) as (url, _servers):
+        async with open_link(url) as link:
+            with pytest.raises(FatalAdapterError, match="application context not supported"):
+                async with open_client(link, ClientSettings()):
+                    pass
+        async with open_link(url) as link:
+            wrong = ClientSettings(key=bytes(16), auth_key=GAK)
+            with pytest.raises(FatalAdapterError, match="refused the association"):
+                async with open_client(link, wrong):
+                    pass
+
+
+async def test_a_key_for_a_meter_that_answers_in_the_clear_is_fatal() -> None:
+    async with wrapper_server(EmulatedMeter()) as (url, _servers), open_link(url) as link:
+        with pytest.raises(FatalAdapterError, match="without ciphering"):
+            async with open_client(link, ClientSettings(key=GUEK, auth_key=GAK)):
+                pass
+
+
+def test_dlms_key_options_are_checked_and_read(tmp_path: Path) -> None:
+    gak_file = tmp_path / "gak"
+    gak_file.write_text(GAK.hex() + "\n")
+    options = DlmsOptions(
+        key=GUEK.hex(" "), auth_key_file=str(gak_file), system_title="4D54470000000002"
+    )
+    settings = dlms_poll.client_settings(options, "tcp://127.0.0.1:4059")
+    assert (settings.key, settings.auth_key) == (GUEK, GAK)
+    assert settings.system_title == bytes.fromhex("4D54470000000002")
+    assert dlms_poll.client_settings(DlmsOptions(), "tcp://127.0.0.1:4059").key is None
+    for bad, message in (
+        ({"key": "00" * 15}, "dlms.key: 30 characters"),
+        ({"auth_key": GAK.hex()}, "needs the encryption key"),
+        ({"key": GUEK.hex(), "key_file": "/x"}, "give key or key_file"),
+        ({"system_title": "4D5447"}, "dlms.system_title: 16 hex digits"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            DlmsOptions(**bad)  # type: ignore[arg-type]

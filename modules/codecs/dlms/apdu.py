@@ -40,6 +40,7 @@ __all__ = [
     "GeneralBlock",
     "GetResponse",
     "SetResponse",
+    "aarq_items",
     "decode_aare",
     "decode_action_response",
     "decode_event_notification",
@@ -56,9 +57,13 @@ __all__ = [
     "encode_get_response",
     "encode_release_request",
     "encode_set_response",
+    "initiate_request",
+    "initiate_response",
+    "inner_octets",
     "obis_bytes",
     "parse_block",
     "parse_data_notification",
+    "parse_initiate_response",
 ]
 
 DATA_NOTIFICATION = 0x0F
@@ -265,8 +270,10 @@ def _ber(tag: int, content: bytes) -> bytes:
     return bytes([tag, len(content)]) + content
 
 
-def _initiate_request(conformance: int, max_pdu: int) -> bytes:
-    # xDLMS InitiateRequest, A-XDR: no dedicated key, response-allowed default, no QoS.
+def initiate_request(
+    conformance: int = CONFORMANCE_DEFAULT, max_pdu: int = MAX_PDU_DEFAULT
+) -> bytes:
+    """xDLMS InitiateRequest, A-XDR: no dedicated key, response-allowed default, no QoS."""
     body = bytes([0x01, 0x00, 0x00, 0x00, DLMS_VERSION])
     body += b"\x5f\x1f\x04\x00" + conformance.to_bytes(3, "big") + max_pdu.to_bytes(2, "big")
     return body
@@ -277,14 +284,25 @@ def encode_aarq(
     password: bytes | None = None,
     conformance: int = CONFORMANCE_DEFAULT,
     max_pdu: int = MAX_PDU_DEFAULT,
+    calling_title: bytes | None = None,
+    user_information: bytes | None = None,
 ) -> bytes:
-    """AARQ for logical-name referencing, no ciphering; ``password`` selects LLS."""
-    parts = _ber(0xA1, _ber(0x06, _CONTEXT_LN_NO_CIPHERING))
+    """AARQ for logical-name referencing; ``password`` selects LLS.
+
+    A ciphered association names the client's system title (``calling_title``) and carries
+    its InitiateRequest ciphered (a glo-initiate-request) as ``user_information``.
+    """
+    ciphered = calling_title is not None
+    context = _CONTEXT_LN_CIPHERING if ciphered else _CONTEXT_LN_NO_CIPHERING
+    parts = _ber(0xA1, _ber(0x06, context))
+    if calling_title is not None:
+        parts += _ber(0xA6, _ber(0x04, calling_title))
     if password is not None:
         parts += _ber(0x8A, b"\x07\x80")  # acse-requirements: authentication
         parts += _ber(0x8B, _MECHANISM_LLS)
         parts += _ber(0xAC, _ber(0x80, password))
-    parts += _ber(0xBE, _ber(0x04, _initiate_request(conformance, max_pdu)))
+    initiate = user_information or initiate_request(conformance, max_pdu)
+    parts += _ber(0xBE, _ber(0x04, initiate))
     return _ber(AARQ, parts)
 
 
@@ -302,6 +320,31 @@ class Association:
     # The server's system title (responding-AP-title), sent when the association is ciphered:
     # the IV of every service-specific ciphered APDU it sends afterwards starts with it.
     system_title: bytes | None = None
+    user_information: bytes = b""  # the InitiateResponse, or the glo-initiate-response
+
+    @property
+    def ciphered(self) -> bool:
+        """The server agreed to the logical-name-with-ciphering context."""
+        return self.context == _CONTEXT_LN_CIPHERING
+
+
+def initiate_response(conformance: int = CONFORMANCE_DEFAULT, max_pdu: int = 0x0400) -> bytes:
+    """xDLMS InitiateResponse: no QoS, version 6, conformance, max PDU, VAA name 0x0007."""
+    response = bytes([0x08, 0x00, DLMS_VERSION]) + b"\x5f\x1f\x04\x00"
+    return response + conformance.to_bytes(3, "big") + max_pdu.to_bytes(2, "big") + b"\x00\x07"
+
+
+def parse_initiate_response(user: bytes) -> tuple[int | None, int | None, int | None]:
+    """(DLMS version, conformance, max PDU) of an InitiateResponse (Nones when it is not one)."""
+    if len(user) < 12 or user[0] != 0x08:
+        return None, None, None
+    # InitiateResponse: tag 08, QoS (00 absent), version, 5F1F 04 00 conformance, max PDU.
+    offset = 2 if user[1] == 0 else 3
+    version = user[offset]
+    block = user[offset + 1 :]
+    if block[:2] != b"\x5f\x1f":
+        return version, None, None
+    return version, int.from_bytes(block[4:7], "big"), int.from_bytes(block[7:9], "big")
 
 
 def encode_aare(
@@ -311,18 +354,34 @@ def encode_aare(
     conformance: int = CONFORMANCE_DEFAULT,
     max_pdu: int = 0x0400,
     system_title: bytes | None = None,
+    user_information: bytes | None = None,
 ) -> bytes:
-    """AARE as a server (or an emulator) answers an AARQ; a system title means ciphering."""
+    """AARE as a server (or an emulator) answers an AARQ; a system title means ciphering.
+
+    ``user_information`` replaces the plain InitiateResponse (a glo-initiate-response).
+    """
     context = _CONTEXT_LN_NO_CIPHERING if system_title is None else _CONTEXT_LN_CIPHERING
     parts = _ber(0xA1, _ber(0x06, context))
     parts += _ber(0xA2, _ber(0x02, bytes([result])))
     parts += _ber(0xA3, _ber(0xA1, _ber(0x02, bytes([diagnostic]))))
     if system_title is not None:
         parts += _ber(0xA4, _ber(0x04, system_title))
-    response = bytes([0x08, 0x00, DLMS_VERSION]) + b"\x5f\x1f\x04\x00"
-    response += conformance.to_bytes(3, "big") + max_pdu.to_bytes(2, "big") + b"\x00\x07"
-    parts += _ber(0xBE, _ber(0x04, response))
+    user = user_information or initiate_response(conformance, max_pdu)
+    parts += _ber(0xBE, _ber(0x04, user))
     return _ber(AARE, parts)
+
+
+def aarq_items(data: bytes) -> dict[int, bytes]:
+    """The tagged items of an AARQ (raises FrameError when it is not one)."""
+    reader = Reader(data)
+    if reader.byte("APDU tag") != AARQ:
+        raise FrameError("not an AARQ", offset=0)
+    return _ber_items(reader.take(reader.length("AARQ length"), "AARQ"))
+
+
+def inner_octets(item: bytes, tag: int = 0x04) -> bytes | None:
+    """The value inside a constructed item (``A6 0A 04 08 <title>`` -> the title)."""
+    return _ber_items(item).get(tag)
 
 
 def _ber_items(data: bytes) -> dict[int, bytes]:
@@ -347,20 +406,20 @@ def decode_aare(data: bytes) -> Association:
         for value in _ber_items(items[0xA3]).values():
             inner = _ber_items(value).get(0x02)
             diagnostic = inner[0] if inner else None
-    conformance = max_pdu = version = None
     user = _ber_items(items.get(0xBE, b"")).get(0x04, b"")
-    if len(user) >= 12 and user[0] == 0x08:
-        # InitiateResponse: tag 08, QoS (00 absent), version, 5F1F 04 00 conformance, max PDU.
-        offset = 2 if user[1] == 0 else 3
-        version = user[offset]
-        block = user[offset + 1 :]
-        if block[:2] == b"\x5f\x1f":
-            conformance = int.from_bytes(block[4:7], "big")
-            max_pdu = int.from_bytes(block[7:9], "big")
+    version, conformance, max_pdu = parse_initiate_response(user)
     result = result_bytes[0] if result_bytes else 1
     title = _ber_items(items[0xA4]).get(0x04) if 0xA4 in items else None
     return Association(
-        result == 0, result, diagnostic, context, conformance, max_pdu, version, title or None
+        result == 0,
+        result,
+        diagnostic,
+        context,
+        conformance,
+        max_pdu,
+        version,
+        title or None,
+        user,
     )
 
 
@@ -558,7 +617,11 @@ def decode_event_notification(data: bytes, *, base: int = 0) -> EventNotificatio
         raise FrameError("not an Event-Notification", offset=base)
     stamp = None
     if reader.byte("time present"):
-        stamp = CosemDateTime.parse(reader.take(reader.length("time length"), "time"))
+        at = reader.pos
+        raw = reader.take(reader.length("time length"), "time")
+        if len(raw) != DATE_TIME_BYTES:
+            raise FrameError(f"event time is {len(raw)} octets, not 12", offset=base + at)
+        stamp = CosemDateTime.parse(raw)
     class_id = int.from_bytes(reader.take(2, "class id"), "big")
     obis = obis_text(reader.take(6, "logical name"))
     attribute = reader.byte("attribute index")

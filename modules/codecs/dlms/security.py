@@ -29,6 +29,8 @@ __all__ = [
     "GENERAL_CIPHERING",
     "GENERAL_DED_CIPHERING",
     "GENERAL_GLO_CIPHERING",
+    "GLO_INITIATE_REQUEST",
+    "GLO_INITIATE_RESPONSE",
     "SC_AUTHENTICATED",
     "SC_BROADCAST",
     "SC_COMPRESSED",
@@ -37,6 +39,7 @@ __all__ = [
     "TAG_BYTES",
     "Ciphered",
     "GeneralHeader",
+    "GlobalCiphering",
     "cipher",
     "decipher",
     "encode_general_ciphering",
@@ -430,3 +433,108 @@ def encode_service_ciphering(content: bytes, *, tag: int) -> bytes:
     if tag not in SERVICE_CIPHERING:
         raise ValueError(f"0x{tag:02x} is not a service-specific ciphering tag")
     return bytes([tag]) + encode_length(len(content)) + content
+
+
+# ---------------------------------------------------------------- a ciphered association
+
+GLO_INITIATE_REQUEST = 0x21
+GLO_INITIATE_RESPONSE = 0x28
+_INITIATE_REQUEST = 0x01
+_INITIATE_RESPONSE = 0x08
+# Plain xDLMS tag -> its glo- (global key) counterpart; the InitiateRequest/-Response of the
+# AARQ/AARE travel as glo-initiate-request/-response (Green Book 9.5).
+_TO_GLO: dict[int, int] = {
+    plain: glo for glo, (_name, plain) in SERVICE_CIPHERING.items() if glo < 0xD0
+}
+_TO_GLO |= {_INITIATE_REQUEST: GLO_INITIATE_REQUEST, _INITIATE_RESPONSE: GLO_INITIATE_RESPONSE}
+_FROM_GLO: dict[int, int] = {glo: plain for plain, glo in _TO_GLO.items()}
+
+
+class GlobalCiphering:
+    """One side of an association ciphered with the global keys (sans-IO, keeps the counters).
+
+    ``wrap`` turns a plain xDLMS APDU into its glo- form with the next invocation counter;
+    ``unwrap`` checks and deciphers the peer's, refusing a counter that does not move forward
+    (a replayed answer). The peer's system title comes from the AARQ (calling-AP-title) or the
+    AARE (responding-AP-title).
+    """
+
+    def __init__(
+        self,
+        *,
+        system_title: bytes,
+        key: bytes,
+        auth_key: bytes | None,
+        security_control: int = SC_AUTHENTICATED | SC_ENCRYPTED,
+        invocation_counter: int = 0,
+    ) -> None:
+        _check_key(key, "encryption key")
+        if len(system_title) != SYSTEM_TITLE_BYTES:
+            raise ValueError("a system title is 8 bytes")
+        if security_control & SC_AUTHENTICATED and auth_key is None:
+            raise ValueError("an authenticated association needs the authentication key")
+        self.system_title = system_title
+        self.key = key
+        self.auth_key = auth_key
+        self.security_control = security_control
+        self.invocation_counter = invocation_counter
+        self.peer_title: bytes | None = None
+        self.peer_counter: int | None = None
+
+    def wrap(self, apdu: bytes) -> bytes:
+        """The glo- APDU for a plain one (ValueError for a tag with no glo- form)."""
+        glo = _TO_GLO.get(apdu[0]) if apdu else None
+        if glo is None:
+            raise ValueError(f"APDU tag 0x{apdu[:1].hex()} has no glo- form")
+        self.invocation_counter = (self.invocation_counter + 1) & 0xFFFFFFFF
+        content = cipher(
+            apdu,
+            system_title=self.system_title,
+            invocation_counter=self.invocation_counter,
+            security_control=self.security_control,
+            key=self.key,
+            auth_key=self.auth_key,
+        )
+        return bytes([glo]) + encode_length(len(content)) + content
+
+    def unwrap(self, apdu: bytes) -> bytes:
+        """The plain APDU inside the peer's glo- APDU; DecryptionError when it does not open."""
+        plain_tag = _FROM_GLO.get(apdu[0]) if apdu else None
+        if plain_tag is None:
+            raise DecryptionError(
+                f"0x{apdu[:1].hex()} is no glo- APDU; a ciphered association answers ciphered",
+                code="not_encrypted",
+            )
+        reader = Reader(apdu, 1)
+        content = reader.take(reader.length("ciphered content length"), "ciphered content")
+        if len(content) < 5:
+            raise IncompleteFrame("ciphered content needs SC and IC", offset=reader.pos)
+        security_control = content[0]
+        body, auth_tag = content[5:], None
+        if security_control & SC_AUTHENTICATED:
+            if len(body) < TAG_BYTES:
+                raise IncompleteFrame("ciphered content too short for its tag", offset=reader.pos)
+            body, auth_tag = body[:-TAG_BYTES], body[-TAG_BYTES:]
+        ciphered = Ciphered(
+            apdu[0],
+            self.peer_title,
+            security_control,
+            int.from_bytes(content[1:5], "big"),
+            body,
+            auth_tag,
+        )
+        plain, _verified = decipher(ciphered, key=self.key, auth_key=self.auth_key)
+        if not plain or plain[0] != plain_tag:
+            raise DecryptionError(
+                f"deciphered {ciphered.name if apdu[0] in SERVICE_CIPHERING else 'APDU'} is "
+                "not what it says it holds: wrong encryption key",
+                code="wrong_key",
+            )
+        counter = ciphered.invocation_counter
+        if self.peer_counter is not None and counter <= self.peer_counter:
+            raise DecryptionError(
+                f"invocation counter {counter} is not above {self.peer_counter}: a replay",
+                code="replay",
+            )
+        self.peer_counter = counter
+        return plain
