@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from collections.abc import Mapping
+from typing import TypeAlias
+
+import msgspec
 
 from gateway.contracts import encode
 
@@ -19,7 +22,11 @@ __all__ = ["LiveHub", "Subscriber", "encode", "sse_frame"]
 MAX_PENDING_FRAMES = 256
 
 
-def sse_frame(event: str, data: Any) -> bytes:
+# A message of the stream: a Struct of gateway.contracts.http (``health``: one per module).
+Message: TypeAlias = msgspec.Struct | Mapping[str, msgspec.Struct]
+
+
+def sse_frame(event: str, data: Message) -> bytes:
     """One ``text/event-stream`` message (JSON never contains a raw newline)."""
     return b"event: " + event.encode() + b"\ndata: " + encode(data) + b"\n\n"
 
@@ -79,7 +86,7 @@ class LiveHub:
         """Forget a stream (idempotent)."""
         self._subscribers.discard(subscriber)
 
-    def publish(self, event: str, data: Any, *, meter: str | None = None) -> None:
+    def publish(self, event: str, data: Message, *, meter: str | None = None) -> None:
         """Send one message to every matching stream."""
         if not self._subscribers:
             return
