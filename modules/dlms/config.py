@@ -72,6 +72,8 @@ class DlmsOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     auth_key: str | None = None
     auth_key_file: str | None = None
     system_title: str | None = None  # the client's, 16 hex digits; None: DEFAULT_CLIENT_TITLE
+    # "hls-gmac": high-level security with GMAC (mechanism 5), needs key and auth_key.
+    authentication: Literal["lls", "hls-gmac"] = "lls"
     objects: tuple[str, ...] = ()  # "class/OBIS" or an OBIS register; () reads DEFAULT_OBJECTS
 
     def __post_init__(self) -> None:
@@ -87,6 +89,9 @@ class DlmsOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
                 parse_hex_key(value, f"dlms.{name}")
         if (self.auth_key or self.auth_key_file) and not (self.key or self.key_file):
             raise ValueError("dlms.auth_key: ciphering needs the encryption key (dlms.key) too")
+        has_keys = (self.key or self.key_file) and (self.auth_key or self.auth_key_file)
+        if self.authentication == "hls-gmac" and not has_keys:
+            raise ValueError("dlms.authentication: hls-gmac needs dlms.key and dlms.auth_key")
         if self.system_title is not None:
             title = "".join(self.system_title.split())
             if len(title) != _TITLE_HEX_DIGITS or not all(c in hexdigits for c in title):

@@ -25,7 +25,13 @@ from modules.codecs.dlms.lists import interpret
 from modules.codecs.records import Decoded
 from modules.dlms.config import DlmsOptions
 from modules.dlms.readings import meter_time, to_readings
-from modules.dlms.session import ClientSettings, DlmsClient, data_access_result, open_client
+from modules.dlms.session import (
+    DEFAULT_CLIENT_TITLE,
+    ClientSettings,
+    DlmsClient,
+    data_access_result,
+    open_client,
+)
 from modules.dlms.transports import Addresses
 
 __all__ = ["KEEP_ASSOCIATION_S", "PollConfig", "client_settings", "poll"]
@@ -134,7 +140,6 @@ async def _actuate(
 def client_settings(options: DlmsOptions, url: str) -> ClientSettings:
     """How to reach the meter on ``url`` with these options (reads secret files now)."""
     key, auth_key = options.keys()
-    title = options.client_title()
     return ClientSettings(
         transport=_transport(options.transport, url),
         addresses=Addresses(
@@ -143,7 +148,8 @@ def client_settings(options: DlmsOptions, url: str) -> ClientSettings:
         password=options.secret(),
         key=key,
         auth_key=auth_key,
-        **({} if title is None else {"system_title": title}),
+        system_title=options.client_title() or DEFAULT_CLIENT_TITLE,
+        authentication=options.authentication,
     )
 
 

@@ -9,6 +9,7 @@ sequence numbers, segmentation both ways, DISC.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,8 +17,10 @@ from modules.codecs.dlms.apdu import (
     AARQ,
     ACTION_REQUEST,
     ACTION_RESPONSE,
+    AUTHENTICATION_REQUIRED,
     GET_REQUEST,
     GET_RESPONSE,
+    MECHANISM_HLS_GMAC,
     RLRE,
     RLRQ,
     aarq_items,
@@ -29,7 +32,12 @@ from modules.codecs.dlms.apdu import (
 )
 from modules.codecs.dlms.axdr import Data, Reader, decode_data, encode_length
 from modules.codecs.dlms.hdlc import LLC_COMMAND, LLC_RESPONSE, HdlcFrame, encode_frame
-from modules.codecs.dlms.security import GLO_INITIATE_REQUEST, GlobalCiphering
+from modules.codecs.dlms.security import (
+    GLO_INITIATE_REQUEST,
+    GlobalCiphering,
+    check_hls_gmac,
+    hls_gmac,
+)
 from modules.codecs.errors import DecryptionError, FrameError
 from modules.dlms.transports import DEFAULT_MAX_INFO, DISC, DM, SNRM, UA, i_control
 
@@ -49,6 +57,10 @@ _EXCEPTION_NOT_ASSOCIATED = b"\xd8\x01\x01"  # state-error: service-not-allowed
 _EXCEPTION_SERVICE_ERROR = b"\xd8\x02\x02"  # service-error: operation-not-possible
 _AARQ_PASSWORD = 0xAC  # calling-authentication-value
 _GET_NORMAL, _GET_NEXT, _GET_WITH_LIST = 1, 2, 3
+_OTHER_REASON = 250
+_CURRENT_ASSOCIATION = (15, bytes([0, 0, 40, 0, 0, 255]))
+_REPLY_TO_HLS = 1
+_CHALLENGE_BYTES = 16
 
 
 @dataclass(slots=True)
@@ -79,6 +91,8 @@ class CosemServer:
         self._keys = keys
         self.system_title = system_title
         self._cipher: GlobalCiphering | None = None
+        # HLS passes 3 and 4 outstanding: (client's challenge, ours).
+        self._hls: tuple[bytes, bytes] | None = None
         self.max_pdu = max_pdu
         self.associated = False
         self.authenticated = False
@@ -111,9 +125,12 @@ class CosemServer:
             return self._associate(apdu)
         if tag == RLRQ:
             self.associated = self.authenticated = False
+            self._hls = None
             return bytes([RLRE, 0x03, 0x80, 0x01, 0x00])
         if not self.associated:
             return _EXCEPTION_NOT_ASSOCIATED
+        if self._hls is not None:
+            return self._reply_to_hls(apdu) if tag == ACTION_REQUEST else _EXCEPTION_NOT_ASSOCIATED
         if tag == GET_REQUEST:
             return self._get(apdu)
         if tag == ACTION_REQUEST:
@@ -121,6 +138,8 @@ class CosemServer:
         return _EXCEPTION_NOT_ASSOCIATED
 
     def _associate(self, apdu: bytes) -> bytes:
+        if self._keys is not None and aarq_items(apdu).get(0x8B) == MECHANISM_HLS_GMAC:
+            return self._associate_ciphered(apdu, authenticated=False)
         password = _aarq_password(apdu)
         if password is not None and password != self._password:
             self.associated = self.authenticated = False
@@ -134,6 +153,7 @@ class CosemServer:
     def _associate_ciphered(self, apdu: bytes, authenticated: bool) -> bytes:
         assert self._keys is not None
         self.associated = self.authenticated = False
+        self._hls = None
         items = aarq_items(apdu)
         title = inner_octets(items.get(0xA6, b""))
         user = inner_octets(items.get(0xBE, b"")) or b""
@@ -149,10 +169,57 @@ class CosemServer:
         self._cipher = cipher
         self.associated = True
         self.authenticated = authenticated
+        if items.get(0x8B) != MECHANISM_HLS_GMAC:
+            return encode_aare(
+                system_title=self.system_title,
+                user_information=cipher.wrap(initiate_response(max_pdu=self.max_pdu)),
+            )
+        # HLS-GMAC: the AARQ's authentication value is the client's challenge; ours goes back
+        # and only reply_to_HLS_authentication is served until the client answered it.
+        client_challenge = inner_octets(items.get(0xAC, b""), 0x80) or b""
+        own = secrets.token_bytes(_CHALLENGE_BYTES)
+        self._hls = (client_challenge, own)
+        self.authenticated = False
         return encode_aare(
+            diagnostic=AUTHENTICATION_REQUIRED,
             system_title=self.system_title,
             user_information=cipher.wrap(initiate_response(max_pdu=self.max_pdu)),
+            challenge=own,
         )
+
+    def _reply_to_hls(self, apdu: bytes) -> bytes:
+        """Check f(StoC) in reply_to_HLS_authentication; answer f(CtoS) when it holds."""
+        assert self._hls is not None and self._cipher is not None and self._keys is not None
+        reader = Reader(apdu, 1)
+        reader.byte("ACTION request type")
+        invoke = reader.byte("invoke id") & 0x0F
+        class_id, logical_name, method = _descriptor(reader)
+        head = bytes([ACTION_RESPONSE, 0x01, 0xC0 | invoke])
+        if (class_id, logical_name) != _CURRENT_ASSOCIATION or method != _REPLY_TO_HLS:
+            return head + bytes([_READ_WRITE_DENIED, 0x00])
+        parameter = decode_data(reader) if reader.byte("parameter present") else None
+        client_challenge, own = self._hls
+        key, auth_key = self._keys
+        peer = self._cipher.peer_title
+        reply = parameter.value if parameter is not None else None
+        if (
+            auth_key is None
+            or peer is None
+            or not isinstance(reply, bytes)
+            or not check_hls_gmac(reply, own, system_title=peer, key=key, auth_key=auth_key)
+        ):
+            return head + bytes([_OTHER_REASON, 0x00])
+        self._hls = None
+        self.authenticated = True
+        self._cipher.invocation_counter += 1
+        answer = hls_gmac(
+            client_challenge,
+            system_title=self.system_title,
+            invocation_counter=self._cipher.invocation_counter,
+            key=key,
+            auth_key=auth_key,
+        )
+        return head + b"\x00\x01\x00" + bytes([0x09, len(answer)]) + answer
 
     def _get(self, apdu: bytes) -> bytes:
         reader = Reader(apdu, 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ from modules.codecs.dlms.apdu import (
     ACTION_RESPONSE,
     GET_REQUEST,
     GET_RESPONSE,
+    MECHANISM_HLS_GMAC,
+    MECHANISM_LLS,
     RLRE,
     ActionResponse,
     Association,
@@ -41,12 +44,18 @@ from modules.codecs.dlms.apdu import (
     initiate_request,
     parse_initiate_response,
 )
-from modules.codecs.dlms.axdr import INTEGER, Data, Reader, decode_data
-from modules.codecs.dlms.security import GLO_INITIATE_RESPONSE, GlobalCiphering
+from modules.codecs.dlms.axdr import INTEGER, OCTET_STRING, Data, Reader, decode_data
+from modules.codecs.dlms.security import (
+    GLO_INITIATE_RESPONSE,
+    GlobalCiphering,
+    check_hls_gmac,
+    hls_gmac,
+)
 from modules.codecs.errors import DecryptionError, FrameError
 from modules.dlms.transports import Addresses, ApduTransport, HdlcTransport, WrapperTransport
 
 __all__ = [
+    "CURRENT_ASSOCIATION",
     "DEFAULT_CLIENT_TITLE",
     "DISCONNECT_CONTROL",
     "ClientSettings",
@@ -63,6 +72,10 @@ DISCONNECT_CONTROL = (70, "0-0:96.3.10")
 _CONTROL_STATE_ATTRIBUTE = 3
 _OUTPUT_STATE_ATTRIBUTE = 2
 _REMOTE_DISCONNECT, _REMOTE_RECONNECT = 1, 2
+# Blue Book 4.4.4: the current association (class 15) and its reply_to_HLS_authentication.
+CURRENT_ASSOCIATION = (15, "0-0:40.0.0")
+_REPLY_TO_HLS = 1
+_CHALLENGE_BYTES = 16  # Green Book 9.2.7.4: 8 to 64 random octets
 _GET_NEXT = 0x02
 _EXCEPTION_RESPONSE = 0xD8
 _CONFIRMED_SERVICE_ERROR = 0x0E
@@ -125,6 +138,8 @@ class ClientSettings:
     key: bytes | None = None
     auth_key: bytes | None = None
     system_title: bytes = DEFAULT_CLIENT_TITLE
+    # "hls-gmac": high-level security, mechanism 5 (needs the keys; the password is unused).
+    authentication: Literal["lls", "hls-gmac"] = "lls"
 
 
 class DlmsClient:
@@ -140,15 +155,20 @@ class DlmsClient:
     async def associate(self) -> Association:
         """AARQ -> AARE; FatalAdapterError when the server refuses (wrong password, key...)."""
         settings = self._settings
+        hls = settings.authentication == "hls-gmac"
+        challenge = secrets.token_bytes(_CHALLENGE_BYTES) if hls else None
+        if hls and (settings.key is None or settings.auth_key is None):
+            raise FatalAdapterError("HLS-GMAC needs the encryption and authentication keys")
         if settings.key is not None:
             # A fresh association starts the counters afresh on both sides.
             self._cipher = GlobalCiphering(
                 system_title=settings.system_title, key=settings.key, auth_key=settings.auth_key
             )
             request = encode_aarq(
-                password=settings.password,
+                password=challenge if hls else settings.password,
                 calling_title=settings.system_title,
                 user_information=self._cipher.wrap(initiate_request()),
+                mechanism=MECHANISM_HLS_GMAC if hls else MECHANISM_LLS,
             )
         else:
             request = encode_aarq(password=settings.password)
@@ -162,7 +182,46 @@ class DlmsClient:
         if self._cipher is not None:
             association = self._open_initiate_response(association, self._cipher)
         self.association = association
+        if challenge is not None and self._cipher is not None:
+            await self._hls_pass_three(association, self._cipher, challenge)
         return association
+
+    async def _hls_pass_three(
+        self, association: Association, cipher: GlobalCiphering, challenge: bytes
+    ) -> None:
+        """Answer the meter's challenge and check its answer to ours (HLS passes 3 and 4)."""
+        if association.challenge is None or association.system_title is None:
+            raise FatalAdapterError("the meter answered HLS-GMAC without a challenge")
+        assert cipher.auth_key is not None
+        cipher.invocation_counter += 1  # f(StoC) takes a counter value of its own
+        reply = hls_gmac(
+            association.challenge,
+            system_title=cipher.system_title,
+            invocation_counter=cipher.invocation_counter,
+            key=cipher.key,
+            auth_key=cipher.auth_key,
+        )
+        try:
+            response = await self.action(
+                *CURRENT_ASSOCIATION, _REPLY_TO_HLS, Data(OCTET_STRING, reply)
+            )
+        except CommandError as err:
+            raise FatalAdapterError(
+                f"the meter refused our HLS reply ({err.code}): wrong encryption or "
+                "authentication key"
+            ) from None
+        answer = response.data.value if isinstance(response.data, Data) else None
+        if not isinstance(answer, bytes) or not check_hls_gmac(
+            answer,
+            challenge,
+            system_title=association.system_title,
+            key=cipher.key,
+            auth_key=cipher.auth_key,
+        ):
+            raise FatalAdapterError(
+                "the meter's answer to our HLS challenge does not check: it does not hold "
+                "these keys"
+            )
 
     def _open_initiate_response(
         self, association: Association, cipher: GlobalCiphering

@@ -13,15 +13,29 @@ import pytest
 from gateway.errors import CommandError, FatalAdapterError
 from gateway.model import Command
 from gateway.transport import Link, open_link, open_pty, serve_tcp
-from modules.codecs.dlms.apdu import encode_aarq
+from modules.codecs.dlms.apdu import (
+    MECHANISM_HLS_GMAC,
+    decode_aare,
+    decode_action_response,
+    encode_aarq,
+    encode_action_request,
+    encode_get_request,
+    initiate_request,
+)
 from modules.codecs.dlms.axdr import DOUBLE_LONG_UNSIGNED, STRUCTURE, Data
 from modules.codecs.dlms.hdlc import parse_frame
+from modules.codecs.dlms.security import GlobalCiphering, check_hls_gmac, hls_gmac
 from modules.codecs.dlms.stream import HanSplitter
 from modules.dlms import poll as dlms_poll
 from modules.dlms import transports
 from modules.dlms.config import DlmsOptions
 from modules.dlms.server import CosemServer, HdlcResponder
-from modules.dlms.session import ClientSettings, ControlState, open_client
+from modules.dlms.session import (
+    DEFAULT_CLIENT_TITLE,
+    ClientSettings,
+    ControlState,
+    open_client,
+)
 from modules.dlms.transports import Addresses
 from modules.p1.emulator import serve_dlms
 from modules.p1.meter_model import EmulatedMeter, cosem_objects
@@ -404,12 +418,84 @@ def test_dlms_key_options_are_checked_and_read(tmp_path: Path) -> None:
     settings = dlms_poll.client_settings(options, "tcp://127.0.0.1:4059")
     assert (settings.key, settings.auth_key) == (GUEK, GAK)
     assert settings.system_title == bytes.fromhex("4D54470000000002")
+    assert settings.authentication == "lls"
     assert dlms_poll.client_settings(DlmsOptions(), "tcp://127.0.0.1:4059").key is None
     for bad, message in (
         ({"key": "00" * 15}, "dlms.key: 30 characters"),
         ({"auth_key": GAK.hex()}, "needs the encryption key"),
         ({"key": GUEK.hex(), "key_file": "/x"}, "give key or key_file"),
         ({"system_title": "4D5447"}, "dlms.system_title: 16 hex digits"),
+        ({"authentication": "hls-gmac", "key": GUEK.hex()}, "hls-gmac needs dlms.key and"),
     ):
         with pytest.raises(ValueError, match=message):
             DlmsOptions(**bad)  # type: ignore[arg-type]
+
+
+def test_hls_gmac_answer_of_the_green_book_example() -> None:
+    # Green Book example (also dlms-cosem's test_gmac): client title 4D4D4D0000000001, IC 1.
+    reply = hls_gmac(
+        bytes.fromhex("503677524A323146"),
+        system_title=bytes.fromhex("4D4D4D0000000001"),
+        invocation_counter=1,
+        key=GUEK,
+        auth_key=GAK,
+    )
+    assert reply == bytes.fromhex("10000000011A52FE7DD3E72748973C1E28")
+    assert check_hls_gmac(
+        reply,
+        bytes.fromhex("503677524A323146"),
+        system_title=bytes.fromhex("4D4D4D0000000001"),
+        key=GUEK,
+        auth_key=GAK,
+    )
+
+
+async def test_hls_gmac_association_authenticates_both_ways() -> None:
+    meter = EmulatedMeter()
+    settings = ClientSettings(
+        addresses=Addresses(client=1), key=GUEK, auth_key=GAK, authentication="hls-gmac"
+    )
+    async with (
+        wrapper_server(meter, keys=(GUEK, GAK)) as (url, servers),
+        open_link(url) as link,
+        open_client(link, settings) as client,
+    ):
+        assert servers[0].authenticated  # pass 3 checked by the meter
+        # HLS is enough to switch the supply, as LLS is.
+        assert await client.remote_disconnect() is ControlState.DISCONNECTED
+        assert not meter.connected
+
+
+async def test_hls_gmac_with_a_wrong_authentication_key_is_refused() -> None:
+    async with wrapper_server(EmulatedMeter(), keys=(GUEK, GAK)) as (url, servers):
+        async with open_link(url) as link:
+            wrong = ClientSettings(key=GUEK, auth_key=bytes(16), authentication="hls-gmac")
+            # The glo-initiate-request already fails its tag at the meter.
+            with pytest.raises(FatalAdapterError, match="refused the association"):
+                async with open_client(link, wrong):
+                    pass
+        assert not servers[0].authenticated
+
+
+def test_the_meter_serves_nothing_before_a_correct_hls_reply() -> None:
+    server = CosemServer(cosem_objects(EmulatedMeter()), password=PASSWORD, keys=(GUEK, GAK))
+    client = GlobalCiphering(system_title=DEFAULT_CLIENT_TITLE, key=GUEK, auth_key=GAK)
+    aarq = encode_aarq(
+        password=b"C" * 16,
+        calling_title=DEFAULT_CLIENT_TITLE,
+        user_information=client.wrap(initiate_request()),
+        mechanism=MECHANISM_HLS_GMAC,
+    )
+    association = decode_aare(server.handle(aarq))
+    assert association.accepted and association.challenge is not None
+    client.peer_title = association.system_title
+    # Before pass 3, a GET is refused.
+    refused = server.handle(client.wrap(encode_get_request(3, "1-0:1.8.0", 2)))
+    assert refused[0] == 0xD8
+    # A reply computed for another challenge does not authenticate.
+    forged = hls_gmac(
+        b"X" * 16, system_title=DEFAULT_CLIENT_TITLE, invocation_counter=9, key=GUEK, auth_key=GAK
+    )
+    action = encode_action_request(15, "0-0:40.0.0", 1, Data(0x09, forged))
+    answer = decode_action_response(client.unwrap(server.handle(client.wrap(action))))
+    assert answer.result == 250 and not server.authenticated

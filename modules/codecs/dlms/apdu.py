@@ -25,10 +25,13 @@ __all__ = [
     "AARQ",
     "ACTION_REQUEST",
     "ACTION_RESPONSE",
+    "AUTHENTICATION_REQUIRED",
     "DATA_NOTIFICATION",
     "GENERAL_BLOCK_TRANSFER",
     "GET_REQUEST",
     "GET_RESPONSE",
+    "MECHANISM_HLS_GMAC",
+    "MECHANISM_LLS",
     "RLRE",
     "RLRQ",
     "ActionResponse",
@@ -86,7 +89,9 @@ DATE_TIME_BYTES = 12
 # country-name(756) identified-organization(5) DLMS-UA(8) ...), BER encoded.
 _CONTEXT_LN_NO_CIPHERING = bytes.fromhex("60857405080101")
 _CONTEXT_LN_CIPHERING = bytes.fromhex("60857405080103")
-_MECHANISM_LLS = bytes.fromhex("60857405080201")
+MECHANISM_LLS = bytes.fromhex("60857405080201")
+MECHANISM_HLS_GMAC = bytes.fromhex("60857405080205")  # mechanism id 5: HLS with GMAC
+AUTHENTICATION_REQUIRED = 14  # acse-service-user diagnostic of an AARE that awaits HLS pass 3
 DLMS_VERSION = 6
 # Conformance block (Green Book 9.4.6.1): block-transfer-with-get/set/action, get, set,
 # selective access, action, multiple references, data-notification.
@@ -286,11 +291,13 @@ def encode_aarq(
     max_pdu: int = MAX_PDU_DEFAULT,
     calling_title: bytes | None = None,
     user_information: bytes | None = None,
+    mechanism: bytes = MECHANISM_LLS,
 ) -> bytes:
     """AARQ for logical-name referencing; ``password`` selects LLS.
 
     A ciphered association names the client's system title (``calling_title``) and carries
-    its InitiateRequest ciphered (a glo-initiate-request) as ``user_information``.
+    its InitiateRequest ciphered (a glo-initiate-request) as ``user_information``. With
+    ``mechanism=MECHANISM_HLS_GMAC``, ``password`` is the client's challenge (CtoS).
     """
     ciphered = calling_title is not None
     context = _CONTEXT_LN_CIPHERING if ciphered else _CONTEXT_LN_NO_CIPHERING
@@ -299,7 +306,7 @@ def encode_aarq(
         parts += _ber(0xA6, _ber(0x04, calling_title))
     if password is not None:
         parts += _ber(0x8A, b"\x07\x80")  # acse-requirements: authentication
-        parts += _ber(0x8B, _MECHANISM_LLS)
+        parts += _ber(0x8B, mechanism)
         parts += _ber(0xAC, _ber(0x80, password))
     initiate = user_information or initiate_request(conformance, max_pdu)
     parts += _ber(0xBE, _ber(0x04, initiate))
@@ -321,6 +328,7 @@ class Association:
     # the IV of every service-specific ciphered APDU it sends afterwards starts with it.
     system_title: bytes | None = None
     user_information: bytes = b""  # the InitiateResponse, or the glo-initiate-response
+    challenge: bytes | None = None  # the server's HLS challenge (StoC), pass 2
 
     @property
     def ciphered(self) -> bool:
@@ -355,10 +363,12 @@ def encode_aare(
     max_pdu: int = 0x0400,
     system_title: bytes | None = None,
     user_information: bytes | None = None,
+    challenge: bytes | None = None,
 ) -> bytes:
     """AARE as a server (or an emulator) answers an AARQ; a system title means ciphering.
 
-    ``user_information`` replaces the plain InitiateResponse (a glo-initiate-response).
+    ``user_information`` replaces the plain InitiateResponse (a glo-initiate-response);
+    ``challenge`` is the server's HLS challenge (StoC), with diagnostic 14.
     """
     context = _CONTEXT_LN_NO_CIPHERING if system_title is None else _CONTEXT_LN_CIPHERING
     parts = _ber(0xA1, _ber(0x06, context))
@@ -366,6 +376,10 @@ def encode_aare(
     parts += _ber(0xA3, _ber(0xA1, _ber(0x02, bytes([diagnostic]))))
     if system_title is not None:
         parts += _ber(0xA4, _ber(0x04, system_title))
+    if challenge is not None:
+        parts += _ber(0x88, b"\x07\x80")  # responder-acse-requirements: authentication
+        parts += _ber(0x89, MECHANISM_HLS_GMAC)
+        parts += _ber(0xAA, _ber(0x80, challenge))
     user = user_information or initiate_response(conformance, max_pdu)
     parts += _ber(0xBE, _ber(0x04, user))
     return _ber(AARE, parts)
@@ -410,6 +424,7 @@ def decode_aare(data: bytes) -> Association:
     version, conformance, max_pdu = parse_initiate_response(user)
     result = result_bytes[0] if result_bytes else 1
     title = _ber_items(items[0xA4]).get(0x04) if 0xA4 in items else None
+    challenge = _ber_items(items[0xAA]).get(0x80) if 0xAA in items else None
     return Association(
         result == 0,
         result,
@@ -420,6 +435,7 @@ def decode_aare(data: bytes) -> Association:
         version,
         title or None,
         user,
+        challenge,
     )
 
 

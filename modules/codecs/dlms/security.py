@@ -16,6 +16,7 @@ J0 + 1.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +41,13 @@ __all__ = [
     "Ciphered",
     "GeneralHeader",
     "GlobalCiphering",
+    "check_hls_gmac",
     "cipher",
     "decipher",
     "encode_general_ciphering",
     "encode_general_ciphering_full",
     "encode_service_ciphering",
+    "hls_gmac",
     "parse_ciphered",
     "parse_general_ciphering",
 ]
@@ -538,3 +541,45 @@ class GlobalCiphering:
             )
         self.peer_counter = counter
         return plain
+
+
+def hls_gmac(
+    challenge: bytes,
+    *,
+    system_title: bytes,
+    invocation_counter: int,
+    key: bytes,
+    auth_key: bytes,
+    suite: int = 0,
+) -> bytes:
+    """HLS mechanism 5 (GMAC): ``SC | IC | GMAC(SC ‖ AK ‖ challenge)`` with SC = 0x10 | suite.
+
+    What each side answers to the other's challenge (Green Book 9.2.7.4): the client sends
+    f(StoC) in reply_to_HLS_authentication, the server returns f(CtoS).
+    """
+    content = cipher(
+        challenge,
+        system_title=system_title,
+        invocation_counter=invocation_counter,
+        security_control=SC_AUTHENTICATED | suite,
+        key=key,
+        auth_key=auth_key,
+    )
+    return content[:5] + content[-TAG_BYTES:]
+
+
+def check_hls_gmac(
+    answer: bytes, challenge: bytes, *, system_title: bytes, key: bytes, auth_key: bytes
+) -> bool:
+    """Whether ``answer`` is the peer's f(challenge) under these keys and its system title."""
+    if len(answer) != 5 + TAG_BYTES or not answer[0] & SC_AUTHENTICATED:
+        return False
+    expected = hls_gmac(
+        challenge,
+        system_title=system_title,
+        invocation_counter=int.from_bytes(answer[1:5], "big"),
+        key=key,
+        auth_key=auth_key,
+        suite=answer[0] & 0x0F,
+    )
+    return hmac.compare_digest(expected, answer)
