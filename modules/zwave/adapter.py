@@ -5,7 +5,8 @@ application (the 382L's Z-Wave module in software). It resets the stick, announc
 with its command classes, joins or leaves a network in learn mode on command, answers other
 nodes (Meter, Version, Manufacturer Specific, Association, Z-Wave Plus Info, Multi Channel) and
 sends Meter Reports to the lifeline when values change. What it reports follows the meter's
-display list; the decisions are in ``node.py``, the serial protocol in ``host.py``.
+display list; the decisions are in ``node.py``, the serial protocol in ``host.py``, S2 and S0
+(key exchange, nonces, encryption) in ``security.py``.
 """
 
 from __future__ import annotations

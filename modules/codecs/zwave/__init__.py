@@ -2,7 +2,8 @@
 
 dispatch: ``ZwaveDecoder`` and command class lookup; serial: frames and control bytes; api/:
 Serial API messages; cc/: command class basics, association, multi channel, version;
-meter, meter_scales: the Meter command class.
+meter, meter_scales: the Meter command class; security/: Security 2 and Security 0 (commands,
+CKDF, CTR_DRBG, AES-CCM, S0's OFB and MAC).
 """
 
 from modules.codecs.zwave.dispatch import ZwaveDecoder

@@ -5,7 +5,8 @@ The pieces live beside this module, each sans-IO:
 - ``zwave.api.messages``, ``zwave.api.node``, ``zwave.api.transport``: the Serial API messages;
 - ``zwave.cc.base``, ``zwave.cc.version``, ``zwave.cc.association``: the command class basics
   and the classes every Z-Wave Plus node answers;
-- ``zwave.meter``: the Meter Command Class V1..V6.
+- ``zwave.meter``: the Meter Command Class V1..V6;
+- ``zwave.security``: the Security 2 and Security 0 command classes and their crypto.
 
 This module ties them together: ``parse_message`` (a data frame's message, by direction),
 ``parse_command`` (a command class payload) and the decoder.
