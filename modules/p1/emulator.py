@@ -4,6 +4,7 @@ DLMS server answering AARQ/GET/ACTION over the TCP wrapper or HDLC.
     meter-gateway simulate p1 --link ./ttyP1                  # DSMR 5 every second
     meter-gateway simulate p1 --format dlms --key 00..0F --auth-key D0..DF --link ./ttyHAN
     meter-gateway simulate dlms --tcp 4059 --password 12345678
+    meter-gateway simulate dlms --tcp 4059 --key 00..0F --auth-key D0..DF     # ciphered only
 """
 
 from __future__ import annotations
@@ -162,12 +163,18 @@ def dlms_main(argv: list[str]) -> int:
     _place(parser, "./ttyDLMS", tcp_default=None)
     parser.add_argument("--password", default="12345678", help="LLS secret for ACTION")
     parser.add_argument("--address", type=int, default=1, help="server logical address / wport")
+    parser.add_argument("--key", help="GUEK (hex): only ciphered associations (LLS or HLS-GMAC)")
+    parser.add_argument("--auth-key", help="GAK (hex), with --key")
     args = parser.parse_args(argv)
+    keys = None
+    if args.key:
+        auth_key = parse_key(args.auth_key, "--auth-key") if args.auth_key else None
+        keys = (parse_key(args.key, "--key"), auth_key)
     meter = EmulatedMeter()
     transport = "wrapper" if args.tcp else "hdlc"
 
     async def serve(link: Link) -> None:
-        server = CosemServer(cosem_objects(meter), password=args.password.encode())
+        server = CosemServer(cosem_objects(meter), password=args.password.encode(), keys=keys)
         await serve_dlms(link, server, transport=transport, address=args.address)
 
     return _run(args, serve, f"DLMS server ({transport})")

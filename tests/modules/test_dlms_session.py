@@ -279,8 +279,10 @@ def test_hdlc_server_addresses() -> None:
     assert Addresses(server_physical=17).hdlc_server == (1 << 7 | 17, 2)
 
 
-async def test_simulate_dlms_command_serves_the_wrapper() -> None:
+@pytest.mark.parametrize("ciphered", [False, True], ids=["lls", "hls-gmac"])
+async def test_simulate_dlms_command_serves_the_wrapper(ciphered: bool) -> None:
     port = free_port()
+    keys = ["--key", GUEK.hex(), "--auth-key", GAK.hex()] if ciphered else []
     process = await asyncio.create_subprocess_exec(
         str(GATEWAY),
         "simulate",
@@ -289,12 +291,17 @@ async def test_simulate_dlms_command_serves_the_wrapper() -> None:
         str(port),
         "--password",
         "pw",
+        *keys,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         await asyncio.to_thread(wait_for_port, port)
         settings = ClientSettings(password=b"pw", addresses=Addresses(client=1))
+        if ciphered:
+            settings = ClientSettings(
+                addresses=Addresses(client=1), key=GUEK, auth_key=GAK, authentication="hls-gmac"
+            )
         async with (
             open_link(f"tcp://127.0.0.1:{port}") as link,
             open_client(link, settings) as client,
