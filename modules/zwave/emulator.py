@@ -96,6 +96,7 @@ from modules.codecs.zwave.meter import (
     MeterSupportedReport,
     report_record,
 )
+from modules.codecs.zwave.security.s2 import S2CommandsSupportedGet, S2CommandsSupportedReport
 from modules.codecs.zwave.serial import (
     ACK_TIMEOUT_S,
     MAX_RETRANSMISSIONS,
@@ -215,6 +216,7 @@ class ControllerEmulator:
         self.pin_delay_s = pin_delay_s  # how long the "user" takes to type it
         self._pin_typed = False
         self.includer: Includer | None = None
+        self.end_point_secure: dict[int, tuple[int, ...]] = {}  # end point -> secure classes
         self.secured = asyncio.Event()  # the key exchange ended (see includer.done / failure)
         self.reports: list[ReceivedReport] = []
         self.supported: dict[int, MeterSupportedReport] = {}
@@ -314,6 +316,12 @@ class ControllerEmulator:
             count = await self.ask(MultiChannelEndPointGet(), MultiChannelEndPointReport)
             for end_point in range(1, count.end_points + 1):
                 await self.ask(MultiChannelCapabilityGet(end_point), MultiChannelCapabilityReport)
+                if self.includer is not None and self.includer.level.is_s2:
+                    # As Z-Wave JS: what each end point of a secure node supports securely.
+                    secure = await self.ask(
+                        S2CommandsSupportedGet(), S2CommandsSupportedReport, end_point=end_point
+                    )
+                    self.end_point_secure[end_point] = secure.supported
                 end_points.append(end_point)
         for end_point in end_points:
             await self.read_meter(end_point)

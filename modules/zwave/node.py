@@ -72,6 +72,8 @@ from modules.codecs.zwave.meter import (
     RateType,
     scale_info,
 )
+from modules.codecs.zwave.security.s0 import S0CommandsSupportedGet, S0CommandsSupportedReport
+from modules.codecs.zwave.security.s2 import S2CommandsSupportedGet, S2CommandsSupportedReport
 from modules.zwave.values import ELECTRIC, Channel, ReportPolicy, obis_for, read_value
 
 __all__ = ["CC_VERSIONS", "LIFELINE_MAX_NODES", "EndPoint", "Identity", "MeterNode"]
@@ -305,12 +307,27 @@ class MeterNode:
         inner = parse_command(command.payload)
         if target == 0:
             answers = self._answer(inner, registers, now)
+        elif isinstance(inner, S2CommandsSupportedGet | S0CommandsSupportedGet):
+            answers = self._end_point_secure_classes(inner, target)
         else:
             answers = self._meter(inner, target, registers, now) or []
         return [
             MultiChannelCmdEncap(target, command.source_end_point, answer).encode()
             for answer in answers
         ]
+
+    def _end_point_secure_classes(
+        self, command: S2CommandsSupportedGet | S0CommandsSupportedGet, end_point: int
+    ) -> list[bytes]:
+        """A secure controller asks each end point what it supports securely: its Meter CC.
+
+        Only commands at the node's highest class get here (the security layer saw to it).
+        """
+        if end_point not in self.end_points or not self.security_classes:
+            return []
+        if isinstance(command, S2CommandsSupportedGet):
+            return [S2CommandsSupportedReport((CommandClassId.METER,)).encode()]
+        return [S0CommandsSupportedReport((CommandClassId.METER,)).encode()]
 
     def _meter(
         self, command: CcCommand, end_point: int, registers: Mapping[str, Register], now: float

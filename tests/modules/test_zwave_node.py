@@ -17,6 +17,7 @@ from modules.codecs.zwave.cc.association import (
     AssociationReport,
     AssociationSet,
 )
+from modules.codecs.zwave.cc.base import CommandClassId
 from modules.codecs.zwave.cc.multichannel import (
     MultiChannelCmdEncap,
     MultiChannelEndPointGet,
@@ -35,6 +36,8 @@ from modules.codecs.zwave.meter import (
     MeterSupportedGet,
     MeterSupportedReport,
 )
+from modules.codecs.zwave.security.s0 import S0CommandsSupportedGet, S0CommandsSupportedReport
+from modules.codecs.zwave.security.s2 import S2CommandsSupportedGet, S2CommandsSupportedReport
 from modules.zwave.node import Identity, MeterNode
 from modules.zwave.values import Channel, ReportPolicy, channels_for, obis_for, read_value
 
@@ -172,3 +175,19 @@ def test_any_payload_gives_answers_or_the_codec_error(payload: bytes) -> None:
         return
     for answer in answers:
         parse_command(answer)
+
+
+def test_end_points_list_their_meter_class_as_secure() -> None:
+    # Z-Wave JS asks every end point of a secure node what it supports securely.
+    phases = node(("1-0:1.8.0", "1-0:52.7.0"))
+    phases.security_classes = (CommandClassId.SECURITY_2, CommandClassId.SECURITY)
+    for question, report in (
+        (S2CommandsSupportedGet(), S2CommandsSupportedReport((CommandClassId.METER,))),
+        (S0CommandsSupportedGet(), S0CommandsSupportedReport((CommandClassId.METER,))),
+    ):
+        asked = MultiChannelCmdEncap(0, 2, question.encode()).encode()  # to end point 2 (L2)
+        assert ask(phases, asked) == [MultiChannelCmdEncap(2, 0, report.encode())]
+        assert ask(phases, MultiChannelCmdEncap(0, 3, question.encode()).encode()) == []
+    phases.security_classes = ()
+    asked = MultiChannelCmdEncap(0, 2, S2CommandsSupportedGet().encode()).encode()
+    assert ask(phases, asked) == []  # a node without security has nothing to list

@@ -19,17 +19,17 @@ from modules.codecs.zwave.cc.base import CommandClassId
 from modules.codecs.zwave.meter import MeterGet, MeterReport
 from modules.zwave.emulator import ControllerEmulator
 from modules.zwave.including import InclusionMode
-from tests.modules.test_zwave import feed, plugged, write_config
+from tests.modules.test_zwave import WITH_PHASES, feed, plugged, write_config
 from tests.support.gateway import running, until
 
 
 def plain_meter_reports(emulator: ControllerEmulator) -> list[bytes]:
-    """Meter Reports the host handed the stick unencrypted."""
+    """Meter Reports (bare or from an end point) the host handed the stick unencrypted."""
+    clear = {CommandClassId.METER, CommandClassId.MULTI_CHANNEL}
     return [
         message.payload
         for message in emulator.host_messages
-        if isinstance(message, SendDataRequest)
-        and message.payload[:1] == bytes((CommandClassId.METER,))
+        if isinstance(message, SendDataRequest) and message.payload[0] in clear
     ]
 
 
@@ -167,3 +167,19 @@ async def test_no_security_offered_joins_in_the_clear_without_a_keys_file(tmp_pa
         assert {r.security for r in emulator.reports} == {"none"}
         assert gateway.health["zw"].detail["dsk_after_pin"] is None
     assert not (tmp_path / "zwave-zw-keys.json").exists()
+
+
+async def test_per_phase_end_points_answer_encrypted(tmp_path: Path) -> None:
+    port = tmp_path / "ttyZW"
+    emulator = ControllerEmulator(security="s2_unauthenticated")
+    settings = write_config(tmp_path, port, display=WITH_PHASES)
+    async with plugged(port, emulator), running(settings) as gateway:
+        await until(lambda: "1-0:31.7.0" in gateway.engines["main"].registers)
+        await until(emulator.started.is_set, 10, "the node announced")
+        assert await gateway.execute(Command("main", "learn_mode", "c1"))
+        await until(emulator.interviewed.is_set, 20, "the encrypted interview")
+        assert emulator.end_point_secure == {1: (CommandClassId.METER,)}
+        phase = [r for r in emulator.reports if r.end_point == 1]
+        assert {r.report.scale for r in phase} == {4, 5}  # L1 voltage and current
+        assert {r.security for r in emulator.reports} == {"s2_unauthenticated"}
+        assert plain_meter_reports(emulator) == []
