@@ -7,9 +7,11 @@ encrypted, and decrypts every Meter Report; no Meter Report crosses the serial l
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,8 +21,10 @@ from modules.codecs.zwave.cc.base import CommandClassId
 from modules.codecs.zwave.meter import MeterGet, MeterReport
 from modules.zwave.emulator import ControllerEmulator
 from modules.zwave.including import InclusionMode
+from modules.zwave.security import Secrets, save_secrets
 from tests.modules.test_zwave import WITH_PHASES, feed, plugged, write_config
 from tests.support.gateway import running, until
+from tests.support.processes import GATEWAY
 
 
 def plain_meter_reports(emulator: ControllerEmulator) -> list[bytes]:
@@ -183,3 +187,33 @@ async def test_per_phase_end_points_answer_encrypted(tmp_path: Path) -> None:
         assert {r.report.scale for r in phase} == {4, 5}  # L1 voltage and current
         assert {r.security for r in emulator.reports} == {"s2_unauthenticated"}
         assert plain_meter_reports(emulator) == []
+
+
+async def test_simulate_zwave_cli_includes_with_s2_authenticated(tmp_path: Path) -> None:
+    # A keys file made beforehand is the node's: the CLI is given its PIN up front.
+    secrets = Secrets.generate()
+    save_secrets(tmp_path / "zwave-zw-keys.json", secrets)
+    port = tmp_path / "ttyCLI"
+    process = await asyncio.create_subprocess_exec(
+        str(GATEWAY),
+        *("simulate", "zwave", "--pty", str(port)),
+        *("--security", "s2_authenticated", "--pin", secrets.pin),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await until(port.exists)
+        async with running(write_config(tmp_path, port, sim=False)) as gateway:
+            feed(gateway, a_plus="100.000", a_minus="5.000", p_plus="1000", p_minus="0")
+            await until(lambda: gateway.health["zw"].state == "running", 10, "the module")
+            assert await gateway.execute(Command("main", "learn_mode", "c1"))
+            lines: list[dict[str, Any]] = []
+            async with asyncio.timeout(20):
+                while not any(line["name"] == "energy_import" for line in lines):
+                    assert process.stdout is not None
+                    lines.append(json.loads(await process.stdout.readline()))
+            assert {line["security"] for line in lines} == {"s2_authenticated"}
+            assert gateway.health["zw"].detail["security"][0] == "s2_authenticated"
+    finally:
+        process.terminate()
+        await process.wait()
