@@ -86,6 +86,10 @@ def _config(
         'chip = "software:absent"\nline = "GPIO18"',
         '[[modules]]\ntype = "tariff_input"\nname = "tariff"\nmeter = "sim"\n'
         'chip = "software:absent"\nlines = ["GPIO5"]',
+        # The cluster roles (MQTT 5 shared subscriptions): a decode worker and an engine feed.
+        '[[modules]]\ntype = "decode_worker"\nname = "worker"\n'
+        '[[modules.meters]]\nid = "87654321"\nmeter = "wmbus"',
+        '[[modules]]\ntype = "meter_feed"\nname = "feed"\nmeters = ["wmbus"]',
     ]
     return "\n".join(lines) + "\n"
 
