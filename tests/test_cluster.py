@@ -41,10 +41,11 @@ from tests.support.cluster import (
     engine_config,
     receiver_config,
     recorded_traffic,
+    subscriptions_logged,
     worker_config,
 )
 from tests.support.mqtt import Collector, persistent_broker
-from tests.support.processes import Broker, free_port, gateway
+from tests.support.processes import free_port, gateway
 
 WAIT_S = 60.0  # several gateways start on a possibly busy machine
 
@@ -199,8 +200,7 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> No
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_three_receivers_two_workers_one_engine_count_each_telegram_once(tmp_path: Path) -> None:
-    broker = Broker(tmp_path, "log_type subscribe\nlog_type error\nlog_type warning\n")
-    broker.start()
+    broker = subscriptions_logged(tmp_path)
     traffic = recorded_traffic(omnipower_telegrams=60)
     copies = {
         (digest_of(t.data), f"rx{r}/radio") for i, t in enumerate(traffic) for r in hearing(i)
@@ -421,8 +421,7 @@ def test_the_scaling_bench_runs_on_a_small_batch(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_broker_holds_an_engines_samples_while_it_is_down(tmp_path: Path) -> None:
-    broker = Broker(tmp_path, "log_type subscribe\nlog_type error\nlog_type warning\n")
-    broker.start()
+    broker = subscriptions_logged(tmp_path)
     traffic = recorded_traffic(omnipower_telegrams=10)
     feeder = LineFeeder()
     http_port = free_port()

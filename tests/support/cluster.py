@@ -11,7 +11,7 @@ from pathlib import Path
 
 from modules.codecs.wmbus.layers import parse_link, strip_crcs
 from modules.wmbus.emulator import OmnipowerTransmitter
-from tests.support.processes import ROOT, free_port
+from tests.support.processes import ROOT, Broker, free_port
 
 VECTORS = ROOT / "tests" / "fixtures" / "vectors" / "wmbus.json"
 BASE = "meter-gateway"
@@ -59,6 +59,14 @@ def recorded_traffic(omnipower_telegrams: int = 0) -> list[Telegram]:
         assert meter.key is not None
         out.append(Telegram(data, "KAM", meter.meter_id, meter.key.hex().upper()))
     return out
+
+
+def subscriptions_logged(workdir: Path) -> Broker:
+    """A started mosquitto whose log shows each subscription (``<client id> <qos> <filter>``),
+    so a test can wait until workers and engines listen before anything is published."""
+    broker = Broker(workdir, "log_type subscribe\nlog_type error\nlog_type warning\n")
+    broker.start()
+    return broker
 
 
 def meters_of(traffic: list[Telegram]) -> dict[str, Telegram]:
