@@ -455,3 +455,21 @@ def test_the_broker_holds_an_engines_samples_while_it_is_down(tmp_path: Path) ->
     finally:
         feeder.close()
         broker.stop()
+
+
+def test_what_was_released_is_still_known_after_a_restart() -> None:
+    before = Merger(merge_window_s=0.0, duplicate_window_s=60.0)
+    before.add(copy("a/radio", -70.0), now=100.0)
+    before.add(copy("a/radio", -70.0, access=8, digest="d2"), now=100.0)
+    assert len(before.due(100.0)) == 2
+    memory = before.memory(now=130.0, wall=1_000_030.0)  # released 30 s before the stop
+    after = Merger(merge_window_s=0.0, duplicate_window_s=60.0)
+    # The new run's monotonic clock starts anywhere; 20 s of wall time passed meanwhile.
+    assert after.remember(memory, now=5.0, wall=1_000_050.0) == 2
+    after.add(copy("b/radio", -60.0), now=6.0)  # a copy delayed past the restart
+    assert after.due(6.0) == [] and after.late_copies == 1
+    # 60 s after the release it is a new telegram again, and broken memories are ignored.
+    later = Merger(merge_window_s=0.0, duplicate_window_s=60.0)
+    assert later.remember(memory, now=0.0, wall=1_000_061.0) == 0
+    assert later.remember(b"not json", now=0.0, wall=0.0) == 0
+    assert later.remember(b'[["m", "a", "x", "d", 1.0]]', now=0.0, wall=1.0) == 0

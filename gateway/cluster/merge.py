@@ -8,10 +8,13 @@ Copies arriving later (a worker's redelivery after a crash, a slow receiver's ou
 outage) are recognised for ``duplicate_window_s`` and only counted as coverage.
 
 Coverage per meter (which receivers hear it, how often, how strongly) is kept for the API.
+What was released inside the duplicate window is handed over to the next run (``memory`` and
+``remember``), so a copy that straddles a restart of the engine's gateway still counts once.
 """
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -99,6 +102,32 @@ class Merger:
     def next_due(self) -> float | None:
         """When the oldest held telegram is due, or None when nothing is held."""
         return next(iter(self._held.values())).due if self._held else None
+
+    def memory(self, now: float, wall: float) -> bytes:
+        """The telegrams released inside the duplicate window, stamped with the wall clock
+        (``wall`` is ``now`` in seconds since the epoch), for the next run's ``remember``."""
+        self._forget(now)
+        return json.dumps(
+            [[*key, wall - (now - at)] for key, at in self._released.items()]
+        ).encode()
+
+    def remember(self, data: bytes, now: float, wall: float) -> int:
+        """Take over a previous run's ``memory`` (what is out of the window, or unreadable,
+        is left out); returns how many telegrams it still recognises."""
+        try:
+            rows = json.loads(data)
+            restored = [
+                ((str(meter), str(address), access, str(digest)), float(at))
+                for meter, address, access, digest, at in rows
+                if access is None or isinstance(access, int)
+            ]
+        except (ValueError, TypeError):
+            return 0
+        for key, at in sorted(restored, key=lambda row: row[1]):
+            age = wall - at
+            if 0 <= age < self.duplicate_window_s and key not in self._released:
+                self._released[key] = now - age
+        return len(self._released)
 
     def _release(self, key: Key, now: float) -> Merged:
         held = self._held.pop(key)

@@ -13,6 +13,7 @@ coverage per meter and receiver is in the module's health (``/api/v1/health``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import ClassVar
@@ -24,7 +25,7 @@ from gateway.cluster.merge import Merged, Merger
 from gateway.cluster.wire import WireError, decode_sample, sample_topic
 from gateway.config import ModuleConfig
 from gateway.engine.commands import CommandSpec
-from gateway.errors import ConnectionLost, FatalAdapterError
+from gateway.errors import ConnectionLost, FatalAdapterError, StoreError
 from gateway.model import Reading, Sample
 from gateway.mqtt.client import (
     CONNECT_TIMEOUT_S,
@@ -49,6 +50,7 @@ MERGE_WINDOW_S = 2.0
 # Copies later than that (a redelivery after a worker crash) are still recognised this long.
 DUPLICATE_WINDOW_S = 120.0
 RSSI_READING = "rssi_dbm"
+STATE_RELEASED = "released"
 RECEIVERS_READING = "receivers"
 
 
@@ -91,6 +93,9 @@ class MeterFeedAdapter:
             raise FatalAdapterError(f"{ctx.name}: no meters to feed: add [[meters]]")
         base = settings.mqtt.base_topic.rstrip("/")
         merger = Merger(config.merge_window_s, config.duplicate_window_s)
+        saved = ctx.load_state(STATE_RELEASED)
+        if saved:
+            merger.remember(saved, time.monotonic(), time.time())
         ctx.health.coverage = merger.coverage
         client = await broker_client(
             settings.mqtt,
@@ -116,6 +121,9 @@ class MeterFeedAdapter:
             for merged in merger.flush(time.monotonic()):
                 _submit(ctx, merged)
             _show(ctx, merger)
+            # A copy arriving after the restart is still known (a kill -9 forgets this).
+            with contextlib.suppress(StoreError):
+                ctx.save_state(STATE_RELEASED, merger.memory(time.monotonic(), time.time()))
 
 
 async def _receive(client: aiomqtt.Client, inbox: asyncio.Queue[aiomqtt.Message]) -> None:
