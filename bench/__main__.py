@@ -176,8 +176,8 @@ def _codecs_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
         'faster. "Accepted" means decoded without an error, not decoded right.',
         "",
         "| protocol | inputs | we accept | ours, all accepted (frames/s) | peer | peer accepts "
-        "| common | ours (frames/s) | peer (frames/s) | ratio |",
-        "|---|--:|--:|--:|---|--:|--:|--:|--:|--:|",
+        "| common | ours (frames/s) | peer (frames/s) | ratio | goal |",
+        "|---|--:|--:|--:|---|--:|--:|--:|--:|--:|---|",
     ]
     for row in rows:
         lead = (
@@ -185,15 +185,18 @@ def _codecs_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
             f"| {_n(row['ours_fps'])} "
         )
         if not row["peers"]:
-            out.append(lead + "| no Python peer | | | | | |")
+            out.append(lead + "| no Python peer | | | | | | |")
         for peer, p in row["peers"].items():
             if "error" in p:
-                out.append(lead + f"| {peer} | {p['error']} | | | | |")
+                out.append(lead + f"| {peer} | {p['error']} | | | | | |")
                 continue
+            goal = ""
+            if "goal" in p:
+                goal = f">= {p['goal']:g}x, {'met' if p['goal_met'] else 'not met'}"
             out.append(
                 lead + f"| {peer} {p['version']} | {p['accepted']} | {p['common']} "
                 f"| {_n(p.get('ours_fps'))} | {_n(p.get('peer_fps'))} "
-                f"| {_n(p.get('ratio'), 2, 'x')} |"
+                f"| {_n(p.get('ratio'), 2, 'x')} | {goal} |"
             )
             lead = "| | | | "
     out += [

@@ -46,20 +46,22 @@ VECTORS = ROOT / "tests" / "fixtures" / "vectors"
 GUEK = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 GAK = bytes.fromhex("D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF")
 GENERATED = 200
+# Issue 22's goals for our whole decode against the peer, per input set.
+GOALS = {"dlms gcm": 5.0, "dsmr": 5.0}
+REPEATS = 3
 
 
 def measure(rounds: int, *, install: bool | None = None) -> dict[str, Any]:
     """Frames per second of both sides and their ratio, per input set."""
-    ready = peers.ensure(["dlms-cosem", "dsmr_parser"], install=install)
+    peers.require(["dlms-cosem", "dsmr_parser"], install=install)
     figures: dict[str, Any] = {}
     for name, (inputs, ours, parse_level) in _inputs().items():
         peer = "dlms-cosem" if name.startswith("dlms") else "dsmr_parser"
         ours_ok = [i for i, data in enumerate(inputs) if _accepts(ours, data)]
         row: dict[str, Any] = {"inputs": len(inputs), "peer": peer}
+        if name in GOALS:
+            row["goal"] = GOALS[name]
         figures[name] = row
-        if not ready[peer]:
-            row["error"] = "not installed"
-            continue
         job = _job(name, inputs)
         options = {"smarty": name == "smarty"}
         probe = peers.run(peer, job, options=options)
@@ -68,15 +70,20 @@ def measure(rounds: int, *, install: bool | None = None) -> dict[str, Any]:
         if not common:
             continue
         subset = [inputs[i] for i in common]
-        timed = peers.run(peer, job, subset=common, rounds=rounds, options=options)
-        row["peer_fps"] = timed["decodes"] / timed["elapsed"]
-        decodes, seconds = _time(ours, subset, rounds)
-        row["ours_fps"] = decodes / seconds
+        # Each side REPEATS times in turn, its best pass counting (bench.codecs says why).
+        for _ in range(REPEATS):
+            timed = peers.run(peer, job, subset=common, rounds=rounds, options=options)
+            row["peer_fps"] = max(row.get("peer_fps", 0.0), timed["decodes"] / timed["elapsed"])
+            decodes, seconds = _time(ours, subset, rounds)
+            row["ours_fps"] = max(row.get("ours_fps", 0.0), decodes / seconds)
+            if parse_level is not None:
+                decodes, seconds = _time(parse_level, subset, rounds)
+                row["parse_fps"] = max(row.get("parse_fps", 0.0), decodes / seconds)
         row["ratio"] = row["ours_fps"] / row["peer_fps"]
         if parse_level is not None:
-            decodes, seconds = _time(parse_level, subset, rounds)
-            row["parse_fps"] = decodes / seconds
             row["parse_ratio"] = row["parse_fps"] / row["peer_fps"]
+        if "goal" in row:
+            row["goal_met"] = bool(row["ratio"] >= row["goal"])
     return figures
 
 
@@ -94,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         if "parse_fps" in row:
             print(f"  meter-gateway parse    {row['parse_fps']:9.0f} frames/s")
         print(f"  {row['peer']:<22} {row['peer_fps']:9.0f} frames/s  ({row['version']})")
-        print(f"  ratio decode / peer    {row['ratio']:9.2f}x")
+        goal = f"  (goal {row['goal']:g}x)" if "goal" in row else ""
+        print(f"  ratio decode / peer    {row['ratio']:9.2f}x{goal}")
         if "parse_ratio" in row:
             print(f"  ratio parse / peer     {row['parse_ratio']:9.2f}x")
     return 0

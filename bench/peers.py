@@ -70,6 +70,22 @@ def ensure(peers: Sequence[str], *, install: bool | None = None) -> dict[str, bo
     return {peer: _importable(PACKAGES[peer][0]) for peer in peers}
 
 
+class PeerMissing(RuntimeError):
+    """A peer the bench compares against could not be installed: no figure stands in for it."""
+
+
+def require(peers: Sequence[str], *, install: bool | None = None) -> None:
+    """``ensure``, and PeerMissing naming each peer that is still missing: a comparison with a
+    peer left out would read as met."""
+    ready = ensure(peers, install=install)
+    missing = [f"{peer} ({PACKAGES[peer][1]})" for peer in peers if not ready[peer]]
+    if missing:
+        raise PeerMissing(
+            f"bench/.venv lacks {', '.join(missing)}: it installs from PyPI with pip on first "
+            f"use (not with {NO_INSTALL_ENV}=1); run `make bench` where PyPI can be reached"
+        )
+
+
 def _pip_install(requirement: str) -> None:
     pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     done = subprocess.run([*pip, requirement], check=False, capture_output=True, text=True)

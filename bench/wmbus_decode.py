@@ -124,10 +124,9 @@ def airtime(telegrams: list[bytes]) -> tuple[float, float, float]:
 
 def peer_rates(
     sets: dict[str, list[bytes]], seconds: float, *, install: bool | None = None
-) -> dict[str, dict[str, object]] | None:
-    """pymbusparser on the same sets, in bench/.venv (None when it cannot be had)."""
-    if not peers.ensure(["pymbusparser"], install=install)["pymbusparser"]:
-        return None
+) -> dict[str, dict[str, object]]:
+    """pymbusparser on the same sets, in bench/.venv (PeerMissing when it cannot be had)."""
+    peers.require(["pymbusparser"], install=install)
     out: dict[str, dict[str, object]] = {}
     for name, telegrams in sets.items():
         job = [{"data": t.hex(), "key": DEMO_KEY.hex().upper()} for t in telegrams]
@@ -157,8 +156,7 @@ def measure(seconds: float, *, install: bool | None = None) -> dict[str, dict[st
             "t1_aloha_per_s": ALOHA_MAX / t1,
             "c1_capacity_per_s": 1 / c1,
         }
-        if found is not None:
-            row["pymbusparser"] = found[name]
+        row["pymbusparser"] = found[name]
         figures[name] = row
     return figures
 
