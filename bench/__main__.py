@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -71,7 +72,13 @@ def run_all(quick: bool, skip: set[str], with_peers: bool) -> dict[str, Any]:
     install = None if with_peers else False
     jobs: dict[str, Callable[[], Any]] = {
         "codecs": lambda: [
-            codecs.measure(p, s["codec_s"], install=install, with_peers=with_peers)
+            codecs.measure(
+                p,
+                s["codec_s"],
+                install=install,
+                with_peers=with_peers,
+                count=with_peers and not quick and shutil.which("valgrind") is not None,
+            )
             for p in PROTOCOLS
         ],
         "peers": lambda: {
@@ -176,8 +183,8 @@ def _codecs_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
         'faster. "Accepted" means decoded without an error, not decoded right.',
         "",
         "| protocol | inputs | we accept | ours, all accepted (frames/s) | peer | peer accepts "
-        "| common | ours (frames/s) | peer (frames/s) | ratio | goal |",
-        "|---|--:|--:|--:|---|--:|--:|--:|--:|--:|---|",
+        "| common | ours (frames/s) | peer (frames/s) | ratio | ratio by instructions | goal |",
+        "|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|---|",
     ]
     for row in rows:
         lead = (
@@ -185,10 +192,10 @@ def _codecs_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
             f"| {_n(row['ours_fps'])} "
         )
         if not row["peers"]:
-            out.append(lead + "| no Python peer | | | | | | |")
+            out.append(lead + "| no Python peer | | | | | | | |")
         for peer, p in row["peers"].items():
             if "error" in p:
-                out.append(lead + f"| {peer} | {p['error']} | | | | | |")
+                out.append(lead + f"| {peer} | {p['error']} | | | | | | |")
                 continue
             goal = ""
             if "goal" in p:
@@ -196,7 +203,7 @@ def _codecs_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
             out.append(
                 lead + f"| {peer} {p['version']} | {p['accepted']} | {p['common']} "
                 f"| {_n(p.get('ours_fps'))} | {_n(p.get('peer_fps'))} "
-                f"| {_n(p.get('ratio'), 2, 'x')} | {goal} |"
+                f"| {_n(p.get('ratio'), 2, 'x')} | {_n(p.get('ratio_ir'), 2, 'x')} | {goal} |"
             )
             lead = "| | | | "
     out += [

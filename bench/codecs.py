@@ -1,6 +1,7 @@
 """Codec throughput per protocol on the real vectors: ours vs each Python peer, same inputs.
 
-Run: ``.venv/bin/python -m bench.codecs [--seconds S] [--protocol P ...] [--json OUT]``
+Run: ``.venv/bin/python -m bench.codecs [--seconds S] [--protocol P ...] [--instructions]
+[--json OUT]``
 
 For each protocol, the inputs are every frame of tests/fixtures/vectors/ for it (bench/vectors.py),
 decoded with ``gateway.registry.decoder(protocol)`` as ``meter-gateway decode`` does (one decoder
@@ -9,7 +10,9 @@ inputs that both accept, in the same order, in whole passes for about ``--second
 REPEATS times in turn, the best pass of each side counting; the peer runs in bench/.venv
 (bench/peers.py), and a peer that cannot be installed stops the bench (PeerMissing). "ours
 (all)" is our rate over every input we accept, which is often more than any peer accepts.
-GOALS are issue 22's ratios; each row says whether it is met.
+GOALS are issue 22's ratios; each row says whether it is met. With ``--instructions`` both
+sides are also run under callgrind and the ratio of instructions per decode is given: the
+host's load changes seconds from pass to pass, never instruction counts.
 
 Peers: wired M-Bus pyMeterBus and pymbusparser (Rust m-bus-parser bindings); wM-Bus the same two
 (pyMeterBus decrypts only TPL mode 5, pymbusparser no ELL AES-CTR); KMP PyKMP; DLMS dlms-cosem;
@@ -73,8 +76,42 @@ def _accepted(decoder: Decoder, items: Sequence[Input]) -> list[int]:
     return good
 
 
+# Passes over the common inputs for the instruction counts (the difference of the two runs).
+COUNT_PASSES = (2, 12)
+_OURS_WORK = """
+import json, sys
+from bench.codecs import _accepted, _calls
+from bench.vectors import inputs
+from gateway import registry
+protocol, passes, common = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+items = inputs(protocol)
+decoder = registry.decoder(protocol)
+_accepted(decoder, items)
+calls = _calls(decoder, [items[i] for i in common])
+for _ in range(passes):
+    for call in calls:
+        call()
+"""
+
+
+def ours_instructions(protocol: str, common: Sequence[int]) -> float:
+    """Our instructions per decode over ``common`` (as ``peers.peer_instructions``)."""
+    counts = [
+        peers.instructions(
+            [sys.executable, "-c", _OURS_WORK, protocol, str(passes), json.dumps(list(common))]
+        )
+        for passes in COUNT_PASSES
+    ]
+    return (counts[1] - counts[0]) / ((COUNT_PASSES[1] - COUNT_PASSES[0]) * len(common))
+
+
 def measure(
-    protocol: str, seconds: float, *, install: bool | None = None, with_peers: bool = True
+    protocol: str,
+    seconds: float,
+    *,
+    install: bool | None = None,
+    with_peers: bool = True,
+    count: bool = False,
 ) -> dict[str, Any]:
     """One protocol's figures: our rate on everything we accept, then one row per peer."""
     items = inputs(protocol)
@@ -114,6 +151,10 @@ def measure(
                 ours, ours_s = peers.timed(calls, seconds=seconds)
                 ours_fps = max(ours_fps, ours / ours_s)
             row.update(ours_fps=ours_fps, peer_fps=peer_fps, ratio=ours_fps / peer_fps)
+            if count:
+                ours_ir = ours_instructions(protocol, common)
+                peer_ir = peers.peer_instructions(peer, job_inputs, common, COUNT_PASSES)
+                row.update(ours_ir=ours_ir, peer_ir=peer_ir, ratio_ir=peer_ir / ours_ir)
         goal = GOALS.get((protocol, peer))
         if goal is not None:
             row["goal"] = goal
@@ -131,9 +172,10 @@ def print_table(results: Sequence[dict[str, Any]]) -> None:
         for peer, row in r["peers"].items():
             if "ratio" in row:
                 goal = f" (goal {row['goal']:g}x)" if "goal" in row else ""
+                counted = f", by instructions {row['ratio_ir']:.2f}x" if "ratio_ir" in row else ""
                 cells.append(
                     f"{peer} {row['common']}: {row['ours_fps']:,.0f} vs {row['peer_fps']:,.0f}"
-                    f" = {row['ratio']:.2f}x{goal}"
+                    f" = {row['ratio']:.2f}x{counted}{goal}"
                 )
             else:
                 cells.append(f"{peer}: {row.get('error') or 'no common input'}")
@@ -150,9 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", action="append", choices=PROTOCOLS)
     parser.add_argument("--no-peers", action="store_true", help="ours only")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions (valgrind)"
+    )
     args = parser.parse_args(argv)
     results = [
-        measure(p, args.seconds, with_peers=not args.no_peers) for p in args.protocol or PROTOCOLS
+        measure(p, args.seconds, with_peers=not args.no_peers, count=args.instructions)
+        for p in args.protocol or PROTOCOLS
     ]
     print_table(results)
     if args.json:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -128,6 +129,50 @@ def run(
         raise RuntimeError(f"{peer} failed: {done.stderr.strip()[-500:]}")
     answer: dict[str, Any] = json.loads(done.stdout)
     return answer
+
+
+CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+
+
+def instructions(command: Sequence[str], *, stdin: str | None = None) -> int:
+    """The instructions ``command`` executes, counted by callgrind: unlike seconds, the same
+    however busy the host is."""
+    done = subprocess.run(
+        [*CALLGRIND, *command],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=PEER_TIMEOUT_S,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"callgrind: {done.stderr.strip()[-500:]}")
+    return int(found.group(1))
+
+
+def peer_instructions(
+    peer: str,
+    inputs: Sequence[dict[str, Any]],
+    subset: Sequence[int],
+    rounds: tuple[int, int],
+    options: dict[str, Any] | None = None,
+) -> float:
+    """Instructions per decode of ``peer`` over ``subset``: the difference of two runs of
+    ``rounds`` passes each, so its start-up and the acceptance pass cancel out."""
+    counts = []
+    for passes in rounds:
+        job = {
+            "peer": peer,
+            "inputs": list(inputs),
+            "subset": list(subset),
+            "rounds": passes,
+            "seconds": None,
+            "options": options or {},
+        }
+        counts.append(instructions([str(PYTHON), str(SIDE)], stdin=json.dumps(job)))
+    return (counts[1] - counts[0]) / ((rounds[1] - rounds[0]) * len(subset))
 
 
 def timed(

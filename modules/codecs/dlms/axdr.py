@@ -10,7 +10,7 @@ import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from modules.codecs.errors import FrameError, IncompleteFrame
 
@@ -96,9 +96,12 @@ _MAX_DEPTH = 16
 Value = None | bool | int | float | bytes | str | tuple["Data", ...] | tuple[bytes, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Data:
-    """One A-XDR value with its type tag; structures and arrays hold a tuple of Data."""
+class Data(NamedTuple):
+    """One A-XDR value with its type tag; structures and arrays hold a tuple of Data.
+
+    A named tuple, not a dataclass: a push makes dozens of them, and a tuple is the cheapest
+    immutable record Python has.
+    """
 
     tag: int
     value: Value

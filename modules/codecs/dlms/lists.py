@@ -422,7 +422,8 @@ def _scaled(raw: int | float, scaler: int) -> RecordValue:
 def _record(element: Element, index: int, scalers: dict[tuple[int, int], int]) -> Record | None:
     data = element.data
     code = element.obis
-    raw_facts: dict[str, Any] = {"type": _TYPE_NAMES.get(data.tag, f"0x{data.tag:02x}")}
+    type_name = _TYPE_NAMES.get(data.tag)
+    raw_facts: dict[str, Any] = {"type": type_name or f"0x{data.tag:02x}"}
     if code is None:
         raw_facts["position"] = index
     name = record_name(code) if code else f"value_{index}"
