@@ -67,7 +67,7 @@ def on_message(client, userdata, message):
     doc = json.loads(message.payload)
     lines.append(f"{doc['meter']}\t{doc['at']}\t{now}\n")
 def on_connect(client, userdata, flags, rc, props):
-    client.subscribe([("bench/+/state", 1)])
+    client.subscribe([("bench/+/+/state", 1)])  # <base>/<gateway>/<meter>/state
 def on_subscribe(*args):
     print("ready", flush=True)
 def stop(*args):

@@ -8,7 +8,7 @@ so intervals add up exactly to register differences, and a gap is filled and fla
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -41,6 +41,15 @@ class Intervals:
 
     def __init__(self, meter: Book) -> None:
         self._m = meter
+        # Per period length: the period [start, end) that held the last sample and the UTC
+        # offset then. A sample in the same period at the same offset floors to the same start
+        # (gateway/engine/clock.py), so ``cross`` knows without working it out again that no
+        # period ended before ``end``.
+        self._periods: dict[int, tuple[datetime, datetime, timedelta | None]] = {}
+        # The analysis registers as the engine files them (normalized once).
+        self._analysis = tuple(
+            (code, obis.normalize(code)) for code in meter.settings.analysis.registers
+        )
 
     def start(self, at: datetime, flags: ProfileFlag = ProfileFlag.PARTIAL) -> None:
         state, zone = self._m.state, self._m.zone
@@ -75,6 +84,22 @@ class Intervals:
         state, zone, settings = self._m.state, self._m.zone, self._m.settings
         start = state.last_at
         assert start is not None
+        boundaries: list[tuple[datetime, int, str]] = []
+        offset = start.astimezone(zone).utcoffset()
+        for end in self._ends(start, offset, at, settings.profile.interval_min):
+            boundaries.append((end, 0, "profile"))
+        for end in self._ends(start, offset, at, settings.demand.period_min):
+            boundaries.append((end, 1, "demand"))
+        if settings.analysis.enabled:
+            for end in self._ends(start, offset, at, settings.analysis.interval_min):
+                boundaries.append((end, 2, "analysis"))
+        while state.next_debiting is not None and state.next_debiting <= at:
+            boundaries.append((state.next_debiting, 3, "debiting"))
+            state.next_debiting = next_debiting_stop(
+                state.next_debiting, settings.debiting.day, settings.debiting.hour, zone
+            )
+        if not boundaries:
+            return
         gap = (at - start).total_seconds() > settings.limits.max_sample_gap_s
         before = state.last
         after = {
@@ -82,19 +107,6 @@ class Intervals:
             for code, reg in self._m.registers.items()
             if isinstance(reg.value, Decimal) and obis.is_cumulative(code)
         }
-        boundaries: list[tuple[datetime, int, str]] = []
-        for end in period_ends(start, at, settings.profile.interval_min, zone):
-            boundaries.append((end, 0, "profile"))
-        for end in period_ends(start, at, settings.demand.period_min, zone):
-            boundaries.append((end, 1, "demand"))
-        if settings.analysis.enabled:
-            for end in period_ends(start, at, settings.analysis.interval_min, zone):
-                boundaries.append((end, 2, "analysis"))
-        while state.next_debiting is not None and state.next_debiting <= at:
-            boundaries.append((state.next_debiting, 3, "debiting"))
-            state.next_debiting = next_debiting_stop(
-                state.next_debiting, settings.debiting.day, settings.debiting.hour, zone
-            )
         for boundary, _, kind in sorted(boundaries):
 
             def value_at(code: str, boundary: datetime = boundary) -> Decimal | None:
@@ -111,6 +123,21 @@ class Intervals:
             else:
                 snapshot = {code: v for code in after if (v := value_at(code)) is not None}
                 self.debiting_stop(boundary, snapshot, update, estimated=gap)
+
+    def _ends(
+        self, start: datetime, offset: timedelta | None, until: datetime, minutes: int
+    ) -> list[datetime]:
+        """``period_ends(start, until, minutes)``, known at once while no period ends."""
+        known = self._periods.get(minutes)
+        if known is not None and known[2] == offset and known[0] <= start < known[1]:
+            if until < known[1]:
+                return []
+        else:
+            first = floor_to_period(start, minutes, self._m.zone)
+            self._periods[minutes] = (first, first + timedelta(minutes=minutes), offset)
+            if until < first + timedelta(minutes=minutes):
+                return []
+        return period_ends(start, until, minutes, self._m.zone)
 
     def _close_profile(self, end: datetime, value_at: Any, gap: bool, update: Update) -> None:
         state = self._m.state
@@ -169,8 +196,8 @@ class Intervals:
         if not self._m.settings.analysis.enabled:
             return
         state = self._m.state
-        for code in self._m.settings.analysis.registers:
-            entry = values.get(obis.normalize(code))
+        for code, normalized in self._analysis:
+            entry = values.get(normalized)
             if entry is None or isinstance(entry[0], str):
                 continue
             state.analysis_sums[code] = state.analysis_sums.get(code, 0.0) + float(entry[0])

@@ -30,7 +30,7 @@ from gateway.engine.breaker import Breaker
 from gateway.engine.clock import ENERGY_STEP
 from gateway.engine.display import Display
 from gateway.engine.intervals import Intervals
-from gateway.engine.monitor import SupplyMonitor
+from gateway.engine.monitor import VOLTAGE_CODES, SupplyMonitor
 from gateway.engine.prepayment import Prepayment
 from gateway.engine.protection import Protection
 from gateway.engine.records import ProfileFlag, Register, Update
@@ -59,6 +59,15 @@ class MeterEngine:
         self.settings = settings or EngineSettings()
         self.zone = zone or ZoneInfo("UTC")
         self._registers: dict[str, Register] = {reg.obis: reg for reg in restored}
+        # Lifetime registers by code, in the order they appeared: the cursor (state.last) is
+        # taken from them after every sample without walking every register.
+        self._lifetime: dict[str, None] = dict.fromkeys(
+            code for code in self._registers if obis.is_cumulative(code)
+        )
+        # What each OBIS spelling and unit an adapter sends turns into: the register's code,
+        # the canonical unit, the power of ten between them and whether it is a lifetime
+        # register. Worked out once per spelling, not once per reading.
+        self._spellings: dict[tuple[str, str | None], _Spelling] = {}
         self.state = EngineState.decode(state)
         self.tariffs = TariffSchedule(self.settings.tariff, self.zone)
         self.monitor = SupplyMonitor(meter_id, self.settings.limits)
@@ -118,7 +127,7 @@ class MeterEngine:
         update = Update(self.meter_id)
         at = sample.at
         state = self.state
-        values = self._canonical_values(sample)
+        values, lifetime = self._canonical_values(sample)
         if values.keys() <= {BREAKER_FEEDBACK}:
             # An actuator's report says nothing about the meter: its time must not move the
             # meter's clock, intervals or counters.
@@ -134,7 +143,7 @@ class MeterEngine:
             reported = _as_int(values[ACTIVE_TARIFF][0])
             if reported is not None and 1 <= reported <= 4:
                 state.external_tariff = reported
-        cumulative = self._accept_cumulative(sample, values, update)
+        cumulative = self._accept_cumulative(sample, values, lifetime, update)
         # Only energy readings move the meter's cursor: interval boundaries are interpolated
         # between energy samples, so a power-only or tariff-only sample must not stand in.
         advances = bool(cumulative)
@@ -149,9 +158,12 @@ class MeterEngine:
                     previous=state.last_at.isoformat(),
                 )
             )
-        tariff_registers_before = {t: self.decimal(f"1-0:1.8.{t}") for t in range(1, 5)}
+        prepaid = self.settings.prepayment.enabled
+        tariff_registers_before = (
+            [self.decimal(code) for code in _IMPORT_TARIFFS] if prepaid else []
+        )
         for code, (value, unit) in values.items():
-            if code not in cumulative and not obis.is_cumulative(code):
+            if code not in lifetime:
                 if code.startswith("alarm"):
                     update.events += self._alarm(at, code, value, self._registers.get(code))
                 self.put(update, code, value, unit, at)
@@ -169,17 +181,21 @@ class MeterEngine:
             # A meter that reports its own hour counter is believed; otherwise count ourselves.
             if gap <= self.settings.limits.max_sample_gap_s and HOUR_COUNTER not in values:
                 state.operating_s += gap
-                hours = (Decimal(state.operating_s) / 3600).quantize(Decimal("0.01"), ROUND_FLOOR)
+                hours = (Decimal(state.operating_s) / 3600).quantize(_HUNDREDTH, ROUND_FLOOR)
                 self.put(update, HOUR_COUNTER, hours, "h", at)
         self.intervals.accumulate(values)
-        monitor_events = self.monitor.check(at, {code: v for code, (v, _) in values.items()})
+        # The monitor reads the phase voltages only.
+        voltages = {code: values[code][0] for code in VOLTAGE_CODES if code in values}
+        monitor_events = self.monitor.check(at, voltages) if voltages else []
         update.events += monitor_events
-        if self.settings.prepayment.enabled:
+        if prepaid:
             spent = {
                 t: after - before
-                for t in range(1, 5)
-                if (before := tariff_registers_before[t]) is not None
-                and (after := self.decimal(f"1-0:1.8.{t}")) is not None
+                for t, code, before in zip(
+                    range(1, 5), _IMPORT_TARIFFS, tariff_registers_before, strict=True
+                )
+                if before is not None
+                and (after := self.decimal(code)) is not None
                 and after > before
             }
             update.events += self.prepayment.consume(spent, at)
@@ -192,12 +208,17 @@ class MeterEngine:
         if not advances:
             return update
         state.last_at = at
-        state.last = {
-            code: reg.value
-            for code, reg in self._registers.items()
-            if isinstance(reg.value, Decimal) and obis.is_cumulative(code)
-        }
+        state.last = self.lifetime_values()
         return update
+
+    def lifetime_values(self) -> dict[str, Decimal]:
+        """The lifetime registers' values now (those held as Decimal), by code."""
+        registers = self._registers
+        return {
+            code: value
+            for code in self._lifetime
+            if isinstance(value := registers[code].value, Decimal)
+        }
 
     def clock_stepped(self, expected: datetime, actual: datetime) -> Update:
         """The gateway's clock was set (NTP stepped it, someone set it): log a clock_adjusted
@@ -259,21 +280,48 @@ class MeterEngine:
 
     # internals: registers ----------------------------------------------------------------------
 
-    def _canonical_values(self, sample: Sample) -> dict[str, tuple[Value, str | None]]:
+    def _canonical_values(
+        self, sample: Sample
+    ) -> tuple[dict[str, tuple[Value, str | None]], dict[str, None]]:
+        """The sample's readings by register code in canonical units, and the codes among
+        them that are lifetime registers (in the readings' order)."""
         values: dict[str, tuple[Value, str | None]] = {}
+        lifetime: dict[str, None] = {}
+        spellings = self._spellings
         for reading in sample.readings:
-            code = obis.normalize(reading.obis)
-            values[code] = _canonical(code, reading.value, reading.unit)
-        return values
+            unit = reading.unit
+            spelling = spellings.get((reading.obis, unit))
+            if spelling is None:
+                if len(spellings) >= _MAX_SPELLINGS:  # a meter sending ever new codes
+                    spellings.clear()
+                spelling = spellings[reading.obis, unit] = _spelling(reading.obis, unit)
+            code, canonical_unit, scale, cumulative = spelling
+            value = reading.value
+            if cumulative:
+                lifetime[code] = None
+            if isinstance(value, str):
+                values[code] = (value, unit)
+                continue
+            exact = value if isinstance(value, Decimal) else _decimal(value)
+            if exact is None:
+                values[code] = (value, unit)
+            else:
+                values[code] = (exact.scaleb(scale) if scale else exact, canonical_unit)
+        return values, lifetime
 
     def _accept_cumulative(
-        self, sample: Sample, values: dict[str, tuple[Value, str | None]], update: Update
+        self,
+        sample: Sample,
+        values: dict[str, tuple[Value, str | None]],
+        lifetime: Iterable[str],
+        update: Update,
     ) -> dict[str, tuple[Value, str | None]]:
         """Lifetime registers that pass the guards: no decrease, no implausible jump."""
         state = self.state
         accepted: dict[str, tuple[Value, str | None]] = {}
-        for code, (value, unit) in values.items():
-            if not obis.is_cumulative(code) or isinstance(value, str):
+        for code in lifetime:
+            value, unit = values[code]
+            if isinstance(value, str):
                 continue
             previous = self._registers.get(code)
             refusal = None
@@ -324,12 +372,16 @@ class MeterEngine:
 
     def put(self, update: Update, code: str, value: Value, unit: str | None, at: datetime) -> None:
         previous = self._registers.get(code)
-        if previous is not None and previous.value == value and previous.unit == unit:
+        if previous is None:
+            if obis.is_cumulative(code):
+                self._lifetime[code] = None
+            register = Register(code, value, unit, at, at)
+        elif previous.value == value and previous.unit == unit:
             if at <= previous.at:
                 return
             # The same value measured again: it is current (its age counts from now), and it
             # has held the value since it last changed.
-            register = Register(code, value, unit, at, previous.since)
+            register = Register(code, value, unit, at, previous.changed_at or previous.at)
         else:
             register = Register(code, value, unit, at, at)
         self._registers[code] = register
@@ -427,20 +479,23 @@ class MeterEngine:
         return Event(self.meter_id, at, kind, detail, data)
 
 
-def _canonical(code: str, value: Value, unit: str | None) -> tuple[Value, str | None]:
-    """Express a value in the unit the OBIS table gives its quantity (kWh, W, ...)."""
+# A reading's OBIS spelling and unit as the engine files it: (register code, canonical unit,
+# power of ten to it, lifetime register?).
+_Spelling = tuple[str, str | None, int, bool]
+_MAX_SPELLINGS = 4096
+_IMPORT_TARIFFS = tuple(f"1-0:1.8.{t}" for t in range(1, 5))
+_HUNDREDTH = Decimal("0.01")
+
+
+def _spelling(raw: str, unit: str | None) -> _Spelling:
+    """Express values in the unit the OBIS table gives their quantity (kWh, W, ...); a unit
+    unrelated to it, or a code the table does not know, keeps the unit sent."""
+    code = obis.normalize(raw)
     quantity = obis.describe(code)
-    if isinstance(value, str):
-        return value, unit
-    exact = value if isinstance(value, Decimal) else _decimal(value)
-    if exact is None:
-        return value, unit
-    if quantity is None:
-        return exact, unit
-    scale = obis.unit_scale(unit, quantity.unit)
-    if scale is None:
-        return exact, unit
-    return (exact.scaleb(scale) if scale else exact), quantity.unit
+    scale = None if quantity is None else obis.unit_scale(unit, quantity.unit)
+    if quantity is None or scale is None:
+        return code, unit, 0, obis.is_cumulative(code)
+    return code, quantity.unit, scale, obis.is_cumulative(code)
 
 
 def _decimal(value: int | float) -> Decimal | None:

@@ -8,6 +8,8 @@ from decimal import Decimal
 from enum import IntFlag
 from typing import Any
 
+import msgspec
+
 from gateway.engine.breaker import Action
 from gateway.model import Event, Value
 
@@ -53,12 +55,14 @@ class BillingRecord:
     estimated: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Register:
+class Register(msgspec.Struct, frozen=True, gc=False):
     """A value the meter holds: when it was last measured (``at``) and last changed.
 
     A constant value (0 W of export all night) is measured every reading: its age counts from
     ``at``, so it never looks stale; ``changed_at`` says since when it has held that value.
+    A msgspec Struct rather than a frozen dataclass: the engine makes one per register per
+    sample, and a Struct is built in C, about ten times faster; it holds no containers, so the
+    cycle collector need not track it (gc=False).
     """
 
     obis: str
