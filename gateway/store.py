@@ -126,6 +126,9 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     ) WITHOUT ROWID;
     """,
     _fold_into_meter_rows,
+    # Small per-meter values outputs keep with the checkpoint (MQTT state sequence numbers): in
+    # the meter's own row, so saving them writes no page the checkpoint does not write anyway.
+    "ALTER TABLE meter_checkpoint ADD COLUMN notes TEXT NOT NULL DEFAULT '{}'",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Page cache of a read-only snapshot, in KiB (SQLite's default is 2 MiB per connection).
@@ -462,6 +465,25 @@ class Store(_Reads):
                 bodies,
             )
         return stored
+
+    def put_meter_note(self, meter: str, key: str, value: str) -> None:
+        """Keep a small value with a meter's checkpoint (its row: no page of its own)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meter_checkpoint (meter, body, notes)"
+                " VALUES (?, ?, json_object(?, ?)) ON CONFLICT (meter)"
+                " DO UPDATE SET notes = json_set(notes, '$.' || json_quote(?), ?)",
+                (meter, encode_row(MeterRow()), key, value, key, value),
+            )
+
+    def meter_note(self, meter: str, key: str) -> str | None:
+        """A value kept with a meter's checkpoint, or None."""
+        row = self._db.execute(
+            "SELECT json_extract(notes, '$.' || json_quote(?)) FROM meter_checkpoint"
+            " WHERE meter = ?",
+            (key, meter),
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def load_registers(self, meter: str) -> list[Register]:
         """Every register last saved for a meter."""

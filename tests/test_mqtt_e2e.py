@@ -67,11 +67,11 @@ def final_seq(tmp_path: Path) -> int:
     """The last state sequence number the gateway queued, from its store."""
     with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
         row = db.execute(
-            "SELECT value FROM module_state WHERE module = '@mqtt' AND key = 'seq:main'"
+            "SELECT json_extract(notes, '$.mqtt_seq') FROM meter_checkpoint WHERE meter = 'main'"
         ).fetchone()
         left = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
     assert left == 0, f"{left} messages were never acknowledged"
-    return int(bytes(row[0]).decode())
+    return int(row[0])
 
 
 def check_states(messages: list[Received], last_seq: int) -> int:
@@ -174,11 +174,11 @@ def test_every_state_arrives_across_a_gateway_restart_during_the_outage(
 def final_seq_unchecked(tmp_path: Path) -> int:
     with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
         row = db.execute(
-            "SELECT value FROM module_state WHERE module = '@mqtt' AND key = 'seq:main'"
+            "SELECT json_extract(notes, '$.mqtt_seq') FROM meter_checkpoint WHERE meter = 'main'"
         ).fetchone()
         waiting = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
     assert waiting > 0, "the first run had no broker: its states must still be queued"
-    return int(bytes(row[0]).decode())
+    return int(row[0])
 
 
 def spilled_state_seqs(tmp_path: Path) -> list[int]:

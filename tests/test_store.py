@@ -247,3 +247,30 @@ def test_closed_intervals_ride_in_the_checkpoint_row_then_are_filed_in_one_batch
     reopened = Store(tmp_path / "g.db")
     assert len(list(reopened.profile("main", None, T0, T0 + timedelta(days=1)))) == 40
     reopened.close()
+
+
+def test_a_meter_note_lives_in_the_checkpoint_row_and_outlasts_its_rewrites(
+    tmp_path: Path,
+) -> None:
+    """An output's per-meter value (the MQTT sequence number) is kept in the meter's row, and a
+    checkpoint rewriting the registers keeps it."""
+    store = Store(tmp_path / "g.db")
+    assert store.meter_note("main", "mqtt_seq") is None
+    store.put_meter_note("main", "mqtt_seq", "41")  # before the meter's first checkpoint
+    registers = (Register("1-0:1.8.0", Decimal("1.000"), "kWh", T0),)
+    with store.transaction():
+        store.save_meters({"main": MeterRow(registers, b"{}")})
+        store.put_meter_note("main", "mqtt_seq", "42")
+        store.put_meter_note("main", "other", "x")
+    store.save_meters({"main": MeterRow(registers, b'{"operating_s":1.0}')})
+    store.close()
+    reopened = Store(tmp_path / "g.db")
+    assert reopened.meter_note("main", "mqtt_seq") == "42"
+    assert reopened.meter_note("main", "other") == "x"
+    assert reopened.meter_note("other", "mqtt_seq") is None
+    loaded = reopened.load_meter("main")
+    assert loaded is not None and loaded.state == b'{"operating_s":1.0}'
+    db = sqlite3.connect(tmp_path / "g.db")
+    assert db.execute("SELECT count(*) FROM meter_checkpoint").fetchone()[0] == 1
+    db.close()
+    reopened.close()

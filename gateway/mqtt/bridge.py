@@ -109,6 +109,7 @@ SPILL_CHECK_S = 1.0
 # and 0.8 publish intervals between checkpoints, commands included twice over): a number never
 # comes round twice, and the jump shows the gap.
 SEQ_MARGIN = 100
+SEQ_NOTE = "mqtt_seq"
 _VALUE_DECODER = msgspec.json.Decoder(float_hook=lambda text: text)
 
 
@@ -264,7 +265,8 @@ class MqttBridge:
         """Inside a checkpoint's (or a spill's) transaction: the state sequence numbers."""
         changed = {m: seq for m, seq in self._seq.items() if self._seq_saved.get(m) != seq}
         for meter, seq in changed.items():
-            self._gateway.store.put_state(STATE_MODULE, f"seq:{meter}", str(seq).encode())
+            # In the meter's checkpoint row, which the checkpoint writes anyway: no page of its own.
+            self._gateway.store.put_meter_note(meter, SEQ_NOTE, str(seq))
         if changed:
             self._gateway.store.after_commit(functools.partial(self._seq_saved.update, changed))
 
@@ -594,8 +596,11 @@ class MqttBridge:
 
     def _seq_of(self, meter: str) -> int:
         if meter not in self._seq:
-            raw = self._gateway.store.get_state(STATE_MODULE, f"seq:{meter}")
-            saved = int(raw.decode()) if raw else 0
+            store = self._gateway.store
+            noted = store.meter_note(meter, SEQ_NOTE)
+            # Where a data directory from before the checkpoint rows kept it.
+            raw = store.get_state(STATE_MODULE, f"seq:{meter}")
+            saved = max(int(noted or 0), int(raw.decode()) if raw else 0)
             self._seq_saved[meter] = saved
             self._seq[meter] = saved + self._seq_gap if saved else 0
         return self._seq[meter]

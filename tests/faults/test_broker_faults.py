@@ -69,10 +69,10 @@ def store_facts(tmp_path: Path) -> tuple[int, int]:
     """(last state sequence number queued, messages still waiting in the outbox)."""
     with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
         row = db.execute(
-            "SELECT value FROM module_state WHERE module = '@mqtt' AND key = 'seq:main'"
+            "SELECT json_extract(notes, '$.mqtt_seq') FROM meter_checkpoint WHERE meter = 'main'"
         ).fetchone()
         waiting = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-    return (int(bytes(row[0]).decode()) if row else 0), int(waiting)
+    return (int(row[0]) if row and row[0] else 0), int(waiting)
 
 
 def wait_until(predicate: object, timeout_s: float, what: str) -> None:
