@@ -22,6 +22,7 @@ from gateway.config import ModuleConfig
 from gateway.engine.commands import CommandSpec, Queued, as_mapping
 from gateway.errors import AdapterError, CommandError, FatalAdapterError
 from gateway.model import Command, Position, SwitchRequest, utc_now
+from gateway.ratelog import RateLimitedLog
 from modules.codecs.errors import CodecError
 
 __all__ = ["ModuleSupervisor"]
@@ -129,6 +130,7 @@ class ModuleSupervisor:
     async def _supervise(self, module: ModuleConfig, health: ModuleHealth) -> None:
         """Run one module forever, restarting it with jittered backoff when it fails."""
         backoff = Backoff()
+        failures, restarts = RateLimitedLog(_LOGGER), RateLimitedLog(_LOGGER)
         while True:
             adapter: Adapter = registry.adapter_class(module.type)(module)
             context = ModuleContext(self._hub, module, health)
@@ -147,9 +149,10 @@ class ModuleSupervisor:
                 # of adapters) is a device failure like a lost link: restart with backoff.
                 reason = str(err) or type(err).__name__
                 delay = backoff.next_delay(time.monotonic() - started)
-            except Exception as err:
-                # A bug in one module must not take the others down; the traceback says where.
-                _LOGGER.exception("module %s crashed", module.name)
+            except Exception as err:  # noqa: BLE001 - logged below, with its traceback
+                # A bug in one module must not take the others down; the traceback says where
+                # (once per REPEAT_LOG_EVERY_S: a module crashing at every start repeats it).
+                failures.log(logging.ERROR, "module %s crashed", module.name, exc_info=True)
                 reason = f"{type(err).__name__}: {err}"
                 delay = backoff.next_delay(time.monotonic() - started)
             health.last_error = reason
@@ -158,6 +161,9 @@ class ModuleSupervisor:
             if health.communicating:
                 health.communicating = False
                 context.event("communication_lost", f"module {module.name}: {reason}")
-            log = _LOGGER.warning if backoff.attempt <= 1 else _LOGGER.debug
-            log("module %s stopped (%s); restarting in %.1f s", module.name, reason, delay)
+            # A device that stays away fails at every backoff step: one line a minute at most,
+            # with the count, never one per attempt (logs wear the SD card too).
+            message = f"module {module.name} stopped ({reason}); restarting in {delay:.1f} s"
+            if not restarts.warning("%s", message):
+                _LOGGER.debug("%s", message)
             await asyncio.sleep(delay)

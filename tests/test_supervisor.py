@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -107,3 +108,23 @@ async def test_ready_reports_the_modules_running(
             assert gateway.status_line().startswith("2/2 modules running")
     started = [r.getMessage() for r in caplog.records if " started: " in r.getMessage()]
     assert started and "2/2 modules running" in started[0]
+
+
+async def test_a_module_failing_at_every_start_logs_once_a_minute_not_every_attempt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logs wear the SD card too: a module that crashes at every start gets its traceback and
+    its restart line once, then nothing more at the default level within the interval."""
+    modules = '[[modules]]\ntype = "crash"\nname = "crash1"\n'
+    settings = config.load(write_config(tmp_path / "c.toml", tmp_path, modules))
+    with caplog.at_level("DEBUG", logger="gateway.supervision"):
+        async with running(settings) as gateway:
+            await until(lambda: gateway.health["crash1"].restarts >= 3, 60)
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+    crashed = [r for r in shown if "crash1 crashed" in r.getMessage()]
+    stopped = [r for r in shown if "crash1 stopped" in r.getMessage()]
+    assert len(crashed) == 1 and crashed[0].exc_info is not None
+    assert len(stopped) == 1
+    assert [r for r in caplog.records if "crash1 stopped" in r.getMessage()][1:], (
+        "the later attempts are still there at debug level"
+    )

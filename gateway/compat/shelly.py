@@ -36,8 +36,8 @@ from aiohttp import WSMsgType, web
 
 from gateway.compat.serving import CompatServer, derived_mac
 from gateway.config import ShellySection
-from gateway.lan.limits import RateLimitedLog
 from gateway.model import utc_now
+from gateway.ratelog import RateLimitedLog
 from gateway.view import MeterView
 
 __all__ = ["MODELS", "UDP_MAX_B", "RpcError", "ShellyModel", "ShellyRpc", "ShellyServer"]

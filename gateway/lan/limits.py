@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from http import HTTPStatus
 from typing import Any
 
@@ -21,13 +20,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gateway.ratelog import RateLimitedLog
+
 __all__ = [
     "CLIENT_MAX_BODY_B",
     "MAX_FIELD_B",
     "MAX_HEADERS",
     "MAX_LINE_B",
     "CappedSite",
-    "RateLimitedLog",
     "RequestErrorLog",
     "server_limits",
 ]
@@ -40,8 +40,6 @@ CLIENT_MAX_BODY_B = 64 * 1024
 MAX_LINE_B = 8190
 MAX_FIELD_B = 8190
 MAX_HEADERS = 64
-# Connections refused over the cap are logged at most this often, with a count.
-REFUSED_LOG_EVERY_S = 60.0
 
 
 def server_limits(idle_timeout_s: float) -> dict[str, Any]:
@@ -53,26 +51,6 @@ def server_limits(idle_timeout_s: float) -> dict[str, Any]:
         "max_field_size": MAX_FIELD_B,
         "max_headers": MAX_HEADERS,
     }
-
-
-class RateLimitedLog:
-    """One warning line per interval for a repeating nuisance, with how many were folded in."""
-
-    def __init__(self, logger: logging.Logger, every_s: float = REFUSED_LOG_EVERY_S) -> None:
-        self._logger = logger
-        self._every_s = every_s
-        self._last = float("-inf")
-        self._folded = 0
-
-    def warning(self, message: str, *args: object) -> None:
-        """Log ``message`` now, or count it for the next line."""
-        now = time.monotonic()
-        if now - self._last < self._every_s:
-            self._folded += 1
-            return
-        more = f" (and {self._folded} more like it since the last line)" if self._folded else ""
-        self._logger.warning("%s%s", message % args, more)
-        self._last, self._folded = now, 0
 
 
 class RequestErrorLog(logging.Logger):
