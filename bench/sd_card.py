@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import threading
@@ -35,7 +34,7 @@ from typing import Any
 from bench.engine_load import CONFIG as ENGINE_CONFIG
 from bench.peers import SCRATCH
 from gateway import config
-from tests.support.processes import GATEWAY, Broker, free_port, wait_for_port
+from tests.support.processes import GATEWAY, Broker, free_port, stop, wait_for_port
 
 # The gateway checkpoints every second for its first 30 s (app.SUMMARY_WARMUP_S): the count
 # starts after it.
@@ -126,12 +125,7 @@ def measure(meters: int, *, hours: float, speed: float, checkpoint_s: float) -> 
             written = _written_bytes(process.pid) - before
             end = time.monotonic()
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, 30.0)
             broker.stop()
         reader.join(5)
     window = [line for at, line in lines if start <= at <= end]
