@@ -6,26 +6,29 @@ must be
     {"args": {...}, "id": "c-0042", "ts": 1767225600, "hmac": "<64 hex digits>"}
 
 where ``hmac`` is HMAC-SHA256, keyed with the secret file's text (UTF-8, surrounding whitespace
-stripped), of the canonical JSON of the other fields plus the meter and command from the topic:
+stripped), of the canonical JSON of the other fields plus the gateway, meter and command from
+the topic:
 
-    {"args":{...},"command":"disconnect","id":"c-0042","meter":"main","ts":1767225600}
+    {"args":{...},"command":"disconnect","gateway":"home","id":"c-0042","meter":"main",
+     "ts":1767225600}
 
 Canonical: keys sorted, no whitespace, UTF-8 (no ``\\u`` escapes for non-ASCII), integral
 numbers without a fraction (``2.0`` is ``2``). Write other non-integers as strings (``"12.5"``:
 ``top_up`` and ``set_limits`` accept them) to stay clear of float formatting differences between
-languages. The topic's meter and command are signed too: a captured ``reconnect`` cannot be
-replayed as ``disconnect`` or against another meter. ``ts`` (unix seconds) must be within
+languages. The topic's gateway, meter and command are signed too: a captured ``reconnect``
+cannot be replayed as ``disconnect``, against another meter, or on another gateway that shares
+the secret. ``ts`` (unix seconds) must be within
 ``command_max_age_s`` of the gateway's clock, either way, and an ``id`` is accepted once.
 
 From a shell (openssl, mosquitto-clients)::
 
     secret=$(cat /etc/meter-gateway/command-secret); ts=$(date +%s); id=c-$ts
-    body='{"args":{},"command":"disconnect","id":"'$id'","meter":"main","ts":'$ts'}'
+    body='{"args":{},"command":"disconnect","gateway":"home","id":"'$id'","meter":"main","ts":'$ts'}'
     mac=$(printf %s "$body" | openssl dgst -sha256 -hmac "$secret" -r | cut -d' ' -f1)
     mosquitto_pub -q 1 -t meter-gateway/home/main/set/disconnect \\
         -m '{"args":{},"id":"'$id'","ts":'$ts',"hmac":"'$mac'"}'
 
-From Python: ``sign_payload("main", "top_up", {"id": "t-7", "sequence": 7, "amount": "50"},
+From Python: ``sign_payload("home", "main", "top_up", {"id": "t-7", "sequence": 7, "amount": "50"},
 secret=b"...")`` gives the bytes to publish on ``meter-gateway/home/main/set/top_up``.
 """
 
@@ -60,10 +63,20 @@ _HEX_DIGITS = 64
 
 
 def canonical(
-    meter: str, command: str, args: Mapping[str, Any], command_id: str, ts: float
+    gateway: str | None,
+    meter: str,
+    command: str,
+    args: Mapping[str, Any],
+    *,
+    command_id: str,
+    ts: float,
 ) -> bytes:
-    """The bytes that are signed: the payload without ``hmac``, plus topic meter and command."""
+    """The bytes that are signed: the payload without ``hmac``, plus the topic's gateway, meter
+    and command (``gateway=None``: the document before the gateway was signed, which is only
+    checked to tell a sender why its signature no longer passes)."""
     document = {"args": args, "command": command, "id": command_id, "meter": meter, "ts": ts}
+    if gateway is not None:
+        document["gateway"] = gateway
     return json.dumps(
         _normal(document),
         sort_keys=True,
@@ -74,6 +87,7 @@ def canonical(
 
 
 def sign(
+    gateway: str,
     meter: str,
     command: str,
     args: Mapping[str, Any],
@@ -85,11 +99,16 @@ def sign(
     """A signed command for ``<base>/<gateway>/<meter>/set/<command>`` (for clients and tests)."""
     command_id = command_id or uuid.uuid4().hex[:16]
     ts = int(time.time()) if ts is None else ts
-    mac = hmac.new(secret, canonical(meter, command, args, command_id, ts), hashlib.sha256)
+    mac = hmac.new(
+        secret,
+        canonical(gateway, meter, command, args, command_id=command_id, ts=ts),
+        hashlib.sha256,
+    )
     return {"args": dict(args), "id": command_id, "ts": ts, "hmac": mac.hexdigest()}
 
 
 def sign_payload(
+    gateway: str,
     meter: str,
     command: str,
     args: Mapping[str, Any],
@@ -99,17 +118,18 @@ def sign_payload(
     ts: float | None = None,
 ) -> bytes:
     """``sign`` as the JSON bytes to publish."""
-    document = sign(meter, command, args, secret=secret, command_id=command_id, ts=ts)
+    document = sign(gateway, meter, command, args, secret=secret, command_id=command_id, ts=ts)
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class CommandVerifier:
     """Checks signed command payloads; remembers accepted ids for the freshness window."""
 
-    def __init__(self, secret: bytes, max_age_s: float) -> None:
+    def __init__(self, secret: bytes, max_age_s: float, *, gateway: str) -> None:
         if not secret:
             raise ValueError("the command secret is empty")
         self._secret = secret
+        self.gateway = gateway
         self.max_age_s = max_age_s
         self._seen: dict[str, float] = {}  # id -> when it may be forgotten (unix s)
 
@@ -146,7 +166,7 @@ class CommandVerifier:
         if not isinstance(given, str) or len(given) != _HEX_DIGITS:
             raise CommandError("bad_signature", f'"hmac" must be {_HEX_DIGITS} hex digits')
         try:
-            message = canonical(meter, command, args, command_id, ts)
+            message = canonical(self.gateway, meter, command, args, command_id=command_id, ts=ts)
         except ValueError as err:  # NaN or infinity inside args
             raise CommandError("bad_payload", f"args cannot be signed: {err}") from None
         except RecursionError:
@@ -154,10 +174,20 @@ class CommandVerifier:
         expected = hmac.new(self._secret, message, hashlib.sha256).hexdigest()
         # compare_digest on bytes: constant time, and no TypeError on non-ASCII input.
         if not hmac.compare_digest(expected.encode(), given.lower().encode()):
+            legacy = canonical(None, meter, command, args, command_id=command_id, ts=ts)
+            if hmac.compare_digest(
+                hmac.new(self._secret, legacy, hashlib.sha256).hexdigest().encode(),
+                given.lower().encode(),
+            ):
+                raise CommandError(
+                    "bad_signature",
+                    f'signed without the gateway: the signed JSON must hold "gateway":'
+                    f" {json.dumps(self.gateway)} too (see gateway/signing.py)",
+                )
             raise CommandError(
                 "bad_signature",
-                "the HMAC does not match (wrong secret, or the payload, meter or command differ"
-                " from what was signed)",
+                "the HMAC does not match (wrong secret, or the payload, gateway, meter or"
+                " command differ from what was signed)",
             )
         age = now - ts
         if abs(age) > self.max_age_s:

@@ -38,6 +38,7 @@ from tests.test_web_page import ARTIFACTS, CHROMIUM, chromium
 TOKEN = "a long random token for the breaker test"
 _CHIPS = itertools.count()
 # The sim advances 60 s of meter time per 0.1 s: a household uses ~0.1 kWh per real second.
+GATEWAY_NAME = "home"  # the default [gateway] name: signed commands are bound to it
 SIM = 'type = "sim"\nname = "sim1"\nmeter = "main"\nspeed = 600.0\ninterval_s = 0.1\n'
 # Friendly hours off: the test must not depend on the day and hour it runs at.
 NEVER_FRIENDLY = "[meters.prepayment.friendly_hours]\nenabled = false\n"
@@ -326,7 +327,7 @@ enabled = true
         assert not gateway.engines["main"].state.limit_overrides
         args = {"id": "t-1", "sequence": 1, "amount": "5"}
         key = b"shared secret of the test"
-        signed = sign_payload("main", "top_up", args, secret=key, command_id="s-1")
+        signed = sign_payload(GATEWAY_NAME, "main", "top_up", args, secret=key, command_id="s-1")
         answer = await ask("top_up", signed)
         assert answer["ok"] is True and answer["id"] == "s-1", answer
         assert credit(gateway) == 5

@@ -162,6 +162,7 @@ class MqttBridge:
             CommandVerifier(
                 read_secret(secret_file, what="mqtt.command_secret_file").encode(),
                 self.config.command_max_age_s,
+                gateway=gateway.settings.gateway.name,
             )
             if secret_file
             else None

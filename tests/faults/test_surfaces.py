@@ -30,7 +30,8 @@ pytestmark = [pytest.mark.network, pytest.mark.slow, bounded(240)]
 TOKEN = "api-token-Zq8u1xVb3mN0pLk7"
 PASSWORD = "broker-password-Hh4sT9eWq2"
 SECRET = "command-secret-Yy6rE1oPa5"
-BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
+GATEWAY_NAME = "home"  # the default [gateway] name, which the configs here keep
+BASE = f"meter-gateway/{GATEWAY_NAME}"  # <base_topic>/<gateway name>
 REPLY = f"{BASE}/main/reply"
 # Idle and slow connections a LAN neighbour might hold open (bounded: this is a test, not a DoS).
 IDLE_CONNECTIONS = 200
@@ -226,12 +227,13 @@ def test_signed_commands_replayed_expired_or_forged_are_refused_and_logged(
         return answer
 
     top_up = {"id": "t-1", "sequence": 1, "amount": "25"}
-    good = sign_payload("main", "top_up", top_up, secret=secret, command_id="c-1")
+    good = sign_payload(GATEWAY_NAME, "main", "top_up", top_up, secret=secret, command_id="c-1")
     assert send("top_up", good)["ok"] is True
     after_first = balance(port)
     refusals = {
         "replayed": good,
         "stale": sign_payload(
+            GATEWAY_NAME,
             "main",
             "top_up",
             {**top_up, "id": "t-2", "sequence": 2},
@@ -240,6 +242,7 @@ def test_signed_commands_replayed_expired_or_forged_are_refused_and_logged(
             ts=time.time() - 86_400,
         ),
         "bad_signature": sign_payload(
+            GATEWAY_NAME,
             "main",
             "top_up",
             {**top_up, "id": "t-3", "sequence": 3},
@@ -252,7 +255,7 @@ def test_signed_commands_replayed_expired_or_forged_are_refused_and_logged(
         answer = send("top_up", payload)
         assert answer["ok"] is False and answer["error"]["code"] == code, (code, answer)
     # A second, freshly signed message carrying the same top-up is a top-up replay.
-    again = sign_payload("main", "top_up", top_up, secret=secret, command_id="c-5")
+    again = sign_payload(GATEWAY_NAME, "main", "top_up", top_up, secret=secret, command_id="c-5")
     answer = send("top_up", again)
     assert answer["ok"] is False and answer["error"]["code"] == "replayed", answer
     assert balance(port) == after_first, "no refusal changed the credit"
