@@ -20,7 +20,7 @@ context):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -138,6 +138,33 @@ class StateChanges:
         return True
 
 
+class ChangeBoard:
+    """The sinks' subscriptions by meter: a meter's change reaches the sinks of that meter
+    (and those of every meter) without a walk over every module, which at a thousand meters
+    with a module each cost more than the engine's whole sample."""
+
+    def __init__(self) -> None:
+        self._by_meter: dict[str | None, list[StateChanges]] = {}
+
+    def add(self, changes: StateChanges) -> None:
+        """Deliver ``meter``'s changes (every meter's when its meter is None) to ``changes``."""
+        self._by_meter.setdefault(changes.meter, []).append(changes)
+
+    def discard(self, subscriptions: Iterable[StateChanges]) -> None:
+        """Stop delivering to these (their module stopped or restarted)."""
+        for changes in subscriptions:
+            listeners = self._by_meter.get(changes.meter, [])
+            if changes in listeners:
+                listeners.remove(changes)
+
+    def notify(self, meter: str) -> None:
+        """``meter``'s registers may have changed."""
+        for changes in self._by_meter.get(meter, ()):
+            changes.notify(meter)
+        for changes in self._by_meter.get(None, ()):
+            changes.notify(meter)
+
+
 class Source(Protocol):
     """The source role: a module that pushes what its meter(s) said."""
 
@@ -229,8 +256,15 @@ class ModuleContext:
     """Everything a running adapter may touch: its meter(s), events, state, commands; it is
     the ``Source``, ``Actuator`` and ``Sink`` a module uses."""
 
-    def __init__(self, hub: Hub, config: ModuleConfig, health: ModuleHealth) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        config: ModuleConfig,
+        health: ModuleHealth,
+        board: ChangeBoard | None = None,
+    ) -> None:
         self._hub = hub
+        self._board = board or ChangeBoard()
         self.config = config
         self.name = config.name
         self.meter = config.meter
@@ -331,7 +365,13 @@ class ModuleContext:
         """Be told when this module's meter (or the given one) changes; see ``StateChanges``."""
         changes = StateChanges(meter or self.meter)
         self._subscriptions.append(changes)
+        self._board.add(changes)
         return changes
+
+    @property
+    def subscriptions(self) -> tuple[StateChanges, ...]:
+        """This module's subscriptions (the supervisor drops them when the module stops)."""
+        return tuple(self._subscriptions)
 
     def state_changed(self, meter: str) -> None:
         """The supervisor's side: ``meter``'s registers may have changed."""

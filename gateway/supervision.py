@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway import registry
-from gateway.adapter import Adapter, Hub, ModuleContext, ModuleHealth
+from gateway.adapter import Adapter, ChangeBoard, Hub, ModuleContext, ModuleHealth
 from gateway.backoff import Backoff
 from gateway.config import ModuleConfig
 from gateway.engine.commands import CommandSpec, Queued, as_mapping
@@ -38,6 +38,7 @@ class ModuleSupervisor:
         self.health: dict[str, ModuleHealth] = {}
         self._modules: dict[str, tuple[ModuleConfig, asyncio.Task[None]]] = {}
         self._contexts: dict[str, ModuleContext] = {}
+        self._board = ChangeBoard()
 
     @property
     def names(self) -> list[str]:
@@ -62,7 +63,9 @@ class ModuleSupervisor:
         stopping: dict[str, asyncio.Task[None]] = {}
         for name in names:
             entry = self._modules.pop(name, None)
-            self._contexts.pop(name, None)
+            context = self._contexts.pop(name, None)
+            if context is not None:
+                self._board.discard(context.subscriptions)
             if entry is not None:
                 entry[1].cancel()
                 stopping[name] = entry[1]
@@ -122,8 +125,7 @@ class ModuleSupervisor:
 
     def state_changed(self, meter: str) -> None:
         """Tell the sinks subscribed to ``meter`` that its registers may have changed."""
-        for context in self._contexts.values():
-            context.state_changed(meter)
+        self._board.notify(meter)
 
     # internals ---------------------------------------------------------------------------------
 
@@ -133,7 +135,10 @@ class ModuleSupervisor:
         failures, restarts = RateLimitedLog(_LOGGER), RateLimitedLog(_LOGGER)
         while True:
             adapter: Adapter = registry.adapter_class(module.type)(module)
-            context = ModuleContext(self._hub, module, health)
+            before = self._contexts.get(module.name)
+            if before is not None:  # a restart: the old run's subscriptions go with it
+                self._board.discard(before.subscriptions)
+            context = ModuleContext(self._hub, module, health, self._board)
             self._contexts[module.name] = context
             health.state, health.since = "running", utc_now()
             started = time.monotonic()
