@@ -86,6 +86,10 @@ class LiveHub:
         """Forget a stream (idempotent)."""
         self._subscribers.discard(subscriber)
 
+    def wants(self, meter: str) -> bool:
+        """Some open stream takes ``meter``'s messages: worth building them."""
+        return any(s.meter is None or s.meter == meter for s in self._subscribers)
+
     def publish(self, event: str, data: Message, *, meter: str | None = None) -> None:
         """Send one message to every matching stream."""
         if not self._subscribers:

@@ -96,6 +96,8 @@ class LanServer:
 
     def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
         """The registers every output shows (``Meters.published``), totals included."""
+        if not self.hub.wants(meter):
+            return  # nobody watches: no per-register shapes for nothing, once a second a meter
         self.hub.publish(
             "state",
             http.StateRegisters(
@@ -130,6 +132,8 @@ class LanServer:
     def on_live(self, update: Update) -> None:
         """What a sample changed, at once (``Meters.live`` left out what only the gateway
         counts: that waits for its checkpoint)."""
+        if not self.hub.wants(update.meter):
+            return
         fresh = {code: register_json(reg) for code, reg in update.registers.items()}
         if fresh:
             self.hub.publish(
