@@ -89,19 +89,21 @@ def _dsmr_parser(job: dict[str, Any]) -> list[Decode]:
         if smarty:
             item = job["inputs"][0]
 
-            def decode(data: str, parser: Any = parser, item: Any = item) -> object:
+            def decode_smarty(data: str, parser: Any = parser, item: Any = item) -> object:
                 return parser.parse(
                     data,
                     encryption_key=item["key"],
                     authentication_key=item["auth_key"],
                     throw_ex=True,
                 )
+
+            decoders.append(decode_smarty)
         else:
 
             def decode(data: str, parser: Any = parser) -> object:
                 return parser.parse(data, throw_ex=True)
 
-        decoders.append(decode)
+            decoders.append(decode)
     return decoders
 
 

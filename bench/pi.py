@@ -140,32 +140,33 @@ def nbody(steps: int) -> float:
     """The n-body benchmark's algorithm (the sun and four planets, dt 0.01); the energy after."""
     pi, days = 3.141592653589793, 365.24
     mass = 4 * pi * pi
-    bodies = [
-        [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], mass],
-        [
+    # A body: position and velocity (mutated in place), mass.
+    bodies: list[tuple[list[float], list[float], float]] = [
+        ([0.0, 0.0, 0.0], [0.0, 0.0, 0.0], mass),
+        (
             [4.84143144246472090e00, -1.16032004402742839e00, -1.03622044471123109e-01],
             [1.66007664274403694e-03 * days, 7.69901118419740425e-03 * days,
              -6.90460016972063023e-05 * days],
             9.54791938424326609e-04 * mass,
-        ],
-        [
+        ),
+        (
             [8.34336671824457987e00, 4.12479856412430479e00, -4.03523417114321381e-01],
             [-2.76742510726862411e-03 * days, 4.99852801234917238e-03 * days,
              2.30417297573763929e-05 * days],
             2.85885980666130812e-04 * mass,
-        ],
-        [
+        ),
+        (
             [1.28943695621391310e01, -1.51111514016986312e01, -2.23307578892655734e-01],
             [2.96460137564761618e-03 * days, 2.37847173959480950e-03 * days,
              -2.96589568540237556e-05 * days],
             4.36624404335156298e-05 * mass,
-        ],
-        [
+        ),
+        (
             [1.53796971148509165e01, -2.59193146099879641e01, 1.79258772950371181e-01],
             [2.68067772490389322e-03 * days, 1.62824170038242295e-03 * days,
              -9.51592254519715870e-05 * days],
             5.15138902046611451e-05 * mass,
-        ],
+        ),
     ]  # fmt: skip
     pairs = [(bodies[i], bodies[j]) for i in range(5) for j in range(i + 1, 5)]
     # The benchmark first gives the sun the momentum that makes the system's total zero.

@@ -199,7 +199,10 @@ def measure(runs: int, idle_s: float) -> dict[str, Any]:
                 config.write_text(_config(work / "data", broker.port, http_port, ports, pty))
                 cases = (("every module type", config, http_port), ("default", None, None))
                 for name, path, port in cases:
-                    ready, rss, status, heard = [], [], "", []
+                    ready: list[float] = []
+                    rss: list[int] = []
+                    status = ""
+                    heard: list[str] = []
                     for _ in range(runs):
                         seconds, kb, status, heard = _one_run(path, work, idle_s, port)
                         ready.append(seconds)

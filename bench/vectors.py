@@ -113,14 +113,14 @@ def inputs(protocol: str) -> list[Input]:
                     )
                 )
     elif protocol in ("dsmr", "iec62056-21", "zwave"):
-        file = {"dsmr": "dsmr.json", "iec62056-21": "iec62056_21.json", "zwave": "zwave.json"}
-        for n, item in enumerate(_load(file[protocol])):
+        files = {"dsmr": "dsmr.json", "iec62056-21": "iec62056_21.json", "zwave": "zwave.json"}
+        for n, item in enumerate(_load(files[protocol])):
             if protocol == "zwave":
                 data = bytes.fromhex(item.get("hex") or _hex(item.get("input")))
             else:
                 data = _text(item.get("input"))
             if data:
-                found.append(Input(f"{file[protocol]}#{n}", data))
+                found.append(Input(f"{files[protocol]}#{n}", data))
     else:
         raise ValueError(f"no vectors for {protocol!r}")
     return found

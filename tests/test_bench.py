@@ -38,7 +38,8 @@ def test_codec_bench_decodes_the_vectors(protocol: str) -> None:
 
 def test_peer_inputs_carry_keys_and_text() -> None:
     dlms = [i for i in vectors.inputs("dlms") if i.key]
-    assert dlms and dlms[0].peer_form("hex")["key"] == dlms[0].key.hex()
+    assert dlms and dlms[0].key is not None
+    assert dlms[0].peer_form("hex")["key"] == dlms[0].key.hex()
     telegram = vectors.inputs("dsmr")[0].peer_form("text")["data"]
     assert telegram.startswith("/") and "\r\n" in telegram
 

@@ -34,16 +34,23 @@ def shelly_of(servers: list[Any]) -> ShellyServer:
     return server
 
 
+def port_of(servers: list[Any]) -> int:
+    """The port the one Shelly server listens on (bound before the gateway is handed out)."""
+    port = shelly_of(servers).port
+    assert port is not None
+    return port
+
+
 async def test_aioshelly_sets_it_up_as_a_pro_3em(tmp_path: Path) -> None:
     async with (
         compat_gateway(settings_text(tmp_path, SECTION)) as (gateway, servers),
         aiohttp.ClientSession() as session,
     ):
-        server = shelly_of(servers)
+        port = port_of(servers)
         await fed(gateway)
-        info = await get_info(session, "127.0.0.1", port=server.port)
+        info = await get_info(session, "127.0.0.1", port=port)
         assert (info["gen"], info["model"], info["mac"]) == (2, "SPEM-003CEBEU", "02AABBCCDDEE")
-        options = ConnectionOptions("127.0.0.1", port=server.port)
+        options = ConnectionOptions("127.0.0.1", port=port)
         device = await RpcDevice.create(session, None, options)
         try:
             await device.initialize()
@@ -130,7 +137,7 @@ async def test_aioshelly_writes_are_refused(tmp_path: Path) -> None:
         compat_gateway(settings_text(tmp_path, SECTION)) as (_, servers),
         aiohttp.ClientSession() as session,
     ):
-        options = ConnectionOptions("127.0.0.1", port=shelly_of(servers).port)
+        options = ConnectionOptions("127.0.0.1", port=port_of(servers))
         device = await RpcDevice.create(session, None, options)
         try:
             await device.initialize()
@@ -188,7 +195,7 @@ async def test_pro_em_model_answers_em1(tmp_path: Path) -> None:
         compat_gateway(settings_text(tmp_path, section)) as (gateway, servers),
         aiohttp.ClientSession() as session,
     ):
-        port = shelly_of(servers).port
+        port = port_of(servers)
         await fed(gateway)
         device = await RpcDevice.create(session, None, ConnectionOptions("127.0.0.1", port=port))
         try:

@@ -322,7 +322,8 @@ def peak_rss(pid: int) -> int:
 
 async def download(http: aiohttp.ClientSession, url: str) -> tuple[int, list[str]]:
     """Stream a body keeping only its first two and last lines (and the line count)."""
-    received, count, head, tail = 0, 0, [], ""
+    received, count, tail = 0, 0, ""
+    head: list[str] = []
     async with http.get(url) as response:
         assert response.status == 200, await response.text()
         assert response.headers.get("Transfer-Encoding") == "chunked"

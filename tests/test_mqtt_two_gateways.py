@@ -59,15 +59,13 @@ def test_two_gateways_keep_their_own_topics_status_and_commands(
             gateway(cellar, log=tmp_path / "cellar.log"),
             gateway(attic, log=tmp_path / "attic.log") as attic_process,
         ):
-            for name in ("cellar", "attic"):
+            names = ("cellar", "attic")
+            for name in names:
                 collector.wait_for(f"meter-gateway/{name}/main/state", timeout_s=WAIT_S)
-                collector.wait(
-                    lambda ms, n=name: any(
-                        m.topic == f"meter-gateway/{n}/status" and m.payload == b"online"
-                        for m in ms
-                    ),
-                    WAIT_S,
-                )
+            online = {f"meter-gateway/{name}/status" for name in names}
+            collector.wait(
+                lambda ms: online <= {m.topic for m in ms if m.payload == b"online"}, WAIT_S
+            )
             # Discovery: one device per meter per gateway, each reading its own topics.
             configs = {
                 m.topic: m.json()

@@ -40,11 +40,13 @@ def test_embedded_default_shows_values_changing(tmp_path: Path) -> None:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    stderr = process.stderr
+    assert stderr is not None
     log: list[str] = []
     # The log is read as it is written: the summary line comes every 2 s in the warm-up, and
     # the store can move twice before the second one (a test that stopped at two stored
     # values saw one line on a fast machine).
-    reader = threading.Thread(target=lambda: log.extend(iter(process.stderr.readline, "")))
+    reader = threading.Thread(target=lambda: log.extend(iter(stderr.readline, "")))
     reader.start()
     try:
         started = time.monotonic()

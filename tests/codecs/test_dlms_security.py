@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -59,14 +60,16 @@ def _notification() -> bytes:
     return encode_data_notification(_push_list(), invoke_id=7)
 
 
-def _decode(apdu: bytes, decoder: DlmsDecoder | None = None, **keys: bytes | None) -> dict:
+def _decode(
+    apdu: bytes, decoder: DlmsDecoder | None = None, **keys: bytes | None
+) -> dict[str, Any]:
     decoded = (decoder or DlmsDecoder()).decode(
         apdu, key=keys.get("key"), auth_key=keys.get("auth_key")
     )
     return {"frame": decoded.frame, "records": decoded.records, "meter": decoded.meter}
 
 
-def _energy(result: dict) -> Decimal:
+def _energy(result: dict[str, Any]) -> Decimal:
     found = [r for r in result["records"] if r.obis and r.obis.startswith("1-0:1.8.0")]
     assert found, result["records"]
     assert isinstance(found[0].value, (int, Decimal))

@@ -152,8 +152,8 @@ def _fd_expected() -> dict[int, tuple[str, str | None, Decimal]]:
     for first, name, units in FD_TIMED:
         for step, unit in enumerate(units):
             expected[first + step] = (name, unit, Decimal(1))
-    for code, (name, unit) in FD_NAMED.items():
-        expected[code] = (name, unit, Decimal(1))
+    for code, (name, named_unit) in FD_NAMED.items():
+        expected[code] = (name, named_unit, Decimal(1))
     return expected
 
 

@@ -81,7 +81,11 @@ TECHEM = [v for v in json.loads(VECTORS.read_text()) if v.get("driver") in ("mkr
 def test_techem_mk_radio_total_and_period_start(vector: dict[str, Any]) -> None:
     decoded = decode_telegram(bytes.fromhex(vector["hex"]))
     assert decoded.frame["driver"] == vector["driver"]
-    values = {r.name: r.value for r in decoded.records if r.unit == "m³"}
+    values: dict[str, Decimal] = {}
+    for record in decoded.records:
+        if record.unit == "m³":
+            assert isinstance(record.value, Decimal), record
+            values[record.name] = record.value
     expected = vector["expected"]
     assert values["total_volume"] == Decimal(str(expected["total_m3"]))
     assert values["volume_at_period_start"] == Decimal(str(expected["target_m3"]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import random
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from gateway import config, registry
 from gateway.errors import ConfigError
 from modules.codecs.errors import FrameError
+from modules.codecs.records import Decoded
 from tests.faults import fuzzing
 from tests.support.fuzz import mutated
 from tests.support.processes import ROOT
@@ -63,15 +65,20 @@ def test_the_fuzz_runner_counts_inputs_and_finds_nothing_foreign_in_a_short_run(
 
 def test_the_fuzz_runner_reports_a_foreign_exception_with_its_input() -> None:
     target = fuzzing.Target("kmp", "mutation")
-    target.decoder.decode = _explode  # type: ignore[method-assign]
+    target.decoder = _ExplodingDecoder()
     target(b"\x01\x02")
     assert target.report.foreign == 1
     assert target.report.foreign_examples[0]["input_hex"] == "0102"
     assert "KeyError" in target.report.foreign_examples[0]["error"]
 
 
-def _explode(data: bytes, *, key: bytes | None, auth_key: bytes | None) -> None:
-    raise KeyError(data.hex())
+class _ExplodingDecoder:
+    """A decoder with a bug: it raises an exception that is not the codecs' own."""
+
+    input_kind: ClassVar[Literal["hex", "text"]] = "hex"
+
+    def decode(self, data: bytes, *, key: bytes | None, auth_key: bytes | None) -> Decoded:
+        raise KeyError(data.hex())
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

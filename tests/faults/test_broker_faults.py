@@ -17,7 +17,7 @@ import pytest
 
 from tests.faults.harness import bounded, cpu_share, cycles, figure, gateway_process, wait_for_log
 from tests.faults.peers import CuttingProxy, SilentPeer
-from tests.support.mqtt import RUN_AS_INVOKER, Collector
+from tests.support.mqtt import RUN_AS_INVOKER, Collector, Received
 from tests.support.processes import Broker
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, bounded(240)]
@@ -111,12 +111,11 @@ def test_outages_with_broker_persistence_off_end_with_state_status_and_discovery
                 late.wait(
                     lambda ms: any(m.topic.startswith("homeassistant/") for m in ms), RECONNECT_S
                 )
-                late.wait(
-                    lambda ms, seq=seq: any(
-                        m.topic == STATE and m.json()["seq"] >= seq for m in ms
-                    ),
-                    30,
-                )
+
+                def caught_up(ms: list[Received], since: int = seq) -> bool:
+                    return any(m.topic == STATE and m.json()["seq"] >= since for m in ms)
+
+                late.wait(caught_up, 30)
                 assert late.on(f"{BASE}/status")[-1].payload == b"online"
             finally:
                 late.close()

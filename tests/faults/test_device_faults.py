@@ -72,6 +72,11 @@ def wait_health(
         time.sleep(0.2)
 
 
+def grew(earlier: dict[str, Any], *counters: str, by: int = 1) -> Callable[[dict[str, Any]], bool]:
+    """A health predicate: one of ``counters`` is at least ``by`` past its ``earlier`` value."""
+    return lambda now: any(now[name] >= earlier[name] + by for name in counters)
+
+
 class P1Cable:
     """A pty with a symlink at ``path``, fed DSMR telegrams by a thread until unplugged."""
 
@@ -132,19 +137,13 @@ def test_a_serial_adapter_unplugged_and_replugged_recovers_each_time(tmp_path: P
             seen = wait_health(http, "p1", lambda h: h["frames_ok"] >= 2, 30, "first telegrams")
             for _ in range(rounds):
                 cable.unplug()
-                restarts = seen["restarts"]
-                wait_health(
-                    http, "p1", lambda h, r=restarts: h["restarts"] > r, 30, "the unplug noticed"
-                )
+                wait_health(http, "p1", grew(seen, "restarts"), 30, "the unplug noticed")
                 shares.append(cpu_share(started.process.pid, 3.0))
                 down = health(http, "p1")
                 assert down["last_error"], "health says why the module is not reading"
                 assert not down["communicating"]
                 cable.plug()
-                ok = down["frames_ok"]
-                seen = wait_health(
-                    http, "p1", lambda h, ok=ok: h["frames_ok"] > ok + 1, RECOVERY_S, "replug"
-                )
+                seen = wait_health(http, "p1", grew(down, "frames_ok", by=2), RECOVERY_S, "replug")
                 assert seen["communicating"]
             assert started.process.poll() is None, "recovered without a restart of the gateway"
     finally:
@@ -211,18 +210,15 @@ def test_a_tcp_peer_that_misbehaves_forever_is_recovered_from_when_it_behaves(
                 seen = wait_health(
                     http,
                     "lan",
-                    lambda h, s=seen: (
-                        h["restarts"] > s["restarts"] or h["frames_failed"] > s["frames_failed"]
-                    ),
+                    grew(seen, "restarts", "frames_failed"),
                     RECOVERY_S,
                     f"the peer that {fault} noticed",
                 )
                 shares.append(cpu_share(started.process.pid, 3.0))
                 switch.fault = None
                 switch.drop_all()
-                ok = seen["frames_ok"]
                 seen = wait_health(
-                    http, "lan", lambda h, ok=ok: h["frames_ok"] > ok + 1, RECOVERY_S, "recovery"
+                    http, "lan", grew(seen, "frames_ok", by=2), RECOVERY_S, "recovery"
                 )
             assert started.process.poll() is None, "recovered without a restart of the gateway"
     finally:

@@ -158,9 +158,11 @@ async def test_a_jump_or_a_step_back_is_skipped_and_reported(
         store.save_registers("a", [Register(A_PLUS, register, "kWh", at)])
         store.close()
         async with running(settings_for(tmp_path, OUTPUT)) as gateway:
-            await until(
-                lambda n=seen: len(gateway.store.events("a", kind="s0_output_skipped")) == n
-            )
+
+            def skipped(times: int = seen) -> bool:
+                return len(gateway.store.events("a", kind="s0_output_skipped")) == times
+
+            await until(skipped)
     store = Store(tmp_path / "gateway.db")
     details = [event.detail for _, event in store.events("a", kind="s0_output_skipped")]
     store.close()
