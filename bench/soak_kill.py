@@ -32,32 +32,11 @@ from typing import Any
 from bench.peers import SCRATCH
 from gateway.mqtt.outbox import _unpack
 from gateway.store import registers_in
+from tests.support.configs import sim_gateway_toml
 from tests.support.mqtt import Collector, persistent_broker
 from tests.support.processes import gateway
 
 STEP_S = 0.2 * 60  # meter seconds per sim sample: interval_s x speed
-CONFIG = """
-[gateway]
-data_dir = "{data}"
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-keepalive_s = 5
-outbox_spill_after_s = 1.0
-discovery = false
-[http]
-enabled = false
-[zeroconf]
-enabled = false
-[[meters]]
-id = "main"
-[[modules]]
-type = "sim"
-name = "sim1"
-meter = "main"
-speed = 60.0
-interval_s = 0.2
-"""
 STATE = "meter-gateway/main/state"
 TOTAL = "1-0:1.8.0"
 
@@ -98,7 +77,15 @@ def run(cycles: int, seed: int) -> dict[str, Any]:
         broker.start()
         subscriber = Collector(broker.port, (STATE,), client_id="soak", persistent=True)
         config = work / "gateway.toml"
-        config.write_text(CONFIG.format(data=work / "data", port=broker.port))
+        config.write_text(
+            sim_gateway_toml(
+                work / "data",
+                mqtt_port=broker.port,
+                mqtt="outbox_spill_after_s = 1.0\ndiscovery = false",
+                speed=60.0,
+                interval_s=0.2,
+            )
+        )
         db_path = work / "data" / "gateway.db"
         log = work / "gateway.log"
         floor = Decimal(0)

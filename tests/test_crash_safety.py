@@ -13,28 +13,16 @@ from pathlib import Path
 import pytest
 
 from gateway.store import registers_in
+from tests.support.configs import sim_gateway_toml
 from tests.support.processes import GATEWAY, gateway
 
-CONFIG = """
-[gateway]
-data_dir = "{data}"
-persist_interval_s = 0.3
-[mqtt]
-enabled = false
-[http]
-enabled = false
-[zeroconf]
-enabled = false
-[[meters]]
-id = "main"
-[[modules]]
-type = "sim"
-name = "sim1"
-meter = "main"
-speed = 3600.0
-interval_s = 0.02
-pv_kwp = 5.0
-"""
+
+def config_text(data: Path, persist_interval_s: float = 0.3) -> str:
+    """A fast sim (an hour of meter time a second, sun included), persisting often."""
+    return sim_gateway_toml(
+        data, persist_interval_s=persist_interval_s, speed=3600.0, interval_s=0.02, pv_kwp=5.0
+    )
+
 
 TOTALS = ("1-0:1.8.0", "1-0:2.8.0", "1-0:3.8.0", "1-0:4.8.0")
 
@@ -75,7 +63,7 @@ def read_totals(db_path: Path) -> dict[str, Decimal]:
 @pytest.mark.slow
 def test_twenty_kill_nines_never_lose_ground(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
-    config.write_text(CONFIG.format(data=tmp_path))
+    config.write_text(config_text(tmp_path))
     rng = random.Random(20)
     previous: dict[str, Decimal] = {}
     grew = 0
@@ -100,11 +88,7 @@ def test_twenty_kill_nines_never_lose_ground(tmp_path: Path) -> None:
 
 def test_sigterm_flushes_and_exits_cleanly_within_ten_seconds(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
-    config.write_text(
-        CONFIG.format(data=tmp_path).replace(
-            "persist_interval_s = 0.3", "persist_interval_s = 3600"
-        )
-    )
+    config.write_text(config_text(tmp_path, persist_interval_s=3600))
     log = tmp_path / "gateway.log"
     with gateway(config, log=log) as process:
         # The first-30-s fast persistence writes a value within a second of the first sample.

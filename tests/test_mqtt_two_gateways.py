@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.configs import sim_gateway_toml
 from tests.support.mqtt import Collector
 from tests.support.processes import Broker, gateway
 
@@ -18,32 +19,7 @@ WAIT_S = 60.0  # generous: two gateways start on a possibly busy machine
 def config(tmp_path: Path, name: str, port: int, pv_kwp: float) -> Path:
     path = tmp_path / f"{name}.toml"
     path.write_text(
-        f"""
-[gateway]
-name = "{name}"
-data_dir = "{tmp_path / name}"
-
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-keepalive_s = 5
-
-[http]
-enabled = false
-
-[zeroconf]
-enabled = false
-
-[[meters]]
-id = "main"
-
-[[modules]]
-type = "sim"
-name = "sim1"
-meter = "main"
-interval_s = 0.2
-pv_kwp = {pv_kwp}
-"""
+        sim_gateway_toml(tmp_path / name, name=name, mqtt_port=port, interval_s=0.2, pv_kwp=pv_kwp)
     )
     return path
 

@@ -17,6 +17,7 @@ import pytest
 
 from tests.faults.harness import bounded, cpu_share, cycles, figure, gateway_process, wait_for_log
 from tests.faults.peers import CuttingProxy, SilentPeer
+from tests.support.configs import sim_gateway_toml
 from tests.support.mqtt import RUN_AS_INVOKER, Collector, Received
 from tests.support.processes import Broker
 
@@ -36,31 +37,17 @@ IDLE_CPU_SHARE = 0.15
 
 def write_config(tmp_path: Path, port: int, extra_mqtt: str = "", speed: float = 60.0) -> Path:
     path = tmp_path / "gateway.toml"
+    # What the broker does not take goes to the on-disk outbox (where store_facts looks) at once.
+    spill = "outbox_spill_after_s = 1.0"
     path.write_text(
-        f"""
-[gateway]
-data_dir = "{tmp_path / "data"}"
-persist_interval_s = 0.5
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-keepalive_s = 5
-# What the broker does not take goes to the on-disk outbox (where store_facts looks) at once.
-outbox_spill_after_s = 1.0
-{extra_mqtt}
-[http]
-enabled = false
-[zeroconf]
-enabled = false
-[[meters]]
-id = "main"
-[[modules]]
-type = "sim"
-name = "sim1"
-meter = "main"
-speed = {speed}
-interval_s = 0.2
-"""
+        sim_gateway_toml(
+            tmp_path / "data",
+            persist_interval_s=0.5,
+            mqtt_port=port,
+            mqtt=f"{spill}\n{extra_mqtt}",
+            speed=speed,
+            interval_s=0.2,
+        )
     )
     return path
 

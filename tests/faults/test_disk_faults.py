@@ -32,6 +32,7 @@ from tests.faults.harness import (
     stored_totals,
     wait_for_log,
 )
+from tests.support.configs import sim_gateway_toml
 from tests.support.processes import free_port, wait_for_port
 
 pytestmark = [pytest.mark.slow, bounded(240)]
@@ -39,25 +40,6 @@ pytestmark = [pytest.mark.slow, bounded(240)]
 # The flush loop notices within one persist interval; a busy machine gets a generous margin.
 NOTICE_S = 30.0
 
-CONFIG = """
-[gateway]
-data_dir = "{data}"
-persist_interval_s = 0.3
-[mqtt]
-enabled = false
-[http]
-port = {http}
-[zeroconf]
-enabled = false
-[[meters]]
-id = "main"
-[[modules]]
-type = "sim"
-name = "sim1"
-meter = "main"
-speed = 600.0
-interval_s = 0.1
-"""
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="mounting a small tmpfs for the disk needs root (CI runs as root)"
@@ -136,7 +118,9 @@ def grows_past(db: Path, before: dict[str, Decimal], timeout_s: float) -> dict[s
 def start(data: Path, tmp_path: Path) -> tuple[Path, int]:
     http = free_port()
     config = tmp_path / "gateway.toml"
-    config.write_text(CONFIG.format(data=data, http=http))
+    config.write_text(
+        sim_gateway_toml(data, persist_interval_s=0.3, http_port=http, speed=600.0, interval_s=0.1)
+    )
     return config, http
 
 

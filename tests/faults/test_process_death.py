@@ -22,36 +22,25 @@ from tests.faults.harness import (
     gateway_process,
     stored_totals,
 )
+from tests.support.configs import sim_gateway_toml
 from tests.support.processes import Broker, free_port
-
-CONFIG = """
-[gateway]
-data_dir = "{data}"
-persist_interval_s = 0.3
-[mqtt]
-port = {mqtt_port}
-host = "127.0.0.1"
-[http]
-port = {http_port}
-[zeroconf]
-enabled = false
-[[meters]]
-id = "main"
-[[modules]]
-type = "sim"
-name = "sim1"
-meter = "main"
-speed = 3600.0
-interval_s = 0.02
-pv_kwp = 5.0
-"""
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(0)  # bounded by the cycle count; `make soak` runs 100 cycles
 def test_kill_nine_under_load_never_loses_ground(tmp_path: Path, broker: Broker) -> None:
     config = tmp_path / "gateway.toml"
-    config.write_text(CONFIG.format(data=tmp_path, mqtt_port=broker.port, http_port=free_port()))
+    config.write_text(
+        sim_gateway_toml(
+            tmp_path,
+            persist_interval_s=0.3,
+            mqtt_port=broker.port,
+            http_port=free_port(),
+            speed=3600.0,
+            interval_s=0.02,
+            pv_kwp=5.0,
+        )
+    )
     log = tmp_path / "gateway.log"
     rng = random.Random(17)
     rounds = cycles(quick=4)

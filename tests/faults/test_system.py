@@ -13,30 +13,12 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import figure, stored_totals
+from tests.support.configs import sim_gateway_toml
 from tests.support.processes import GATEWAY, ROOT, gateway
 
 UNIT = ROOT / "systemd" / "meter-gateway.service"
 # The issue's goal for `systemd-analyze security` (0 = fully locked down, 10 = unprotected).
 EXPOSURE_GOAL = 2.0
-SIM = """
-[gateway]
-data_dir = "{data}"
-persist_interval_s = 0.2
-[mqtt]
-enabled = false
-[http]
-enabled = false
-[zeroconf]
-enabled = false
-[[meters]]
-id = "main"
-[[modules]]
-type = "sim"
-name = "sim1"
-meter = "main"
-speed = 3600.0
-interval_s = 0.05
-"""
 
 
 def test_systemd_analyze_rates_the_unit_at_most_two() -> None:
@@ -82,7 +64,9 @@ def test_a_notify_socket_nobody_reads_never_stalls_the_gateway(tmp_path: Path) -
     deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     deaf.bind(str(tmp_path / "notify.sock"))
     config = tmp_path / "gateway.toml"
-    config.write_text(SIM.format(data=tmp_path))
+    config.write_text(
+        sim_gateway_toml(tmp_path, persist_interval_s=0.2, speed=3600.0, interval_s=0.05)
+    )
     # WATCHDOG_USEC of 0.2 s makes the gateway send WATCHDOG=1 and STATUS= ten times a second.
     env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"}
     try:

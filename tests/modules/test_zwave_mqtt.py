@@ -16,6 +16,7 @@ import pytest
 from modules.codecs.zwave.meter import MeterGet, MeterReport
 from modules.zwave.emulator import ControllerEmulator
 from tests.modules.test_zwave import plugged
+from tests.support.configs import sim_gateway_toml
 from tests.support.gateway import until
 from tests.support.mqtt import Collector
 from tests.support.processes import Broker, gateway
@@ -27,32 +28,7 @@ BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
 
 def write_config(tmp_path: Path, mqtt_port: int, tty: Path) -> Path:
     path = tmp_path / "gateway.toml"
-    path.write_text(
-        f"""
-[gateway]
-data_dir = "{tmp_path / "data"}"
-persist_interval_s = 0.5
-
-[mqtt]
-port = {mqtt_port}
-unsigned_commands = true  # the test broker is the test's own
-
-[http]
-enabled = false
-
-[zeroconf]
-enabled = false
-
-[[meters]]
-id = "main"
-
-[[modules]]
-type = "sim"
-name = "sim1"
-meter = "main"
-interval_s = 0.5
-speed = 60.0                       # A+ grows by a few Wh per sample: every value differs
-
+    zwave = f"""
 [[modules]]
 type = "zwave"
 name = "zwave"
@@ -60,6 +36,17 @@ meter = "main"
 port = "{tty}"
 report_min_interval_s = 0.5
 """
+    path.write_text(
+        sim_gateway_toml(
+            tmp_path / "data",
+            persist_interval_s=0.5,
+            mqtt_port=mqtt_port,
+            mqtt="unsigned_commands = true  # the test broker is the test's own",
+            # A+ grows by a few Wh per sample: every value differs.
+            speed=60.0,
+            interval_s=0.5,
+            more=zwave,
+        )
     )
     return path
 
