@@ -20,7 +20,6 @@ from gateway.engine import Register, Update
 from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import ConfigError
 from gateway.lan import metrics
-from gateway.lan.announce import ZeroconfAnnouncer, txt_properties
 from gateway.lan.api import API_PATH, Api
 from gateway.lan.limits import CLIENT_MAX_BODY_B, CappedSite, server_limits
 from gateway.lan.live import LiveHub, encode
@@ -35,6 +34,7 @@ from gateway.lan.shapes import (
 from gateway.model import Event, RawFrame, utc_now
 
 if TYPE_CHECKING:
+    from gateway.lan.announce import ZeroconfAnnouncer
     from gateway.view import GatewayView, Output
 
 __all__ = ["LanServer"]
@@ -258,6 +258,10 @@ class LanServer:
         settings = self.gateway.settings
         if not settings.zeroconf.enabled or self.port is None:
             return
+        # Imported here: python-zeroconf is ~30 modules and ~3 MB a gateway without mDNS
+        # (the default config) need not load.
+        from gateway.lan.announce import ZeroconfAnnouncer, txt_properties  # noqa: PLC0415
+
         announcer = ZeroconfAnnouncer(
             instance=f"meter-gateway-{settings.gateway.name}",
             port=self.port,
