@@ -162,11 +162,20 @@ class MeterEngine:
         tariff_registers_before = (
             [self.decimal(code) for code in _IMPORT_TARIFFS] if prepaid else []
         )
+        registers, changed = self._registers, update.registers
         for code, (value, unit) in values.items():
-            if code not in lifetime:
-                if code.startswith("alarm"):
-                    update.events += self._alarm(at, code, value, self._registers.get(code))
+            if code in lifetime:
+                continue
+            previous = registers.get(code)
+            if code.startswith("alarm"):
+                update.events += self._alarm(at, code, value, previous)
+            if previous is None or previous.value != value or previous.unit != unit:
                 self.put(update, code, value, unit, at)
+            elif at > previous.at:
+                # ``put`` for a value measured again, inlined: most readings of most samples.
+                changed[code] = registers[code] = Register(
+                    code, value, unit, at, previous.changed_at or previous.at
+                )
         self._split_tariffs(at, cumulative, values, update, tariff_before)
         for code, (value, unit) in cumulative.items():
             self.put(update, code, value, unit, at)

@@ -87,10 +87,13 @@ class SupplyMonitor:
         return events
 
     def _change(self, now: datetime, key: str, observed: bool) -> bool | None:
-        # Runs three times per phase per sample: the event text is only made on a change.
+        # Runs three times per phase per sample: the event text is only made on a change, and
+        # a condition that holds as it was (nearly always) is settled here.
         condition = self.conditions.get(key)
         if condition is None:
             condition = self.conditions[key] = _Condition()
+        elif observed == condition.active and condition.pending_since is None:
+            return None
         return condition.update(now, observed, self.limits.hold_s)
 
     def _event(self, now: datetime, kind: str, started: bool, detail: str, **data: Any) -> Event:
