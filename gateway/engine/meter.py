@@ -407,7 +407,7 @@ class MeterEngine:
         """Add the totals' increase to the active tariff's registers (unless the meter sends
         its own), split at tariff switches inside the interval in proportion to time."""
         for total, prefix in TARIFF_SPLIT.items():
-            if total not in cumulative or any(f"{prefix}{t}" in values for t in range(1, 5)):
+            if total not in cumulative or any(code in values for code in _TARIFF_CODES[prefix]):
                 continue
             new_total = Decimal(cumulative[total][0])
             unit = cumulative[total][1]
@@ -460,13 +460,16 @@ class MeterEngine:
         return shares
 
     def _set_quadrant(self, at: datetime, update: Update) -> None:
+        registers = self._registers
+
         def number(code: str) -> float:
-            register = self._registers.get(code)
+            register = registers.get(code)
             if register is None or register.at != at or isinstance(register.value, str):
                 return 0.0
             return float(register.value)
 
-        if "1-0:1.7.0" not in self._registers or self._registers["1-0:1.7.0"].at != at:
+        power = registers.get("1-0:1.7.0")
+        if power is None or power.at != at:
             return
         p = number("1-0:1.7.0") - number("1-0:2.7.0")
         q = number("1-0:3.7.0") - number("1-0:4.7.0")
@@ -492,7 +495,10 @@ class MeterEngine:
 # power of ten to it, lifetime register?).
 _Spelling = tuple[str, str | None, int, bool]
 _MAX_SPELLINGS = 4096
-_IMPORT_TARIFFS = tuple(f"1-0:1.8.{t}" for t in range(1, 5))
+_TARIFF_CODES = {
+    prefix: tuple(f"{prefix}{t}" for t in range(1, 5)) for prefix in TARIFF_SPLIT.values()
+}
+_IMPORT_TARIFFS = _TARIFF_CODES[TARIFF_SPLIT[A_PLUS]]
 _HUNDREDTH = Decimal("0.01")
 
 

@@ -39,12 +39,27 @@ class TariffSchedule:
         self.zone = zone
         self._seasons = sorted(settings.seasons, key=lambda s: s.start)
         self._fixed = {(int(d[:2]), int(d[3:])) for d in settings.holidays}
+        # The last answer of ``active`` and where it holds: from the instant asked up to (not
+        # including) the next switch, on the same local day (the day picks the program).
+        # Samples come every second, switches a few times a day: nearly every call is
+        # answered from here.
+        self._held: tuple[datetime, datetime, date, int] | None = None
 
     def active(self, at: datetime) -> int:
         """The scheduled tariff at an instant (timezone-aware)."""
         if not self._seasons:
             return self.settings.default
         local_day = at.astimezone(self.zone).date()
+        held = self._held
+        if held is not None and held[0] <= at < held[1] and held[2] == local_day:
+            return held[3]
+        tariff = self._scheduled(at, local_day)
+        change = self.next_change(at)
+        if change is not None:
+            self._held = (at, change, local_day, tariff)
+        return tariff
+
+    def _scheduled(self, at: datetime, local_day: date) -> int:
         tariff = None
         for switch_at, switch_tariff in self._switches(local_day):
             if switch_at <= at:
@@ -69,6 +84,8 @@ class TariffSchedule:
         """A fixed or movable holiday of the configured calendar."""
         if (day.month, day.day) in self._fixed:
             return True
+        if not self.settings.movable_holidays:
+            return False
         easter = easter_sunday(day.year)
         return any(
             easter + timedelta(days=MOVABLE_HOLIDAYS[name]) == day
