@@ -59,6 +59,7 @@ class Presence:
         self._announced: dict[str, frozenset[str]] = {}
         self._available: dict[str, bool] = {}
         self._last_seen: dict[str, float] = {}
+        self._modules_of: tuple[object, dict[str, tuple[ModuleConfig, ...]]] = (None, {})
 
     def needs_announce(self, meter: str, registers: Mapping[str, Register]) -> bool:
         """True when a meter has values its discovery config does not list yet."""
@@ -165,11 +166,10 @@ class Presence:
         seen = self._last_seen.get(meter)
         if seen is not None and now - seen <= timeout_s:
             return True
-        for module in self._gateway.settings.modules:
+        for module in self._own_modules(meter):
             health = self._gateway.health.get(module.name)
             if (
-                _feeds_only(module, meter)
-                and health is not None
+                health is not None
                 and health.last_frame_at is not None
                 and (wall - health.last_frame_at).total_seconds() <= timeout_s
             ):
@@ -179,6 +179,18 @@ class Presence:
         registers = self._gateway.registers(meter).values()
         latest = max((r.at for r in registers if r.at <= wall), default=None)
         return latest is not None and wall - latest <= timedelta(seconds=timeout_s)
+
+    def _own_modules(self, meter: str) -> tuple[ModuleConfig, ...]:
+        """The single-meter modules feeding ``meter``, from an index made once per settings
+        (each meter asked every module before: a million checks at a thousand meters)."""
+        settings = self._gateway.settings
+        if self._modules_of[0] is not settings:
+            index: dict[str, list[ModuleConfig]] = {}
+            for module in settings.modules:
+                if module.meter is not None and _feeds_only(module, module.meter):
+                    index.setdefault(module.meter, []).append(module)
+            self._modules_of = (settings, {m: tuple(ms) for m, ms in index.items()})
+        return self._modules_of[1].get(meter, ())
 
     async def _clear_removed(self, client: aiomqtt.Client) -> None:
         """Empty retained payloads for meters (and discovery) this gateway no longer has."""
