@@ -17,9 +17,15 @@ from gateway.errors import GatewayError
 from tests.support.processes import GATEWAY, ROOT
 
 
+class UnitParser(configparser.ConfigParser):
+    """systemd keys are case-sensitive (ConfigParser lowercases them by default)."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def unit_of(text: str) -> configparser.SectionProxy:
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser = UnitParser(strict=False, interpolation=None)
     parser.read_string(text)
     return parser["Service"]
 

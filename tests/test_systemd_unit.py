@@ -10,9 +10,15 @@ from pathlib import Path
 from tests.support.processes import ROOT
 
 
+class UnitParser(configparser.ConfigParser):
+    """systemd keys are case-sensitive (ConfigParser lowercases them by default)."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def unit() -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser = UnitParser(strict=False, interpolation=None)
     parser.read(ROOT / "systemd" / "meter-gateway.service")
     return parser
 

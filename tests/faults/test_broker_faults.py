@@ -11,6 +11,7 @@ import json
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,10 +63,10 @@ def store_facts(tmp_path: Path) -> tuple[int, int]:
     return (int(row[0]) if row and row[0] else 0), int(waiting)
 
 
-def wait_until(predicate: object, timeout_s: float, what: str) -> None:
+def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(0.1)
     raise TimeoutError(f"{what} not within {timeout_s} s")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 
 from gateway.app import Gateway
+from gateway.engine import Register
 from gateway.transport import serve_tcp
 from modules.mbus.emulator import Line, build_bus, serve
 from modules.mbus.slave import Slave
@@ -83,7 +85,11 @@ async def test_secondary_addressing_feeds_each_meter_its_own_values(tmp_path: Pa
         async with running(config) as gateway:
             for meter, ident in zip(("m1", "m2", "m3"), IDS, strict=True):
                 registers = gateway.engines[meter].registers
-                await until(lambda r=registers: "mbus:fabrication_no" in r)  # type: ignore[misc]
+
+                def identified(r: Mapping[str, Register] = registers) -> bool:
+                    return "mbus:fabrication_no" in r
+
+                await until(identified)
                 assert registers["mbus:fabrication_no"].value == ident
                 assert "1-0:1.8.0" in registers
             assert gateway.health["bus1"].frames_failed == 0
@@ -162,11 +168,13 @@ async def test_an_echoing_level_converter(tmp_path: Path) -> None:
             data.mkdir()
             config = settings(data, module(port, devices, echo=echo), meters=("m1", "m2"))
             async with running(config) as gateway:
-                await until(
-                    lambda g=gateway: all(  # type: ignore[misc]
+
+                def both_identified(g: Gateway = gateway) -> bool:
+                    return all(
                         "mbus:fabrication_no" in g.engines[m].registers for m in ("m1", "m2")
                     )
-                )
+
+                await until(both_identified)
                 assert gateway.health["bus1"].frames_failed == 0
         # Told there is no echo, the master takes the echo for the answer: nothing is read.
         data = tmp_path / "no-echo"

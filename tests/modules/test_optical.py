@@ -19,7 +19,7 @@ from modules.codecs.kmp.registers import DEFAULT_382_REGISTERS
 from modules.kmp.session import KmpMaster
 from modules.optical.emulator import serve_kmp
 from modules.optical.meter_model import Simulated382
-from tests.support.gateway import background, offline_text, running, until
+from tests.support.gateway import background, number, offline_text, running, until
 
 ZONE = ZoneInfo("Europe/Copenhagen")
 BYTE_DELAY_S = 0.0005  # every reply byte written on its own
@@ -61,11 +61,11 @@ async def test_kmp_through_an_echoing_head_fills_the_engine(tmp_path: Path) -> N
     a_plus = registers["1-0:1.8.0"]
     # The high-resolution register (0x000D, Wh steps) stands in for the kWh one.
     assert a_plus.unit == "kWh" and a_plus.value != int(a_plus.value)
-    assert Decimal("12345.678") <= a_plus.value <= meter.energy_import_kwh  # type: ignore[operator]
+    assert Decimal("12345.678") <= number(a_plus) <= meter.energy_import_kwh
     assert registers["1-0:2.8.0"].value == Decimal("321.000")
     assert registers["1-0:1.7.0"].unit == "W"  # the meter says kW; the engine keeps W
-    assert 50 <= registers["1-0:1.7.0"].value <= 20_000  # type: ignore[operator]
-    assert 215 <= registers["1-0:32.7.0"].value <= 245  # type: ignore[operator]
+    assert 50 <= number(registers["1-0:1.7.0"]) <= 20_000
+    assert 215 <= number(registers["1-0:32.7.0"]) <= 245
     assert registers["1-0:32.7.0"].unit == "V" and registers["1-0:71.7.0"].unit == "A"
     assert health.frames_failed == 0 and health.restarts == 0
     # Every poll read the default 382 set; the clock was read once at start.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.transport import open_pty, write_slowly
+from gateway.transport import Link, open_pty, write_slowly
 from modules.codecs.dlms.decode import DlmsDecoder
 from modules.codecs.dlms.hdlc import encode_frame, parse_frame
 from modules.codecs.dlms.stream import HanSplitter
@@ -33,9 +34,9 @@ KEYS = f'format = "dlms"\nkey = "{GUEK.hex()}"\nauth_key = "{GAK.hex()}"\n'
 class Pushes:
     """A HAN emitter whose meter time moves a minute per push, starting two hours ago."""
 
-    def __init__(self, **options: object) -> None:
+    def __init__(self, *, key: bytes | None = None, auth_key: bytes | None = None) -> None:
         self.meter = EmulatedMeter()
-        self.emitter = P1Emitter(self.meter, format="dlms", **options)  # type: ignore[arg-type]
+        self.emitter = P1Emitter(self.meter, format="dlms", key=key, auth_key=auth_key)
         self.now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
     def frame(self) -> bytes:
@@ -44,11 +45,13 @@ class Pushes:
         return self.emitter.frame(self.now)
 
 
-async def send_until(device: object, pushes: Pushes, done: object, timeout_s: float = 10) -> None:
+async def send_until(
+    device: Link, pushes: Pushes, done: Callable[[], bool], timeout_s: float = 10
+) -> None:
     """Push frames until ``done()`` (the module may open the tty after the first ones)."""
     async with asyncio.timeout(timeout_s):
-        while not done():  # type: ignore[operator]
-            await device.write(pushes.frame())  # type: ignore[attr-defined]
+        while not done():
+            await device.write(pushes.frame())
             await asyncio.sleep(0.1)
 
 
@@ -113,8 +116,9 @@ async def test_wrong_key_bad_tag_and_replay_each_give_one_event_and_no_readings(
         after = register(gateway, "1-0:1.8.0")
         await device.write(pushes.frame())  # good frames are taken again at once
         await until(lambda: health.frames_ok == ok + 2)
-        assert register(gateway, "1-0:1.8.0") is not None
-        assert register(gateway, "1-0:1.8.0") > after  # type: ignore[operator]
+        now = register(gateway, "1-0:1.8.0")
+        assert now is not None and after is not None
+        assert now > after
     events = kinds(gateway)
     assert events.count("replay_suspected") == 1
     # The wrong-key frames follow the tampered ones with no good frame between: one episode.

@@ -12,7 +12,7 @@ from modules.optical import emulator
 from modules.optical.emulator import IecEmulator, serve_kmp
 from modules.optical.meter_model import Simulated382
 from tests.modules.test_optical import BYTE_DELAY_S, ZONE, has, settings_for
-from tests.support.gateway import running, until
+from tests.support.gateway import number, running, until
 from tests.support.processes import free_port
 
 
@@ -37,7 +37,7 @@ async def test_kmp_from_a_tcp_peer_one_byte_at_a_time(tmp_path: Path) -> None:
     ):
         await until(lambda: has(gateway, "1-0:1.8.0", "1-0:1.7.0", "1-0:72.7.0"))
         registers = gateway.engines["main"].registers
-    assert Decimal("12345.678") <= registers["1-0:1.8.0"].value <= meter.energy_import_kwh  # type: ignore[operator]
+    assert Decimal("12345.678") <= number(registers["1-0:1.8.0"]) <= meter.energy_import_kwh
     assert gateway.health["lan"].frames_failed == 0
 
 

@@ -8,11 +8,13 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway import config
 from gateway.app import Gateway
+from gateway.engine import Register
 from gateway.errors import ConnectionLost
 
 READY_TIMEOUT_S = 10.0
@@ -101,3 +103,9 @@ def fill_to_the_brim(gateway: Gateway) -> None:
             except sqlite3.OperationalError as err:
                 assert "full" in str(err)
                 break
+
+
+def number(register: Register) -> Decimal:
+    """A register's value as a number; the test fails where it holds text."""
+    assert isinstance(register.value, Decimal | int | float), register
+    return Decimal(register.value)
