@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway import config, registry
+from modules.sim.adapter import SimConfig
 from tests.support.gateway import offline_text, running, until
 
 
@@ -79,7 +80,8 @@ async def test_sighup_restarts_only_the_changed_module(tmp_path: Path) -> None:
         await until(lambda: gateway.health["sim2"].frames_ok > 2)
         assert gateway.health["sim1"] is sim1_health
         assert gateway.modules.task("sim1") is sim1_task and not sim1_task.done()
-        assert gateway.settings.modules[1].speed == 5  # type: ignore[attr-defined]
+        reloaded = gateway.settings.modules[1]
+        assert isinstance(reloaded, SimConfig) and reloaded.speed == 5
         assert gateway.engines["b"].registers, "the meter keeps its state across the restart"
 
 

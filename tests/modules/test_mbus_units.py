@@ -100,8 +100,10 @@ def test_config_errors_name_the_problem(devices: str, extra: str, message: str) 
 
 def test_echo_takes_auto_or_a_boolean() -> None:
     device = '[[modules.devices]]\nmeter = "m1"\nprimary_address = 1\n'
-    assert load(device, "echo = true\n").modules[0].echo is True  # type: ignore[attr-defined]
-    assert load(device).modules[0].echo == "auto"  # type: ignore[attr-defined]
+    told, default = load(device, "echo = true\n").modules[0], load(device).modules[0]
+    assert isinstance(told, MbusConfig) and isinstance(default, MbusConfig)
+    assert told.echo is True
+    assert default.echo == "auto"
     with pytest.raises(ConfigError, match="echo"):
         load(device, 'echo = "sometimes"\n')
 

@@ -20,6 +20,7 @@ from gateway.transport import open_pty, write_slowly
 from modules.codecs.dsmr.stream import P1Splitter
 from modules.codecs.dsmr.telegram import DsmrDecoder, encrypt_telegram
 from modules.dlms.readings import to_readings
+from modules.p1.config import P1Config
 from modules.p1.emulator import P1Emitter
 from modules.p1.meter_model import EmulatedMeter
 from tests.support.gateway import offline_text, running, until
@@ -169,7 +170,8 @@ def test_line_settings_follow_the_dsmr_version_unless_configured(tmp_path: Path)
         module = config.loads(
             '[[meters]]\nid = "main"\n' + p1_module("/dev/ttyUSB0", extra)
         ).modules[0]
-        line = module.serial  # type: ignore[attr-defined]
+        assert isinstance(module, P1Config)
+        line = module.serial
         return line.baudrate, line.bytesize, line.parity
 
     assert serial("") == (115200, 8, "N")
