@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.configs import gateway_toml
 from tests.support.mqtt import Collector, Received
 from tests.support.processes import GATEWAY, Broker, gateway
 
@@ -18,45 +19,26 @@ BASE = "meter-gateway/home"  # <base_topic>/<gateway name>
 
 def write_config(tmp_path: Path, port: int, tty: Path) -> Path:
     path = tmp_path / "gateway.toml"
-    path.write_text(
-        f"""
-[gateway]
-data_dir = "{tmp_path / "data"}"
-persist_interval_s = 0.5
-
-[mqtt]
-host = "localhost"
-port = {port}
-
-[http]
-enabled = false
-
-[zeroconf]
-enabled = false
-
-[[meters]]
-id = "m1"
-
-[[meters]]
-id = "m2"
-
+    bus = f"""
 [[modules]]
 type = "mbus"
 name = "mbus1"
 port = "{tty}"
 baudrate = 9600
 latency_s = 0.05
-
 [[modules.devices]]
 meter = "m1"
 primary_address = 1
 poll_interval_s = 0.5
-
 [[modules.devices]]
 meter = "m2"
 secondary_address = "61000003"
 poll_interval_s = 0.5
 """
+    path.write_text(
+        gateway_toml(
+            tmp_path / "data", bus, persist_interval_s=0.5, mqtt_port=port, meters=("m1", "m2")
+        )
     )
     return path
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.configs import gateway_toml
 from tests.support.mqtt import Collector
 from tests.support.processes import GATEWAY, Broker, gateway
 
@@ -43,25 +44,7 @@ def emulator(link: Path, *args: str, log: Path) -> Iterator[subprocess.Popen[byt
 
 def write_config(tmp_path: Path, port: int, link: Path, key: str) -> Path:
     path = tmp_path / "gateway.toml"
-    path.write_text(
-        f"""
-[gateway]
-data_dir = "{tmp_path / "data"}"
-persist_interval_s = 0.5
-
-[mqtt]
-port = {port}
-discovery = false
-
-[http]
-enabled = false
-
-[zeroconf]
-enabled = false
-
-[[meters]]
-id = "han"
-
+    han = f"""
 [[modules]]
 type = "p1"
 name = "han1"
@@ -71,6 +54,15 @@ format = "dlms"
 key = "{key}"
 auth_key = "{GAK}"
 """
+    path.write_text(
+        gateway_toml(
+            tmp_path / "data",
+            han,
+            persist_interval_s=0.5,
+            mqtt_port=port,
+            mqtt="discovery = false",
+            meters=("han",),
+        )
     )
     return path
 

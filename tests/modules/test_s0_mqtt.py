@@ -19,6 +19,7 @@ from gateway import config
 from gateway.app import Gateway
 from modules.s0.pulses import NS_PER_S
 from modules.s0.software import SoftwareChip
+from tests.support.configs import gateway_toml
 from tests.support.mqtt import Collector, until
 from tests.support.processes import Broker
 
@@ -29,27 +30,7 @@ STATE = f"{BASE}/main/state"
 
 
 def settings_for(tmp_path: Path, port: int) -> config.Settings:
-    return config.loads(
-        f"""
-[gateway]
-name = "home"
-data_dir = "{tmp_path}"
-persist_interval_s = 0.2
-
-[mqtt]
-host = "localhost"
-port = {port}
-unsigned_commands = true  # the test broker is the test's own
-
-[http]
-enabled = false
-
-[zeroconf]
-enabled = false
-
-[[meters]]
-id = "main"
-
+    s0 = """
 [[modules]]
 type = "s0"
 name = "s0main"
@@ -58,6 +39,15 @@ chip = "software:mqtt"
 line = "S0"
 publish_interval_s = 0.05
 """
+    return config.loads(
+        gateway_toml(
+            tmp_path,
+            s0,
+            name="home",
+            persist_interval_s=0.2,
+            mqtt_port=port,
+            mqtt="unsigned_commands = true  # the test broker is the test's own",
+        )
     )
 
 
