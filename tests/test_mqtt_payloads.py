@@ -16,7 +16,7 @@ from gateway.config import MeterConfig
 from gateway.engine import Register
 from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
 from gateway.errors import CommandError
-from gateway.model import Event
+from gateway.model import Event, Value
 from gateway.mqtt.discovery import Discovery
 from gateway.mqtt.payloads import (
     Topics,
@@ -34,8 +34,8 @@ AT = datetime(2025, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 TOPICS = Topics("meter-gateway", "home", "homeassistant")
 
 
-def register(code: str, value: object, unit: str | None, at: datetime = AT) -> Register:
-    return Register(code, value, unit, at)  # type: ignore[arg-type]
+def register(code: str, value: Value, unit: str | None, at: datetime = AT) -> Register:
+    return Register(code, value, unit, at)
 
 
 def test_topics_carry_the_gateway_name() -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.mqtt.outbox import ROW_OVERHEAD_B, Outbox
+from gateway.mqtt.outbox import ROW_OVERHEAD_B, Outbox, Policy
 from gateway.store import Store
 
 
@@ -253,11 +253,11 @@ operations = st.lists(
 )
 @given(ops=operations, policy=st.sampled_from(["drop_oldest", "drop_newest"]))
 def test_any_sequence_keeps_order_bound_and_accounting(
-    tmp_path: Path, ops: list[tuple[str, int]], policy: str
+    tmp_path: Path, ops: list[tuple[str, int]], policy: Policy
 ) -> None:
     store = Store(tmp_path / f"h{abs(hash((tuple(ops), policy)))}.db")
     try:
-        outbox = Outbox(store, max_bytes=2_000, policy=policy)  # type: ignore[arg-type]
+        outbox = Outbox(store, max_bytes=2_000, policy=policy)
         serial = 0
         for op, arg in ops:
             if op == "append":

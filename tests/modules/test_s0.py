@@ -20,7 +20,7 @@ from gateway.errors import CommandError
 from gateway.model import Command
 from gateway.store import Store
 from modules.s0.adapter import STATE_KEY
-from modules.s0.pulses import NS_PER_S, Total, decode_totals, encode_totals
+from modules.s0.pulses import NS_PER_S, Direction, Total, decode_totals, encode_totals
 from modules.s0.software import SoftwareChip
 from tests.support.gateway import offline_text, running, until
 
@@ -209,9 +209,9 @@ async def test_after_a_crash_the_larger_of_saved_count_and_register_wins(
     settings = settings_for(tmp_path, s0_module(initial_import_kwh="10"))
     store = Store(tmp_path / "gateway.db")
     at = datetime(2024, 1, 1, tzinfo=UTC)
-    state = {"import": Total(Decimal("10"), 250), "export": Total(None)}
+    state: dict[Direction, Total] = {"import": Total(Decimal("10"), 250), "export": Total(None)}
     register = Decimal("10.3") if ahead == "engine_register" else Decimal("10.2")
-    store.put_state("s0a", STATE_KEY, encode_totals(state, 1000))  # type: ignore[arg-type]
+    store.put_state("s0a", STATE_KEY, encode_totals(state, 1000))
     store.save_registers("a", [Register(A_PLUS, register, "kWh", at)])
     store.close()
     expected = Decimal("10.3") if ahead == "engine_register" else Decimal("10.25")

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from modules.s0.pulses import (
     NS_PER_S,
+    Direction,
     EdgeEvent,
     PulseMeter,
     Total,
@@ -233,8 +234,11 @@ def test_ratios_without_a_finite_decimal_are_floored_to_a_milliwatt_hour() -> No
 
 
 def test_totals_round_trip_and_fold_a_changed_ratio() -> None:
-    totals = {"import": Total(Decimal("12.345"), 1500), "export": Total(None, 7)}
-    blob = encode_totals(totals, 1000)  # type: ignore[arg-type]
+    totals: dict[Direction, Total] = {
+        "import": Total(Decimal("12.345"), 1500),
+        "export": Total(None, 7),
+    }
+    blob = encode_totals(totals, 1000)
     back = decode_totals(blob, 1000)
     assert back["import"] == totals["import"] and back["export"] == totals["export"]
     folded = decode_totals(blob, 500)
