@@ -320,7 +320,9 @@ enabled = true
             answer: dict[str, Any] = collector.on(reply)[-1].json()
             return answer
 
-        await until(lambda: any(o.name == "mqtt" and o.connected for o in gateway.outputs))  # type: ignore[attr-defined]
+        await until(
+            lambda: any(o.name == "mqtt" and o.status().connected is True for o in gateway.outputs)
+        )
         unsigned = json.dumps({"id": "u-1", "power_w": 5000}).encode()
         answer = await ask("set_limits", unsigned)
         assert answer["ok"] is False and answer["error"]["code"] == "unsigned", answer

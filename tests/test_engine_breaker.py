@@ -17,7 +17,7 @@ from gateway.engine.settings import (
     SmartDisconnectSettings,
 )
 from gateway.errors import CommandError
-from gateway.model import Reading, Sample
+from gateway.model import Reading, Sample, Value
 
 T0 = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)  # a Wednesday, 11:00 in Copenhagen
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -44,10 +44,10 @@ def restarted(engine: MeterEngine) -> MeterEngine:
 
 
 def feed(
-    engine: MeterEngine, at: datetime, kwh: str, watts: float = 500, **extra: object
+    engine: MeterEngine, at: datetime, kwh: str, watts: float = 500, **extra: Value
 ) -> list[str]:
     readings = [Reading("1-0:1.8.0", Decimal(kwh), "kWh"), Reading("1-0:1.7.0", watts, "W")]
-    readings += [Reading(code, value, None) for code, value in extra.items()]  # type: ignore[arg-type]
+    readings += [Reading(code, value, None) for code, value in extra.items()]
     return [e.kind for e in engine.ingest(Sample("main", "t", at, tuple(readings))).events]
 
 
