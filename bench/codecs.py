@@ -125,6 +125,8 @@ def measure(
         "ours_fps": decodes / elapsed if elapsed else 0.0,
         "peers": {},
     }
+    if count:
+        result["ours_ir"] = ours_instructions(protocol, ours_ok)
     wanted = PEERS[protocol] if with_peers else ()
     if wanted:
         peers.require(wanted, install=install)
@@ -179,9 +181,11 @@ def print_table(results: Sequence[dict[str, Any]]) -> None:
                 )
             else:
                 cells.append(f"{peer}: {row.get('error') or 'no common input'}")
+        counted = f" ({r['ours_ir']:,.0f} instructions each)" if "ours_ir" in r else ""
         print(
             f"{r['protocol']:12} {r['inputs']:6} {r['ours_accepted']:7} {r['ours_fps']:9,.0f}  "
             + ("; ".join(cells) or "no Python peer")
+            + counted
         )
 
 

@@ -38,7 +38,6 @@ __all__ = [
     "decode_compact",
     "decode_fixed",
     "decode_records",
-    "decode_records_and_format",
     "iter_headers",
     "more_records_follow",
     "record_format",
@@ -113,6 +112,7 @@ def decode_records(
     msb_first: bool = False,
     keep_going: bool = False,
     salvage: bool = False,
+    layout: list[bytes] | None = None,
 ) -> list[Record]:
     """Decode the data records of a variable data structure (the bytes after the TPL header).
 
@@ -126,54 +126,11 @@ def decode_records(
     ``salvage`` goes further, for wireless telegrams whose link layer was already checked (CRC,
     or the decryption's 2F2F): any record that can't be read, first or not, damaged or unknown,
     becomes the ``undecoded`` rest, so the header facts and the good records still come out.
+
+    ``layout``, when given, gets each decoded record's header bytes appended: joined, they are
+    ``record_format(payload)``, read on the way (what a wM-Bus decoder learns compact formats
+    from).
     """
-    return _decode_records(
-        payload,
-        offset=offset,
-        medium=medium,
-        manufacturer=manufacturer,
-        msb_first=msb_first,
-        keep_going=keep_going,
-        salvage=salvage,
-        layout=None,
-    )
-
-
-def decode_records_and_format(
-    payload: bytes,
-    *,
-    offset: int = 0,
-    medium: int | None = None,
-    manufacturer: str | None = None,
-    salvage: bool = False,
-) -> tuple[list[Record], bytes]:
-    """``decode_records`` and, read on the way, ``record_format`` of the records it decoded:
-    what a wM-Bus decoder learns compact formats from."""
-    layout: list[bytes] = []
-    records = _decode_records(
-        payload,
-        offset=offset,
-        medium=medium,
-        manufacturer=manufacturer,
-        msb_first=False,
-        keep_going=False,
-        salvage=salvage,
-        layout=layout,
-    )
-    return records, b"".join(layout)
-
-
-def _decode_records(
-    payload: bytes,
-    *,
-    offset: int,
-    medium: int | None,
-    manufacturer: str | None,
-    msb_first: bool,
-    keep_going: bool,
-    salvage: bool,
-    layout: list[bytes] | None,
-) -> list[Record]:
     records: list[Record] = []
     plans = _plans_for(manufacturer, medium)
     size = len(payload)
@@ -198,17 +155,7 @@ def _decode_records(
             end = cursor + plan.size
             if layout is not None:
                 layout.append(payload[cursor:end])
-            if plan.fixed >= 0:
-                length, start = plan.fixed, end
-                if start + length > size:
-                    raise IncompleteFrame(
-                        f"record data needs {length} bytes, {size - start} left",
-                        offset=offset + start,
-                    )
-                lvar = None
-            else:
-                length, start = _lvar_span(payload, end, offset)
-                lvar = payload[end]
+            length, start, lvar = _span(plan.fixed, payload, end, offset)
             data = payload[start : start + length]
             records.append(_apply(plan, data, lvar, offset + cursor, msb_first))
             cursor = position = start + length
@@ -231,35 +178,9 @@ def undecoded_warnings(records: list[Record]) -> list[str]:
 
 def record_format(payload: bytes) -> bytes:
     """The concatenated DIF/DIFE/VIF/VIFE bytes of the records (fill bytes and data left out)."""
-    parts = []
-    size = len(payload)
-    cursor = 0
-    while cursor < size:
-        dif = payload[cursor]
-        if dif == FILLER:
-            cursor += 1
-            continue
-        end = _header_end(payload, cursor, size)
-        if end:
-            field = dif & 0x0F
-            fixed = _FIXED_LENGTHS[field]
-        else:
-            header = _header(payload, cursor, 0)
-            if header.manufacturer_data:
-                break
-            end, field = header.end, header.data_field
-            fixed = 0 if header.vif is None else _FIXED_LENGTHS[field]
-        parts.append(payload[cursor:end])
-        if fixed >= 0:
-            length, start = fixed, end
-            if start + length > size:
-                raise IncompleteFrame(
-                    f"record data needs {length} bytes, {size - start} left", offset=start
-                )
-        else:
-            length, start = _lvar_span(payload, end, 0)
-        cursor = start + length
-    return b"".join(parts)
+    layout: list[bytes] = []
+    decode_records(payload, layout=layout)
+    return b"".join(layout)
 
 
 def decode_compact(
@@ -274,7 +195,6 @@ def decode_compact(
     """Decode ``data`` laid out by ``format`` (headers from a full frame, values from here)."""
     records: list[Record] = []
     plans = _plans_for(manufacturer, medium)
-    size = len(data)
     position = 0
     for header in iter_headers(format, data=False):
         if header.manufacturer_data:
@@ -284,17 +204,7 @@ def decode_compact(
         if plan is None:
             plan = _plan(header, manufacturer, medium)
             _remember(plans, key, plan)
-        if plan.fixed >= 0:
-            length, start = plan.fixed, position
-            if start + length > size:
-                raise IncompleteFrame(
-                    f"record data needs {length} bytes, {size - start} left",
-                    offset=offset + start,
-                )
-            lvar = None
-        else:
-            length, start = _lvar_span(data, position, offset)
-            lvar = data[position]
+        length, start, lvar = _span(plan.fixed, data, position, offset)
         value = data[start : start + length]
         records.append(_apply(plan, value, lvar, offset + header.start, msb_first))
         position = start + length
@@ -476,31 +386,43 @@ def _remember(plans: dict[bytes, _Plan], key: bytes, plan: _Plan) -> None:
 def _header_end(buffer: bytes, start: int, size: int) -> int:
     """Where a plain record header ends, or 0 when ``_header`` must read it (a special DIF,
     a plain-text VIF, too many extensions or the end of the buffer: its errors say which)."""
-    byte = buffer[start]
-    if byte & 0x0F == 0x0F:
+    dif = buffer[start]
+    if dif & 0x0F == 0x0F:
         return 0
-    position = start + 1
+    position = _extended(buffer, start + 1, dif, size, MAX_DIFES)
+    if not position or position >= size:
+        return 0
+    vif = buffer[position]
+    if vif & 0x7F == 0x7C:
+        return 0
+    return _extended(buffer, position + 1, vif, size, MAX_VIFES)
+
+
+def _extended(buffer: bytes, position: int, byte: int, size: int, most: int) -> int:
+    """Where the extensions after ``byte`` (each with bit 7 set while one more follows) end,
+    or 0 past ``most`` of them or past the buffer's end."""
     count = 0
     while byte & 0x80:
-        if position >= size or count == MAX_DIFES:
-            return 0
-        byte = buffer[position]
-        position += 1
-        count += 1
-    if position >= size:
-        return 0
-    byte = buffer[position]
-    if byte & 0x7F == 0x7C:
-        return 0
-    position += 1
-    count = 0
-    while byte & 0x80:
-        if position >= size or count == MAX_VIFES:
+        if position >= size or count == most:
             return 0
         byte = buffer[position]
         position += 1
         count += 1
     return position
+
+
+def _span(fixed: int, buffer: bytes, position: int, offset: int) -> tuple[int, int, int | None]:
+    """(length, start, LVAR byte or None) of a record's data at ``position``, ``fixed`` bytes
+    long or, when it is -1, as long as the LVAR byte there says."""
+    if fixed < 0:
+        length, start = _lvar_span(buffer, position, offset)
+        return length, start, buffer[position]
+    if position + fixed > len(buffer):
+        raise IncompleteFrame(
+            f"record data needs {fixed} bytes, {len(buffer) - position} left",
+            offset=offset + position,
+        )
+    return fixed, position, None
 
 
 def _lvar_span(buffer: bytes, position: int, offset: int) -> tuple[int, int]:

@@ -439,9 +439,10 @@ def _application(
     apl = tg.body[start:]
     medium, maker = meter["device_type"], meter["manufacturer"]
     if tpl.ci in TPL_FULL:
+        layout: list[bytes] = []  # the records' headers, read while decoding them
         try:
-            records, fmt = mbus_records.decode_records_and_format(
-                apl, offset=start, medium=medium, manufacturer=maker
+            records = mbus_records.decode_records(
+                apl, offset=start, medium=medium, manufacturer=maker, layout=layout
             )
         except FrameError:
             # Bytes after the encrypted blocks are outside what the key vouches for; logged
@@ -452,14 +453,16 @@ def _application(
                 tg.frame["unparsed_tail"] = tg.body[end:].hex().upper()
             # One odd record (a reserved DIF, a record past the end) keeps those before it,
             # and the header facts always come out: the link layer was checked already.
-            records, fmt = mbus_records.decode_records_and_format(
-                apl, offset=start, medium=medium, manufacturer=maker, salvage=True
+            layout.clear()
+            records = mbus_records.decode_records(
+                apl, offset=start, medium=medium, manufacturer=maker, salvage=True, layout=layout
             )
             if warnings := mbus_records.undecoded_warnings(records):
                 tg.frame["warnings"] = warnings
         # A format is learnt only from records that all decoded: a compact frame that
         # refers to it later must not inherit an undecoded tail.
         learnt = cache is not None and not any(r.name == "undecoded" for r in records)
+        fmt = b"".join(layout)
         if learnt and fmt and cache is not None:
             signature = cache.learn(fmt)
             tg.frame["format_signature"] = f"{signature:04X}"
