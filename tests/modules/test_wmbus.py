@@ -23,6 +23,8 @@ from gateway.transport import Link, open_pty, serve_tcp
 from modules.wmbus import listen
 from modules.wmbus.emulator import DEMO_KEY, OmnipowerTransmitter, serve
 from modules.wmbus.receivers import Device, make_device
+from modules.wmbus.receivers.cul import CulDevice
+from modules.wmbus.receivers.imst import Im871aDevice
 from tests.support.gateway import background, offline_text, serving, until
 from tests.support.processes import free_port
 
@@ -116,6 +118,7 @@ def state(data_dir: Path, key: str) -> Any:
 async def test_im871a_over_a_pty_into_the_engine(tmp_path: Path) -> None:
     transmitter = OmnipowerTransmitter(phases=True)
     device = make_device("im871a")
+    assert isinstance(device, Im871aDevice)
     tty = tmp_path / "ttyIM871A"
     async with (
         emulated_pty(tty, device, transmitter, count=10, rssi_dbm=-58.0),
@@ -125,7 +128,7 @@ async def test_im871a_over_a_pty_into_the_engine(tmp_path: Path) -> None:
         await until(
             lambda: value(gateway, "1-0:1.8.0") == Decimal(str(transmitter.import_kwh_sent))
         )
-        assert device.link_mode == 0x0A  # type: ignore[attr-defined]  # C1+T1 combined
+        assert device.link_mode == 0x0A  # C1+T1 combined
         assert value(gateway, "1-0:1.7.0") == round(transmitter.last_power_w)
         assert value(gateway, "1-0:2.8.0") == 0
         assert value(gateway, "1-0:32.7.0") is not None  # per-phase voltage
@@ -147,9 +150,10 @@ async def test_cul_one_byte_at_a_time_with_line_noise_and_replug(tmp_path: Path)
         await until(lambda: gateway.health["radio"].restarts >= 1)
         before = len(gateway.samples)
         cul_b = make_device("cul")
+        assert isinstance(cul_b, CulDevice)
         async with emulated_pty(tty, cul_b, transmitter, chunk=1):
             await until(lambda: len(gateway.samples) >= before + 3, timeout_s=15)
-        assert cul_b.mode == "c"  # type: ignore[attr-defined]  # brc: C1 and T1
+        assert cul_b.mode == "c"  # brc: C1 and T1
         totals = [s.readings[0].value for s in gateway.samples]
         assert totals == sorted(totals)
         assert gateway.samples[-1].rssi == -67.0

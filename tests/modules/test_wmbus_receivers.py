@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from gateway.errors import ConfigError, FatalAdapterError
 from modules.codecs.wmbus.layers import strip_crcs
 from modules.wmbus.receivers import (
+    Device,
     Heard,
     Receiver,
     Rejected,
@@ -31,14 +32,14 @@ OMNIPOWER = bytes.fromhex(
 BINARY = ("im871a", "iu891a", "amb8465", "amb8665", "cul")
 
 
-def handshake(receiver: Receiver, device: object) -> list[bytes]:
+def handshake(receiver: Receiver, device: Device) -> list[bytes]:
     """Run the setup dialogue between a host side and a device side; returns the commands."""
     sent = []
     command = receiver.setup(None)
     while command is not None:
         assert command, "the first reply must be the awaited one here"
         sent.append(command)
-        replies = [i for i in receiver.feed(device.answer(command)) if isinstance(i, Reply)]  # type: ignore[attr-defined]
+        replies = [i for i in receiver.feed(device.answer(command)) if isinstance(i, Reply)]
         assert replies, f"no reply to {command!r}"
         command = receiver.setup(replies[0])
     return sent
