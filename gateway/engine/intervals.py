@@ -196,12 +196,13 @@ class Intervals:
         if not self._m.settings.analysis.enabled:
             return
         state = self._m.state
+        sums, counts = state.analysis_sums, state.analysis_counts
         for code, normalized in self._analysis:
             entry = values.get(normalized)
-            if entry is None or isinstance(entry[0], str):
+            if entry is None or isinstance(value := entry[0], str):
                 continue
-            state.analysis_sums[code] = state.analysis_sums.get(code, 0.0) + float(entry[0])
-            state.analysis_counts[code] = state.analysis_counts.get(code, 0) + 1
+            sums[code] = sums.get(code, 0.0) + float(value)
+            counts[code] = counts.get(code, 0) + 1
 
     def _close_analysis(self, end: datetime, update: Update) -> None:
         state = self._m.state

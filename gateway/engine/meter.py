@@ -337,7 +337,9 @@ class MeterEngine:
             if previous is not None and not state.rebase and not isinstance(previous.value, str):
                 if value < previous.value:
                     refusal = ("register_decrease", f"{code} went from {previous.value} to {value}")
-                elif self._implausible(code, previous, value, sample.at):
+                elif value != previous.value and self._implausible(
+                    code, previous, value, sample.at
+                ):  # no change is never a jump: the limit is at least two steps
                     refusal = (
                         "implausible_jump",
                         f"{code} jumped from {previous.value} to {value} {unit or ''}".rstrip()
