@@ -72,6 +72,17 @@ class Link:
             raise ConnectionLost(f"{self.url}: end of stream")
         return data
 
+    async def read_within(self, silence_s: float | None) -> bytes:
+        """``read``, or ConnectionLost when nothing comes for ``silence_s`` (None: no limit).
+
+        For links a meter or receiver talks on unasked: silence that long means a lost cable
+        or a hung device, and the caller's supervisor reopens the link."""
+        try:
+            async with asyncio.timeout(silence_s):
+                return await self.read()
+        except TimeoutError:
+            raise ConnectionLost(f"{self.url}: nothing received for {silence_s:g} s") from None
+
     async def read_exactly(self, count: int) -> bytes:
         """Exactly ``count`` bytes."""
         try:

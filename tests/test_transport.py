@@ -35,6 +35,20 @@ async def test_unplugging_the_device_is_connection_lost(tmp_path: Path) -> None:
     await link_cm.__aexit__(None, None, None)
 
 
+async def test_a_link_silent_too_long_is_connection_lost_naming_it(tmp_path: Path) -> None:
+    async with (
+        open_pty(str(tmp_path / "ttyHAN")) as (device, path),
+        open_link(path) as link,
+    ):
+        await device.write(b"/ISK5")
+        received = b""
+        while len(received) < len(b"/ISK5"):  # a pty may hand the bytes over in pieces
+            received += await link.read_within(5.0)
+        assert received == b"/ISK5"
+        with pytest.raises(ConnectionLost, match=r"ttyHAN: nothing received for 0\.2 s"):
+            await link.read_within(0.2)
+
+
 async def test_missing_tty_and_refused_tcp_cannot_connect(tmp_path: Path) -> None:
     with pytest.raises(CannotConnect, match="nope"):
         async with open_link(str(tmp_path / "nope")):

@@ -7,13 +7,11 @@ GUEK/GAK keys when ciphered, checked for replays, and turned into Samples.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import tzinfo
 from typing import Protocol
 
 from gateway.adapter import ModuleContext
-from gateway.errors import ConnectionLost
 from gateway.transport import Link
 from modules.codecs.dlms.decode import DlmsDecoder
 from modules.codecs.dlms.stream import HanSplitter
@@ -41,14 +39,7 @@ async def pump(link: Link, splitter: Splitter, frames: SecureFrames, *, silence_
     """Read until the link fails or stays silent for ``silence_s``; never returns normally."""
     try:
         while True:
-            try:
-                async with asyncio.timeout(silence_s):
-                    chunk = await link.read()
-            except TimeoutError:
-                raise ConnectionLost(
-                    f"{link.url}: nothing received for {silence_s:.0f} s"
-                ) from None
-            for frame in splitter.feed(chunk):
+            for frame in splitter.feed(await link.read_within(silence_s)):
                 frames.handle(frame)
     finally:
         frames.save()

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from gateway.adapter import ModuleContext
 from gateway.engine.commands import CommandSpec
-from gateway.errors import CannotConnect, ConfigError, ConnectionLost, FatalAdapterError, StoreError
+from gateway.errors import CannotConnect, ConfigError, FatalAdapterError, StoreError
 from gateway.model import Reading, Sample, utc_now
 from gateway.transport import Link, SerialSettings, open_link
 from modules.codecs.errors import FrameError
@@ -89,14 +89,7 @@ class WmbusAdapter:
                 )
                 silence = config.silence_timeout_s or None
                 while True:
-                    try:
-                        async with asyncio.timeout(silence):
-                            data = await link.read()
-                    except TimeoutError:
-                        raise ConnectionLost(
-                            f"nothing heard on {config.device} for {silence:g} s"
-                        ) from None
-                    for item in receiver.feed(data):
+                    for item in receiver.feed(await link.read_within(silence)):
                         dispatch.handle(item)
                     dispatch.save_heard(force=False)
         finally:
