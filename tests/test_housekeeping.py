@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -81,5 +81,21 @@ def test_a_store_that_cannot_be_written_is_said_at_once_on_any_host(
         with caplog.at_level(logging.ERROR, logger="gateway.app"):
             gateway.persist()  # the same problem again: a reminder only every STORE_REMINDER_S
         assert not [r for r in caplog.records if r.levelno == logging.ERROR]
+    finally:
+        gateway.store.close()
+
+
+def test_the_hourly_wall_clock_note_rides_on_the_next_checkpoint(tmp_path: Path) -> None:
+    """The wall clock saved as the floor for the next start is no commit of its own (24 a day
+    on the SD card): it waits for the next checkpoint's transaction."""
+    settings = config.loads(offline_text(tmp_path / "data", '[[meters]]\nid = "m"\n'))
+    gateway = Gateway(settings, outputs=lambda _g: (), monotonic=lambda: 0.0)
+    try:
+        assert gateway._clock_believable(), "this host's clock is believed"
+        assert gateway.store.get_state("@gateway", "wall_clock") is None, "no commit of its own"
+        gateway.persist()
+        saved = gateway.store.get_state("@gateway", "wall_clock")
+        assert saved is not None
+        assert abs(datetime.fromisoformat(saved.decode()) - utc_now()) < timedelta(minutes=5)
     finally:
         gateway.store.close()
