@@ -311,7 +311,13 @@ class MeterEngine:
             if isinstance(value, str):
                 values[code] = (value, unit)
                 continue
-            exact = value if isinstance(value, Decimal) else _decimal(value)
+            if isinstance(value, Decimal):
+                exact: Decimal | None = value
+            else:
+                try:  # _decimal, inlined: 18 readings a sample of the bench meter
+                    exact = Decimal(str(value))
+                except InvalidOperation:
+                    exact = None
             if exact is None:
                 values[code] = (value, unit)
             else:
@@ -513,13 +519,6 @@ def _spelling(raw: str, unit: str | None) -> _Spelling:
     if quantity is None or scale is None:
         return code, unit, 0, obis.is_cumulative(code)
     return code, quantity.unit, scale, obis.is_cumulative(code)
-
-
-def _decimal(value: int | float) -> Decimal | None:
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
 
 
 def _as_int(value: object) -> int | None:

@@ -50,12 +50,32 @@ class SupplyMonitor:
     meter: str
     limits: LimitSettings
     conditions: dict[str, _Condition] = field(default_factory=dict)
+    # No condition active or pending after the last sample: a sample whose voltages are all
+    # inside the normal band then changes nothing, and is settled without the state machines.
+    quiet: bool = field(default=False, repr=False)
 
     def check(self, now: datetime, values: Mapping[str, Any]) -> list[Event]:
         """Events caused by the voltages in one sample."""
         voltages = [float(values[code]) for code in VOLTAGE_CODES if code in values]
         if not voltages:
             return []
+        limits = self.limits
+        if self.quiet:
+            # Normal: observed as neither lost, under nor over on any phase; nor floating,
+            # which needs a phase over ``over_v``.
+            low = max(limits.under_v, limits.phase_loss_v)
+            if all(low <= volts <= limits.over_v for volts in voltages):
+                return []
+        events = self._check(now, voltages, values)
+        self.quiet = all(
+            not condition.active and condition.pending_since is None
+            for condition in self.conditions.values()
+        )
+        return events
+
+    def _check(
+        self, now: datetime, voltages: list[float], values: Mapping[str, Any]
+    ) -> list[Event]:
         limits = self.limits
         events: list[Event] = []
         for phase, code in enumerate(VOLTAGE_CODES, start=1):
