@@ -8,7 +8,6 @@ shows them) so the README's numbers can be reproduced by one command.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import registers_in
-from tests.support.processes import GATEWAY
+from tests.support.processes import GATEWAY, stop
 
 # Generous: a busy 2-core machine can take seconds to start Python and import aiohttp.
 READY_TIMEOUT_S = 30.0
@@ -138,13 +137,7 @@ def gateway_process(
             ready_s = time.monotonic() - started
         yield Started(process, ready_s, notify)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, STOP_TIMEOUT_S)
         notify.close()
 
 
