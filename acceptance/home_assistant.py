@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,7 @@ class HomeAssistant:
                 raise RuntimeError(f"hass exited with {self._process.returncode}; see {self.log}")
             try:
                 async with http.get(f"{self.url}/api/onboarding") as response:
-                    if response.status == 200:
+                    if response.status == HTTPStatus.OK:
                         break
             except aiohttp.ClientError:
                 pass
@@ -164,7 +165,7 @@ class HomeAssistant:
         async with http.post(
             f"{self.url}/api/{path}", json=body, headers=self._headers()
         ) as response:
-            if response.status >= 400:
+            if response.status >= HTTPStatus.BAD_REQUEST:
                 raise AssertionError(f"POST {path}: {response.status} {await response.text()}")
             return await response.json()
 

@@ -568,7 +568,7 @@ def _json(body: Mapping[str, Any]) -> web.Response:
 
 
 def _rpc_error_response(err: RpcError) -> web.Response:
-    status = HTTPStatus.NOT_FOUND if err.code == 404 else HTTPStatus.BAD_REQUEST
+    status = HTTPStatus.NOT_FOUND if err.code == HTTPStatus.NOT_FOUND else HTTPStatus.BAD_REQUEST
     return web.Response(
         body=msgspec.json.encode({"code": err.code, "message": err.message}),
         status=status,

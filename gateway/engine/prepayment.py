@@ -7,6 +7,7 @@ last accepted one is refused, so a captured top-up cannot be used twice or out o
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -131,7 +132,7 @@ class Prepayment:
         if hours is None or not hours.enabled:
             return False
         local = now.astimezone(self.zone)
-        if hours.weekends and local.weekday() >= 5:
+        if hours.weekends and local.weekday() >= calendar.SATURDAY:
             return True
         if hours.holidays and self._is_holiday(local.date()):
             return True

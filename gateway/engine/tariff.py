@@ -7,6 +7,7 @@ happens when the gap ends. So in the repeated autumn hour a tariff never flips b
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -101,9 +102,9 @@ class TariffSchedule:
         if self.is_holiday(day):
             return _first(season.holiday, season.sunday, season.saturday, season.weekday)
         weekday = day.weekday()
-        if weekday == 6:
+        if weekday == calendar.SUNDAY:
             return _first(season.sunday, season.saturday, season.weekday)
-        if weekday == 5:
+        if weekday == calendar.SATURDAY:
             return _first(season.saturday, season.weekday)
         return season.weekday
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -345,7 +346,11 @@ async def _errors_as_json(request: web.Request, handler: _Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as err:
-        headers = {"WWW-Authenticate": 'Bearer realm="meter-gateway"'} if err.status == 401 else {}
+        headers = (
+            {"WWW-Authenticate": 'Bearer realm="meter-gateway"'}
+            if err.status == HTTPStatus.UNAUTHORIZED
+            else {}
+        )
         return web.Response(
             body=encode(err.body()),
             status=err.status,
@@ -353,7 +358,7 @@ async def _errors_as_json(request: web.Request, handler: _Handler) -> web.Stream
             headers=headers,
         )
     except web.HTTPException as err:
-        if not request.path.startswith("/api/") or err.status < 400:
+        if not request.path.startswith("/api/") or err.status < HTTPStatus.BAD_REQUEST:
             raise
         code = err.reason.lower().replace(" ", "_")
         return web.Response(

@@ -7,6 +7,7 @@ COSEM objects a DLMS server answers GET and ACTION with.
 
 from __future__ import annotations
 
+import calendar
 import math
 import random
 from collections.abc import Callable
@@ -155,9 +156,13 @@ def dsmr5_telegram(meter: EmulatedMeter, now: datetime) -> bytes:
     return encode_telegram("/ISK5\\2M550T-1012", lines)
 
 
+_DSMR_DAY_TARIFF_HOURS = range(7, 23)  # 07:00 to 23:00 on weekdays
+
+
 def _dsmr_tariff(local: datetime) -> int:
     """Dutch meters count the night and weekend tariff as 1, the day tariff as 2."""
-    return 1 if local.weekday() >= 5 or not 7 <= local.hour < 23 else 2
+    weekend = local.weekday() >= calendar.SATURDAY
+    return 1 if weekend or local.hour not in _DSMR_DAY_TARIFF_HOURS else 2
 
 
 @dataclass(slots=True)
