@@ -106,7 +106,7 @@ OutputFactory = Callable[[GatewayView], Sequence[Output]]
 class Gateway:
     """The running daemon's state: config, store, engines, modules, outputs."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options
         self,
         settings: Settings,
         *,
@@ -472,7 +472,7 @@ class Gateway:
         uptime = (utc_now() - self.started_at).total_seconds()
         if uptime < SUMMARY_WARMUP_S:
             # A newcomer sees each meter's values move at once.
-            if now - self._last_summary.get(meter, float("-inf")) >= 2.0:
+            if now - self._last_summary.get(meter, float("-inf")) >= 2.0:  # noqa: PLR2004 - every 2 s in the warm-up
                 self._last_summary[meter] = now
                 _LOGGER.info("meter %s: %s", meter, self.meters.summary(meter, _SUMMARY_CODES))
             return

@@ -100,7 +100,7 @@ def write_readme(path: Path) -> bool:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "--write":
+    if len(sys.argv) != 3 or sys.argv[1] != "--write":  # noqa: PLR2004 - --write FILE
         sys.exit("usage: python -m gateway.commands --write README.md")
     changed = write_readme(Path(sys.argv[2]))
     sys.stdout.write(f"{sys.argv[2]}: {'rewritten' if changed else 'already up to date'}\n")

@@ -359,7 +359,7 @@ def _check_name(name: str, seen: set[str], what: str, path: str, source: str) ->
     seen.add(name)
 
 
-def _check(settings: Settings) -> None:
+def _check(settings: Settings) -> None:  # noqa: PLR0912 - the cross-field rules, one after another
     """Cross-field rules msgspec cannot express."""
     source = settings.source
     if not _NAME.match(settings.gateway.name):

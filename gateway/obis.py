@@ -153,7 +153,7 @@ def is_cumulative(code: str) -> bool:
     if quantity is not None:
         return quantity.kind is Kind.CUMULATIVE
     try:
-        return parse(code)[3] == 8
+        return parse(code)[3] == 8  # noqa: PLR2004 - D = 8: a time integral
     except ValueError:
         return False
 

@@ -227,7 +227,7 @@ def _gid_in(plan: ServicePlan) -> int | None:
         return None
     for line in text.splitlines():
         fields = line.split(":")
-        if len(fields) >= 3 and fields[0] == plan.user:
+        if len(fields) >= 3 and fields[0] == plan.user:  # noqa: PLR2004 - name:password:uid
             return int(fields[2])
     return None
 

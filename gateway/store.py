@@ -154,7 +154,7 @@ class _Reads:
 
     _db: sqlite3.Connection
 
-    def events(
+    def events(  # noqa: PLR0913 - keyword-only filters
         self,
         meter: str | None = None,
         *,

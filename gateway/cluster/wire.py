@@ -72,7 +72,7 @@ def receiver_of(base: str, topic: str) -> tuple[str, str]:
     """``(protocol, "<gateway>/<module>")`` of a raw topic; WireError for any other topic."""
     prefix = f"{base}/{RAW_LEVEL}/"
     parts = topic[len(prefix) :].split("/") if topic.startswith(prefix) else []
-    if len(parts) != 3 or not all(parts):
+    if len(parts) != 3 or not all(parts):  # noqa: PLR2004 - <protocol>/<gateway>/<module>
         raise WireError(f"{topic!r} is not {prefix}<protocol>/<gateway>/<module>")
     return parts[0], f"{parts[1]}/{parts[2]}"
 

@@ -39,7 +39,7 @@ def next_debiting_stop(after: datetime, day: int, hour: int, zone: ZoneInfo) -> 
         candidate = datetime(year, month, day, hour, tzinfo=zone)
         if candidate > after:
             return candidate.astimezone(after.tzinfo)
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)  # noqa: PLR2004 - December
 
 
 def interpolate(

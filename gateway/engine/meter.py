@@ -122,7 +122,7 @@ class MeterEngine:
 
     # samples -----------------------------------------------------------------------------------
 
-    def ingest(self, sample: Sample) -> Update:
+    def ingest(self, sample: Sample) -> Update:  # noqa: PLR0912, PLR0915 - one sample's pass, step by step
         """Apply one consistent batch of readings."""
         update = Update(self.meter_id)
         at = sample.at
@@ -141,7 +141,7 @@ class MeterEngine:
         tariff_before = self.active_tariff(state.last_at or at)
         if ACTIVE_TARIFF in values and self.settings.tariff.source == "meter":
             reported = _as_int(values[ACTIVE_TARIFF][0])
-            if reported is not None and 1 <= reported <= 4:
+            if reported is not None and 1 <= reported <= 4:  # noqa: PLR2004 - tariffs 1 to 4
                 state.external_tariff = reported
         cumulative = self._accept_cumulative(sample, values, lifetime, update)
         # Only energy readings move the meter's cursor: interval boundaries are interpolated

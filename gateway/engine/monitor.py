@@ -93,7 +93,7 @@ class SupplyMonitor:
                 if change is not None:
                     detail = f"L{phase} at {volts:.1f} V"
                     events.append(self._event(now, kind, change, detail, phase=phase))
-        if len(voltages) == 3:
+        if len(voltages) == 3:  # noqa: PLR2004 - three phases
             spread = max(voltages) - min(voltages)
             floating = (
                 max(voltages) > limits.over_v

@@ -71,7 +71,7 @@ class ZeroconfAnnouncer:
     type with ``properties``); all share the instance name, port and addresses.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options
         self,
         *,
         instance: str,

@@ -441,7 +441,7 @@ class Api:
         if not isinstance(args, dict):
             raise bad("args", "must be a JSON object")
         command_id = body.get("id") or str(uuid.uuid4())
-        if not isinstance(command_id, str) or len(command_id) > 128:
+        if not isinstance(command_id, str) or len(command_id) > 128:  # noqa: PLR2004 - an id's length limit
             raise bad("id", "must be a string of at most 128 characters")
         command = Command(
             meter=meter_id,

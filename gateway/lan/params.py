@@ -63,7 +63,7 @@ def timestamp(text: str, name: str, zone: tzinfo) -> datetime:
     try:
         if text.lstrip("-").replace(".", "", 1).isdigit():
             return datetime.fromtimestamp(float(text), UTC)
-        if len(text) == 10:
+        if len(text) == 10:  # noqa: PLR2004 - YYYY-MM-DD
             return datetime.combine(date.fromisoformat(text), time(), zone).astimezone(UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (ValueError, OverflowError, OSError):

@@ -335,7 +335,7 @@ class LanServer:
 def _bound_port(runner: web.AppRunner, configured: int) -> int:
     """The port actually bound (differs from the config when it asks for 0: any free port)."""
     for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
+        if isinstance(address, tuple) and len(address) >= 2:  # noqa: PLR2004 - (host, port, ...)
             return int(address[1])
     return configured
 

@@ -132,7 +132,7 @@ def cell(value: Any) -> str:
     return encode(value).decode()
 
 
-def paged_events(
+def paged_events(  # noqa: PLR0913 - keyword-only filters
     store: Any,
     *,
     meter: str | None,

@@ -57,7 +57,7 @@ _TRANSIENT_ERRNOS = frozenset(
 )
 
 
-async def broker_client(
+async def broker_client(  # noqa: PLR0913 - keyword-only options
     broker: MqttSection,
     *,
     identifier: str,

@@ -257,7 +257,7 @@ class Discovery:
         )
         return topics
 
-    def _components(
+    def _components(  # noqa: PLR0912 - one branch per kind of entity
         self, object_id: str, code: str, register: Register
     ) -> dict[str, dict[str, Any]]:
         key = reading_key(code)

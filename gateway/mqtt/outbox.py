@@ -142,7 +142,7 @@ class _Held:
 class Outbox:
     """An ordered, bounded queue of MQTT messages: memory first, the gateway store when needed."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options
         self,
         store: Store,
         *,

@@ -152,9 +152,9 @@ class Topics:
         if not topic.startswith(prefix):
             return None
         parts = topic[len(prefix) :].split("/")
-        if len(parts) == 2 and parts[0] == "set":
+        if len(parts) == 2 and parts[0] == "set":  # noqa: PLR2004 - set/<command>
             return self.gateway, parts[1]
-        if len(parts) != 3 or parts[1] != "set":
+        if len(parts) != 3 or parts[1] != "set":  # noqa: PLR2004 - <meter>/set/<command>
             return None
         return parts[0], parts[2]
 
@@ -261,7 +261,7 @@ def billing_payload(meter: str, record: BillingRecord) -> bytes:
     )
 
 
-def parse_command(meter: str, name: str, payload: bytes) -> Command:
+def parse_command(meter: str, name: str, payload: bytes) -> Command:  # noqa: PLR0912 - each refusal says what was wrong
     """A Command from a ``set/<command>`` message, or CommandError("bad_payload") saying why.
 
     The payload is a JSON object (optional ``"id"``, every other key an argument, or the

@@ -78,7 +78,7 @@ class DecodeWorkerConfig(ModuleConfig, frozen=True, kw_only=True):
             raise ValueError(f"`group` {self.group!r}: use letters, digits, _ and - only")
         if not 0 < self.session_expiry_s < 2**32:
             raise ValueError("`session_expiry_s` must be 1..4294967295 (MQTT 5 session expiry)")
-        if not 1 <= self.max_inflight <= 65535:
+        if not 1 <= self.max_inflight <= 65535:  # noqa: PLR2004 - the range its message states
             raise ValueError("`max_inflight` must be 1..65535")
         seen: set[tuple[str, str | None]] = set()
         for index, entry in enumerate(self.meters):

@@ -45,7 +45,7 @@ async def pump(link: Link, splitter: Splitter, frames: SecureFrames, *, silence_
         frames.save()
 
 
-async def receive_pushes(
+async def receive_pushes(  # noqa: PLR0913 - keyword-only options
     link: Link,
     ctx: ModuleContext,
     *,

@@ -66,7 +66,7 @@ class FrameCounters:
 class SecureFrames:
     """Decodes frames for one meter and submits their readings, or reports why not."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options
         self,
         ctx: ModuleContext,
         decoder: Decoder,

@@ -227,7 +227,7 @@ def _is_rr(control: int) -> bool:
 
 def _max_info_rx(info: bytes) -> int | None:
     """The server's receive limit from a UA parameter field, when it sends one."""
-    if len(info) < 3 or info[0] != _UA_PARAMETERS:
+    if len(info) < 3 or info[0] != _UA_PARAMETERS:  # noqa: PLR2004 - format, group and its length
         return None
     pos = 3
     while pos + 2 <= len(info):

@@ -178,7 +178,7 @@ def meter_time(message: DataMessage, zone: ZoneInfo) -> datetime | None:
         if key in ((0, 9, 1), (0, 9, 2)) and isinstance(record.value, str):
             found[key] = "".join(ch for ch in record.value if ch.isdigit())
     clock, day = found.get((0, 9, 1), ""), found.get((0, 9, 2), "")
-    if len(clock) != 6 or len(day) not in (6, 7):
+    if len(clock) != 6 or len(day) not in (6, 7):  # noqa: PLR2004 - hhmmss
         return None
     day = day[-6:]  # a leading century digit ("1YYMMDD") is dropped
     try:

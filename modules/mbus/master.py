@@ -75,7 +75,7 @@ class Readout:
 class Master:
     """Requests on one bus, timed from its baud rate."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options
         self,
         link: Link,
         *,

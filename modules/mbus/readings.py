@@ -50,7 +50,7 @@ def meter_time(telegrams: list[Decoded], zone: tzinfo) -> datetime | None:
     return None
 
 
-def to_sample(
+def to_sample(  # noqa: PLR0913 - keyword-only options
     meter: str,
     source: str,
     telegrams: list[Decoded],

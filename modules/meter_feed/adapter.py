@@ -66,9 +66,9 @@ class MeterFeedConfig(ModuleConfig, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not 0 < self.session_expiry_s < 2**32:
             raise ValueError("`session_expiry_s` must be 1..4294967295 (MQTT 5 session expiry)")
-        if not 0 <= self.merge_window_s <= 60:
+        if not 0 <= self.merge_window_s <= 60:  # noqa: PLR2004 - the range its message states
             raise ValueError("`merge_window_s` must be 0..60 s")
-        if not self.merge_window_s <= self.duplicate_window_s <= 86400:
+        if not self.merge_window_s <= self.duplicate_window_s <= 86400:  # noqa: PLR2004 - the range its message states
             raise ValueError("`duplicate_window_s` must be merge_window_s..86400 s")
 
     def meters_fed(self) -> tuple[str, ...]:

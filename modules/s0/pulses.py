@@ -115,7 +115,7 @@ class _Rate:
 class PulseMeter:
     """Counts S0 pulses from edge events into totals, estimates power, spots lost events."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options
         self,
         *,
         pulses_per_kwh: int,

@@ -21,7 +21,7 @@ class TcpipConfig(LinkConfig, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 < self.port < 65536:
+        if not 0 < self.port < 65536:  # noqa: PLR2004 - the range its message states
             raise ValueError(f"port {self.port} is not a TCP port")
 
 

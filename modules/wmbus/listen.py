@@ -86,7 +86,7 @@ class _Listener:
         self.json_lines = json_lines
         self.telegrams = 0
 
-    async def listen(
+    async def listen(  # noqa: PLR0913 - keyword-only options
         self,
         *,
         device: str,

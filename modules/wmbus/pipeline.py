@@ -112,7 +112,7 @@ class Router:
         for entry in self.entries:
             self._by_id.setdefault(entry.id, []).append(entry)
 
-    def route(self, heard: Heard, *, now: float, at: datetime) -> Outcome:
+    def route(self, heard: Heard, *, now: float, at: datetime) -> Outcome:  # noqa: PLR0911 - one outcome per kind of telegram
         """Decide about one telegram; ``now`` is a monotonic clock, ``at`` the wall clock."""
         try:
             body, _, _ = strip_crcs(heard.telegram, heard.dll_crcs)
@@ -177,7 +177,7 @@ class Router:
         for entry in self._by_id.get(link.id, ()):
             if entry.matches(link):
                 return entry
-        if len(body) > 10 and body[10] in _LONG_TPL_CI:
+        if len(body) > 10 and body[10] in _LONG_TPL_CI:  # noqa: PLR2004 - the CI field of a long header
             try:
                 tpl = parse_tpl(body, 10)
             except FrameError:

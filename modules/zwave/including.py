@@ -65,7 +65,7 @@ _WANTED = {
 class Includer:
     """Secure inclusion of one node, as the including controller."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options
         self,
         own_node_id: int,
         node_id: int,

@@ -590,7 +590,7 @@ class Secrets:
             s0 = bytes.fromhex(data.get("s0_key", ""))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"Z-Wave keys file: bad or missing entry {err}") from None
-        if len(private) != 32 or any(len(key) != KEY_BYTES for _, key in s2):
+        if len(private) != 32 or any(len(key) != KEY_BYTES for _, key in s2):  # noqa: PLR2004 - a Curve25519 private key
             raise ValueError("Z-Wave keys file: a key has the wrong length")
         return cls(private, granted, s2, s0)
 
@@ -632,7 +632,7 @@ class _S2Bootstrap:
 class NodeSecurity:
     """The joining node's side: key exchange, kept keys, and what a command must arrive with."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only options
         self,
         secrets: Secrets,
         offered: Sequence[Level],
