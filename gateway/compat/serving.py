@@ -15,7 +15,7 @@ from gateway.backoff import Backoff
 from gateway.contracts.http import OutputStatus, ZeroconfStatus
 from gateway.engine import BillingRecord, ProfileRow, Register, Update
 from gateway.lan.announce import ZeroconfAnnouncer
-from gateway.lan.limits import CappedSite, server_limits
+from gateway.lan.limits import CappedSite, bound_port, server_limits
 from gateway.model import Event, RawFrame
 
 __all__ = ["CompatServer", "derived_mac"]
@@ -135,7 +135,7 @@ class CompatServer:
         try:
             site = CappedSite(runner, self.bind, self.configured_port, cap=MAX_CONNECTIONS)
             await site.start()
-            self.port = _bound_port(runner, self.configured_port)
+            self.port = bound_port(runner, self.configured_port)
             _LOGGER.info("%s: serving http://%s:%d/", self.name, self.bind, self.port)
             announcer = await self._announce()
             async with asyncio.TaskGroup() as group:
@@ -171,11 +171,3 @@ class CompatServer:
         self.zeroconf_error = None
         self.announced = announcer.name
         return announcer
-
-
-def _bound_port(runner: web.AppRunner, configured: int) -> int:
-    """The port actually bound (differs from the config when it asks for 0: any free port)."""
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:  # noqa: PLR2004 - (host, port, ...)
-            return int(address[1])
-    return configured

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_LINE_B",
     "CappedSite",
     "RequestErrorLog",
+    "bound_port",
     "server_limits",
 ]
 
@@ -179,3 +180,11 @@ class CappedSite(web.TCPSite):
             backlog=self._backlog,
             reuse_address=self._reuse_address,
         )
+
+
+def bound_port(runner: web.AppRunner, configured: int) -> int:
+    """The port actually bound (differs from the config when it asks for 0: any free port)."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:  # noqa: PLR2004 - (host, port, ...)
+            return int(address[1])
+    return configured

@@ -22,7 +22,7 @@ from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import ConfigError
 from gateway.lan import metrics
 from gateway.lan.api import API_PATH, Api
-from gateway.lan.limits import CLIENT_MAX_BODY_B, CappedSite, server_limits
+from gateway.lan.limits import CLIENT_MAX_BODY_B, CappedSite, bound_port, server_limits
 from gateway.lan.live import LiveHub, encode
 from gateway.lan.params import ApiError
 from gateway.lan.shapes import (
@@ -213,7 +213,7 @@ class LanServer:
         try:
             site = CappedSite(runner, http.bind, http.port, cap=http.max_connections)
             await site.start()
-            self.port = _bound_port(runner, http.port)
+            self.port = bound_port(runner, http.port)
             _LOGGER.info("http: serving http://%s:%d/", http.bind, self.port)
             await self._announce()
             self.started.set()
@@ -330,14 +330,6 @@ class LanServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         text = metrics.render(self.gateway, loop_lag_s=self.loop_lag_s, sse_clients=len(self.hub))
         return web.Response(text=text, headers={"Content-Type": metrics.CONTENT_TYPE})
-
-
-def _bound_port(runner: web.AppRunner, configured: int) -> int:
-    """The port actually bound (differs from the config when it asks for 0: any free port)."""
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:  # noqa: PLR2004 - (host, port, ...)
-            return int(address[1])
-    return configured
 
 
 @web.middleware
