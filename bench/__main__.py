@@ -3,10 +3,14 @@
 Run: ``.venv/bin/python -m bench [--quick] [--skip NAME ...] [--no-peers]``
 
 Sections, in order: codecs on the vectors vs peers (bench.codecs), the peer benches on generated
-inputs (bench.mbus_decode, bench.dlms_dsmr, bench.wmbus_decode), end to end with mosquitto
-(bench.e2e, both event loops), MQTT outbox throughput (bench.mqtt_throughput), start-up and idle
-RSS (bench.startup), engine load and SD card bytes (bench.engine_load), Raspberry Pi terms
-(bench.pi). Defaults take a few minutes on two cores; ``--quick`` a minute or two.
+inputs (bench.mbus_decode, bench.dlms_dsmr, bench.wmbus_decode), the same codec figures and the
+engine's instruction count again on the compiled build (scripts/compile-codecs --into), end to
+end with mosquitto (bench.e2e, both event loops), MQTT outbox throughput (bench.mqtt_throughput),
+start-up and idle RSS (bench.startup), engine load (bench.engine_load), the whole process's SD
+card bytes (bench.sd_card), Raspberry Pi terms (bench.pi). RESULTS.md opens with issue 20's and
+22's goals read off this one run, and ends with bench/FINDINGS.md, the hand-kept account of
+what stands in the way of the goals not met and of the benches run on their own. Defaults take
+about half an hour on two cores; ``--quick`` a few minutes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -32,14 +37,33 @@ from bench import (
     mqtt_throughput,
     peers,
     pi,
+    sd_card,
     startup,
     wmbus_decode,
 )
 from bench.vectors import PROTOCOLS
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("codecs", "peers", "e2e", "mqtt", "startup", "engine", "pi")
+ROOT = HERE.parent
+SECTIONS = ("codecs", "peers", "compiled", "e2e", "mqtt", "startup", "engine", "sd_card", "pi")
+FINDINGS = HERE / "FINDINGS.md"
+COMPILED_TREE = ROOT / "build" / "bench-compiled"
+CANNOT_COMPILE = 3  # scripts/compile-codecs --into: no C compiler or no mypyc on this host
 PI_HEADROOM = 0.5  # plan a Pi's core at half load: room for bursts, the broker, the web page
+# Issue 22's goals (the codec ratios are bench.codecs.GOALS and bench.dlms_dsmr.GOALS) and
+# issue 20's, which the goals table reads this run's figures against.
+ENGINE_INSTRUCTIONS_GOAL = 200_000
+ENGINE_RATE_GOAL = 50_000  # samples/s on one core
+E2E_METERS_GOAL = 1000
+E2E_RATE_GOAL = 20_000  # samples/s, end to end, one core
+LAG_GOAL_S = 0.050
+PI_ZERO = "Raspberry Pi Zero 2 W (A53 1.0 GHz)"
+PI_ZERO_METERS_GOAL = 1000
+RSS_GOALS_MB = (40, 50)  # default config, every module type
+READY_GOAL_S = 0.250
+SD_CARD_GOALS_MB = {1: 1.0, 10: 5.0}  # MB written per day by the whole process
+LATENCY_METERS = 100
+LATENCY_GOAL_S = 0.100
 
 
 def _settings(quick: bool) -> dict[str, Any]:
@@ -53,6 +77,7 @@ def _settings(quick: bool) -> dict[str, Any]:
             "mqtt_messages": 500,
             "startup": (1, 3.0),
             "hours": 0.25,
+            "sd_card": {"hours": 0.5, "speed": 60.0, "checkpoint_s": 900.0},
         }
     return {
         "codec_s": 1.0,
@@ -86,6 +111,7 @@ def run_all(quick: bool, skip: set[str], with_peers: bool) -> dict[str, Any]:
             "dlms_dsmr": dlms_dsmr.measure(s["rounds"], install=install),
             "wmbus": wmbus_decode.measure(s["wmbus_s"], install=install),
         },
+        "compiled": lambda: compiled(s, with_peers=with_peers, quick=quick),
         "e2e": lambda: [e2e.run(n, loop, **s["e2e_step"]) for n, loop in s["e2e"]],
         "mqtt": lambda: [
             vars(r) | {"rate": r.rate, "cpu_per_1000": r.cpu_per_1000}
@@ -93,6 +119,7 @@ def run_all(quick: bool, skip: set[str], with_peers: bool) -> dict[str, Any]:
         ],
         "startup": lambda: startup.measure(*s["startup"]),
         "engine": lambda: engine_load.run(s["hours"], [1, 10], [900.0, 5.0]),
+        "sd_card": lambda: [sd_card.measure(n, **s["sd_card"]) for n in (1, 10)],
         "pi": lambda: pi.measure(quick),
     }
     results: dict[str, Any] = {
@@ -118,6 +145,65 @@ def run_all(quick: bool, skip: set[str], with_peers: bool) -> dict[str, Any]:
             results[name] = {"error": f"{type(err).__name__}: {err}"}
         results["timings_s"][name] = round(time.monotonic() - start, 1)
     return results
+
+
+def _in_tree(tree: Path, code: str) -> Any:
+    """Run ``code`` (which prints one JSON document last) with ``tree`` first on the path."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tree,
+        env=os.environ | {"PYTHONPATH": str(tree)},
+        stdout=subprocess.PIPE,
+        check=True,
+        text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compiled(s: dict[str, Any], *, with_peers: bool, quick: bool) -> dict[str, Any]:
+    """The codec and engine figures again on a copy of this checkout built with mypyc.
+
+    A host that cannot compile fails the section loudly: the goals read off the compiled
+    build would otherwise go missing without a word.
+    """
+    built = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "compile-codecs"), "--into", str(COMPILED_TREE)],
+        check=False,
+    )
+    if built.returncode == CANNOT_COMPILE:
+        raise RuntimeError("no compiled build on this host (scripts/compile-codecs says why)")
+    if built.returncode != 0:
+        raise RuntimeError(f"scripts/compile-codecs --into failed with status {built.returncode}")
+    peers_venv = COMPILED_TREE / "bench" / ".venv"
+    if peers.VENV.exists() and not peers_venv.exists():
+        peers_venv.symlink_to(peers.VENV, target_is_directory=True)  # peers installed once
+    count = with_peers and not quick and shutil.which("valgrind") is not None
+    protocols = json.dumps(list(PROTOCOLS))
+    result: dict[str, Any] = {
+        "extensions": len(list((COMPILED_TREE / "modules").rglob("*.so")))
+        + len(list((COMPILED_TREE / "gateway").rglob("*.so"))),
+        "codecs": _in_tree(
+            COMPILED_TREE,
+            "import json, sys\n"
+            "from bench import codecs\n"
+            "rows = [codecs.measure(p, "
+            f"{s['codec_s']!r}, install=False, with_peers={with_peers!r}, count={count!r}) "
+            f"for p in {protocols}]\n"
+            "print(json.dumps(rows))",
+        ),
+    }
+    if with_peers:
+        result["dlms_dsmr"] = _in_tree(
+            COMPILED_TREE,
+            "import json\nfrom bench import dlms_dsmr\n"
+            f"print(json.dumps(dlms_dsmr.measure({s['rounds']!r}, install=False)))",
+        )
+    if shutil.which("valgrind") is not None:
+        result["pi"] = _in_tree(
+            COMPILED_TREE,
+            f"import json\nfrom bench import pi\nprint(json.dumps(pi.measure({quick!r})))",
+        )
+    return result
 
 
 def _cpu_name() -> str:
@@ -153,13 +239,16 @@ def markdown(r: dict[str, Any]) -> str:
         "Regenerate with `make bench`; every figure is also in bench/results.json.",
         "",
     ]
+    out += _goals_md(r)
     for name, render in (
         ("codecs", _codecs_md),
         ("peers", _peers_md),
+        ("compiled", _compiled_md),
         ("e2e", _e2e_md),
         ("mqtt", _mqtt_md),
         ("startup", _startup_md),
         ("engine", _engine_md),
+        ("sd_card", _sd_card_md),
         ("pi", _pi_md),
     ):
         section = r.get(name)
@@ -169,7 +258,175 @@ def markdown(r: dict[str, Any]) -> str:
             out += [f"## {name}", "", f"Failed: {section['error']}", ""]
             continue
         out += render(section, r)
+    if FINDINGS.exists():
+        out += ["", FINDINGS.read_text().rstrip(), ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+# Goals ------------------------------------------------------------------------------------------
+
+Goal = tuple[str, str, str, bool | None]  # what, measured here, goal, met (None: not measured)
+
+
+def _section(r: dict[str, Any], name: str) -> Any:
+    """A section's figures, or None when it was skipped or failed."""
+    found = r.get(name)
+    return None if found is None or (isinstance(found, dict) and "error" in found) else found
+
+
+def _peer_ratio(rows: Any, protocol: str, peer: str) -> float | None:
+    for row in rows or ():
+        if row["protocol"] == protocol and "ratio" in row["peers"].get(peer, {}):
+            return float(row["peers"][peer]["ratio"])
+    return None
+
+
+def _ratio_goal(what: str, pure: float | None, built: float | None, goal: float) -> Goal:
+    shown = [f"{v:.2f}x {b}" for v, b in ((pure, "pure"), (built, "compiled")) if v is not None]
+    found = [v for v in (pure, built) if v is not None]
+    met = max(found) >= goal if found else None
+    return what, ", ".join(shown) or "-", f">= {goal:g}x", met
+
+
+def goals(r: dict[str, Any]) -> list[Goal]:
+    """Issue 22's table and issue 20's figures, each read off this run (a codec goal counts as
+    met when either build meets it: the compiled build is what a Pi with a compiler runs)."""
+    rows: list[Goal] = []
+    pure_codecs = _section(r, "codecs")
+    built = _section(r, "compiled") or {}
+    built_codecs = built.get("codecs")
+    for protocol, peer in codecs.GOALS:
+        rows.append(
+            _ratio_goal(
+                f"{protocol} decode vs {peer}",
+                _peer_ratio(pure_codecs, protocol, peer),
+                _peer_ratio(built_codecs, protocol, peer),
+                codecs.GOALS[protocol, peer],
+            )
+        )
+    pure_push = (_section(r, "peers") or {}).get("dlms_dsmr", {}).get("dlms gcm", {})
+    built_push = (built.get("dlms_dsmr") or {}).get("dlms gcm", {})
+    rows.append(
+        _ratio_goal(
+            "DLMS push (GCM) vs dlms-cosem",
+            pure_push.get("ratio"),
+            built_push.get("ratio"),
+            dlms_dsmr.GOALS["dlms gcm"],
+        )
+    )
+    pi_pure, pi_built = _section(r, "pi") or {}, built.get("pi") or {}
+    per_sample: list[tuple[float, str]] = [
+        (float(pi["engine_instructions_per_sample"]), name)
+        for pi, name in ((pi_pure, "pure"), (pi_built, "compiled"))
+        if pi.get("engine_instructions_per_sample") is not None
+    ]
+    rows.append(
+        (
+            "engine sample, instructions",
+            ", ".join(f"{v:,.0f} {name}" for v, name in per_sample) or "-",
+            f"<= {ENGINE_INSTRUCTIONS_GOAL:,}",
+            min(v for v, _ in per_sample) <= ENGINE_INSTRUCTIONS_GOAL if per_sample else None,
+        )
+    )
+    engine = _section(r, "engine")
+    rate = engine["engine_samples_per_s"] if engine else None
+    rows.append(
+        (
+            "engine samples/s on one core (pure)",
+            _n(rate),
+            f">= {ENGINE_RATE_GOAL:,}",
+            None if rate is None else rate >= ENGINE_RATE_GOAL,
+        )
+    )
+    by_meters = {x["meters"]: x for x in _section(r, "e2e") or () if x["loop"] == "uvloop"}
+    big = by_meters.get(E2E_METERS_GOAL)
+    if big is not None:
+        pace, lag = big["sustained"]["samples_per_s"], big["nominal"]["loop_lag_p99_s"]
+        rows.append(
+            (
+                f"end to end, {E2E_METERS_GOAL:,} meters: samples/s, loop lag p99 at 1 Hz",
+                f"{pace:,.0f}, {_ms(lag)}",
+                f">= {E2E_RATE_GOAL:,}, <= {_ms(LAG_GOAL_S)}",
+                pace >= E2E_RATE_GOAL and lag <= LAG_GOAL_S,
+            )
+        )
+    model = _cpu_model(r)
+    zero = (_section(r, "pi") or {}).get("pis", {}).get(PI_ZERO)
+    if model is not None and zero is not None:
+        per_sample_s, per_meter_s, _ = model
+        meters = PI_HEADROOM / zero["slower_than_host"] / (per_sample_s + per_meter_s)
+        rows.append(
+            (
+                "Pi Zero 2 W by instruction counts, meters at 1 Hz",
+                f"{meters:,.0f}",
+                f">= {PI_ZERO_METERS_GOAL:,}",
+                meters >= PI_ZERO_METERS_GOAL,
+            )
+        )
+    start = _section(r, "startup")
+    if start is not None:
+        default, every = start["default"], start["every module type"]
+        rows.append(
+            (
+                "idle RSS, default / every module type",
+                f"{default['idle_rss_mb']:.1f} / {every['idle_rss_mb']:.1f} MB",
+                f"<= {RSS_GOALS_MB[0]} / <= {RSS_GOALS_MB[1]} MB",
+                default["idle_rss_mb"] <= RSS_GOALS_MB[0]
+                and every["idle_rss_mb"] <= RSS_GOALS_MB[1],
+            )
+        )
+        rows.append(
+            (
+                "READY, default config",
+                _ms(default["ready_s"]),
+                f"<= {_ms(READY_GOAL_S)}",
+                default["ready_s"] <= READY_GOAL_S,
+            )
+        )
+    for row in _section(r, "sd_card") or ():
+        goal = SD_CARD_GOALS_MB.get(row["meters"])
+        if goal is not None:
+            per_day = row["bytes_per_day"] / 1e6
+            rows.append(
+                (
+                    f"SD card, {row['meters']} meter{'s' if row['meters'] > 1 else ''}: "
+                    "MB written per day",
+                    f"{per_day:,.2f}",
+                    f"<= {goal:g}",
+                    per_day <= goal,
+                )
+            )
+    hundred = by_meters.get(LATENCY_METERS)
+    if hundred is not None:
+        p99 = hundred["nominal"]["latency"]["sample_to_broker_p99_s"]
+        lag = hundred["nominal"]["loop_lag_p99_s"]
+        rows.append(
+            (
+                f"sample -> broker p99 and loop lag p99, {LATENCY_METERS} meters at 1 Hz",
+                f"{_ms(p99)}, {_ms(lag)}",
+                f"<= {_ms(LATENCY_GOAL_S)}, <= {_ms(LAG_GOAL_S)}",
+                None if p99 is None else p99 <= LATENCY_GOAL_S and lag <= LAG_GOAL_S,
+            )
+        )
+    return rows
+
+
+def _goals_md(r: dict[str, Any]) -> list[str]:
+    rows = goals(r)
+    out = [
+        "## Goals of issues 20 and 22, read off this run",
+        "",
+        "Each figure below comes from the sections that follow, all of this one run. A codec "
+        "goal is met when either build meets it (pure Python, or the compiled build of the "
+        'same source). What stands in the way of each goal not met is under "Findings" at '
+        "the end.",
+        "",
+        "| what | measured | goal | status |",
+        "|---|---|---|---|",
+    ]
+    status = {True: "met", False: "not met", None: "not measured"}
+    out += [f"| {what} | {got} | {goal} | {status[met]} |" for what, got, goal, met in rows]
+    return [*out, ""]
 
 
 def _codecs_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
@@ -182,6 +439,20 @@ def _codecs_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
         "same time, in the same run (peers in bench/.venv, their own process). Ratio > 1: we are "
         'faster. "Accepted" means decoded without an error, not decoded right.',
         "",
+        *_codec_table(rows),
+        "",
+        "pymbusparser is Rust (m-bus-parser) behind Python bindings. pyMeterBus decrypts only "
+        "TPL mode 5 and leaves other encrypted payloads undecoded without an error; the "
+        "iec62056-21 package parses single messages by slicing (whole sign-on + readout "
+        "sessions are refused, so only short messages are common); iec62056 is a lark grammar "
+        "for readouts. Z-Wave has no Python peer (zwave-js is JavaScript).",
+        "",
+    ]
+    return out
+
+
+def _codec_table(rows: list[dict[str, Any]]) -> list[str]:
+    out = [
         "| protocol | inputs | we accept | ours, all accepted (frames/s) | peer | peer accepts "
         "| common | ours (frames/s) | peer (frames/s) | ratio | ratio by instructions | goal |",
         "|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|---|",
@@ -206,16 +477,71 @@ def _codecs_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
                 f"| {_n(p.get('ratio'), 2, 'x')} | {_n(p.get('ratio_ir'), 2, 'x')} | {goal} |"
             )
             lead = "| | | | "
-    out += [
+    return out
+
+
+def _compiled_md(section: dict[str, Any], _r: dict[str, Any]) -> list[str]:
+    out = [
+        "## The compiled build: the same codecs and engine built with mypyc",
         "",
-        "pymbusparser is Rust (m-bus-parser) behind Python bindings. pyMeterBus decrypts only "
-        "TPL mode 5 and leaves other encrypted payloads undecoded without an error; the "
-        "iec62056-21 package parses single messages by slicing (whole sign-on + readout "
-        "sessions are refused, so only short messages are common); iec62056 is a lark grammar "
-        "for readouts. Z-Wave has no Python peer (zwave-js is JavaScript).",
+        f"scripts/compile-codecs --into build/bench-compiled ({section['extensions']} C "
+        "extensions), then the codec bench on the vectors and the DLMS/DSMR bench run again in "
+        "that copy, against the same peers, in this run. This is what `make compiled` gives a "
+        "Pi with a C compiler; `make run` without one runs the pure-Python source above.",
+        "",
+        *_codec_table(section["codecs"]),
         "",
     ]
+    push = section.get("dlms_dsmr")
+    if push:
+        out += [
+            "| set | inputs | common | ours decode (frames/s) | ours parse (frames/s) | peer "
+            "| peer (frames/s) | decode ratio | parse ratio |",
+            "|---|--:|--:|--:|--:|---|--:|--:|--:|",
+            *_dlms_dsmr_rows(push),
+            "",
+        ]
+    counted = section.get("pi")
+    if counted:
+        out += [
+            "Counted with callgrind in the compiled copy (bench/pi.py): "
+            f"{counted['engine_instructions_per_sample']:,.0f} instructions per engine sample, "
+            f"{counted['mbus_instructions_per_frame']:,.0f} per wired M-Bus frame.",
+            "",
+        ]
     return out
+
+
+def _dlms_dsmr_rows(section: dict[str, Any]) -> list[str]:
+    return [
+        f"| {name} | {row['inputs']} | {row.get('common', 0)} | {_n(row.get('ours_fps'))} "
+        f"| {_n(row.get('parse_fps'))} | {row['peer']} {row.get('version', '')} "
+        f"| {_n(row.get('peer_fps'))} | {_n(row.get('ratio'), 2, 'x')} "
+        f"| {_n(row.get('parse_ratio'), 2, 'x')} |"
+        for name, row in section.items()
+    ]
+
+
+def _sd_card_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
+    out = [
+        "## The whole process on an SD card (bench/sd_card.py)",
+        "",
+        "`meter-gateway run` at the default log level, MQTT with discovery to a mosquitto on "
+        "loopback, HTTP on, N simulated 1 Hz three-phase meters with every engine feature on; "
+        "/proc/PID/io `write_bytes` of the gateway process after its warm-up, over meter hours "
+        "run at the speed shown (the checkpoint interval divided by it), extrapolated to a day.",
+        "",
+        "| meters | checkpoint every | meter hours | speed | MB written per day "
+        "| log lines per wall hour |",
+        "|--:|--:|--:|--:|--:|--:|",
+    ]
+    out += [
+        f"| {row['meters']} | {row['checkpoint_s']:g} s | {row['meter_hours']:.2f} "
+        f"| x{row['speed']:g} | {row['bytes_per_day'] / 1e6:,.2f} "
+        f"| {row['log_lines_per_wall_hour']:.1f} |"
+        for row in rows
+    ]
+    return [*out, ""]
 
 
 def _peers_md(section: dict[str, Any], _r: dict[str, Any]) -> list[str]:
@@ -237,13 +563,7 @@ def _peers_md(section: dict[str, Any], _r: dict[str, Any]) -> list[str]:
         "peer (frames/s) | decode ratio | parse ratio |",
         "|---|--:|--:|--:|--:|---|--:|--:|--:|",
     ]
-    for name, row in section["dlms_dsmr"].items():
-        out.append(
-            f"| {name} | {row['inputs']} | {row.get('common', 0)} | {_n(row.get('ours_fps'))} "
-            f"| {_n(row.get('parse_fps'))} | {row['peer']} {row.get('version', '')} "
-            f"| {_n(row.get('peer_fps'))} | {_n(row.get('ratio'), 2, 'x')} "
-            f"| {_n(row.get('parse_ratio'), 2, 'x')} |"
-        )
+    out += _dlms_dsmr_rows(section["dlms_dsmr"])
     out += [
         "",
         "wM-Bus (bench/wmbus_decode.py): telegrams/s on one core, codec alone and through the "
