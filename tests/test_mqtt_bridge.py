@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -18,10 +19,11 @@ from gateway import config
 from gateway.app import Gateway
 from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
 from gateway.model import Event, RawFrame, Reading, Sample, utc_now
+from gateway.mqtt import bridge as bridge_module
 from gateway.mqtt.bridge import MqttBridge
 from tests.faults.peers import CuttingProxy
 from tests.support.mqtt import Collector, persistent_broker, secure_broker, until
-from tests.support.processes import Broker
+from tests.support.processes import Broker, free_port
 
 pytestmark = pytest.mark.network
 
@@ -686,3 +688,21 @@ async def test_a_swallowed_cancellation_still_ends_the_bridge_loops() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_broker_away_is_one_warning_a_while_with_the_attempts_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The interval shortened so that a test sees two lines; the backoff's jittered steps of up
+    # to 1, 2, 4 s put attempts between them.
+    monkeypatch.setattr(bridge_module, "RETRY_LOG_EVERY_S", 2.5)
+    caplog.set_level(logging.DEBUG, "gateway.mqtt")
+    nobody = free_port()  # nothing listens: every attempt is refused
+    async with running(settings_text(tmp_path / "data", nobody)) as h:
+        h.start()
+        await until(lambda: "more like it since the last line" in caplog.text, 60)
+    lines = [r for r in caplog.records if f"MQTT broker localhost:{nobody}" in r.getMessage()]
+    assert all(r.levelno == logging.WARNING for r in lines), "every retry line is a warning"
+    assert "more like it" not in lines[0].getMessage(), "the first refusal is told at once"
+    folded = lines[1].getMessage()
+    assert "retrying in" in folded and re.search(r"\(and [1-9]\d* more like it", folded), folded

@@ -70,6 +70,7 @@ from gateway.mqtt.payloads import (
     value_text,
 )
 from gateway.mqtt.presence import Presence
+from gateway.ratelog import RateLimitedLog
 from gateway.signing import CommandVerifier
 
 if TYPE_CHECKING:
@@ -102,6 +103,9 @@ SHUTDOWN_DRAIN_S = 3.0
 RAW_QUEUE_MAX = 256
 # A session this long was healthy: the next failure starts the backoff from its first step.
 HEALTHY_SESSION_S = 10.0
+# A broker away for hours is retried every minute at most; its line repeats this seldom, with
+# the count of attempts folded into it (journald shares the SD card with the database).
+RETRY_LOG_EVERY_S = 600.0
 # How often the outbox is checked for messages overdue for the disk.
 SPILL_CHECK_S = 1.0
 # State sequence numbers are saved with every checkpoint and spill. After a kill -9 they resume
@@ -200,6 +204,7 @@ class MqttBridge:
 
     async def _connect_forever(self) -> None:
         backoff = Backoff(healthy_after_s=HEALTHY_SESSION_S)
+        retries = RateLimitedLog(_LOGGER, RETRY_LOG_EVERY_S)
         while True:
             # No raise_if_cancelling() here: Python 3.11's TaskGroup leaves this task's
             # cancelling() at 1 after a failed session (it cancels its parent and never
@@ -230,9 +235,10 @@ class MqttBridge:
                 _LOGGER.exception("MQTT bridge failed")
                 reason = f"{type(err).__name__}: {err}"
             ran_s = time.monotonic() - started
+            if ran_s >= HEALTHY_SESSION_S:
+                retries = RateLimitedLog(_LOGGER, RETRY_LOG_EVERY_S)  # a new outage: say so
             delay = backoff.fatal_delay() if fatal else backoff.next_delay(ran_s)
-            log = _LOGGER.warning if backoff.attempt <= 1 or fatal else _LOGGER.debug
-            log(
+            retries.warning(
                 "MQTT broker %s:%d: %s; retrying in %.1f s (%d messages wait in the outbox)",
                 self.config.host,
                 self.config.port,
