@@ -602,11 +602,11 @@ def _e2e_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
         "the outbox held no more than one message per meter at the end of the step. CPU is the "
         "gateway process per 1,000 samples at that pace (the bench meters' own share given "
         "apart). Latency at 1 Hz: sample -> broker is from `Gateway.submit` to arrival at the "
-        "subscriber; flush -> broker is from the last checkpoint (not on the path any more).",
+        "subscriber.",
         "",
         "| meters | loop | sustained samples/s | CPU s / 1,000 samples | of which sim meters "
-        "| peak RSS | sample->broker p50 / p99 | flush->broker p50 / p99 | loop lag p99 at 1 Hz |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| peak RSS | sample->broker p50 / p99 | loop lag p99 at 1 Hz |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
         best, nominal = row["sustained"], row["nominal"]
@@ -616,7 +616,6 @@ def _e2e_md(rows: list[dict[str, Any]], _r: dict[str, Any]) -> list[str]:
             f"| {_n(best['cpu_s_per_1000'], 3)} | {row['sim_cpu_us_per_sample'] / 1000:.3f} "
             f"| {row['peak_rss_mb']:.0f} MB "
             f"| {_ms(lat['sample_to_broker_p50_s'])} / {_ms(lat['sample_to_broker_p99_s'])} "
-            f"| {_ms(lat['flush_to_broker_p50_s'])} / {_ms(lat['flush_to_broker_p99_s'])} "
             f"| {_ms(nominal['loop_lag_p99_s'])} |"
         )
     out += [
