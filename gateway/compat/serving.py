@@ -15,7 +15,8 @@ from gateway.backoff import Backoff
 from gateway.contracts.http import OutputStatus, ZeroconfStatus
 from gateway.engine import BillingRecord, ProfileRow, Register, Update
 from gateway.lan.announce import ZeroconfAnnouncer
-from gateway.lan.limits import CappedSite, bound_port, server_limits
+from gateway.lan.limits import CappedSite, server_limits
+from gateway.lan.listener import Listener, listen
 from gateway.model import Event, RawFrame
 
 __all__ = ["CompatServer", "derived_mac"]
@@ -124,6 +125,13 @@ class CompatServer:
     # internals ---------------------------------------------------------------------------------
 
     async def _serve(self) -> None:
+        listener = await listen(self.bind, self.configured_port)
+        try:
+            await self._serve_on(listener)
+        finally:
+            listener.close()
+
+    async def _serve_on(self, listener: Listener) -> None:
         runner = web.AppRunner(
             self.build_app(),
             access_log=None,
@@ -133,9 +141,8 @@ class CompatServer:
         await runner.setup()
         announcer: ZeroconfAnnouncer | None = None
         try:
-            site = CappedSite(runner, self.bind, self.configured_port, cap=MAX_CONNECTIONS)
-            await site.start()
-            self.port = bound_port(runner, self.configured_port)
+            await CappedSite(runner, listener.sockets, cap=MAX_CONNECTIONS).start()
+            self.port = listener.port
             _LOGGER.info("%s: serving http://%s:%d/", self.name, self.bind, self.port)
             announcer = await self._announce()
             async with asyncio.TaskGroup() as group:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -20,6 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gateway.lan.listener import BACKLOG
 from gateway.ratelog import RateLimitedLog
 
 __all__ = [
@@ -29,7 +32,6 @@ __all__ = [
     "MAX_LINE_B",
     "CappedSite",
     "RequestErrorLog",
-    "bound_port",
     "server_limits",
 ]
 
@@ -159,32 +161,40 @@ class _QuietHandler(RequestHandler):
         return super().handle_error(request, status, exc, message)
 
 
-class CappedSite(web.TCPSite):
-    """A TCP site whose listening socket hands at most ``cap`` connections to aiohttp."""
+class CappedSite(web.BaseSite):
+    """A site on sockets already listening (``gateway.lan.listener``) that hands at most
+    ``cap`` connections at a time to aiohttp, over all of the sockets together."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, *, cap: int) -> None:
-        super().__init__(runner, host, port, reuse_address=True)
+    def __init__(
+        self, runner: web.AppRunner, sockets: Sequence[socket.socket], *, cap: int
+    ) -> None:
+        super().__init__(runner, backlog=BACKLOG)
+        self._sockets = list(sockets)
         self._cap = cap
+        self._servers: list[asyncio.AbstractServer] = []
         self.factory: _CappedFactory | None = None
 
+    @property
+    def name(self) -> str:
+        """The first address, as aiohttp's own sites name themselves."""
+        host, port = self._sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}/"
+
     async def start(self) -> None:
-        """Listen; like ``TCPSite.start`` with the capped factory in front of aiohttp's."""
+        """Serve; like ``SockSite.start`` with the capped factory in front of aiohttp's."""
         await web.BaseSite.start(self)
         server = self._runner.server
         assert server is not None
         self.factory = _CappedFactory(server, self._cap)
-        self._server = await asyncio.get_running_loop().create_server(
-            self.factory,
-            self._host,
-            self._port,
-            backlog=self._backlog,
-            reuse_address=self._reuse_address,
-        )
+        loop = asyncio.get_running_loop()
+        for sock in self._sockets:
+            self._servers.append(
+                await loop.create_server(self.factory, sock=sock, backlog=self._backlog)
+            )
+        self._server = self._servers[0]  # what aiohttp's runner reads its addresses from
 
-
-def bound_port(runner: web.AppRunner, configured: int) -> int:
-    """The port actually bound (differs from the config when it asks for 0: any free port)."""
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:  # noqa: PLR2004 - (host, port, ...)
-            return int(address[1])
-    return configured
+    async def stop(self) -> None:
+        """Stop accepting on every socket (aiohttp's own stop knows only one server)."""
+        for extra in self._servers[1:]:
+            extra.close()
+        await super().stop()

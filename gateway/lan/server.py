@@ -1,17 +1,19 @@
-"""The LAN output: aiohttp server for the API, the page and /metrics, plus the mDNS announcement."""
+"""The LAN output: the HTTP server for the API, the page and /metrics, plus the mDNS announcement.
+
+The address is bound at start; the aiohttp half (``gateway/lan/webapp.py``) is loaded when the
+first client connects (``gateway/lan/listener.py`` says why). Everything that must work before
+a request (the announcement, the live hub the outputs' hooks feed, the lag probe) lives here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from http import HTTPStatus
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from aiohttp import web
 
 from gateway import __version__
 from gateway.backoff import Backoff
@@ -20,11 +22,8 @@ from gateway.contracts import http
 from gateway.engine import Register, Update
 from gateway.engine.records import BillingRecord, ProfileRow
 from gateway.errors import ConfigError
-from gateway.lan import metrics
-from gateway.lan.api import API_PATH, Api
-from gateway.lan.limits import CLIENT_MAX_BODY_B, CappedSite, bound_port, server_limits
-from gateway.lan.live import LiveHub, encode
-from gateway.lan.params import ApiError
+from gateway.lan.listener import Listener, listen
+from gateway.lan.live import LiveHub
 from gateway.lan.shapes import (
     described_register,
     display_state,
@@ -35,6 +34,8 @@ from gateway.lan.shapes import (
 from gateway.model import Event, RawFrame, utc_now
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from gateway.lan.announce import ZeroconfAnnouncer
     from gateway.view import GatewayView, Output
 
@@ -42,9 +43,6 @@ __all__ = ["LanServer"]
 
 _LOGGER = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "static"
-# Open event streams get up to this long to notice shutdown before their sockets are closed.
-SHUTDOWN_TIMEOUT_S = 2.0
 # The lag probe: a timer this long, and how late it fired is the loop lag.
 LAG_PROBE_S = 1.0
 # Module health goes to open pages this often (it changes slowly; events come at once).
@@ -53,8 +51,6 @@ HEALTH_PUSH_S = 5.0
 SETTINGS_POLL_S = 1.0
 # The modelled display is looked at this often; a change (scroll, push, new value) is sent.
 DISPLAY_POLL_S = 1.0
-
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class LanServer:
@@ -77,23 +73,21 @@ class LanServer:
 
     async def run(self) -> None:
         """Serve until cancelled, again after a reload that changes the LAN settings, with
-        backoff while the address cannot be bound; withdraw and close on the way out."""
+        backoff while the address cannot be bound or the web server cannot be loaded; withdraw
+        and close on the way out."""
         backoff = Backoff()
         while True:
             started = time.monotonic()
             try:
-                await self._serve()
+                problem = await self._serve()
             except OSError as err:
-                delay = backoff.next_delay(time.monotonic() - started)
                 http = self.gateway.settings.http
-                _LOGGER.error(
-                    "http: cannot listen on %s:%d (%s); retrying in %.0f s",
-                    http.bind,
-                    http.port,
-                    err.strerror or err,
-                    delay,
-                )
-                await asyncio.sleep(delay)
+                problem = f"cannot listen on {http.bind}:{http.port} ({err.strerror or err})"
+            if problem is None:
+                continue  # the settings changed: serve the new ones at once
+            delay = backoff.next_delay(time.monotonic() - started)
+            _LOGGER.error("http: %s; retrying in %.0f s", problem, delay)
+            await asyncio.sleep(delay)
 
     def on_state(self, meter: str, registers: Mapping[str, Register]) -> None:
         """The registers every output shows (``Meters.published``), totals included."""
@@ -187,54 +181,67 @@ class LanServer:
         )
 
     def build_app(self) -> web.Application:
-        """The aiohttp application (also used directly by tests)."""
-        app = web.Application(middlewares=[_errors_as_json], client_max_size=CLIENT_MAX_BODY_B)
-        app.add_routes(Api(self).routes())
-        app.add_routes(
-            [
-                web.get("/", self._page),
-                web.get("/metrics", self._metrics),
-                web.static("/static", STATIC_DIR, append_version=False),
-            ]
-        )
-        return app
+        """The aiohttp application (also used directly by tests); imports aiohttp."""
+        from gateway.lan.webapp import build_app  # noqa: PLC0415 - see the module's docstring
+
+        return build_app(self)
 
     # internals ---------------------------------------------------------------------------------
 
-    async def _serve(self) -> None:
+    async def _serve(self) -> str | None:
+        """Serve until the LAN settings change (None) or the web server cannot be loaded (what
+        went wrong); OSError when the address cannot be bound."""
         http = self.gateway.settings.http
-        runner = web.AppRunner(
-            self.build_app(),
-            access_log=None,
-            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-            **server_limits(http.idle_timeout_s),
-        )
-        await runner.setup()
+        listener = await listen(http.bind, http.port)
         try:
-            site = CappedSite(runner, http.bind, http.port, cap=http.max_connections)
-            await site.start()
-            self.port = bound_port(runner, http.port)
+            self.port = listener.port
             _LOGGER.info("http: serving http://%s:%d/", http.bind, self.port)
             await self._announce()
             self.started.set()
             async with asyncio.TaskGroup() as group:
-                helpers = [
+                tasks = [
                     group.create_task(self._probe_lag(), name="http-lag-probe"),
                     group.create_task(self._push_health(), name="http-health"),
                     group.create_task(self._push_display(), name="http-display"),
                 ]
-                await self._until_settings_change()
-                _LOGGER.info("http: the LAN settings changed on reload; serving them anew")
-                for helper in helpers:
-                    helper.cancel()
+                serving = group.create_task(self._serve_web(listener), name="http-web")
+                if await self._until_settings_change(serving):
+                    _LOGGER.info("http: the LAN settings changed on reload; serving them anew")
+                for task in (*tasks, serving):
+                    task.cancel()
+            return None if serving.cancelled() else serving.result()
         finally:
             self.started.clear()
             if self._announcer is not None:
                 announcer, self._announcer = self._announcer, None
                 await announcer.close()
             self.hub.close()
-            await runner.cleanup()
+            listener.close()
             self.port = None
+
+    async def _serve_web(self, listener: Listener) -> str:
+        """Load the aiohttp half when the first client connects and serve until cancelled; if
+        it cannot be loaded, refuse the clients (never leave them queued on a port nobody
+        serves) and return what went wrong."""
+        await listener.connection_waiting()
+        loading = time.monotonic()
+        try:
+            from gateway.lan import webapp  # noqa: PLC0415 - the point: loaded for a client
+
+            runner = await webapp.start(self, listener)
+        except Exception as err:  # a broken install or a bug: logged in full, with its traceback
+            _LOGGER.exception("http: the web server could not be loaded for the first client")
+            listener.close()
+            return f"the web server could not be loaded ({type(err).__name__}: {err})"
+        _LOGGER.info(
+            "http: web server loaded for the first client in %.0f ms",
+            (time.monotonic() - loading) * 1000,
+        )
+        try:
+            while True:  # serves until cancelled
+                await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
 
     def _settings_key(self) -> tuple[object, ...]:
         """What the listening socket and the announcement depend on."""
@@ -247,13 +254,15 @@ class LanServer:
             tuple(meter.id for meter in settings.meters),
         )
 
-    async def _until_settings_change(self) -> None:
+    async def _until_settings_change(self, serving: asyncio.Task[str]) -> bool:
+        """True once the LAN settings change; False as soon as ``serving`` has given up."""
         # Outputs get no reload callback; a cheap comparison each second stands in for one.
         key = self._settings_key()
-        while True:
-            await asyncio.sleep(SETTINGS_POLL_S)
+        while not serving.done():
+            await asyncio.wait({serving}, timeout=SETTINGS_POLL_S)
             if self._settings_key() != key:
-                return
+                return True
+        return False
 
     async def _announce(self) -> None:
         settings = self.gateway.settings
@@ -262,6 +271,7 @@ class LanServer:
         # Imported here: python-zeroconf is ~30 modules and ~3 MB a gateway without mDNS
         # (the default config) need not load.
         from gateway.lan.announce import ZeroconfAnnouncer, txt_properties  # noqa: PLC0415
+        from gateway.lan.openapi import API_PATH  # noqa: PLC0415 - light, but only wanted here
 
         announcer = ZeroconfAnnouncer(
             instance=f"meter-gateway-{settings.gateway.name}",
@@ -323,48 +333,6 @@ class LanServer:
                         http.MeterDisplayState(meter=meter_id, **msgspec.structs.asdict(shown)),
                         meter=meter_id,
                     )
-
-    async def _page(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        text = metrics.render(self.gateway, loop_lag_s=self.loop_lag_s, sse_clients=len(self.hub))
-        return web.Response(text=text, headers={"Content-Type": metrics.CONTENT_TYPE})
-
-
-@web.middleware
-async def _errors_as_json(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """ApiError and HTTP errors under /api become ``{"error": {...}}`` bodies."""
-    try:
-        return await handler(request)
-    except ApiError as err:
-        headers = (
-            {"WWW-Authenticate": 'Bearer realm="meter-gateway"'}
-            if err.status == HTTPStatus.UNAUTHORIZED
-            else {}
-        )
-        return web.Response(
-            body=encode(err.body()),
-            status=err.status,
-            content_type="application/json",
-            headers=headers,
-        )
-    except web.HTTPException as err:
-        if not request.path.startswith("/api/") or err.status < HTTPStatus.BAD_REQUEST:
-            raise
-        code = err.reason.lower().replace(" ", "_")
-        return web.Response(
-            body=encode(
-                http.ErrorResponse(
-                    error=http.ErrorDetail(
-                        code=code, message=f"{request.method} {request.path}: {err.reason}"
-                    )
-                )
-            ),
-            status=err.status,
-            content_type="application/json",
-            headers={k: v for k, v in err.headers.items() if k.lower() == "allow"},
-        )
 
 
 if TYPE_CHECKING:
