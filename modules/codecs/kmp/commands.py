@@ -7,6 +7,8 @@ or an emulator needs.
 
 from __future__ import annotations
 
+import struct
+from binascii import crc_hqx
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,8 +19,11 @@ from typing import Any, ClassVar, Literal
 from modules.codecs.errors import FrameError, IncompleteFrame
 from modules.codecs.kmp.frame import (
     ACK,
+    ANY_STUFFED,
     DEFAULT_ADDRESS,
     NAK,
+    START_FROM_METER,
+    START_TO_METER,
     STOP,
     Frame,
     FrameSplitter,
@@ -299,34 +304,39 @@ def decode(raw: bytes) -> Message:
 
 def decode_message(frame: Frame) -> Message:
     """The message a checked frame carries; its data must have the command's layout."""
-    data = frame.data
+    data, cid = frame.data, frame.cid
     if frame.to_meter:
-        if frame.cid in (Cid.GET_TYPE, Cid.GET_SERIAL_NO):
-            _expect_length(frame, 0)
-            return GetTypeRequest() if frame.cid == Cid.GET_TYPE else GetSerialNoRequest()
-        if frame.cid == Cid.GET_REGISTER:
-            return _decode_register_request(data)
-        if frame.cid == Cid.SET_CLOCK:
+        if cid in (Cid.GET_TYPE, Cid.GET_SERIAL_NO):
+            _expect_length(cid, data, 0)
+            return GetTypeRequest() if cid == Cid.GET_TYPE else GetSerialNoRequest()
+        if cid == Cid.GET_REGISTER:
+            return GetRegisterRequest(_register_ids(data))
+        if cid == Cid.SET_CLOCK:
             return _decode_set_clock(data)
     else:
-        if frame.cid == Cid.GET_TYPE:
-            _expect_length(frame, 4)
+        if cid == Cid.GET_TYPE:
+            _expect_length(cid, data, 4)
             return GetTypeResponse(int.from_bytes(data[:2], "big"), _decode_revision(data[2:]))
-        if frame.cid == Cid.GET_SERIAL_NO:
-            _expect_length(frame, 4)
+        if cid == Cid.GET_SERIAL_NO:
+            _expect_length(cid, data, 4)
             return GetSerialNoResponse(int.from_bytes(data, "big"))
-        if frame.cid == Cid.GET_REGISTER:
-            return GetRegisterResponse(tuple(_decode_register_values(data)))
-    return OtherMessage(frame.to_meter, frame.cid, data)
+        if cid == Cid.GET_REGISTER:
+            return GetRegisterResponse(
+                tuple(
+                    RegisterValue(register, unit, value, length=length)
+                    for register, unit, value, length in _register_entries(data)
+                )
+            )
+    return OtherMessage(frame.to_meter, cid, data)
 
 
 _DATA_OFFSET = 3  # start, address, CID: where application data begins (before stuffing)
 
 
-def _expect_length(frame: Frame, length: int) -> None:
-    if len(frame.data) != length:
+def _expect_length(cid: int, data: bytes, length: int) -> None:
+    if len(data) != length:
         raise FrameError(
-            f"{_command_name(frame.cid)} carries {len(frame.data)} data bytes, expected {length}",
+            f"{_command_name(cid)} carries {len(data)} data bytes, expected {length}",
             offset=_DATA_OFFSET,
             code="bad_length",
         )
@@ -342,7 +352,8 @@ def _decode_revision(data: bytes) -> str | None:
     return f"{chr(ord('A') + data[0] - 1)}{data[1]}"
 
 
-def _decode_register_request(data: bytes) -> GetRegisterRequest:
+def _register_ids(data: bytes) -> tuple[int, ...]:
+    """The register ids of a GetRegister request's data."""
     if not data:
         raise FrameError(
             "GetRegister request without a count", offset=_DATA_OFFSET, code="bad_length"
@@ -359,29 +370,35 @@ def _decode_register_request(data: bytes) -> GetRegisterRequest:
             offset=_DATA_OFFSET + 1,
             code="bad_length",
         )
-    ids = tuple(int.from_bytes(data[1 + 2 * i : 3 + 2 * i], "big") for i in range(count))
-    return GetRegisterRequest(ids)
+    return struct.unpack_from(_IDS[count], data, 1)
 
 
-def _decode_register_values(data: bytes) -> Iterator[RegisterValue]:
+# ">H", ">HH", ...: the ids of a request for that many registers.
+_IDS = tuple(f">{count}H" for count in range(MAX_REGISTERS + 1))
+
+
+def _register_entries(data: bytes) -> list[tuple[int, int, Decimal, int]]:
+    """(register, unit code, value, mantissa length) for each entry of a GetRegister response."""
+    entries = []
     index = 0
-    while index < len(data):
-        if len(data) - index < 5:
+    size = len(data)
+    while index < size:
+        if size - index < 5:
             raise FrameError(
-                f"register entry cut short: {len(data) - index} bytes",
+                f"register entry cut short: {size - index} bytes",
                 offset=_DATA_OFFSET + index,
                 code="bad_length",
             )
-        register = int.from_bytes(data[index : index + 2], "big")
-        unit = data[index + 2]
+        register = data[index] << 8 | data[index + 1]
         try:
             value, used = decode_number(data, index + 3)
         except FrameError as err:
             raise FrameError(
                 f"register {register}: {err}", offset=_DATA_OFFSET + index, code=err.code
             ) from None
-        yield RegisterValue(register, unit, value, length=data[index + 3])
+        entries.append((register, data[index + 2], value, data[index + 3]))
         index += 3 + used
+    return entries
 
 
 def _decode_set_clock(data: bytes) -> SetClockRequest:
@@ -413,25 +430,24 @@ def meter_time(response: GetRegisterResponse) -> datetime | None:
 
 def records(response: GetRegisterResponse) -> list[Record]:
     """One record per register value, named and OBIS-coded from the register map."""
-    out = []
-    for item in response.values:
-        known = REGISTERS.get(item.register)
-        value, unit = item.reading()
-        out.append(
-            Record(
-                name=known.name if known else f"register_{item.register}",
-                value=value,
-                unit=unit,
-                obis=known.obis if known else None,
-                raw={
-                    "register": item.register,
-                    "unit_code": item.unit,
-                    "unit": item.unit_name,
-                    "number": str(item.value),
-                },
-            )
-        )
-    return out
+    return [_record(v.register, v.unit, v.value, v.length) for v in response.values]
+
+
+def _record(register: int, unit: int, value: Decimal, length: int | None) -> Record:
+    known = REGISTERS.get(register)
+    reading, ha_unit = interpret(unit, value, length)
+    return Record(
+        known.name if known is not None else f"register_{register}",
+        reading,
+        ha_unit,
+        known.obis if known is not None else None,
+        raw={
+            "register": register,
+            "unit_code": unit,
+            "unit": UNITS[unit][0] if unit in UNITS else f"unit {unit}",
+            "number": str(value),
+        },
+    )
 
 
 # ---------------------------------------------------------------- decode for the CLI
@@ -445,18 +461,48 @@ class KmpDecoder:
     def decode(self, data: bytes, *, key: bytes | None, auth_key: bytes | None) -> Decoded:
         """Decode the last frame of the input; frames before it must be valid too."""
         del key, auth_key  # KMP is not encrypted
-        if not data:
-            raise IncompleteFrame("no bytes", offset=0)
-        parts = []
-        for base, raw in _split(data):
-            try:
-                parts.append(_decode_part(raw))
-            except FrameError as err:
-                raise _moved(err, base) from None
-        decoded = _describe(*parts[-1])
-        if len(parts) > 1:
-            decoded.frame["preceding"] = [_name(message) for _, message in parts[:-1]]
-        return decoded
+        last = len(data) - 1
+        # The usual input is one whole frame: described straight from its link bytes. Anything
+        # else, and any frame whose framing is wrong, takes the general path (which words
+        # every framing error); a message-level error is the same on both paths.
+        if last > 0 and data[0] in _STARTS and data.find(STOP, 1) == last:
+            body = data[1:last]
+            stuffed = ANY_STUFFED.search(body) is not None
+            link = body
+            if stuffed:
+                try:
+                    link = unstuff(body, offset=1)
+                except FrameError:
+                    link = b""
+            if len(link) >= _LINK_MIN and not crc_hqx(link, 0):
+                return _describe_link(data[0] == START_TO_METER, link, stuffed)
+        return _decode_general(data)
+
+
+_STARTS = (START_TO_METER, START_FROM_METER)
+_LINK_MIN = 4  # address, CID and the two CRC bytes
+
+
+def _decode_general(data: bytes) -> Decoded:
+    """Any input: every frame decoded (errors at their offset in the whole input), the last
+    one described."""
+    if not data:
+        raise IncompleteFrame("no bytes", offset=0)
+    parts = []
+    for base, raw in _split(data):
+        try:
+            parts.append(_decode_part(raw))
+        except FrameError as err:
+            raise _moved(err, base) from None
+    frame = parts[-1][0]
+    if frame is None:
+        decoded = Decoded(protocol="kmp", frame={"name": "ACK", "direction": "from_meter"})
+    else:
+        link = bytes((frame.address, frame.cid)) + frame.data + frame.crc.to_bytes(2, "big")
+        decoded = _describe_link(frame.to_meter, link, len(stuff(link)) != len(link))
+    if len(parts) > 1:
+        decoded.frame["preceding"] = [_name(message) for _, message in parts[:-1]]
+    return decoded
 
 
 def _split(data: bytes) -> Iterator[tuple[int, bytes]]:
@@ -497,44 +543,65 @@ def _name(message: Message) -> str:
     return "ACK" if isinstance(message, Ack) else _command_name(message.cid)
 
 
-def _describe(frame: Frame | None, message: Message) -> Decoded:
-    if frame is None:
-        return Decoded(protocol="kmp", frame={"name": "ACK", "direction": "from_meter"})
-    crc = frame.crc
-    link = bytes((frame.address, frame.cid)) + frame.data + crc.to_bytes(2, "big")
+_KAMSTRUP: dict[str, Any] = {"manufacturer": "KAM"}
+# The command ids as plain ints: compared once per frame, without an enum lookup.
+_GET_TYPE, _GET_SERIAL_NO, _SET_CLOCK, _GET_REGISTER = (
+    int(Cid.GET_TYPE),
+    int(Cid.GET_SERIAL_NO),
+    int(Cid.SET_CLOCK),
+    int(Cid.GET_REGISTER),
+)
+
+
+def _describe_link(to_meter: bool, link: bytes, stuffed: bool) -> Decoded:
+    """What ``meter-gateway decode`` prints for one checked frame (link bytes: address, CID,
+    data, CRC): the message is read from the data as ``decode_message`` reads it, with the
+    same errors, but straight into the frame facts and records."""
+    cid = link[1]
+    data = link[2:-2]
     info: dict[str, Any] = {
-        "direction": "to_meter" if frame.to_meter else "from_meter",
-        "start": "80" if frame.to_meter else "40",
-        "address": frame.address,
-        "cid": frame.cid,
-        "command": _name(message),
-        "data": frame.data.hex().upper(),
-        "crc": f"{crc:04X}",
+        "direction": "to_meter" if to_meter else "from_meter",
+        "start": "80" if to_meter else "40",
+        "address": link[0],
+        "cid": cid,
+        "command": _command_name(cid),
+        "data": data.hex().upper(),
+        "crc": link[-2:].hex().upper(),
         "crc_ok": True,
-        "stuffed": len(stuff(link)) != len(link),
+        "stuffed": stuffed,
     }
-    meter: dict[str, Any] = {} if frame.to_meter else {"manufacturer": "KAM"}
     found: list[Record] = []
-    if isinstance(message, GetRegisterRequest):
-        info["registers"] = list(message.registers)
-    elif isinstance(message, GetRegisterResponse):
-        found = records(message)
-        info["register_count"] = len(message.values)
-        if (clock := meter_time(message)) is not None:
-            info["meter_time"] = clock.isoformat()
-    elif isinstance(message, GetSerialNoResponse):
-        meter["id"] = str(message.serial)
-        found = [
-            Record(
-                name="serial_number",
-                value=str(message.serial),
-                obis="0-0:96.1.0",
-                raw={"serial": message.serial},
-            )
-        ]
-    elif isinstance(message, GetTypeResponse):
-        meter["type"] = message.meter_type
-        meter["software_revision"] = message.software_revision
-    elif isinstance(message, SetClockRequest):
-        info["clock"] = message.at.isoformat()
-    return Decoded(protocol="kmp", meter=meter, frame=info, records=found)
+    if to_meter:
+        meter: dict[str, Any] = {}
+        if cid == _GET_REGISTER:
+            info["registers"] = list(_register_ids(data))
+        elif cid in (_GET_TYPE, _GET_SERIAL_NO):
+            _expect_length(cid, data, 0)
+        elif cid == _SET_CLOCK:
+            info["clock"] = _decode_set_clock(data).at.isoformat()
+        return Decoded("kmp", meter, info, found)
+    meter = _KAMSTRUP.copy()
+    if cid == _GET_REGISTER:
+        entries = _register_entries(data)
+        found = [_record(*entry) for entry in entries]
+        info["register_count"] = len(entries)
+        clock = day = None
+        for register, _, value, _ in entries:
+            if register == CLOCK and clock is None:
+                clock = value
+            elif register == DATE and day is None:
+                day = value
+        if clock is not None and day is not None:
+            at = combine_date_time(day, clock)
+            if at is not None:
+                info["meter_time"] = at.isoformat()
+    elif cid == _GET_SERIAL_NO:
+        _expect_length(cid, data, 4)
+        serial = int.from_bytes(data, "big")
+        meter["id"] = str(serial)
+        found = [Record("serial_number", str(serial), None, "0-0:96.1.0", raw={"serial": serial})]
+    elif cid == _GET_TYPE:
+        _expect_length(cid, data, 4)
+        meter["type"] = int.from_bytes(data[:2], "big")
+        meter["software_revision"] = _decode_revision(data[2:])
+    return Decoded("kmp", meter, info, found)

@@ -16,6 +16,7 @@ from modules.codecs.errors import ChecksumError, FrameError, IncompleteFrame
 
 __all__ = [
     "ACK",
+    "ANY_STUFFED",
     "DEFAULT_ADDRESS",
     "ESCAPE",
     "MAX_FRAME_BYTES",
@@ -40,7 +41,19 @@ NAK = 0x15
 ESCAPE = 0x1B
 _STUFFED = frozenset({ACK, STOP, ESCAPE, START_FROM_METER, START_TO_METER})
 # Most frames hold none of them: then stuffing changes nothing.
-_ANY_STUFFED = re.compile(b"[" + re.escape(bytes(sorted(_STUFFED))) + b"]")
+ANY_STUFFED = re.compile(b"[" + re.escape(bytes(sorted(_STUFFED))) + b"]")
+# Plain bytes and escape pairs only: what unstuff accepts, checked in one pass.
+_WELL_STUFFED = re.compile(
+    b"(?:[^"
+    + re.escape(bytes(sorted(_STUFFED)))
+    + b"]|\x1b["
+    + re.escape(bytes(sorted(byte ^ 0xFF for byte in _STUFFED)))
+    + b"])*"
+)
+_PAIRS = tuple(
+    (bytes((ESCAPE, byte ^ 0xFF)), bytes((byte,)))
+    for byte in sorted(_STUFFED, key=lambda byte: byte == ESCAPE)
+)
 DEFAULT_ADDRESS = 0x3F  # the meter itself; 0x7F/0xBF are the top/base loggers
 # Longest frame a meter can send: 8 registers with 255-byte mantissas, every byte stuffed.
 MAX_FRAME_BYTES = 2 + 2 * (2 + 8 * (5 + 255) + 2)
@@ -52,7 +65,7 @@ crc16 = CRC16_XMODEM
 
 def stuff(link: bytes) -> bytes:
     """Escape the bytes that would read as start, stop, ACK or escape."""
-    if _ANY_STUFFED.search(link) is None:
+    if ANY_STUFFED.search(link) is None:
         return bytes(link)
     out = bytearray()
     for byte in link:
@@ -65,8 +78,15 @@ def stuff(link: bytes) -> bytes:
 
 def unstuff(body: bytes, *, offset: int = 0) -> bytes:
     """Undo the byte stuffing; ``offset`` is where ``body`` starts in the frame (for errors)."""
-    if _ANY_STUFFED.search(body) is None:
+    if ANY_STUFFED.search(body) is None:
         return bytes(body)
+    if _WELL_STUFFED.fullmatch(body) is not None:
+        # Every 1B starts an escape pair, and a pair stands for a byte other than 1B except
+        # 1B E4: replaced last, the 1B it leaves cannot start another pair.
+        out_bytes = bytes(body)
+        for pair, reserved in _PAIRS:
+            out_bytes = out_bytes.replace(pair, reserved)
+        return out_bytes
     out = bytearray()
     index = 0
     while index < len(body):

@@ -301,6 +301,8 @@ UNITS: dict[int, tuple[str, str | None, int]] = {
     90: ("g/kg", "g/kg", 1),
 }
 UNIT_HH_MM_SS, UNIT_YY_MM_DD, _UNIT_YYYY_MM_DD, _UNIT_MM_DD, _UNIT_ASCII = 47, 48, 49, 50, 54
+# The units whose values read as text (dates, times, ASCII) when they are whole numbers.
+_TEXT_UNITS = frozenset((UNIT_HH_MM_SS, UNIT_YY_MM_DD, _UNIT_YYYY_MM_DD, _UNIT_MM_DD, _UNIT_ASCII))
 
 
 def decode_number(data: bytes, offset: int = 0) -> tuple[Decimal, int]:
@@ -322,11 +324,17 @@ def decode_number(data: bytes, offset: int = 0) -> tuple[Decimal, int]:
 
 
 def _number(mantissa: int, sign_exp: int) -> Decimal:
-    exponent = sign_exp & _EXPONENT_MAX
-    if sign_exp & 0x40:
-        exponent = -exponent
-    digits = tuple(int(digit) for digit in str(mantissa))
-    return Decimal((1 if sign_exp & 0x80 else 0, digits, exponent))
+    return Decimal(_NUMBER_TEXT[sign_exp] % mantissa)
+
+
+# Per sign-and-exponent byte, the text of the number with "%d" for the mantissa: Decimal reads
+# "-123E-2" exactly (no context rounding), faster than from a tuple of digits.
+_NUMBER_TEXT = tuple(
+    ("-" if sign_exp & 0x80 else "")
+    + "%dE"
+    + str(-(sign_exp & _EXPONENT_MAX) if sign_exp & 0x40 else sign_exp & _EXPONENT_MAX)
+    for sign_exp in range(256)
+)
 
 
 def encode_number(value: Decimal | int, *, length: int | None = None) -> bytes:
@@ -364,22 +372,34 @@ def interpret(
     unit: int, number: Decimal, length: int | None = None
 ) -> tuple[Decimal | int | str, str | None]:
     """A register value as a record holds it: a number in its HA unit, or ISO date/time text."""
-    _, ha_unit, factor = UNITS.get(unit, ("", None, 1))
+    if unit in _TEXT_UNITS:
+        text = _as_text(unit, number, length)
+        if text is not None:
+            return text, None
+    _, ha_unit, factor = UNITS.get(unit, _NO_UNIT)
+    return (number * factor if factor != 1 else number), ha_unit
+
+
+_NO_UNIT: tuple[str, str | None, int] = ("", None, 1)
+
+
+def _as_text(unit: int, number: Decimal, length: int | None) -> str | None:
+    """A date, time or ASCII register as text; None when the number is not one."""
     whole = int(number) if number == number.to_integral_value() else None
     if whole is not None and whole >= 0:
         if unit == UNIT_YY_MM_DD and (day := _date(2000 + whole // 10000, whole)) is not None:
-            return day.isoformat(), None
+            return day.isoformat()
         if unit == _UNIT_YYYY_MM_DD and (day := _date(whole // 10000, whole)) is not None:
-            return day.isoformat(), None
+            return day.isoformat()
         if unit == _UNIT_MM_DD and (day := _date(2000, whole)) is not None:
-            return f"--{day:%m-%d}", None
+            return f"--{day:%m-%d}"
         if unit == UNIT_HH_MM_SS and (clock := _time(whole)) is not None:
-            return clock.isoformat(), None
+            return clock.isoformat()
         if unit == _UNIT_ASCII and whole:
             text = whole.to_bytes(max(length or 0, (whole.bit_length() + 7) // 8), "big")
             if all(32 <= b < 127 or b == 0 for b in text):
-                return text.replace(b"\x00", b"").decode("ascii").strip(), None
-    return (number * factor if factor != 1 else number), ha_unit
+                return text.replace(b"\x00", b"").decode("ascii").strip()
+    return None
 
 
 def _date(year: int, whole: int) -> date | None:
