@@ -166,7 +166,7 @@ def test_register_lookup() -> None:
         register_id("no_such_register")
     with pytest.raises(ValueError, match="outside"):
         register_id(0x10000)
-    assert GetRegisterRequest(("voltage_l1", 0x041F)).registers == (0x041E, 0x041F)  # type: ignore[arg-type]
+    assert GetRegisterRequest.of("voltage_l1", 0x041F).registers == (0x041E, 0x041F)
 
 
 def test_default_382_registers_fit_requests() -> None:
@@ -203,7 +203,7 @@ def test_382_response_fills_engine_readings() -> None:
 
 
 def test_meter_time_and_set_clock() -> None:
-    request = kmp.GetRegisterRequest(("clock", "date"))  # type: ignore[arg-type]
+    request = kmp.GetRegisterRequest.of("clock", "date")
     assert request.registers == (1002, 1003)
     response = GetRegisterResponse(
         (RegisterValue(1002, 47, Decimal(134501)), RegisterValue(1003, 48, Decimal(240229)))

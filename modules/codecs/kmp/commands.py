@@ -86,9 +86,12 @@ MAX_REGISTERS = 8
 
 
 class KmpNak(FrameError):
-    """The meter refused the request (a NAK byte instead of a reply)."""
+    """The meter refused the request (a NAK byte instead of a reply); code "nak"."""
 
-    code = "nak"
+    def __init__(self, message: str, *, offset: int | None = None, code: str | None = None) -> None:
+        # Given here: compiled with mypyc, a class attribute of this subclass would not
+        # override FrameError's code.
+        super().__init__(message, offset=offset, code=code or "nak")
 
 
 class Cid(IntEnum):
@@ -121,6 +124,14 @@ _COMMAND_NAMES: dict[int, str] = {
     Cid.GET_LOG_TIME_PAST: "GetLogTimePast",
 }
 
+# The command ids as plain ints (what a message's ``cid`` gives): compared without an enum lookup.
+_GET_TYPE, _GET_SERIAL_NO, _SET_CLOCK, _GET_REGISTER = (
+    int(Cid.GET_TYPE),
+    int(Cid.GET_SERIAL_NO),
+    int(Cid.SET_CLOCK),
+    int(Cid.GET_REGISTER),
+)
+
 # ---------------------------------------------------------------- messages
 
 
@@ -128,7 +139,10 @@ _COMMAND_NAMES: dict[int, str] = {
 class GetTypeRequest:
     """Ask for the meter type and software revision."""
 
-    cid: ClassVar[int] = Cid.GET_TYPE
+    @property
+    def cid(self) -> int:
+        """The command id."""
+        return _GET_TYPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +151,21 @@ class GetTypeResponse:
 
     meter_type: int
     software_revision: str | None = None
-    cid: ClassVar[int] = Cid.GET_TYPE
+
+    @property
+    def cid(self) -> int:
+        """The command id."""
+        return _GET_TYPE
 
 
 @dataclass(frozen=True, slots=True)
 class GetSerialNoRequest:
     """Ask for the serial number."""
 
-    cid: ClassVar[int] = Cid.GET_SERIAL_NO
+    @property
+    def cid(self) -> int:
+        """The command id."""
+        return _GET_SERIAL_NO
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,21 +173,36 @@ class GetSerialNoResponse:
     """The meter's 32-bit serial number."""
 
     serial: int
-    cid: ClassVar[int] = Cid.GET_SERIAL_NO
+
+    @property
+    def cid(self) -> int:
+        """The command id."""
+        return _GET_SERIAL_NO
 
 
 @dataclass(frozen=True, slots=True)
 class GetRegisterRequest:
-    """Ask for 1 to 8 registers by id (names accepted, see ``kmp.registers.register_id``)."""
+    """Ask for 1 to 8 registers by id (``of`` takes names too)."""
 
     registers: tuple[int, ...]
-    cid: ClassVar[int] = Cid.GET_REGISTER
+
+    @property
+    def cid(self) -> int:
+        """The command id."""
+        return _GET_REGISTER
 
     def __post_init__(self) -> None:
-        ids = tuple(register_id(r) for r in self.registers)
-        if not 1 <= len(ids) <= MAX_REGISTERS:
-            raise ValueError(f"GetRegister takes 1 to {MAX_REGISTERS} registers, not {len(ids)}")
-        object.__setattr__(self, "registers", ids)
+        if not 1 <= len(self.registers) <= MAX_REGISTERS:
+            raise ValueError(
+                f"GetRegister takes 1 to {MAX_REGISTERS} registers, not {len(self.registers)}"
+            )
+        for register in self.registers:
+            register_id(register)  # a bool or an id outside 0..65535 is refused
+
+    @classmethod
+    def of(cls, *registers: int | str) -> GetRegisterRequest:
+        """A request for registers given by id or name (see ``kmp.registers.register_id``)."""
+        return cls(tuple(register_id(register) for register in registers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +229,11 @@ class GetRegisterResponse:
     """The registers the meter knows, in its order; unknown ids are left out by the meter."""
 
     values: tuple[RegisterValue, ...]
-    cid: ClassVar[int] = Cid.GET_REGISTER
+
+    @property
+    def cid(self) -> int:
+        """The command id."""
+        return _GET_REGISTER
 
     def get(self, register: int | str) -> RegisterValue | None:
         """The value of one register (by id or name), or None when the meter left it out."""
@@ -210,7 +250,11 @@ class SetClockRequest:
     """
 
     at: datetime
-    cid: ClassVar[int] = Cid.SET_CLOCK
+
+    @property
+    def cid(self) -> int:
+        """The command id."""
+        return _SET_CLOCK
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", self.at.replace(microsecond=0))
@@ -544,13 +588,6 @@ def _name(message: Message) -> str:
 
 
 _KAMSTRUP: dict[str, Any] = {"manufacturer": "KAM"}
-# The command ids as plain ints: compared once per frame, without an enum lookup.
-_GET_TYPE, _GET_SERIAL_NO, _SET_CLOCK, _GET_REGISTER = (
-    int(Cid.GET_TYPE),
-    int(Cid.GET_SERIAL_NO),
-    int(Cid.SET_CLOCK),
-    int(Cid.GET_REGISTER),
-)
 
 
 def _describe_link(to_meter: bool, link: bytes, stuffed: bool) -> Decoded:
