@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pytest
 
 from gateway import config
@@ -21,6 +22,7 @@ from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
 from gateway.model import Event, RawFrame, Reading, Sample, utc_now
 from gateway.mqtt import bridge as bridge_module
 from gateway.mqtt.bridge import MqttBridge
+from gateway.mqtt.presence import ANNOUNCE_BATCH
 from tests.faults.peers import CuttingProxy
 from tests.support.mqtt import Collector, persistent_broker, secure_broker, until
 from tests.support.processes import Broker, free_port
@@ -251,6 +253,51 @@ async def test_reannounce_after_home_assistant_birth(
         await collector.apublish(f"{PREFIX}/status", b"online")
         await until(lambda: bool(collector.on(MAIN_CONFIG) and collector.on(GATEWAY_CONFIG)), 5)
         assert "energy_import" in components(collector)
+
+
+class CountingClient:
+    """The real client, with a count of the publishes it was handed so far."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self.client = client
+        self.handed = 0
+
+    async def publish(self, topic: str, payload: bytes, **kwargs: Any) -> None:
+        self.handed += 1
+        await self.client.publish(topic, payload, **kwargs)
+
+
+async def test_discovery_of_many_meters_arrives_whole_with_the_loop_served_between_batches(
+    broker: Broker, collector: Collector, tmp_path: Path
+) -> None:
+    meters = tuple(f"m{n:03}" for n in range(3 * ANNOUNCE_BATCH + 5))
+    async with running(settings_text(tmp_path / "data", broker.port, meters=meters)) as h:
+        for meter in meters:
+            h.sample(meter)
+        seen_by_others: list[int] = []
+        async with aiomqtt.Client("localhost", broker.port) as client:
+            counting = CountingClient(client)
+
+            async def other_work() -> None:
+                # Another task of the loop (a sample, a request): what it sees of the burst.
+                while True:
+                    seen_by_others.append(counting.handed)
+                    await asyncio.sleep(0)
+
+            watcher = asyncio.create_task(other_work())
+            try:
+                published = await h.bridge.presence.announce(counting)  # type: ignore[arg-type]
+            finally:
+                watcher.cancel()
+        assert published == len(meters) + 1  # every meter's device and the gateway's
+        for meter in meters:
+            await collector.arrived(f"{PREFIX}/device/meter-gateway_home_{meter}/config")
+        await collector.arrived(GATEWAY_CONFIG)
+        assert "energy_import" in components(
+            collector, f"{PREFIX}/device/meter-gateway_home_{meters[-1]}/config"
+        )
+        # Other tasks ran while the documents were handed over, not only before or after.
+        assert any(0 < handed < published for handed in seen_by_others), seen_by_others
 
 
 async def test_rediscovery_after_reconnect_to_a_broker_that_forgot(

@@ -37,6 +37,10 @@ _PUBLISHED_KEY = "published"
 # The status's outbox figures leave out messages younger than this: a state on its way to the
 # broker for a few milliseconds is not a backlog, and counting it made the figure flip 0/1.
 IN_FLIGHT_S = 1.0
+# Discovery documents made and handed to the client between two turns of the event loop: a
+# thousand meters' documents in one go held the loop for tens of milliseconds at connect, and
+# samples, commands and HTTP requests waited behind them.
+ANNOUNCE_BATCH = 25
 
 
 class Presence:
@@ -71,28 +75,43 @@ class Presence:
         return not self._available.get(meter)
 
     async def announce(self, client: aiomqtt.Client, *, only_changed: bool = False) -> int:
-        """Publish discovery configs (all, or those of meters with new registers)."""
-        configs: list[tuple[str, dict[str, Any]]] = []
+        """Publish discovery configs (all, or those of meters with new registers), a batch at
+        a time with a turn of the event loop between batches."""
         announced: dict[str, frozenset[str]] = {}
+        batch: list[tuple[str, dict[str, Any]]] = []
+        published = 0
         if self.config.discovery:
-            if not only_changed:
-                configs.append(self.discovery.gateway_config())
-            for meter in self._gateway.settings.meters:
-                registers = self._gateway.registers(meter.id)
-                codes = frozenset(registers)
-                if not codes or (only_changed and self._announced.get(meter.id) == codes):
-                    continue
-                configs.append(self.discovery.meter_config(meter, registers))
-                announced[meter.id] = codes
-        if self.config.discovery_mode == "entity":
-            configs = [entity for c in configs for entity in self.discovery.per_entity(*c)]
-        if configs:
             async with asyncio.TaskGroup() as group:
-                for topic, payload in configs:
-                    group.create_task(client.publish(topic, encode(payload), qos=1, retain=True))
+                if not only_changed:
+                    batch.append(self.discovery.gateway_config())
+                for meter in self._gateway.settings.meters:
+                    registers = self._gateway.registers(meter.id)
+                    codes = frozenset(registers)
+                    if not codes or (only_changed and self._announced.get(meter.id) == codes):
+                        continue
+                    batch.append(self.discovery.meter_config(meter, registers))
+                    announced[meter.id] = codes
+                    if len(batch) >= ANNOUNCE_BATCH:
+                        published += self._publish_configs(group, client, batch)
+                        batch = []
+                        await asyncio.sleep(0)
+                published += self._publish_configs(group, client, batch)
             self._announced.update(announced)
         if not only_changed:
             await self._clear_removed(client)
+        return published
+
+    def _publish_configs(
+        self,
+        group: asyncio.TaskGroup,
+        client: aiomqtt.Client,
+        configs: list[tuple[str, dict[str, Any]]],
+    ) -> int:
+        """Hand device documents (or their entities, in entity mode) to the client."""
+        if self.config.discovery_mode == "entity":
+            configs = [entity for c in configs for entity in self.discovery.per_entity(*c)]
+        for topic, payload in configs:
+            group.create_task(client.publish(topic, encode(payload), qos=1, retain=True))
         return len(configs)
 
     async def publish_availability(
