@@ -25,18 +25,23 @@ typecheck: $(VENV)/.installed-test
 pytest: $(VENV)/.installed-test system-packages
 	$(BIN)/pytest --cov=gateway --cov=modules --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-# The codecs' hot modules compiled with mypyc (scripts/compile-codecs), C extensions beside the
-# sources that Python then imports instead; `make run` uses them when they are there. Without a
-# C compiler nothing is built and the same code runs as pure Python. `make clean` removes them.
+# The codecs' and the engine's hot modules compiled with mypyc (scripts/compile-codecs), C
+# extensions beside the sources that Python then imports instead; `make run` uses them when they
+# are there. Without a C compiler nothing is built and the same code runs as pure Python.
+# `make clean` removes them.
 compiled: $(VENV)/.installed-test
 	$(BIN)/python scripts/compile-codecs
 
-# The codec tests again on a compiled copy of the checkout (build/compiled): both builds pass.
+# The codec and engine tests again on a compiled copy of the checkout (build/compiled): both
+# builds pass. ENGINE_TESTS: the tests that drive gateway/engine's per-sample path.
+ENGINE_TESTS = tests/test_engine_*.py tests/test_meters_checkpoint.py tests/test_commands_atomic.py \
+	tests/test_breaker_e2e.py tests/test_store.py tests/faults/test_clock_faults.py \
+	tests/test_mqtt_payloads.py
 pytest-compiled: $(VENV)/.installed-test
 	@$(BIN)/python scripts/compile-codecs --into build/compiled; status=$$?; \
-	if [ $$status -eq 3 ]; then echo "no compiled build here: the codecs ran as pure Python only"; \
+	if [ $$status -eq 3 ]; then echo "no compiled build here: the codecs and the engine ran as pure Python only"; \
 	elif [ $$status -ne 0 ]; then exit $$status; \
-	else cd build/compiled && $(abspath $(BIN))/pytest tests/codecs -q -p no:cacheprovider; fi
+	else cd build/compiled && $(abspath $(BIN))/pytest tests/codecs $(ENGINE_TESTS) -q -p no:cacheprovider; fi
 
 # Peers go into bench/.venv (from PyPI), never into .venv; valgrind counts instructions for
 # the Raspberry Pi section. BENCH_ARGS=--quick for a short run.
@@ -96,4 +101,4 @@ constraints: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
-	find modules -name '*.so' -delete
+	find modules gateway -name '*.so' -delete

@@ -12,28 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import msgspec
-
 from gateway.engine.settings import BreakerSettings
+from gateway.engine.state import CONNECTED, BreakerState
 from gateway.errors import CommandError
 from gateway.model import Event, Position
 
-__all__ = ["Action", "Breaker", "BreakerState"]
+__all__ = ["Action", "Breaker"]
 
-CONNECTED, DISCONNECTED, READY = "connected", "disconnected", "ready_for_reconnection"
+DISCONNECTED, READY = "disconnected", "ready_for_reconnection"
 LOCAL_CAUSES = ("smart", "neutral", "prepayment")
-
-
-class BreakerState(msgspec.Struct, kw_only=True):
-    """The persisted part of the breaker."""
-
-    state: str = CONNECTED
-    causes: list[str] = msgspec.field(default_factory=list)
-    actuator: str = "confirmed"  # confirmed | pending | failed
-    target: str | None = None  # "open" | "closed" while pending
-    pending_since: datetime | None = None
-    over_limit_since: datetime | None = None
-    under_limit_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -279,7 +279,9 @@ class MeterEngine:
         update, result = spec.engine(self, commands.parse_args(spec, args), now)
         return update, commands.as_mapping(result)
 
-    COMMANDS = tuple(sorted(name for name, spec in commands.COMMANDS.items() if spec.engine))
+    COMMANDS: ClassVar[tuple[str, ...]] = tuple(
+        sorted(name for name, spec in commands.COMMANDS.items() if spec.engine)
+    )
 
     def display_state(self, now: datetime, *, powered: bool = True) -> dict[str, Any]:
         """What the LCD shows now."""

@@ -13,31 +13,17 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import msgspec
-
 from gateway.engine.settings import PrepaymentSettings
+from gateway.engine.state import PrepaymentState
 from gateway.errors import CommandError
 from gateway.model import Event
 
-__all__ = ["Prepayment", "PrepaymentState"]
+__all__ = ["Prepayment"]
 
 # Once a top-up was accepted, the next may skip this many sequence numbers (lost vouchers), no
 # more: one far ahead, by mistake or on purpose, would refuse every real top-up after it.
 MAX_SEQUENCE_STEP = 1000
 _KEEP_IDS = 256  # ids remembered besides the sequence rule, for a clear "replayed" answer
-
-
-class PrepaymentState(msgspec.Struct, kw_only=True):
-    """The persisted part of prepayment."""
-
-    balance: Decimal = Decimal(0)
-    emergency_in_use: bool = False
-    exhausted: bool = False
-    warned: list[str] = msgspec.field(default_factory=list)  # warning levels already reported
-    last_sequence: int = 0
-    recent_ids: list[str] = msgspec.field(default_factory=list)
-    charged_through: date | None = None  # standing charge paid up to and including this day
-    deferred: bool = False
 
 
 class Prepayment:

@@ -1,16 +1,44 @@
-"""The engine's cursor between samples, persisted with the registers so a restart resumes."""
+"""The engine's cursor between samples, persisted with the registers so a restart resumes.
+
+The breaker's and prepayment's persisted parts live here too: msgspec Structs cannot be
+classes of a mypyc-compiled module (scripts/compile-codecs compiles the engine's logic, not
+this module), so the engine keeps its Structs in modules that stay Python."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import msgspec
 
-from gateway.engine.breaker import BreakerState
-from gateway.engine.prepayment import PrepaymentState
+__all__ = ["CONNECTED", "BreakerState", "EngineState", "PrepaymentState"]
 
-__all__ = ["EngineState"]
+CONNECTED = "connected"  # the breaker's state while power flows
+
+
+class BreakerState(msgspec.Struct, kw_only=True):
+    """The persisted part of the breaker."""
+
+    state: str = CONNECTED
+    causes: list[str] = msgspec.field(default_factory=list)
+    actuator: str = "confirmed"  # confirmed | pending | failed
+    target: str | None = None  # "open" | "closed" while pending
+    pending_since: datetime | None = None
+    over_limit_since: datetime | None = None
+    under_limit_since: datetime | None = None
+
+
+class PrepaymentState(msgspec.Struct, kw_only=True):
+    """The persisted part of prepayment."""
+
+    balance: Decimal = Decimal(0)
+    emergency_in_use: bool = False
+    exhausted: bool = False
+    warned: list[str] = msgspec.field(default_factory=list)  # warning levels already reported
+    last_sequence: int = 0
+    recent_ids: list[str] = msgspec.field(default_factory=list)
+    charged_through: date | None = None  # standing charge paid up to and including this day
+    deferred: bool = False
 
 
 class EngineState(msgspec.Struct, kw_only=True):
