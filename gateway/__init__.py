@@ -1,8 +1,5 @@
 """meter-gateway: the core (config, supervisor, engine, store, outputs)."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("meter-gateway")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+src"
+# The one place the version is written: pyproject.toml reads it from here at build time
+# ([tool.setuptools.dynamic]), and the gateway reads it without importlib.metadata.
+__version__ = "0.1.0"

@@ -11,7 +11,6 @@ import msgspec
 from gateway.config import ModuleConfig, read_secret
 from gateway.errors import ConfigError
 from modules.codecs.crypto import AES_KEY_BYTES
-from modules.wmbus.kem import kem_keys
 from modules.wmbus.pipeline import MeterEntry
 from modules.wmbus.receivers import check_modes
 
@@ -91,6 +90,9 @@ class WmbusMeterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
             if password is None:
                 assert self.kem_password_file is not None
                 password = read_secret(self.kem_password_file, what="kem_password_file")
+            # Imported here: the .kem reader (XML, ZIP) is for this one setting only.
+            from modules.wmbus.kem import kem_keys  # noqa: PLC0415
+
             keys = kem_keys(self.kem_file, password)
             key = keys.get(self.id) or keys.get(self.id.lstrip("0"))
             if key is None:

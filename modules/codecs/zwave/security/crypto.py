@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 from cryptography.hazmat.primitives.cmac import CMAC
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from modules.codecs.errors import DecryptionError
 
@@ -186,7 +185,9 @@ def ccm_decrypt(key: bytes, nonce: bytes, sealed: bytes, associated: bytes) -> b
 
 def public_key(private: X25519PrivateKey) -> bytes:
     """The 32 raw bytes of an X25519 public key."""
-    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    # public_bytes_raw() rather than public_bytes(Encoding.Raw, ...): the serialization package
+    # it needs loads SSH and PEM support (~1 MB) a Z-Wave node never uses.
+    return private.public_key().public_bytes_raw()
 
 
 def shared_secret(private: X25519PrivateKey, peer_public: bytes) -> bytes:
