@@ -192,16 +192,17 @@ class Intervals:
         state.demand_energy = None if gap else energy
         state.demand_tariff = self._m.active_tariff(end)
 
-    def accumulate(self, values: Mapping[str, tuple[Value, str | None]]) -> None:
+    def accumulate(self, numbers: dict[str, float]) -> None:
+        """Add a sample's numeric readings (canonical units, as floats) to the running means."""
         if not self._m.settings.analysis.enabled:
             return
         state = self._m.state
         sums, counts = state.analysis_sums, state.analysis_counts
         for code, normalized in self._analysis:
-            entry = values.get(normalized)
-            if entry is None or isinstance(value := entry[0], str):
+            number = numbers.get(normalized)
+            if number is None:
                 continue
-            sums[code] = sums.get(code, 0.0) + float(value)
+            sums[code] = sums.get(code, 0.0) + number
             counts[code] = counts.get(code, 0) + 1
 
     def _close_analysis(self, end: datetime, update: Update) -> None:

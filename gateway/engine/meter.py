@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from math import copysign
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -127,7 +128,7 @@ class MeterEngine:
         update = Update(self.meter_id)
         at = sample.at
         state = self.state
-        values, lifetime = self._canonical_values(sample)
+        values, numbers, lifetime = self._canonical_values(sample)
         if values.keys() <= {BREAKER_FEEDBACK}:
             # An actuator's report says nothing about the meter: its time must not move the
             # meter's clock, intervals or counters.
@@ -169,10 +170,12 @@ class MeterEngine:
             previous = registers.get(code)
             if code.startswith("alarm"):
                 update.events += self._alarm(at, code, value, previous)
-            if previous is None or previous.value != value or previous.unit != unit:
+            # ``put``, inlined for a register the meter has: every reading of every sample.
+            if previous is None:
                 self.put(update, code, value, unit, at)
+            elif previous.value != value or previous.unit != unit:
+                changed[code] = registers[code] = Register(code, value, unit, at, at)
             elif at > previous.at:
-                # ``put`` for a value measured again, inlined: most readings of most samples.
                 changed[code] = registers[code] = Register(
                     code, value, unit, at, previous.changed_at or previous.at
                 )
@@ -192,9 +195,9 @@ class MeterEngine:
                 state.operating_s += gap
                 hours = (Decimal(state.operating_s) / 3600).quantize(_HUNDREDTH, ROUND_FLOOR)
                 self.put(update, HOUR_COUNTER, hours, "h", at)
-        self.intervals.accumulate(values)
+        self.intervals.accumulate(numbers)
         # The monitor reads the phase voltages only.
-        voltages = {code: values[code][0] for code in VOLTAGE_CODES if code in values}
+        voltages = {code: numbers[code] for code in VOLTAGE_CODES if code in numbers}
         monitor_events = self.monitor.check(at, voltages) if voltages else []
         update.events += monitor_events
         if prepaid:
@@ -208,10 +211,10 @@ class MeterEngine:
                 and after > before
             }
             update.events += self.prepayment.consume(spent, at)
-        self.protection.observe(at, values, monitor_events, update)
+        self.protection.observe(at, numbers, monitor_events, update)
         if BREAKER_FEEDBACK in values:
             update.events += self.breaker.feedback(str(values[BREAKER_FEEDBACK][0]), at)
-        self._set_quadrant(at, update)
+        self._set_quadrant(at, numbers, update)
         self.put(update, ACTIVE_TARIFF, self.active_tariff(at), None, at)
         self.protection.publish(at, update)
         if not advances:
@@ -291,12 +294,14 @@ class MeterEngine:
 
     # internals: registers ----------------------------------------------------------------------
 
-    def _canonical_values(
+    def _canonical_values(  # noqa: PLR0912 - a branch per kind of value, inline for speed
         self, sample: Sample
-    ) -> tuple[dict[str, tuple[Value, str | None]], dict[str, None]]:
-        """The sample's readings by register code in canonical units, and the codes among
-        them that are lifetime registers (in the readings' order)."""
+    ) -> tuple[dict[str, tuple[Value, str | None]], dict[str, float], dict[str, None]]:
+        """The sample's readings by register code in canonical units, the numeric ones among
+        them as floats (what the analysis logger, the monitor and the breaker compare), and
+        the codes that are lifetime registers (in the readings' order)."""
         values: dict[str, tuple[Value, str | None]] = {}
+        numbers: dict[str, float] = {}
         lifetime: dict[str, None] = {}
         spellings = self._spellings
         for reading in sample.readings:
@@ -310,21 +315,36 @@ class MeterEngine:
             value = reading.value
             if cumulative:
                 lifetime[code] = None
-            if isinstance(value, str):
+            exact: Decimal | None
+            if type(value) is float:
+                exact = _EXACT.get(value)
+                if exact is None:
+                    exact = _exact(value)
+                if not scale:
+                    # float(Decimal(repr(x))) is x: the float sent is the float kept.
+                    values[code] = (exact, canonical_unit)
+                    numbers[code] = value
+                    continue
+            elif type(value) is Decimal:
+                exact = value
+            elif type(value) is int:
+                exact = Decimal(value)  # the same as Decimal(str(value)), without the text
+            elif isinstance(value, str):
                 values[code] = (value, unit)
                 continue
-            if isinstance(value, Decimal):
-                exact: Decimal | None = value
             else:
-                try:  # _decimal, inlined: 18 readings a sample of the bench meter
+                try:  # _decimal, inlined
                     exact = Decimal(str(value))
                 except InvalidOperation:
                     exact = None
             if exact is None:
                 values[code] = (value, unit)
-            else:
-                values[code] = (exact.scaleb(scale) if scale else exact, canonical_unit)
-        return values, lifetime
+                continue
+            if scale:
+                exact = exact.scaleb(scale)
+            values[code] = (exact, canonical_unit)
+            numbers[code] = float(exact)
+        return values, numbers, lifetime
 
     def _accept_cumulative(
         self,
@@ -385,9 +405,14 @@ class MeterEngine:
     def decimal(self, code: str) -> Decimal | None:
         """A numeric register as Decimal, or None."""
         register = self._registers.get(code)
-        if register is None or isinstance(register.value, str):
+        if register is None:
             return None
-        return Decimal(register.value)
+        value = register.value
+        if type(value) is Decimal:
+            return value  # immutable: no copy needed
+        if isinstance(value, str):
+            return None
+        return Decimal(value)
 
     def put(self, update: Update, code: str, value: Value, unit: str | None, at: datetime) -> None:
         previous = self._registers.get(code)
@@ -410,14 +435,14 @@ class MeterEngine:
         self,
         at: datetime,
         cumulative: dict[str, tuple[Value, str | None]],
-        values: Mapping[str, object],
+        values: dict[str, tuple[Value, str | None]],
         update: Update,
         tariff_before: int,
     ) -> None:
         """Add the totals' increase to the active tariff's registers (unless the meter sends
         its own), split at tariff switches inside the interval in proportion to time."""
         for total, prefix in TARIFF_SPLIT.items():
-            if total not in cumulative or any(code in values for code in _TARIFF_CODES[prefix]):
+            if total not in cumulative or not values.keys().isdisjoint(_TARIFF_CODES[prefix]):
                 continue
             new_total = Decimal(cumulative[total][0])
             unit = cumulative[total][1]
@@ -469,14 +494,16 @@ class MeterEngine:
             shares[tariff] = shares.get(tariff, Decimal(0)) + share
         return shares
 
-    def _set_quadrant(self, at: datetime, update: Update) -> None:
+    def _set_quadrant(self, at: datetime, numbers: dict[str, float], update: Update) -> None:
         registers = self._registers
 
         def number(code: str) -> float:
             register = registers.get(code)
             if register is None or register.at != at or isinstance(register.value, str):
                 return 0.0
-            return float(register.value)
+            # Measured in this sample: its float is at hand (the same number as the register's).
+            found = numbers.get(code)
+            return float(register.value) if found is None else found
 
         power = registers.get("1-0:1.7.0")
         if power is None or power.at != at:
@@ -510,6 +537,14 @@ _TARIFF_CODES = {
 }
 _IMPORT_TARIFFS = _TARIFF_CODES[TARIFF_SPLIT[A_PLUS]]
 _HUNDREDTH = Decimal("0.01")
+# Floats met before, as exact Decimals of their shortest text (what the payloads print):
+# meters send values at their resolution, so the same few hundred floats come back sample
+# after sample, and making a Decimal through str() was a fifth of a sample's cost. Shared by
+# every meter; emptied when full. Zeros are not kept (0.0 and -0.0 are one key but two
+# texts), nor NaN (never equal to itself, so never found).
+_EXACT: dict[float, Decimal] = {}
+_MAX_EXACT = 4096
+_ZERO, _MINUS_ZERO = Decimal("0.0"), Decimal("-0.0")
 
 
 def _spelling(raw: str, unit: str | None) -> _Spelling:
@@ -521,6 +556,18 @@ def _spelling(raw: str, unit: str | None) -> _Spelling:
     if quantity is None or scale is None:
         return code, unit, 0, obis.is_cumulative(code)
     return code, quantity.unit, scale, obis.is_cumulative(code)
+
+
+def _exact(value: float) -> Decimal:
+    """A float as the Decimal of its shortest text (``Decimal(str(value))``), remembered."""
+    if not value:
+        return _ZERO if copysign(1.0, value) > 0 else _MINUS_ZERO
+    exact = Decimal(repr(value))
+    if exact.is_finite():
+        if len(_EXACT) >= _MAX_EXACT:
+            _EXACT.clear()
+        _EXACT[value] = exact
+    return exact
 
 
 def _as_int(value: object) -> int | None:

@@ -10,7 +10,6 @@ than ``neutral_spread_v``, held for ``hold_s`` (so a motor start does not trip i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,9 +53,9 @@ class SupplyMonitor:
     # inside the normal band then changes nothing, and is settled without the state machines.
     quiet: bool = field(default=False, repr=False)
 
-    def check(self, now: datetime, values: Mapping[str, Any]) -> list[Event]:
+    def check(self, now: datetime, values: dict[str, float]) -> list[Event]:
         """Events caused by the voltages in one sample."""
-        voltages = [float(values[code]) for code in VOLTAGE_CODES if code in values]
+        voltages = [values[code] for code in VOLTAGE_CODES if code in values]
         if not voltages:
             return []
         limits = self.limits
@@ -73,15 +72,13 @@ class SupplyMonitor:
         )
         return events
 
-    def _check(
-        self, now: datetime, voltages: list[float], values: Mapping[str, Any]
-    ) -> list[Event]:
+    def _check(self, now: datetime, voltages: list[float], values: dict[str, float]) -> list[Event]:
         limits = self.limits
         events: list[Event] = []
         for phase, code in enumerate(VOLTAGE_CODES, start=1):
             if code not in values:
                 continue
-            volts = float(values[code])
+            volts = values[code]
             others_alive = any(v > limits.under_v for v in voltages if v is not volts)
             lost = volts < limits.phase_loss_v and others_alive
             for kind, observed in (

@@ -42,6 +42,7 @@ class Prepayment:
         self.state = state
         self.zone = zone
         self._is_holiday = is_holiday
+        self._window: tuple[object, time, time] = (None, time(0), time(0))
 
     @property
     def exhausted(self) -> bool:
@@ -122,7 +123,10 @@ class Prepayment:
             return True
         if hours.holidays and self._is_holiday(local.date()):
             return True
-        start, end, clock = _hhmm(hours.start), _hhmm(hours.end), local.time()
+        if self._window[0] is not hours:  # parsed once per settings, not once per sample
+            self._window = (hours, _hhmm(hours.start), _hhmm(hours.end))
+        _, start, end = self._window
+        clock = local.time()
         if start <= end:
             return start <= clock < end
         return clock >= start or clock < end

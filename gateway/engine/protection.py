@@ -13,7 +13,7 @@ from gateway.engine.book import BREAKER_ACTUATOR, BREAKER_STATE, CREDIT, Book
 from gateway.engine.breaker import Action
 from gateway.engine.records import Update
 from gateway.errors import CommandError
-from gateway.model import Event, Value
+from gateway.model import Event
 
 __all__ = ["Protection"]
 
@@ -27,11 +27,12 @@ class Protection:
     def observe(
         self,
         at: datetime,
-        values: Mapping[str, tuple[Value, str | None]],
+        numbers: dict[str, float],
         monitor_events: list[Event],
         update: Update,
     ) -> None:
-        """Smart disconnect (load, loss of neutral) and prepayment drive the breaker."""
+        """Smart disconnect (load, loss of neutral) and prepayment drive the breaker, from
+        the sample's numeric readings (canonical units, as floats)."""
         smart = self._m.settings.breaker.smart_disconnect
         if not self._m.settings.breaker.enabled:
             return
@@ -43,25 +44,19 @@ class Protection:
                     update, *self._m.breaker.clear("neutral", at, reconnect=smart.reconnect)
                 )
         if smart.enabled:
-            self._smart_disconnect(at, values, update)
+            self._smart_disconnect(at, numbers, update)
         self.enforce_prepayment(at, update)
 
-    def _smart_disconnect(
-        self, at: datetime, values: Mapping[str, tuple[Value, str | None]], update: Update
-    ) -> None:
+    def _smart_disconnect(self, at: datetime, numbers: dict[str, float], update: Update) -> None:
         smart, state = self._m.settings.breaker.smart_disconnect, self._m.state.breaker
         overrides = self._m.state.limit_overrides
         power_limit = overrides.get("power_w", smart.power_w)
         current_limit = overrides.get("current_a", smart.current_a)
         duration = overrides.get("duration_s", smart.duration_s)
 
-        def number(code: str) -> float | None:
-            entry = values.get(code)
-            return None if entry is None or isinstance(entry[0], str) else float(entry[0])
-
-        power = number("1-0:1.7.0")
+        power = numbers.get("1-0:1.7.0")
         phase_codes = ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")
-        currents = [c for code in phase_codes if (c := number(code)) is not None]
+        currents = [c for code in phase_codes if (c := numbers.get(code)) is not None]
         if power is None and not currents:
             return
         over = (power_limit is not None and power is not None and power > power_limit) or (
