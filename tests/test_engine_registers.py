@@ -27,6 +27,24 @@ def test_values_are_kept_with_their_time_in_canonical_units() -> None:
     assert engine.registers["1-0:1.7.0"].unit == "W"
 
 
+def test_floats_are_kept_as_the_decimal_of_their_text_however_often_they_come() -> None:
+    engine = MeterEngine("main")
+    sent = (230.1, -0.0, 0.0, 0.1, 1e-7, 2.5e16, 230.1, -0.0, 0.1)
+    kept = []
+    for second, value in enumerate(sent):
+        engine.ingest(sample(second, Reading("1-0:32.7.0", value, "V")))
+        register = engine.registers["1-0:32.7.0"]
+        kept.append(str(register.value))
+        assert isinstance(register.value, Decimal)
+    # The same text a payload prints for the float, the second time as the first; the sign
+    # of a negative zero survives even after a positive zero was seen.
+    assert kept == [str(Decimal(str(value))) for value in sent]
+    assert kept[1] == kept[7] == "-0.0"
+    # A float in another unit is scaled exactly from that text.
+    engine.ingest(sample(20, Reading("1-0:1.7.0", 0.1, "kW")))
+    assert engine.registers["1-0:1.7.0"].value == Decimal("100.0")
+
+
 def test_a_decrease_is_an_event_not_a_value() -> None:
     engine = MeterEngine("main")
     engine.ingest(sample(0, Reading("1-0:1.8.0", Decimal("100.000"), "kWh")))
