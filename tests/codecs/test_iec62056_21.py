@@ -27,7 +27,7 @@ from modules.codecs.iec62056_21.messages import (
     OptionSelect,
     SignOn,
 )
-from modules.codecs.records import Decoded
+from modules.codecs.records import Decoded, error_result, to_json
 from modules.iec62056_21.readings import readings as iec_readings
 from tests.support.fuzz import mutated
 
@@ -377,3 +377,43 @@ def test_fuzz_only_frame_errors(data: bytes) -> None:
         decode(data)
     except FrameError as err:
         assert err.code in {"bad_crc", "truncated", "bad_frame"}
+
+
+# ------------------------------------------------------------------ the short path
+
+SHORT_SHAPES = [
+    b"\x023:171.0(0)\x03\x12",
+    b"\x01W2\x02C003(910324092239)\x03\x1b",
+    b"/?45678903!\r\n",
+    b"/Els6\\2EK280\r\n",
+    b"\x06051\r\n",
+]
+SPACED = [b"\x02 1.8.0 (1*kWh)(2)\r\n\t(3)\r\n!\r\n\x03", b"\x01R1\x02 C.1 (x)(y)(z*)\x03"]
+
+
+def outcome(data: bytes, decode_with: Any) -> bytes:
+    try:
+        return to_json(decode_with(data))
+    except FrameError as err:
+        return to_json(error_result("iec62056-21", err))
+
+
+def test_short_path_takes_the_usual_messages() -> None:
+    # One message of a usual shape is read without building message objects.
+    for data in SHORT_SHAPES:
+        assert iec._ONE_MESSAGE[data[0]](data) is not None
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.builds(iec.encode, st.one_of(messages, data_messages()))
+    | st.builds(lambda body: body + bytes((iec.bcc(body[1:]),)), st.sampled_from(SPACED))
+    | mutated(
+        SHORT_SHAPES + SPACED,
+        st.binary(min_size=1, max_size=2)
+        | st.sampled_from([b"(", b")", b"!", b"*", b" ", b"\t", b"\r\n", b"\x02", b"\x03"]),
+    )
+)
+def test_short_path_gives_what_the_general_path_gives(data: bytes) -> None:
+    # The same JSON, or the same error, byte for byte: the short path only skips work.
+    assert outcome(data, decode) == outcome(data, iec._decode_general)

@@ -8,7 +8,7 @@ this data-set syntax.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -16,7 +16,17 @@ from typing import Any
 
 from modules.codecs.records import Record
 
-__all__ = ["DataSet", "DataValue", "ha_unit", "normalize_obis", "obis_key", "records", "value_of"]
+__all__ = [
+    "DataSet",
+    "DataValue",
+    "add_records",
+    "address_facts",
+    "ha_unit",
+    "normalize_obis",
+    "obis_key",
+    "records",
+    "value_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,34 +155,57 @@ def ha_unit(text: str | None) -> str | None:
 
 def value_of(key: tuple[int, int, int] | None, value: DataValue) -> Decimal | str:
     """A number when the text is one (units or not), except for identifiers and codes."""
-    text = value.value.strip()
-    if _NUMBER.fullmatch(text) and (value.unit or key not in _TEXT_VALUES):
+    return _value(key, value.value, value.unit)
+
+
+def _value(key: tuple[int, int, int] | None, value: str, unit: str | None) -> Decimal | str:
+    text = value.strip()
+    # Plain ASCII digits are the usual number; the pattern decides the rest.
+    if (unit or key not in _TEXT_VALUES) and (
+        (text.isdigit() and text.isascii()) or _NUMBER.fullmatch(text)
+    ):
         return Decimal(text)
     return text
 
 
+@lru_cache(maxsize=1024)
+def address_facts(address: str) -> tuple[tuple[int, int, int] | None, str, str | None]:
+    """A data-set address's (C, D, E) key, record name and the OBIS code its records carry."""
+    obis = normalize_obis(address)
+    key = obis_key(obis)
+    return key, _name(key, obis or address), obis or address or None
+
+
 def records(data_sets: Iterable[DataSet]) -> list[Record]:
     """One record per non-empty value group, with OBIS code and Home Assistant unit."""
-    out = []
+    out: list[Record] = []
     for data_set in data_sets:
-        obis = normalize_obis(data_set.address)
-        key = obis_key(obis)
-        name = _name(key, obis or data_set.address)
-        for index, group in enumerate(data_set.values):
-            if not group.value.strip():
-                continue
-            raw: dict[str, Any] = {"address": data_set.address, "value": group.value}
-            if group.unit is not None:
-                raw["unit"] = group.unit
-            if len(data_set.values) > 1:
-                raw["index"] = index
-            out.append(
-                Record(
-                    name=name if index == 0 else f"{name}_{index}",
-                    value=value_of(key, group),
-                    unit=ha_unit(group.unit),
-                    obis=obis or data_set.address or None,
-                    raw=raw,
-                )
-            )
+        add_records(out, data_set.address, [(v.value, v.unit) for v in data_set.values])
     return out
+
+
+def add_records(out: list[Record], address: str, values: Sequence[tuple[str, str | None]]) -> None:
+    """The records of one data set (its address and its (value, unit) groups) onto ``out``."""
+    key, name, obis = address_facts(address)
+    many = len(values) > 1
+    for index, (value, unit) in enumerate(values):
+        if not value.strip():
+            continue
+        raw: dict[str, Any] = {"address": address, "value": value}
+        if unit is not None:
+            raw["unit"] = unit
+        if many:
+            raw["index"] = index
+        out.append(
+            Record(
+                name if index == 0 else f"{name}_{index}",
+                _value(key, value, unit),
+                ha_unit(unit) if unit is not None else None,
+                obis,
+                0,
+                0,
+                0,
+                "instantaneous",
+                raw,
+            )
+        )
