@@ -580,7 +580,9 @@ class Gateway:
             now = utc_now()
             for update in self.meters.tick(now):
                 self._apply(update)
-            if prune.due(self._monotonic()):
+            # Not while a download reads: it would cut rows out of the file half-way
+            # (``Snapshot``); the prune runs at the first tick after the last one ends.
+            if not self.store.long_reads and prune.due(self._monotonic()):
                 try:
                     self.meters.prune(now)
                 except (GatewayError, sqlite3.Error) as err:

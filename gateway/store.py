@@ -131,16 +131,23 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     "ALTER TABLE meter_checkpoint ADD COLUMN notes TEXT NOT NULL DEFAULT '{}'",
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
-# Page cache of a read-only snapshot, in KiB (SQLite's default is 2 MiB per connection).
-SNAPSHOT_CACHE_KIB = 256
-# The page size stays SQLite's 4 KiB: it is the kernel's page (what /proc/PID/io counts and what
-# the card is written in). Measured per commit of compact rows with the WAL reused (steady state):
-# 1 KiB pages write 15 KB for one meter's row against 17 KB, but 35 KB for ten rows against 25 KB,
-# and an existing database would need a VACUUM to change it. What a one-page commit costs is
-# mostly fixed: its WAL frame spans two kernel pages and the wal-index (-shm) dirties two more.
-# locking_mode=EXCLUSIVE keeps the wal-index in memory and halves that, but no other connection
-# could then read: the read-only snapshots of long downloads need one.
-WAL_AUTOCHECKPOINT_PAGES = 1000
+# Rows a long read takes per query: a few 100 kB in memory, and the gateway commits in between.
+PAGE_ROWS = 500
+# What a commit costs the card, measured as the kernel counts it (/proc/PID/io write_bytes, the
+# WAL reused, bench/sd_card.py): the WAL frame of one 4 KiB page (24 + 4,096 bytes) dirties two
+# kernel pages, and the WAL file's new mtime one inode block: 12 KB, however few bytes changed.
+# A -shm wal-index would add its header and a hash page to every commit (locking_mode=EXCLUSIVE
+# keeps it in memory: 20 -> 12 KB), and a WAL growing into new blocks adds their allocation
+# (18 KB a commit while it grows). The page size stays 4 KiB: 1 KiB pages saved little for one
+# meter's row and cost more for ten, and an existing database would need a VACUUM to change.
+#
+# WAL frames are copied back into the database after this many, and the WAL is then written
+# over from its start: a small WAL grows into new blocks only once per start of the gateway
+# (a few commits of the 30 s warm-up), and a page that many checkpoints rewrote reaches the
+# database once per round. 16 pages: one meter's row is copied back every 16 checkpoints, ten
+# meters' rows every few; at 64 one meter's first 64 commits after a start pay the growth
+# (1.81 against 1.23 MB/day measured over the first two hours at 900 s), ten meters the same.
+WAL_AUTOCHECKPOINT_PAGES = 16
 # A meter's checkpoint row carries the intervals closed since they were last filed while it stays
 # within half a page (two meters share a page); then they go into their tables in one batch. Each
 # checkpoint would otherwise touch a profile and an analysis page per meter (about 2 KB holds
@@ -150,9 +157,16 @@ JOURNAL_SIZE_LIMIT_B = 4 * 1024 * 1024
 
 
 class _Reads:
-    """Queries shared by the store's own connection and read-only snapshots."""
+    """Queries shared by the store itself and the long reads of downloads (``Snapshot``).
+
+    Intervals are read a page at a time, each page a short query resuming after the last row
+    (keyset), bounded by the newest row there was when the read began: no statement stays open
+    between pages, so the one connection can commit a checkpoint while a download is half-way.
+    """
 
     _db: sqlite3.Connection
+    # Events with a larger id were added after the read began (a snapshot's bound).
+    _event_id_max: int = 2**63 - 1
 
     def events(  # noqa: PLR0913 - keyword-only filters
         self,
@@ -165,8 +179,8 @@ class _Reads:
         after_id: int = 0,
     ) -> list[tuple[int, Event]]:
         """Events in time order, filtered; page with ``after_id``."""
-        clauses: list[str] = ["id > ?"]
-        params: list[object] = [after_id]
+        clauses: list[str] = ["id > ?", "id <= ?"]
+        params: list[object] = [after_id, self._event_id_max]
         for clause, value in (
             ("meter = ?", meter),
             ("kind = ?", kind),
@@ -190,15 +204,8 @@ class _Reads:
     def profile(
         self, meter: str, interval_s: int | None, since: datetime, until: datetime
     ) -> Iterator[ProfileRow]:
-        """Profile intervals starting in [since, until), oldest first, streamed from disk."""
-        query = (
-            "SELECT interval_s, start, values_json, flags FROM profile"
-            " WHERE meter = ? AND start >= ? AND start < ?"
-        )
-        params: list[object] = [meter, _time_to_db(since), _time_to_db(until)]
-        if interval_s is not None:
-            query += " AND interval_s = ?"
-            params.append(interval_s)
+        """Profile intervals starting in [since, until), oldest first, streamed from disk; the
+        rows as they are at the call (later ones do not show up half-way)."""
         unfiled = [
             row
             for row in self._unfiled(meter).profile
@@ -211,17 +218,20 @@ class _Reads:
                 {k: Decimal(v) for k, v in json.loads(values).items()},
                 ProfileFlag(flags),
             )
-            for length, start, values, flags in self._stream(query + " ORDER BY start", params)
+            for length, start, values, flags in self._paged(
+                "profile",
+                "values_json, flags",
+                meter=meter,
+                interval_s=interval_s,
+                since=since,
+                until=until,
+            )
         )
-        yield from _newest_wins(filed, unfiled)
+        return _newest_wins(filed, unfiled)
 
     def analysis(self, meter: str, since: datetime, until: datetime) -> Iterator[AnalysisRow]:
-        """Analysis rows starting in [since, until), oldest first, streamed from disk."""
-        rows = self._stream(
-            "SELECT interval_s, start, values_json FROM analysis"
-            " WHERE meter = ? AND start >= ? AND start < ? ORDER BY start",
-            [meter, _time_to_db(since), _time_to_db(until)],
-        )
+        """Analysis rows starting in [since, until), oldest first, streamed from disk; the rows
+        as they are at the call."""
         unfiled = [row for row in self._unfiled(meter).analysis if since <= row.start < until]
         filed = (
             AnalysisRow(
@@ -229,9 +239,11 @@ class _Reads:
                 _time_from_db(start) + timedelta(seconds=length),
                 json.loads(values),
             )
-            for length, start, values in rows
+            for length, start, values in self._paged(
+                "analysis", "values_json", meter=meter, interval_s=None, since=since, until=until
+            )
         )
-        yield from _newest_wins(filed, unfiled)
+        return _newest_wins(filed, unfiled)
 
     def _unfiled(self, meter: str) -> MeterRow:
         """The intervals a meter's checkpoint row still carries (not yet in their tables)."""
@@ -251,49 +263,94 @@ class _Reads:
             for number, at, values, estimated in rows
         ]
 
-    def _stream(self, query: str, params: list[object]) -> Iterator[tuple[Any, ...]]:
-        """Rows in batches from a cursor of its own, so a year of data never sits in memory."""
-        cursor = self._db.cursor()
-        try:
-            cursor.execute(query, params)
-            while batch := cursor.fetchmany(500):
-                yield from batch
-        finally:
-            # A read that failed part-way may be collected after its connection was closed,
-            # which closed the cursor already.
-            with suppress(sqlite3.ProgrammingError):
-                cursor.close()
+    def _paged(  # noqa: PLR0913 - one query's parts, by name
+        self,
+        table: str,
+        columns: str,
+        *,
+        meter: str,
+        interval_s: int | None,
+        since: datetime,
+        until: datetime,
+    ) -> Iterator[tuple[Any, ...]]:
+        """(interval_s, start, *columns) of a meter's rows starting in [since, until), by start.
+
+        Each interval length is read along its own primary-key range (meter, interval_s,
+        start), a page at a time, up to the newest row it had at the call; the lengths are
+        merged by start. Only ``table`` and ``columns`` from this module go into the SQL.
+        """
+        lengths = [interval_s] if interval_s is not None else self._lengths(table, meter)
+        low, high = _time_to_db(since), _time_to_db(until)
+        query = (
+            f"SELECT interval_s, start, {columns} FROM {table}"
+            " WHERE meter = ? AND interval_s = ? AND start {after} ? AND start <= ?"
+            " ORDER BY start LIMIT ?"
+        )
+        streams = []
+        for length in lengths:
+            newest = self._db.execute(
+                f"SELECT start FROM {table} WHERE meter = ? AND interval_s = ? AND start >= ?"
+                " AND start < ? ORDER BY start DESC LIMIT 1",
+                (meter, length, low, high),
+            ).fetchone()
+            if newest is not None:
+                streams.append(self._pages(query, (meter, length), low, str(newest[0])))
+        if len(streams) == 1:
+            return streams[0]
+        return heapq.merge(*streams, key=_start_text)
+
+    def _lengths(self, table: str, meter: str) -> list[int]:
+        """The interval lengths a meter has rows of, each found by an index seek."""
+        found: list[int] = []
+        while row := self._db.execute(
+            f"SELECT interval_s FROM {table} WHERE meter = ? AND interval_s > ?"
+            " ORDER BY interval_s LIMIT 1",
+            (meter, found[-1] if found else -1),
+        ).fetchone():
+            found.append(int(row[0]))
+        return found
+
+    def _pages(
+        self, query: str, key: tuple[str, int], low: str, last: str
+    ) -> Iterator[tuple[Any, ...]]:
+        """One key's rows from ``low`` up to ``last`` (both included), a page per query."""
+        after, resume = ">=", low  # the first page includes ``low`` itself
+        while page := self._db.execute(
+            query.format(after=after), (*key, resume, last, PAGE_ROWS)
+        ).fetchall():
+            yield from page
+            if len(page) < PAGE_ROWS:
+                return
+            after, resume = ">", page[-1][1]
 
 
 class Snapshot(_Reads):
-    """One consistent view of the store on a read-only connection of its own.
+    """One long read (a download) of the store, consistent from its start to its end.
 
-    Long downloads (a year of profile, the whole event log) read from a snapshot: WAL lets the
-    gateway keep committing registers and pruning meanwhile, and none of that shows up half-way
-    through a file. The snapshot holds back checkpoints while it is open, so close it promptly.
+    The store's connection holds the database exclusively (no wal-index file on the card,
+    README "Durability"), so a download reads through it, a page at a time between the
+    gateway's commits: events up to the newest id at the start, intervals up to the newest
+    filed at the call and the checkpoint's unfiled ones as they were then. Rows are only added
+    or replaced meanwhile, except by a prune, which the store defers while a snapshot is open:
+    nothing committed meanwhile shows up half-way, and nothing is cut out. Close it promptly.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._db = store.connection
         try:
-            self._db = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=ro",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            self._db.execute("PRAGMA busy_timeout=5000")
-            # A download reads each page once, in order: a big page cache only costs memory.
-            self._db.execute(f"PRAGMA cache_size=-{SNAPSHOT_CACHE_KIB}")
-            self._db.execute("BEGIN")
-            # The read transaction (and so the snapshot) starts at the first read, not at BEGIN.
-            self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            newest = self._db.execute("SELECT max(id) FROM events").fetchone()[0]
         except sqlite3.Error as err:
-            raise StoreError(f"cannot open a read-only view of {path}: {err}") from err
+            raise StoreError(f"cannot read the store {store.path}: {err}") from err
+        self._event_id_max = int(newest or 0)
+        self._open = True
+        store.long_reads += 1
 
     def close(self) -> None:
-        """End the read transaction and close the connection; idempotent."""
-        with suppress(sqlite3.Error):
-            self._db.close()
+        """End the long read (a deferred prune may run again); idempotent."""
+        if self._open:
+            self._open = False
+            self._store.long_reads -= 1
 
 
 class Store(_Reads):
@@ -304,6 +361,8 @@ class Store(_Reads):
         self._rollback_hooks: list[Callable[[], None]] = []
         self._committed_hooks: list[Callable[[], None]] = []
         self._aborted_hooks: list[Callable[[], None]] = []
+        # Snapshots (long downloads) open now: a prune waits until there are none.
+        self.long_reads = 0
         try:
             # Readings, credit and command logs are the household's business: owner only, whatever
             # the umask (systemd's StateDirectory is 0700 already; a manual run is not).
@@ -311,12 +370,23 @@ class Store(_Reads):
             self._db = self._connect()
             self._migrate()
         except (OSError, sqlite3.Error) as err:
-            raise StoreError(f"cannot open the store {path}: {err}") from err
+            held = (
+                " (another process holds it: a gateway running on this data_dir must be stopped"
+                " first)"
+                if isinstance(err, sqlite3.OperationalError) and "locked" in str(err)
+                else ""
+            )
+            raise StoreError(f"cannot open the store {path}: {err}{held}") from err
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The one connection to the database (it holds the file exclusively)."""
+        return self._db
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
-        """A consistent read-only view for the length of the block (see ``Snapshot``)."""
-        view = Snapshot(self.path)
+        """A consistent long read for the length of the block (see ``Snapshot``)."""
+        view = Snapshot(self)
         try:
             yield view
         finally:
@@ -326,20 +396,25 @@ class Store(_Reads):
         if not self.path.exists():
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite's -wal follows
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # WAL: readers (long exports, the read-only snapshot) never block a checkpoint, and a
-        # commit appends only the pages it changed instead of writing them twice.
+        # Another process holding the file (a second gateway on the same data_dir) is waited
+        # for this long, then refused.
+        db.execute("PRAGMA busy_timeout=5000")
+        # The gateway is the database's only user: holding it exclusively keeps the WAL's index
+        # in memory instead of a -shm file whose pages every commit dirties (two kernel pages,
+        # as many as the WAL frame itself). Set before the first read, or SQLite maps the file.
+        # Long downloads read through this connection (``Snapshot``).
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        # WAL: a commit appends only the pages it changed (and syncs one file) instead of
+        # writing them twice through a rollback journal.
         db.execute("PRAGMA journal_mode=WAL")
         # FULL (an fsync per commit) is cheap at a commit every few minutes and is the contract:
         # what only the gateway counts is shown once committed, so a commit must survive a
         # power cut. NORMAL would only save fsyncs, not bytes.
         db.execute("PRAGMA synchronous=FULL")
-        # A checkpoint changes a handful of pages; the WAL is copied back into the database
-        # every WAL_AUTOCHECKPOINT_PAGES frames, so a page rewritten by many checkpoints reaches
-        # the database file once per round instead of once per commit (4 MB of WAL at most).
+        # A small WAL, written over from its start again and again: see WAL_AUTOCHECKPOINT_PAGES.
         db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         # Keeps the WAL file from staying large after a long broker outage was drained.
         db.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_B}")
-        db.execute("PRAGMA busy_timeout=5000")
         # Which file is open: a database deleted (or replaced) under a running gateway would
         # otherwise take every later write with it when the process ends.
         self._identity = _identity(self.path)
@@ -578,7 +653,11 @@ class Store(_Reads):
             )
 
     def prune(self, meter: str, *, profile_before: datetime, analysis_before: datetime) -> int:
-        """Drop profile and analysis rows older than their retention; returns rows removed."""
+        """Drop profile and analysis rows older than their retention; returns rows removed.
+        While a download reads (``long_reads``) nothing is removed: it would cut rows out of
+        the file half-way; the caller tries again later."""
+        if self.long_reads:
+            return 0
         with self.transaction() as db:
             removed = db.execute(
                 "DELETE FROM profile WHERE meter = ? AND start < ?",
@@ -652,6 +731,10 @@ def _newest_wins(filed: Iterator[_Row], unfiled: list[_Row]) -> Iterator[_Row]:
 
 def _start(row: ProfileRow | AnalysisRow) -> datetime:
     return row.start
+
+
+def _start_text(row: tuple[Any, ...]) -> str:
+    return str(row[1])
 
 
 def registers_in(db: sqlite3.Connection, meter: str) -> dict[str, Register]:

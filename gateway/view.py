@@ -136,7 +136,7 @@ class GatewayView(Protocol):
     the durability contract), module ``health``, the ``outputs`` (for health and metrics),
     whether the store can be written (``store_problem``) and the clock is believed, and the
     ``commands`` that can be executed now. Logs: ``store.snapshot()`` opens a consistent
-    read-only view for one long read (profile, analysis, billing, events) and ``store.events``
+    view for one long read (profile, analysis, billing, events) and ``store.events``
     pages the event log; the store is also where an output keeps its own rows (the MQTT outbox,
     sequence numbers).
     Asks: ``execute`` a command (CommandError says why not); ``add_command`` routes a command

@@ -14,6 +14,7 @@ import pytest
 
 from gateway.store import registers_in
 from tests.support.configs import sim_gateway_toml
+from tests.support.on_disk import on_disk
 from tests.support.processes import GATEWAY, gateway
 
 
@@ -29,16 +30,11 @@ TOTALS = ("1-0:1.8.0", "1-0:2.8.0", "1-0:3.8.0", "1-0:4.8.0")
 
 def stored_import(db_path: Path) -> Decimal:
     """A+ as committed right now, or 0 before the gateway has created its store."""
-    try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    except sqlite3.OperationalError:
-        return Decimal(0)
-    try:
-        total = registers_in(db, "main").get("1-0:1.8.0")
-    except sqlite3.OperationalError:  # the schema is not there yet
-        return Decimal(0)
-    finally:
-        db.close()
+    with on_disk(db_path) as db:
+        try:
+            total = registers_in(db, "main").get("1-0:1.8.0")
+        except sqlite3.OperationalError:  # the schema is not there yet
+            return Decimal(0)
     return Decimal(total.value) if total else Decimal(0)
 
 
@@ -51,12 +47,9 @@ def wait_for_import_above(db_path: Path, floor: Decimal, timeout_s: float = 60.0
 
 
 def read_totals(db_path: Path) -> dict[str, Decimal]:
-    db = sqlite3.connect(db_path)
-    try:
+    with on_disk(db_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         registers = registers_in(db, "main")
-    finally:
-        db.close()
     return {code: Decimal(registers[code].value) for code in TOTALS if code in registers}
 
 

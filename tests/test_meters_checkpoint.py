@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -91,9 +92,9 @@ def test_after_an_unclean_stop_a_meters_totals_wait_until_it_is_heard(tmp_path: 
         store.close()
 
 
-def bodies(path: Path) -> dict[str, bytes]:
-    with sqlite3.connect(path) as reader:
-        return dict(reader.execute("SELECT meter, body FROM meter_checkpoint"))
+def bodies(store: Store) -> dict[str, bytes]:
+    # Through the store's own connection: it holds the database exclusively.
+    return dict(store.connection.execute("SELECT meter, body FROM meter_checkpoint"))
 
 
 def test_a_checkpoint_writes_only_the_meters_that_changed(tmp_path: Path) -> None:
@@ -103,9 +104,8 @@ def test_a_checkpoint_writes_only_the_meters_that_changed(tmp_path: Path) -> Non
         feed(meters, "kept", START, "10.000")
         feed(meters, "counted", START, "5.000")
         meters.flush(())
-        before = bodies(tmp_path / "gateway.db")
-        with sqlite3.connect(tmp_path / "gateway.db") as reader:
-            total_before = registers_in(reader, "kept")["1-0:1.8.0"]
+        before = bodies(store)
+        total_before = registers_in(store.connection, "kept")["1-0:1.8.0"]
         # A reading of the power alone on one meter: the other meter's row is not rewritten,
         # and the unmoved total keeps its time.
         power = (Reading("1-0:1.7.0", 1500.0, "W"),)
@@ -113,15 +113,14 @@ def test_a_checkpoint_writes_only_the_meters_that_changed(tmp_path: Path) -> Non
         meters.note(meters.engines["kept"].ingest(later))
         meters.note(Update("counted"))  # touched, but nothing in it moved
         meters.flush(())
-        after = bodies(tmp_path / "gateway.db")
+        after = bodies(store)
         assert after["counted"] == before["counted"]
         assert after["kept"] != before["kept"]
-        with sqlite3.connect(tmp_path / "gateway.db") as reader:
-            kept = registers_in(reader, "kept")
+        kept = registers_in(store.connection, "kept")
         assert kept["1-0:1.8.0"] == total_before, "an unmoved total keeps its value and time"
         assert kept["1-0:1.7.0"].value == 1500.0
         meters.flush(())  # nothing pending: no transaction at all
-        assert bodies(tmp_path / "gateway.db") == after
+        assert bodies(store) == after
     finally:
         store.close()
 
@@ -148,20 +147,26 @@ def test_intervals_carried_in_a_checkpoint_row_survive_a_kill_and_are_read_once(
     """Profile intervals closed before a checkpoint ride in the meter's row; a restart from
     that row (a kill -9: no orderly stop) still reads each one once and carries them on."""
     path = tmp_path / "gateway.db"
-    store = Store(path)
-    meters = Meters(settings(tmp_path), store)
-    for minute in range(0, 50, 5):  # three quarter hours close
-        feed(meters, "kept", START + timedelta(minutes=minute), f"{10 + minute / 100:.3f}")
-        meters.flush(())
     span = (START - timedelta(days=1), START + timedelta(days=1))
-    before = list(store.profile("kept", None, *span))
-    assert [row.start.minute for row in before] == [0, 15, 30]
-    with sqlite3.connect(path) as reader:
-        (filed,) = reader.execute("SELECT count(*) FROM profile").fetchone()
-    assert filed == 0, "three intervals fit the row: no profile page written yet"
-    # No store.close(): the process is gone as after a kill -9; SQLite replays its WAL.
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child checkpoints, then dies as by kill -9
+        try:
+            store = Store(path)
+            meters = Meters(settings(tmp_path), store)
+            for minute in range(0, 50, 5):  # three quarter hours close
+                feed(meters, "kept", START + timedelta(minutes=minute), f"{10 + minute / 100:.3f}")
+                meters.flush(())
+        finally:
+            os.kill(os.getpid(), signal.SIGKILL)
+    _, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    # The store was never closed: SQLite replays its WAL.
     store = Store(path)
     try:
+        before = list(store.profile("kept", None, *span))
+        assert [row.start.minute for row in before] == [0, 15, 30]
+        (filed,) = store.connection.execute("SELECT count(*) FROM profile").fetchone()
+        assert filed == 0, "three intervals fit the row: no profile page written yet"
         again = Meters(settings(tmp_path), store, clean_start=False)
         assert list(store.profile("kept", None, *span)) == before
         feed(again, "kept", START + timedelta(minutes=50), "10.500")

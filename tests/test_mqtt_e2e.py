@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mqtt import Collector, Received, persistent_broker
+from tests.support.on_disk import on_disk
 from tests.support.processes import Broker, gateway
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -65,7 +65,7 @@ pv_kwp = 4.0
 
 def final_seq(tmp_path: Path) -> int:
     """The last state sequence number the gateway queued, from its store."""
-    with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
+    with on_disk(tmp_path / "data" / "gateway.db") as db:
         row = db.execute(
             "SELECT json_extract(notes, '$.mqtt_seq') FROM meter_checkpoint WHERE meter = 'main'"
         ).fetchone()
@@ -172,7 +172,7 @@ def test_every_state_arrives_across_a_gateway_restart_during_the_outage(
 
 
 def final_seq_unchecked(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
+    with on_disk(tmp_path / "data" / "gateway.db") as db:
         row = db.execute(
             "SELECT json_extract(notes, '$.mqtt_seq') FROM meter_checkpoint WHERE meter = 'main'"
         ).fetchone()
@@ -185,7 +185,7 @@ def spilled_state_seqs(tmp_path: Path) -> list[int]:
     """State sequence numbers in the on-disk outbox, in id order (decoded as the gateway does)."""
     from gateway.mqtt.outbox import _unpack  # noqa: PLC0415 - the one decoder of rows on disk
 
-    with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
+    with on_disk(tmp_path / "data" / "gateway.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = db.execute(
             "SELECT payload, encoding FROM outbox WHERE topic = ? ORDER BY id", (STATE,)

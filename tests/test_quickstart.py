@@ -12,24 +12,28 @@ import time
 from pathlib import Path
 
 from gateway.store import registers_in
+from tests.support.on_disk import on_disk
 from tests.support.processes import GATEWAY
 
 # How long a busy machine may take to start the gateway and store two readings. The README's
 # "values move within seconds" is a figure for bench/ (bench.startup), not a timed test.
 MOVE_BOUND_S = 60.0
-POWER_LINE = re.compile(r"meter main: .*1-0:1\.7\.0 ([\d.]+) W")
+# P+ and P- of the summary line: by day the sim's sun may export, which only P- shows.
+POWER_LINE = re.compile(r"meter main: .*1-0:1\.7\.0 ([\d.]+) W, 1-0:2\.7\.0 ([\d.]+) W")
 
 
 def power(db: Path) -> str | None:
-    """P+ as stored (A+ moves by 1 Wh only every ~20 s at a night's base load)."""
+    """P+ and P- as stored (A+ moves by 1 Wh only every ~20 s at a night's base load; by day
+    the sim's sun may export, which only P- shows)."""
     if not db.exists():
         return None
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with on_disk(db) as conn:
         try:
-            register = registers_in(conn, "main").get("1-0:1.7.0")
+            registers = registers_in(conn, "main")
         except sqlite3.OperationalError:  # the file is there, its schema not yet
             return None
-    return None if register is None else str(register.value)
+    shown = [registers[code].value for code in ("1-0:1.7.0", "1-0:2.7.0") if code in registers]
+    return "/".join(map(str, shown)) or None
 
 
 def test_embedded_default_shows_values_changing(tmp_path: Path) -> None:

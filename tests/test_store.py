@@ -17,7 +17,7 @@ from gateway.checkpoint import MeterRow
 from gateway.engine import AnalysisRow, ProfileFlag, ProfileRow, Register
 from gateway.errors import StoreError
 from gateway.model import Event
-from gateway.store import _MIGRATIONS, ROW_BYTES_MAX, SCHEMA_VERSION, Store
+from gateway.store import _MIGRATIONS, PAGE_ROWS, ROW_BYTES_MAX, SCHEMA_VERSION, Store
 
 T0 = datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC)
 
@@ -231,10 +231,9 @@ def test_closed_intervals_ride_in_the_checkpoint_row_then_are_filed_in_one_batch
     with store.snapshot() as view:
         assert list(view.profile("main", None, T0, T0 + timedelta(days=1))) == profile
     assert 2 <= filings < 20, "filed in batches, not at every checkpoint"
-    db = sqlite3.connect(tmp_path / "g.db")
+    db = store.connection  # the store holds the database exclusively
     (in_table,) = db.execute("SELECT count(*) FROM profile").fetchone()
     (body,) = db.execute("SELECT body FROM meter_checkpoint WHERE meter = 'main'").fetchone()
-    db.close()
     assert in_table + len(row.profile) == 40
     assert len(body) <= ROW_BYTES_MAX
 
@@ -270,7 +269,58 @@ def test_a_meter_note_lives_in_the_checkpoint_row_and_outlasts_its_rewrites(
     assert reopened.meter_note("other", "mqtt_seq") is None
     loaded = reopened.load_meter("main")
     assert loaded is not None and loaded.state == b'{"operating_s":1.0}'
-    db = sqlite3.connect(tmp_path / "g.db")
+    db = reopened.connection  # the store holds the database exclusively
     assert db.execute("SELECT count(*) FROM meter_checkpoint").fetchone()[0] == 1
-    db.close()
     reopened.close()
+
+
+def test_the_store_holds_its_database_alone_with_no_wal_index_file(tmp_path: Path) -> None:
+    """The WAL index stays in memory (no -shm pages dirtied per commit on the SD card), so the
+    database is the gateway's alone: a second opener is refused with the reason, not corrupted."""
+    store = Store(tmp_path / "g.db")
+    try:
+        store.put_state("module", "key", b"value")
+        assert (tmp_path / "g.db-wal").exists()
+        assert not (tmp_path / "g.db-shm").exists()
+        with pytest.raises(StoreError, match="another process holds it"):
+            Store(tmp_path / "g.db")
+    finally:
+        store.close()
+    reopened = Store(tmp_path / "g.db")
+    assert reopened.get_state("module", "key") == b"value"
+    reopened.close()
+
+
+def test_a_long_read_pages_each_interval_length_and_merges_them_by_start(tmp_path: Path) -> None:
+    """Rows of two interval lengths, more than a page of each, come back complete and in start
+    order; rows filed after the read began do not show up in it."""
+    store = Store(tmp_path / "g.db")
+    count = PAGE_ROWS * 2 + 7
+
+    def rows(length_s: int, n: int, offset: int = 0) -> list[ProfileRow]:
+        return [
+            ProfileRow(
+                T0 + timedelta(seconds=length_s * (i + offset)),
+                T0 + timedelta(seconds=length_s * (i + offset + 1)),
+                {"1-0:1.8.0": Decimal(i)},
+                ProfileFlag.NONE,
+            )
+            for i in range(n)
+        ]
+
+    quarters, hours = rows(900, count), rows(3600, count // 4)
+    store.add_profile("main", quarters + hours)
+    span = (T0, T0 + timedelta(days=365))
+    with store.snapshot() as view:
+        read = view.profile("main", None, *span)
+        first = [next(read) for _ in range(3)]
+        store.add_profile("main", rows(900, 5, offset=count))  # filed after the read began
+        assert store.prune("main", profile_before=span[1], analysis_before=span[1]) == 0
+        got = first + list(read)
+    assert len(got) == len(quarters) + len(hours)
+    assert [row.start for row in got] == sorted(row.start for row in quarters + hours)
+    assert sorted(got, key=lambda r: (r.start, r.end)) == sorted(
+        quarters + hours, key=lambda r: (r.start, r.end)
+    )
+    assert len(list(store.profile("main", 900, *span))) == count + 5
+    store.close()

@@ -469,9 +469,9 @@ class Api:
 
     @contextlib.contextmanager
     def _snapshot_view(self) -> Iterator[Snapshot]:
-        """A consistent read-only view of the store for one long read, or a 503 saying why not."""
+        """A consistent view of the store for one long read, or a 503 saying why not."""
         try:
-            view = Snapshot(self.gateway.store.path)
+            view = Snapshot(self.gateway.store)
         except StoreError as err:
             raise ApiError(503, "store_unavailable", str(err)) from None
         try:

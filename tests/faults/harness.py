@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import registers_in
+from tests.support.on_disk import on_disk
 from tests.support.processes import GATEWAY, stop
 
 # Generous: a busy 2-core machine can take seconds to start Python and import aiohttp.
@@ -156,13 +156,10 @@ def cpu_share(pid: int, window_s: float) -> float:
 
 def stored_totals(db_path: Path, meter: str = "main") -> dict[str, Decimal]:
     """The lifetime registers on disk, after SQLite's own integrity check passed."""
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
+    with on_disk(db_path) as db:
         check = db.execute("PRAGMA integrity_check").fetchone()[0]
         assert check == "ok", f"integrity_check: {check}"
         registers = registers_in(db, meter)
-    finally:
-        db.close()
     return {code: Decimal(registers[code].value) for code in TOTALS if code in registers}
 
 

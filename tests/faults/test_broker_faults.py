@@ -8,7 +8,6 @@ what waited in its outbox when a broker takes messages again.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from tests.faults.harness import bounded, cpu_share, cycles, figure, gateway_pro
 from tests.faults.peers import CuttingProxy, SilentPeer
 from tests.support.configs import sim_gateway_toml
 from tests.support.mqtt import RUN_AS_INVOKER, Collector, Received
+from tests.support.on_disk import on_disk
 from tests.support.processes import Broker
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, bounded(240)]
@@ -55,7 +55,7 @@ def write_config(tmp_path: Path, port: int, extra_mqtt: str = "", speed: float =
 
 def store_facts(tmp_path: Path) -> tuple[int, int]:
     """(last state sequence number queued, messages still waiting in the outbox)."""
-    with sqlite3.connect(tmp_path / "data" / "gateway.db") as db:
+    with on_disk(tmp_path / "data" / "gateway.db") as db:
         row = db.execute(
             "SELECT json_extract(notes, '$.mqtt_seq') FROM meter_checkpoint WHERE meter = 'main'"
         ).fetchone()

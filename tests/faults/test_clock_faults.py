@@ -8,7 +8,6 @@ itself is the real sim module in a real Gateway with a real store.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from gateway.store import checkpoint_in, registers_in
 from gateway.timekeeping import CLOCK_STEP_S, RELEASE_FLOOR, ClockGuard
 from tests.faults.harness import gateway_process, wait_for_log
 from tests.support.gateway import offline_text, serving, until
+from tests.support.on_disk import on_disk
 from tests.support.processes import free_port, wait_for_port
 
 SIM = '[[meters]]\nid = "main"\n[[modules]]\ntype = "sim"\nname = "sim1"\nmeter = "main"\n'
@@ -46,7 +46,7 @@ class Wall:
 
 
 def stored_times(db: Path) -> dict[str, list[str]]:
-    with sqlite3.connect(db) as con:
+    with on_disk(db) as con:
         return {
             "events": [r[0] for r in con.execute("SELECT at FROM events")],
             "profile": [r[0] for r in con.execute("SELECT start FROM profile")]
@@ -194,7 +194,7 @@ async def test_a_clock_step_is_a_clock_adjusted_event_with_the_interval_flagged(
 
 
 def clock_adjusted_details(db: Path) -> list[str]:
-    with sqlite3.connect(db) as con:
+    with on_disk(db) as con:
         return [
             r[0] for r in con.execute("SELECT detail FROM events WHERE kind = 'clock_adjusted'")
         ]
