@@ -16,7 +16,7 @@ Figures: wall time from spawn to READY=1 (median of ``--runs``), VmRSS after ``-
 running with no visitor, VmRSS again after a first visit (the page, its files and the API calls
 it starts with; the HTTP server is loaded for the first client, so this is the memory of a
 gateway someone has looked at), and the same for the embedded default config (one sim meter,
-the page on 127.0.0.1:8382).
+the page on 127.0.0.1, here on a free port rather than 8382).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,9 @@ READY_TIMEOUT_S = 60.0
 FIRST_VISIT = ("/", "/static/app.js", "/static/style.css", "/api/v1/info", "/api/v1/meters")
 # After the visit, this long for its connections to settle before RSS is read again.
 VISIT_SETTLE_S = 1.0
-# The embedded default's page (gateway/default.toml).
-DEFAULT_HTTP_PORT = 8382
+# The embedded default's page (gateway/default.toml): the bench gives it a free port instead, so
+# another gateway on this host (another bench, a `make run`) can neither block nor answer it.
+DEFAULT_HTTP_LINE = "port = 8382\n"
 # /proc/net/tcp's state code of a listening socket.
 TCP_LISTEN = "0A"
 EMULATORS = {
@@ -103,6 +105,14 @@ def _config(
         '[[modules]]\ntype = "meter_feed"\nname = "feed"\nmeters = ["wmbus"]',
     ]
     return "\n".join(lines) + "\n"
+
+
+def _default_config(http_port: int) -> str:
+    """The embedded default config, word for word but for the HTTP port."""
+    text = resources.files("gateway").joinpath("default.toml").read_text(encoding="utf-8")
+    if DEFAULT_HTTP_LINE not in text:
+        raise RuntimeError(f"gateway/default.toml no longer has {DEFAULT_HTTP_LINE!r}")
+    return text.replace(DEFAULT_HTTP_LINE, f"port = {http_port}\n")
 
 
 @contextlib.contextmanager
@@ -178,14 +188,14 @@ def _visit(http_port: int) -> None:
             answer.read()
 
 
-def _one_run(config: Path | None, work: Path, idle_s: float, http_port: int) -> dict[str, Any]:
+def _one_run(config: Path, work: Path, idle_s: float, http_port: int) -> dict[str, Any]:
     """Seconds to READY, RSS kB idle and after a first visit, the STATUS line and the modules
     heard, of one start."""
     address = str(work / f"notify-{time.monotonic_ns()}.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)
         sock.settimeout(READY_TIMEOUT_S)
-        argv = [str(GATEWAY), "run"] + (["--config", str(config)] if config else [])
+        argv = [str(GATEWAY), "run", "--config", str(config)]
         env = {**os.environ, "NOTIFY_SOCKET": address}
         with (work / "gateway.log").open("ab") as log:
             start = time.perf_counter()
@@ -207,7 +217,7 @@ def _one_run(config: Path | None, work: Path, idle_s: float, http_port: int) -> 
             time.sleep(VISIT_SETTLE_S)
             visited = _rss_kb(process.pid)
             heard = _communicating(http_port)
-            # The default's port is fixed: make sure it was this gateway that answered.
+            # A free port can be taken meanwhile: make sure it was this gateway that answered.
             if not _listens(process.pid, http_port):
                 raise RuntimeError(f"port {http_port} is not this gateway's; see gateway.log")
         finally:
@@ -238,9 +248,12 @@ def measure(runs: int, idle_s: float) -> dict[str, Any]:
                 config = work / "every-module.toml"
                 http_port = free_port()
                 config.write_text(_config(work / "data", broker.port, http_port, ports, pty))
+                default = work / "default.toml"
+                default_port = free_port()
+                default.write_text(_default_config(default_port))
                 cases = (
                     ("every module type", config, http_port),
-                    ("default", None, DEFAULT_HTTP_PORT),
+                    ("default", default, default_port),
                 )
                 for name, path, port in cases:
                     runs_done = [_one_run(path, work, idle_s, port) for _ in range(runs)]
@@ -252,7 +265,7 @@ def measure(runs: int, idle_s: float) -> dict[str, Any]:
                         "visited_rss_mb": max(r["visited_kb"] for r in runs_done) / 1024,
                         "status": last["status"],
                         # The default's modules (one sim meter) hear nothing over a wire.
-                        "communicating": last["heard"] if path is not None else [],
+                        "communicating": last["heard"] if path is config else [],
                     }
         finally:
             broker.stop()
