@@ -830,6 +830,11 @@ async def test_reload_moves_the_server_to_the_new_port(
         await asyncio.wait_for(gateway.ready.wait(), 15)
         await asyncio.wait_for(servers[0].started.wait(), 10)
         assert servers[0].port == first
+        # Served once (the web server is loaded for this first client), then moved: the loaded
+        # server is shut down with the old sockets and serves again on the new ones.
+        assert (await get_json(http, f"http://127.0.0.1:{first}/api/v1/info"))["http"][
+            "port"
+        ] == first
         config_file.write_text(text.replace("port = 0", f"port = {second}"))
         gateway.request_reload()
         await until(lambda: servers[0].port == second, 10)
