@@ -300,6 +300,28 @@ async def test_discovery_of_many_meters_arrives_whole_with_the_loop_served_betwe
         assert any(0 < handed < published for handed in seen_by_others), seen_by_others
 
 
+async def test_discovery_is_asked_for_by_new_registers_not_by_the_published_view(
+    broker: Broker, collector: Collector, tmp_path: Path
+) -> None:
+    async with running(settings_text(tmp_path / "data", broker.port)) as h:
+        for second in (1, 2):  # the second sample starts the hour counter the gateway keeps
+            h.gateway.submit(
+                "test", Sample("main", "test", h.at + timedelta(seconds=second), READINGS)
+            )
+        h.start()
+        await collector.arrived(MAIN_CONFIG)
+        await until(lambda: not h.bridge.presence.needs_announce("main"))
+        # Until a checkpoint, the published view leaves out what only the gateway counts; the
+        # state messages carrying it must not ask for discovery again and again.
+        assert set(h.gateway.published("main")) < set(h.gateway.registers("main"))
+        h.gateway.publish("main")
+        assert not h.bridge.presence.needs_announce("main")
+        new = (*READINGS, Reading("1-0:52.7.0", 229.9, "V"))
+        h.gateway.submit("test", Sample("main", "test", h.at + timedelta(seconds=3), new))
+        assert h.bridge.presence.needs_announce("main")
+        await until(lambda: "voltage_l2" in components(collector))
+
+
 async def test_rediscovery_after_reconnect_to_a_broker_that_forgot(
     broker: Broker, tmp_path: Path
 ) -> None:

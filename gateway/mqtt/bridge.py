@@ -286,7 +286,7 @@ class MqttBridge:
         if row is not None:
             self._latest_state[meter] = row
             self._state_meters[topic] = meter
-        if self.presence.needs_announce(meter, registers):
+        if self.presence.needs_announce(meter):
             self._maintain_now.set()
         self._wakeup.set()
 
