@@ -20,9 +20,6 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from modules.codecs.dlms.axdr import Reader, encode_length
 from modules.codecs.errors import DecryptionError, FrameError, IncompleteFrame
 
@@ -290,7 +287,14 @@ def _iv(system_title: bytes, invocation_counter: int) -> bytes:
     return system_title + invocation_counter.to_bytes(4, "big")
 
 
+# cryptography is imported where a key is used, not with this module: every DSMR telegram's OBIS
+# parsing reaches this module, and a P1, KMP or IEC reader without DLMS keys would otherwise
+# load cryptography's library (~6 MB of memory, a few ms of start-up) for nothing.
+
+
 def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
+
     engine = Cipher(algorithms.AES(key), modes.CTR(iv + _J0_PLUS_ONE)).encryptor()
     return engine.update(data) + engine.finalize()
 
@@ -331,6 +335,9 @@ def decipher(
     if not verify:
         return _ctr(key, iv, ciphered.payload), False
     assert auth_key is not None and ciphered.auth_tag is not None
+    from cryptography.exceptions import InvalidTag  # noqa: PLC0415 - see _ctr
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
+
     aad = sc + auth_key
     if general is not None and ciphered.security_control & 0x0F:
         aad += general.aad(ciphered.system_title)
@@ -387,6 +394,8 @@ def cipher(
     if auth_key is None:
         raise ValueError("an authenticated APDU needs the authentication key")
     _check_key(auth_key, "authentication key")
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # noqa: PLC0415
+
     engine = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
     aad = bytes([security_control]) + auth_key + aad_extra
     if encrypted:
