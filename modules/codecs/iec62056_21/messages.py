@@ -11,7 +11,6 @@ clause 6.3).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -60,8 +59,6 @@ _NOISE = frozenset(b"\r\n\t \x00\x7f\xff")
 _METER_ID, _DEVICE_ADDRESS = (96, 1, 0), (0, 0, 0)
 # A character no data-set address holds: outside printable ASCII, or a delimiter.
 _BAD_ADDRESS = re.compile(r"[^\x20-\x7e]|[)!/]")
-# Sign-on addresses are letters, digits and spaces (str.isalnum's letters and digits).
-_BAD_SIGN_ON_ADDRESS = re.compile(r"[^\w ]|_")
 
 
 # ---------------------------------------------------------------- messages
@@ -275,13 +272,19 @@ def _sign_on(data: bytes, pos: int) -> tuple[SignOn, int]:
     if bang < 0:
         raise IncompleteFrame("sign-on request without '!'", offset=len(data))
     address = _text(data[pos + 2 : bang])
-    if _BAD_SIGN_ON_ADDRESS.search(address) or len(address) > _SIGN_ON_ADDRESS_MAX:
+    if not _sign_on_address_ok(address):
         raise FrameError(
             f"sign-on device address {address!r} is not 0-32 letters/digits", offset=pos + 2
         )
     end = bang + 1
     end += 2 if data[end : end + 2] == CRLF else 1 if data[end : end + 1] == b"\n" else 0
     return SignOn(address), end
+
+
+def _sign_on_address_ok(address: str) -> bool:
+    """Up to 32 letters, digits (str.isalnum's) and spaces."""
+    letters = address.replace(" ", "")
+    return len(address) <= _SIGN_ON_ADDRESS_MAX and (not letters or letters.isalnum())
 
 
 def _identification(data: bytes, pos: int) -> tuple[Identification, int]:
@@ -445,12 +448,18 @@ class IecDecoder:
         # command, data block) is read on a short path that builds no message objects; any
         # other input, and any message with something wrong, takes the general path, which
         # words every error. Both give the same result.
-        if len(data) > 1:
-            short = _ONE_MESSAGE.get(data[0])
-            if short is not None:
-                decoded = short(data)
-                if decoded is not None:
-                    return decoded
+        first = data[0] if len(data) > 1 else None
+        decoded = None
+        if first == STX:
+            decoded = _one_data_block(data)
+        elif first == _SLASH:
+            decoded = _one_slash(data)
+        elif first == SOH:
+            decoded = _one_command(data)
+        elif first == ACK:
+            decoded = _one_option_select(data)
+        if decoded is not None:
+            return decoded
         return _decode_general(data)
 
 
@@ -589,7 +598,7 @@ def _command_facts(
 # and otherwise what _decode_general gives for it (the frame facts written out as _describe
 # writes them; tests/codecs/test_iec62056_21.py holds both paths to the same output).
 
-_QUESTION = ord("?")
+_QUESTION, _SLASH = ord("?"), ord("/")
 # Address characters (printable ASCII but for "(", ")", "!" and "/"; a data block's
 # addresses start with no space), and the value groups of one data set.
 _ADDRESS_START = r"\x22-\x27\x2a-\x2e\x30-\x7e"
@@ -613,7 +622,7 @@ def _one_slash(data: bytes) -> Decoded | None:
         if bang != last - 2 or data[last - 1 :] != CRLF:
             return None
         address = _text(data[2:bang])
-        if _BAD_SIGN_ON_ADDRESS.search(address) or len(address) > _SIGN_ON_ADDRESS_MAX:
+        if not _sign_on_address_ok(address):
             return None
         return Decoded(_PROTOCOL, {}, {"messages": ["sign_on"], "address": address}, [])
     if data.find(b"\n") != last:
@@ -729,9 +738,3 @@ _HEX = tuple(f"{byte:02X}" for byte in range(256))
 _OPTION_SELECT_BYTES = 6
 _COMMAND_MIN = 4  # SOH C D ETX BCC: the index of the last byte
 _COMMAND_HEAD_END = 3  # SOH C D: where STX or ETX comes
-_ONE_MESSAGE: dict[int, Callable[[bytes], Decoded | None]] = {
-    ord("/"): _one_slash,
-    ACK: _one_option_select,
-    SOH: _one_command,
-    STX: _one_data_block,
-}
