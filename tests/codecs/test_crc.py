@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modules.codecs.crc import CRC16_ARC, CRC16_EN13757, CRC16_X25, CRC16_XMODEM, Crc16
+from modules.codecs.crc import (
+    CRC16_ARC,
+    CRC16_EN13757,
+    CRC16_X25,
+    CRC16_XMODEM,
+    MASK_BYTES,
+    Crc16,
+)
 
 CHECK = b"123456789"
 
@@ -50,6 +57,16 @@ VARIANTS = [
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(min_size=0, max_size=300))
 def test_long_inputs_two_bytes_at_a_time_match_the_bitwise_definition(
+    variant: tuple[Crc16, int, int, int, bool], data: bytes
+) -> None:
+    crc, poly, init, xorout, reflected = variant
+    assert crc(data) == _bitwise(data, poly, init, xorout, reflected)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=["xmodem", "arc", "x25", "en13757"])
+@settings(max_examples=10, deadline=None)
+@given(data=st.binary(min_size=MASK_BYTES - 4, max_size=MASK_BYTES + 4))
+def test_messages_around_the_longest_masked_length_match_the_bitwise_definition(
     variant: tuple[Crc16, int, int, int, bool], data: bytes
 ) -> None:
     crc, poly, init, xorout, reflected = variant
