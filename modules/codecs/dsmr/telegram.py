@@ -43,15 +43,16 @@ SMARTY_AUTH_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 _MAX_TELEGRAM_BYTES = 64 * 1024  # far above the ~2 kB of a DSMR 5 telegram with four M-Bus devices
 
 _LINE = re.compile(r"^(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?((?:\([^()]*\))+)\s*$")
-# _LINE on a line not yet stripped of blanks and a trailing "!" (which strip() and
-# rstrip("!") would take away first).
-_LOOSE_LINE = re.compile(r"^\s*(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?((?:\([^()]*\))+)\s*!*\s*$")
-# The same for the usual object of one value group, the value captured.
-_ONE_VALUE_LINE = re.compile(r"^\s*(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?\(([^()]*)\)\s*!*\s*$")
-# And of one number with a unit, as _VALUE_UNIT reads it: OBIS, group text, number, unit.
-_NUMBER_LINE = re.compile(
-    r"^\s*(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?"
-    r"\((\s*([-+]?\d+(?:\.\d+)?)\s*\*\s*([^()\s]+)\s*)\)\s*!*\s*$"
+# Every line of a body in one pass (MULTILINE; a blank is any whitespace but the line end):
+# _LINE on a line not yet stripped of blanks and a trailing "!", with OBIS, then the text,
+# number and unit of one "number*unit" group (as _VALUE_UNIT reads it) or the value groups;
+# any other line whole, in the last group.
+_BLANK = r"[^\S\n]*"
+_BODY_LINE = re.compile(
+    rf"^{_BLANK}(?:(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?"
+    rf"(?:\(({_BLANK}([-+]?\d+(?:\.\d+)?){_BLANK}\*{_BLANK}([^()\s]+){_BLANK})\)"
+    rf"|((?:\([^()\n]*\))+)){_BLANK}!*{_BLANK}$|(.*)$)",
+    re.MULTILINE,
 )
 # A line that starts with "(" continues the object before it (DSMR 2.2/3 gas, long texts).
 _CONTINUED = re.compile(r"^\s*\(", re.MULTILINE)
@@ -257,30 +258,28 @@ def _objects(body: str, frame: dict[str, Any]) -> list[tuple[str, list[str]] | R
     body = body.replace("\r", "")
     objects: list[tuple[str, list[str]] | Record] = []
     if _CONTINUED.search(body) is None:
-        # One object per line (DSMR 4/5): each line is matched as it is, surrounding blanks
-        # and a trailing "!" included, with no copy of it made.
-        for raw in body.split("\n"):
-            match = _NUMBER_LINE.match(raw)
-            if match is not None:
-                obis, text, number, spelled = match.groups()
+        # One object per line (DSMR 4/5): every line read in one pass of _BODY_LINE, with
+        # no copy of any line made.
+        for obis, text, number, spelled, groups, other in _BODY_LINE.findall(body):
+            if not obis:
+                line = other.strip()
+                if line and line != "!":
+                    frame.setdefault("skipped_lines", []).append(line)
+                continue
+            if number:
                 route = _route(obis)
                 if route is not None and route[0] == _NUMBERS:
                     # What _interpret does for these, in one regular expression.
                     unit = _UNITS.get(spelled.lower(), spelled)
-                    value = Decimal(number)
-                    objects.append(Record(route[2], value, unit, obis, raw={"text": text}))
+                    objects.append(
+                        Record(route[2], Decimal(number), unit, obis, raw={"text": text})
+                    )
                     continue
-            match = _ONE_VALUE_LINE.match(raw)
-            if match is not None:
-                objects.append((match.group(1), [match.group(2)]))
-                continue
-            match = _LOOSE_LINE.match(raw)
-            if match is not None:
-                objects.append((match.group(1), _GROUP.findall(match.group(2))))
-                continue
-            line = raw.strip()
-            if line and line != "!":
-                frame.setdefault("skipped_lines", []).append(line)
+                objects.append((obis, [text]))
+            elif groups.count("(") == 1:
+                objects.append((obis, [groups[1:-1]]))
+            else:
+                objects.append((obis, _GROUP.findall(groups)))
         return objects
     return _joined_objects(body, frame)
 
