@@ -93,6 +93,16 @@ def test_tariff_schedule_days_seasons_and_holidays() -> None:
     assert schedule.active(at(2026, 1, 14, 0, 30)) == 1
 
 
+def test_tariff_held_between_switches_answers_as_a_fresh_schedule_would() -> None:
+    held = TariffSchedule(TARIFFS, CPH)
+    # Every 7 minutes through a week with a weekend, a holiday eve and a season start, the
+    # schedule that keeps its last answer says what one asked afresh says.
+    start = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)  # Friday before the spring clock change
+    for step in range(0, 7 * 24 * 60, 7):
+        at = start + timedelta(minutes=step)
+        assert held.active(at) == TariffSchedule(TARIFFS, CPH).active(at), at
+
+
 def test_tariff_switch_in_the_spring_gap_happens_when_the_gap_ends() -> None:
     schedule = TariffSchedule(TARIFFS, CPH)
     # 2026-03-29 02:00 CET jumps to 03:00 CEST; that Sunday is still winter: use the summer

@@ -55,8 +55,8 @@ class Prepayment:
         cost = Decimal(0)
         for tariff, kwh in kwh_by_tariff.items():
             cost += kwh if settings.unit == "kWh" else kwh * _money(settings.prices[tariff - 1])
-        local_day = now.astimezone(self.zone).date()
         if settings.standing_charge_per_day and settings.unit != "kWh":
+            local_day = now.astimezone(self.zone).date()
             if state.charged_through is None:
                 state.charged_through = local_day
             elif local_day > state.charged_through:

@@ -41,24 +41,30 @@ class TariffSchedule:
         self._seasons = sorted(settings.seasons, key=lambda s: s.start)
         self._fixed = {(int(d[:2]), int(d[3:])) for d in settings.holidays}
         # The last answer of ``active`` and where it holds: from the instant asked up to (not
-        # including) the next switch, on the same local day (the day picks the program).
-        # Samples come every second, switches a few times a day: nearly every call is
-        # answered from here.
-        self._held: tuple[datetime, datetime, date, int] | None = None
+        # including) the next switch or the local day's end, whichever comes first (the day
+        # picks the program). Samples come every second, switches a few times a day: nearly
+        # every call is answered from here, without working out the local time.
+        self._held: tuple[datetime, datetime, int] | None = None
 
     def active(self, at: datetime) -> int:
         """The scheduled tariff at an instant (timezone-aware)."""
         if not self._seasons:
             return self.settings.default
-        local_day = at.astimezone(self.zone).date()
         held = self._held
-        if held is not None and held[0] <= at < held[1] and held[2] == local_day:
-            return held[3]
+        if held is not None and held[0] <= at < held[1]:
+            return held[2]
+        local_day = at.astimezone(self.zone).date()
         tariff = self._scheduled(at, local_day)
         change = self.next_change(at)
         if change is not None:
-            self._held = (at, change, local_day, tariff)
+            self._held = (at, min(change, self._day_end(local_day)), tariff)
         return tariff
+
+    def _day_end(self, local_day: date) -> datetime:
+        """The instant the next local day starts, or a little before it: where midnight is
+        skipped (a clock change at 00:00), the earlier reading of it."""
+        midnight = datetime.combine(local_day + timedelta(days=1), time(0), tzinfo=self.zone)
+        return min(midnight.astimezone(UTC), midnight.replace(fold=1).astimezone(UTC))
 
     def _scheduled(self, at: datetime, local_day: date) -> int:
         tariff = None
