@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +85,19 @@ async def test_sighup_restarts_only_the_changed_module(tmp_path: Path) -> None:
         reloaded = gateway.settings.modules[1]
         assert isinstance(reloaded, SimConfig) and reloaded.speed == 5
         assert gateway.engines["b"].registers, "the meter keeps its state across the restart"
+
+
+async def test_a_reload_lets_go_of_the_engine_it_replaced(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.toml", tmp_path, SIM.format(name="sim1", meter="a", speed=1))
+    async with running(config.load(path), config_path=path) as gateway:
+        await until(lambda: gateway.health["sim1"].frames_ok > 1)
+        replaced = weakref.ref(gateway.engines["b"])
+        # Start-up state is kept out of the collector's walks; what a reload replaces (an
+        # engine is a cycle of its parts) must still be freed.
+        path.write_text(path.read_text().replace('id = "b"', 'id = "b"\nname = "Garage"'))
+        gateway.request_reload()
+        await until(lambda: gateway.engines["b"] is not replaced())
+        await until(lambda: gc.collect() >= 0 and replaced() is None, what="old engine freed")
 
 
 async def test_a_bad_config_on_reload_keeps_the_running_one(tmp_path: Path) -> None:
