@@ -42,11 +42,10 @@ __all__ = [
 SMARTY_AUTH_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 _MAX_TELEGRAM_BYTES = 64 * 1024  # far above the ~2 kB of a DSMR 5 telegram with four M-Bus devices
 
-_LINE = re.compile(r"^(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?((?:\([^()]*\))+)\s*$")
-# Every line of a body in one pass (MULTILINE; a blank is any whitespace but the line end):
-# _LINE on a line not yet stripped of blanks and a trailing "!", with OBIS, then the text,
-# number and unit of one "number*unit" group (as _VALUE_UNIT reads it) or the value groups;
-# any other line whole, in the last group.
+# Every line of a body in one pass (MULTILINE; a blank is any whitespace but the line end).
+# An object's line: blanks, OBIS (its "*F" left out), then one "number*unit" group with its
+# text, number and unit captured (as _VALUE_UNIT reads them) or all its value groups, then
+# blanks around any trailing "!". Any other line is captured whole, in the last group.
 _BLANK = r"[^\S\n]*"
 _BODY_LINE = re.compile(
     rf"^{_BLANK}(?:(\d+-\d+:\d+\.\d+\.\d+)(?:\*\d+)?"
@@ -85,6 +84,13 @@ _UNITS = {
     "m³": "m³",
     "gj": "GJ",
     "mj": "MJ",
+}
+# The spellings meters use, each mapped as _UNITS maps it folded: one lookup for those.
+_SPELLED = {
+    spelling: _UNITS[spelling.lower()]
+    for unit in (*_UNITS, *_UNITS.values(), "kVArh", "kVAr")
+    for spelling in (unit, unit.upper(), unit.capitalize())
+    if spelling.lower() in _UNITS
 }
 # M-Bus device types (EN 13757-3 table 3) the P1 companion standard uses on 0-n:24.1.0.
 _MEDIUM = {3: "gas", 4: "heat", 7: "water", 12: "heat", 11: "heat"}
@@ -142,8 +148,8 @@ def _hex_text(text: str) -> str:
     stripped = text.strip()
     if len(stripped) >= 8 and _HEX.match(stripped):
         raw = bytes.fromhex(stripped)
-        if all(32 <= b < 127 for b in raw):
-            return raw.decode("ascii").strip()
+        if raw.isascii() and (text := raw.decode("ascii")).isprintable():  # 0x20..0x7E
+            return text.strip()
     return stripped
 
 
@@ -256,37 +262,15 @@ def _objects(body: str, frame: dict[str, Any]) -> list[tuple[str, list[str]] | R
     with a unit; ``(``-lines continue the object before them. Touches only skipped_lines
     of ``frame`` (the objects' own facts come in order after it)."""
     body = body.replace("\r", "")
-    objects: list[tuple[str, list[str]] | Record] = []
     if _CONTINUED.search(body) is None:
-        # One object per line (DSMR 4/5): every line read in one pass of _BODY_LINE, with
-        # no copy of any line made.
-        for obis, text, number, spelled, groups, other in _BODY_LINE.findall(body):
-            if not obis:
-                line = other.strip()
-                if line and line != "!":
-                    frame.setdefault("skipped_lines", []).append(line)
-                continue
-            if number:
-                route = _route(obis)
-                if route is not None and route[0] == _NUMBERS:
-                    # What _interpret does for these, in one regular expression.
-                    unit = _UNITS.get(spelled.lower(), spelled)
-                    objects.append(
-                        Record(route[2], Decimal(number), unit, obis, raw={"text": text})
-                    )
-                    continue
-                objects.append((obis, [text]))
-            elif groups.count("(") == 1:
-                objects.append((obis, [groups[1:-1]]))
-            else:
-                objects.append((obis, _GROUP.findall(groups)))
-        return objects
+        # One object per line (DSMR 4/5): every line read as it is, surrounding blanks and a
+        # trailing "!" included, with no copy of it made.
+        return _read_lines(body, frame)
     return _joined_objects(body, frame)
 
 
 def _joined_objects(body: str, frame: dict[str, Any]) -> list[tuple[str, list[str]] | Record]:
-    """``_objects`` line by line, each ``(``-line joined to the object before it."""
-    objects: list[tuple[str, list[str]] | Record] = []
+    """``_objects`` of the lines stripped, each ``(``-line joined to the object before it."""
     lines: list[str] = []
     for raw in body.split("\n"):
         line = raw.strip()
@@ -296,12 +280,31 @@ def _joined_objects(body: str, frame: dict[str, Any]) -> list[tuple[str, list[st
             lines[-1] += line
         else:
             lines.append(line)
-    for line in lines:
-        match = _LINE.match(line.rstrip("!"))
-        if match is None:
-            frame.setdefault("skipped_lines", []).append(line)
+    return _read_lines("\n".join(lines), frame)
+
+
+def _read_lines(text: str, frame: dict[str, Any]) -> list[tuple[str, list[str]] | Record]:
+    """The objects of lines that each hold one, in one pass of _BODY_LINE; other lines go to
+    the frame's skipped_lines."""
+    objects: list[tuple[str, list[str]] | Record] = []
+    for obis, inner, number, spelled, groups, other in _BODY_LINE.findall(text):
+        if not obis:
+            line = other.strip()
+            if line and line != "!":
+                frame.setdefault("skipped_lines", []).append(line)
             continue
-        objects.append((match.group(1), _GROUP.findall(match.group(2))))
+        if number:
+            route = _route(obis)
+            if route is not None and route[0] == _NUMBERS:
+                # What _interpret does for these, in one regular expression.
+                unit = _SPELLED.get(spelled) or _UNITS.get(spelled.lower(), spelled)
+                objects.append(Record(route[2], Decimal(number), unit, obis, raw={"text": inner}))
+                continue
+            objects.append((obis, [inner]))
+        elif groups.count("(") == 1:
+            objects.append((obis, [groups[1:-1]]))
+        else:
+            objects.append((obis, _GROUP.findall(groups)))
     return objects
 
 

@@ -126,7 +126,7 @@ class OptionSelect:
 
 
 def _option_mode(mode_char: str) -> str:
-    return OPTION_MODES.get(mode_char, f"manufacturer_{mode_char}")
+    return OPTION_MODES.get(mode_char) or f"manufacturer_{mode_char}"
 
 
 @dataclass(frozen=True, slots=True)
