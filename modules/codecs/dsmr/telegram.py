@@ -118,12 +118,14 @@ def parse_timestamp(text: str) -> str | None:
             int(digits[6:8]),
             int(digits[8:10]),
             int(digits[10:12]),
+            tzinfo=_ZONES.get(flag),
         )
     except ValueError:
         return None
-    if flag:
-        moment = moment.replace(tzinfo=timezone(timedelta(hours=2 if flag == "S" else 1)))
     return moment.isoformat()
+
+
+_ZONES = {"S": timezone(timedelta(hours=2)), "W": timezone(timedelta(hours=1))}
 
 
 class _Value(NamedTuple):
@@ -432,12 +434,11 @@ def _mbus(obis: str, channel: int, groups: list[str], decoded: Decoded) -> None:
     devices = decoded.meter.setdefault("mbus", {})
     device: dict[str, Any] = devices.setdefault(str(channel), {})
     if d == 1 and groups:
-        kind = _value(groups[0]).number
+        first = _value(groups[0])
+        kind = first.number
         device["device_type"] = int(kind) if kind is not None else groups[0]
         device["medium"] = _MEDIUM.get(int(kind), "other") if kind is not None else None
-        records.append(
-            _record("mbus_device_type", obis, _number(_value(groups[0])), subunit=channel)
-        )
+        records.append(_record("mbus_device_type", obis, _number(first), subunit=channel))
         return
     if d == 4 and groups:
         records.append(_record("valve_state", obis, _number(_value(groups[0])), subunit=channel))
@@ -447,13 +448,14 @@ def _mbus(obis: str, channel: int, groups: list[str], decoded: Decoded) -> None:
     unit: str | None = None
     number: _Value | None = None
     for group in groups:
-        parsed = _value(group)
-        if parsed.unit is not None:
-            unit, number = parsed.unit, parsed
-        elif group.strip().lower() in _UNITS and not _NUMBER.match(group):
-            unit = _UNITS[group.strip().lower()]  # DSMR 2.2: (m3) then (value) on its own line
-        elif _OBIS_VALUE.match(group.strip()) or parse_timestamp(group):
-            continue
+        if "*" in group:  # only a "value*unit" group has a unit of its own
+            parsed = _value(group)
+            if parsed.unit is not None:
+                unit, number = parsed.unit, parsed
+                continue
+        spelled = group.strip().lower()
+        if spelled in _UNITS and not _NUMBER.match(group):
+            unit = _UNITS[spelled]  # DSMR 2.2: (m3) then (value) on its own line
     if number is None and c == 24 and d == 3 and groups:
         number = _value(groups[-1])
     if number is None or number.number is None:
