@@ -18,7 +18,7 @@ import signal
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,30 +188,42 @@ class Gateway:
         self._apply(update)
 
     def report(self, event: Event) -> None:
-        """Persist an event; outputs queue it in the same transaction, so none is lost. While
-        the store cannot be written the event waits in memory, in order, for the next flush."""
-        _LOGGER.info("event %s on %s: %s", event.kind, event.meter, event.detail)
-        if not self.clock.check():
-            _LOGGER.info("event above not stored: %s", self.clock.why_not)
-            return
-        if len(self._unsaved_events) >= UNSAVED_EVENTS_MAX:
-            self._unsaved_events.popleft()
-            self._events_given_up += 1
-        self._unsaved_events.append(event)
-        if len(self._unsaved_events) == 1:
+        """Persist an event (see ``report_all``)."""
+        self.report_all((event,))
+
+    def report_all(self, events: Iterable[Event]) -> None:
+        """Persist events that happened together (one engine update's) in one transaction;
+        outputs queue them in it, so none is lost. Every commit costs the SD card the same few
+        pages however small (gateway/store.py): a credit running out is four events at once,
+        and ten meters' are forty. While the store cannot be written the events wait in
+        memory, in order, for the next flush."""
+        waiting = bool(self._unsaved_events)
+        for event in events:
+            _LOGGER.info("event %s on %s: %s", event.kind, event.meter, event.detail)
+            if not self.clock.check():
+                _LOGGER.info("event above not stored: %s", self.clock.why_not)
+                continue
+            if len(self._unsaved_events) >= UNSAVED_EVENTS_MAX:
+                self._unsaved_events.popleft()
+                self._events_given_up += 1
+            self._unsaved_events.append(event)
+        if self._unsaved_events and not waiting:
             try:
                 self._write_unsaved_events()
             except (sqlite3.Error, OSError, StoreError) as err:
                 self._store_failed(err)
 
     def _write_unsaved_events(self) -> None:
-        """Write waiting events (oldest first), each with its outputs, one transaction each."""
-        while self._unsaved_events:
-            event = self._unsaved_events[0]
-            with self.store.transaction():
-                (event_id,) = self.store.add_events([event])
+        """Write waiting events (oldest first) with their outputs, in one transaction."""
+        if not self._unsaved_events:
+            return
+        batch = list(self._unsaved_events)
+        with self.store.transaction():
+            ids = self.store.add_events(batch)
+            for event_id, event in zip(ids, batch, strict=True):
                 for output in self.outputs:
                     output.on_event(event_id, event)
+        for _ in batch:
             self._unsaved_events.popleft()
 
     def registers(self, meter: str) -> Mapping[str, Register]:
@@ -380,8 +392,7 @@ class Gateway:
         if not update:
             return
         if not noted:
-            for event in self.meters.note(update):
-                self.report(event)
+            self.report_all(self.meters.note(update))
             if self.meters.due_checkpoint(update):
                 # A debiting stop, a tariff or breaker switch: rare, and must last at once.
                 self.persist()

@@ -55,11 +55,13 @@ class GatewaySection(_Section, frozen=True):
     publish_interval_s: float = 1.0
     # Registers and engine state reach the SD card this often (and at every debiting stop,
     # tariff or breaker switch, on SIGTERM/SIGHUP and before a module swap). Every checkpoint
-    # costs SQLite's WAL a few 4 KiB pages however little moved, so its count per day is what
-    # wears the card (bench/RESULTS.md); 900 s is one per load-profile interval, so a power cut
-    # refills at most one. A kill -9 or power cut loses at most this window of what only the
-    # gateway counts (README "Durability").
-    checkpoint_interval_s: float = 900.0
+    # costs at least 12 KB of writes however little moved (its WAL frame spans two kernel pages,
+    # the WAL's mtime an inode block: gateway/store.py), so its count per day is what wears the
+    # card: at 900 s one meter wrote 1.2 MB a day, over the 1 MB goal (bench/sd_card.py);
+    # 1800 s, two load-profile intervals, keeps it near 0.6 MB, and a power cut refills at most
+    # two intervals. A kill -9 or power cut loses at most this window of what only the gateway
+    # counts (README "Durability").
+    checkpoint_interval_s: float = 1800.0
     # The old name of checkpoint_interval_s (before live values left from memory); when set it
     # wins, so existing config files keep their meaning.
     persist_interval_s: float | None = None

@@ -25,6 +25,11 @@ _LOGGER = logging.getLogger(__name__)
 # clock must pass at the next start before records are stamped with it, where nothing else says
 # NTP has set it.
 CLOCK_SAVE_EVERY_S = 3600.0
+# Saved as a note of a row among the meters' checkpoints, under a key no meter id can take (ids
+# are [A-Za-z0-9_-]): the hourly save then rewrites a page the checkpoint writes anyway, not a
+# page of its own (4 KB more on the card 24 times a day).
+_CLOCK_NOTE = ("@gateway", "wall_clock")
+# Where gateways before it kept it (module_state): still read, until the first save.
 _CLOCK_STATE = ("@gateway", "wall_clock")
 # "0" while running, "1" after an orderly stop: a start that finds "0" follows a kill -9 or a
 # power cut, and withholds the meters' own totals until each meter is heard again.
@@ -51,13 +56,16 @@ def mark_stopped(store: Store) -> None:
 
 def saved_wall_clock(store: Store) -> datetime | None:
     """The wall clock last saved, or None."""
-    raw = store.get_state(*_CLOCK_STATE)
+    raw = store.meter_note(*_CLOCK_NOTE)
+    if raw is None:
+        old = store.get_state(*_CLOCK_STATE)
+        raw = old.decode(errors="replace") if old else None
     try:
-        return datetime.fromisoformat(raw.decode()) if raw else None
+        return datetime.fromisoformat(raw) if raw else None
     except ValueError:
         return None
 
 
 def save_wall_clock(store: Store, now: datetime) -> None:
     """Save the wall clock now believed (the store's errors are the caller's)."""
-    store.put_state(*_CLOCK_STATE, now.isoformat().encode())
+    store.put_meter_note(*_CLOCK_NOTE, now.isoformat())

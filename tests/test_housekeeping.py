@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from gateway import config
 from gateway.app import PRUNE_EVERY_S, STORE_FILE, Gateway, PruneSchedule
 from gateway.engine.records import ProfileFlag, ProfileRow
 from gateway.model import Event, utc_now
+from gateway.run_notes import save_wall_clock, saved_wall_clock
 from gateway.store import Store
 from tests.support.gateway import fill_to_the_brim, offline_text, serving, until
 
@@ -92,10 +93,25 @@ def test_the_hourly_wall_clock_note_rides_on_the_next_checkpoint(tmp_path: Path)
     gateway = Gateway(settings, outputs=lambda _g: (), monotonic=lambda: 0.0)
     try:
         assert gateway._clock_believable(), "this host's clock is believed"
-        assert gateway.store.get_state("@gateway", "wall_clock") is None, "no commit of its own"
+        assert gateway.store.meter_note("@gateway", "wall_clock") is None, "no commit of its own"
         gateway.persist()
-        saved = gateway.store.get_state("@gateway", "wall_clock")
+        # A note among the meters' checkpoint rows: no page of its own.
+        saved = gateway.store.meter_note("@gateway", "wall_clock")
         assert saved is not None
-        assert abs(datetime.fromisoformat(saved.decode()) - utc_now()) < timedelta(minutes=5)
+        assert abs(datetime.fromisoformat(saved) - utc_now()) < timedelta(minutes=5)
+        assert saved_wall_clock(gateway.store) == datetime.fromisoformat(saved)
     finally:
         gateway.store.close()
+
+
+def test_a_wall_clock_saved_where_older_gateways_kept_it_is_still_the_floor(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / STORE_FILE)
+    try:
+        store.put_state("@gateway", "wall_clock", b"2026-03-01T12:00:00+00:00")
+        assert saved_wall_clock(store) == datetime(2026, 3, 1, 12, tzinfo=UTC)
+        save_wall_clock(store, datetime(2026, 3, 2, 12, tzinfo=UTC))
+        assert saved_wall_clock(store) == datetime(2026, 3, 2, 12, tzinfo=UTC)
+    finally:
+        store.close()
