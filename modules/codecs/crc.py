@@ -1,5 +1,6 @@
 """The CRC-16 variants the meter protocols use, from one table-driven implementation
-(CCITT-polynomial variants through the standard library's binascii.crc_hqx).
+(CCITT-polynomial variants through the standard library's binascii.crc_hqx; interpreted,
+long messages of the others as parities under per-bit masks, see ``Crc16._masks``).
 
 | name | poly | init | xorout | reflected | used by |
 |---|---|---|---|---|---|
