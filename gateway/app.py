@@ -513,10 +513,9 @@ class Gateway:
             if self._reload.is_set() and not self._stop.is_set():
                 self._reload.clear()
                 # What the old settings held (engines rebuilt, say) may be garbage now: back
-                # within the collector's reach, collected, and the new state frozen.
+                # within the collector's reach (collected in its own time, not frozen again).
                 gc.unfreeze()
                 await self._apply_reload()
-                _freeze_start_up()
 
     async def _apply_reload(self) -> None:
         if self.config_path is None:
@@ -666,7 +665,6 @@ class Gateway:
 def _freeze_start_up() -> None:
     """Keep what start-up built (configuration, engines, imported modules) out of the cycle
     collector's walks: it lives as long as the process, and at 1,000 meters each full
-    collection walked it for 40-50 ms of the event loop (bench/e2e.py's loop lag). Garbage
-    is collected first, so none of it is kept for good."""
-    gc.collect()
+    collection walked it for 40-50 ms of the event loop (bench/e2e.py's loop lag). A reload
+    unfreezes it, so what the new settings replace can still be collected."""
     gc.freeze()
