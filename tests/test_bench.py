@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,10 +81,59 @@ def test_e2e_worker_runs_a_short_ramp() -> None:
 
 def test_results_markdown_from_a_short_run(tmp_path: Path) -> None:
     # "compiled" builds the mypyc copy (codecs and engine, over a minute on a busy host):
-    # make pytest-compiled builds and tests that one.
-    skip = {"peers", "e2e", "mqtt", "startup", "pi", "compiled"}
+    # make pytest-compiled builds and tests that one. "sd_card" runs whole gateways for minutes
+    # of wall time; its table is checked from figures below.
+    skip = {"peers", "e2e", "mqtt", "startup", "pi", "compiled", "sd_card"}
     results = bench_main.run_all(True, skip, with_peers=False)
     assert all("error" not in row for row in results["codecs"])
     text = bench_main.markdown(json.loads(json.dumps(results)))
     assert "| mbus |" in text
     assert "| MB written per day |" in text  # the SD card figures
+
+
+def test_the_goals_table_reads_each_figure_against_its_goal() -> None:
+    figures: dict[str, Any] = {
+        "when": "2026-01-01T00:00:00+00:00",
+        "quick": True,
+        "host": {"cpu": "test", "cores": 2, "python": "3", "platform": "test"},
+        "startup": {
+            "default": {"ready_s": 0.2, "idle_rss_mb": 39.0, "communicating": []},
+            "every module type": {"ready_s": 0.5, "idle_rss_mb": 51.0, "communicating": []},
+        },
+        "sd_card": [
+            {
+                "meters": 1,
+                "checkpoint_s": 1800.0,
+                "meter_hours": 2.0,
+                "speed": 60.0,
+                "bytes_per_day": 0.9e6,
+                "log_lines_per_wall_hour": 0.0,
+            },
+            {
+                "meters": 10,
+                "checkpoint_s": 1800.0,
+                "meter_hours": 2.0,
+                "speed": 60.0,
+                "bytes_per_day": 6.5e6,
+                "log_lines_per_wall_hour": 0.0,
+            },
+        ],
+        "pi": {"engine_instructions_per_sample": 380_000.0},
+        "compiled": {
+            "extensions": 3,
+            "codecs": [],
+            "pi": {"engine_instructions_per_sample": 190_000.0, "mbus_instructions_per_frame": 1.0},
+        },
+    }
+    rows = {what: (got, met) for what, got, _goal, met in bench_main.goals(figures)}
+    assert rows["idle RSS, default / every module type"] == ("39.0 / 51.0 MB", False)
+    assert rows["READY, default config"] == ("200 ms", True)
+    assert rows["SD card, 1 meter: MB written per day"] == ("0.90", True)
+    assert rows["SD card, 10 meters: MB written per day"] == ("6.50", False)
+    # Either build meeting the instruction goal meets it.
+    assert rows["engine sample, instructions"] == ("380,000 pure, 190,000 compiled", True)
+    # A codec without figures in this run is "not measured", never "met".
+    assert rows["kmp decode vs PyKMP"] == ("-", None)
+    text = bench_main.markdown({k: v for k, v in figures.items() if k != "pi"})  # pi: partial
+    assert "| SD card, 10 meters: MB written per day | 6.50 | <= 5 | not met |" in text
+    assert "| 10 | 1800 s | 2.00 | x60 | 6.50 | 0.0 |" in text
