@@ -42,12 +42,15 @@ from bench import (
     wmbus_decode,
 )
 from bench.vectors import PROTOCOLS
+from gateway.config import GatewaySection
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SECTIONS = ("codecs", "peers", "compiled", "e2e", "mqtt", "startup", "engine", "sd_card", "pi")
 FINDINGS = HERE / "FINDINGS.md"
 COMPILED_TREE = ROOT / "build" / "bench-compiled"
+# The SD card section runs the default checkpoint interval (the figure a user gets).
+CHECKPOINT_S = GatewaySection().checkpoint_interval_s
 CANNOT_COMPILE = 3  # scripts/compile-codecs --into: no C compiler or no mypyc on this host
 PI_HEADROOM = 0.5  # plan a Pi's core at half load: room for bursts, the broker, the web page
 # Issue 22's goals (the codec ratios are bench.codecs.GOALS and bench.dlms_dsmr.GOALS) and
@@ -77,7 +80,7 @@ def _settings(quick: bool) -> dict[str, Any]:
             "mqtt_messages": 500,
             "startup": (1, 3.0),
             "hours": 0.25,
-            "sd_card": {"hours": 0.5, "speed": 60.0, "checkpoint_s": 900.0},
+            "sd_card": {"hours": 0.5, "speed": 60.0, "checkpoint_s": CHECKPOINT_S},
         }
     return {
         "codec_s": 1.0,

@@ -147,6 +147,7 @@ def measure(meters: int, *, hours: float, speed: float, checkpoint_s: float) -> 
             stop(process, 30.0)
             broker.stop()
         reader.join(5)
+        process.stderr.close()
     window = [line for at, line in lines if start <= at <= end]
     return {
         "meters": meters,
