@@ -37,7 +37,8 @@ from tests.support.mqtt import Collector, persistent_broker
 from tests.support.processes import gateway
 
 STEP_S = 0.2 * 60  # meter seconds per sim sample: interval_s x speed
-STATE = "meter-gateway/main/state"
+GATEWAY_NAME = "soak"
+STATE = f"meter-gateway/{GATEWAY_NAME}/main/state"  # <base>/<gateway>/<meter>/state
 TOTAL = "1-0:1.8.0"
 
 
@@ -80,6 +81,7 @@ def run(cycles: int, seed: int) -> dict[str, Any]:
         config.write_text(
             sim_gateway_toml(
                 work / "data",
+                name=GATEWAY_NAME,
                 mqtt_port=broker.port,
                 mqtt="outbox_spill_after_s = 1.0\ndiscovery = false",
                 speed=60.0,

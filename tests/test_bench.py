@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bench import __main__ as bench_main
-from bench import codecs, e2e, engine_load, peers, pi, startup, vectors
+from bench import codecs, e2e, engine_load, peers, pi, soak_kill, startup, vectors
 from gateway import config
 
 pytestmark = pytest.mark.slow
@@ -137,3 +137,14 @@ def test_the_goals_table_reads_each_figure_against_its_goal() -> None:
     text = bench_main.markdown({k: v for k, v in figures.items() if k != "pi"})  # pi: partial
     assert "| SD card, 10 meters: MB written per day | 6.50 | <= 5 | not met |" in text
     assert "| 10 | 1800 s | 2.00 | x60 | 6.50 | 0.0 |" in text
+
+
+def test_the_kill_soak_hears_the_gateway_and_finds_no_regression() -> None:
+    # Two cycles, seed 3 puts the first kill in a broker outage: its spilled states must arrive.
+    figures = soak_kill.run(2, seed=3)
+    assert figures["cycles"] == 2
+    assert figures["outage_kills"] >= 1
+    assert figures["spilled_messages"] > 0
+    assert figures["spilled_arrived"] == figures["spilled_messages"]
+    assert figures["register_regressions"] == figures["published_regressions"] == 0
+    assert figures["integrity_failures"] == 0
