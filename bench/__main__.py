@@ -91,6 +91,9 @@ def _settings(quick: bool) -> dict[str, Any]:
         "mqtt_messages": 2000,
         "startup": (3, 5.0),
         "hours": 2.0,
+        # Six meter hours take in the filing of intervals, every few hours (two hours mostly
+        # miss it and read low); x120 keeps that to three minutes a run.
+        "sd_card": {"hours": 6.0, "speed": 120.0, "checkpoint_s": CHECKPOINT_S},
     }
 
 

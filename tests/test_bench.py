@@ -148,3 +148,9 @@ def test_the_kill_soak_hears_the_gateway_and_finds_no_regression() -> None:
     assert figures["spilled_arrived"] == figures["spilled_messages"]
     assert figures["register_regressions"] == figures["published_regressions"] == 0
     assert figures["integrity_failures"] == 0
+
+
+def test_both_settings_name_every_section_they_run() -> None:
+    for quick in (True, False):
+        settings = bench_main._settings(quick)
+        assert settings["sd_card"]["checkpoint_s"] == bench_main.CHECKPOINT_S
