@@ -500,13 +500,7 @@ def _compiled_md(section: dict[str, Any], _r: dict[str, Any]) -> list[str]:
     ]
     push = section.get("dlms_dsmr")
     if push:
-        out += [
-            "| set | inputs | common | ours decode (frames/s) | ours parse (frames/s) | peer "
-            "| peer (frames/s) | decode ratio | parse ratio |",
-            "|---|--:|--:|--:|--:|---|--:|--:|--:|",
-            *_dlms_dsmr_rows(push),
-            "",
-        ]
+        out += [*_dlms_dsmr_table(push), ""]
     counted = section.get("pi")
     if counted:
         out += [
@@ -518,8 +512,12 @@ def _compiled_md(section: dict[str, Any], _r: dict[str, Any]) -> list[str]:
     return out
 
 
-def _dlms_dsmr_rows(section: dict[str, Any]) -> list[str]:
+def _dlms_dsmr_table(section: dict[str, Any]) -> list[str]:
     return [
+        "| set | inputs | common | ours decode (frames/s) | ours parse (frames/s) | peer "
+        "| peer (frames/s) | decode ratio | parse ratio |",
+        "|---|--:|--:|--:|--:|---|--:|--:|--:|",
+    ] + [
         f"| {name} | {row['inputs']} | {row.get('common', 0)} | {_n(row.get('ours_fps'))} "
         f"| {_n(row.get('parse_fps'))} | {row['peer']} {row.get('version', '')} "
         f"| {_n(row.get('peer_fps'))} | {_n(row.get('ratio'), 2, 'x')} "
@@ -565,11 +563,8 @@ def _peers_md(section: dict[str, Any], _r: dict[str, Any]) -> list[str]:
         "(OBIS names, scalers, units); `parse` is the same work as dlms-cosem (frame, decipher, "
         "A-XDR).",
         "",
-        "| set | inputs | common | ours decode (frames/s) | ours parse (frames/s) | peer | "
-        "peer (frames/s) | decode ratio | parse ratio |",
-        "|---|--:|--:|--:|--:|---|--:|--:|--:|",
     ]
-    out += _dlms_dsmr_rows(section["dlms_dsmr"])
+    out += _dlms_dsmr_table(section["dlms_dsmr"])
     out += [
         "",
         "wM-Bus (bench/wmbus_decode.py): telegrams/s on one core, codec alone and through the "
