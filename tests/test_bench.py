@@ -150,7 +150,7 @@ def test_the_kill_soak_hears_the_gateway_and_finds_no_regression() -> None:
     assert figures["integrity_failures"] == 0
 
 
-def test_both_settings_name_every_section_they_run() -> None:
+def test_both_settings_run_the_sd_card_at_the_default_checkpoint_interval() -> None:
     for quick in (True, False):
         settings = bench_main._settings(quick)
         assert settings["sd_card"]["checkpoint_s"] == bench_main.CHECKPOINT_S
