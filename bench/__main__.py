@@ -65,6 +65,7 @@ PI_ZERO_METERS_GOAL = 1000
 RSS_GOALS_MB = (40, 50)  # default config, every module type
 READY_GOAL_S = 0.250
 SD_CARD_GOALS_MB = {1: 1.0, 10: 5.0}  # MB written per day by the whole process
+SPILL_RATIO_GOAL = 1.5  # bytes written per payload byte waiting, the broker away
 LATENCY_METERS = 100
 LATENCY_GOAL_S = 0.100
 
@@ -402,6 +403,16 @@ def goals(r: dict[str, Any]) -> list[Goal]:
                     per_day <= goal,
                 )
             )
+    away = (engine or {}).get("outage")
+    if away:
+        rows.append(
+            (
+                "broker away: bytes written per payload byte waiting",
+                f"{away['ratio']:.2f}x",
+                f"<= {SPILL_RATIO_GOAL:g}x",
+                away["ratio"] <= SPILL_RATIO_GOAL,
+            )
+        )
     hundred = by_meters.get(LATENCY_METERS)
     if hundred is not None:
         p99 = hundred["nominal"]["latency"]["sample_to_broker_p99_s"]

@@ -11,8 +11,10 @@ before) and notes the outbox rows on disk; the next run, with the broker back, m
 one of them to a persistent subscriber. Live samples lost per kill: the sim's samples between
 the newest state delivered before the kill and the checkpoint the meter resumes from.
 
-Every cycle runs inside the gateway's first 30 s, when it checkpoints every second (its
-warm-up); the samples lost per kill are counted at that checkpoint interval.
+The gateway checkpoints every second in its first 30 s (its warm-up) and every
+``checkpoint_interval_s`` after it, two different paths; so one cycle in ``steady_every``
+(default four) waits past the warm-up before its random moment, with the checkpoint interval at
+2 s (what a UPS HAT would set) so that a kill can fall anywhere around a steady checkpoint too.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from tests.support.mqtt import Collector, persistent_broker
 from tests.support.processes import gateway
 
 STEP_S = 0.2 * 60  # meter seconds per sim sample: interval_s x speed
+STEADY_CHECKPOINT_S = 2.0
+# Past gateway.app's warm-up (30 s of checkpoints every second), with a margin for a busy host.
+STEADY_AFTER_S = 32.0
 GATEWAY_NAME = "soak"
 STATE = f"meter-gateway/{GATEWAY_NAME}/main/state"  # <base>/<gateway>/<meter>/state
 TOTAL = "1-0:1.8.0"
@@ -69,8 +74,11 @@ def _wait(predicate: Any, timeout_s: float) -> bool:
     return False
 
 
-def run(cycles: int, seed: int) -> dict[str, Any]:
-    """Kill the gateway ``cycles`` times; returns counts and the distributions."""
+def run(cycles: int, seed: int, *, steady_every: int = 0) -> dict[str, Any]:
+    """Kill the gateway ``cycles`` times; returns counts and the distributions.
+
+    ``steady_every``: every so many cycles (0: none) the kill falls past the warm-up.
+    """
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="bench-soak-", dir=SCRATCH) as folder:
         work = Path(folder)
@@ -82,6 +90,7 @@ def run(cycles: int, seed: int) -> dict[str, Any]:
             sim_gateway_toml(
                 work / "data",
                 name=GATEWAY_NAME,
+                persist_interval_s=STEADY_CHECKPOINT_S,
                 mqtt_port=broker.port,
                 mqtt="outbox_spill_after_s = 1.0\ndiscovery = false",
                 speed=60.0,
@@ -91,7 +100,7 @@ def run(cycles: int, seed: int) -> dict[str, Any]:
         db_path = work / "data" / "gateway.db"
         log = work / "gateway.log"
         floor = Decimal(0)
-        regressions = integrity_failures = outage_kills = 0
+        regressions = integrity_failures = outage_kills = steady_kills = 0
         spilled_total = spilled_arrived = 0
         lost_samples: list[int] = []
         waiting_for: set[int] = set()
@@ -99,6 +108,7 @@ def run(cycles: int, seed: int) -> dict[str, Any]:
             for _ in range(cycles + 1):
                 seen = len(subscriber.on(STATE))
                 with gateway(config, log=log) as process:
+                    started = time.monotonic()
                     if not _wait(lambda seen=seen: len(subscriber.on(STATE)) > seen, 60):
                         raise TimeoutError("no state message from a fresh run within 60 s")
                     if waiting_for:
@@ -108,6 +118,12 @@ def run(cycles: int, seed: int) -> dict[str, Any]:
                         waiting_for = set()
                     if len(lost_samples) == cycles:
                         break  # the last run only delivered the previous kill's backlog
+                    steady = (
+                        steady_every > 0 and len(lost_samples) % steady_every == steady_every - 1
+                    )
+                    if steady:
+                        steady_kills += 1
+                        time.sleep(max(0.0, STEADY_AFTER_S - (time.monotonic() - started)))
                     outage = rng.random() < 1 / 3
                     if outage:
                         broker.stop()
@@ -136,6 +152,7 @@ def run(cycles: int, seed: int) -> dict[str, Any]:
     return {
         "cycles": len(lost_samples),
         "outage_kills": outage_kills,
+        "steady_kills": steady_kills,
         "register_regressions": regressions,
         "published_regressions": published,
         "integrity_failures": integrity_failures,
@@ -168,12 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=50)
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument(
+        "--steady-every", type=int, default=4, help="every N-th kill past the warm-up (0: none)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    figures = run(args.cycles, args.seed)
+    figures = run(args.cycles, args.seed, steady_every=args.steady_every)
     lost = figures["live_samples_lost"]
     print(
-        f"{figures['cycles']} kill -9 cycles ({figures['outage_kills']} during a broker outage):"
+        f"{figures['cycles']} kill -9 cycles ({figures['outage_kills']} during a broker outage,"
+        f" {figures['steady_kills']} past the warm-up):"
         f" {figures['register_regressions']} register regressions on disk,"
         f" {figures['published_regressions']} in published state,"
         f" {figures['integrity_failures']} integrity failures;"

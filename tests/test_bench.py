@@ -118,6 +118,16 @@ def test_the_goals_table_reads_each_figure_against_its_goal() -> None:
                 "log_lines_per_wall_hour": 0.0,
             },
         ],
+        "engine": {
+            "engine_samples_per_s": 30_000.0,
+            "engine_cpu_us_per_sample": 33.0,
+            "outage": {
+                "written_bytes": 3e6,
+                "payload_bytes": 1.5e6,
+                "ratio": 2.0,
+                "messages": 7200,
+            },
+        },
         "pi": {"engine_instructions_per_sample": 380_000.0},
         "compiled": {
             "extensions": 3,
@@ -132,6 +142,9 @@ def test_the_goals_table_reads_each_figure_against_its_goal() -> None:
     assert rows["SD card, 10 meters: MB written per day"] == ("6.50", False)
     # Either build meeting the instruction goal meets it.
     assert rows["engine sample, instructions"] == ("380,000 pure, 190,000 compiled", True)
+    assert rows["engine samples/s on one core (pure)"] == ("30,000", False)
+    # Spilling that writes twice the payload it keeps is over the 1.5x goal.
+    assert rows["broker away: bytes written per payload byte waiting"] == ("2.00x", False)
     # A codec without figures in this run is "not measured", never "met".
     assert rows["kmp decode vs PyKMP"] == ("-", None)
     text = bench_main.markdown({k: v for k, v in figures.items() if k != "pi"})  # pi: partial
