@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bench import __main__ as bench_main
-from bench import codecs, e2e, engine_load, peers, pi, soak_kill, startup, vectors
+from bench import codecs, e2e, engine_load, mqtt_throughput, peers, pi, soak_kill, startup, vectors
 from gateway import config
 
 pytestmark = pytest.mark.slow
@@ -77,6 +77,39 @@ def test_e2e_worker_runs_a_short_ramp() -> None:
     assert result["nominal"]["samples_per_s"] > 0
     assert len(result["steps"]) == 2
     assert result["peak_rss_mb"] > 10
+
+
+@pytest.mark.network
+def test_mqtt_bench_delivers_from_memory_and_replays_a_spilled_outage() -> None:
+    rows = mqtt_throughput.measure(60, ["asyncio"], meters=6, outage_s=1.5)
+    found = {r.scenario: r for r in rows}
+    assert list(found) == ["live", "events", "replay"]
+    live, events, replay = found["live"], found["events"], found["replay"]
+    assert all(r.messages == 60 and r.seconds > 0 and r.rate > 0 for r in rows)
+    # Live states left from memory; an event costs a transaction; the outage went to disk in
+    # batches (one spill per message would be 60) that wrote something for what waited.
+    assert live.spills == 0 and events.spills == 0
+    assert 1 <= replay.spills < 60
+    assert replay.disk_bytes > 0 and replay.written_per_payload_byte > 0
+    assert events.disk_bytes > live.disk_bytes
+    # 6 meters' three-phase states (22 registers each) are all far above 100 bytes.
+    assert min(live.payload_bytes, replay.payload_bytes) > 60 * 1000
+    text = "\n".join(bench_main._mqtt_md([r.figures() for r in rows], {}))
+    assert f"| replay | asyncio | 60 | {replay.rate:,.0f} |" in text
+
+
+def test_mqtt_bench_refuses_lost_repeated_or_reordered_messages() -> None:
+    good = [("s/a", "a", 1, 9), ("s/b", "b", 1, 9), ("s/a", "a", 2, 9), ("s/b", "b", 2, 9)]
+    assert mqtt_throughput.verify("live", good, 4, first=1) == good
+    cases = {
+        "got 3 of 4": good[:3],
+        "number 3 where 2 was due": [*good[:2], ("s/a", "a", 3, 9), good[3]],
+        "number 1 where 2 was due": [*good[:2], ("s/a", "a", 1, 9), good[3]],
+        "number 2 where 1 was due": [("s/a", "a", 2, 9), *good[1:]],
+    }
+    for message, seen in cases.items():
+        with pytest.raises(mqtt_throughput.BenchError, match=message):
+            mqtt_throughput.verify("live", seen, 4, first=1)
 
 
 def test_results_markdown_from_a_short_run(tmp_path: Path) -> None:
