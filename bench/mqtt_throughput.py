@@ -71,7 +71,7 @@ SPILL_AFTER_S = 1.0
 LIVE_WINDOW = 500
 # Bounds on waits, each named in the error it raises: a broken path fails, it does not hang.
 CONNECT_WAIT_S = 60.0  # the bridge's first connection to a broker that listens
-DELIVER_WAIT_S = 300.0  # the outbox empties once the broker is there
+DELIVER_WAIT_S = 120.0  # the outbox empties once the broker is there
 DISCONNECT_WAIT_S = 60.0  # the bridge notices the broker went away
 SPILL_WAIT_S = SPILL_AFTER_S + 30.0  # everything queued in the outage is on disk
 RECONNECT_WAIT_S = 120.0  # the bridge's backoff reaches the broker that came back
@@ -323,11 +323,17 @@ class _MeterTime:
         self.samples += 1
 
 
-async def _until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+async def _until(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    found: Callable[[], object] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise BenchError(f"{what}: not within {timeout_s:.0f} s")
+            seen = "" if found is None else f" (found {found()})"
+            raise BenchError(f"{what}: not within {timeout_s:.0f} s{seen}")
         await asyncio.sleep(POLL_S)
 
 
@@ -360,7 +366,12 @@ async def _scenario(
                 gateway.report(Event("m000", utc_now(), "bench", f"event {n}", {"n": n}))
                 if n % 50 == 0:
                     await asyncio.sleep(0)  # let the bridge publish while we produce
-        await _until(lambda: bridge.outbox.waiting == 0, DELIVER_WAIT_S, f"{name}: outbox empties")
+        await _until(
+            lambda: bridge.outbox.waiting == 0,
+            DELIVER_WAIT_S,
+            f"{name}: outbox empties",
+            lambda: f"{bridge.outbox.waiting} waiting",
+        )
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         if bridge.outbox.spilled:
             raise BenchError(f"{name}: {bridge.outbox.spilled} messages spilled to disk")
@@ -391,13 +402,19 @@ async def _replay(
         await _until(
             lambda: bridge.outbox.on_disk == count,
             SPILL_WAIT_S,
-            f"replay: {count} messages on disk (found {bridge.outbox.on_disk})",
+            f"replay: {count} messages on disk",
+            lambda: bridge.outbox.on_disk,
         )
         written = _write_bytes() - written
     broker.start()
     await _until(lambda: bridge.connected, RECONNECT_WAIT_S, "replay: reconnect")
     cpu, start_replay = time.process_time(), time.perf_counter()
-    await _until(lambda: bridge.outbox.waiting == 0, DELIVER_WAIT_S, "replay: outbox empties")
+    await _until(
+        lambda: bridge.outbox.waiting == 0,
+        DELIVER_WAIT_S,
+        "replay: outbox empties",
+        lambda: f"{bridge.outbox.waiting} waiting",
+    )
     return (
         time.perf_counter() - start_replay,
         time.process_time() - cpu,
