@@ -17,7 +17,8 @@ stops moving (the ``*_WAIT_S`` bounds below).
   PUBLISH -> PUBACK. The figure is what the output delivers, not what the throttle lets through;
   at the default interval it is the number of 1 Hz meters one gateway can publish for. The
   process's CPU includes the engine's work on each sample. Nothing may reach the disk (checked:
-  no spill).
+  no spill). msg/s counts until the broker acknowledged the last message, "heard" until the
+  subscriber received it.
 - events: events through the non-volatile log (one transaction, one fsync each), then MQTT.
 - replay: the broker stops; ``--messages`` state messages are queued over ``--outage-s`` seconds
   with ``outbox_spill_after_s`` = ``SPILL_AFTER_S`` and spill to SQLite in batches (deflated);
@@ -80,14 +81,15 @@ SUBSCRIBER_START_S = 30.0
 POLL_S = 0.002
 
 SUBSCRIBER = r"""
-import json, signal, sys
+import json, signal, sys, time
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 port, want, out, topic = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 seen = []
 def on_message(client, userdata, message):
     doc = json.loads(message.payload)
-    seen.append((message.topic, doc["meter"], doc.get("seq", doc.get("id")), len(message.payload)))
+    number = doc.get("seq", doc.get("id"))
+    seen.append((message.topic, doc["meter"], number, len(message.payload), time.monotonic()))
     if len(seen) == want:
         print("done", flush=True)
 def on_connect(client, userdata, flags, reason, props):
@@ -127,11 +129,18 @@ class Result:
     disk_bytes: int
     payload_bytes: int
     spills: int
+    # live, events: from the first message queued until the subscriber heard the last one.
+    heard_s: float | None = None
 
     @property
     def rate(self) -> float:
         """Messages per second."""
         return self.messages / self.seconds
+
+    @property
+    def heard_rate(self) -> float | None:
+        """Messages per second as the subscriber heard them (live, events)."""
+        return None if self.heard_s is None else self.messages / self.heard_s
 
     @property
     def cpu_per_1000(self) -> float:
@@ -147,9 +156,21 @@ class Result:
         """Everything, derived figures included (for results.json)."""
         return vars(self) | {
             "rate": self.rate,
+            "heard_rate": self.heard_rate,
             "cpu_per_1000": self.cpu_per_1000,
             "written_per_payload_byte": self.written_per_payload_byte,
         }
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What a scenario measured in the gateway's process."""
+
+    start: float  # time.monotonic()
+    seconds: float
+    cpu_s: float
+    disk_bytes: int
+    spills: int
 
 
 def _write_bytes() -> int:
@@ -159,8 +180,9 @@ def _write_bytes() -> int:
     raise BenchError("/proc/self/io has no write_bytes")
 
 
-# What the subscriber noted of a message: topic, meter, seq (event id), payload bytes.
-Heard = tuple[str, str, int | None, int]
+# What the subscriber noted of a message: topic, meter, seq (event id), payload bytes, and
+# time.monotonic() on arrival (CLOCK_MONOTONIC is system-wide: it compares with ours).
+Heard = tuple[str, str, int | None, int, float]
 
 
 def verify(scenario: str, seen: list[Heard], want: int, *, first: int | None) -> list[Heard]:
@@ -169,7 +191,7 @@ def verify(scenario: str, seen: list[Heard], want: int, *, first: int | None) ->
     if len(seen) != want:
         raise BenchError(f"{scenario}: subscriber got {len(seen)} of {want} messages")
     last: dict[str, int] = {}
-    for topic, meter, number, _size in seen:
+    for topic, meter, number, *_rest in seen:
         expected = last[meter] + 1 if meter in last else first
         if number is None or (expected is not None and number != expected):
             raise BenchError(
@@ -215,8 +237,8 @@ class _Subscriber:
         heard_all = self._expect("done", SUBSCRIBER_WAIT_S)
         self.close()
         seen = [
-            (str(topic), str(meter), number, int(size))
-            for topic, meter, number, size in json.loads(self.out.read_text())
+            (str(topic), str(meter), number, int(size), float(at))
+            for topic, meter, number, size, at in json.loads(self.out.read_text())
         ]
         if not heard_all:
             raise BenchError(
@@ -339,8 +361,8 @@ async def _until(
 
 async def _scenario(
     name: str, broker: Broker, workdir: Path, count: int, meters: int, outage_s: float
-) -> tuple[float, float, int, int]:
-    """(seconds, CPU seconds, bytes written, spill batches) of one scenario."""
+) -> _Run:
+    """One scenario in this process."""
     clock = _MeterTime(meters)
     settings = _settings(workdir / "data", broker.port, meters)
     gateway = Gateway(settings, outputs=lambda _g: [], monotonic=clock.monotonic)
@@ -352,7 +374,7 @@ async def _scenario(
         await asyncio.sleep(0.2)  # the greeting (status, availability) is out of the way
         if name == "replay":
             return await _replay(gateway, bridge, broker, clock, count, outage_s)
-        cpu, written, start = time.process_time(), _write_bytes(), time.perf_counter()
+        cpu, written, start = time.process_time(), _write_bytes(), time.monotonic()
         for n in range(count):
             if name == "live":
                 clock.submit(gateway)
@@ -372,10 +394,10 @@ async def _scenario(
             f"{name}: outbox empties",
             lambda: f"{bridge.outbox.waiting} waiting",
         )
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        seconds, cpu = time.monotonic() - start, time.process_time() - cpu
         if bridge.outbox.spilled:
             raise BenchError(f"{name}: {bridge.outbox.spilled} messages spilled to disk")
-        return seconds, cpu, _write_bytes() - written, 0
+        return _Run(start, seconds, cpu, _write_bytes() - written, 0)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -390,7 +412,7 @@ async def _replay(
     clock: _MeterTime,
     count: int,
     outage_s: float,
-) -> tuple[float, float, int, int]:
+) -> _Run:
     broker.stop()
     await _until(lambda: not bridge.connected, DISCONNECT_WAIT_S, "replay: the link drops")
     with _counting_spills() as spills:
@@ -408,22 +430,23 @@ async def _replay(
         written = _write_bytes() - written
     broker.start()
     await _until(lambda: bridge.connected, RECONNECT_WAIT_S, "replay: reconnect")
-    cpu, start_replay = time.process_time(), time.perf_counter()
+    cpu, start_replay = time.process_time(), time.monotonic()
     await _until(
         lambda: bridge.outbox.waiting == 0,
         DELIVER_WAIT_S,
         "replay: outbox empties",
         lambda: f"{bridge.outbox.waiting} waiting",
     )
-    return (
-        time.perf_counter() - start_replay,
+    return _Run(
+        start_replay,
+        time.monotonic() - start_replay,
         time.process_time() - cpu,
         written,
         len(spills.batches),
     )
 
 
-def _run(loop: str, coroutine: Coroutine[Any, Any, tuple[float, float, int, int]]) -> Any:
+def _run(loop: str, coroutine: Coroutine[Any, Any, _Run]) -> _Run:
     if loop == "uvloop":
         import uvloop  # noqa: PLC0415 - optional
 
@@ -441,16 +464,15 @@ def measure(
             for scenario in SCENARIOS:
                 run_dir = Path(tmp) / f"{loop}-{scenario}"
                 run_dir.mkdir()
+                kind = "event" if scenario == "events" else "state"
                 broker = persistent_broker(run_dir)
                 broker.start()
                 try:
-                    heard_file, kind = (
-                        run_dir / "heard.json",
-                        "event" if scenario == "events" else "state",
+                    subscriber = _Subscriber(
+                        broker.port, messages, run_dir / "heard.json", f"bench/+/+/{kind}"
                     )
-                    subscriber = _Subscriber(broker.port, messages, heard_file, f"bench/+/+/{kind}")
                     try:
-                        seconds, cpu, written, spills = _run(
+                        run = _run(
                             loop, _scenario(scenario, broker, run_dir, messages, meters, outage_s)
                         )
                         # A fresh store: each meter's states count from 1.
@@ -459,9 +481,20 @@ def measure(
                         subscriber.close()
                 finally:
                     broker.stop()
-                payload = sum(size for *_rest, size in heard)
                 results.append(
-                    Result(scenario, loop, messages, seconds, cpu, meters, written, payload, spills)
+                    Result(
+                        scenario,
+                        loop,
+                        messages,
+                        run.seconds,
+                        run.cpu_s,
+                        meters,
+                        run.disk_bytes,
+                        payload_bytes=sum(size for _t, _m, _n, size, _at in heard),
+                        spills=run.spills,
+                        # After the outage the subscriber's own reconnect would count too.
+                        heard_s=None if scenario == "replay" else heard[-1][4] - run.start,
+                    )
                 )
     return results
 
@@ -477,12 +510,13 @@ def main(argv: list[str] | None = None) -> int:
     loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
     results = measure(args.messages, loops, meters=args.meters, outage_s=args.outage_s)
     print(
-        f"{'scenario':<8} {'loop':<8} {'meters':>6} {'messages':>8} {'msg/s':>7}"
+        f"{'scenario':<8} {'loop':<8} {'meters':>6} {'messages':>8} {'msg/s':>7} {'heard/s':>7}"
         f" {'CPU s/1000':>10} {'written B':>10} {'per payload B':>13} {'spills':>6}"
     )
     for r in results:
         print(
             f"{r.scenario:<8} {r.loop:<8} {r.meters:>6} {r.messages:>8} {r.rate:>7.0f}"
+            f" {'-' if r.heard_rate is None else f'{r.heard_rate:.0f}':>7}"
             f" {r.cpu_per_1000:>10.3f} {r.disk_bytes:>10} {r.written_per_payload_byte:>13.3f}"
             f" {r.spills:>6}"
         )
