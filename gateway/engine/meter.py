@@ -67,8 +67,11 @@ class MeterEngine:
         )
         # What each OBIS spelling and unit an adapter sends turns into: the register's code,
         # the canonical unit, the power of ten between them and whether it is a lifetime
-        # register. Worked out once per spelling, not once per reading.
-        self._spellings: dict[tuple[str, str | None], _Spelling] = {}
+        # register. Worked out once per spelling, not once per reading; by spelling, then
+        # unit: two lookups of strings (their hashes are cached) cost less than making and
+        # hashing a (spelling, unit) tuple per reading.
+        self._spellings: dict[str, dict[str | None, _Spelling]] = {}
+        self._spelling_count = 0
         self.state = EngineState.decode(state)
         self.tariffs = TariffSchedule(self.settings.tariff, self.zone)
         self.monitor = SupplyMonitor(meter_id, self.settings.limits)
@@ -305,13 +308,11 @@ class MeterEngine:
         lifetime: dict[str, None] = {}
         spellings = self._spellings
         for reading in sample.readings:
-            unit = reading.unit
-            spelling = spellings.get((reading.obis, unit))
-            if spelling is None:
-                if len(spellings) >= _MAX_SPELLINGS:  # a meter sending ever new codes
-                    spellings.clear()
-                spelling = spellings[reading.obis, unit] = _spelling(reading.obis, unit)
-            code, canonical_unit, scale, cumulative = spelling
+            raw, unit = reading.obis, reading.unit
+            try:
+                code, canonical_unit, scale, cumulative = spellings[raw][unit]
+            except KeyError:  # a spelling not seen before: once per spelling and unit
+                code, canonical_unit, scale, cumulative = self._learn_spelling(raw, unit)
             value = reading.value
             if cumulative:
                 lifetime[code] = None
@@ -345,6 +346,15 @@ class MeterEngine:
             values[code] = (exact, canonical_unit)
             numbers[code] = float(exact)
         return values, numbers, lifetime
+
+    def _learn_spelling(self, raw: str, unit: str | None) -> _Spelling:
+        spellings = self._spellings
+        if self._spelling_count >= _MAX_SPELLINGS:  # a meter sending ever new codes
+            spellings.clear()
+            self._spelling_count = 0
+        spelling = spellings.setdefault(raw, {})[unit] = _spelling(raw, unit)
+        self._spelling_count += 1
+        return spelling
 
     def _accept_cumulative(
         self,
