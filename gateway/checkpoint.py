@@ -41,7 +41,8 @@ class MeterRow:
 
     registers: tuple[Register, ...] = ()
     state: bytes | None = None  # the engine's cursor (EngineState JSON)
-    # Intervals closed since they were last filed into the profile and analysis tables.
+    # Intervals closed since they were last filed (gateway/store.py's interval log). The log's
+    # blobs are rows of this shape too, holding only intervals of one kind.
     profile: tuple[ProfileRow, ...] = field(default=())
     analysis: tuple[AnalysisRow, ...] = field(default=())
 

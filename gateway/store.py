@@ -4,7 +4,9 @@ Written rarely and in batches (checkpoints, rare records, the MQTT outbox only w
 away: README "Durability"), so each commit may be fully durable: WAL with ``synchronous=FULL``
 means a committed checkpoint survives a power cut, which is what lets a register only the
 gateway counts be shown as soon as it is committed. A meter's registers and engine state are one
-compact row (gateway/checkpoint.py), so a checkpoint writes a page per few meters.
+compact row (gateway/checkpoint.py), so a checkpoint writes a page per few meters; closed profile
+and analysis intervals ride in that row or are appended to the interval log in compressed blobs,
+so a filing writes at the end of one table instead of into the middle of two.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import groupby
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +34,7 @@ __all__ = ["SCHEMA_VERSION", "Snapshot", "Store", "checkpoint_in", "registers_in
 
 _LOGGER = logging.getLogger(__name__)
 _Row = TypeVar("_Row", ProfileRow, AnalysisRow)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _fold_into_meter_rows(db: sqlite3.Connection) -> None:
@@ -129,6 +133,23 @@ _MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # Small per-meter values outputs keep with the checkpoint (MQTT state sequence numbers): in
     # the meter's own row, so saving them writes no page the checkpoint does not write anyway.
     "ALTER TABLE meter_checkpoint ADD COLUMN notes TEXT NOT NULL DEFAULT '{}'",
+    # Filed intervals as compact blobs appended in rowid order (``Store.save_meters``): a
+    # filing dirties only the table's and the index's last pages, where the profile and
+    # analysis tables (a row per interval, keyed by meter first) take ten meters' filings into
+    # ten places of each tree and split pages half full. Those tables stay: rows filed there
+    # before, and imported histories, are read from them as before.
+    """
+    CREATE TABLE interval_log (
+        id INTEGER PRIMARY KEY,
+        meter TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        first_start INTEGER NOT NULL,
+        last_start INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        body BLOB NOT NULL
+    );
+    CREATE INDEX interval_log_by_last ON interval_log (last_start, meter, kind, first_start);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 # Rows a long read takes per query: a few 100 kB in memory, and the gateway commits in between.
@@ -148,15 +169,22 @@ PAGE_ROWS = 500
 # meters' rows every few; at 64 one meter's first 64 commits after a start pay the growth
 # (1.81 against 1.23 MB/day measured over the first two hours at 900 s), ten meters the same.
 WAL_AUTOCHECKPOINT_PAGES = 16
-# A meter's checkpoint row carries the intervals closed since they were last filed while it stays
-# within most of a page (a row stays in its leaf up to 4,061 bytes); then they go into their
-# tables in one batch. Each checkpoint would otherwise touch a profile and an analysis page per
-# meter. A filing costs a one-meter gateway as much as six checkpoints (the tables' pages in the
-# WAL, then copied back into a growing database): at 2 KB rows (about three hours of a three-phase
-# meter's intervals) it came eight times a day, 0.56 MB of one meter's 1.4; at 3.5 KB half as often,
-# while ten meters' rows, rewritten at every checkpoint, take about one page more.
+# The room a page gives rows, as ``save_meters`` counts it (a row stays in its leaf up to 4,061
+# bytes). Meters' rows carry the intervals closed since they were last filed while that takes no
+# more pages than the rows without them: one meter's row (about 1 KB) carries them until it holds
+# this much, about six hours of a three-phase meter's, so its checkpoints write the one page they
+# write anyway. Ten meters' rows (about 10 KB, three pages) would need a page more at the first
+# checkpoint that carried anything and more at every one after (strace of bench/sd_card.py: ten
+# pages a checkpoint at 3.5 KB rows), so their intervals are filed at every checkpoint instead:
+# appended to the interval log, a few hundred bytes a meter, at its end.
 ROW_BYTES_MAX = 3584
 JOURNAL_SIZE_LIMIT_B = 4 * 1024 * 1024
+# The interval log's kinds (its ``kind`` column).
+_PROFILE, _ANALYSIS = 0, 1
+# One blob of the interval log never spans more than this from its first interval's start to its
+# last's (a long refill is cut up): a read of [since, until) then finds every blob it needs among
+# those whose last start lies in [since, until + LOG_SPAN), by the index on last_start.
+LOG_SPAN_US = 86_400 * 1_000_000
 
 
 class _Reads:
@@ -168,8 +196,10 @@ class _Reads:
     """
 
     _db: sqlite3.Connection
-    # Events with a larger id were added after the read began (a snapshot's bound).
+    # Events and interval blobs with a larger id were added after the read began (a snapshot's
+    # bounds).
     _event_id_max: int = 2**63 - 1
+    _log_id_max: int = 2**63 - 1
 
     def events(  # noqa: PLR0913 - keyword-only filters
         self,
@@ -209,11 +239,15 @@ class _Reads:
     ) -> Iterator[ProfileRow]:
         """Profile intervals starting in [since, until), oldest first, streamed from disk; the
         rows as they are at the call (later ones do not show up half-way)."""
-        unfiled = [
-            row
-            for row in self._unfiled(meter).profile
-            if since <= row.start < until and interval_s in (None, _length_s(row.start, row.end))
-        ]
+        unfiled = sorted(
+            (
+                row
+                for row in self._unfiled(meter).profile
+                if since <= row.start < until
+                and interval_s in (None, _length_s(row.start, row.end))
+            ),
+            key=_start_end,
+        )
         filed = (
             ProfileRow(
                 _time_from_db(start),
@@ -230,12 +264,20 @@ class _Reads:
                 until=until,
             )
         )
-        return _newest_wins(filed, unfiled)
+        logged = (
+            row
+            for row in self._logged(meter, _PROFILE, since, until)
+            if interval_s in (None, _length_s(row.start, row.end))
+        )
+        return _newest_wins(filed, logged, unfiled)
 
     def analysis(self, meter: str, since: datetime, until: datetime) -> Iterator[AnalysisRow]:
         """Analysis rows starting in [since, until), oldest first, streamed from disk; the rows
         as they are at the call."""
-        unfiled = [row for row in self._unfiled(meter).analysis if since <= row.start < until]
+        unfiled = sorted(
+            (row for row in self._unfiled(meter).analysis if since <= row.start < until),
+            key=_start_end,
+        )
         filed = (
             AnalysisRow(
                 _time_from_db(start),
@@ -246,7 +288,38 @@ class _Reads:
                 "analysis", "values_json", meter=meter, interval_s=None, since=since, until=until
             )
         )
-        return _newest_wins(filed, unfiled)
+        return _newest_wins(filed, self._logged(meter, _ANALYSIS, since, until), unfiled)
+
+    def _logged(self, meter: str, kind: int, since: datetime, until: datetime) -> Iterator[Any]:
+        """A meter's intervals of one kind from the interval log, starting in [since, until),
+        by start; a day of them per query, each a short one (no statement stays open). An
+        interval in two blobs (replayed after it was filed) is read from the newer one."""
+        low, high = _micros(since), _micros(until)
+        while low < high:
+            # Skip to the first blob that can hold anything at or after ``low``.
+            (nearest,) = self._db.execute(
+                "SELECT min(last_start) FROM interval_log WHERE last_start >= ? AND meter = ?"
+                " AND kind = ? AND id <= ?",
+                (low, meter, kind, self._log_id_max),
+            ).fetchone()
+            if nearest is None:
+                return
+            low = max(low, int(nearest) - LOG_SPAN_US)
+            end = min(high, low + LOG_SPAN_US)
+            found: dict[tuple[datetime, datetime], Any] = {}
+            for _, body in sorted(
+                self._db.execute(
+                    "SELECT id, body FROM interval_log WHERE last_start >= ? AND last_start < ?"
+                    " AND meter = ? AND kind = ? AND first_start < ? AND id <= ?",
+                    (low, end + LOG_SPAN_US, meter, kind, end, self._log_id_max),
+                )
+            ):
+                blob = decode_row(meter, bytes(body))
+                for row in blob.profile if kind == _PROFILE else blob.analysis:
+                    if low <= _micros(row.start) < end:
+                        found[row.start, row.end] = row  # a later blob replaces
+            yield from sorted(found.values(), key=_start_end)
+            low = end
 
     def _unfiled(self, meter: str) -> MeterRow:
         """The intervals a meter's checkpoint row still carries (not yet in their tables)."""
@@ -332,8 +405,9 @@ class Snapshot(_Reads):
 
     The store's connection holds the database exclusively (no wal-index file on the card,
     README "Durability"), so a download reads through it, a page at a time between the
-    gateway's commits: events up to the newest id at the start, intervals up to the newest
-    filed at the call and the checkpoint's unfiled ones as they were then. Rows are only added
+    gateway's commits: events and logged intervals up to the newest id at the start, older
+    filed intervals up to the newest at the call and the checkpoint's unfiled ones as they were
+    then. Rows are only added
     or replaced meanwhile, except by a prune, which the store defers while a snapshot is open:
     nothing committed meanwhile shows up half-way, and nothing is cut out. Close it promptly.
     """
@@ -343,9 +417,11 @@ class Snapshot(_Reads):
         self._db = store.connection
         try:
             newest = self._db.execute("SELECT max(id) FROM events").fetchone()[0]
+            newest_blob = self._db.execute("SELECT max(id) FROM interval_log").fetchone()[0]
         except sqlite3.Error as err:
             raise StoreError(f"cannot read the store {store.path}: {err}") from err
         self._event_id_max = int(newest or 0)
+        self._log_id_max = int(newest_blob or 0)
         self._open = True
         store.long_reads += 1
 
@@ -527,26 +603,51 @@ class Store(_Reads):
 
     def save_meters(self, rows: Mapping[str, MeterRow]) -> dict[str, MeterRow]:
         """Checkpoint meters (one row each, one transaction for all); returns the rows as
-        stored. A row whose intervals make it larger than ROW_BYTES_MAX files them into the
-        profile and analysis tables and keeps none."""
-        stored: dict[str, MeterRow] = {}
-        bodies: list[tuple[str, bytes]] = []
+        stored. The rows carry their intervals while that takes no more pages than the rows
+        without them (one meter's row up to ROW_BYTES_MAX); otherwise every row's intervals are
+        filed into the interval log, and the rows keep none."""
+        carried = {meter: encode_row(row) for meter, row in rows.items()}
+        bare_rows = {meter: replace(row, profile=(), analysis=()) for meter, row in rows.items()}
+        bare = {meter: encode_row(row) for meter, row in bare_rows.items()}
         with self.transaction() as db:
-            for meter, row in rows.items():
-                kept, body = row, encode_row(row)
-                if len(body) > ROW_BYTES_MAX and (row.profile or row.analysis):
-                    self.add_profile(meter, row.profile)
-                    self.add_analysis(meter, row.analysis)
-                    kept = replace(row, profile=(), analysis=())
-                    body = encode_row(kept)
-                stored[meter] = kept
-                bodies.append((meter, body))
+            if _pages(carried.values()) > _pages(bare.values()):
+                for meter, row in rows.items():
+                    self._file(db, meter, _PROFILE, row.profile)
+                    self._file(db, meter, _ANALYSIS, row.analysis)
+                stored, bodies = bare_rows, bare
+            else:
+                stored, bodies = dict(rows), carried
             db.executemany(
                 "INSERT INTO meter_checkpoint (meter, body) VALUES (?, ?)"
                 " ON CONFLICT (meter) DO UPDATE SET body = excluded.body",
-                bodies,
+                bodies.items(),
             )
         return stored
+
+    @staticmethod
+    def _file(
+        db: sqlite3.Connection, meter: str, kind: int, rows: Iterable[ProfileRow | AnalysisRow]
+    ) -> None:
+        """Append a meter's intervals of one kind to the interval log: a compressed blob per
+        LOG_SPAN_US of starts (one, unless a long refill)."""
+        chunks: list[list[ProfileRow | AnalysisRow]] = []
+        for row in sorted(rows, key=_start_end):
+            if not chunks or _micros(row.start) - _micros(chunks[-1][0].start) >= LOG_SPAN_US:
+                chunks.append([])
+            chunks[-1].append(row)
+        for chunk in chunks:
+            db.execute(
+                "INSERT INTO interval_log (meter, kind, first_start, last_start, count, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    meter,
+                    kind,
+                    _micros(chunk[0].start),
+                    _micros(chunk[-1].start),
+                    len(chunk),
+                    _blob(kind, chunk),
+                ),
+            )
 
     def put_meter_note(self, meter: str, key: str, value: str) -> None:
         """Keep a small value with a meter's checkpoint (its row: no page of its own)."""
@@ -670,6 +771,8 @@ class Store(_Reads):
                 "DELETE FROM analysis WHERE meter = ? AND start < ?",
                 (meter, _time_to_db(analysis_before)),
             ).rowcount
+            removed += _prune_log(db, meter, _PROFILE, _micros(profile_before))
+            removed += _prune_log(db, meter, _ANALYSIS, _micros(analysis_before))
         return int(removed)
 
     # module state ------------------------------------------------------------------------------
@@ -717,23 +820,71 @@ class Store(_Reads):
                 db.execute(f"PRAGMA user_version = {step + 1}")
 
 
+def _prune_log(db: sqlite3.Connection, meter: str, kind: int, before: int) -> int:
+    """Drop a meter's logged intervals of one kind starting before ``before`` (µs): whole blobs,
+    and the older part of the one blob that straddles it; returns intervals removed."""
+    removed = 0
+    for blob_id, first, count, body in db.execute(
+        "SELECT id, first_start, count, body FROM interval_log WHERE last_start < ?"
+        " AND meter = ? AND kind = ? AND first_start < ?",
+        (before + LOG_SPAN_US, meter, kind, before),
+    ).fetchall():
+        blob = decode_row(meter, bytes(body))
+        kept = [
+            row
+            for row in (blob.profile if kind == _PROFILE else blob.analysis)
+            if _micros(row.start) >= before
+        ]
+        removed += int(count) - len(kept)
+        if not kept:
+            db.execute("DELETE FROM interval_log WHERE id = ?", (blob_id,))
+        elif _micros(kept[0].start) != first:
+            db.execute(
+                "UPDATE interval_log SET first_start = ?, count = ?, body = ? WHERE id = ?",
+                (_micros(kept[0].start), len(kept), _blob(kind, kept), blob_id),
+            )
+    return removed
+
+
+def _blob(kind: int, rows: list[ProfileRow | AnalysisRow]) -> bytes:
+    profile = tuple(row for row in rows if isinstance(row, ProfileRow))
+    analysis = tuple(row for row in rows if isinstance(row, AnalysisRow))
+    return encode_row(
+        MeterRow(profile=profile) if kind == _PROFILE else MeterRow(analysis=analysis)
+    )
+
+
+def _pages(bodies: Iterable[bytes]) -> int:
+    """Roughly how many pages rows of these sizes take (ROW_BYTES_MAX of each page's room)."""
+    return -(-sum(len(body) for body in bodies) // ROW_BYTES_MAX)
+
+
+def _micros(at: datetime) -> int:
+    # Integer microseconds since the epoch (UTC): the interval log's time columns.
+    delta = at.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def _length_s(start: datetime, end: datetime) -> int:
     return int((end - start).total_seconds())
 
 
-def _newest_wins(filed: Iterator[_Row], unfiled: list[_Row]) -> Iterator[_Row]:
-    """Filed rows (oldest first) and a checkpoint's unfiled ones in one start order; an
-    interval in both (replayed after it was filed) is the unfiled, newer one."""
-    if not unfiled:
-        yield from filed
-        return
-    newer = {(row.start, row.end) for row in unfiled}
-    rest = (row for row in filed if (row.start, row.end) not in newer)
-    yield from heapq.merge(rest, sorted(unfiled, key=_start), key=_start)
+def _newest_wins(*streams: Iterable[_Row]) -> Iterator[_Row]:
+    """Streams of rows (each by start), older sources first, merged in start order; an
+    interval in several (replayed after it was filed) is the one from the newest source."""
+    merged = heapq.merge(
+        *(((row.start, rank, row) for row in stream) for rank, stream in enumerate(streams)),
+        key=lambda item: item[0],
+    )
+    for _, same_start in groupby(merged, key=lambda item: item[0]):
+        newest: dict[datetime, _Row] = {}
+        for _, _, row in sorted(same_start, key=lambda item: item[1]):
+            newest[row.end] = row
+        yield from sorted(newest.values(), key=_start_end)
 
 
-def _start(row: ProfileRow | AnalysisRow) -> datetime:
-    return row.start
+def _start_end(row: ProfileRow | AnalysisRow) -> tuple[datetime, datetime]:
+    return row.start, row.end
 
 
 def _start_text(row: tuple[Any, ...]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.checkpoint import MeterRow
+from gateway.checkpoint import MeterRow, encode_row
 from gateway.engine import AnalysisRow, ProfileFlag, ProfileRow, Register
 from gateway.errors import StoreError
 from gateway.model import Event
@@ -204,8 +205,8 @@ def test_closed_intervals_ride_in_the_checkpoint_row_then_are_filed_in_one_batch
     tmp_path: Path,
 ) -> None:
     """Each checkpoint carries the intervals closed since the last filing in the meter's own
-    row (one page written); a batch reaches the profile and analysis tables only when the row
-    grows past half a page. Reads see every interval either way, once, in order."""
+    row (one page written); a batch reaches the interval log only when the row grows past most
+    of a page. Reads see every interval either way, once, in order."""
     store = Store(tmp_path / "g.db")
     registers = (Register("1-0:1.8.0", Decimal("1.000"), "kWh", T0),)
     profile: list[ProfileRow] = []
@@ -232,9 +233,12 @@ def test_closed_intervals_ride_in_the_checkpoint_row_then_are_filed_in_one_batch
         assert list(view.profile("main", None, T0, T0 + timedelta(days=1))) == profile
     assert 2 <= filings < 20, "filed in batches, not at every checkpoint"
     db = store.connection  # the store holds the database exclusively
-    (in_table,) = db.execute("SELECT count(*) FROM profile").fetchone()
+    (in_log,) = db.execute("SELECT sum(count) FROM interval_log WHERE kind = 0").fetchone()
+    (blobs,) = db.execute("SELECT count(*) FROM interval_log").fetchone()
     (body,) = db.execute("SELECT body FROM meter_checkpoint WHERE meter = 'main'").fetchone()
-    assert in_table + len(row.profile) == 40
+    assert in_log + len(row.profile) == 40
+    assert blobs == 2 * filings, "one profile and one analysis blob a filing"
+    assert db.execute("SELECT count(*) FROM profile").fetchone() == (0,)
     assert len(body) <= ROW_BYTES_MAX
 
     # An interval replayed after it was filed (the same start): the newer one is read, once.
@@ -324,3 +328,147 @@ def test_a_long_read_pages_each_interval_length_and_merges_them_by_start(tmp_pat
     )
     assert len(list(store.profile("main", 900, *span))) == count + 5
     store.close()
+
+
+def test_ten_meters_file_their_intervals_into_the_log_and_read_them_back_whole(
+    tmp_path: Path,
+) -> None:
+    """Ten meters' rows would take more pages carrying their intervals than without: each
+    checkpoint appends them to the interval log instead, and the rows stay bare. Reads cross the
+    log's day-long queries, take an interval replayed later from its newest blob, cut a long
+    refill into day-long blobs and see nothing a snapshot did not have at its start; a prune
+    drops whole blobs and trims the one that straddles the retention."""
+    store = Store(tmp_path / "g.db")
+    meters = [f"m{n}" for n in range(10)]
+    registers = (Register("1-0:1.8.0", Decimal("1.000"), "kWh", T0),)
+    intervals = [_interval(n) for n in range(3 * 96)]  # three days of quarter hours
+    for hour in range(0, len(intervals), 4):
+        batch = intervals[hour : hour + 4]
+        stored = store.save_meters(
+            {
+                meter: MeterRow(
+                    registers, b"{}", tuple(p for p, _ in batch), tuple(a for _, a in batch)
+                )
+                for meter in meters
+            }
+        )
+        assert all(not row.profile and not row.analysis for row in stored.values())
+    db = store.connection
+    assert db.execute("SELECT count(*) FROM interval_log").fetchone() == (2 * 10 * 72,)
+    assert db.execute("SELECT count(*) FROM profile").fetchone() == (0,)
+    span = (T0 - timedelta(days=10), T0 + timedelta(days=10))
+    profile = [p for p, _ in intervals]
+    analysis = [a for _, a in intervals]
+    for meter in meters:
+        assert list(store.profile(meter, None, *span)) == profile
+        assert list(store.analysis(meter, *span)) == analysis
+    assert list(store.profile("m3", 900, *span)) == profile
+    assert list(store.profile("m3", 3600, *span)) == []
+    assert list(store.profile("other", None, *span)) == []
+    middle = (T0 + timedelta(hours=30), T0 + timedelta(hours=31, minutes=1))
+    assert list(store.analysis("m5", *middle)) == analysis[120:125]
+
+    # A refill of two days in one checkpoint (after downtime), replaying day two's intervals.
+    refill = [replace(p, values={"1-0:1.8.0": Decimal("7.777")}) for p in profile[96:]]
+    with store.snapshot() as view:
+        before = view.profile("m0", None, *span)
+        first = next(before)
+        store.save_meters({meter: MeterRow(registers, b"{}", tuple(refill)) for meter in meters})
+        assert [first, *before] == profile, "a snapshot sees what there was at its start"
+    assert list(store.profile("m0", None, *span)) == profile[:96] + refill
+    spans = db.execute(
+        "SELECT last_start - first_start FROM interval_log WHERE meter = 'm0' AND count > 4"
+    ).fetchall()
+    assert len(spans) == 2 and all(s < 86_400 * 10**6 for (s,) in spans), "cut into days"
+
+    # Retention: day one and a quarter hour of day two go; the blob holding both is trimmed.
+    cut = profile[97].start
+    removed = store.prune("m0", profile_before=cut, analysis_before=span[0])
+    assert removed == 97 + 1  # day one's 96, the replaced 97th in its first blob, the refill's
+    assert list(store.profile("m0", None, *span)) == refill[1:]
+    assert list(store.analysis("m0", *span)) == analysis
+    assert list(store.profile("m1", None, *span)) == profile[:96] + refill
+    store.close()
+    reopened = Store(tmp_path / "g.db")
+    assert list(reopened.profile("m0", None, *span)) == refill[1:]
+    assert reopened.integrity_ok()
+    reopened.close()
+
+
+def test_a_database_of_the_last_schema_opens_with_its_filed_and_carried_intervals_intact(
+    tmp_path: Path,
+) -> None:
+    """A data directory from before the interval log (schema 3: intervals filed into the
+    profile and analysis tables, the newest carried in the meter's row) opens at the current
+    schema; every interval reads back exactly, and new filings go on from there."""
+    path = tmp_path / "gateway.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for step in _MIGRATIONS[:3]:
+        if callable(step):
+            step(old)
+        else:
+            old.executescript(step)
+    profile = [p for p, _ in (_interval(n) for n in range(8))]
+    analysis = [a for _, a in (_interval(n) for n in range(8))]
+    old.executemany(
+        "INSERT INTO profile (meter, interval_s, start, values_json, flags) VALUES (?,?,?,?,?)",
+        [
+            (
+                "main",
+                900,
+                p.start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                json.dumps({k: str(v) for k, v in p.values.items()}),
+                int(p.flags),
+            )
+            for p in profile[:5]
+        ],
+    )
+    old.executemany(
+        "INSERT INTO analysis (meter, interval_s, start, values_json) VALUES (?,?,?,?)",
+        [
+            ("main", 900, a.start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), json.dumps(a.values))
+            for a in analysis[:5]
+        ],
+    )
+    registers = (Register("1-0:1.8.0", Decimal("1.000"), "kWh", T0),)
+    old.execute(
+        "INSERT INTO meter_checkpoint (meter, body, notes) VALUES (?, ?, ?)",
+        (
+            "main",
+            encode_row(MeterRow(registers, b"{}", tuple(profile[5:]), tuple(analysis[5:]))),
+            '{"mqtt_seq": "9"}',
+        ),
+    )
+    old.execute("PRAGMA user_version = 3")
+    old.close()
+
+    span = (T0 - timedelta(days=1), T0 + timedelta(days=1))
+    store = Store(path)
+    try:
+        assert store.connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert list(store.profile("main", None, *span)) == profile
+        assert list(store.analysis("main", *span)) == analysis
+        assert store.meter_note("main", "mqtt_seq") == "9"
+        loaded = store.load_meter("main")
+        assert loaded is not None and loaded.registers == registers
+        # Ten meters' worth of intervals: the carried ones and a replay are filed into the log.
+        more = [_interval(n) for n in range(8, 48)]
+        replayed = replace(profile[0], values={"1-0:1.8.0": Decimal("5.555")})
+        store.save_meters(
+            {
+                "main": replace(
+                    loaded,
+                    profile=(*loaded.profile, replayed, *(p for p, _ in more)),
+                    analysis=(*loaded.analysis, *(a for _, a in more)),
+                )
+            }
+        )
+        assert list(store.profile("main", None, *span)) == [
+            replayed,
+            *profile[1:],
+            *(p for p, _ in more),
+        ]
+        assert list(store.analysis("main", *span)) == analysis + [a for _, a in more]
+        assert store.integrity_ok()
+    finally:
+        store.close()
