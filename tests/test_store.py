@@ -7,15 +7,18 @@ import os
 import random
 import sqlite3
 import stat
+import zlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from gateway.checkpoint import MeterRow, encode_row
+from gateway.checkpoint import MeterRow, _inflate, decode_row, encode_row
 from gateway.engine import AnalysisRow, ProfileFlag, ProfileRow, Register
+from gateway.engine.state import EngineState
 from gateway.errors import StoreError
 from gateway.model import Event
 from gateway.store import _MIGRATIONS, PAGE_ROWS, ROW_BYTES_MAX, SCHEMA_VERSION, Store
@@ -472,3 +475,30 @@ def test_a_database_of_the_last_schema_opens_with_its_filed_and_carried_interval
         assert store.integrity_ok()
     finally:
         store.close()
+
+
+def test_a_row_compressed_with_the_preset_dictionary_is_smaller_and_old_rows_still_read() -> None:
+    """Rows name their zlib dictionary in the header: a row older gateways wrote (no dictionary)
+    reads as before, one naming a dictionary this gateway lacks is refused with the meter
+    named, and a three-phase meter's row is far smaller than without the dictionary."""
+    noise = random.Random(7)
+    codes = [f"1-0:{c}.7.0" for c in (1, 2, 3, 4, 14, 13, 21, 22, 32, 31, 41, 42, 52, 51, 61)]
+    codes += [f"1-0:{q}.8.{t}" for q in (1, 3) for t in range(5)] + ["1-0:2.8.0", "1-0:4.8.0"]
+    registers = (
+        *(Register(c, Decimal(f"{noise.random() * 900:.3f}"), "kWh", T0) for c in codes),
+        Register("breaker_state", "connected", None, T0),
+        Register("quadrant", 1, None, T0),
+    )
+    p, a = _interval(3)
+    row = MeterRow(registers, msgspec.json.encode(EngineState()), (p,), (a,))
+    body = encode_row(row)
+    assert decode_row("main", body) == row
+    plain = zlib.compress(msgspec.json.encode(msgspec.json.decode(_inflate("main", body))), 9)
+    assert decode_row("main", plain) == row, "a row from before the dictionary"
+    assert len(body) < 0.7 * len(plain), (len(body), len(plain))
+    packer = zlib.compressobj(9, zdict=b'["1-0:1.7.0","d","0","W",0] another dictionary')
+    foreign = packer.compress(_inflate("main", body)) + packer.flush()
+    with pytest.raises(StoreError, match="meter main was compressed with a dictionary"):
+        decode_row("main", foreign)
+    with pytest.raises(StoreError, match="checkpoint of meter main cannot be read"):
+        decode_row("main", body[:-6])
