@@ -120,8 +120,17 @@ def start(data: Path, tmp_path: Path) -> tuple[Path, int]:
     config = tmp_path / "gateway.toml"
     config.write_text(
         # Fast enough that profile intervals are filed every few seconds: the store's small WAL
-        # is written over in place, so a full disk is only felt when the database must grow.
-        sim_gateway_toml(data, persist_interval_s=0.3, http_port=http, speed=3600.0, interval_s=0.1)
+        # is written over in place, so a full disk is only felt when the database must grow. A
+        # lone meter's row carries its intervals until it holds most of a page (gateway/store.py,
+        # ROW_BYTES_MAX), so five-minute intervals fill it in a few seconds of this sim.
+        sim_gateway_toml(
+            data,
+            persist_interval_s=0.3,
+            http_port=http,
+            speed=3600.0,
+            interval_s=0.1,
+            more="[meters.profile]\ninterval_min = 5\n[meters.analysis]\ninterval_min = 5\n",
+        )
     )
     return config, http
 
