@@ -1,7 +1,7 @@
 """SD card: the bytes the whole gateway process writes, and its log lines, in a steady state.
 
 Run: ``.venv/bin/python -m bench.sd_card [--meters N ...] [--hours H] [--speed X]
-[--checkpoint-s S ...] [--ups] [--json OUT]``
+[--checkpoint-s S ...] [--ups] [--no-top-up] [--json OUT]``
 
 ``meter-gateway run`` as systemd runs it (default log level, stderr to a pipe as to journald), a
 mosquitto on loopback taking its messages, discovery and HTTP on, N simulated three-phase meters
@@ -23,8 +23,8 @@ Prepayment stays on, and each meter is topped up during the warm-up (``TOP_UP_KW
 HTTP API as a utility's top-up would come) so the window measures a household with credit: a
 new meter starts at 0 credit, and without it all the bench's identical meters ran out together
 inside the window (four or five events a meter, each its own commit), a once-in-a-meter's-life
-burst that the extrapolation counted four times a day. What such events cost is in
-bench/FINDINGS.md "SD card".
+burst that the extrapolation counted four times a day. ``--no-top-up`` measures that burst
+(bench/FINDINGS.md "SD card").
 """
 
 from __future__ import annotations
@@ -131,8 +131,11 @@ def _config(
     return text
 
 
-def measure(meters: int, *, hours: float, speed: float, checkpoint_s: float) -> dict[str, Any]:
-    """Bytes a day and log lines of a gateway with ``meters`` simulated meters."""
+def measure(
+    meters: int, *, hours: float, speed: float, checkpoint_s: float, top_up: bool = True
+) -> dict[str, Any]:
+    """Bytes a day and log lines of a gateway with ``meters`` simulated meters; without
+    ``top_up`` they start at no credit and run out inside the window."""
     with tempfile.TemporaryDirectory(prefix="bench-sd-", dir=SCRATCH) as folder:
         work = Path(folder)
         broker = Broker(work)
@@ -159,7 +162,7 @@ def measure(meters: int, *, hours: float, speed: float, checkpoint_s: float) -> 
             wait_for_port(broker.port)
             wait_for_port(http_port, 30.0)
             warmup_end = time.monotonic() + WARMUP_S
-            for n in range(meters):
+            for n in range(meters if top_up else 0):
                 _top_up(http_port, f"m{n}")
             time.sleep(max(0.0, warmup_end - time.monotonic()))
             if process.poll() is not None:
@@ -186,6 +189,7 @@ def measure(meters: int, *, hours: float, speed: float, checkpoint_s: float) -> 
     window = [line for at, line in lines if start <= at <= end]
     return {
         "meters": meters,
+        "top_up": top_up,
         "checkpoint_s": checkpoint_s,
         "speed": speed,
         "meter_hours": covered_h,
@@ -214,10 +218,21 @@ def main(argv: list[str] | None = None) -> int:
         default=[config.GatewaySection().checkpoint_interval_s],
         help="checkpoint intervals in meter seconds (default: the gateway's default)",
     )
+    parser.add_argument(
+        "--no-top-up",
+        action="store_true",
+        help="leave the meters at no credit: every one runs out in the window (the events' cost)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     rows = [
-        measure(n, hours=args.hours, speed=args.speed, checkpoint_s=checkpoint_s)
+        measure(
+            n,
+            hours=args.hours,
+            speed=args.speed,
+            checkpoint_s=checkpoint_s,
+            top_up=not args.no_top_up,
+        )
         for checkpoint_s in args.checkpoint_s
         for n in args.meters
     ]
@@ -225,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(1, hours=0.25, speed=10.0, checkpoint_s=5.0))
     for row in rows:
         print(
-            f"{row['meters']} meter(s), checkpoint every {row['checkpoint_s']:g} s:"
+            f"{row['meters']} meter(s){'' if row['top_up'] else ' out of credit'},"
+            f" checkpoint every {row['checkpoint_s']:g} s:"
             f" {row['bytes_per_day'] / 1e6:,.2f} MB written per day"
             f" ({row['written_bytes']:,} bytes in {row['meter_hours']:.2f} meter hours at"
             f" x{row['speed']:g}); {row['log_lines_in_window']} log lines"

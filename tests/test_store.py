@@ -502,3 +502,49 @@ def test_a_row_compressed_with_the_preset_dictionary_is_smaller_and_old_rows_sti
         decode_row("main", foreign)
     with pytest.raises(StoreError, match="checkpoint of meter main cannot be read"):
         decode_row("main", body[:-6])
+
+
+def test_events_kept_from_before_the_rebuild_keep_their_ids_and_new_ones_follow(
+    tmp_path: Path,
+) -> None:
+    """Schema 5 rebuilds the events table without AUTOINCREMENT (no sqlite_sequence page in
+    every event's commit): the events of an older database keep their ids, kinds and data, and
+    new ones are numbered after the largest, as before."""
+    path = tmp_path / "gateway.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for step in _MIGRATIONS[:4]:
+        if callable(step):
+            step(old)
+        else:
+            old.executescript(step)
+    old.executemany(
+        "INSERT INTO events (id, meter, at, kind, detail, data) VALUES (?,?,?,?,?,?)",
+        [
+            (3, "main", "2026-03-29T00:59:59.123456Z", "credit_low", "at 10", '{"level": 10}'),
+            (7, "main", "2026-03-29T01:00:00.000000Z", "top_up", "+5 kWh", '{"amount": "5"}'),
+            (8, "other", "2026-03-29T01:00:01.000000Z", "breaker_connected", "closed", "{}"),
+        ],
+    )
+    old.execute("PRAGMA user_version = 4")
+    old.close()
+
+    store = Store(path)
+    try:
+        assert [(i, e.kind, e.data) for i, e in store.events(limit=10)] == [
+            (3, "credit_low", {"level": 10}),
+            (7, "top_up", {"amount": "5"}),
+            (8, "breaker_connected", {}),
+        ]
+        assert [i for i, _ in store.events("main", limit=10)] == [3, 7]
+        (new_id,) = store.add_events([Event("main", T0, "credit_exhausted", "none left", {})])
+        assert new_id == 9
+        sql = store.connection.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'events'"
+        ).fetchone()[0]
+        assert "AUTOINCREMENT" not in sql
+        assert store.connection.execute(
+            "SELECT count(*) FROM sqlite_sequence WHERE name = 'events'"
+        ).fetchone() == (0,)
+        assert store.integrity_ok()
+    finally:
+        store.close()
