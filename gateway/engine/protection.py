@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.engine.book import BREAKER_ACTUATOR, BREAKER_STATE, CREDIT, Book
+from gateway.engine.book import BREAKER_ACTUATOR, BREAKER_STATE, CREDIT
 from gateway.engine.breaker import Action
 from gateway.engine.records import Update
 from gateway.errors import CommandError
 from gateway.model import Event
+
+if TYPE_CHECKING:  # the meter holds its Protection: a cycle only for the type checker
+    from gateway.engine.meter import MeterEngine
 
 __all__ = ["Protection"]
 
@@ -21,7 +24,9 @@ __all__ = ["Protection"]
 class Protection:
     """Drives the breaker from the meter's readings, prepayment and commands."""
 
-    def __init__(self, meter: Book) -> None:
+    def __init__(self, meter: MeterEngine) -> None:
+        # The concrete meter, not the Book protocol: compiled, its attributes and methods
+        # are reached directly, not looked up by name.
         self._m = meter
 
     def observe(
