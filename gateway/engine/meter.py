@@ -65,6 +65,13 @@ class MeterEngine:
         self._lifetime: dict[str, None] = dict.fromkeys(
             code for code in self._registers if obis.is_cumulative(code)
         )
+        # Their values held as Decimal, kept up to date by ``put``: the cursor is a copy of
+        # it, not a walk over the lifetime registers after every sample.
+        self._lifetime_values: dict[str, Decimal] = {
+            code: value
+            for code in self._lifetime
+            if isinstance(value := self._registers[code].value, Decimal)
+        }
         # What each OBIS spelling and unit an adapter sends turns into: the register's code,
         # the canonical unit, the power of ten between them and whether it is a lifetime
         # register. Worked out once per spelling, not once per reading; by spelling, then
@@ -228,12 +235,7 @@ class MeterEngine:
 
     def lifetime_values(self) -> dict[str, Decimal]:
         """The lifetime registers' values now (those held as Decimal), by code."""
-        registers = self._registers
-        return {
-            code: value
-            for code in self._lifetime
-            if isinstance(value := registers[code].value, Decimal)
-        }
+        return self._lifetime_values.copy()
 
     def clock_stepped(self, expected: datetime, actual: datetime) -> Update:
         """The gateway's clock was set (NTP stepped it, someone set it): log a clock_adjusted
@@ -440,6 +442,11 @@ class MeterEngine:
             register = Register(code, value, unit, at, at)
         self._registers[code] = register
         update.registers[code] = register
+        if code in self._lifetime:
+            if isinstance(value, Decimal):
+                self._lifetime_values[code] = value
+            else:
+                self._lifetime_values.pop(code, None)
 
     def _split_tariffs(
         self,
