@@ -397,3 +397,30 @@ def test_meter_alarms_are_events_on_change_only() -> None:
         )
         kinds += [e.kind for e in update.events]
     assert kinds == ["meter_alarm", "meter_alarm_cleared"]
+
+
+def test_a_restart_mid_interval_keeps_the_analysis_means() -> None:
+    start = datetime(2026, 1, 14, 10, 0, tzinfo=UTC)
+    points = list(synthetic(start, start + timedelta(hours=1), seed=3, min_s=20, max_s=90))
+    samples = [
+        sample(point, Reading("1-0:32.7.0", 228.0 + index % 7, "V"))
+        for index, point in enumerate(points)
+    ]
+    cut = next(i for i, p in enumerate(points) if p.at > start + timedelta(minutes=22))
+
+    def analysis(meter: MeterEngine, batch: list[Sample]) -> list[object]:
+        return [row for s in batch for row in meter.ingest(s).analysis]
+
+    whole = analysis(engine(), samples)
+    first = engine()
+    rows = analysis(first, samples[:cut])
+    second = MeterEngine(
+        "main",
+        list(first.registers.values()),
+        settings=first.settings,
+        zone=CPH,
+        state=first.state_blob(),
+    )
+    rows += analysis(second, samples[cut:])
+    assert len(whole) >= 3  # an hour of 15-minute intervals, one of them cut by the restart
+    assert rows == whole

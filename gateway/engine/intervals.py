@@ -50,10 +50,19 @@ class Intervals:
         # (gateway/engine/clock.py), so ``cross`` knows without working it out again that no
         # period ended before ``end``.
         self._periods: dict[int, tuple[datetime, datetime, timedelta | None]] = {}
-        # The analysis registers as the engine files them (normalized once).
+        # The analysis registers as the engine files them (normalized once; a code listed
+        # twice is one register).
         self._analysis = tuple(
-            (code, obis.normalize(code)) for code in meter.settings.analysis.registers
+            dict.fromkeys(
+                (code, obis.normalize(code)) for code in meter.settings.analysis.registers
+            )
         )
+        # The running sums and counts of the interval in progress, one per analysis register:
+        # per sample a list is cheaper to add to than the state's dicts, which ``settle``
+        # brings up to date when they are read (the interval's end, the checkpoint).
+        state = meter.state
+        self._sums = [state.analysis_sums.get(code, 0.0) for code, _ in self._analysis]
+        self._counts = [state.analysis_counts.get(code, 0) for code, _ in self._analysis]
 
     def start(self, at: datetime, flags: ProfileFlag = ProfileFlag.PARTIAL) -> None:
         state, zone = self._m.state, self._m.zone
@@ -68,7 +77,7 @@ class Intervals:
         whole = at == state.profile_start and flags == ProfileFlag.PARTIAL
         state.profile_flags = 0 if whole else int(flags)
         state.analysis_start = floor_to_period(at, self._m.settings.analysis.interval_min, zone)
-        state.analysis_sums, state.analysis_counts = {}, {}
+        self._restart_analysis()
         if self._m.settings.debiting.period == "monthly" and state.next_debiting is None:
             state.next_debiting = next_debiting_stop(
                 at, self._m.settings.debiting.day, self._m.settings.debiting.hour, zone
@@ -200,17 +209,31 @@ class Intervals:
         """Add a sample's numeric readings (canonical units, as floats) to the running means."""
         if not self._m.settings.analysis.enabled:
             return
-        state = self._m.state
-        sums, counts = state.analysis_sums, state.analysis_counts
-        for code, normalized in self._analysis:
+        sums, counts = self._sums, self._counts
+        for index, (_, normalized) in enumerate(self._analysis):
             number = numbers.get(normalized)
             if number is None:
                 continue
-            sums[code] = sums.get(code, 0.0) + number
-            counts[code] = counts.get(code, 0) + 1
+            sums[index] += number
+            counts[index] += 1
+
+    def settle(self) -> None:
+        """Bring the state's analysis sums and counts up to date with the running ones."""
+        state = self._m.state
+        for (code, _), total, count in zip(self._analysis, self._sums, self._counts, strict=True):
+            if count:
+                state.analysis_sums[code] = total
+                state.analysis_counts[code] = count
+
+    def _restart_analysis(self) -> None:
+        state = self._m.state
+        state.analysis_sums, state.analysis_counts = {}, {}
+        self._sums = [0.0] * len(self._analysis)
+        self._counts = [0] * len(self._analysis)
 
     def _close_analysis(self, end: datetime, update: Update) -> None:
         state = self._m.state
+        self.settle()
         if state.analysis_start is not None and state.analysis_counts:
             means = {
                 code: state.analysis_sums[code] / count
@@ -219,7 +242,7 @@ class Intervals:
             }
             update.analysis.append(AnalysisRow(state.analysis_start, end, means))
         state.analysis_start = end
-        state.analysis_sums, state.analysis_counts = {}, {}
+        self._restart_analysis()
 
     def debiting_stop(
         self, at: datetime, energies: Mapping[str, Decimal], update: Update, *, estimated: bool

@@ -110,6 +110,7 @@ class MeterEngine:
 
     def state_blob(self) -> bytes:
         """The cursor to persist alongside the registers."""
+        self.intervals.settle()
         display = self.display
         self.state.display_mode = display.mode
         self.state.display_index = display.index
