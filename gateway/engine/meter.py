@@ -460,17 +460,28 @@ class MeterEngine:
         """Add the totals' increase to the active tariff's registers (unless the meter sends
         its own), split at tariff switches inside the interval in proportion to time."""
         for total, prefix in TARIFF_SPLIT.items():
-            if total not in cumulative or not values.keys().isdisjoint(_TARIFF_CODES[prefix]):
+            if total not in cumulative:
                 continue
-            new_total = Decimal(cumulative[total][0])
-            unit = cumulative[total][1]
+            # Four lookups, not a keys view and a set operation: this runs every sample.
+            sends_tariffs = False
+            for code in _TARIFF_CODES[prefix]:
+                if code in values:
+                    sends_tariffs = True
+                    break
+            if sends_tariffs:
+                continue
+            new_total, unit = cumulative[total]
             previous = self._registers.get(total)
             if previous is None or isinstance(previous.value, str):
                 for tariff in range(1, 5):
                     if f"{prefix}{tariff}" not in self._registers:
                         self.put(update, f"{prefix}{tariff}", Decimal("0.000"), unit, at)
                 continue
-            delta = new_total - Decimal(previous.value)
+            # Lifetime values are Decimal already (``_canonical_values``): no new one each.
+            before = previous.value
+            delta = (new_total if type(new_total) is Decimal else Decimal(new_total)) - (
+                before if type(before) is Decimal else Decimal(before)
+            )
             if delta <= 0:
                 continue
             for tariff, share in self._tariff_shares(delta, at, tariff_before).items():
