@@ -38,7 +38,9 @@ PROFILE_CHANNELS = {
 
 
 class Book(Protocol):
-    """The meter as its parts see it: registers, settings, cursor, tariff and the breaker."""
+    """The meter as the command table sees it: registers, settings, cursor, tariff and the
+    breaker. The per-sample parts (intervals, protection) hold the MeterEngine itself, so
+    that compiled their reads of it are direct."""
 
     meter_id: str
     settings: EngineSettings

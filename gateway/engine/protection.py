@@ -28,6 +28,13 @@ class Protection:
         # The concrete meter, not the Book protocol: compiled, its attributes and methods
         # are reached directly, not looked up by name.
         self._m = meter
+        # The settings this runs on every sample, read once: settings are frozen, and a meter
+        # given new ones is a new engine (gateway/meters.py).
+        settings = meter.settings
+        self._breaker_on = settings.breaker.enabled
+        self._smart = settings.breaker.smart_disconnect
+        self._prepaid_on = settings.prepayment.enabled
+        self._credit_unit = settings.prepayment.unit
 
     def observe(
         self,
@@ -38,8 +45,8 @@ class Protection:
     ) -> None:
         """Smart disconnect (load, loss of neutral) and prepayment drive the breaker, from
         the sample's numeric readings (canonical units, as floats)."""
-        smart = self._m.settings.breaker.smart_disconnect
-        if not self._m.settings.breaker.enabled:
+        smart = self._smart
+        if not self._breaker_on:
             return
         for event in monitor_events:
             if event.kind == "loss_of_neutral" and smart.on_loss_of_neutral:
@@ -53,7 +60,7 @@ class Protection:
         self.enforce_prepayment(at, update)
 
     def _smart_disconnect(self, at: datetime, numbers: dict[str, float], update: Update) -> None:
-        smart, state = self._m.settings.breaker.smart_disconnect, self._m.state.breaker
+        smart, state = self._smart, self._m.state.breaker
         overrides = self._m.state.limit_overrides
         power_limit = overrides.get("power_w", smart.power_w)
         current_limit = overrides.get("current_a", smart.current_a)
@@ -82,7 +89,7 @@ class Protection:
             self._apply(update, *self._m.breaker.clear("smart", at, reconnect=smart.reconnect))
 
     def enforce_prepayment(self, now: datetime, update: Update) -> None:
-        if not self._m.settings.prepayment.enabled:
+        if not self._prepaid_on:
             return
         prepaid, state = self._m.prepayment, self._m.state.prepayment
         held = "prepayment" in self._m.state.breaker.causes
@@ -121,12 +128,13 @@ class Protection:
         update.actions += actions
 
     def publish(self, at: datetime, update: Update) -> None:
-        if self._m.settings.breaker.enabled:
-            self._m.put(update, BREAKER_STATE, self._m.state.breaker.state, None, at)
-            self._m.put(update, BREAKER_ACTUATOR, self._m.state.breaker.actuator, None, at)
-        if self._m.settings.prepayment.enabled:
-            unit = self._m.settings.prepayment.unit
-            self._m.put(update, CREDIT, self._m.state.prepayment.balance, unit, at)
+        meter, state = self._m, self._m.state
+        if self._breaker_on:
+            breaker = state.breaker
+            meter.put(update, BREAKER_STATE, breaker.state, None, at)
+            meter.put(update, BREAKER_ACTUATOR, breaker.actuator, None, at)
+        if self._prepaid_on:
+            meter.put(update, CREDIT, state.prepayment.balance, self._credit_unit, at)
 
     def set_limits(self, args: Mapping[str, Any]) -> dict[str, Any]:
         allowed = {"power_w", "current_a", "duration_s"}
