@@ -145,7 +145,7 @@ class MeterEngine:
             # meter's clock, intervals or counters.
             if BREAKER_FEEDBACK in values:
                 position = values[BREAKER_FEEDBACK][0]
-                update.events += self.breaker.feedback(str(position), at)
+                update.events.extend(self.breaker.feedback(str(position), at))
                 stamp = max(at, state.last_at or at)
                 self.put(update, BREAKER_FEEDBACK, position, None, stamp)
                 self.protection.publish(stamp, update)
@@ -180,7 +180,7 @@ class MeterEngine:
                 continue
             previous = registers.get(code)
             if code.startswith("alarm"):
-                update.events += self._alarm(at, code, value, previous)
+                update.events.extend(self._alarm(at, code, value, previous))
             # ``put``, inlined for a register the meter has: every reading of every sample.
             if previous is None:
                 self.put(update, code, value, unit, at)
@@ -210,7 +210,7 @@ class MeterEngine:
         # The monitor reads the phase voltages only.
         voltages = {code: numbers[code] for code in VOLTAGE_CODES if code in numbers}
         monitor_events = self.monitor.check(at, voltages) if voltages else []
-        update.events += monitor_events
+        update.events.extend(monitor_events)
         if prepaid:
             spent = {
                 t: after - before
@@ -221,10 +221,10 @@ class MeterEngine:
                 and (after := self.decimal(code)) is not None
                 and after > before
             }
-            update.events += self.prepayment.consume(spent, at)
+            update.events.extend(self.prepayment.consume(spent, at))
         self.protection.observe(at, numbers, monitor_events, update)
         if BREAKER_FEEDBACK in values:
-            update.events += self.breaker.feedback(str(values[BREAKER_FEEDBACK][0]), at)
+            update.events.extend(self.breaker.feedback(str(values[BREAKER_FEEDBACK][0]), at))
         self._set_quadrant(at, numbers, update)
         self.put(update, ACTIVE_TARIFF, self.active_tariff(at), None, at)
         self.protection.publish(at, update)
@@ -270,7 +270,7 @@ class MeterEngine:
             self.intervals.debiting_stop(
                 state.next_debiting, dict(state.last), update, estimated=False
             )
-        update.events += self.breaker.tick(now)
+        update.events.extend(self.breaker.tick(now))
         self.protection.enforce_prepayment(now, update)
         self.protection.publish(now, update)
         return update
@@ -525,20 +525,15 @@ class MeterEngine:
 
     def _set_quadrant(self, at: datetime, numbers: dict[str, float], update: Update) -> None:
         registers = self._registers
-
-        def number(code: str) -> float:
-            register = registers.get(code)
-            if register is None or register.at != at or isinstance(register.value, str):
-                return 0.0
-            # Measured in this sample: its float is at hand (the same number as the register's).
-            found = numbers.get(code)
-            return float(register.value) if found is None else found
-
         power = registers.get("1-0:1.7.0")
         if power is None or power.at != at:
             return
-        p = number("1-0:1.7.0") - number("1-0:2.7.0")
-        q = number("1-0:3.7.0") - number("1-0:4.7.0")
+        p = _measured(registers, numbers, "1-0:1.7.0", at) - _measured(
+            registers, numbers, "1-0:2.7.0", at
+        )
+        q = _measured(registers, numbers, "1-0:3.7.0", at) - _measured(
+            registers, numbers, "1-0:4.7.0", at
+        )
         quadrant = (1 if q >= 0 else 4) if p >= 0 else (2 if q >= 0 else 3)
         self.put(update, QUADRANT, quadrant, None, at)
 
@@ -597,6 +592,21 @@ def _exact(value: float) -> Decimal:
             _EXACT.clear()
         _EXACT[value] = exact
     return exact
+
+
+def _measured(
+    registers: dict[str, Register], numbers: dict[str, float], code: str, at: datetime
+) -> float:
+    """A register measured at ``at`` as a float; 0.0 when it was not.
+
+    A module function, not a closure: compiled, a closure is called through Python's
+    protocol and made anew on every call of its maker."""
+    register = registers.get(code)
+    if register is None or register.at != at or isinstance(register.value, str):
+        return 0.0
+    # Measured in this sample: its float is at hand (the same number as the register's).
+    found = numbers.get(code)
+    return float(register.value) if found is None else found
 
 
 def _as_int(value: object) -> int | None:

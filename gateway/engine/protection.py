@@ -124,8 +124,8 @@ class Protection:
         }
 
     def _apply(self, update: Update, events: list[Event], actions: list[Action]) -> None:
-        update.events += events
-        update.actions += actions
+        update.events.extend(events)
+        update.actions.extend(actions)
 
     def publish(self, at: datetime, update: Update) -> None:
         meter, state = self._m, self._m.state
