@@ -30,11 +30,12 @@ from gateway.engine import AnalysisRow, BillingRecord, ProfileFlag, ProfileRow, 
 from gateway.errors import StoreError
 from gateway.model import Event, Value
 
-__all__ = ["SCHEMA_VERSION", "Snapshot", "Store", "checkpoint_in", "registers_in"]
+__all__ = ["SCHEMA_VERSION", "Snapshot", "Store", "checkpoint_in", "profile_in", "registers_in"]
 
 _LOGGER = logging.getLogger(__name__)
 _Row = TypeVar("_Row", ProfileRow, AnalysisRow)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EVER = (_EPOCH, datetime(9999, 1, 1, tzinfo=UTC))
 
 
 def _fold_into_meter_rows(db: sqlite3.Connection) -> None:
@@ -916,6 +917,14 @@ def registers_in(db: sqlite3.Connection, meter: str) -> dict[str, Register]:
     or a bench's own, while the gateway runs or after it was killed)."""
     row = _load_meter(db, meter)
     return {reg.obis: reg for reg in row.registers} if row else {}
+
+
+def profile_in(db: sqlite3.Connection, meter: str) -> list[ProfileRow]:
+    """Every profile interval of a meter (filed, logged and still carried in its row), read
+    through any connection to the database, as downloads read them."""
+    reader = _Reads()
+    reader._db = db
+    return list(reader.profile(meter, None, *_EVER))
 
 
 def checkpoint_in(db: sqlite3.Connection, meter: str) -> MeterRow | None:

@@ -165,8 +165,8 @@ def test_intervals_carried_in_a_checkpoint_row_survive_a_kill_and_are_read_once(
     try:
         before = list(store.profile("kept", None, *span))
         assert [row.start.minute for row in before] == [0, 15, 30]
-        (filed,) = store.connection.execute("SELECT count(*) FROM profile").fetchone()
-        assert filed == 0, "three intervals fit the row: no profile page written yet"
+        (filed,) = store.connection.execute("SELECT count(*) FROM interval_log").fetchone()
+        assert filed == 0, "three intervals fit the row: no interval log page written yet"
         again = Meters(settings(tmp_path), store, clean_start=False)
         assert list(store.profile("kept", None, *span)) == before
         feed(again, "kept", START + timedelta(minutes=50), "10.500")

@@ -18,11 +18,10 @@ import pytest
 
 from gateway import config
 from gateway.app import Gateway
-from gateway.checkpoint import MeterRow
 from gateway.engine.records import ProfileFlag
 from gateway.errors import CommandError
 from gateway.model import Command
-from gateway.store import checkpoint_in, registers_in
+from gateway.store import profile_in, registers_in
 from gateway.timekeeping import CLOCK_STEP_S, RELEASE_FLOOR, ClockGuard
 from tests.faults.harness import gateway_process, wait_for_log
 from tests.support.gateway import offline_text, serving, until
@@ -49,11 +48,10 @@ def stored_times(db: Path) -> dict[str, list[str]]:
     with on_disk(db) as con:
         return {
             "events": [r[0] for r in con.execute("SELECT at FROM events")],
-            "profile": [r[0] for r in con.execute("SELECT start FROM profile")]
-            + [
+            "profile": [
                 interval.start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                for (meter,) in con.execute("SELECT meter FROM meter_checkpoint")
-                for interval in (checkpoint_in(con, meter) or MeterRow()).profile
+                for (meter,) in con.execute("SELECT meter FROM meter_checkpoint").fetchall()
+                for interval in profile_in(con, meter)
             ],
             "billing": [r[0] for r in con.execute("SELECT at FROM billing")],
             "registers": [
