@@ -10,9 +10,10 @@ from zoneinfo import ZoneInfo
 
 from gateway.engine.breaker import Breaker
 from gateway.engine.prepayment import Prepayment
-from gateway.engine.records import Register, Update
+from gateway.engine.records import Register
 from gateway.engine.settings import EngineSettings
 from gateway.engine.state import EngineState
+from gateway.engine.update import Update
 from gateway.model import Event, Value
 
 __all__ = ["Book"]
@@ -38,9 +39,11 @@ PROFILE_CHANNELS = {
 
 
 class Book(Protocol):
-    """The meter as the command table sees it: registers, settings, cursor, tariff and the
-    breaker. The per-sample parts (intervals, protection) hold the MeterEngine itself, so
-    that compiled their reads of it are direct."""
+    """The meter as its parts see it: registers, settings, cursor, tariff and the breaker.
+
+    A protocol, not the MeterEngine: the parts cannot import the meter that holds them
+    (tests/test_architecture.py forbids import circles), though compiled, reads through a
+    protocol are looked up by name."""
 
     meter_id: str
     settings: EngineSettings

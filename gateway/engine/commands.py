@@ -28,7 +28,7 @@ from gateway.engine.book import ACTIVE_TARIFF, Book
 from gateway.engine.display import Display
 from gateway.engine.intervals import Intervals
 from gateway.engine.protection import Protection
-from gateway.engine.records import Update
+from gateway.engine.update import Update
 from gateway.errors import CommandError
 
 __all__ = [

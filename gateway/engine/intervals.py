@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway import obis
 from gateway.engine.book import (
@@ -25,13 +25,12 @@ from gateway.engine.book import (
     R_MINUS,
     R_PLUS,
     THRESHOLD_COUNT,
+    Book,
 )
 from gateway.engine.clock import floor_to_period, interpolate, next_debiting_stop, period_ends
-from gateway.engine.records import AnalysisRow, BillingRecord, ProfileFlag, ProfileRow, Update
+from gateway.engine.records import AnalysisRow, BillingRecord, ProfileFlag, ProfileRow
+from gateway.engine.update import Update
 from gateway.model import Value
-
-if TYPE_CHECKING:  # the meter holds its Intervals: a cycle only for the type checker
-    from gateway.engine.meter import MeterEngine
 
 __all__ = ["Intervals"]
 
@@ -41,9 +40,7 @@ _W_PER_KWH_PER_HOUR = Decimal(1000)
 class Intervals:
     """Opens and closes the meter's periods; the engine calls it per sample."""
 
-    def __init__(self, meter: MeterEngine) -> None:
-        # The concrete meter, not the Book protocol: compiled (scripts/compile-codecs), its
-        # attributes and methods are reached directly, not looked up by name.
+    def __init__(self, meter: Book) -> None:
         self._m = meter
         # Per period length: the period [start, end) that held the last sample and the UTC
         # offset then. A sample in the same period at the same offset floors to the same start

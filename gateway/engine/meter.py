@@ -34,10 +34,11 @@ from gateway.engine.intervals import Intervals
 from gateway.engine.monitor import VOLTAGE_CODES, SupplyMonitor
 from gateway.engine.prepayment import Prepayment
 from gateway.engine.protection import Protection
-from gateway.engine.records import ProfileFlag, Register, Update
+from gateway.engine.records import ProfileFlag, Register
 from gateway.engine.settings import EngineSettings
 from gateway.engine.state import EngineState
 from gateway.engine.tariff import TariffSchedule
+from gateway.engine.update import Update
 from gateway.errors import CommandError
 from gateway.model import Event, Sample, Value
 

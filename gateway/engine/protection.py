@@ -7,16 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway.engine.book import BREAKER_ACTUATOR, BREAKER_STATE, CREDIT
+from gateway.engine.book import BREAKER_ACTUATOR, BREAKER_STATE, CREDIT, Book
 from gateway.engine.breaker import Action
-from gateway.engine.records import Update
+from gateway.engine.update import Update
 from gateway.errors import CommandError
 from gateway.model import Event
-
-if TYPE_CHECKING:  # the meter holds its Protection: a cycle only for the type checker
-    from gateway.engine.meter import MeterEngine
 
 __all__ = ["Protection"]
 
@@ -24,9 +21,7 @@ __all__ = ["Protection"]
 class Protection:
     """Drives the breaker from the meter's readings, prepayment and commands."""
 
-    def __init__(self, meter: MeterEngine) -> None:
-        # The concrete meter, not the Book protocol: compiled, its attributes and methods
-        # are reached directly, not looked up by name.
+    def __init__(self, meter: Book) -> None:
         self._m = meter
         # The settings this runs on every sample, read once: settings are frozen, and a meter
         # given new ones is a new engine (gateway/meters.py).

@@ -10,10 +10,9 @@ from typing import Any
 
 import msgspec
 
-from gateway.engine.breaker import Action
-from gateway.model import Event, Value
+from gateway.model import Value
 
-__all__ = ["AnalysisRow", "BillingRecord", "ProfileFlag", "ProfileRow", "Register", "Update"]
+__all__ = ["AnalysisRow", "BillingRecord", "ProfileFlag", "ProfileRow", "Register"]
 
 
 class ProfileFlag(IntFlag):
@@ -75,26 +74,3 @@ class Register(msgspec.Struct, frozen=True, gc=False):
     def since(self) -> datetime:
         """When the register took its present value."""
         return self.changed_at or self.at
-
-
-@dataclass(slots=True)
-class Update:
-    """What one call into the engine changed."""
-
-    meter: str
-    registers: dict[str, Register] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
-    profile: list[ProfileRow] = field(default_factory=list)
-    analysis: list[AnalysisRow] = field(default_factory=list)
-    billing: list[BillingRecord] = field(default_factory=list)
-    actions: list[Action] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.registers
-            or self.events
-            or self.profile
-            or self.analysis
-            or self.billing
-            or self.actions
-        )
