@@ -7,7 +7,7 @@ directly by the engine at every sample.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,17 +18,38 @@ if TYPE_CHECKING:
 __all__ = ["Update"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Update:
     """What one call into the engine changed."""
 
     meter: str
-    registers: dict[str, Register] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
-    profile: list[ProfileRow] = field(default_factory=list)
-    analysis: list[AnalysisRow] = field(default_factory=list)
-    billing: list[BillingRecord] = field(default_factory=list)
-    actions: list[Action] = field(default_factory=list)
+    registers: dict[str, Register]
+    events: list[Event]
+    profile: list[ProfileRow]
+    analysis: list[AnalysisRow]
+    billing: list[BillingRecord]
+    actions: list[Action]
+
+    def __init__(  # noqa: PLR0913 - the dataclass's fields, each optional
+        self,
+        meter: str,
+        registers: dict[str, Register] | None = None,
+        *,
+        events: list[Event] | None = None,
+        profile: list[ProfileRow] | None = None,
+        analysis: list[AnalysisRow] | None = None,
+        billing: list[BillingRecord] | None = None,
+        actions: list[Action] | None = None,
+    ) -> None:
+        # Written out, not default factories: one Update is made per sample, and compiled,
+        # empty literals are made directly where factories are called through Python.
+        self.meter = meter
+        self.registers = {} if registers is None else registers
+        self.events = [] if events is None else events
+        self.profile = [] if profile is None else profile
+        self.analysis = [] if analysis is None else analysis
+        self.billing = [] if billing is None else billing
+        self.actions = [] if actions is None else actions
 
     def __bool__(self) -> bool:
         return bool(
