@@ -192,9 +192,9 @@ PAGE_ROWS = 500
 WAL_AUTOCHECKPOINT_PAGES = 16
 # The room a page gives rows, as ``save_meters`` counts it (a row stays in its leaf up to 4,061
 # bytes). Meters' rows carry the intervals closed since they were last filed while that takes no
-# more pages than the rows without them: one meter's row (about 1 KB) carries them until it holds
-# this much, about six hours of a three-phase meter's, so its checkpoints write the one page they
-# write anyway. Ten meters' rows (about 10 KB, three pages) would need a page more at the first
+# more pages than the rows without them: one meter's row (about 600 bytes) carries them until it
+# holds this much, some hours of a three-phase meter's, so its checkpoints write the one page they
+# write anyway. Ten meters' rows (about 6 KB, two pages) would need a page more at the first
 # checkpoint that carried anything and more at every one after (strace of bench/sd_card.py: ten
 # pages a checkpoint at 3.5 KB rows), so their intervals are filed at every checkpoint instead:
 # appended to the interval log, a few hundred bytes a meter, at its end.
