@@ -103,7 +103,11 @@ def test_mqtt_bench_delivers_from_memory_and_replays_a_spilled_outage() -> None:
 
 
 def test_mqtt_bench_refuses_lost_repeated_or_reordered_messages() -> None:
-    good = [("s/a", "a", 1, 9, 0.1), ("s/b", "b", 1, 9, 0.2), ("s/a", "a", 2, 9, 0.3)]
+    good: list[mqtt_throughput.Heard] = [
+        ("s/a", "a", 1, 9, 0.1),
+        ("s/b", "b", 1, 9, 0.2),
+        ("s/a", "a", 2, 9, 0.3),
+    ]
     good.append(("s/b", "b", 2, 9, 0.4))
     assert mqtt_throughput.verify("live", good, 4, first=1) == good
     cases = {
