@@ -200,17 +200,22 @@ def test_peak_power_and_billing_match_a_brute_force_computation(
 # ------------------------------------------------------------------------------- restarts
 
 
-def split_run(points: list[Point], cut: int, gap: timedelta = timedelta(0)) -> Update:
-    """Run to ``cut``, persist, restore into a new engine, continue (optionally after a gap)."""
-    first = engine()
-    total = run(first, points[:cut])
-    second = MeterEngine(
+def restored(first: MeterEngine) -> MeterEngine:
+    """A new engine from what ``first`` would persist: its registers and state blob."""
+    return MeterEngine(
         "main",
         list(first.registers.values()),
         settings=first.settings,
         zone=CPH,
         state=first.state_blob(),
     )
+
+
+def split_run(points: list[Point], cut: int, gap: timedelta = timedelta(0)) -> Update:
+    """Run to ``cut``, persist, restore into a new engine, continue (optionally after a gap)."""
+    first = engine()
+    total = run(first, points[:cut])
+    second = restored(first)
     shifted = [Point(p.at + gap, p.a_plus, p.a_minus, p.r_plus) for p in points[cut:]]
     rest = run(second, shifted)
     total.profile += rest.profile
@@ -414,13 +419,7 @@ def test_a_restart_mid_interval_keeps_the_analysis_means() -> None:
     whole = analysis(engine(), samples)
     first = engine()
     rows = analysis(first, samples[:cut])
-    second = MeterEngine(
-        "main",
-        list(first.registers.values()),
-        settings=first.settings,
-        zone=CPH,
-        state=first.state_blob(),
-    )
+    second = restored(first)
     rows += analysis(second, samples[cut:])
     assert len(whole) >= 3  # an hour of 15-minute intervals, one of them cut by the restart
     assert rows == whole
