@@ -66,6 +66,12 @@ SUMMARY_METERS_MAX = 10
 _SUMMARY_CODES = ("1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:2.7.0")
 # Debiting stops of a silent meter and display time-outs need a clock even without samples.
 TICK_S = 1.0
+# A checkpoint that must not wait for the interval (a tariff switch, a debiting stop, a breaker
+# switch) waits this long for the other meters' of the same instant: each meter crosses it at its
+# own next sample, 1 Hz meters within a second of each other, and every commit costs the SD card
+# the same few pages however little it holds, so ten meters' tariff switch is one commit instead
+# of ten. It is also how late such a switch can reach the disk (README "Durability").
+GATHER_AT_ONCE_S = 1.0
 # Retention is in days, so a few prunes a day keep the tables within a few hours of their bound.
 PRUNE_EVERY_S = 6 * 3600.0
 # While the store cannot be written (disk full, read-only, deleted directory) events wait in
@@ -138,6 +144,7 @@ class Gateway:
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
+        self._checkpoint_due = asyncio.Event()  # see GATHER_AT_ONCE_S
         self._store_health = StoreHealth(self.store.path, monotonic)
         self._unsaved_events: deque[Event] = deque()
         self._events_given_up = 0
@@ -394,8 +401,8 @@ class Gateway:
         if not noted:
             self.report_all(self.meters.note(update))
             if self.meters.due_checkpoint(update):
-                # A debiting stop, a tariff or breaker switch: rare, and must last at once.
-                self.persist()
+                # A debiting stop, a tariff or breaker switch: rare, and must last soon.
+                self._checkpoint_soon()
         for action in update.actions:
             self.modules.switch(update.meter, action.module, action.state)
         if update.registers:
@@ -549,13 +556,28 @@ class Gateway:
         )
         self.notifier.ready(self.status_line())
 
+    def _checkpoint_soon(self) -> None:
+        """Checkpoint within GATHER_AT_ONCE_S, together with the other meters due by then (at
+        once when not serving: there is no flush loop to gather in)."""
+        if self._group is None:
+            self.persist()
+        else:
+            self._checkpoint_due.set()
+
     async def _flush_loop(self) -> None:
         while True:
             uptime = (utc_now() - self.started_at).total_seconds()
             interval = self.settings.gateway.checkpoint_s
             # A newcomer sees the store (and gateway-counted totals) move at once; then the SD
             # card is spared.
-            await asyncio.sleep(min(interval, 1.0) if uptime < SUMMARY_WARMUP_S else interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(
+                    min(interval, 1.0) if uptime < SUMMARY_WARMUP_S else interval
+                ):
+                    await self._checkpoint_due.wait()
+                # Never later than the interval would have written it (a UPS's few seconds).
+                await asyncio.sleep(min(GATHER_AT_ONCE_S, interval))
+            self._checkpoint_due.clear()
             self.persist()
 
     def persist(self) -> None:

@@ -9,10 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from gateway import config
-from gateway.engine import Update
+from gateway.engine import ProfileFlag, ProfileRow, Update
 from gateway.meters import Meters
 from gateway.model import Reading, Sample
-from gateway.store import Store, registers_in
+from gateway.store import Store, profile_in, registers_in
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TEXT = """
@@ -175,5 +175,26 @@ def test_intervals_carried_in_a_checkpoint_row_survive_a_kill_and_are_read_once(
         after = list(store.profile("kept", None, *span))
         assert after[:3] == before
         assert [row.start.minute for row in after] == [0, 15, 30, 45]
+    finally:
+        store.close()
+
+
+def test_a_prune_of_every_meter_is_one_commit(tmp_path: Path) -> None:
+    store = Store(tmp_path / "gateway.db")
+    try:
+        meters = Meters(settings(tmp_path), store)
+        old = ProfileRow(
+            START, START + timedelta(minutes=15), {"1-0:1.8.0": Decimal("1.000")}, ProfileFlag(0)
+        )
+        for meter in ("kept", "counted"):
+            store.add_profile(meter, [old])
+        statements: list[str] = []
+        store.connection.set_trace_callback(statements.append)
+        try:
+            meters.prune(START + timedelta(days=3650))
+        finally:
+            store.connection.set_trace_callback(None)
+        assert statements.count("COMMIT") == 1, "a commit each would cost the card once a meter"
+        assert profile_in(store.connection, "kept") == profile_in(store.connection, "counted") == []
     finally:
         store.close()
