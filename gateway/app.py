@@ -150,6 +150,7 @@ class Gateway:
         self._events_given_up = 0
         self._command_handlers: dict[str, CommandHandler] = {}
         self._last_summary: dict[str, float] = {}
+        self._warmed_up = False  # past SUMMARY_WARMUP_S: one summary line an hour
         for name in MeterEngine.COMMANDS:
             self.add_command(name, self._engine_command)
 
@@ -399,7 +400,9 @@ class Gateway:
         if not update:
             return
         if not noted:
-            self.report_all(self.meters.note(update))
+            events = self.meters.note(update)
+            if events:
+                self.report_all(events)
             if self.meters.due_checkpoint(update):
                 # A debiting stop, a tariff or breaker switch: rare, and must last soon.
                 self._checkpoint_soon()
@@ -489,13 +492,15 @@ class Gateway:
 
     def _log_summary(self, meter: str) -> None:
         now = time.monotonic()
-        uptime = (utc_now() - self.started_at).total_seconds()
-        if uptime < SUMMARY_WARMUP_S:
-            # A newcomer sees each meter's values move at once.
-            if now - self._last_summary.get(meter, float("-inf")) >= 2.0:  # noqa: PLR2004 - every 2 s in the warm-up
-                self._last_summary[meter] = now
-                _LOGGER.info("meter %s: %s", meter, self.meters.summary(meter, _SUMMARY_CODES))
-            return
+        if not self._warmed_up:
+            # Asked once per sample: past the warm-up the wall clock is no longer read.
+            if (utc_now() - self.started_at).total_seconds() < SUMMARY_WARMUP_S:
+                # A newcomer sees each meter's values move at once.
+                if now - self._last_summary.get(meter, float("-inf")) >= 2.0:  # noqa: PLR2004 - every 2 s in the warm-up
+                    self._last_summary[meter] = now
+                    _LOGGER.info("meter %s: %s", meter, self.meters.summary(meter, _SUMMARY_CODES))
+                return
+            self._warmed_up = True
         if now - self._last_summary.get("", float("-inf")) < SUMMARY_EVERY_S:
             return
         self._last_summary[""] = now

@@ -127,14 +127,20 @@ class Meters:
 
     def note(self, update: Update) -> list[Event]:
         """Remember what an engine call changed for the next flush; returns its events."""
-        pending = self._pending.setdefault(update.meter, _Pending())
+        # Once per sample: no _Pending made only to be thrown away, no empty lists joined.
+        pending = self._pending.get(update.meter)
+        if pending is None:
+            pending = self._pending[update.meter] = _Pending()
         pending.touched = True
-        pending.registers.update(update.registers)
-        pending.profile += update.profile
-        pending.analysis += update.analysis
-        pending.billing += update.billing
         if update.registers:
+            pending.registers.update(update.registers)
             self.unpublished.add(update.meter)
+        if update.profile:
+            pending.profile += update.profile
+        if update.analysis:
+            pending.analysis += update.analysis
+        if update.billing:
+            pending.billing += update.billing
         return update.events
 
     def tick(self, now: datetime) -> list[Update]:
@@ -147,18 +153,21 @@ class Meters:
         if update.billing:
             return True
         durable = self._durable.get(update.meter, {})
+        registers = update.registers
         if update.meter in self._counting and any(
-            code not in durable and _counted_by_gateway(code, True) for code in update.registers
+            code not in durable and _counted_by_gateway(code, True) for code in registers
         ):
             # A total only the gateway counts, never stored yet: shown only once it is.
             return True
         # A switch, not a first value: the first reading after a start is the interval's job.
-        return any(
-            code in update.registers
-            and code in durable
-            and update.registers[code].value != durable[code].value
-            for code in _CHECKPOINT_AT_ONCE
-        )
+        # A loop, not any() over a generator: this runs once per sample.
+        for code in _CHECKPOINT_AT_ONCE:
+            register = registers.get(code)
+            if register is not None:
+                stored = durable.get(code)
+                if stored is not None and register.value != stored.value:
+                    return True
+        return False
 
     def flush(self, outputs: Iterable[MeterOutput]) -> None:
         """The checkpoint: one compact row (registers and engine cursor) for every meter that
@@ -283,6 +292,18 @@ class Meters:
         durable = self._durable.get(meter, {})
         counting = meter in self._counting
         withheld = meter in self._withheld
+        if not counting and not withheld:
+            # The usual meter, once per state message: every register as the engine has it
+            # (a copy made in C, in the engine's order) but the few the engine counts itself,
+            # which show as checkpointed, in place, or not until they are.
+            shown = dict(engine.registers)
+            for code in _COUNTED_BY_ENGINE:
+                if code in shown:
+                    if code in durable:
+                        shown[code] = durable[code]
+                    else:
+                        del shown[code]
+            return shown
         view: dict[str, Register] = {}
         for code, register in engine.registers.items():
             # _counted_by_gateway, inlined: this runs for every register of every meter at
@@ -296,18 +317,20 @@ class Meters:
 
     def live(self, update: Update) -> Update:
         """The part of an update shown at once: no register only the gateway counts."""
+        registers = update.registers
         if update.meter in self._counting:
             shown = {
                 code: register
-                for code, register in update.registers.items()
+                for code, register in registers.items()
                 if not _counted_by_gateway(code, True)
             }
         else:
-            shown = {
-                code: register
-                for code, register in update.registers.items()
-                if code not in _COUNTED_BY_ENGINE
-            }
+            # Once per sample: a copy made in C less the few engine-counted codes (the hour
+            # counter moves with every sample), not a comprehension over every register.
+            shown = dict(registers)
+            if not _COUNTED_BY_ENGINE.isdisjoint(registers):
+                for code in _COUNTED_BY_ENGINE:
+                    shown.pop(code, None)
         return Update(update.meter, shown)
 
     def summary(self, meter: str, codes: Iterable[str]) -> str:

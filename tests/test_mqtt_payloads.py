@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway import obis
 from gateway.config import MeterConfig
+from gateway.contracts import encode, mqtt
 from gateway.engine import Register
 from gateway.engine.records import BillingRecord, ProfileFlag, ProfileRow
 from gateway.errors import CommandError
@@ -23,8 +25,10 @@ from gateway.mqtt.payloads import (
     billing_payload,
     command_id_of,
     event_payload,
+    iso,
     parse_command,
     profile_payload,
+    reading_key,
     reply_payload,
     state_payload,
     value_text,
@@ -99,6 +103,67 @@ def test_state_payload_is_exact_and_timestamped() -> None:
     }
     assert document["readings"]["flow_temperature"]["obis"] is None
     assert value_text(Decimal("1E+3")) == b"1000"
+
+
+def _state_reading_by_reading(meter: str, registers: dict[str, Register], seq: int) -> bytes:
+    """The contract's state message built the plain way: one StateReading per register in the
+    order of the codes, the newest time as the message's."""
+    readings = {}
+    for code in sorted(registers):
+        reg = registers[code]
+        try:
+            obis.parse(code)
+            obis_code: str | None = code
+        except ValueError:
+            obis_code = None  # a protocol's own name
+        readings[reading_key(code)] = mqtt.StateReading(
+            value=reg.value, unit=reg.unit, obis=obis_code, at=iso(reg.at)
+        )
+    latest = max((reg.at for reg in registers.values()), default=None)
+    return encode(
+        mqtt.StatePayload(
+            meter=meter, seq=seq, at=iso(latest) if latest else None, readings=readings
+        )
+    )
+
+
+_CODES = ["1-0:1.8.0", "1-0:2.8.0", "1-0:1.7.0", "1-0:32.7.0", "0-0:96.8.0", "flow", "quadrant"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_CODES),
+            st.one_of(
+                st.decimals(allow_nan=False, allow_infinity=False, places=3),
+                st.integers(),
+                st.floats(allow_nan=False, allow_infinity=False),
+                st.text(max_size=5),
+            ),
+            st.sampled_from([None, "kWh", "W"]),
+            st.integers(min_value=0, max_value=5_000),
+        ),
+        max_size=len(_CODES),
+        unique_by=lambda entry: entry[0],
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_state_payload_is_the_contract_built_reading_by_reading(
+    entries: list[tuple[str, Value, str | None, int]], shuffle: Any
+) -> None:
+    """The quick build (each set of codes laid out once) gives the plain build's bytes, in
+    whatever order the registers come and however often the same codes come again."""
+    registers = {
+        code: register(code, value, unit, AT + timedelta(milliseconds=ms))
+        for code, value, unit, ms in entries
+    }
+    reordered = list(registers.items())
+    shuffle.shuffle(reordered)
+    expected = _state_reading_by_reading("main", registers, 7)
+    assert state_payload("main", registers, 7) == expected
+    assert state_payload("main", dict(reordered), 7) == expected
+    assert state_payload("main", registers, 7) == expected
 
 
 def test_event_profile_and_billing_payloads() -> None:

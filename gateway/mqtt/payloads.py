@@ -188,23 +188,39 @@ def state_payload(meter: str, registers: Mapping[str, Register], seq: int) -> by
     readings: dict[str, mqtt.StateReading] = {}
     times: dict[datetime, str] = {}  # most registers of a sample share one time
     latest: datetime | None = None
-    for code in sorted(registers):
+    reading = mqtt.StateReading
+    for code, key, obis_code in _layout(registers):
         register = registers[code]
         at = register.at
         text = times.get(at)
         if text is None:
             text = times[at] = iso(at)
-        key, obis_code = _code_info(code)
-        readings[key] = mqtt.StateReading(
-            value=register.value, unit=register.unit, obis=obis_code, at=text
-        )
-        if latest is None or at > latest:
-            latest = at
+            if latest is None or at > latest:
+                latest = at
+        readings[key] = reading(register.value, register.unit, obis_code, text)
     return encode(
         mqtt.StatePayload(
             meter=meter, seq=seq, at=times[latest] if latest else None, readings=readings
         )
     )
+
+
+# A meter's register codes come in the same order message after message: their sorted order
+# and JSON keys are worked out once per set of codes, not per message (a state message is built
+# for every meter every publish interval). Bounded: sets of codes are few, but never unbounded.
+_LAYOUTS: dict[tuple[str, ...], tuple[tuple[str, str, str | None], ...]] = {}
+_LAYOUTS_MAX = 1024
+
+
+def _layout(registers: Mapping[str, Register]) -> tuple[tuple[str, str, str | None], ...]:
+    """(code, JSON key, OBIS code or None) of each register, in the order of their codes."""
+    codes = tuple(registers)
+    layout = _LAYOUTS.get(codes)
+    if layout is None:
+        if len(_LAYOUTS) >= _LAYOUTS_MAX:
+            _LAYOUTS.clear()
+        layout = _LAYOUTS[codes] = tuple((code, *_code_info(code)) for code in sorted(codes))
+    return layout
 
 
 def value_text(value: Any) -> bytes:
