@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from pathlib import Path
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from modules.codecs.errors import DecryptionError
@@ -787,7 +788,7 @@ class NodeSecurity:
             boot = self._s2
             if boot is None:
                 return
-            if dataclasses.replace(command, echo=False) != boot.report:
+            if msgspec.structs.replace(command, echo=False) != boot.report:
                 self._fail(KexFailType.AUTH, reply, step)
                 return
             if boot.echo_due is None:

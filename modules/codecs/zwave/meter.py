@@ -10,9 +10,10 @@ re-exported here.
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, ClassVar, Self
+
+import msgspec
 
 from modules.codecs.records import Record
 from modules.codecs.zwave.cc.base import CcCommand, CommandClassId, Reader, plain_fields
@@ -149,8 +150,7 @@ def _header(
     return bytes((first, second)) + value_bytes
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Header:
+class _Header(msgspec.Struct, frozen=True):
     meter_type: int
     rate_type: int
     scale1: int
@@ -180,8 +180,7 @@ def _parse_header(reader: Reader) -> _Header:
 # ------------------------------------------------------------------------------------ commands
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeterGet(CcCommand):
+class MeterGet(CcCommand, frozen=True):
     """Meter Get; ``scale`` None is the V1 form, ``scale2_present`` the V4+ two-byte form."""
 
     scale: int | None = None
@@ -238,8 +237,7 @@ class MeterGet(CcCommand):
         return {**plain_fields(self), "rate_type_name": rate_type_name(self.rate_type)}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeterReport(CcCommand):
+class MeterReport(CcCommand, frozen=True):
     """Meter Report; ``delta_time_s`` None is the V1 layout, 0 means "no previous value"."""
 
     meter_type: int
@@ -342,8 +340,7 @@ class MeterReport(CcCommand):
         }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeterSupportedGet(CcCommand):
+class MeterSupportedGet(CcCommand, frozen=True):
     """Meter Supported Get (V2+)."""
 
     CC: ClassVar[int] = CommandClassId.METER
@@ -351,8 +348,7 @@ class MeterSupportedGet(CcCommand):
     NAME: ClassVar[str] = "METER_SUPPORTED_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeterSupportedReport(CcCommand):
+class MeterSupportedReport(CcCommand, frozen=True):
     """Meter Supported Report (V2+): meter type, reset flag, rate types, supported scales."""
 
     meter_type: int
@@ -419,8 +415,7 @@ class MeterSupportedReport(CcCommand):
         }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeterReset(CcCommand):
+class MeterReset(CcCommand, frozen=True):
     """Meter Reset: empty resets every register (V2-V5); V6 sets one register to ``value``."""
 
     meter_type: int | None = None

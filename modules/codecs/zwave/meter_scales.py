@@ -7,8 +7,9 @@ the combined one (electric kvar = 7, kvarh = 8, carried on the wire as scale 7 p
 
 from __future__ import annotations
 
-import dataclasses
 from enum import IntEnum
+
+import msgspec
 
 __all__ = [
     "ElectricScale",
@@ -56,8 +57,7 @@ class ElectricScale(IntEnum):
     KVARH = 8
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeterScale:
+class MeterScale(msgspec.Struct, frozen=True):
     """What one (meter type, scale) measures: the spec's label, HA unit and our record name."""
 
     label: str
@@ -69,8 +69,7 @@ class MeterScale:
     directional: bool = False  # import and export are different quantities
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeterQuantity:
+class MeterQuantity(msgspec.Struct, frozen=True):
     """A reading's record name, Home Assistant unit and OBIS code."""
 
     name: str

@@ -8,8 +8,9 @@ frame with ACK, a bad checksum with NAK, and ignores every other byte while hunt
 
 from __future__ import annotations
 
-import dataclasses
 from enum import IntEnum
+
+import msgspec
 
 from modules.codecs.errors import ChecksumError, FrameError, IncompleteFrame
 
@@ -67,8 +68,7 @@ class FrameType(IntEnum):
     RES = 0x01  # the immediate response to a request
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class DataFrame:
+class DataFrame(msgspec.Struct, frozen=True):
     """One Serial API data frame; ``type`` is kept as received (0 REQ, 1 RES, others reserved)."""
 
     type: int
@@ -85,16 +85,14 @@ class DataFrame:
         return bytes((SOF,)) + body + bytes((checksum(body),))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class BadFrame:
+class BadFrame(msgspec.Struct, frozen=True):
     """A complete frame that failed its checks; answer NAK when ``error.code`` is bad_crc."""
 
     data: bytes
     error: FrameError
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Garbage:
+class Garbage(msgspec.Struct, frozen=True):
     """Bytes skipped while hunting for SOF (line noise, a partial frame from before a reset)."""
 
     data: bytes

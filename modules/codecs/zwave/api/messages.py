@@ -1,7 +1,7 @@
 """Z-Wave Serial API messages: the function ids, the message base class and shared helpers.
 
 Layouts from Silabs INS12350 ("Serial API Host Appl. Prg. Guide") and zwave-js
-``packages/serial/src/serialapi/``. A message is a frozen dataclass: ``encode()`` gives the
+``packages/serial/src/serialapi/``. A message is a frozen Struct: ``encode()`` gives the
 whole data frame and ``parse_params(reader)`` reads its parameters; ``zwave.parse_message``
 picks the class for a frame. Node ids are 8-bit (the classic node id base type; 16-bit Long
 Range ids need SERIAL_API_SETUP and are not used by an end node). The messages themselves are in
@@ -10,9 +10,10 @@ Range ids need SERIAL_API_SETUP and are not used by an end node). The messages t
 
 from __future__ import annotations
 
-import dataclasses
 from enum import IntEnum, IntFlag
 from typing import Any, ClassVar, Self
+
+import msgspec
 
 from modules.codecs.zwave.cc.base import ByteLayout, Reader, pack_bytes, plain_fields, read_bytes
 from modules.codecs.zwave.serial import DataFrame
@@ -185,10 +186,8 @@ def signed_byte(byte: int) -> int:
     return byte - 0x100 if byte >= 0x80 else byte
 
 
-class SerialMessage:
+class SerialMessage(msgspec.Struct, frozen=True):
     """Base of every Serial API message: its frame type, function id and parameter codec."""
-
-    __slots__ = ()
 
     TYPE: ClassVar[int]
     FUNCTION: ClassVar[int]
@@ -217,10 +216,8 @@ class SerialMessage:
         return plain_fields(self)
 
 
-class ByteMessage(SerialMessage):
+class ByteMessage(SerialMessage, frozen=True):
     """A message whose parameters are its fields, one unsigned byte each, as ``LAYOUT`` lists."""
-
-    __slots__ = ()
 
     LAYOUT: ClassVar[ByteLayout]
     CHECK: ClassVar[str]  # how an encoding error names the fields
@@ -235,8 +232,7 @@ class ByteMessage(SerialMessage):
         return cls(*read_bytes(reader, cls.LAYOUT))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class UnknownMessage(SerialMessage):
+class UnknownMessage(SerialMessage, frozen=True):
     """A message the gateway does not interpret, kept as received."""
 
     type: int
@@ -252,8 +248,7 @@ class UnknownMessage(SerialMessage):
         return DataFrame(self.type, self.function_id, self.data)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AcceptedResponse(SerialMessage):
+class AcceptedResponse(SerialMessage, frozen=True):
     """A response whose one byte says whether the module accepted the request."""
 
     accepted: bool = True

@@ -8,8 +8,9 @@ application updates. Layouts: INS12350 and zwave-js
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar, Self
+
+import msgspec
 
 from modules.codecs.zwave.api.messages import (
     AcceptedResponse,
@@ -63,8 +64,7 @@ _SMART_START = frozenset({0x85, 0x86, 0x87})  # layouts with home ids, not plain
 # ------------------------------------------------------------------------------ initialisation
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class GetInitDataRequest(SerialMessage):
+class GetInitDataRequest(SerialMessage, frozen=True):
     """SERIAL_API_GET_INIT_DATA request."""
 
     TYPE: ClassVar[int] = FrameType.REQ
@@ -72,8 +72,7 @@ class GetInitDataRequest(SerialMessage):
     ROLE: ClassVar[str] = "request"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class GetInitDataResponse(SerialMessage):
+class GetInitDataResponse(SerialMessage, frozen=True):
     """SERIAL_API_GET_INIT_DATA response: API version, capability bits, node list, chip."""
 
     api_version: int
@@ -119,8 +118,7 @@ class GetInitDataResponse(SerialMessage):
         }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ApplNodeInformationRequest(SerialMessage):
+class ApplNodeInformationRequest(SerialMessage, frozen=True):
     """SERIAL_API_APPL_NODE_INFORMATION: the node information frame the module will send."""
 
     device_options: int
@@ -178,8 +176,7 @@ def _parse_node_information(
     return (options, generic, specific, *parse_cc_list(classes, base=at))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SoftResetRequest(SerialMessage):
+class SoftResetRequest(SerialMessage, frozen=True):
     """SERIAL_API_SOFT_RESET: restart the module (no response; 700-series send STARTED)."""
 
     TYPE: ClassVar[int] = FrameType.REQ
@@ -187,8 +184,7 @@ class SoftResetRequest(SerialMessage):
     ROLE: ClassVar[str] = "request"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SerialApiStarted(SerialMessage):
+class SerialApiStarted(SerialMessage, frozen=True):
     """SERIAL_API_STARTED: the module (re)started; it says why and what it is."""
 
     wake_up_reason: int
@@ -231,8 +227,7 @@ class SerialApiStarted(SerialMessage):
         return cls(reason, watchdog, *node, protocols)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class GetCapabilitiesRequest(SerialMessage):
+class GetCapabilitiesRequest(SerialMessage, frozen=True):
     """SERIAL_API_GET_CAPABILITIES request."""
 
     TYPE: ClassVar[int] = FrameType.REQ
@@ -240,8 +235,7 @@ class GetCapabilitiesRequest(SerialMessage):
     ROLE: ClassVar[str] = "request"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class GetCapabilitiesResponse(SerialMessage):
+class GetCapabilitiesResponse(SerialMessage, frozen=True):
     """SERIAL_API_GET_CAPABILITIES response: firmware version, product ids, function ids."""
 
     application_version: int
@@ -275,8 +269,7 @@ class GetCapabilitiesResponse(SerialMessage):
         return cls(version, revision, *ids, from_bitmask(reader.rest()))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class GetVersionRequest(SerialMessage):
+class GetVersionRequest(SerialMessage, frozen=True):
     """ZW_GET_VERSION request."""
 
     TYPE: ClassVar[int] = FrameType.REQ
@@ -284,8 +277,7 @@ class GetVersionRequest(SerialMessage):
     ROLE: ClassVar[str] = "request"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class GetVersionResponse(SerialMessage):
+class GetVersionResponse(SerialMessage, frozen=True):
     """ZW_GET_VERSION response: "Z-Wave x.yy" and the protocol library type."""
 
     version: str
@@ -320,8 +312,7 @@ class GetVersionResponse(SerialMessage):
         }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MemoryGetIdRequest(SerialMessage):
+class MemoryGetIdRequest(SerialMessage, frozen=True):
     """MEMORY_GET_ID request."""
 
     TYPE: ClassVar[int] = FrameType.REQ
@@ -329,8 +320,7 @@ class MemoryGetIdRequest(SerialMessage):
     ROLE: ClassVar[str] = "request"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MemoryGetIdResponse(SerialMessage):
+class MemoryGetIdResponse(SerialMessage, frozen=True):
     """MEMORY_GET_ID response: the network's home id and this node's id (0: not included)."""
 
     home_id: int
@@ -357,8 +347,7 @@ class MemoryGetIdResponse(SerialMessage):
         return {**plain_fields(self), "home_id": f"{self.home_id:08x}"}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SetDefaultRequest(ByteMessage):
+class SetDefaultRequest(ByteMessage, frozen=True):
     """ZW_SET_DEFAULT: reset the module to factory defaults (leaves the network)."""
 
     callback_id: int = 0
@@ -370,8 +359,7 @@ class SetDefaultRequest(ByteMessage):
     CHECK: ClassVar[str] = "callback id"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SetDefaultCallback(ByteMessage):
+class SetDefaultCallback(ByteMessage, frozen=True):
     """ZW_SET_DEFAULT callback: the reset is done."""
 
     callback_id: int
@@ -383,8 +371,7 @@ class SetDefaultCallback(ByteMessage):
     CHECK: ClassVar[str] = "callback id"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class NodeInfo:
+class NodeInfo(msgspec.Struct, frozen=True):
     """A node information frame's content: device classes and command classes."""
 
     basic_type: int
@@ -394,8 +381,7 @@ class NodeInfo:
     controlled: tuple[int, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ApplicationUpdate(SerialMessage):
+class ApplicationUpdate(SerialMessage, frozen=True):
     """ZW_APPLICATION_UPDATE: a node information frame arrived, or a network change happened."""
 
     status: int
@@ -459,8 +445,7 @@ class ApplicationUpdate(SerialMessage):
 # --------------------------------------------------------------------------------- learn mode
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SetLearnModeRequest(ByteMessage):
+class SetLearnModeRequest(ByteMessage, frozen=True):
     """ZW_SET_LEARN_MODE: start or stop inclusion/exclusion of this node."""
 
     mode: int
@@ -477,8 +462,7 @@ class SetLearnModeRequest(ByteMessage):
         return {**plain_fields(self), "mode_name": enum_name(LearnMode, self.mode)}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SetLearnModeResponse(AcceptedResponse):
+class SetLearnModeResponse(AcceptedResponse, frozen=True):
     """ZW_SET_LEARN_MODE response (700-series modules; 500-series end nodes send none)."""
 
     TYPE: ClassVar[int] = FrameType.RES
@@ -486,8 +470,7 @@ class SetLearnModeResponse(AcceptedResponse):
     ROLE: ClassVar[str] = "response"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SetLearnModeCallback(SerialMessage):
+class SetLearnModeCallback(SerialMessage, frozen=True):
     """ZW_SET_LEARN_MODE callback: progress, and the node id we were given (0 once excluded)."""
 
     callback_id: int

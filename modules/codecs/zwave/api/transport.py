@@ -8,7 +8,6 @@ reports. Layouts: INS12350 and zwave-js
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar, Self
 
 from modules.codecs.zwave.api.messages import (
@@ -51,8 +50,7 @@ def _rssi(value: int) -> int:
 # -------------------------------------------------------------------------------- application
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ApplicationCommand(SerialMessage):
+class ApplicationCommand(SerialMessage, frozen=True):
     """APPLICATION_COMMAND_HANDLER: a command class payload another node sent us."""
 
     rx_status: int
@@ -87,8 +85,7 @@ class ApplicationCommand(SerialMessage):
         return {**plain_fields(self), "rx_flags": flag_names(RxStatus, self.rx_status)}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class BridgeApplicationCommand(SerialMessage):
+class BridgeApplicationCommand(SerialMessage, frozen=True):
     """APPLICATION_COMMAND_HANDLER_BRIDGE: as 0x04, plus destination and multicast mask."""
 
     rx_status: int
@@ -148,8 +145,7 @@ def _parse_trailer(reader: Reader) -> tuple[int | None, int | None]:
 # ---------------------------------------------------------------------------------- transport
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendDataRequest(SerialMessage):
+class SendDataRequest(SerialMessage, frozen=True):
     """ZW_SEND_DATA: send a command class payload to a node; callback id 0 means no callback."""
 
     node_id: int
@@ -182,8 +178,7 @@ class SendDataRequest(SerialMessage):
         return {**plain_fields(self), "tx_flags": flag_names(TxOption, self.tx_options)}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendDataResponse(AcceptedResponse):
+class SendDataResponse(AcceptedResponse, frozen=True):
     """ZW_SEND_DATA response: the frame was queued (a callback follows) or refused."""
 
     TYPE: ClassVar[int] = FrameType.RES
@@ -191,8 +186,7 @@ class SendDataResponse(AcceptedResponse):
     ROLE: ClassVar[str] = "response"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendDataCallback(SerialMessage):
+class SendDataCallback(SerialMessage, frozen=True):
     """ZW_SEND_DATA callback: how the transmission went, with an optional transmit report."""
 
     callback_id: int
@@ -221,8 +215,7 @@ class SendDataCallback(SerialMessage):
         return out
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendDataAbortRequest(SerialMessage):
+class SendDataAbortRequest(SerialMessage, frozen=True):
     """ZW_SEND_DATA_ABORT: stop the transmission in progress."""
 
     TYPE: ClassVar[int] = FrameType.REQ
@@ -230,8 +223,7 @@ class SendDataAbortRequest(SerialMessage):
     ROLE: ClassVar[str] = "request"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendNodeInformationRequest(ByteMessage):
+class SendNodeInformationRequest(ByteMessage, frozen=True):
     """ZW_SEND_NODE_INFORMATION: broadcast (0xFF) or send our node information frame."""
 
     node_id: int = 0xFF
@@ -249,8 +241,7 @@ class SendNodeInformationRequest(ByteMessage):
     CHECK: ClassVar[str] = "send node information field"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendNodeInformationResponse(AcceptedResponse):
+class SendNodeInformationResponse(AcceptedResponse, frozen=True):
     """ZW_SEND_NODE_INFORMATION response."""
 
     TYPE: ClassVar[int] = FrameType.RES
@@ -258,8 +249,7 @@ class SendNodeInformationResponse(AcceptedResponse):
     ROLE: ClassVar[str] = "response"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SendNodeInformationCallback(ByteMessage):
+class SendNodeInformationCallback(ByteMessage, frozen=True):
     """ZW_SEND_NODE_INFORMATION callback."""
 
     callback_id: int

@@ -7,9 +7,10 @@ lifeline, association group 1) and how to show the node. Layouts: SDS13781 and z
 
 from __future__ import annotations
 
-import dataclasses
 from enum import IntEnum
 from typing import ClassVar, Self
+
+import msgspec
 
 from modules.codecs.zwave.cc.base import (
     EXTENDED_CC_FIRST,
@@ -74,8 +75,7 @@ def _node_list(node_ids: tuple[int, ...]) -> bytes:
     return bytes(node_ids)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _GroupMembers(CcCommand):
+class _GroupMembers(CcCommand, frozen=True):
     """A command whose body is a group and the node ids it adds or removes."""
 
     group: int
@@ -92,8 +92,7 @@ class _GroupMembers(CcCommand):
         return cls(reader.u8("group"), tuple(reader.rest()))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationSet(_GroupMembers):
+class AssociationSet(_GroupMembers, frozen=True):
     """Association Set: add nodes to a group (group 1 is the lifeline)."""
 
     CC: ClassVar[int] = CommandClassId.ASSOCIATION
@@ -101,8 +100,7 @@ class AssociationSet(_GroupMembers):
     NAME: ClassVar[str] = "ASSOCIATION_SET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGet(ByteCommand):
+class AssociationGet(ByteCommand, frozen=True):
     """Association Get: the members of one group."""
 
     group: int
@@ -114,8 +112,7 @@ class AssociationGet(ByteCommand):
     CHECK: ClassVar[str] = "group"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationReport(CcCommand):
+class AssociationReport(CcCommand, frozen=True):
     """Association Report: a group's capacity and members."""
 
     group: int
@@ -142,8 +139,7 @@ class AssociationReport(CcCommand):
         return cls(group, max_nodes, tuple(reader.rest()), follow)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationRemove(_GroupMembers):
+class AssociationRemove(_GroupMembers, frozen=True):
     """Association Remove: group 0 means every group, no node ids means every node."""
 
     CC: ClassVar[int] = CommandClassId.ASSOCIATION
@@ -151,8 +147,7 @@ class AssociationRemove(_GroupMembers):
     NAME: ClassVar[str] = "ASSOCIATION_REMOVE"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGroupingsGet(CcCommand):
+class AssociationGroupingsGet(CcCommand, frozen=True):
     """Association Groupings Get: how many groups the node has."""
 
     CC: ClassVar[int] = CommandClassId.ASSOCIATION
@@ -160,8 +155,7 @@ class AssociationGroupingsGet(CcCommand):
     NAME: ClassVar[str] = "ASSOCIATION_GROUPINGS_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGroupingsReport(ByteCommand):
+class AssociationGroupingsReport(ByteCommand, frozen=True):
     """Association Groupings Report."""
 
     groupings: int
@@ -173,8 +167,7 @@ class AssociationGroupingsReport(ByteCommand):
     CHECK: ClassVar[str] = "groupings"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationSpecificGroupGet(CcCommand):
+class AssociationSpecificGroupGet(CcCommand, frozen=True):
     """Association Specific Group Get (V2)."""
 
     CC: ClassVar[int] = CommandClassId.ASSOCIATION
@@ -182,8 +175,7 @@ class AssociationSpecificGroupGet(CcCommand):
     NAME: ClassVar[str] = "ASSOCIATION_SPECIFIC_GROUP_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationSpecificGroupReport(ByteCommand):
+class AssociationSpecificGroupReport(ByteCommand, frozen=True):
     """Association Specific Group Report (V2); 0 when no button maps to a group."""
 
     group: int = 0
@@ -198,8 +190,7 @@ class AssociationSpecificGroupReport(ByteCommand):
 # ---------------------------------------------------------------------------- Z-Wave Plus 0x5E
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ZwavePlusInfoGet(CcCommand):
+class ZwavePlusInfoGet(CcCommand, frozen=True):
     """Z-Wave Plus Info Get."""
 
     CC: ClassVar[int] = CommandClassId.ZWAVEPLUS_INFO
@@ -207,8 +198,7 @@ class ZwavePlusInfoGet(CcCommand):
     NAME: ClassVar[str] = "ZWAVEPLUS_INFO_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ZwavePlusInfoReport(CcCommand):
+class ZwavePlusInfoReport(CcCommand, frozen=True):
     """Z-Wave Plus Info Report; the defaults describe an always-on whole-home meter."""
 
     version: int = 2
@@ -247,8 +237,7 @@ class ZwavePlusInfoReport(CcCommand):
 # ----------------------------------------------------------------------- Device Reset Locally 0x5A
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class DeviceResetLocallyNotification(CcCommand):
+class DeviceResetLocallyNotification(CcCommand, frozen=True):
     """Sent to the lifeline before a node resets itself to factory defaults."""
 
     CC: ClassVar[int] = CommandClassId.DEVICE_RESET_LOCALLY
@@ -262,8 +251,7 @@ AGI_PROFILE_LIFELINE = 0x0001  # profile "General: Lifeline"
 _GROUP_INFO_BYTES = 7  # group, mode, profile (2), reserved, event code (2)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGroupNameGet(ByteCommand):
+class AssociationGroupNameGet(ByteCommand, frozen=True):
     """Association Group Name Get."""
 
     group: int
@@ -275,8 +263,7 @@ class AssociationGroupNameGet(ByteCommand):
     CHECK: ClassVar[str] = "group"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGroupNameReport(CcCommand):
+class AssociationGroupNameReport(CcCommand, frozen=True):
     """Association Group Name Report: the group's UTF-8 name ("Lifeline" for group 1)."""
 
     group: int
@@ -300,8 +287,7 @@ class AssociationGroupNameReport(CcCommand):
         return cls(group, name.decode("utf-8", errors="replace"))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGroupInfoGet(CcCommand):
+class AssociationGroupInfoGet(CcCommand, frozen=True):
     """Association Group Info Get: one group, or every group in list mode."""
 
     group: int = 0
@@ -324,8 +310,7 @@ class AssociationGroupInfoGet(CcCommand):
         return cls(reader.u8("group"), bool(flags & 0x40), bool(flags & 0x80))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class GroupInfo:
+class GroupInfo(msgspec.Struct, frozen=True):
     """One group's profile in an Association Group Info Report."""
 
     group: int
@@ -334,8 +319,7 @@ class GroupInfo:
     event_code: int = 0
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGroupInfoReport(CcCommand):
+class AssociationGroupInfoReport(CcCommand, frozen=True):
     """Association Group Info Report: profiles of one or more groups."""
 
     groups: tuple[GroupInfo, ...]
@@ -374,8 +358,7 @@ class AssociationGroupInfoReport(CcCommand):
         return cls(tuple(groups), bool(flags & 0x80), bool(flags & 0x40))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGroupCommandListGet(CcCommand):
+class AssociationGroupCommandListGet(CcCommand, frozen=True):
     """Association Group Command List Get."""
 
     group: int
@@ -397,8 +380,7 @@ class AssociationGroupCommandListGet(CcCommand):
         return cls(reader.u8("group"), bool(flags & 0x80))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class AssociationGroupCommandListReport(CcCommand):
+class AssociationGroupCommandListReport(CcCommand, frozen=True):
     """Association Group Command List Report: the (class, command) pairs a group receives."""
 
     group: int

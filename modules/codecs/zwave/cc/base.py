@@ -1,20 +1,24 @@
 """Z-Wave command class basics: ids, the payload reader, the command base class, class lists.
 
-A command is a frozen dataclass (Meter in ``zwave.meter``, Version and Manufacturer Specific in
-``zwave.cc.version``, Association and Z-Wave Plus Info in ``zwave.cc.association``):
+A command is a frozen msgspec Struct (Meter in ``zwave.meter``, Version and Manufacturer
+Specific in ``zwave.cc.version``, Association and Z-Wave Plus Info in ``zwave.cc.association``):
 ``encode()`` gives the payload starting with the command class byte, ``parse_body(reader)``
-reads the bytes after the command byte. Receivers ignore trailing bytes, as the Z-Wave
+reads the bytes after the command byte. Structs rather than dataclasses because a gateway loads
+about a hundred of these classes and a dataclass carries its own generated ``__init__``,
+``__eq__``, ``__repr__`` and ``__hash__`` (about 14 kB each); a Struct's live in msgspec's C
+code (bench/startup.py's idle RSS). Receivers ignore trailing bytes, as the Z-Wave
 Application Command Class specification (SDS13781) asks of nodes that meet a newer version of
 a command. Constants: zwave-js/specs ``API_includes/ZW_classcmd.h``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from decimal import Decimal
 from enum import IntEnum
 from typing import Any, ClassVar, Self
+
+import msgspec
 
 from modules.codecs.errors import FrameError, IncompleteFrame
 
@@ -160,12 +164,10 @@ class Reader:
 
 
 def plain_fields(command: object) -> dict[str, Any]:
-    """A dataclass's fields as JSON-ready values: bytes as hex, tuples as lists."""
-    if not dataclasses.is_dataclass(command):
-        raise TypeError(f"{type(command).__name__} is not a dataclass")
-    return {
-        field.name: _plain(getattr(command, field.name)) for field in dataclasses.fields(command)
-    }
+    """A Struct's fields as JSON-ready values: bytes as hex, tuples as lists."""
+    if not isinstance(command, msgspec.Struct):
+        raise TypeError(f"{type(command).__name__} is not a Struct")
+    return {name: _plain(getattr(command, name)) for name in command.__struct_fields__}
 
 
 def _plain(value: Any) -> Any:
@@ -173,17 +175,15 @@ def _plain(value: Any) -> Any:
         return value.hex()
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if isinstance(value, msgspec.Struct):
         return plain_fields(value)
     if isinstance(value, bool | int | str | Decimal | float) or value is None:
         return int(value) if isinstance(value, IntEnum) else value
     return str(value)
 
 
-class CcCommand:
+class CcCommand(msgspec.Struct, frozen=True):
     """Base of every command: the class and command ids and the payload codec."""
-
-    __slots__ = ()
 
     CC: ClassVar[int]
     COMMAND: ClassVar[int]
@@ -224,10 +224,8 @@ def read_bytes(reader: Reader, layout: ByteLayout) -> list[int]:
     return [reader.u8(label) for _, label in layout]
 
 
-class ByteCommand(CcCommand):
+class ByteCommand(CcCommand, frozen=True):
     """A command whose body is its fields, one unsigned byte each, as ``LAYOUT`` lists them."""
-
-    __slots__ = ()
 
     LAYOUT: ClassVar[ByteLayout]
     CHECK: ClassVar[str]  # how an encoding error names the fields
@@ -307,8 +305,7 @@ def parse_cc_list(data: bytes, *, base: int = 0) -> tuple[tuple[int, ...], tuple
 # ---------------------------------------------------------------------------------- generic
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class NoOperation(CcCommand):
+class NoOperation(CcCommand, frozen=True):
     """The NOP frame controllers send as a ping; it has no command byte."""
 
     CC: ClassVar[int] = CommandClassId.NO_OPERATION
@@ -320,8 +317,7 @@ class NoOperation(CcCommand):
         return b"\x00"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class UnknownCommand(CcCommand):
+class UnknownCommand(CcCommand, frozen=True):
     """A command the gateway does not interpret: its ids and body kept as received."""
 
     cc: int

@@ -7,7 +7,6 @@ Multi Channel Command Encapsulation. Layouts: SDS13781 and zwave-js ``MultiChann
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar, Self
 
 from modules.codecs.zwave.cc.base import (
@@ -38,8 +37,7 @@ def _check_end_point(*end_points: int) -> None:
             raise ValueError(f"an end point is 0..127, got {end_point}")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MultiChannelEndPointGet(CcCommand):
+class MultiChannelEndPointGet(CcCommand, frozen=True):
     """Multi Channel End Point Get: how many end points the node has."""
 
     CC: ClassVar[int] = CommandClassId.MULTI_CHANNEL
@@ -47,8 +45,7 @@ class MultiChannelEndPointGet(CcCommand):
     NAME: ClassVar[str] = "MULTI_CHANNEL_END_POINT_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MultiChannelEndPointReport(CcCommand):
+class MultiChannelEndPointReport(CcCommand, frozen=True):
     """Multi Channel End Point Report; ``aggregated`` None is the V3 layout."""
 
     end_points: int
@@ -80,8 +77,7 @@ class MultiChannelEndPointReport(CcCommand):
         return cls(count, bool(flags & 0x40), bool(flags & 0x80), aggregated)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MultiChannelCapabilityGet(CcCommand):
+class MultiChannelCapabilityGet(CcCommand, frozen=True):
     """Multi Channel Capability Get: the device class and command classes of one end point."""
 
     end_point: int
@@ -101,8 +97,7 @@ class MultiChannelCapabilityGet(CcCommand):
         return cls(reader.u8("end point") & _END_POINT_MASK)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MultiChannelCapabilityReport(CcCommand):
+class MultiChannelCapabilityReport(CcCommand, frozen=True):
     """Multi Channel Capability Report: an end point's device classes and command classes."""
 
     end_point: int
@@ -133,8 +128,7 @@ class MultiChannelCapabilityReport(CcCommand):
         return cls(flags & _END_POINT_MASK, generic, specific, supported, bool(flags & 0x80))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MultiChannelCmdEncap(CcCommand):
+class MultiChannelCmdEncap(CcCommand, frozen=True):
     """Multi Channel Command Encapsulation: ``payload`` is the command of one end point."""
 
     source_end_point: int

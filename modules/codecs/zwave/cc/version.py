@@ -5,7 +5,6 @@ Layouts: SDS13781 and zwave-js ``VersionCC.ts`` / ``ManufacturerSpecificCC.ts``.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar, Self
 
 from modules.codecs.zwave.cc.base import (
@@ -40,8 +39,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------- Version 0x86
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class VersionGet(CcCommand):
+class VersionGet(CcCommand, frozen=True):
     """Version Get: asks for the library, protocol and firmware versions."""
 
     CC: ClassVar[int] = CommandClassId.VERSION
@@ -49,8 +47,7 @@ class VersionGet(CcCommand):
     NAME: ClassVar[str] = "VERSION_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class VersionReport(CcCommand):
+class VersionReport(CcCommand, frozen=True):
     """Version Report; ``hardware_version`` None is the V1 layout without firmware targets."""
 
     library_type: int
@@ -99,8 +96,7 @@ class VersionReport(CcCommand):
         return cls(*head, hardware_version=hardware, firmware_targets=targets)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class VersionCommandClassGet(ByteCommand):
+class VersionCommandClassGet(ByteCommand, frozen=True):
     """Version Command Class Get: which version of ``requested_cc`` the node implements."""
 
     requested_cc: int
@@ -116,8 +112,7 @@ class VersionCommandClassGet(ByteCommand):
         return {**plain_fields(self), "requested_cc_name": cc_name(self.requested_cc)}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class VersionCommandClassReport(ByteCommand):
+class VersionCommandClassReport(ByteCommand, frozen=True):
     """Version Command Class Report; version 0 means the class is not supported."""
 
     requested_cc: int
@@ -137,8 +132,7 @@ class VersionCommandClassReport(ByteCommand):
         return {**plain_fields(self), "requested_cc_name": cc_name(self.requested_cc)}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class VersionCapabilitiesGet(CcCommand):
+class VersionCapabilitiesGet(CcCommand, frozen=True):
     """Version Capabilities Get (V3)."""
 
     CC: ClassVar[int] = CommandClassId.VERSION
@@ -146,8 +140,7 @@ class VersionCapabilitiesGet(CcCommand):
     NAME: ClassVar[str] = "VERSION_CAPABILITIES_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class VersionCapabilitiesReport(CcCommand):
+class VersionCapabilitiesReport(CcCommand, frozen=True):
     """Version Capabilities Report (V3): which Version commands the node answers."""
 
     version: bool = True
@@ -169,8 +162,7 @@ class VersionCapabilitiesReport(CcCommand):
         return cls(bool(bits & 0x01), bool(bits & 0x02), bool(bits & 0x04))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class VersionZWaveSoftwareGet(CcCommand):
+class VersionZWaveSoftwareGet(CcCommand, frozen=True):
     """Version Z-Wave Software Get (V3)."""
 
     CC: ClassVar[int] = CommandClassId.VERSION
@@ -181,8 +173,7 @@ class VersionZWaveSoftwareGet(CcCommand):
 Triple = tuple[int, int, int]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class VersionZWaveSoftwareReport(CcCommand):
+class VersionZWaveSoftwareReport(CcCommand, frozen=True):
     """Version Z-Wave Software Report (V3): (major, minor, patch) versions and build numbers."""
 
     sdk_version: Triple
@@ -238,8 +229,7 @@ class VersionZWaveSoftwareReport(CcCommand):
 # ---------------------------------------------------------------------- Manufacturer Specific 0x72
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ManufacturerSpecificGet(CcCommand):
+class ManufacturerSpecificGet(CcCommand, frozen=True):
     """Manufacturer Specific Get."""
 
     CC: ClassVar[int] = CommandClassId.MANUFACTURER_SPECIFIC
@@ -247,8 +237,7 @@ class ManufacturerSpecificGet(CcCommand):
     NAME: ClassVar[str] = "MANUFACTURER_SPECIFIC_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ManufacturerSpecificReport(CcCommand):
+class ManufacturerSpecificReport(CcCommand, frozen=True):
     """Manufacturer Specific Report: three 16-bit ids."""
 
     manufacturer_id: int
@@ -272,8 +261,7 @@ class ManufacturerSpecificReport(CcCommand):
         return cls(reader.u16("manufacturer id"), reader.u16("product type"), reader.u16("product"))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class DeviceSpecificGet(CcCommand):
+class DeviceSpecificGet(CcCommand, frozen=True):
     """Device Specific Get (V2): 0 factory default, 1 serial number, 2 pseudo random."""
 
     device_id_type: int = 0
@@ -294,8 +282,7 @@ class DeviceSpecificGet(CcCommand):
         return cls(reader.u8("device id type") & 0x07)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class DeviceSpecificReport(CcCommand):
+class DeviceSpecificReport(CcCommand, frozen=True):
     """Device Specific Report (V2): data format 0 is UTF-8 text, 1 binary."""
 
     device_id_type: int

@@ -12,8 +12,7 @@ and the receiver's 8-byte nonces, authenticated by an AES CBC-MAC cut to 8 bytes
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -78,8 +77,7 @@ def aes_cmac(key: bytes, message: bytes) -> bytes:
     return mac.finalize()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S2Keys:
+class S2Keys(msgspec.Struct, frozen=True):
     """What one S2 key (temporary or network) expands to: the CCM key and the nonce string."""
 
     ccm: bytes
@@ -205,8 +203,7 @@ def dsk_pin(public: bytes) -> str:
     return f"{int.from_bytes(public[:2], 'big'):05d}"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0Keys:
+class S0Keys(msgspec.Struct, frozen=True):
     """The two keys S0 derives from its network key."""
 
     authentication: bytes

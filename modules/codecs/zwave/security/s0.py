@@ -8,9 +8,10 @@ nonces, the command byte, both node ids, the ciphertext length and the ciphertex
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 from typing import ClassVar, Self
+
+import msgspec
 
 from modules.codecs.errors import DecryptionError
 from modules.codecs.zwave.cc.base import (
@@ -48,21 +49,18 @@ S0_SCHEME_0 = 0x00  # the one S0 scheme: Scheme Get/Report/Inherit carry 0
 _SINGLE_FRAME = 0x00  # sequence byte of a message that fits one frame
 
 
-class _S0(CcCommand):
-    __slots__ = ()
+class _S0(CcCommand, frozen=True):
     CC: ClassVar[int] = CommandClassId.SECURITY
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0CommandsSupportedGet(_S0):
+class S0CommandsSupportedGet(_S0, frozen=True):
     """Security Commands Supported Get."""
 
     COMMAND: ClassVar[int] = 0x02
     NAME: ClassVar[str] = "SECURITY_COMMANDS_SUPPORTED_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0CommandsSupportedReport(_S0):
+class S0CommandsSupportedReport(_S0, frozen=True):
     """Security Commands Supported Report: the classes supported (and controlled) under S0."""
 
     supported: tuple[int, ...] = ()
@@ -85,8 +83,7 @@ class S0CommandsSupportedReport(_S0):
         return cls(supported, controlled, follow)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _SchemeCommand(_S0):
+class _SchemeCommand(_S0, frozen=True):
     scheme: int = S0_SCHEME_0
 
     def body(self) -> bytes:
@@ -98,32 +95,28 @@ class _SchemeCommand(_S0):
         return cls(reader.u8("security scheme"))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0SchemeGet(_SchemeCommand):
+class S0SchemeGet(_SchemeCommand, frozen=True):
     """Security Scheme Get: starts S0 inclusion (sent in the clear)."""
 
     COMMAND: ClassVar[int] = 0x04
     NAME: ClassVar[str] = "SECURITY_SCHEME_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0SchemeReport(_SchemeCommand):
+class S0SchemeReport(_SchemeCommand, frozen=True):
     """Security Scheme Report: the schemes the node supports (0: scheme 0)."""
 
     COMMAND: ClassVar[int] = 0x05
     NAME: ClassVar[str] = "SECURITY_SCHEME_REPORT"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0SchemeInherit(_SchemeCommand):
+class S0SchemeInherit(_SchemeCommand, frozen=True):
     """Security Scheme Inherit (sent to secondary controllers)."""
 
     COMMAND: ClassVar[int] = 0x08
     NAME: ClassVar[str] = "SECURITY_SCHEME_INHERIT"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0NetworkKeySet(_S0):
+class S0NetworkKeySet(_S0, frozen=True):
     """Network Key Set: the network key, encapsulated under the all-zero temporary key."""
 
     network_key: bytes
@@ -141,24 +134,21 @@ class S0NetworkKeySet(_S0):
         return cls(reader.take(KEY_BYTES, "network key"))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0NetworkKeyVerify(_S0):
+class S0NetworkKeyVerify(_S0, frozen=True):
     """Network Key Verify: sent under the new key."""
 
     COMMAND: ClassVar[int] = 0x07
     NAME: ClassVar[str] = "NETWORK_KEY_VERIFY"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0NonceGet(_S0):
+class S0NonceGet(_S0, frozen=True):
     """Security Nonce Get."""
 
     COMMAND: ClassVar[int] = 0x40
     NAME: ClassVar[str] = "SECURITY_NONCE_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0NonceReport(_S0):
+class S0NonceReport(_S0, frozen=True):
     """Security Nonce Report: an 8-byte nonce; its first byte is its id."""
 
     nonce: bytes
@@ -176,8 +166,7 @@ class S0NonceReport(_S0):
         return cls(reader.take(NONCE_BYTES, "nonce"))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S0MessageEncapsulation(_S0):
+class S0MessageEncapsulation(_S0, frozen=True):
     """Security Message Encapsulation (``nonce_get``: the Nonce Get variant, 0xC1)."""
 
     sender_nonce: bytes
@@ -212,8 +201,7 @@ class S0MessageEncapsulation(_S0):
         return cls(nonce, rest[: -1 - MAC_BYTES], rest[-1 - MAC_BYTES], rest[-MAC_BYTES:])
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _S0NonceGetEncapsulation(S0MessageEncapsulation):
+class _S0NonceGetEncapsulation(S0MessageEncapsulation, frozen=True):
     """The 0xC1 command id parses into S0MessageEncapsulation with ``nonce_get`` set."""
 
     COMMAND: ClassVar[int] = 0xC1
@@ -221,7 +209,7 @@ class _S0NonceGetEncapsulation(S0MessageEncapsulation):
     @classmethod
     def parse_body(cls, reader: Reader) -> Self:
         plain = S0MessageEncapsulation.parse_body(reader)
-        return dataclasses.replace(plain, nonce_get=True)  # type: ignore[return-value]
+        return msgspec.structs.replace(plain, nonce_get=True)  # type: ignore[return-value]
 
 
 def _mac_data(code: int, iv: bytes, nodes: tuple[int, int], ct: bytes) -> bytes:

@@ -9,9 +9,10 @@ the frame length counts the whole command from its class byte to the tag.
 
 from __future__ import annotations
 
-import dataclasses
 from enum import IntEnum, IntFlag
 from typing import ClassVar, Self
+
+import msgspec
 
 from modules.codecs.zwave.cc.base import (
     CcCommand,
@@ -100,8 +101,7 @@ _FLAG_EXTENSIONS = 0x01
 _FLAG_ENCRYPTED_EXTENSIONS = 0x02
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Extension:
+class Extension(msgspec.Struct, frozen=True):
     """One encapsulation extension: its type, the critical bit and its data."""
 
     type: int
@@ -156,13 +156,11 @@ def _read_kex(reader: Reader) -> tuple[int, bool, bool, int, int]:
     return keys, bool(flags & 0x01), bool(flags & 0x02), scheme, profile
 
 
-class _S2(CcCommand):
-    __slots__ = ()
+class _S2(CcCommand, frozen=True):
     CC: ClassVar[int] = CommandClassId.SECURITY_2
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class NonceGet(_S2):
+class NonceGet(_S2, frozen=True):
     """Nonce Get: the sender needs the receiver's entropy input to start a SPAN."""
 
     sequence: int
@@ -181,8 +179,7 @@ class NonceGet(_S2):
         return cls(reader.u8("sequence number"))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class NonceReport(_S2):
+class NonceReport(_S2, frozen=True):
     """Nonce Report: SOS with the receiver's entropy input (a new SPAN), MOS for multicast."""
 
     sequence: int
@@ -211,8 +208,7 @@ class NonceReport(_S2):
         return cls(sequence, sos, bool(flags & 0x02), ei)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MessageEncapsulation(_S2):
+class MessageEncapsulation(_S2, frozen=True):
     """Message Encapsulation as it travels: clear extensions, then ciphertext and tag."""
 
     sequence: int
@@ -283,7 +279,7 @@ def seal_encapsulation(
     sealed = ccm_encrypt(
         ccm_key, nonce, command, _associated(sender, receiver, home_id, length, head)
     )
-    return dataclasses.replace(frame, sealed=sealed)
+    return msgspec.structs.replace(frame, sealed=sealed)
 
 
 def open_encapsulation(
@@ -308,16 +304,14 @@ def open_encapsulation(
     return extensions, reader.rest()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class KexGet(_S2):
+class KexGet(_S2, frozen=True):
     """KEX Get: the including node asks what the joining node supports."""
 
     COMMAND: ClassVar[int] = 0x04
     NAME: ClassVar[str] = "SECURITY_2_KEX_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class KexReport(_S2):
+class KexReport(_S2, frozen=True):
     """KEX Report: schemes, ECDH profiles and the keys the joining node requests."""
 
     requested_keys: int
@@ -340,8 +334,7 @@ class KexReport(_S2):
         return cls(*_read_kex(reader))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class KexSet(_S2):
+class KexSet(_S2, frozen=True):
     """KEX Set: the scheme, profile and keys the including node grants."""
 
     granted_keys: int
@@ -364,8 +357,7 @@ class KexSet(_S2):
         return cls(*_read_kex(reader))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class KexFail(_S2):
+class KexFail(_S2, frozen=True):
     """KEX Fail: the key exchange is abandoned."""
 
     fail_type: int
@@ -384,8 +376,7 @@ class KexFail(_S2):
         return cls(reader.u8("KEX fail type"))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class PublicKeyReport(_S2):
+class PublicKeyReport(_S2, frozen=True):
     """Public Key Report: an ECDH public key (the joining node's may hide its first 2 bytes)."""
 
     public_key: bytes
@@ -406,8 +397,7 @@ class PublicKeyReport(_S2):
         return cls(reader.take(PUBLIC_KEY_BYTES, "public key"), bool(flags & 0x01))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class NetworkKeyGet(_S2):
+class NetworkKeyGet(_S2, frozen=True):
     """Network Key Get: the joining node asks for one granted key."""
 
     requested_key: int
@@ -426,8 +416,7 @@ class NetworkKeyGet(_S2):
         return cls(reader.u8("requested key"))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class NetworkKeyReport(_S2):
+class NetworkKeyReport(_S2, frozen=True):
     """Network Key Report: one network key, sent under the temporary key."""
 
     granted_key: int
@@ -449,16 +438,14 @@ class NetworkKeyReport(_S2):
         return cls(reader.u8("granted key"), reader.take(KEY_BYTES, "network key"))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class NetworkKeyVerify(_S2):
+class NetworkKeyVerify(_S2, frozen=True):
     """Network Key Verify: sent under the key just received, proving it arrived intact."""
 
     COMMAND: ClassVar[int] = 0x0B
     NAME: ClassVar[str] = "SECURITY_2_NETWORK_KEY_VERIFY"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TransferEnd(_S2):
+class TransferEnd(_S2, frozen=True):
     """Transfer End: a key was verified (including node) or all keys arrived (joining node)."""
 
     key_verified: bool = False
@@ -480,16 +467,14 @@ class TransferEnd(_S2):
         return cls(bool(flags & 0x02), bool(flags & 0x01))
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S2CommandsSupportedGet(_S2):
+class S2CommandsSupportedGet(_S2, frozen=True):
     """Commands Supported Get: which classes the node supports at this security class."""
 
     COMMAND: ClassVar[int] = 0x0D
     NAME: ClassVar[str] = "SECURITY_2_COMMANDS_SUPPORTED_GET"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class S2CommandsSupportedReport(_S2):
+class S2CommandsSupportedReport(_S2, frozen=True):
     """Commands Supported Report: the command classes supported at this security class."""
 
     supported: tuple[int, ...] = ()
