@@ -530,6 +530,9 @@ class Gateway:
                 await self._apply_reload()
 
     async def _apply_reload(self) -> None:
+        # SIGHUP checkpoints, whatever the reload then does; a store that cannot be written is
+        # said (persist) and must not stop the reload, nor the gateway.
+        self.persist()
         if self.config_path is None:
             _LOGGER.info("SIGHUP ignored: running on the embedded default config")
             return
@@ -543,7 +546,6 @@ class Gateway:
         old_modules = {m.name: m for m in self.settings.modules}
         new_modules = {m.name: m for m in new.modules}
         changed = [name for name, module in old_modules.items() if new_modules.get(name) != module]
-        self.flush()
         await self.modules.stop(changed)
         self.settings = new
         self.meters.sync(new)

@@ -155,3 +155,21 @@ async def test_a_module_failing_at_every_start_logs_once_a_minute_not_every_atte
     assert [r for r in caplog.records if "crash1 stopped" in r.getMessage()][1:], (
         "the later attempts are still there at debug level"
     )
+
+
+async def test_a_reload_while_the_store_cannot_be_written_is_applied_and_said(
+    tmp_path: Path,
+) -> None:
+    path = write_config(tmp_path / "c.toml", tmp_path, SIM.format(name="sim1", meter="a", speed=1))
+    async with running(config.load(path), config_path=path) as gateway:
+        await until(lambda: gateway.health["sim1"].frames_ok > 1)
+        # SQLite refuses every write from here on, as on a file system gone read-only.
+        gateway.store.connection.execute("PRAGMA query_only = 1")
+        write_config(path, tmp_path, SIM.format(name="sim1", meter="a", speed=5))
+        gateway.request_reload()
+        await until(lambda: getattr(gateway.settings.modules[0], "speed", None) == 5, what="reload")
+        frames = gateway.health["sim1"].frames_ok
+        await until(lambda: gateway.health["sim1"].frames_ok > frames + 2, what="serving on")
+        assert gateway.store_problem is not None, "the reload's checkpoint failed: said"
+        gateway.store.connection.execute("PRAGMA query_only = 0")
+        await until(lambda: gateway.store_problem is None, what="written again")
