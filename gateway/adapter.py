@@ -96,6 +96,10 @@ class Hub(Protocol):
         """Persist a module's blob."""
         ...
 
+    def keep_state(self, module: str, key: str, value: bytes) -> None:
+        """Persist a module's blob with the next checkpoint."""
+        ...
+
     def publish_raw(self, frame: RawFrame) -> None:
         """Hand a raw frame to outputs that want it."""
         ...
@@ -335,8 +339,16 @@ class ModuleContext:
         return self._hub.load_state(self.name, key)
 
     def save_state(self, key: str, value: bytes) -> None:
-        """Persist a blob for this module (learned formats, pulse counts, ...)."""
+        """Persist a blob for this module now, in a commit of its own (learned formats, a
+        key's trouble reports: rare values that must last at once)."""
         self._hub.save_state(self.name, key, value)
+
+    def keep_state(self, key: str, value: bytes) -> None:
+        """Persist a blob for this module with the gateway's next checkpoint (every
+        ``checkpoint_interval_s``, a switch, a stop), in its commit: for a value that changes
+        all the time (a pulse count), which a commit of its own would write to the SD card
+        again and again. ``load_state`` returns it at once."""
+        self._hub.keep_state(self.name, key, value)
 
     async def execute(self, command: Command) -> Mapping[str, Any]:
         """Run a gateway command (a local push button's ``button``); CommandError if refused."""

@@ -145,6 +145,7 @@ class Gateway:
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._checkpoint_due = asyncio.Event()  # see GATHER_AT_ONCE_S
+        self._kept_states: dict[tuple[str, str], bytes] = {}  # (module, key): for the checkpoint
         self._store_health = StoreHealth(self.store.path, monotonic)
         self._unsaved_events: deque[Event] = deque()
         self._events_given_up = 0
@@ -244,12 +245,31 @@ class Gateway:
         return self.meters.published(meter)
 
     def load_state(self, module: str, key: str) -> bytes | None:
-        """A module's persisted blob."""
-        return self.store.get_state(module, key)
+        """A module's persisted blob (one kept for the next checkpoint is already it)."""
+        kept = self._kept_states.get((module, key))
+        return kept if kept is not None else self.store.get_state(module, key)
 
     def save_state(self, module: str, key: str, value: bytes) -> None:
         """Persist a module's blob."""
         self.store.put_state(module, key, value)
+
+    def keep_state(self, module: str, key: str, value: bytes) -> None:
+        """Persist a module's blob with the next checkpoint, in its commit: a value that changes
+        all the time (a pulse count) costs the SD card no commit of its own."""
+        self._kept_states[(module, key)] = value
+
+    def _write_kept_states(self) -> None:
+        """Inside the checkpoint's transaction: the modules' kept blobs, newest only."""
+        kept, self._kept_states = self._kept_states, {}
+        if not kept:
+            return
+
+        def keep_for_next_attempt() -> None:
+            self._kept_states = kept | self._kept_states  # a value kept meanwhile is newer
+
+        self.store.after_rollback(keep_for_next_attempt)
+        for (module, key), value in kept.items():
+            self.store.put_state(module, key, value)
 
     def publish_raw(self, frame: RawFrame) -> None:
         """Hand a raw frame to outputs that want it."""
@@ -378,6 +398,7 @@ class Gateway:
             if self._clock_save_due:
                 self._save_wall_clock()
             self.meters.flush(self.outputs)
+            self._write_kept_states()
         # A gateway-counting meter's shown totals move only here: its state follows at once,
         # so every output (MQTT, the Z-Wave node reading the same view) agrees.
         recounted, self.meters.recounted = self.meters.recounted, set()

@@ -1,6 +1,6 @@
-"""Checkpoints that cannot wait for the interval (a tariff switch) on a real SQLite file: every
-meter crossing the same instant shares one commit (GATHER_AT_ONCE_S), and a stop in between still
-writes them."""
+"""Checkpoints on a real SQLite file: what cannot wait for the interval (a tariff switch) shares
+one commit for every meter crossing the same instant (GATHER_AT_ONCE_S), a stop in between still
+writes it, and what modules keep for the checkpoint rides in its commit."""
 
 from __future__ import annotations
 
@@ -103,3 +103,29 @@ async def test_a_switch_waiting_to_be_gathered_is_written_on_the_way_out(tmp_pat
         assert set(tariffs_on_disk(store).values()) == {2}
     finally:
         store.close()
+
+
+async def test_a_kept_module_state_rides_in_the_checkpoint_commit(tmp_path: Path) -> None:
+    """A value a module keeps (a pulse count) costs no commit of its own, is read back at once,
+    and waits through a store that cannot be written."""
+    async with running(settings_text(tmp_path)) as gateway:
+        statements: list[str] = []
+        gateway.store.connection.set_trace_callback(statements.append)
+        try:
+            gateway.keep_state("pulses", "totals", b"41")
+            gateway.keep_state("pulses", "totals", b"42")  # only the newest is written
+            assert statements == [], "kept, not written"
+            assert gateway.load_state("pulses", "totals") == b"42"
+            submit(gateway, "m0", NOON, "1.000")
+            gateway.store.connection.execute("PRAGMA query_only = 1")
+            gateway.persist()  # refused: the value waits
+            gateway.store.connection.execute("PRAGMA query_only = 0")
+            statements.clear()
+            gateway.persist()
+        finally:
+            gateway.store.connection.set_trace_callback(None)
+        assert statements.count("COMMIT") == 1
+        written = [s for s in statements if "module_state" in s or "meter_checkpoint" in s]
+        assert any("module_state" in s for s in written)
+        assert any("meter_checkpoint" in s for s in written)
+        assert gateway.store.get_state("pulses", "totals") == b"42"

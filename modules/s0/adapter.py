@@ -283,8 +283,15 @@ class S0Adapter:
     def _totals_of(self, meter: PulseMeter) -> tuple[Decimal | None, ...]:
         return tuple(meter.totals[d].kwh(meter.pulses_per_kwh) for d in self.config.directions)
 
-    def _save(self, ctx: ModuleContext, meter: PulseMeter) -> None:
-        ctx.save_state(STATE_KEY, encode_totals(meter.totals, meter.pulses_per_kwh))
+    def _save(self, ctx: ModuleContext, meter: PulseMeter, *, at_once: bool = False) -> None:
+        # The count rides in the gateway's next checkpoint, with the meter's registers: a commit
+        # of its own every save_interval_s would write the SD card's pages again and again
+        # while pulses come (README "Durability"). A set_total is rare: written at once.
+        totals = encode_totals(meter.totals, meter.pulses_per_kwh)
+        if at_once:
+            ctx.save_state(STATE_KEY, totals)
+        else:
+            ctx.keep_state(STATE_KEY, totals)
         meter.changed = False
 
     def _command(self, ctx: ModuleContext, meter: PulseMeter, command: Command) -> bool:
@@ -308,7 +315,7 @@ class S0Adapter:
             return False
         before = meter.totals[direction].kwh(meter.pulses_per_kwh)
         meter.set_total(direction, kwh)
-        self._save(ctx, meter)
+        self._save(ctx, meter, at_once=True)
         _LOGGER.info("s0 %s: %s total set to %s kWh (was %s)", ctx.name, direction, kwh, before)
         ctx.event(
             "total_set",

@@ -36,7 +36,9 @@ _LOGGER = logging.getLogger(__name__)
 # IMST HCI spec 1.6 and the Amber manual: a stick confirms a command within milliseconds;
 # this leaves room for a USB-serial bridge waking up and a ser2net hop.
 SETUP_REPLY_TIMEOUT_S = 3.0
-# The heard table reaches the SD card at most this often (it changes with every telegram).
+# The heard table changes with every telegram: it is encoded at most this often and reaches the
+# SD card with the gateway's next checkpoint (a commit of its own each minute wrote 12 KB or
+# more a minute, over 17 MB a day, for a table that is only a diagnostic).
 HEARD_SAVE_EVERY_S = 60.0
 # One undecryptable telegram may be radio noise that passed the CRCs of a stick that strips
 # them; two in a row is the key.
@@ -150,10 +152,11 @@ class _Dispatch:
             _LOGGER.debug("%s: receiver says %s %s", self.ctx.name, item.name, item.detail)
 
     def save_heard(self, *, force: bool) -> None:
-        """Persist the heard table when it changed, at most every HEARD_SAVE_EVERY_S."""
+        """Keep the heard table for the next checkpoint when it changed, at most every
+        HEARD_SAVE_EVERY_S."""
         now = time.monotonic()
         if self.heard_dirty and (force or now - self.heard_saved_at >= HEARD_SAVE_EVERY_S):
-            self.ctx.save_state(STATE_HEARD, self.router.heard_json())
+            self.ctx.keep_state(STATE_HEARD, self.router.heard_json())
             self.heard_saved_at, self.heard_dirty = now, False
 
     def _heard(self, heard: Heard) -> None:

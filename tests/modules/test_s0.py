@@ -201,6 +201,31 @@ async def test_a_restart_in_the_middle_of_a_train_continues_the_count(
         assert gateway.health["s0a"].restarts == 0
 
 
+async def test_the_count_waits_for_the_checkpoint_and_a_store_fault_does_not_stop_it(
+    tmp_path: Path, chip: SoftwareChip, clock: Clock
+) -> None:
+    """The count rides in the gateway's checkpoints (no commit of its own every
+    save_interval_s): counting goes on while the store refuses writes, and the count is
+    written once the store takes writes again."""
+    settings = settings_for(tmp_path, s0_module(initial_import_kwh="500"))
+    async with running(settings) as gateway:
+        await until(lambda: value(gateway, A_PLUS) == Decimal("500"))
+        # SQLite refuses every write from here on, as on a file system gone read-only.
+        gateway.store.connection.execute("PRAGMA query_only = 1")
+        train(chip, clock, 200, 0.25)
+        await until(lambda: value(gateway, A_PLUS) == Decimal("500.2"))
+        await until(lambda: gateway.store_problem is not None, what="the fault said")
+        assert gateway.health["s0a"].restarts == 0, gateway.health["s0a"].last_error
+        gateway.store.connection.execute("PRAGMA query_only = 0")
+        await until(
+            lambda: (
+                (saved := gateway.store.get_state("s0a", STATE_KEY)) is not None
+                and decode_totals(saved, 1000)["import"].kwh(1000) == Decimal("500.2")
+            ),
+            what="the count on disk",
+        )
+
+
 @pytest.mark.parametrize("ahead", ["module_state", "engine_register"])
 async def test_after_a_crash_the_larger_of_saved_count_and_register_wins(
     tmp_path: Path, chip: SoftwareChip, clock: Clock, ahead: str
