@@ -418,3 +418,14 @@ def test_short_path_takes_the_usual_messages() -> None:
 def test_short_path_gives_what_the_general_path_gives(data: bytes) -> None:
     # The same JSON, or the same error, byte for byte: the short path only skips work.
     assert outcome(data, decode) == outcome(data, iec._decode_general)
+
+
+def test_short_path_lookups_stay_bounded_and_right() -> None:
+    # More distinct addresses and units than the short path keeps: each decode still gives
+    # what the general path gives, and the tables never hold more than their bound.
+    for n in range(iec._CACHED_MAX + 50):
+        body = f"1.8.{n}({n}*u{n})\r\n!\r\n".encode() + b"\x03"
+        data = b"\x02" + body + bytes((iec.bcc(body),))
+        assert outcome(data, decode) == outcome(data, iec._decode_general)
+        assert len(iec._FACTS) <= iec._CACHED_MAX
+        assert len(iec._HA_UNITS) <= iec._CACHED_MAX

@@ -12,11 +12,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from modules.codecs.records import Record
 
 __all__ = [
+    "NUMBER",
+    "TEXT_VALUES",
     "DataSet",
     "DataValue",
     "add_records",
@@ -107,14 +109,22 @@ _NAMES = {
     (91, 7, 0): "current_neutral",
 }
 # Data sets whose value is an identifier or a code: kept as text even when it looks numeric.
-_TEXT_VALUES = {(0, 0, 0), (96, 1, 0), (96, 1, 1), (97, 97, 0), (0, 2, 0), (0, 9, 1), (0, 9, 2)}
+TEXT_VALUES: Final = {
+    (0, 0, 0),
+    (96, 1, 0),
+    (96, 1, 1),
+    (97, 97, 0),
+    (0, 2, 0),
+    (0, 9, 1),
+    (0, 9, 2),
+}
 _UNITS = {"m3": "m³", "m3/h": "m³/h", "kVArh": "kvarh", "kVAr": "kvar", "kVarh": "kvarh"}
 _UNITS_FOLDED = {
     u.lower(): u
     for u in ("Wh", "kWh", "kW", "W", "varh", "kvarh", "var", "kvar", "VAh", "kVAh", "VA", "kVA")
 } | {u.lower(): u for u in ("V", "A", "Hz", "h", "s", "min", "GJ", "°C", "m³", "m³/h")}
 _CANONICAL = re.compile(r"\d+-\d+:(\d+)\.(\d+)\.(\d+)(?:\*\d+)?", re.ASCII)
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)", re.ASCII)
+NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)", re.ASCII)
 
 
 @lru_cache(maxsize=1024)
@@ -161,8 +171,8 @@ def value_of(key: tuple[int, int, int] | None, value: DataValue) -> Decimal | st
 def _value(key: tuple[int, int, int] | None, value: str, unit: str | None) -> Decimal | str:
     text = value.strip()
     # Plain ASCII digits are the usual number; the pattern decides the rest.
-    if (unit or key not in _TEXT_VALUES) and (
-        (text.isdigit() and text.isascii()) or _NUMBER.fullmatch(text)
+    if (unit or key not in TEXT_VALUES) and (
+        (text.isdigit() and text.isascii()) or NUMBER.fullmatch(text)
     ):
         return Decimal(text)
     return text
