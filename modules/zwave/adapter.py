@@ -12,7 +12,6 @@ display list; the decisions are in ``node.py``, the serial protocol in ``host.py
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -227,7 +226,7 @@ class _Session:
                 "stick with Serial API end-node firmware"
             )
         version = await self.host.request(GetVersionRequest(), GetVersionResponse)
-        self.node.identity = dataclasses.replace(
+        self.node.identity = msgspec.structs.replace(
             self.node.identity,
             library_type=version.library_type,
             protocol_version=_two_numbers(version.version),

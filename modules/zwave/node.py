@@ -14,9 +14,10 @@ meter does not know is never answered with 0, it is not answered at all.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+
+import msgspec
 
 from gateway.engine import Register
 from modules.codecs.zwave.api.messages import (
@@ -103,8 +104,7 @@ _OPEN_CLASSES = frozenset(
 )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class EndPoint:
+class EndPoint(msgspec.Struct, frozen=True):
     """What one end point advertises in its Meter Supported Report."""
 
     number: int
@@ -132,8 +132,7 @@ def _end_points(channels: Sequence[Channel]) -> dict[int, EndPoint]:
     return out
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(msgspec.Struct, frozen=True):
     """How the node introduces itself (Version and Manufacturer Specific Reports)."""
 
     manufacturer_id: int = 0xFFFF

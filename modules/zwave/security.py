@@ -14,7 +14,6 @@ specifications; the codec in ``modules/codecs/zwave/security`` holds the layouts
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -177,16 +176,14 @@ def bits_of(levels: Sequence[Level]) -> int:
     return out
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(msgspec.Struct, frozen=True):
     """A payload for the stick to send to ``node_id``."""
 
     node_id: int
     payload: bytes
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Inbound:
+class Inbound(msgspec.Struct, frozen=True):
     """A command that arrived from ``source`` with security class ``level`` (decrypted)."""
 
     source: int
@@ -194,22 +191,20 @@ class Inbound:
     level: Level
 
 
-@dataclasses.dataclass
-class Step:
+class Step(msgspec.Struct):
     """What one received frame led to."""
 
-    frames: list[Frame] = dataclasses.field(default_factory=list)
-    inbound: list[Inbound] = dataclasses.field(default_factory=list)
-    events: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    frames: list[Frame] = msgspec.field(default_factory=list)
+    inbound: list[Inbound] = msgspec.field(default_factory=list)
+    events: list[tuple[str, str]] = msgspec.field(default_factory=list)
 
 
-@dataclasses.dataclass
-class _Span:
+class _Span(msgspec.Struct):
     level: Level
     drbg: CtrDrbg
     # The nonces of our last frames: when both ends send at the same moment, each encrypts
     # with the same next nonce, and the other's frame is readable only with one of these.
-    sent: list[bytes] = dataclasses.field(default_factory=list)
+    sent: list[bytes] = msgspec.field(default_factory=list)
 
     def note_sent(self, nonce: bytes) -> None:
         """Remember a nonce this end used (the last few)."""
@@ -220,8 +215,7 @@ class _Span:
         return self.drbg.generate(16)[:CCM_NONCE_BYTES]
 
 
-@dataclasses.dataclass
-class _Peer:
+class _Peer(msgspec.Struct):
     """What this node knows about one other node's secure conversation with it."""
 
     span: _Span | None = None
@@ -229,12 +223,12 @@ class _Peer:
     remote_ei: bytes | None = None  # theirs, from a Nonce Report: our next frame starts a SPAN
     sequence: int = 0
     last_sequence_in: int | None = None
-    s2_waiting: list[tuple[Level, bytes]] = dataclasses.field(default_factory=list)
+    s2_waiting: list[tuple[Level, bytes]] = msgspec.field(default_factory=list)
     s2_asked: float | None = None  # when a Nonce Get went out, unanswered yet
     last_s2: tuple[Level, bytes] | None = None
     resends: int = 0
     s0_nonce: tuple[bytes, float] | None = None  # theirs, and when it expires
-    s0_waiting: list[tuple[Level, bytes]] = dataclasses.field(default_factory=list)
+    s0_waiting: list[tuple[Level, bytes]] = msgspec.field(default_factory=list)
     s0_asked: float | None = None
 
 
@@ -537,8 +531,7 @@ class SecureLink:
 # ------------------------------------------------------------------------------ the joining node
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Secrets:
+class Secrets(msgspec.Struct, frozen=True):
     """What the node keeps in its keys file: its ECDH key, and the keys its network granted."""
 
     private_key: bytes
@@ -617,13 +610,12 @@ def save_secrets(path: Path, secrets: Secrets) -> None:
     os.replace(temporary, path)
 
 
-@dataclasses.dataclass
-class _S2Bootstrap:
+class _S2Bootstrap(msgspec.Struct):
     controller: int
     report: KexReport
     granted: int = 0
     controller_public: bytes = b""
-    wanted: list[Level] = dataclasses.field(default_factory=list)  # keys still to fetch
+    wanted: list[Level] = msgspec.field(default_factory=list)  # keys still to fetch
     asking: Level | None = None
     done: bool = False  # the temporary key stays for a resend of the last Transfer End
     started: float = 0.0
@@ -677,14 +669,16 @@ class NodeSecurity:
         self._s2 = None
         self.link.s2_keys.pop(Level.TEMP, None)
         self.link.s0_keys.pop(Level.S0_TEMP, None)
-        self._set_secrets(dataclasses.replace(self.secrets, granted=(), s2_keys=(), s0_key=b""))
+        self._set_secrets(msgspec.structs.replace(self.secrets, granted=(), s2_keys=(), s0_key=b""))
 
     def forget(self) -> None:
         """The node left its network: its keys mean nothing any more."""
         self._armed_until = float("-inf")
         self._s2 = None
         if self.secrets.granted or self.secrets.s0_key:
-            self._set_secrets(dataclasses.replace(self.secrets, granted=(), s2_keys=(), s0_key=b""))
+            self._set_secrets(
+                msgspec.structs.replace(self.secrets, granted=(), s2_keys=(), s0_key=b"")
+            )
 
     def accepts(self, inbound: Inbound) -> bool:
         """Whether an application command arrived with the class it needs.
@@ -803,14 +797,14 @@ class NodeSecurity:
             fetched = boot.asking
             keys = dict(self.secrets.s2_keys)
             keys[fetched] = command.network_key
-            self._set_secrets(dataclasses.replace(self.secrets, s2_keys=tuple(keys.items())))
+            self._set_secrets(msgspec.structs.replace(self.secrets, s2_keys=tuple(keys.items())))
             reply(NetworkKeyVerify(), fetched)
         elif isinstance(command, TransferEnd) and command.key_verified and level == Level.TEMP:
             boot = self._s2
             if boot is None or boot.asking is None:
                 return
             granted = (*self.secrets.granted, boot.asking)
-            self._set_secrets(dataclasses.replace(self.secrets, granted=granted))
+            self._set_secrets(msgspec.structs.replace(self.secrets, granted=granted))
             if boot.wanted:
                 self._next_key(reply)
                 return
@@ -838,7 +832,9 @@ class NodeSecurity:
             reply(S0SchemeReport(), Level.NONE)
         elif isinstance(command, S0NetworkKeySet) and level == Level.S0_TEMP:
             self._set_secrets(
-                dataclasses.replace(self.secrets, s0_key=command.network_key, granted=(Level.S0,))
+                msgspec.structs.replace(
+                    self.secrets, s0_key=command.network_key, granted=(Level.S0,)
+                )
             )
             self._armed_until = float("-inf")
             self.link.s0_keys.pop(Level.S0_TEMP, None)

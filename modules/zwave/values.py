@@ -7,9 +7,10 @@ and resolution here; the report policy decides when a value goes to the lifeline
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+import msgspec
 
 from gateway import obis
 from gateway.engine import Register
@@ -50,8 +51,7 @@ _RESOLUTION: dict[int, Decimal] = {
 _PHASES = {1: (21, 32, 31, 33), 2: (41, 52, 51, 53), 3: (61, 72, 71, 73)}
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Channel:
+class Channel(msgspec.Struct, frozen=True):
     """One value the node reports: end point (0 root, 1..3 phases), rate type, scale, register."""
 
     end_point: int
