@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass, field
+
+import msgspec
 
 from gateway.cluster.wire import DecodedSample
 
@@ -25,8 +26,7 @@ __all__ = ["Heard", "Merged", "Merger"]
 Key = tuple[str, str, int | None, str]
 
 
-@dataclass(slots=True)
-class Heard:
+class Heard(msgspec.Struct):
     """One receiver's record of one meter: copies it delivered and its best and last RSSI."""
 
     telegrams: int = 0
@@ -34,8 +34,7 @@ class Heard:
     best_rssi_dbm: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Merged:
+class Merged(msgspec.Struct, frozen=True):
     """A telegram released once, with every receiver that heard it and its RSSI there."""
 
     sample: DecodedSample
@@ -47,25 +46,23 @@ class Merged:
         return max((r for r in self.receivers.values() if r is not None), default=None)
 
 
-@dataclass(slots=True)
-class _Held:
+class _Held(msgspec.Struct):
     sample: DecodedSample
     due: float
     receivers: dict[str, float | None]
 
 
-@dataclass(slots=True)
-class Merger:
+class Merger(msgspec.Struct):
     """Copies in (``add``), each telegram out once (``due``); times from a monotonic clock."""
 
     merge_window_s: float = 2.0
     duplicate_window_s: float = 120.0
-    coverage: dict[str, dict[str, Heard]] = field(default_factory=dict)
-    accepted: dict[str, int] = field(default_factory=dict)  # telegrams released, per meter
+    coverage: dict[str, dict[str, Heard]] = msgspec.field(default_factory=dict)
+    accepted: dict[str, int] = msgspec.field(default_factory=dict)  # telegrams released, per meter
     copies: int = 0  # copies merged into a held telegram
     late_copies: int = 0  # copies of a telegram already released
-    _held: OrderedDict[Key, _Held] = field(default_factory=OrderedDict)
-    _released: OrderedDict[Key, float] = field(default_factory=OrderedDict)
+    _held: OrderedDict[Key, _Held] = msgspec.field(default_factory=OrderedDict)
+    _released: OrderedDict[Key, float] = msgspec.field(default_factory=OrderedDict)
 
     def add(self, sample: DecodedSample, now: float) -> None:
         """One copy of a telegram, as a worker decoded it."""

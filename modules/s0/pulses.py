@@ -8,7 +8,6 @@ be more than one pulse's energy over ``t``, so that bound is shown; after ``time
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any, Literal
 
@@ -41,8 +40,7 @@ OBIS: dict[Direction, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class EdgeEvent:
+class EdgeEvent(msgspec.Struct, frozen=True):
     """One edge on a requested line, timed by the kernel (CLOCK_MONOTONIC, nanoseconds)."""
 
     key: str  # which requested line: "pulse" or "direction"
@@ -51,17 +49,15 @@ class EdgeEvent:
     line_seqno: int  # per line, from 1; a gap means the kernel dropped events
 
 
-@dataclass(frozen=True, slots=True)
-class Note:
+class Note(msgspec.Struct, frozen=True):
     """Something worth an event in the meter's log."""
 
     kind: str
     detail: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class Total:
+class Total(msgspec.Struct):
     """A lifetime register as a known base plus pulses counted since; unknown base = unknown."""
 
     base_kwh: Decimal | None
@@ -82,8 +78,7 @@ class Total:
         return self.base_kwh + counted
 
 
-@dataclass(slots=True)
-class _Rate:
+class _Rate(msgspec.Struct):
     """Time between pulses of one direction."""
 
     since_ns: int  # observation start: nothing before it is known

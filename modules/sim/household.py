@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
 from datetime import datetime
+
+import msgspec
 
 __all__ = ["Household", "PhaseState", "Snapshot"]
 
@@ -20,8 +21,7 @@ NOMINAL_FREQUENCY_HZ = 50.0
 LINE_RESISTANCE_OHM = 0.25
 
 
-@dataclass(frozen=True, slots=True)
-class PhaseState:
+class PhaseState(msgspec.Struct, frozen=True):
     """One phase at one instant; positive power is import."""
 
     power_w: float
@@ -34,8 +34,7 @@ class PhaseState:
         return math.hypot(self.power_w, self.reactive_var) / self.voltage_v
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(msgspec.Struct, frozen=True):
     """All three phases and the grid frequency."""
 
     phases: tuple[PhaseState, PhaseState, PhaseState]
@@ -52,8 +51,7 @@ class Snapshot:
         return sum(p.reactive_var for p in self.phases)
 
 
-@dataclass(frozen=True, slots=True)
-class _Appliance:
+class _Appliance(msgspec.Struct, frozen=True):
     phase: int
     start_h: float
     duration_h: float

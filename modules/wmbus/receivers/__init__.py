@@ -9,8 +9,9 @@ The device side of each protocol (``*Device`` classes) is here too, for the emul
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
+
+import msgspec
 
 from gateway.errors import ConfigError, FatalAdapterError
 
@@ -46,8 +47,7 @@ _ALLOWED: dict[str, tuple[frozenset[str], ...]] = {
 RECEIVERS = ("im871a", "im170a", "iu891a", "amb8465", "amb8665", "cul", "rtlwmbus", "hex")
 
 
-@dataclass(frozen=True, slots=True)
-class Heard:
+class Heard(msgspec.Struct, frozen=True):
     """One telegram as the receiver delivered it (L field first)."""
 
     telegram: bytes
@@ -57,8 +57,7 @@ class Heard:
     mode: str | None = None  # link mode, where the receiver says
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(msgspec.Struct, frozen=True):
     """A receiver's answer to a command."""
 
     name: str
@@ -67,8 +66,7 @@ class Reply:
     payload: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(msgspec.Struct, frozen=True):
     """Bytes that looked like a frame but were not a good one (bad CRC, bad hex, ...)."""
 
     reason: str

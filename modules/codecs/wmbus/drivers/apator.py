@@ -21,7 +21,7 @@ project's apator08 driver.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from modules.codecs.wmbus.drivers.model import Driver, FieldSpec, FixedFields, RegisterWalk
 

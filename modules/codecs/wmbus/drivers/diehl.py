@@ -20,8 +20,9 @@ As documented by the wmbusmeters project's izar driver and its Diehl support cod
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
+
+from msgspec.structs import replace
 
 from modules.codecs.wmbus.drivers.model import (
     Driver,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
+
+import msgspec
 
 from modules.codecs.errors import UnknownFormat
 from modules.codecs.mbus.types import date_g
@@ -38,8 +39,7 @@ class LayoutMismatch(UnknownFormat):
         self.at = at
 
 
-@dataclass(frozen=True, slots=True)
-class FieldSpec:
+class FieldSpec(msgspec.Struct, frozen=True):
     """One value: its record name, unit, power of ten and how its bytes are coded."""
 
     name: str
@@ -85,8 +85,7 @@ class FieldSpec:
 Reading = tuple[FieldSpec, FieldValue | None, int]
 
 
-@dataclass(frozen=True, slots=True)
-class RegisterWalk:
+class RegisterWalk(msgspec.Struct, frozen=True):
     """Registers tagged by one byte, each followed by a data field of a size the tag fixes."""
 
     skip: int  # bytes before the first tag (a header the meter always sends)
@@ -115,8 +114,7 @@ class RegisterWalk:
         return found
 
 
-@dataclass(frozen=True, slots=True)
-class FixedFields:
+class FixedFields(msgspec.Struct, frozen=True):
     """Values at fixed offsets of the manufacturer data."""
 
     fields: tuple[FieldSpec, ...]
@@ -143,8 +141,7 @@ class FixedFields:
         ]
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
+class Section(msgspec.Struct, frozen=True):
     """A block of the data that is there when ``bit`` is set in the content byte."""
 
     bit: int
@@ -152,8 +149,7 @@ class Section:
     fields: tuple[FieldSpec, ...]  # offsets within the section
 
 
-@dataclass(frozen=True, slots=True)
-class FlaggedSections:
+class FlaggedSections(msgspec.Struct, frozen=True):
     """A content byte whose bits say which sections follow it, always in the same order."""
 
     sections: tuple[Section, ...]
@@ -195,8 +191,7 @@ class TelegramLayout(ABC):
 Layout = RegisterWalk | FixedFields | FlaggedSections | TelegramLayout
 
 
-@dataclass(frozen=True, slots=True)
-class Driver:
+class Driver(msgspec.Struct, frozen=True):
     """A meter type and how to read its manufacturer data."""
 
     name: str
@@ -206,9 +201,7 @@ class Driver:
     layout: Layout
     source: str  # the public description the offsets come from
     # Only where a value needs arithmetic beyond scaling: name -> (value, unit) from the fields.
-    derive: Callable[[dict[str, Decimal]], dict[str, tuple[Decimal, str | None]]] | None = field(
-        default=None
-    )
+    derive: Callable[[dict[str, Decimal]], dict[str, tuple[Decimal, str | None]]] | None = None
     # Some meters code the A field as version, device type, then the id (Diehl PRIOS): the
     # header's version and type are then read from there, and the meter's facts corrected.
     address_swapped: bool = False
