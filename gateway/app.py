@@ -146,6 +146,7 @@ class Gateway:
         self._reload = asyncio.Event()
         self._checkpoint_due = asyncio.Event()  # see GATHER_AT_ONCE_S
         self._kept_states: dict[tuple[str, str], bytes] = {}  # (module, key): for the checkpoint
+        self._unknown_said: set[tuple[str, str]] = set()  # (module, meter) refused and logged
         self._store_health = StoreHealth(self.store.path, monotonic)
         self._unsaved_events: deque[Event] = deque()
         self._events_given_up = 0
@@ -186,7 +187,11 @@ class Gateway:
         """Feed a sample to its meter's engine; unknown meters are refused loudly once."""
         engine = self.engines.get(sample.meter)
         if engine is None:
-            _LOGGER.warning("module %s sent a sample for unknown meter %r", module, sample.meter)
+            if (module, sample.meter) not in self._unknown_said:  # logs wear the SD card too
+                self._unknown_said.add((module, sample.meter))
+                _LOGGER.warning(
+                    "module %s sent a sample for unknown meter %r", module, sample.meter
+                )
             return
         if not self.clock.check():
             # Profile intervals, billing and events would carry a time from before the sync.

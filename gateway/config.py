@@ -53,8 +53,9 @@ class GatewaySection(_Section, frozen=True):
     # Live values (state messages, SSE, the Z-Wave node) leave from memory at most this often
     # per meter; a meter sampling slower goes out at every sample.
     publish_interval_s: float = 1.0
-    # Registers and engine state reach the SD card this often (and at every debiting stop,
-    # tariff or breaker switch, on SIGTERM/SIGHUP and before a module swap). Every checkpoint
+    # Registers and engine state reach the SD card this often (and within a second of every
+    # debiting stop, tariff or breaker switch, on SIGTERM/SIGHUP and before a module swap,
+    # gateway/app.py GATHER_AT_ONCE_S). Every checkpoint
     # costs at least 12 KB of writes however little moved (its WAL frame spans two kernel pages,
     # the WAL's mtime an inode block: gateway/store.py), so its count per day is what wears the
     # card: at 900 s one meter wrote 1.2 MB a day, over the 1 MB goal (bench/sd_card.py);

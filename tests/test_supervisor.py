@@ -10,11 +10,13 @@ import signal
 import warnings
 import weakref
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway import config, registry
+from gateway.model import Sample
 from modules.sim.adapter import SimConfig
 from tests.support.gateway import offline_text, running, until
 
@@ -173,3 +175,18 @@ async def test_a_reload_while_the_store_cannot_be_written_is_applied_and_said(
         assert gateway.store_problem is not None, "the reload's checkpoint failed: said"
         gateway.store.connection.execute("PRAGMA query_only = 0")
         await until(lambda: gateway.store_problem is None, what="written again")
+
+
+async def test_samples_for_an_unknown_meter_are_refused_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = offline_text(tmp_path, '[[meters]]\nid = "a"\n')
+    at = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    with caplog.at_level("INFO", logger="gateway.app"):
+        async with running(text) as gateway:
+            for second in range(3):
+                sample = Sample("z", "feed", at + timedelta(seconds=second), ())
+                gateway.submit("feed", sample)
+            assert "z" not in gateway.engines
+    said = [r for r in caplog.records if "unknown meter 'z'" in r.getMessage()]
+    assert len(said) == 1, "logs wear the SD card: once, not once a sample"
