@@ -54,12 +54,17 @@ class Intervals:
                 (code, obis.normalize(code)) for code in meter.settings.analysis.registers
             )
         )
-        # The running sums and counts of the interval in progress, one per analysis register:
-        # per sample a list is cheaper to add to than the state's dicts, which ``settle``
-        # brings up to date when they are read (the interval's end, the checkpoint).
+        # The running sum and count of the interval in progress, one per analysis register:
+        # per sample a native object's float and int are cheaper to add to (compiled, no
+        # boxing) than the state's dicts, which ``settle`` brings up to date when they are
+        # read (the interval's end, the checkpoint).
         state = meter.state
-        self._sums = [state.analysis_sums.get(code, 0.0) for code, _ in self._analysis]
-        self._counts = [state.analysis_counts.get(code, 0) for code, _ in self._analysis]
+        self._means = [
+            _Mean(state.analysis_sums.get(code, 0.0), state.analysis_counts.get(code, 0))
+            for code, _ in self._analysis
+        ]
+        # Settings are frozen (a meter given new ones is a new engine): read once.
+        self._analysis_on = meter.settings.analysis.enabled
 
     def start(self, at: datetime, flags: ProfileFlag = ProfileFlag.PARTIAL) -> None:
         state, zone = self._m.state, self._m.zone
@@ -204,29 +209,26 @@ class Intervals:
 
     def accumulate(self, numbers: dict[str, float]) -> None:
         """Add a sample's numeric readings (canonical units, as floats) to the running means."""
-        if not self._m.settings.analysis.enabled:
+        if not self._analysis_on:
             return
-        sums, counts = self._sums, self._counts
-        for index, (_, normalized) in enumerate(self._analysis):
+        for (_, normalized), mean in zip(self._analysis, self._means, strict=True):
             number = numbers.get(normalized)
-            if number is None:
-                continue
-            sums[index] += number
-            counts[index] += 1
+            if number is not None:
+                mean.total += number
+                mean.count += 1
 
     def settle(self) -> None:
         """Bring the state's analysis sums and counts up to date with the running ones."""
         state = self._m.state
-        for (code, _), total, count in zip(self._analysis, self._sums, self._counts, strict=True):
-            if count:
-                state.analysis_sums[code] = total
-                state.analysis_counts[code] = count
+        for (code, _), mean in zip(self._analysis, self._means, strict=True):
+            if mean.count:
+                state.analysis_sums[code] = mean.total
+                state.analysis_counts[code] = mean.count
 
     def _restart_analysis(self) -> None:
         state = self._m.state
         state.analysis_sums, state.analysis_counts = {}, {}
-        self._sums = [0.0] * len(self._analysis)
-        self._counts = [0] * len(self._analysis)
+        self._means = [_Mean(0.0, 0) for _ in self._analysis]
 
     def _close_analysis(self, end: datetime, update: Update) -> None:
         state = self._m.state
@@ -306,3 +308,13 @@ class Intervals:
             )
         )
         return record
+
+
+class _Mean:
+    """The running sum and count of one analysis register."""
+
+    __slots__ = ("count", "total")
+
+    def __init__(self, total: float, count: int) -> None:
+        self.total = total
+        self.count = count
