@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,12 +10,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.engine import Action, EngineSettings, MeterEngine
+from gateway.engine.prepayment import Prepayment
 from gateway.engine.settings import (
     BreakerSettings,
     FriendlyHours,
     PrepaymentSettings,
     SmartDisconnectSettings,
 )
+from gateway.engine.state import PrepaymentState
 from gateway.errors import CommandError
 from gateway.model import Reading, Sample, Value
 
@@ -231,6 +233,40 @@ def test_friendly_hours_defer_the_disconnect_until_they_end() -> None:
     assert not [e for e in engine.tick(T0 + timedelta(minutes=30)).events]
     update = engine.tick(T0 + timedelta(hours=1, minutes=1))  # 12:01 local
     assert [e.kind for e in update.events] == ["breaker_disconnected"]
+
+
+@pytest.mark.parametrize(
+    ("zone", "start"),
+    [
+        ("Europe/Copenhagen", datetime(2026, 3, 26, tzinfo=UTC)),  # summer time starts
+        ("Europe/Copenhagen", datetime(2026, 10, 22, tzinfo=UTC)),  # and ends
+        ("Australia/Lord_Howe", datetime(2026, 4, 2, tzinfo=UTC)),  # a half-hour change
+    ],
+)
+@pytest.mark.parametrize("window", [("01:30", "02:30"), ("22:00", "06:00"), ("02:45", "02:15")])
+@pytest.mark.parametrize("weekends", [True, False])
+def test_friendly_hours_answer_as_worked_out_afresh_across_offset_changes(
+    zone: str, start: datetime, window: tuple[str, str], weekends: bool
+) -> None:
+    """``friendly`` keeps its answer until the next boundary: every 7 minutes over five
+    days (weekend and holiday edges, offset changes) and after the clock went back, it
+    answers as a Prepayment asked for the first time."""
+    settings = PrepaymentSettings(
+        enabled=True,
+        friendly_hours=FriendlyHours(start=window[0], end=window[1], weekends=weekends),
+    )
+    holidays = {date(2026, 3, 30), date(2026, 10, 26), date(2026, 4, 6)}
+
+    def fresh() -> Prepayment:
+        return Prepayment("m", settings, PrepaymentState(), ZoneInfo(zone), holidays.__contains__)
+
+    asked = fresh()
+    instants = [start + timedelta(minutes=7 * step) for step in range(5 * 24 * 60 // 7)]
+    instants += [start + timedelta(hours=30), start + timedelta(hours=2, seconds=1)]  # back
+    answers = {asked.friendly(at) for at in instants}
+    assert answers == {True, False}
+    for at in instants:
+        assert asked.friendly(at) == fresh().friendly(at), at
 
 
 def test_money_credit_uses_tariff_prices_and_standing_charge() -> None:
