@@ -21,9 +21,10 @@ import logging
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
+
+import msgspec
 
 from gateway.model import utc_now
 from gateway.store import Store
@@ -118,8 +119,9 @@ _SIZE_SQL = f"length(payload) + length(CAST(topic AS BLOB)) + {ROW_OVERHEAD_B}"
 MEMORY_MAX_B = 8_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+# Structs, not frozen dataclasses: two are made for every message queued, and a Struct is
+# built in C (about 0.14 against 1.26 us here). Neither holds a container (no cycle to collect).
+class Message(msgspec.Struct, frozen=True, gc=False):
     """One queued publication."""
 
     id: int
@@ -129,8 +131,7 @@ class Message:
     retain: bool
 
 
-@dataclass(frozen=True, slots=True)
-class _Held:
+class _Held(msgspec.Struct, frozen=True, gc=False):
     """A message in memory, with what a spill needs to write it as it was queued."""
 
     message: Message
