@@ -189,17 +189,23 @@ def bcc(data: bytes) -> int:
 
 def _bcc_of(data: bytes, start: int, stop: int) -> int:
     """The block check character of ``data[start:stop]``."""
-    if COMPILED or stop - start < _BCC_FOLD_FROM:
+    if COMPILED:
         # Compiled, an indexed loop is C over the bytes and costs least at every length.
         check = 0
         for index in range(start, stop):
             check ^= data[index]
         return check
+    block = data[start:stop]
+    if len(block) < _BCC_FOLD_FROM:
+        check = 0
+        for byte in block:
+            check ^= byte
+        return check
     # Interpreted, longer blocks: the bytes as one integer, folded onto itself half over half
     # down to one byte, the same XOR in a few big-integer steps instead of one interpreted
     # step per byte.
-    check = int.from_bytes(data[start:stop], "little")
-    shift = 4 << (stop - start - 1).bit_length()  # bits: half the next power of two in bytes
+    check = int.from_bytes(block, "little")
+    shift = 4 << (len(block) - 1).bit_length()  # bits: half the next power of two in bytes
     while shift >= BITS_PER_BYTE:
         check ^= check >> shift
         shift >>= 1
