@@ -113,3 +113,42 @@ def test_the_quadrant_follows_every_reading_even_when_some_values_stay_the_same(
     # Importing the same 300 W; the reactive power turns inductive.
     engine.ingest(powers(2, 300, 0, 150, 0))
     assert engine.registers["quadrant"].value == 1
+
+
+def test_a_sample_like_the_last_is_filed_as_one_seen_for_the_first_time() -> None:
+    """Samples with the last one's spellings in the same order take a shorter path (the last
+    sample's layout, the last float's Decimal): through unchanged, changed, missing, extra,
+    reordered and duplicated readings, words, zeros of both signs, NaN and rescaled units,
+    each files its readings exactly as an engine that never saw a sample before."""
+    power, voltage, energy = "1-0:1.7.0", "1-0:32.7.0", "1-0:1.8.0"
+    layouts: list[tuple[Reading, ...]] = [
+        (Reading(energy, Decimal("1.000"), "kWh"), Reading(power, 230.5, "W")),
+        (Reading(energy, Decimal("1.001"), "kWh"), Reading(power, 230.5, "W")),
+        (Reading(energy, Decimal("1.001"), "kWh"), Reading(power, "n/a", "W")),
+        (Reading(energy, Decimal("1.001"), "kWh"), Reading(power, 0.0, "W")),
+        (Reading(energy, Decimal("1.001"), "kWh"), Reading(power, -0.0, "W")),
+        (Reading(energy, Decimal("1.001"), "kWh"), Reading(power, 0.0, "W")),
+        (Reading(energy, 1002, "Wh"), Reading(power, 0.5, "kW")),
+        (Reading(energy, 1002, "Wh"), Reading(power, 0.5, "kW")),
+        (Reading(power, 0.5, "kW"), Reading(energy, 1002, "Wh")),
+        (Reading(power, 0.5, "kW"), Reading(voltage, float("nan"), "V")),
+        (Reading(power, 0.5, "kW"), Reading(voltage, float("nan"), "V")),
+        (Reading("1.7.0", 17, "W"), Reading(power, "off", None), Reading(voltage, 231.0, "V")),
+        (Reading("1.7.0", 17, "W"), Reading(power, "off", None), Reading(voltage, 231.0, "V")),
+        (Reading("1.7.0", "?", "W"), Reading(power, 18.0, "W"), Reading(voltage, 231.0, "V")),
+        (Reading("1.7.0", "?", "W"), Reading(power, 18.0, "W"), Reading(voltage, 231.0, "V")),
+        (Reading("1.7.0", "?", "W"), Reading(power, "x", "W"), Reading(voltage, 231.0, "V")),
+        (Reading(energy, Decimal("1.003"), "kWh"), Reading(power, 230.5, "W")),
+    ]
+    engine = MeterEngine("main")
+
+    def filed(engine: MeterEngine, readings: tuple[Reading, ...]) -> tuple[object, ...]:
+        values, numbers, lifetime = engine._canonical_values(sample(0, *readings))
+        return (
+            [(code, repr(value), unit) for code, (value, unit) in values.items()],
+            sorted((code, repr(number)) for code, number in numbers.items()),
+            list(lifetime),
+        )
+
+    for readings in layouts:
+        assert filed(engine, readings) == filed(MeterEngine("main"), readings), readings

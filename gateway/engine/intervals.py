@@ -66,6 +66,11 @@ class Intervals:
         # Settings are frozen (a meter given new ones is a new engine): read once.
         self._analysis_on = meter.settings.analysis.enabled
 
+    @property
+    def analysis_codes(self) -> tuple[str, ...]:
+        """The analysis registers as the engine files them (what ``accumulate`` reads)."""
+        return tuple(normalized for _, normalized in self._analysis)
+
     def start(self, at: datetime, flags: ProfileFlag = ProfileFlag.PARTIAL) -> None:
         state, zone = self._m.state, self._m.zone
         state.demand_start = floor_to_period(at, self._m.settings.demand.period_min, zone)

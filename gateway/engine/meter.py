@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from math import copysign
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -33,14 +33,14 @@ from gateway.engine.display import Display
 from gateway.engine.intervals import Intervals
 from gateway.engine.monitor import VOLTAGE_CODES, SupplyMonitor
 from gateway.engine.prepayment import Prepayment
-from gateway.engine.protection import Protection
+from gateway.engine.protection import SMART_CODES, Protection
 from gateway.engine.records import ProfileFlag, Register
 from gateway.engine.settings import EngineSettings
 from gateway.engine.state import EngineState
 from gateway.engine.tariff import TariffSchedule
 from gateway.engine.update import Update
 from gateway.errors import CommandError
-from gateway.model import Event, Sample, Value
+from gateway.model import Event, Reading, Sample, Value
 
 __all__ = ["MeterEngine", "Register", "Update"]
 
@@ -80,13 +80,19 @@ class MeterEngine:
             for code in self._lifetime
             if isinstance(value := self._registers[code].value, Decimal)
         }
-        # What each OBIS spelling and unit an adapter sends turns into: the register's code,
-        # the canonical unit, the power of ten between them and whether it is a lifetime
-        # register. Worked out once per spelling, not once per reading; by spelling, then
-        # unit: two lookups of strings (their hashes are cached) cost less than making and
-        # hashing a (spelling, unit) tuple per reading.
+        # What each OBIS spelling and unit an adapter sends turns into (_Spelling), worked
+        # out once per spelling and unit, not once per reading; by spelling, then unit: two
+        # lookups of strings cost less than making and hashing a (spelling, unit) tuple.
         self._spellings: dict[str, dict[str | None, _Spelling]] = {}
         self._spelling_count = 0
+        # The last sample's spellings in order, and its dicts' keys: a meter sends the same
+        # readings in the same order sample after sample, so a reading is checked against
+        # its place (two compares, not two lookups) and the dicts are copies of these, their
+        # size known (no resizing as they fill). See ``_canonical_values``.
+        self._layout: list[_Spelling] = []
+        self._values_keys: dict[str, Any] = {}
+        self._numbers_keys: dict[str, Any] = {}
+        self._lifetime_codes: dict[str, None] = {}
         self.state = EngineState.decode(state)
         self.tariffs = TariffSchedule(self.settings.tariff, self.zone)
         self.monitor = SupplyMonitor(meter_id, self.settings.limits)
@@ -100,6 +106,12 @@ class MeterEngine:
         )
         self.intervals = Intervals(self)
         self.protection = Protection(self)
+        # The codes whose readings the engine compares as floats (``numbers``): the analysis
+        # logger's, the monitor's, smart disconnect's and the quadrant's. Other readings are
+        # not made floats (a Decimal's float goes through its text).
+        self._numbers_read = frozenset(
+            (*self.intervals.analysis_codes, *VOLTAGE_CODES, *SMART_CODES, *_QUADRANT_CODES)
+        )
         lists = self.state.display_lists
         self.display = Display(
             self.settings.display,
@@ -312,62 +324,113 @@ class MeterEngine:
 
     # internals: registers ----------------------------------------------------------------------
 
-    def _canonical_values(  # noqa: PLR0912 - a branch per kind of value, inline for speed
+    def _canonical_values(
         self, sample: Sample
     ) -> tuple[dict[str, tuple[Value, str | None]], dict[str, float], dict[str, None]]:
-        """The sample's readings by register code in canonical units, the numeric ones among
-        them as floats (what the analysis logger, the monitor and the breaker compare), and
-        the codes that are lifetime registers (in the readings' order)."""
-        values: dict[str, tuple[Value, str | None]] = {}
-        numbers: dict[str, float] = {}
+        """The sample's readings by register code in canonical units, the numeric ones the
+        engine compares as floats (``_numbers_read``: what the analysis logger, the monitor,
+        the breaker and the quadrant read), and the codes that are lifetime registers (in
+        the readings' order)."""
+        readings, layout = sample.readings, self._layout
+        if len(readings) == len(layout):
+            values: dict[str, Any] = self._values_keys.copy()
+            numbers: dict[str, Any] = self._numbers_keys.copy()
+            same = True
+            for index in range(len(readings)):
+                reading, spelling = readings[index], layout[index]
+                unit = reading.unit
+                if reading.obis != spelling.raw or (
+                    unit is not spelling.sent_unit and unit != spelling.sent_unit
+                ):
+                    same = False
+                    break
+                self._file(values, numbers, spelling, reading.value, unit)
+            if same:
+                return values, numbers, self._lifetime_codes
+        return self._canonical_values_afresh(readings)
+
+    def _canonical_values_afresh(
+        self, readings: tuple[Reading, ...]
+    ) -> tuple[dict[str, tuple[Value, str | None]], dict[str, float], dict[str, None]]:
+        """``_canonical_values`` for a sample that differs from the last one in its readings'
+        spellings, units or order; it becomes the layout the next samples are checked by."""
+        values: dict[str, Any] = {}
+        numbers: dict[str, Any] = {}
         lifetime: dict[str, None] = {}
+        layout: list[_Spelling] = []
         spellings = self._spellings
-        for reading in sample.readings:
+        for reading in readings:
             raw, unit = reading.obis, reading.unit
-            try:
-                code, canonical_unit, scale, cumulative = spellings[raw][unit]
-            except KeyError:  # a spelling not seen before: once per spelling and unit
-                code, canonical_unit, scale, cumulative = self._learn_spelling(raw, unit)
-            value = reading.value
-            if cumulative:
-                lifetime[code] = None
-            exact: Decimal | None
-            if type(value) is float:
+            spelling = spellings.get(raw, {}).get(unit)
+            if spelling is None:  # a spelling not seen before: once per spelling and unit
+                spelling = self._learn_spelling(raw, unit)
+            layout.append(spelling)
+            if spelling.cumulative:
+                lifetime[spelling.code] = None
+            self._file(values, numbers, spelling, reading.value, unit)
+        self._layout = layout
+        self._values_keys = dict.fromkeys(values)
+        self._numbers_keys = dict.fromkeys(numbers)
+        self._lifetime_codes = lifetime
+        return values, numbers, lifetime
+
+    def _file(  # noqa: PLR0912 - a branch per kind of value, inline for speed
+        self,
+        values: dict[str, Any],
+        numbers: dict[str, Any],
+        spelling: _Spelling,
+        value: Value,
+        unit: str | None,
+    ) -> None:
+        """One reading into the sample's values (and numbers, when the engine compares it).
+
+        ``numbers`` may hold a key with None from the layout: a reading that is no number
+        this time removes it, so that numbers holds exactly this sample's numbers."""
+        code = spelling.code
+        kind = type(value)  # not narrowing ``value``: compiled, a narrowed float is unboxed
+        exact: Decimal | None
+        if kind is float:
+            if value == spelling.last_float and value:  # not zero: 0.0 and -0.0 are equal
+                exact = spelling.last_exact
+            else:
                 exact = _EXACT.get(value)
                 if exact is None:
-                    exact = _exact(value)
-                if not scale:
-                    # float(Decimal(repr(x))) is x: the float sent is the float kept.
-                    values[code] = (exact, canonical_unit)
+                    exact = _exact(cast(float, value))
+                spelling.last_float, spelling.last_exact = value, exact
+            if not spelling.scale:
+                # float(Decimal(repr(x))) is x: the float sent is the float kept.
+                values[code] = (exact, spelling.unit)
+                if spelling.numeric:
                     numbers[code] = value
-                    continue
-            elif type(value) is Decimal:
-                exact = value
-            elif type(value) is int:
-                exact = Decimal(value)  # the same as Decimal(str(value)), without the text
-            elif isinstance(value, str):
-                values[code] = (value, unit)
-                continue
-            else:
-                try:  # _decimal, inlined
-                    exact = Decimal(str(value))
-                except InvalidOperation:
-                    exact = None
-            if exact is None:
-                values[code] = (value, unit)
-                continue
-            if scale:
-                exact = exact.scaleb(scale)
-            values[code] = (exact, canonical_unit)
+                return
+        elif kind is Decimal:
+            exact = cast(Decimal, value)
+        elif kind is int:
+            exact = Decimal(cast(int, value))  # the same as Decimal(str(value)), without text
+        elif isinstance(value, str):
+            exact = None
+        else:
+            try:  # _decimal, inlined
+                exact = Decimal(str(value))
+            except InvalidOperation:
+                exact = None
+        if exact is None:
+            values[code] = (value, unit)
+            if spelling.numeric and code in numbers and numbers[code] is None:
+                del numbers[code]
+            return
+        if spelling.scale:
+            exact = exact.scaleb(spelling.scale)
+        values[code] = (exact, spelling.unit)
+        if spelling.numeric:
             numbers[code] = float(exact)
-        return values, numbers, lifetime
 
     def _learn_spelling(self, raw: str, unit: str | None) -> _Spelling:
         spellings = self._spellings
         if self._spelling_count >= _MAX_SPELLINGS:  # a meter sending ever new codes
             spellings.clear()
             self._spelling_count = 0
-        spelling = spellings.setdefault(raw, {})[unit] = _spelling(raw, unit)
+        spelling = spellings.setdefault(raw, {})[unit] = _spelling(raw, unit, self._numbers_read)
         self._spelling_count += 1
         return spelling
 
@@ -583,9 +646,46 @@ class _Held:
         self.since: datetime = register.changed_at or register.at  # Register.since
 
 
-# A reading's OBIS spelling and unit as the engine files it: (register code, canonical unit,
-# power of ten to it, lifetime register?).
-_Spelling = tuple[str, str | None, int, bool]
+class _Spelling:
+    """A reading's OBIS spelling and unit as the engine files it."""
+
+    __slots__ = (
+        "code",
+        "cumulative",
+        "last_exact",
+        "last_float",
+        "numeric",
+        "raw",
+        "scale",
+        "sent_unit",
+        "unit",
+    )
+
+    def __init__(  # noqa: PLR0913 - the fields
+        self,
+        raw: str,
+        sent_unit: str | None,
+        code: str,
+        unit: str | None,
+        scale: int,
+        *,
+        cumulative: bool,
+        numeric: bool,
+    ) -> None:
+        self.raw = raw
+        self.sent_unit = sent_unit
+        self.code = code  # the register's code
+        self.unit = unit  # the canonical unit
+        self.scale = scale  # the power of ten from the unit sent to it
+        self.cumulative = cumulative  # a lifetime register
+        self.numeric = numeric  # compared as a float by the engine (``_numbers_read``)
+        # The last float read under this spelling and its Decimal: a value that did not
+        # change since the last sample needs no lookup.
+        self.last_float: object = None
+        self.last_exact: Decimal = _ZERO
+
+
+_QUADRANT_CODES = ("1-0:1.7.0", "1-0:2.7.0", "1-0:3.7.0", "1-0:4.7.0")
 _MAX_SPELLINGS = 4096
 _TARIFF_CODES = {
     prefix: tuple(f"{prefix}{t}" for t in range(1, 5)) for prefix in TARIFF_SPLIT.values()
@@ -597,20 +697,21 @@ _HUNDREDTH = Decimal("0.01")
 # after sample, and making a Decimal through str() was a fifth of a sample's cost. Shared by
 # every meter; emptied when full. Zeros are not kept (0.0 and -0.0 are one key but two
 # texts), nor NaN (never equal to itself, so never found).
-_EXACT: dict[float, Decimal] = {}
+_EXACT: dict[object, Decimal] = {}  # float -> Decimal
 _MAX_EXACT = 4096
 _ZERO, _MINUS_ZERO = Decimal("0.0"), Decimal("-0.0")
 
 
-def _spelling(raw: str, unit: str | None) -> _Spelling:
+def _spelling(raw: str, unit: str | None, numbers_read: frozenset[str]) -> _Spelling:
     """Express values in the unit the OBIS table gives their quantity (kWh, W, ...); a unit
     unrelated to it, or a code the table does not know, keeps the unit sent."""
     code = obis.normalize(raw)
     quantity = obis.describe(code)
     scale = None if quantity is None else obis.unit_scale(unit, quantity.unit)
+    cumulative, numeric = obis.is_cumulative(code), code in numbers_read
     if quantity is None or scale is None:
-        return code, unit, 0, obis.is_cumulative(code)
-    return code, quantity.unit, scale, obis.is_cumulative(code)
+        return _Spelling(raw, unit, code, unit, 0, cumulative=cumulative, numeric=numeric)
+    return _Spelling(raw, unit, code, quantity.unit, scale, cumulative=cumulative, numeric=numeric)
 
 
 def _exact(value: float) -> Decimal:

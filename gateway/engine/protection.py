@@ -15,7 +15,11 @@ from gateway.engine.update import Update
 from gateway.errors import CommandError
 from gateway.model import Event
 
-__all__ = ["Protection"]
+__all__ = ["SMART_CODES", "Protection"]
+
+# What smart disconnect reads: the total power and the phase currents.
+SMART_POWER, SMART_CURRENTS = "1-0:1.7.0", ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")
+SMART_CODES = (SMART_POWER, *SMART_CURRENTS)
 
 
 class Protection:
@@ -61,9 +65,8 @@ class Protection:
         current_limit = overrides.get("current_a", smart.current_a)
         duration = overrides.get("duration_s", smart.duration_s)
 
-        power = numbers.get("1-0:1.7.0")
-        phase_codes = ("1-0:31.7.0", "1-0:51.7.0", "1-0:71.7.0")
-        currents = [c for code in phase_codes if (c := numbers.get(code)) is not None]
+        power = numbers.get(SMART_POWER)
+        currents = [c for code in SMART_CURRENTS if (c := numbers.get(code)) is not None]
         if power is None and not currents:
             return
         over = (power_limit is not None and power is not None and power > power_limit) or (
