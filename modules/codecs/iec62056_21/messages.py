@@ -476,7 +476,7 @@ class IecDecoder:
         # command, data block) is read on a short path that builds no message objects; any
         # other input, and any message with something wrong, takes the general path, which
         # words every error. Both give the same result.
-        first = data[0] if len(data) > 1 else None
+        first = data[0] if len(data) > 1 else 0  # 0: no short path
         decoded = None
         if first == STX:
             decoded = _one_data_block(data)
@@ -625,6 +625,8 @@ def _command_facts(
 # Each returns None unless the input is exactly one message of its shape with nothing wrong,
 # and otherwise what _decode_general gives for it (the frame facts written out as _describe
 # writes them; tests/codecs/test_iec62056_21.py holds both paths to the same output).
+# Delimiters are checked by index and with `in` rather than bytes.find, which parses its
+# arguments on every call.
 
 _QUESTION: Final = ord("?")
 _SLASH: Final = ord("/")
@@ -645,16 +647,23 @@ def _one_slash(data: bytes) -> Decoded | None:
     """``/?address!CRLF`` or ``/XXXZ[\\W]ident CRLF``."""
     last = len(data) - 1
     if data[1] == _QUESTION:
-        bang = data.find(b"!", 2)
-        if bang != last - 2 or data[last - 1] != CR or data[last] != LF:
+        if (
+            last < _SIGN_ON_MIN
+            or data[last - 2] != BANG
+            or data[last - 1] != CR
+            or data[last] != LF
+        ):
             return None
-        address = data[2:bang].decode("latin-1")
-        if address and not _sign_on_address_ok(address):
+        address = data[2 : last - 2].decode("latin-1")
+        if address and ("!" in address or not _sign_on_address_ok(address)):
             return None
         return Decoded(_PROTOCOL, {}, {"messages": ["sign_on"], "address": address}, [])
-    if data.find(b"\n") != last:
+    if data[last] != LF:
         return None
-    fields = _identification_fields(data[1:last].decode("latin-1").rstrip("\r"))
+    line = data[1:last].decode("latin-1")
+    if "\n" in line:
+        return None
+    fields = _identification_fields(line.rstrip("\r"))
     if fields is None:
         return None
     manufacturer, baud_char, identification, enhanced = fields
@@ -712,14 +721,17 @@ def _one_command(data: bytes) -> Decoded | None:
     head = data[1:3].decode("latin-1")
     if not (head[0].isalpha() and head[1].isdigit()):
         return None
-    etx = data.find(b"\x03", 3)
-    if etx != last - 1 or _bcc_of(data, 1, last) != data[last]:
+    etx = last - 1
+    if data[etx] != ETX or _bcc_of(data, 1, last) != data[last]:
         return None
     shown: list[str] | None = None
     if etx > _COMMAND_HEAD_END:
         if data[3] != STX:
             return None
-        pieces = data[4:etx].decode("latin-1").split("(")
+        text = data[4:etx].decode("latin-1")
+        if "\x03" in text:
+            return None
+        pieces = text.split("(")
         address = pieces[0]
         if not _address_ok(address) or (len(pieces) == 1 and address):
             return None
@@ -766,14 +778,17 @@ def _block_end(tail: str) -> bool | None:
 def _one_data_block(data: bytes) -> Decoded | None:
     """``STX data-lines [! CRLF] ETX BCC``."""
     last = len(data) - 1
-    etx = data.find(b"\x03", 1)
-    if etx != last - 1 or _bcc_of(data, 1, last) != data[last]:
+    etx = last - 1
+    if etx < 1 or data[etx] != ETX or _bcc_of(data, 1, last) != data[last]:
         return None
     # Split at every "(": the first piece holds the first data set's address, each other one
     # a value group up to its ")" and what follows: nothing (the next group of the same data
     # set), the next data set's address after spaces or line ends, or after the last group
     # the end mark. Checked piece by piece as the general path's grammar has it.
-    pieces = data[1:etx].decode("latin-1").split("(")
+    text = data[1:etx].decode("latin-1")
+    if "\x03" in text:
+        return None
+    pieces = text.split("(")
     address = pieces[0].lstrip(_BETWEEN)
     found: list[Record] = []
     count = 0
@@ -864,6 +879,8 @@ def _add_records(found: list[Record], address: str, groups: list[tuple[str, str 
 
 
 _SIGN_ON_ADDRESS_MAX: Final = 32
+_SIGN_ON_MIN: Final = 4  # "/?!" CR LF: the index of the last byte
+BANG: Final = ord("!")
 _HEX: Final = tuple(f"{byte:02X}" for byte in range(256))
 _OPTION_SELECT_BYTES: Final = 6
 _COMMAND_MIN: Final = 4  # SOH C D ETX BCC: the index of the last byte
