@@ -51,6 +51,7 @@ from gateway.mqtt.client import (
     broker_client,
     connected,
     first_of,
+    publish_in_order,
     raise_if_cancelling,
     refused_for_good,
     run_session_tasks,
@@ -463,22 +464,20 @@ class MqttBridge:
                 task.exception()  # the session's own error says what happened
 
     async def _deliver_batch(self, client: aiomqtt.Client, batch: list[Message]) -> None:
-        async with asyncio.TaskGroup() as group:
-            for message in batch:
-                group.create_task(self._deliver(client, message))
+        def acked(index: int) -> None:
+            self.outbox.ack(batch[index].id)
+            if self._first_ack_at is None:
+                self._first_ack_at = time.monotonic()
 
-    async def _deliver(self, client: aiomqtt.Client, message: Message) -> None:
-        await client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
-        self.outbox.ack(message.id)
-        if self._first_ack_at is None:
-            self._first_ack_at = time.monotonic()
-        meter = self._state_meters.get(message.topic)
-        if (
-            self.config.per_value_topics
-            and meter is not None
-            and self._latest_state.get(meter) == message.id
-        ):
-            await self._publish_values(client, meter, message.payload)
+        await publish_in_order(
+            client, [(m.topic, m.payload, m.qos, m.retain) for m in batch], acked, PUBLISH_TIMEOUT_S
+        )
+        if not self.config.per_value_topics:
+            return
+        for message in batch:
+            meter = self._state_meters.get(message.topic)
+            if meter is not None and self._latest_state.get(meter) == message.id:
+                await self._publish_values(client, meter, message.payload)
 
     async def _publish_values(self, client: aiomqtt.Client, meter: str, state: bytes) -> None:
         """Per-value topics follow the newest delivered state, never an older one."""
