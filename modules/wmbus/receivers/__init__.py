@@ -165,20 +165,32 @@ def check_modes(receiver: str, modes: Sequence[str]) -> None:
 
 def make_receiver(kind: str, modes: Sequence[str]) -> Receiver:
     """The host side of a receiver type, set up for these link modes."""
-    from modules.wmbus.receivers import amber, cul, imst, lines  # noqa: PLC0415
-
+    # Only the configured type's module is imported: a gateway holds one or two of the four
+    # framings in memory, not all of them.
     match kind:
         case "im871a" | "im170a":
+            from modules.wmbus.receivers import imst  # noqa: PLC0415
+
             return imst.Im871a(modes, kind=kind)
         case "iu891a":
+            from modules.wmbus.receivers import imst  # noqa: PLC0415
+
             return imst.Iu891a(modes)
         case "amb8465" | "amb8665":
+            from modules.wmbus.receivers import amber  # noqa: PLC0415
+
             return amber.Amber(modes, kind=kind)
         case "cul":
+            from modules.wmbus.receivers import cul  # noqa: PLC0415
+
             return cul.Cul(modes)
         case "rtlwmbus":
+            from modules.wmbus.receivers import lines  # noqa: PLC0415
+
             return lines.RtlWmbus()
         case "hex":
+            from modules.wmbus.receivers import lines  # noqa: PLC0415
+
             return lines.HexLines()
     raise ConfigError(f"unknown receiver {kind!r} (known: {', '.join(RECEIVERS)})")
 
