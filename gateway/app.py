@@ -429,9 +429,12 @@ class Gateway:
             events = self.meters.note(update)
             if events:
                 self.report_all(events)
-            if self.meters.due_checkpoint(update):
+            due = self.meters.due_checkpoint(update)
+            if due == "soon":
                 # A debiting stop, a tariff or breaker switch: rare, and must last soon.
                 self._checkpoint_soon()
+            elif due == "now":
+                self.persist()
         for action in update.actions:
             self.modules.switch(update.meter, action.module, action.state)
         if update.registers:

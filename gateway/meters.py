@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from gateway import obis
 from gateway.checkpoint import MeterRow
@@ -147,18 +147,21 @@ class Meters:
         """Time-driven engine changes."""
         return [update for engine in self.engines.values() if (update := engine.tick(now))]
 
-    def due_checkpoint(self, update: Update) -> bool:
-        """True when an update must be checkpointed at once, not at the next interval: a
-        debiting stop (billing), or a tariff switch (tariff shares are not recomputable)."""
+    def due_checkpoint(self, update: Update) -> Literal["now", "soon"] | None:
+        """When an update must be checkpointed, if not at the next interval: "soon" for a
+        debiting stop (billing) or a tariff or breaker switch (tariff shares are not
+        recomputable), which every meter crosses at its own next sample, so the gateway gathers
+        them into one commit; "now" for a meter's first total only the gateway counts."""
         if update.billing:
-            return True
+            return "soon"
         durable = self._durable.get(update.meter, {})
         registers = update.registers
         if update.meter in self._counting and any(
             code not in durable and _counted_by_gateway(code, True) for code in registers
         ):
-            # A total only the gateway counts, never stored yet: shown only once it is.
-            return True
+            # A total only the gateway counts, never stored yet: shown only once it is, so
+            # from the meter's first state message on (once in its life: no commit to spare).
+            return "now"
         # A switch, not a first value: the first reading after a start is the interval's job.
         # A loop, not any() over a generator: this runs once per sample.
         for code in _CHECKPOINT_AT_ONCE:
@@ -166,8 +169,8 @@ class Meters:
             if register is not None:
                 stored = durable.get(code)
                 if stored is not None and register.value != stored.value:
-                    return True
-        return False
+                    return "soon"
+        return None
 
     def flush(self, outputs: Iterable[MeterOutput]) -> None:
         """The checkpoint: one compact row (registers and engine cursor) for every meter that

@@ -136,7 +136,9 @@ def test_a_tariff_switch_checkpoints_at_once_a_first_value_does_not(tmp_path: Pa
         meters.note(first)
         meters.flush(())
         switch, _ = engine.command("set_tariff", {"tariff": 2}, START + timedelta(seconds=1))
-        assert meters.due_checkpoint(switch)
+        assert meters.due_checkpoint(switch) == "soon", "gathered with the other meters'"
+        counted = meters.engines["counted"].ingest(Sample("counted", "test", START, readings))
+        assert meters.due_checkpoint(counted) == "now", "a first gateway-counted total"
     finally:
         store.close()
 
