@@ -784,7 +784,8 @@ def _one_data_block(data: bytes) -> Decoded | None:
     # Split at every "(": the first piece holds the first data set's address, each other one
     # a value group up to its ")" and what follows: nothing (the next group of the same data
     # set), the next data set's address after spaces or line ends, or after the last group
-    # the end mark. Checked piece by piece as the general path's grammar has it.
+    # the end mark. Anything else (a stray ")" or "!", a tab or line end inside an address,
+    # a value group across lines, text after the end mark) is left to the general path.
     text = data[1:etx].decode("latin-1")
     if "\x03" in text:
         return None
