@@ -88,7 +88,9 @@ class LiveHub:
 
     def wants(self, meter: str) -> bool:
         """Some open stream takes ``meter``'s messages: worth building them."""
-        return any(s.meter is None or s.meter == meter for s in self._subscribers)
+        # Asked for every sample: with no stream open, no generator is made to say so.
+        subscribers = self._subscribers
+        return bool(subscribers) and any(s.meter is None or s.meter == meter for s in subscribers)
 
     def publish(self, event: str, data: Message, *, meter: str | None = None) -> None:
         """Send one message to every matching stream."""

@@ -1,7 +1,8 @@
 """The broker connection both MQTT clients share: the bridge and the mqtt_switch actuator.
 
 A fresh session on every connect, a bounded wait for CONNACK, a lost link noticed by the work
-in hand, and the sorting of connection errors into "retry soon" and "retrying cannot fix it".
+in hand, the sorting of connection errors into "retry soon" and "retrying cannot fix it", and
+the outbox's batches published in order without a task per message (``publish_in_order``).
 """
 
 from __future__ import annotations
