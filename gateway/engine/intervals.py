@@ -60,8 +60,13 @@ class Intervals:
         # read (the interval's end, the checkpoint).
         state = meter.state
         self._means = [
-            _Mean(state.analysis_sums.get(code, 0.0), state.analysis_counts.get(code, 0))
-            for code, _ in self._analysis
+            _Mean(
+                code,
+                normalized,
+                state.analysis_sums.get(code, 0.0),
+                state.analysis_counts.get(code, 0),
+            )
+            for code, normalized in self._analysis
         ]
         # Settings are frozen (a meter given new ones is a new engine): read once.
         self._analysis_on = meter.settings.analysis.enabled
@@ -216,8 +221,8 @@ class Intervals:
         """Add a sample's numeric readings (canonical units, as floats) to the running means."""
         if not self._analysis_on:
             return
-        for (_, normalized), mean in zip(self._analysis, self._means, strict=True):
-            number = numbers.get(normalized)
+        for mean in self._means:  # one list, not a zip: compiled, zip is Python's iterator
+            number = numbers.get(mean.normalized)
             if number is not None:
                 mean.total += number
                 mean.count += 1
@@ -225,15 +230,15 @@ class Intervals:
     def settle(self) -> None:
         """Bring the state's analysis sums and counts up to date with the running ones."""
         state = self._m.state
-        for (code, _), mean in zip(self._analysis, self._means, strict=True):
+        for mean in self._means:
             if mean.count:
-                state.analysis_sums[code] = mean.total
-                state.analysis_counts[code] = mean.count
+                state.analysis_sums[mean.code] = mean.total
+                state.analysis_counts[mean.code] = mean.count
 
     def _restart_analysis(self) -> None:
         state = self._m.state
         state.analysis_sums, state.analysis_counts = {}, {}
-        self._means = [_Mean(0.0, 0) for _ in self._analysis]
+        self._means = [_Mean(code, normalized, 0.0, 0) for code, normalized in self._analysis]
 
     def _close_analysis(self, end: datetime, update: Update) -> None:
         state = self._m.state
@@ -316,10 +321,12 @@ class Intervals:
 
 
 class _Mean:
-    """The running sum and count of one analysis register."""
+    """The running sum and count of one analysis register (as configured, and as filed)."""
 
-    __slots__ = ("count", "total")
+    __slots__ = ("code", "count", "normalized", "total")
 
-    def __init__(self, total: float, count: int) -> None:
+    def __init__(self, code: str, normalized: str, total: float, count: int) -> None:
+        self.code = code
+        self.normalized = normalized
         self.total = total
         self.count = count

@@ -438,15 +438,16 @@ class MeterEngine:
         self,
         sample: Sample,
         values: dict[str, tuple[Value, str | None]],
-        lifetime: Iterable[str],
+        lifetime: dict[str, None],
         update: Update,
     ) -> dict[str, tuple[Value, str | None]]:
         """Lifetime registers that pass the guards: no decrease, no implausible jump."""
         state = self.state
-        held_by = self._held
+        held_by, rejecting = self._held, state.rejecting
         accepted: dict[str, tuple[Value, str | None]] = {}
         for code in lifetime:
-            value, unit = values[code]
+            reading = values[code]
+            value, unit = reading
             if isinstance(value, str):
                 continue
             held = held_by.get(code)
@@ -464,12 +465,13 @@ class MeterEngine:
                         + f" since {held.at.isoformat()}",
                     )
             if refusal is None:
-                state.rejecting.pop(code, None)
-                accepted[code] = (value, unit)
+                if rejecting:
+                    rejecting.pop(code, None)
+                accepted[code] = reading
                 continue
             kind, detail = refusal
-            if state.rejecting.get(code) != kind:  # once per episode, not once per telegram
-                state.rejecting[code] = kind
+            if rejecting.get(code) != kind:  # once per episode, not once per telegram
+                rejecting[code] = kind
                 update.events.append(
                     self.event(
                         sample.at,
@@ -482,7 +484,8 @@ class MeterEngine:
                         got=str(value),
                     )
                 )
-        state.rebase = False
+        if state.rebase:
+            state.rebase = False
         return accepted
 
     def _implausible(self, code: str, previous: _Held, value: Value, at: datetime) -> bool:
