@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from gateway.engine import EngineSettings, MeterEngine, ProfileFlag, Update
+from gateway.engine.clock import period_ends
 from gateway.engine.settings import (
     DebitingSettings,
     DemandSettings,
@@ -423,3 +424,38 @@ def test_a_restart_mid_interval_keeps_the_analysis_means() -> None:
     rows += analysis(second, samples[cut:])
     assert len(whole) >= 3  # an hour of 15-minute intervals, one of them cut by the restart
     assert rows == whole
+
+
+@pytest.mark.parametrize(
+    ("zone", "change"),
+    [
+        ("Europe/Copenhagen", datetime(2026, 3, 29, 1, 0, tzinfo=UTC)),  # an hour forward
+        ("Europe/Copenhagen", datetime(2026, 10, 25, 1, 0, tzinfo=UTC)),  # and back
+        ("Australia/Lord_Howe", datetime(2026, 4, 4, 15, 0, tzinfo=UTC)),  # half an hour
+        ("Pacific/Chatham", datetime(2026, 4, 4, 14, 0, tzinfo=UTC)),  # at :45 local
+    ],
+)
+@pytest.mark.parametrize("minutes", [15, 60])
+def test_profile_intervals_end_where_the_local_clock_says_across_offset_changes(
+    zone: str, change: datetime, minutes: int
+) -> None:
+    """``cross`` takes a period's end as known while a sample stays inside it: around an
+    offset change, every interval it closes ends where ``period_ends`` says, worked out
+    afresh from the samples on either side."""
+    meter = MeterEngine(
+        "main",
+        settings=EngineSettings(profile=ProfileSettings(interval_min=minutes, channels="A+")),
+        zone=ZoneInfo(zone),
+    )
+    closed: list[datetime] = []
+    expected: list[datetime] = []
+    previous = None
+    for step in range(300):
+        at = change - timedelta(hours=4) + timedelta(seconds=97 * step)
+        energy = Reading("1-0:1.8.0", Decimal(step) / 1000, "kWh")
+        closed += [row.end for row in meter.ingest(Sample("main", "t", at, (energy,))).profile]
+        if previous is not None:
+            expected += period_ends(previous, at, minutes, ZoneInfo(zone))
+        previous = at
+    assert len(expected) >= 4 * 60 // minutes
+    assert closed == expected
