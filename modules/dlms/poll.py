@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
+
+import msgspec
 
 from gateway.adapter import Actuator, ModuleContext
 from gateway.errors import CommandError, ConnectionLost
@@ -72,8 +73,7 @@ class PollConfig(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class _Item:
+class _Item(msgspec.Struct):
     class_id: int
     obis: str
     scaler_unit: Data | None = None

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from gateway.errors import ConnectionLost, FatalAdapterError
 from gateway.transport import Link
@@ -77,8 +78,7 @@ class ApduTransport(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Addresses:
+class Addresses(msgspec.Struct, frozen=True):
     """Who talks to whom: the client SAP and the server's logical/physical address."""
 
     client: int = 16  # public client (no security); management clients use 1 (IEC 62056-46)

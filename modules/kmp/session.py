@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import msgspec
 
 from gateway.adapter import ModuleContext
 from gateway.errors import ConnectionLost
@@ -142,8 +143,7 @@ class KmpMaster:
         return answer.serial
 
 
-@dataclass(slots=True)
-class ClockWatch:
+class ClockWatch(msgspec.Struct):
     """The meter clock's offset from ours, learned from timed reads of registers 1002/1003."""
 
     zone: ZoneInfo

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import ClassVar
+
+import msgspec
 
 from gateway.adapter import ModuleContext
 from gateway.engine.commands import CommandSpec
@@ -35,8 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 FIRST_POLL_SPREAD_S = 1.0
 
 
-@dataclass(slots=True)
-class _Poll:
+class _Poll(msgspec.Struct):
     """What the adapter remembers about one device between polls."""
 
     device: MbusDevice

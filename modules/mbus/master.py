@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Literal
+
+import msgspec
 
 from gateway.errors import AdapterError, ConnectionLost
 from gateway.transport import Link
@@ -62,12 +63,11 @@ class Collision(FrameError):
     code = "collision"
 
 
-@dataclass(slots=True)
-class Readout:
+class Readout(msgspec.Struct):
     """The telegrams of one REQ_UD2 readout, in order."""
 
-    frames: list[bytes] = field(default_factory=list)
-    telegrams: list[Decoded] = field(default_factory=list)
+    frames: list[bytes] = msgspec.field(default_factory=list)
+    telegrams: list[Decoded] = msgspec.field(default_factory=list)
     complete: bool = False  # the last telegram did not announce more records
     fcb: bool = True  # the frame count bit for this slave's next request
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import msgspec
 
 from modules.s0.pulses import EdgeEvent
 
@@ -40,8 +41,7 @@ Edges = Literal["rising", "falling", "both"]
 Drive = Literal["push_pull", "open_drain", "open_source"]
 
 
-@dataclass(frozen=True, slots=True)
-class InputSpec:
+class InputSpec(msgspec.Struct, frozen=True):
     """How to request one input line."""
 
     line: LineId

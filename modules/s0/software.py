@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from gateway.errors import CannotConnect, ConnectionLost, FatalAdapterError
 from modules.s0.gpio import SOFTWARE_PREFIX, Edges, EventQueue, InputSpec, LineId
@@ -30,8 +31,7 @@ def find(chip: str) -> SoftwareChip:
         raise CannotConnect(f"no GPIO chip {chip!r} (software chips: {known})") from None
 
 
-@dataclass(slots=True)
-class _SoftwareLine:
+class _SoftwareLine(msgspec.Struct):
     name: str
     level: bool = False
     holder: str | None = None  # consumer holding it, as the kernel's line info says
@@ -40,8 +40,8 @@ class _SoftwareLine:
     drop: int = 0  # the next N events are lost, as in a kernel buffer overflow
     queue: EventQueue | None = None
     key: str = ""
-    wired_to: list[int] = field(default_factory=list)
-    history: list[tuple[int, bool]] = field(default_factory=list)
+    wired_to: list[int] = msgspec.field(default_factory=list)
+    history: list[tuple[int, bool]] = msgspec.field(default_factory=list)
 
 
 class SoftwareChip:
