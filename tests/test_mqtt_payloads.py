@@ -166,6 +166,23 @@ def test_state_payload_is_the_contract_built_reading_by_reading(
     assert state_payload("main", registers, 7) == expected
 
 
+def test_equal_decimals_keep_their_own_digits_message_after_message() -> None:
+    """1.0 and 1.00 are equal Decimals but different JSON: each keeps its digits, message after
+    message (a value written exactly, as the meter gave it); a non-finite one is refused."""
+    one, one_00 = Decimal("1.0"), Decimal("1.00")
+    registers = {
+        "1-0:1.8.0": register("1-0:1.8.0", one, "kWh"),
+        "1-0:2.8.0": register("1-0:2.8.0", one_00, "kWh"),
+    }
+    for _ in range(3):
+        payload = state_payload("main", registers, 1)
+        assert b'"energy_import":{"value":1.0,' in payload
+        assert b'"energy_export":{"value":1.00,' in payload
+        assert payload == _state_reading_by_reading("main", registers, 1)
+    with pytest.raises(ValueError, match="non-finite"):
+        state_payload("main", {"1-0:1.8.0": register("1-0:1.8.0", Decimal("NaN"), "kWh")}, 2)
+
+
 def test_event_profile_and_billing_payloads() -> None:
     event = json.loads(event_payload(7, Event("main", AT, "phase_loss", "L2 lost", {"phase": 2})))
     assert event == {
