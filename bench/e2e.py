@@ -21,6 +21,9 @@ Per scenario:
   asked, or the outbox holding more than one flush's messages at the end of a step); the last
   step that kept up is the sustained rate, with its CPU seconds per 1,000 samples (the worker
   process, simulator included; its share is measured and given apart) and peak RSS.
+
+bench/e2e_inprocess.py measures the gateway's own work per sample around the engine with the
+same bench meters, in one process, without the broker and the event loop (CPU or instructions).
 """
 
 from __future__ import annotations

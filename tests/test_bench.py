@@ -11,7 +11,18 @@ from typing import Any
 import pytest
 
 from bench import __main__ as bench_main
-from bench import codecs, e2e, engine_load, mqtt_throughput, peers, pi, soak_kill, startup, vectors
+from bench import (
+    codecs,
+    e2e,
+    e2e_inprocess,
+    engine_load,
+    mqtt_throughput,
+    peers,
+    pi,
+    soak_kill,
+    startup,
+    vectors,
+)
 from gateway import config
 
 pytestmark = pytest.mark.slow
@@ -77,6 +88,13 @@ def test_e2e_worker_runs_a_short_ramp() -> None:
     assert result["nominal"]["samples_per_s"] > 0
     assert len(result["steps"]) == 2
     assert result["peak_rss_mb"] > 10
+
+
+def test_e2e_in_process_feeds_the_engines_and_the_whole_gateway() -> None:
+    result = e2e_inprocess.measure(20, 1.0, 2, trace_s=60)
+    assert result["engine_us_per_sample"] > 0
+    # The gateway's path ingests the same samples and builds a state message for each.
+    assert result["gateway_us_per_sample"] > result["engine_us_per_sample"]
 
 
 @pytest.mark.network
