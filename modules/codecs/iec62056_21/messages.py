@@ -737,23 +737,25 @@ def _one_command(data: bytes) -> Decoded | None:
             return None
         # A data set as written, but for spaces around its address; a password stays off
         # the output.
+        keep = head[0] != "P"
         sets: list[str] = []
-        current = address.strip()
+        current = address.strip() if keep else ""
         final = len(pieces) - 1
         for index in range(1, final + 1):
             inner, closed, after = pieces[index].partition(")")
             if not closed or "\r" in inner or "\n" in inner:
                 return None
-            current += "(" + inner + ")"
+            if keep:
+                current += "(" + inner + ")"
             if after:
                 if index == final or not _address_ok(after):
                     return None
-                sets.append(current)
-                current = after.strip()
-        if final:
+                if keep:
+                    sets.append(current)
+                    current = after.strip()
+        if final and keep:
             sets.append(current)
-            if head[0] != "P":
-                shown = sets
+            shown = sets
     frame: dict[str, Any] = {
         "messages": ["command"],
         "command": head,
