@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -437,7 +438,7 @@ def test_a_restart_mid_interval_keeps_the_analysis_means() -> None:
 )
 @pytest.mark.parametrize("minutes", [15, 60])
 def test_profile_intervals_end_where_the_local_clock_says_across_offset_changes(
-    zone: str, change: datetime, minutes: int
+    zone: str, change: datetime, minutes: Literal[15, 60]
 ) -> None:
     """``cross`` takes a period's end as known while a sample stays inside it: around an
     offset change, every interval it closes ends where ``period_ends`` says, worked out
