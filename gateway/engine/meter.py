@@ -93,6 +93,7 @@ class MeterEngine:
         self._values_keys: dict[str, Any] = {}
         self._numbers_keys: dict[str, Any] = {}
         self._lifetime_codes: dict[str, None] = {}
+        self._layout_alarms = False  # any of its codes an alarm flag
         self.state = EngineState.decode(state)
         self.tariffs = TariffSchedule(self.settings.tariff, self.zone)
         self.monitor = SupplyMonitor(meter_id, self.settings.limits)
@@ -195,11 +196,12 @@ class MeterEngine:
             [self.decimal(code) for code in _IMPORT_TARIFFS] if prepaid else []
         )
         registers, changed, held_by = self._registers, update.registers, self._held
+        alarms = self._layout_alarms  # the layout is this sample's (``_canonical_values``)
         for code, (value, unit) in values.items():
             if code in lifetime:
                 continue
             held = held_by.get(code)
-            if code.startswith("alarm"):
+            if alarms and code.startswith("alarm"):
                 update.events.extend(
                     self._alarm(at, code, value, None if held is None else held.register)
                 )
@@ -372,6 +374,7 @@ class MeterEngine:
         self._values_keys = dict.fromkeys(values)
         self._numbers_keys = dict.fromkeys(numbers)
         self._lifetime_codes = lifetime
+        self._layout_alarms = any(code.startswith("alarm") for code in values)
         return values, numbers, lifetime
 
     def _file(  # noqa: PLR0912 - a branch per kind of value, inline for speed
