@@ -23,7 +23,7 @@ from bench import (
     startup,
     vectors,
 )
-from gateway import config
+from gateway import config, registry
 
 pytestmark = pytest.mark.slow
 
@@ -95,6 +95,7 @@ def test_e2e_in_process_feeds_the_engines_and_the_whole_gateway() -> None:
     assert result["engine_us_per_sample"] > 0
     # The gateway's path ingests the same samples and builds a state message for each.
     assert result["gateway_us_per_sample"] > result["engine_us_per_sample"]
+    assert "bench_sim" not in registry.ADAPTERS  # the process's registry left as it was
 
 
 @pytest.mark.network
