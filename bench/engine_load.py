@@ -108,6 +108,13 @@ def _engine(hours: float) -> dict[str, Any]:
     }
 
 
+def engine_rate(hours: float) -> dict[str, Any]:
+    """The engine's figures alone (for the compiled build, whose store runs are not needed)."""
+    figures = _engine(hours)
+    del figures["samples_list"]
+    return figures
+
+
 def disk(samples: list[Sample], hours: float, meters_n: int, checkpoint_s: float) -> dict[str, Any]:
     """Bytes a day written by ``meters_n`` such meters, checkpointed every ``checkpoint_s``."""
     with tempfile.TemporaryDirectory(prefix="bench-disk-", dir=SCRATCH) as folder:
